@@ -1,0 +1,231 @@
+"""The ``corral`` command line.
+
+``corral run [options] -- CMD ARGS...`` runs a command the way the library
+does, streaming its output live, and exits with the command's exit code:
+124 when the timeout killed it, 128+N when signal N did, 137 when it was
+interrupted (Ctrl-C, SIGTERM).  corral's own failures use the codes of
+``env`` and ``timeout``: 125 (bad usage, corral could not run it),
+126 (program not executable), 127 (program not found).
+
+Start-up matters here (an agent may call it for every command), so this
+module imports only what ``run`` needs; JSON and the rest load on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+EXIT_CORRAL_ERROR = 125
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CORRAL_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float | None:
+    if text.strip().lower() in ("none", "inf", "0"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"not a number of seconds > 0 (or 'none'): {text!r}")
+    return value
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    scale = units.get(text[-1:].lower(), 1)
+    number = text[:-1] if scale != 1 else text
+    try:
+        value = int(number) * scale
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"not a size of at least 2 bytes (e.g. 1M, 64k): {text!r}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="corral",
+        description="Run shell commands for AI coding agents: confined, bounded, observed.",
+    )
+    parser.add_argument("--version", action="version", version="corral 0.1.0")
+    commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="run a command",
+        description="Run CMD, stream its output, exit with its exit code "
+        "(124 timeout, 128+N signal N, 137 interrupted; 125/126/127 corral's own errors).",
+    )
+    run.add_argument(
+        "--timeout", type=_seconds, metavar="S", default=argparse.SUPPRESS,
+        help="seconds before the command and everything it started is killed "
+        "(default: $CORRAL_DEFAULT_TIMEOUT or 10; 'none' for no limit)",
+    )
+    run.add_argument("--cwd", metavar="DIR", help="working directory (default: the current one)")
+    run.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE",
+        help="set a variable in the command's environment (repeatable)",
+    )
+    run.add_argument(
+        "--unset-env", action="append", default=[], metavar="NAME",
+        help="remove a variable from the command's environment (repeatable)",
+    )
+    run.add_argument(
+        "--env-inherit", choices=("all", "core", "none"), default="all",
+        help="which host variables the command gets (default: all)",
+    )
+    run.add_argument(
+        "--keep-secrets", action="store_true",
+        help="keep host variables whose names contain KEY, SECRET, TOKEN or PASSWORD "
+        "(dropped by default)",
+    )
+    run.add_argument(
+        "--policy", default="full-access", metavar="POLICY",
+        help="sandbox policy (available: full-access)",
+    )
+    run.add_argument(
+        "--max-output", type=_size, metavar="SIZE", default=argparse.SUPPRESS,
+        help="bytes kept per stream as head and tail (default 1M)",
+    )
+    run.add_argument(
+        "--spill", nargs="?", const=True, default=False, metavar="PATH",
+        help="write the complete output to PATH (or a new temporary file)",
+    )
+    run.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    return parser
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _LiveOutput:
+    """Copies each chunk to our own stdout/stderr as it arrives."""
+
+    def __init__(self) -> None:
+        self.broken: set[int] = set()
+
+    def __call__(self, event: object) -> None:
+        from ._result import OutputEvent, Stream
+
+        assert isinstance(event, OutputEvent)
+        fd = 1 if event.stream is Stream.STDOUT else 2
+        if fd in self.broken:
+            return
+        try:
+            _write_all(fd, event.data)
+        except OSError:
+            self.broken.add(fd)  # our reader went away; keep running the command
+
+
+def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
+    if as_json:
+        import json
+
+        print(json.dumps({"error": {"type": kind, "message": message}}))
+    else:
+        print(f"corral: {message}", file=sys.stderr)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import (
+        CancelToken,
+        CorralError,
+        ExecRequest,
+        NotExecutableError,
+        OutputLimits,
+        ProgramNotFoundError,
+        SpawnError,
+        build_env,
+        execute,
+    )
+    from ._env import parse_env_assignment
+
+    argv = list(args.argv)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        return _fail("no command given: corral run [options] -- CMD ARGS...",
+                     EXIT_CORRAL_ERROR, args.json, "usage")
+    cancel = CancelToken()
+
+    def on_signal(signum: int, frame: object) -> None:
+        cancel.cancel()
+
+    try:
+        assignments = dict(parse_env_assignment(text) for text in args.env)
+        env = build_env(
+            args.env_inherit, set=assignments, unset=args.unset_env,
+            exclude_secrets=not args.keep_secrets,
+        )
+        limit_fields: dict[str, object] = {"spill": args.spill}
+        if hasattr(args, "max_output"):
+            limit_fields["max_bytes_per_stream"] = args.max_output
+        fields: dict[str, object] = {}
+        if hasattr(args, "timeout"):
+            fields["timeout"] = args.timeout
+        request = ExecRequest(
+            argv=argv, cwd=args.cwd, env=env, cancel=cancel, policy=args.policy,
+            limits=OutputLimits(**limit_fields),  # type: ignore[arg-type]
+            **fields,  # type: ignore[arg-type]
+        )
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, on_signal)
+        result = execute(request, None if args.json else _LiveOutput())
+    except ProgramNotFoundError as exc:
+        return _fail(str(exc), EXIT_NOT_FOUND, args.json, "program-not-found")
+    except NotExecutableError as exc:
+        return _fail(str(exc), EXIT_NOT_EXECUTABLE, args.json, "not-executable")
+    except (SpawnError, CorralError, ValueError) as exc:
+        return _fail(str(exc), EXIT_CORRAL_ERROR, args.json, type(exc).__name__)
+
+    if args.json:
+        import json
+
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return result.exit_code
+    notes = []
+    if result.timed_out:
+        notes.append(f"timed out after {result.duration:.3g} s; every process it started was killed")
+    elif result.cancelled:
+        notes.append("interrupted; every process it started was killed")
+    elif result.signal is not None:
+        notes.append(f"command killed by {result.signal_name}")
+    if result.drain_timed_out:
+        notes.append("output may be incomplete: its pipes were still held open")
+    if result.spill_path is not None:
+        notes.append(f"complete output in {result.spill_path}")
+    for note in notes:
+        print(f"corral: {note}", file=sys.stderr)
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    args = _parser().parse_args(argv)
+    if args.subcommand == "run":
+        code = _run(args)
+    else:  # pragma: no cover - argparse rejects unknown subcommands
+        code = EXIT_CORRAL_ERROR
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Stage 3, collect: the one reader loop.
+
+It reads both pipes as data arrives, watches the process exit (a pidfd), the
+deadline and the cancel token, all in one ``poll()`` in the calling thread:
+no event loop and no helper thread per run, which is what keeps the
+synchronous path as cheap as ``subprocess.run``.  The async API runs this
+same loop in a worker thread.
+
+When the command exits, anything it left running is killed; when the
+deadline or cancellation comes first, everything is killed.  Either way the
+pipes are then drained for at most ``drain_timeout`` seconds, so a process
+that escaped the kill and holds a pipe cannot hang the run.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import select
+import time
+from dataclasses import dataclass
+
+from ._capture import OutputCapture
+from ._containment import Containment
+from ._result import Stream
+from ._spawn import SpawnedProcess
+
+__all__ = ["Ending", "Collected", "collect"]
+
+# Read size: a full default pipe (64 KiB) per wake-up, up to 1 MiB pipes.
+_CHUNK = 256 * 1024
+# Without a pidfd the loop polls for the exit at this period.
+_EXIT_POLL_PERIOD_MS = 10
+
+
+class Ending(enum.Enum):
+    """Why the run stopped."""
+
+    EXITED = "exited"
+    TIMED_OUT = "timed-out"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class Collected:
+    ending: Ending
+    #: As ``os.waitstatus_to_exitcode``: negative for a signal death.
+    returncode: int
+    duration: float
+    drain_timed_out: bool
+
+
+def _reap(proc: SpawnedProcess, block: bool) -> int | None:
+    if proc.popen is not None:
+        return proc.popen.wait() if block else proc.popen.poll()
+    pid, status = os.waitpid(proc.pid, 0 if block else os.WNOHANG)
+    return os.waitstatus_to_exitcode(status) if pid else None
+
+
+def collect(
+    proc: SpawnedProcess,
+    containment: Containment,
+    capture: OutputCapture,
+    *,
+    started: float,
+    timeout: float | None,
+    cancel_fds: tuple[int, ...],
+    drain_timeout: float,
+) -> Collected:
+    """Runs the loop to the end of the run; always leaves no process behind.
+
+    On any exception (KeyboardInterrupt included) the whole run is killed and
+    reaped before the exception propagates.
+    """
+    streams = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    if proc.pidfd >= 0:
+        poller.register(proc.pidfd, select.POLLIN)
+    for fd in cancel_fds:
+        poller.register(fd, select.POLLIN)
+
+    deadline = None if timeout is None else started + timeout
+    returncode: int | None = None
+    ending = Ending.EXITED
+    drain_deadline: float | None = None  # set once the process tree is gone
+    drain_timed_out = False
+    read = os.read
+    feed = capture.feed
+
+    def finish_process(why: Ending) -> None:
+        nonlocal returncode, ending, drain_deadline
+        if why is not Ending.EXITED:
+            ending = why
+            containment.kill()
+        if returncode is None:
+            returncode = _reap(proc, block=True)
+        if proc.pidfd >= 0:
+            poller.unregister(proc.pidfd)
+        if why is Ending.EXITED:
+            for fd in cancel_fds:
+                poller.unregister(fd)
+        if why is Ending.EXITED and containment.has_survivors():
+            containment.kill()  # the command is done; what it left behind goes too
+        drain_deadline = time.monotonic() + drain_timeout
+
+    try:
+        while streams or drain_deadline is None:
+            if drain_deadline is None:
+                limit = deadline
+                if proc.pidfd < 0:
+                    returncode = _reap(proc, block=False)
+                    if returncode is not None:
+                        finish_process(Ending.EXITED)
+                        continue
+            else:
+                limit = drain_deadline
+            if limit is None:
+                wait_ms = -1 if proc.pidfd >= 0 else _EXIT_POLL_PERIOD_MS
+            else:
+                remaining = limit - time.monotonic()
+                if remaining <= 0:
+                    if drain_deadline is None:
+                        finish_process(Ending.TIMED_OUT)
+                        continue
+                    drain_timed_out = True
+                    break
+                wait_ms = max(1, int(remaining * 1000 + 0.999))
+                if proc.pidfd < 0 and drain_deadline is None:
+                    wait_ms = min(wait_ms, _EXIT_POLL_PERIOD_MS)
+            for fd, _ in poller.poll(wait_ms):
+                stream = streams.get(fd)
+                if stream is not None:
+                    data = read(fd, _CHUNK)
+                    if data:
+                        feed(stream, data)
+                    else:
+                        poller.unregister(fd)
+                        os.close(fd)
+                        del streams[fd]
+                elif drain_deadline is not None:
+                    continue  # pidfd/cancel events after the end are moot
+                elif fd == proc.pidfd:
+                    finish_process(Ending.EXITED)
+                elif fd in cancel_fds:
+                    finish_process(Ending.CANCELLED)
+    except BaseException:
+        containment.kill()
+        if returncode is None:
+            _reap(proc, block=True)
+        raise
+    finally:
+        for fd in streams:
+            os.close(fd)
+        if proc.pidfd >= 0:
+            os.close(proc.pidfd)
+        containment.close()
+    assert returncode is not None
+    return Collected(ending, returncode, time.monotonic() - started, drain_timed_out)

@@ -1,0 +1,296 @@
+"""Containment: how every process a run starts is found and ended.
+
+Two mechanisms, the strongest available chosen per run:
+
+``cgroup``
+    Each run gets its own cgroup v2, created below corral's own cgroup; the
+    child joins it before exec (see ``_cspawn.c``), so everything it ever
+    forks is inside, whatever it does (setsid, double fork, ignoring
+    SIGTERM).  ``cgroup.kill`` (Linux 5.14+) SIGKILLs the lot atomically, and
+    ``cgroup.events`` says whether anything is left.  Needs a writable cgroup
+    v2 hierarchy: root, a systemd-delegated user scope, or a container with
+    its own cgroup namespace.
+
+``process-group`` (the documented fallback)
+    The child leads a new session; ``killpg`` ends its process group.  A
+    process that calls ``setsid`` or ``setpgid`` leaves the group and escapes
+    this kill; results name the mechanism so the caller knows.
+
+Sandboxed runs may add a PID namespace on top (the sandbox backends); the
+engine only talks to the :class:`Containment` interface.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import signal
+import threading
+import time
+from typing import Protocol
+
+from ._errors import PolicyError
+from ._result import KillMechanism
+
+__all__ = ["Containment", "open_containment", "cgroup_support"]
+
+# How long closing a run waits for killed processes to leave its cgroup before
+# giving up on removing it (SIGKILLed processes exit in microseconds).
+_CGROUP_EMPTY_WAIT = 2.0
+_RUN_PREFIX = "corral-"
+
+
+class Containment(Protocol):
+    mechanism: KillMechanism
+    #: fd on the run cgroup's ``cgroup.procs`` for the child to join, or -1.
+    procs_fd: int
+
+    def attach(self, pid: int) -> None:
+        """Records the started child; called once, right after spawn."""
+
+    def kill(self) -> None:
+        """SIGKILLs every process of the run.  Idempotent."""
+
+    def has_survivors(self) -> bool:
+        """True while some process of the run (other than a zombie leader) lives."""
+
+    def close(self) -> None:
+        """Kills whatever is left and releases the mechanism's resources."""
+
+
+class ProcessGroupContainment:
+    mechanism = KillMechanism.PROCESS_GROUP
+    procs_fd = -1
+
+    def __init__(self) -> None:
+        self._pgid = 0
+
+    def attach(self, pid: int) -> None:
+        self._pgid = pid  # the child called setsid(): its pid is its group
+
+    def kill(self) -> None:
+        if self._pgid:
+            try:
+                os.killpg(self._pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def has_survivors(self) -> bool:
+        if not self._pgid:
+            return False
+        try:
+            os.killpg(self._pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def close(self) -> None:
+        self.kill()
+
+
+class CgroupContainment:
+    mechanism = KillMechanism.CGROUP
+
+    def __init__(self, host: _CgroupHost) -> None:
+        self._host = host
+        self.path = host.acquire()
+        try:
+            self.procs_fd = os.open(
+                os.path.join(self.path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC
+            )
+        except OSError:
+            host.discard(self.path)
+            raise
+        self._released = False
+
+    def attach(self, pid: int) -> None:
+        # The child has joined (or failed and was reaped): the fd's job is done.
+        self._close_procs_fd()
+
+    def _close_procs_fd(self) -> None:
+        if self.procs_fd >= 0:
+            os.close(self.procs_fd)
+            self.procs_fd = -1
+
+    def kill(self) -> None:
+        if not self._released:
+            _kill_cgroup(self.path)
+
+    def has_survivors(self) -> bool:
+        if self._released:
+            return False
+        fd = os.open(os.path.join(self.path, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return b"populated 1" in os.read(fd, 256)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._released:
+            return
+        self._close_procs_fd()
+        deadline = time.monotonic() + _CGROUP_EMPTY_WAIT
+        while self.has_survivors():
+            if time.monotonic() > deadline:
+                # Something unkillable (e.g. stuck in the kernel): leave the
+                # cgroup out of the pool; the next corral process sweeps it.
+                self._released = True
+                return
+            self.kill()
+            time.sleep(0.0005)
+        self._released = True
+        self._host.release(self.path)
+
+
+def _kill_cgroup(path: str) -> None:
+    try:
+        fd = os.open(os.path.join(path, "cgroup.kill"), os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
+
+
+class _CgroupHost:
+    """The cgroup corral's runs are created in, with a pool of empty run cgroups.
+
+    Creating and removing a cgroup costs more than a whole ``true`` command's
+    spawn overhead, so empty run cgroups are reused: at most ``_POOL_SIZE``
+    wait in the pool, and they are removed when the process exits.
+    """
+
+    _POOL_SIZE = 8
+
+    def __init__(self, parent: str) -> None:
+        self.parent = parent
+        self._lock = threading.Lock()
+        self._free: list[str] = []
+        self._ids = itertools.count(1)
+        atexit.register(self.clear)
+
+    def acquire(self) -> str:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        path = os.path.join(self.parent, f"{_RUN_PREFIX}{os.getpid()}-{next(self._ids)}")
+        os.mkdir(path, 0o755)
+        return path
+
+    def release(self, path: str) -> None:
+        with self._lock:
+            if len(self._free) < self._POOL_SIZE:
+                self._free.append(path)
+                return
+        self.discard(path)
+
+    def discard(self, path: str) -> None:
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+
+    def clear(self) -> None:
+        with self._lock:
+            free, self._free = self._free, []
+        for path in free:
+            self.discard(path)
+
+    def pooled(self) -> int:
+        with self._lock:
+            return len(self._free)
+
+    def sweep_stale(self) -> None:
+        """Kills and removes run cgroups left by corral processes that died."""
+        for name in os.listdir(self.parent):
+            if not name.startswith(_RUN_PREFIX):
+                continue
+            owner = name[len(_RUN_PREFIX):].split("-", 1)[0]
+            if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+                path = os.path.join(self.parent, name)
+                try:
+                    _kill_cgroup(path)
+                    os.rmdir(path)
+                except OSError:
+                    pass
+
+
+_probe_lock = threading.Lock()
+_probed = False
+_host: _CgroupHost | None = None
+_cgroup_problem = "not probed"
+
+
+def _own_cgroup_dir() -> str:
+    """The directory of this process's cgroup v2, or raises OSError/LookupError."""
+    with open("/proc/self/cgroup") as f:
+        rel = next(line[3:].strip() for line in f if line.startswith("0::"))
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.split(" ", 1)[0] == "cgroup2":
+                fields = left.split()
+                root, mount_point = fields[3], fields[4]
+                if rel == root or rel.startswith(root.rstrip("/") + "/"):
+                    return os.path.join(mount_point, rel[len(root):].lstrip("/"))
+    raise LookupError("no cgroup2 hierarchy is mounted")
+
+
+def _cgroup_host() -> _CgroupHost | None:
+    global _probed, _host, _cgroup_problem
+    with _probe_lock:
+        if _probed:
+            return _host
+        _probed = True
+        try:
+            host = _CgroupHost(_own_cgroup_dir())
+            path = host.acquire()
+            try:
+                if not os.path.exists(os.path.join(path, "cgroup.kill")):
+                    raise LookupError("cgroup.kill is missing (Linux 5.14+ needed)")
+            finally:
+                host.discard(path)
+            host.sweep_stale()
+            _host, _cgroup_problem = host, ""
+        except (OSError, LookupError, StopIteration) as exc:
+            _cgroup_problem = str(exc) or type(exc).__name__
+        return _host
+
+
+def cgroup_support() -> tuple[str | None, str]:
+    """(directory run cgroups are created in, or None; why not, if None)."""
+    host = _cgroup_host()
+    return (host.parent if host else None), _cgroup_problem
+
+
+def disable_cgroups(reason: str) -> None:
+    """Stops using cgroups in this process (a child could not join one)."""
+    global _host, _cgroup_problem
+    with _probe_lock:
+        if _host is not None:
+            _host.clear()
+        _host, _cgroup_problem = None, reason
+
+
+def open_containment(wanted: KillMechanism | None) -> Containment:
+    """A fresh containment for one run, using ``wanted`` or the best available."""
+    if wanted is KillMechanism.PROCESS_GROUP:
+        return ProcessGroupContainment()
+    host = _cgroup_host()
+    problem = _cgroup_problem
+    if host is not None:
+        try:
+            return CgroupContainment(host)
+        except OSError as exc:
+            problem = f"cannot create a run cgroup in {host.parent}: {exc.strerror}"
+    if wanted is KillMechanism.CGROUP:
+        raise PolicyError(
+            f"kill mechanism 'cgroup' is not available here: {problem}; "
+            "run as root, in a delegated cgroup (systemd-run --user --scope), "
+            "or accept 'process-group'"
+        )
+    return ProcessGroupContainment()

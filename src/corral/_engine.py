@@ -1,0 +1,162 @@
+"""The exec engine: request -> sandbox transform -> spawn -> collect -> finalize.
+
+:func:`execute` is the one path every surface (library, CLI, MCP server)
+runs a command through.  It is synchronous and runs entirely in the calling
+thread; the async API calls it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ._capture import OutputCapture
+from ._cancel import CancelToken
+from ._collect import Collected, Ending, collect
+from ._denial import is_likely_sandbox_denied
+from ._containment import Containment, ProcessGroupContainment, disable_cgroups, open_containment
+from ._errors import PolicyError
+from ._launch import plan_launch
+from ._request import ExecRequest
+from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent
+from ._spawn import CgroupJoinError, SpawnedProcess, spawn
+from .sandbox import select_backend
+
+__all__ = ["CANCEL_EXIT_CODE", "execute"]
+
+#: A cancelled run (token, Ctrl-C) reports 128+SIGKILL, as Codex does.
+CANCEL_EXIT_CODE = 128 + signal.SIGKILL
+
+
+def _open_spill(spill: object) -> tuple[int, str | None]:
+    if spill is False:
+        return -1, None
+    if spill is True:
+        fd, path = tempfile.mkstemp(prefix="corral-output-", suffix=".log")
+        return fd, path
+    path = os.fspath(spill)  # type: ignore[call-overload]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    return os.open(path, flags, 0o600), os.path.abspath(path)
+
+
+def _spawn_contained(
+    request: ExecRequest, launch_spawn: Callable[[int], SpawnedProcess]
+) -> tuple[SpawnedProcess, Containment]:
+    containment = open_containment(request.kill_mechanism)
+    try:
+        proc = launch_spawn(containment.procs_fd)
+    except CgroupJoinError as exc:
+        containment.close()
+        reason = f"the child could not join its cgroup: {exc.strerror}"
+        if request.kill_mechanism is KillMechanism.CGROUP:
+            raise PolicyError(f"kill mechanism 'cgroup' is not available here: {reason}") from None
+        disable_cgroups(reason)
+        containment = ProcessGroupContainment()
+        proc = launch_spawn(-1)
+    except BaseException:
+        containment.close()
+        raise
+    containment.attach(proc.pid)
+    return proc, containment
+
+
+def execute(
+    request: ExecRequest,
+    on_output: Callable[[OutputEvent], object] | None = None,
+    *,
+    extra_cancel: CancelToken | None = None,
+) -> ExecResult:
+    """Runs ``request`` to completion and returns what happened.
+
+    Raises :class:`~corral.RequestError` or :class:`~corral.SpawnError` when
+    the command cannot start; once it has started, always returns an
+    :class:`ExecResult` (unless the calling thread is interrupted, in which
+    case every process of the run is killed before the exception propagates).
+    ``on_output`` is called in this thread for each chunk, in order.
+    """
+    policy = request.resolved_policy
+    backend = select_backend(policy)
+    launch = backend.transform(plan_launch(request), policy)
+    timeout = request.timeout_seconds()
+    cancel_fds = tuple(
+        {t.fileno() for t in (request.cancel, extra_cancel) if t is not None}
+    )
+    limits = request.limits
+    spill_fd, spill_path = _open_spill(limits.spill)
+    try:
+        capture = OutputCapture(limits.max_bytes_per_stream, limits.max_events, on_output, spill_fd)
+        started = time.monotonic()
+        proc, containment = _spawn_contained(request, lambda fd: spawn(launch, fd))
+        collected = collect(
+            proc,
+            containment,
+            capture,
+            started=started,
+            timeout=timeout,
+            cancel_fds=cancel_fds,
+            drain_timeout=request.drain_timeout,
+        )
+    except BaseException:
+        if spill_fd >= 0:
+            os.close(spill_fd)
+            spill_fd = -1
+            if spill_path is not None and limits.spill is True:
+                os.unlink(spill_path)
+        raise
+    finally:
+        if spill_fd >= 0:
+            os.close(spill_fd)
+    stdout, stderr, output = capture.finish()
+    return _finalize(
+        request, collected, stdout, stderr, output, containment.mechanism, spill_path,
+        capture, backend.name,
+    )
+
+
+def _finalize(
+    request: ExecRequest,
+    collected: Collected,
+    stdout: CapturedText,
+    stderr: CapturedText,
+    output: CapturedText,
+    mechanism: KillMechanism,
+    spill_path: str | None,
+    capture: OutputCapture,
+    sandbox: str | None,
+) -> ExecResult:
+    signal_number = None
+    if collected.ending is Ending.TIMED_OUT:
+        exit_code = TIMEOUT_EXIT_CODE
+    elif collected.ending is Ending.CANCELLED:
+        exit_code = CANCEL_EXIT_CODE
+    elif collected.returncode < 0:
+        signal_number = -collected.returncode
+        exit_code = 128 + signal_number
+    else:
+        exit_code = collected.returncode
+    denied = is_likely_sandbox_denied(
+        sandbox, exit_code, stdout.text, stderr.text, output.text
+    )
+    return ExecResult(
+        argv=tuple(request.argv),
+        exit_code=exit_code,
+        stdout_capture=stdout,
+        stderr_capture=stderr,
+        output=output,
+        duration=collected.duration,
+        timed_out=collected.ending is Ending.TIMED_OUT,
+        cancelled=collected.ending is Ending.CANCELLED,
+        signal=signal_number,
+        kill_mechanism=mechanism,
+        spill_path=None if spill_path is None else Path(spill_path),
+        drain_timed_out=collected.drain_timed_out,
+        events_emitted=capture.events_emitted,
+        events_dropped=capture.events_dropped,
+        policy=request.resolved_policy.name,
+        sandbox=sandbox,
+        likely_sandbox_denied=denied,
+    )

@@ -1,0 +1,80 @@
+"""Stage 1, the launch plan: turn a request into exactly what will be exec'd.
+
+A :class:`LaunchSpec` is the hand-off between the request and the spawn
+stage.  Sandbox backends transform it (wrap argv, add fds, set variables);
+there is no other way to influence how a process starts, so every policy goes
+through the one spawn path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from ._env import build_env
+from ._errors import NotExecutableError, ProgramNotFoundError
+from ._request import ExecRequest
+
+__all__ = ["LaunchSpec", "plan_launch", "resolve_program"]
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """A process to start: ``program`` is the file passed to execve, ``argv``
+    what the process sees (``argv[0]`` included), ``env`` its whole
+    environment, ``cwd`` where it starts (None: corral's own), ``pass_fds``
+    descriptors it inherits at the same numbers besides stdin/out/err.
+    """
+
+    program: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    cwd: str | None
+    pass_fds: tuple[int, ...] = ()
+
+    def wrapped(self, program: str, prefix: tuple[str, ...], **changes: object) -> LaunchSpec:
+        """This launch run through ``program prefix... argv...`` (for sandbox wrappers)."""
+        return replace(self, program=program, argv=prefix + self.argv, **changes)  # type: ignore[arg-type]
+
+
+def resolve_program(name: str, env: Mapping[str, str], cwd: str | None) -> str:
+    """The file execve must run for ``name``, searched like ``execvp`` does.
+
+    A name with a slash is used as given (relative to the child's cwd); a bare
+    name is looked up in the *child's* PATH (``os.defpath`` when unset).
+    Raises :class:`ProgramNotFoundError`, or :class:`NotExecutableError` when
+    only files without execute permission match.
+    """
+    if "/" in name:
+        return name
+    path = env.get("PATH", os.defpath)
+    base = cwd if cwd is not None else os.getcwd()
+    not_executable = None
+    for entry in path.split(os.pathsep):
+        candidate = os.path.join(base, entry or ".", name)
+        if os.access(candidate, os.X_OK):
+            if not os.path.isdir(candidate):
+                return os.path.join(entry or ".", name)
+        elif not_executable is None and os.path.isfile(candidate):
+            not_executable = candidate
+    if not_executable is not None:
+        raise NotExecutableError(
+            errno.EACCES, f"cannot execute {name!r}: {not_executable} is not executable", name
+        )
+    raise ProgramNotFoundError(
+        errno.ENOENT, f"program not found: {name!r} is not on PATH ({path})", name
+    )
+
+
+def plan_launch(request: ExecRequest) -> LaunchSpec:
+    """The unsandboxed launch for ``request``."""
+    env = dict(build_env() if request.env is None else request.env)
+    cwd = None if request.cwd is None else os.fspath(request.cwd)
+    argv = request.argv
+    assert isinstance(argv, tuple)
+    program = resolve_program(argv[0], env, cwd)
+    if request.arg0 is not None:
+        argv = (request.arg0,) + argv[1:]
+    return LaunchSpec(program=program, argv=argv, env=env, cwd=cwd)

@@ -1,0 +1,57 @@
+"""The sandbox policy model: one value shared by the library, the CLI and the MCP server.
+
+Every surface takes a policy either by name (``"full-access"``) or as a
+:class:`SandboxPolicy`; :func:`resolve_policy` is the single place that turns
+one into the other.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ._errors import PolicyError
+
+__all__ = ["PolicyKind", "SandboxPolicy", "resolve_policy"]
+
+
+class PolicyKind(enum.Enum):
+    """The confinement a policy asks for; values are the names users type."""
+
+    FULL_ACCESS = "full-access"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxPolicy:
+    """What a command may touch.
+
+    ``full-access`` confines nothing: the command still gets corral's process
+    lifecycle (its own session, tree kill, timeout) but no sandbox.
+    """
+
+    kind: PolicyKind
+
+    @classmethod
+    def full_access(cls) -> SandboxPolicy:
+        return cls(PolicyKind.FULL_ACCESS)
+
+    @property
+    def name(self) -> str:
+        return self.kind.value
+
+
+def resolve_policy(policy: SandboxPolicy | str) -> SandboxPolicy:
+    """Returns ``policy`` as a :class:`SandboxPolicy`; names are case-insensitive.
+
+    Raises :class:`PolicyError` naming the valid choices for an unknown name.
+    """
+    if isinstance(policy, SandboxPolicy):
+        return policy
+    if isinstance(policy, str):
+        wanted = policy.strip().lower().replace("_", "-")
+        for kind in PolicyKind:
+            if kind.value == wanted:
+                return SandboxPolicy(kind)
+        choices = ", ".join(k.value for k in PolicyKind)
+        raise PolicyError(f"unknown policy {policy!r}: choose one of {choices}")
+    raise PolicyError(f"a policy is a name or a SandboxPolicy, not {type(policy).__name__}")

@@ -1,0 +1,180 @@
+"""Stage 0, the request: what to run, where, with what, for how long.
+
+:class:`ExecRequest` is validated on construction, so a request that exists
+can be run; everything malformed raises a :class:`RequestError` naming the
+problem before any process is created.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from ._cancel import CancelToken
+from ._errors import EmptyCommandError, NulByteError, RequestError
+from ._policy import SandboxPolicy, resolve_policy
+from ._result import KillMechanism
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "DefaultTimeout",
+    "ExecRequest",
+    "OutputLimits",
+    "TIMEOUT_ENV_VAR",
+    "resolve_default_timeout",
+]
+
+#: Codex's default for a tool call.  Users hit it constantly, so it is easy to
+#: change for every surface at once through :data:`TIMEOUT_ENV_VAR`.
+DEFAULT_TIMEOUT_SECONDS: Final = 10.0
+TIMEOUT_ENV_VAR: Final = "CORRAL_DEFAULT_TIMEOUT"
+
+#: Codex caps the retained output at 1 MiB; corral keeps it as a head and a tail.
+DEFAULT_MAX_BYTES_PER_STREAM: Final = 1024 * 1024
+#: Codex's cap on streamed deltas per call: a chatty command must not flood the
+#: consumer.  Capture goes on past it.
+DEFAULT_MAX_EVENTS: Final = 10_000
+#: How long a run waits for pipes after the command is gone: a process that
+#: escaped the kill and holds them open must not hang the run (Codex: 2 s).
+DEFAULT_DRAIN_TIMEOUT: Final = 2.0
+
+
+class DefaultTimeout(enum.Enum):
+    """The type of :data:`DEFAULT_TIMEOUT`: "use the configured default"."""
+
+    DEFAULT = "default"
+
+
+DEFAULT_TIMEOUT: Final = DefaultTimeout.DEFAULT
+
+
+def resolve_default_timeout(environ: Mapping[str, str] | None = None) -> float | None:
+    """The default timeout in seconds, or None for no limit.
+
+    ``CORRAL_DEFAULT_TIMEOUT`` (seconds, or ``none`` for no limit) overrides
+    the built-in 10 s.  It is read on every call, never cached, so a host can
+    change it at any time.
+    """
+    raw = (os.environ if environ is None else environ).get(TIMEOUT_ENV_VAR)
+    if raw is None or not raw.strip():
+        return DEFAULT_TIMEOUT_SECONDS
+    if raw.strip().lower() in ("none", "inf", "infinity"):
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise RequestError(
+            f"{TIMEOUT_ENV_VAR}={raw!r} is not a timeout: give a number of seconds > 0, or 'none'"
+        )
+    return seconds
+
+
+@dataclass(frozen=True, slots=True)
+class OutputLimits:
+    """Bounds on what a run keeps in memory and emits.
+
+    ``max_bytes_per_stream`` is kept per stream (and for the interleaved
+    output) as a head and a tail of half the cap each; every byte is counted
+    regardless.  ``spill`` writes the complete interleaved output to a file:
+    ``True`` for a new temporary file, or a path to create; its path is
+    ``ExecResult.spill_path``.
+    """
+
+    max_bytes_per_stream: int = DEFAULT_MAX_BYTES_PER_STREAM
+    max_events: int = DEFAULT_MAX_EVENTS
+    spill: bool | str | os.PathLike[str] = False
+
+    def __post_init__(self) -> None:
+        if self.max_bytes_per_stream < 2:
+            raise RequestError("max_bytes_per_stream must be at least 2 bytes")
+        if self.max_events < 0:
+            raise RequestError("max_events must not be negative")
+
+
+def _check_text(value: str, where: str) -> None:
+    if "\0" in value:
+        raise NulByteError(where)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRequest:
+    """One command to run.
+
+    ``argv`` is the program and its arguments (a non-empty sequence of str;
+    no shell is involved).  ``cwd`` defaults to the current directory.
+    ``env`` is the child's *entire* environment; None means
+    :func:`corral.build_env` with its defaults (host environment minus
+    secret-looking variables).  ``arg0`` overrides the ``argv[0]`` the program
+    sees.  ``timeout`` is seconds, None for no limit, or
+    :data:`DEFAULT_TIMEOUT`; ``cancel`` ends the run from elsewhere.
+    ``kill_mechanism`` None picks the strongest this machine offers; naming
+    one makes the run fail when it is not available.
+    """
+
+    argv: Sequence[str]
+    cwd: str | os.PathLike[str] | None = None
+    env: Mapping[str, str] | None = None
+    arg0: str | None = None
+    timeout: float | None | DefaultTimeout = DEFAULT_TIMEOUT
+    cancel: CancelToken | None = None
+    limits: OutputLimits = field(default_factory=OutputLimits)
+    policy: SandboxPolicy | str = "full-access"
+    drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
+    kill_mechanism: KillMechanism | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.argv, (str, bytes)):
+            raise RequestError(
+                "argv must be a list of arguments, not a single string "
+                "(to run a shell line, pass ['sh', '-c', line])"
+            )
+        argv = tuple(self.argv)
+        if not argv:
+            raise EmptyCommandError()
+        for i, arg in enumerate(argv):
+            if not isinstance(arg, str):
+                raise RequestError(f"argv[{i}] must be str, not {type(arg).__name__}")
+            _check_text(arg, f"argv[{i}]")
+        if argv[0] == "":
+            raise RequestError("argv[0], the program to run, is an empty string")
+        object.__setattr__(self, "argv", argv)
+        if self.arg0 is not None:
+            _check_text(self.arg0, "arg0")
+        if self.cwd is not None:
+            _check_text(os.fspath(self.cwd), "cwd")
+        if self.env is not None:
+            for name, value in self.env.items():
+                if not name or "=" in name:
+                    raise RequestError(f"invalid environment variable name {name!r}")
+                _check_text(name, f"environment variable name {name!r}")
+                _check_text(value, f"environment variable {name}")
+        timeout = self.timeout
+        if not isinstance(timeout, DefaultTimeout) and timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise RequestError(f"timeout must be a number of seconds, not {timeout!r}")
+            if not timeout > 0:
+                raise RequestError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if not self.drain_timeout >= 0:
+            raise RequestError("drain_timeout must be >= 0 seconds")
+        object.__setattr__(self, "policy", resolve_policy(self.policy))
+
+    @property
+    def resolved_policy(self) -> SandboxPolicy:
+        assert isinstance(self.policy, SandboxPolicy)
+        return self.policy
+
+    def timeout_seconds(self) -> float | None:
+        """The time limit for this run, with the default resolved now."""
+        if isinstance(self.timeout, DefaultTimeout):
+            return resolve_default_timeout()
+        return None if self.timeout is None else float(self.timeout)
+
+    def cwd_path(self) -> Path | None:
+        return None if self.cwd is None else Path(self.cwd)

@@ -1,0 +1,128 @@
+"""Stage 2, spawn: start the planned process, and nothing else.
+
+On Linux the work is done by ``_cspawn`` (vfork + exec, with cgroup placement
+and a parent-death signal in the child).  Elsewhere, or if the extension was
+not built, :class:`subprocess.Popen` with ``start_new_session`` is used: no
+parent-death signal there, and process-group containment only.
+
+The child always gets: stdin from /dev/null (an open stdin makes tools such as
+ripgrep wait for input forever), stdout and stderr on two pipes, a new
+session, exactly the environment planned, and no other inherited descriptor
+but ``pass_fds``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._errors import spawn_error_for
+from ._launch import LaunchSpec
+
+if TYPE_CHECKING:
+    import subprocess
+
+try:
+    from . import _cspawn  # type: ignore[attr-defined]
+except ImportError:  # not Linux, or built without a compiler
+    _cspawn = None
+
+__all__ = ["HAVE_NATIVE_SPAWN", "CgroupJoinError", "SpawnedProcess", "spawn"]
+
+HAVE_NATIVE_SPAWN = _cspawn is not None
+
+# If corral dies, so does the command (SIGKILL: it cannot be ignored).
+_PARENT_DEATH_SIGNAL = signal.SIGKILL
+# A bigger pipe means fewer wake-ups for the reader on chatty commands.
+_PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = 1031
+
+
+class CgroupJoinError(OSError):
+    """The child could not join its run cgroup (permissions, delegation)."""
+
+
+@dataclass(slots=True)
+class SpawnedProcess:
+    pid: int
+    #: Readable when the process exits; -1 where pidfds are unavailable.
+    pidfd: int
+    stdout: int
+    stderr: int
+    #: Only on the portable path: the Popen object that owns the pid.
+    popen: subprocess.Popen[bytes] | None = None
+
+
+def _pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(read_end, _F_SETPIPE_SZ, _PIPE_SIZE)
+    except OSError:
+        pass  # over /proc/sys/fs/pipe-max-size for this user: keep the default
+    return read_end, write_end
+
+
+def spawn(launch: LaunchSpec, cgroup_procs_fd: int) -> SpawnedProcess:
+    """Starts ``launch``; raises :class:`~corral.SpawnError` if it cannot run."""
+    out_r, out_w = _pipe()
+    err_r, err_w = _pipe()
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _cspawn is not None:
+            env = [f"{k}={v}".encode() for k, v in launch.env.items()]
+            pid, pidfd, stage, err = _cspawn.spawn(
+                os.fsencode(launch.program),
+                [os.fsencode(a) for a in launch.argv],
+                env,
+                None if launch.cwd is None else os.fsencode(launch.cwd),
+                null,
+                out_w,
+                err_w,
+                sorted(launch.pass_fds),
+                cgroup_procs_fd,
+                int(_PARENT_DEATH_SIGNAL),
+            )
+            if stage is not None:
+                if stage == "cgroup":
+                    raise CgroupJoinError(err, os.strerror(err))
+                raise spawn_error_for(stage, err, launch.argv[0], launch.cwd)
+            return SpawnedProcess(pid, pidfd, out_r, err_r)
+        return _spawn_portable(launch, null, out_w, err_w, out_r, err_r)
+    except BaseException:
+        os.close(out_r)
+        os.close(err_r)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+        os.close(null)
+
+
+def _spawn_portable(
+    launch: LaunchSpec, null: int, out_w: int, err_w: int, out_r: int, err_r: int
+) -> SpawnedProcess:
+    import subprocess  # only on this path: it costs start-up time
+
+    try:
+        popen = subprocess.Popen(
+            launch.argv,
+            executable=launch.program,
+            stdin=null,
+            stdout=out_w,
+            stderr=err_w,
+            cwd=launch.cwd,
+            env=dict(launch.env),
+            pass_fds=launch.pass_fds,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        stage = "chdir" if launch.cwd is not None and exc.filename == launch.cwd else "exec"
+        raise spawn_error_for(stage, exc.errno or 0, launch.argv[0], launch.cwd) from None
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except (AttributeError, OSError):
+        pidfd = -1
+    return SpawnedProcess(popen.pid, pidfd, out_r, err_r, popen)

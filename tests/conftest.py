@@ -1,0 +1,64 @@
+"""Shared helpers for corral's tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+
+import corral
+from corral._containment import cgroup_support
+
+PYTHON = sys.executable
+
+HAVE_CGROUP = cgroup_support()[0] is not None
+needs_cgroup = pytest.mark.skipif(
+    not HAVE_CGROUP, reason=f"no writable cgroup v2 here: {cgroup_support()[1]}"
+)
+MECHANISMS = [
+    pytest.param(corral.KillMechanism.CGROUP, marks=needs_cgroup, id="cgroup"),
+    pytest.param(corral.KillMechanism.PROCESS_GROUP, id="process-group"),
+]
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_dead(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.01)
+    return not pid_alive(pid)
+
+
+def kill_quietly(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def child_pids() -> set[int]:
+    pids: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+        except FileNotFoundError:
+            pass
+    return pids

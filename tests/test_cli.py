@@ -1,0 +1,120 @@
+"""The `corral run` command line, driven as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import pid_alive, wait_dead
+
+CORRAL = [sys.executable, "-m", "corral"]
+
+
+def corral_run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CORRAL, "run", *args], capture_output=True, text=True,
+                          timeout=60, **kwargs)  # type: ignore[call-overload]
+
+
+def test_readme_example():
+    proc = corral_run("--", "sh", "-c", "echo hello; echo oops >&2; exit 3")
+    assert proc.returncode == 3
+    assert proc.stdout == "hello\n" and proc.stderr == "oops\n"
+
+
+def test_json_prints_the_whole_result():
+    proc = corral_run("--json", "--", "sh", "-c", "echo hello; echo oops >&2; exit 3")
+    assert proc.returncode == 3
+    result = json.loads(proc.stdout)
+    assert result["exit_code"] == 3
+    assert result["stdout"]["text"] == "hello\n" and result["stderr"]["text"] == "oops\n"
+    assert result["output"]["text"] == "hello\noops\n"
+    assert result["timed_out"] is False and result["kill_mechanism"] in ("cgroup", "process-group")
+
+
+def test_timeout_exits_124():
+    started = time.monotonic()
+    proc = corral_run("--timeout", "0.5", "--", "sh", "-c", "echo started; sleep 30")
+    assert proc.returncode == 124
+    assert proc.stdout == "started\n" and "timed out" in proc.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_signal_exit_code():
+    proc = corral_run("--", "sh", "-c", "kill -TERM $$")
+    assert proc.returncode == 128 + signal.SIGTERM and "SIGTERM" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["--", "corral-no-such-program-xyz"], 127, "not found"),
+        (["--", "/etc/hostname"], 126, "cannot execute"),
+        (["--cwd", "/nonexistent-dir", "--", "true"], 125, "does not exist"),
+        (["--timeout", "soon", "--", "true"], 125, "seconds"),
+        (["--env", "NOEQUALS", "--", "true"], 125, "NAME=VALUE"),
+        (["--policy", "yolo", "--", "true"], 125, "full-access"),
+        ([], 125, "no command"),
+        (["--no-such-flag", "--", "true"], 125, "unrecognized"),
+    ],
+)
+def test_corral_errors(args, code, words):
+    proc = corral_run(*args)
+    assert proc.returncode == code, proc.stderr
+    assert words in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_json_error_object():
+    proc = corral_run("--json", "--", "corral-no-such-program-xyz")
+    assert proc.returncode == 127
+    assert json.loads(proc.stdout)["error"]["type"] == "program-not-found"
+
+
+def test_env_flags():
+    proc = corral_run("--env-inherit", "none", "--env", "A=1", "--", "/usr/bin/env")
+    assert proc.stdout == "A=1\n"
+
+
+def test_output_is_streamed_live():
+    proc = subprocess.Popen(
+        [*CORRAL, "run", "--timeout", "30", "--", "sh", "-c", "echo first; sleep 5; echo second"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        started = time.monotonic()
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "first\n"
+        assert time.monotonic() - started < 4  # before the command finished
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ctrl_c_ends_the_run_with_137(tmp_path):
+    pidfile = tmp_path / "pid"
+    proc = subprocess.Popen(
+        [*CORRAL, "run", "--timeout", "none", "--", "sh", "-c", f"echo $$ > {pidfile}; sleep 30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    child = int(pidfile.read_text())
+    assert pid_alive(child)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 137 and "interrupted" in stderr
+    assert wait_dead(child, timeout=1)
+
+
+def test_console_script_is_installed():
+    exe = os.path.join(os.path.dirname(sys.executable), "corral")
+    proc = subprocess.run([exe, "run", "--", "echo", "ok"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == "ok\n"

@@ -1,0 +1,260 @@
+"""Process lifecycle: every process a run starts ends with it.
+
+The escape attempts are real: a daemon that calls setsid() and ignores
+SIGTERM, and a double-forked grandchild.  With the cgroup mechanism they must
+be dead when run() returns; with the process-group fallback the setsid daemon
+is expected to escape, which proves the attack works and the test can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import corral
+from conftest import MECHANISMS, PYTHON, kill_quietly, needs_cgroup, pid_alive, wait_dead
+
+ESCAPER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    out, leader_sleeps = sys.argv[1], float(sys.argv[2])
+
+    def record(name):
+        tmp = f"{out}.{name}.tmp"
+        with open(tmp, "w") as f:
+            f.write(str(os.getpid()))
+        os.rename(tmp, f"{out}.{name}")
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.fork() == 0:                      # a daemon in its own session
+        os.setsid()
+        record("daemon")
+        time.sleep(60)
+        os._exit(0)
+    if os.fork() == 0:                      # a double fork: the grandchild is orphaned
+        os.setsid()
+        if os.fork() == 0:
+            record("grandchild")
+            time.sleep(60)
+            os._exit(0)
+        os._exit(0)
+    while not (os.path.exists(out + ".daemon") and os.path.exists(out + ".grandchild")):
+        time.sleep(0.005)
+    print("ready", flush=True)
+    time.sleep(leader_sleeps)
+    """
+)
+
+
+def _escapees(base: Path) -> dict[str, int]:
+    return {name: int(Path(f"{base}.{name}").read_text()) for name in ("daemon", "grandchild")}
+
+
+def _run_escaper(tmp_path: Path, mechanism: corral.KillMechanism, leader_sleeps: float,
+                 timeout: float) -> tuple[corral.ExecResult, dict[str, int]]:
+    base = tmp_path / "pids"
+    result = corral.run(
+        [PYTHON, "-c", ESCAPER, str(base), str(leader_sleeps)],
+        timeout=timeout, kill_mechanism=mechanism, drain_timeout=0.5,
+    )
+    return result, _escapees(base)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_timeout_kills_setsid_daemon_and_double_forked_grandchild(tmp_path, mechanism):
+    result, pids = _run_escaper(tmp_path, mechanism, leader_sleeps=60, timeout=3)
+    try:
+        assert result.timed_out and result.exit_code == 124
+        assert "ready" in result.stdout
+        assert result.kill_mechanism is mechanism
+        if mechanism is corral.KillMechanism.CGROUP:
+            assert not pid_alive(pids["daemon"]) and not pid_alive(pids["grandchild"])
+        else:
+            # The documented weakness of the fallback: setsid escapes killpg.
+            assert pid_alive(pids["daemon"]) and pid_alive(pids["grandchild"])
+            assert result.drain_timed_out  # they hold the pipes open
+    finally:
+        for pid in pids.values():
+            kill_quietly(pid)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_exit_with_descendants_running_kills_them(tmp_path, mechanism):
+    result, pids = _run_escaper(tmp_path, mechanism, leader_sleeps=0, timeout=30)
+    try:
+        assert not result.timed_out and result.exit_code == 0
+        if mechanism is corral.KillMechanism.CGROUP:
+            assert not pid_alive(pids["daemon"]) and not pid_alive(pids["grandchild"])
+            assert result.duration < 5 and not result.drain_timed_out
+        else:
+            assert pid_alive(pids["daemon"])
+    finally:
+        for pid in pids.values():
+            kill_quietly(pid)
+
+
+def test_drain_timeout_bounds_a_pipe_held_open(tmp_path):
+    # Under the process-group fallback a setsid grandchild survives and keeps
+    # stdout open: the run must still end, after the drain timeout.
+    pidfile = tmp_path / "pid"
+    script = (
+        f"setsid sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 30' & "
+        f"while [ ! -s {pidfile} ]; do sleep 0.01; done; echo started"
+    )
+    started = time.monotonic()
+    result = corral.run(
+        ["sh", "-c", script], timeout=20, drain_timeout=0.5,
+        kill_mechanism=corral.KillMechanism.PROCESS_GROUP,
+    )
+    elapsed = time.monotonic() - started
+    holder = int(pidfile.read_text())
+    assert pid_alive(holder)  # the pipe holder escaped killpg, as setsid does
+    kill_quietly(holder)
+    assert result.exit_code == 0 and not result.timed_out
+    assert result.drain_timed_out
+    assert "started" in result.stdout
+    assert 0.4 < elapsed < 5
+
+
+@needs_cgroup
+def test_cgroup_kill_leaves_no_pipe_holder(tmp_path):
+    pidfile = tmp_path / "pid"
+    script = (
+        f"setsid sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 30' & "
+        f"while [ ! -s {pidfile} ]; do sleep 0.01; done; echo started"
+    )
+    result = corral.run(["sh", "-c", script], timeout=20, drain_timeout=5)
+    assert result.kill_mechanism is corral.KillMechanism.CGROUP
+    assert not result.drain_timed_out and result.duration < 3
+    assert wait_dead(int(pidfile.read_text()), timeout=0.1)
+
+
+def test_self_killed_command_reports_signal():
+    result = corral.run(["sh", "-c", "echo before; kill -SEGV $$"])
+    assert result.exit_code == 128 + signal.SIGSEGV
+    assert result.signal == signal.SIGSEGV and result.signal_name == "SIGSEGV"
+    assert not result.timed_out and "before" in result.stdout
+    with pytest.raises(corral.ExecSignaledError) as info:
+        corral.check(result)
+    assert info.value.result is result
+
+
+def test_exit_code_is_the_commands_own():
+    assert corral.run(["sh", "-c", "exit 3"]).exit_code == 3
+    assert corral.run(["true"]).exit_code == 0
+    with pytest.raises(corral.ExecFailedError):
+        corral.check(corral.run(["false"]))
+
+
+def test_timeout_result_carries_partial_output():
+    result = corral.run(["sh", "-c", "echo partial; sleep 30"], timeout=0.5)
+    assert result.timed_out and result.exit_code == corral.TIMEOUT_EXIT_CODE
+    assert result.stdout == "partial\n"
+    assert 0.4 < result.duration < 3
+    with pytest.raises(corral.ExecTimeoutError) as info:
+        corral.check(result)
+    assert info.value.result.stdout == "partial\n"
+
+
+def test_default_timeout_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(corral.TIMEOUT_ENV_VAR, "0.3")
+    result = corral.run(["sleep", "10"])
+    assert result.timed_out and result.duration < 3
+    monkeypatch.setenv(corral.TIMEOUT_ENV_VAR, "soon")
+    with pytest.raises(corral.RequestError, match="CORRAL_DEFAULT_TIMEOUT"):
+        corral.run(["true"])
+
+
+def test_cancel_from_another_thread():
+    token = corral.CancelToken()
+    threading.Timer(0.3, token.cancel).start()
+    result = corral.run(["sh", "-c", "echo going; sleep 30"], cancel=token, timeout=None)
+    assert result.cancelled and not result.timed_out
+    assert result.exit_code == corral.CANCEL_EXIT_CODE == 137
+    assert result.stdout == "going\n" and result.duration < 5
+
+
+def test_cancel_token_already_cancelled():
+    token = corral.CancelToken()
+    token.cancel()
+    result = corral.run(["sleep", "30"], cancel=token)
+    assert result.cancelled and result.duration < 3
+
+
+def test_cancel_from_another_task(tmp_path):
+    pidfile = tmp_path / "pid"
+
+    async def main() -> corral.ExecResult:
+        token = corral.CancelToken()
+        task = asyncio.create_task(
+            corral.run_async(["sh", "-c", f"echo $$ > {pidfile}; sleep 30"], cancel=token)
+        )
+        await asyncio.sleep(0.3)
+        token.cancel()
+        return await task
+
+    result = asyncio.run(main())
+    assert result.cancelled and result.exit_code == 137
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_cancelling_the_task_kills_the_run(tmp_path):
+    pidfile = tmp_path / "pid"
+
+    async def main() -> None:
+        task = asyncio.create_task(
+            corral.run_async(["sh", "-c", f"echo $$ > {pidfile}; sleep 30"], timeout=None)
+        )
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    # CancelledError propagated only after the process was gone.
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_child_dies_with_corral(tmp_path):
+    """The parent-death signal: SIGKILL corral and its command dies too."""
+    pidfile = tmp_path / "pid"
+    host = textwrap.dedent(
+        f"""
+        import corral
+        corral.run(["sh", "-c", "echo $$ > {pidfile}; exec sleep 60"], timeout=None)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host])
+    try:
+        deadline = time.monotonic() + 10
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.01)
+        child = int(pidfile.read_text())
+        assert pid_alive(child)
+        proc.kill()
+        proc.wait()
+        assert wait_dead(child, timeout=5)
+    finally:
+        proc.kill()
+
+
+def test_stdin_is_dev_null():
+    # `cat` would wait forever on an open stdin.
+    result = corral.run(["cat"], timeout=5)
+    assert result.exit_code == 0 and not result.timed_out and result.stdout == ""
+
+
+def test_child_runs_in_its_own_session():
+    result = corral.run(["sh", "-c", "cut -d' ' -f6 /proc/$$/stat"])
+    assert int(result.stdout.strip()) != os.getsid(0)
