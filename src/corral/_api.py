@@ -65,11 +65,11 @@ def _fields(
     kill_mechanism: KillMechanism | None,
     drain_timeout: float | None,
 ) -> dict[str, Any]:
-    given = {
+    given: dict[str, Any] = {
         "cwd": cwd, "env": env, "arg0": arg0, "cancel": cancel, "limits": limits,
         "policy": policy, "kill_mechanism": kill_mechanism, "drain_timeout": drain_timeout,
     }
-    fields = {k: v for k, v in given.items() if v is not None}
+    fields: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if timeout is not DEFAULT_TIMEOUT:
         fields["timeout"] = timeout
     return fields

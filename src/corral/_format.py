@@ -176,8 +176,9 @@ def format_for_model(
 
     Give ``max_tokens`` (converted at :data:`BYTES_PER_TOKEN` characters a
     token) or ``max_chars``, not both; neither means :data:`DEFAULT_MAX_TOKENS`.
-    The header (exit code, wall time, timeout or signal) is always included,
-    even if it alone exceeds a tiny budget.
+    The header (exit code, wall time, timeout or signal) and the truncation
+    notice are always included, even if they alone exceed a tiny budget
+    (about 200 characters); the output itself always fits.
     """
     if max_tokens is not None and max_chars is not None:
         raise ValueError("give max_tokens or max_chars, not both")
