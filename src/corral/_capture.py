@@ -24,6 +24,12 @@ from collections.abc import Callable, Iterable
 from ._decode import decode_pieces
 from ._result import CapturedText, OutputEvent, Stream
 
+try:
+    from ._ccount import count_newlines  # type: ignore[import-not-found]
+except ImportError:  # built without a compiler: 3-4x slower on line-dense output
+    def count_newlines(data: bytes) -> int:
+        return data.count(b"\n")
+
 __all__ = ["HeadTailBuffer", "OutputCapture"]
 
 Segment = tuple[Stream, bytes]
@@ -107,7 +113,12 @@ def _captured(
     )
 
 
+_EMPTY = CapturedText("", "", 0, 0, 0, 0, "utf-8")
+
+
 def _decode_stream(buffer: HeadTailBuffer) -> CapturedText:
+    if not buffer.total_bytes:
+        return _EMPTY
     head = _join(buffer.head)
     tail = _join(buffer.tail_segments())
     if len(head) + len(tail) == buffer.total_bytes:  # nothing omitted: one piece
@@ -194,7 +205,7 @@ class OutputCapture:
         return min(self._seq, self._max_events) if self._on_event else 0
 
     def feed(self, stream: Stream, data: bytes) -> None:
-        newlines = data.count(b"\n")
+        newlines = count_newlines(data)
         (self._stdout if stream is Stream.STDOUT else self._stderr).feed(stream, data, newlines)
         self._output.feed(stream, data, newlines)
         if self._spill_fd >= 0:
@@ -212,6 +223,9 @@ class OutputCapture:
         """(stdout, stderr, interleaved) decoded, with exact counts."""
         stdout = _decode_stream(self._stdout)
         stderr = _decode_stream(self._stderr)
+        if not stderr.total_bytes or not stdout.total_bytes:
+            # One stream only: the interleaved output is that stream, kept the same way.
+            return stdout, stderr, stderr if not stdout.total_bytes else stdout
         dominant = stdout if stdout.total_bytes >= stderr.total_bytes else stderr
         output = _decode_interleaved(
             self._output,

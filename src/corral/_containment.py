@@ -105,9 +105,12 @@ class CgroupContainment:
             host.discard(self.path)
             raise
         self._released = False
+        self._attached = False
+        self._empty = False
 
     def attach(self, pid: int) -> None:
         # The child has joined (or failed and was reaped): the fd's job is done.
+        self._attached = True
         self._close_procs_fd()
 
     def _close_procs_fd(self) -> None:
@@ -120,13 +123,17 @@ class CgroupContainment:
             _kill_cgroup(self.path)
 
     def has_survivors(self) -> bool:
-        if self._released:
+        # Once the leader is gone and the cgroup is empty nothing can enter it
+        # again, so an empty answer is final.
+        if self._released or self._empty:
             return False
         fd = os.open(os.path.join(self.path, "cgroup.events"), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return b"populated 1" in os.read(fd, 256)
+            populated = b"populated 1" in os.read(fd, 256)
         finally:
             os.close(fd)
+        self._empty = not populated and self._attached
+        return populated
 
     def close(self) -> None:
         if self._released:

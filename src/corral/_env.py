@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Iterable, Mapping
 
 __all__ = [
@@ -38,10 +39,12 @@ CORE_VARIABLES = frozenset(
 SECRET_NAME_PARTS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
 
 
+_secret_search = re.compile("|".join(SECRET_NAME_PARTS), re.IGNORECASE).search
+
+
 def looks_like_secret(name: str) -> bool:
     """True for names such as ``GITHUB_TOKEN``, ``aws_secret_access_key``."""
-    upper = name.upper()
-    return any(part in upper for part in SECRET_NAME_PARTS)
+    return _secret_search(name) is not None
 
 
 def _check_variable(name: str, value: str) -> None:
@@ -82,7 +85,7 @@ def build_env(
     else:
         env = {}
     if exclude_secrets:
-        for name in [k for k in env if looks_like_secret(k)]:
+        for name in [k for k in env if _secret_search(k)]:
             del env[name]
     for name in unset:
         env.pop(name, None)

@@ -50,15 +50,16 @@ def resolve_program(name: str, env: Mapping[str, str], cwd: str | None) -> str:
     if "/" in name:
         return name
     path = env.get("PATH", os.defpath)
-    base = cwd if cwd is not None else os.getcwd()
     not_executable = None
     for entry in path.split(os.pathsep):
-        candidate = os.path.join(base, entry or ".", name)
-        if os.access(candidate, os.X_OK):
-            if not os.path.isdir(candidate):
-                return os.path.join(entry or ".", name)
-        elif not_executable is None and os.path.isfile(candidate):
-            not_executable = candidate
+        candidate = f"{entry or '.'}/{name}"
+        # A relative PATH entry is relative to the child's working directory.
+        full = candidate if candidate[0] == "/" else f"{cwd or os.getcwd()}/{candidate}"
+        if os.access(full, os.X_OK):
+            if not os.path.isdir(full):
+                return candidate
+        elif not_executable is None and os.path.isfile(full):
+            not_executable = full
     if not_executable is not None:
         raise NotExecutableError(
             errno.EACCES, f"cannot execute {name!r}: {not_executable} is not executable", name
