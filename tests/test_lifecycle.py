@@ -102,6 +102,16 @@ def test_exit_with_descendants_running_kills_them(tmp_path, mechanism):
             kill_quietly(pid)
 
 
+def test_runs_after_a_killed_run_are_unaffected():
+    # A run whose leftovers were killed, then plain runs: none of them may
+    # inherit the kill (run cgroups are reused only when nothing was killed).
+    for _ in range(3):
+        leftover = corral.run(["sh", "-c", "sleep 30 & echo started"])
+        assert leftover.exit_code == 0 and leftover.stdout == "started\n"
+        plain = corral.run(["sh", "-c", "echo a; (echo b); echo c"])
+        assert plain.exit_code == 0 and plain.stdout == "a\nb\nc\n"
+
+
 def test_drain_timeout_bounds_a_pipe_held_open(tmp_path):
     # Under the process-group fallback a setsid grandchild survives and keeps
     # stdout open: the run must still end, after the drain timeout.

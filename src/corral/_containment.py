@@ -43,8 +43,8 @@ _RUN_PREFIX = "corral-"
 
 class Containment(Protocol):
     mechanism: KillMechanism
-    #: fd on the run cgroup's ``cgroup.procs`` for the child to join, or -1.
-    procs_fd: int
+    #: fd on the run cgroup's directory, for the child to start in, or -1.
+    cgroup_fd: int
 
     def attach(self, pid: int) -> None:
         """Records the started child; called once, right after spawn."""
@@ -61,7 +61,7 @@ class Containment(Protocol):
 
 class ProcessGroupContainment:
     mechanism = KillMechanism.PROCESS_GROUP
-    procs_fd = -1
+    cgroup_fd = -1
 
     def __init__(self) -> None:
         self._pgid = 0
@@ -98,28 +98,28 @@ class CgroupContainment:
         self._host = host
         self.path = host.acquire()
         try:
-            self.procs_fd = os.open(
-                os.path.join(self.path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC
-            )
+            self.cgroup_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             host.discard(self.path)
             raise
         self._released = False
         self._attached = False
         self._empty = False
+        self._killed = False
 
     def attach(self, pid: int) -> None:
         # The child has joined (or failed and was reaped): the fd's job is done.
         self._attached = True
-        self._close_procs_fd()
+        self._close_cgroup_fd()
 
-    def _close_procs_fd(self) -> None:
-        if self.procs_fd >= 0:
-            os.close(self.procs_fd)
-            self.procs_fd = -1
+    def _close_cgroup_fd(self) -> None:
+        if self.cgroup_fd >= 0:
+            os.close(self.cgroup_fd)
+            self.cgroup_fd = -1
 
     def kill(self) -> None:
         if not self._released:
+            self._killed = True
             _kill_cgroup(self.path)
 
     def has_survivors(self) -> bool:
@@ -138,7 +138,7 @@ class CgroupContainment:
     def close(self) -> None:
         if self._released:
             return
-        self._close_procs_fd()
+        self._close_cgroup_fd()
         deadline = time.monotonic() + _CGROUP_EMPTY_WAIT
         while self.has_survivors():
             if time.monotonic() > deadline:
@@ -149,7 +149,12 @@ class CgroupContainment:
             self.kill()
             time.sleep(0.0005)
         self._released = True
-        self._host.release(self.path)
+        if self._killed:
+            # Some kernels (seen on 6.18) kill every later CLONE_INTO_CGROUP
+            # child of a cgroup that was once killed: never reuse one.
+            self._host.discard(self.path)
+        else:
+            self._host.release(self.path)
 
 
 def _kill_cgroup(path: str) -> None:
@@ -283,12 +288,15 @@ def disable_cgroups(reason: str) -> None:
         _host, _cgroup_problem = None, reason
 
 
-def open_containment(wanted: KillMechanism | None) -> Containment:
-    """A fresh containment for one run, using ``wanted`` or the best available."""
+def open_containment(wanted: KillMechanism | None, can_join_cgroup: bool) -> Containment:
+    """A fresh containment for one run, using ``wanted`` or the best available.
+
+    ``can_join_cgroup``: the spawn path can start the child inside a cgroup.
+    """
     if wanted is KillMechanism.PROCESS_GROUP:
         return ProcessGroupContainment()
-    host = _cgroup_host()
-    problem = _cgroup_problem
+    host = _cgroup_host() if can_join_cgroup else None
+    problem = _cgroup_problem if can_join_cgroup else "corral's C spawn extension is not built"
     if host is not None:
         try:
             return CgroupContainment(host)

@@ -7,20 +7,21 @@
  * instruction.  Python's subprocess offers that only through preexec_fn,
  * which is unsafe in threaded programs and disables vfork; an exec'd shim
  * costs a whole extra exec per command.  Here the child runs a fixed list of
- * async-signal-safe system calls after vfork(), the same technique CPython's
- * _posixsubprocess uses, so a spawn costs what subprocess costs.
+ * async-signal-safe system calls, so a spawn costs what subprocess costs:
+ * clone3(CLONE_INTO_CGROUP) when the child goes into a cgroup (Linux 5.7+),
+ * vfork() otherwise -- the technique CPython's _posixsubprocess uses.
  *
  * spawn(path, argv, envp, cwd, stdin_fd, stdout_fd, stderr_fd, keep_fds,
- *       cgroup_procs_fd, pdeathsig)
+ *       cgroup_fd, pdeathsig)
  *   -> (pid, pidfd, None, 0) on success
  *   -> (-1, -1, stage, errno) when the child failed before exec
  *      (stage names the step: "cgroup", "setsid", "pdeathsig", "stdio",
  *       "fds", "chdir", "exec")
  *
  * keep_fds must be sorted and >= 3; they stay open (without CLOEXEC) in the
- * child at the same numbers.  cgroup_procs_fd is an fd open for writing on a
- * cgroup's cgroup.procs file, or -1.  pidfd is -1 when the kernel lacks
- * pidfd_open (before 5.3).
+ * child at the same numbers.  cgroup_fd is an fd on the directory of the
+ * cgroup the child must start in, or -1.  pidfd is -1 when the kernel lacks
+ * pidfds (before 5.3).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +37,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/sched.h>
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -208,6 +217,82 @@ fail:
     _exit(127);
 }
 
+/* Everything child_exec needs, passed through the clone3 trampoline. */
+struct child_args {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int *stdio;
+    const int *keep;
+    Py_ssize_t nkeep;
+    int cgroup_procs_fd;
+    int pdeathsig;
+    pid_t parent;
+    int errpipe;
+};
+
+static void __attribute__((noreturn))
+child_main(void *p)
+{
+    struct child_args *a = p;
+    child_exec(a->path, a->argv, a->envp, a->cwd, a->stdio, a->keep, a->nkeep,
+               a->cgroup_procs_fd, a->pdeathsig, a->parent, a->errpipe);
+}
+
+/* The child's stack for clone3 with CLONE_VM: child_exec needs a few KiB. */
+#define CHILD_STACK_SIZE (64 * 1024)
+
+#if defined(__x86_64__) || defined(__aarch64__)
+#define HAVE_CLONE3_VFORK 1
+/* clone3() with CLONE_VM|CLONE_VFORK and a stack of the child's own: the
+ * speed of vfork() plus CLONE_INTO_CGROUP, which vfork() lacks.  The child
+ * starts on its new stack right after the system call instruction, so it
+ * must not return through C code: the assembly calls fn(arg) directly, and
+ * fn never returns.  Registers r12/r13 (x19/x20) are preserved across the
+ * system call, which is how fn and arg reach the child. */
+static long
+clone3_vfork(struct clone_args *ca, void (*fn)(void *), void *arg)
+{
+#if defined(__x86_64__)
+    register long rax __asm__("rax") = SYS_clone3;
+    register void *rdi __asm__("rdi") = ca;
+    register long rsi __asm__("rsi") = (long)sizeof *ca;
+    register void (*r12)(void *) __asm__("r12") = fn;
+    register void *r13 __asm__("r13") = arg;
+    __asm__ volatile("syscall\n\t"
+                     "test %%rax, %%rax\n\t"
+                     "jnz 1f\n\t"
+                     "xor %%ebp, %%ebp\n\t"
+                     "mov %%r13, %%rdi\n\t"
+                     "call *%%r12\n\t"
+                     "ud2\n"
+                     "1:"
+                     : "+r"(rax)
+                     : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+                     : "rcx", "r11", "memory");
+    return rax;
+#else
+    register long x8 __asm__("x8") = SYS_clone3;
+    register long x0 __asm__("x0") = (long)ca;
+    register long x1 __asm__("x1") = (long)sizeof *ca;
+    register void (*x19)(void *) __asm__("x19") = fn;
+    register void *x20 __asm__("x20") = arg;
+    __asm__ volatile("svc #0\n\t"
+                     "cbnz x0, 1f\n\t"
+                     "mov x29, xzr\n\t"
+                     "mov x0, x20\n\t"
+                     "blr x19\n\t"
+                     "brk #0\n"
+                     "1:"
+                     : "+r"(x0)
+                     : "r"(x8), "r"(x1), "r"(x19), "r"(x20)
+                     : "x30", "memory");
+    return x0;
+#endif
+}
+#endif
+
 /* Converts a sequence of bytes objects to a NULL-terminated char* array that
  * borrows the bytes' buffers (the caller keeps `seq` alive). */
 static char **
@@ -242,11 +327,11 @@ cspawn_spawn(PyObject *self, PyObject *args)
 {
     PyObject *path_obj, *argv_obj, *envp_obj, *cwd_obj, *keep_obj;
     int stdio[3];
-    int cgroup_procs_fd, pdeathsig;
+    int cgroup_fd, pdeathsig;
 
     if (!PyArg_ParseTuple(args, "O!OOOiiiOii:spawn", &PyBytes_Type, &path_obj,
                           &argv_obj, &envp_obj, &cwd_obj, &stdio[0], &stdio[1],
-                          &stdio[2], &keep_obj, &cgroup_procs_fd, &pdeathsig))
+                          &stdio[2], &keep_obj, &cgroup_fd, &pdeathsig))
         return NULL;
     if (cwd_obj != Py_None && !PyBytes_Check(cwd_obj)) {
         PyErr_SetString(PyExc_TypeError, "cwd must be bytes or None");
@@ -293,25 +378,83 @@ cspawn_spawn(PyObject *self, PyObject *args)
     const char *path = PyBytes_AS_STRING(path_obj);
     const char *cwd = cwd_obj == Py_None ? NULL : PyBytes_AS_STRING(cwd_obj);
     pid_t parent = getpid();
+    int pidfd = -1;
+    int procs_fd = -1;
+    pid_t pid = -1;
+    int spawn_errno = 0;
     sigset_t all, old;
     sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid_t pid = vfork();
-    if (pid == 0)
-        child_exec(path, argv, envp, cwd, stdio, keep, nkeep, cgroup_procs_fd,
-                   pdeathsig, parent, errpipe[1]);
-    int vfork_errno = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    struct child_args child = {path, argv, envp, cwd, stdio, keep, nkeep, -1,
+                               pdeathsig, parent, errpipe[1]};
+    if (cgroup_fd >= 0) {
+        /* clone3(CLONE_INTO_CGROUP) starts the child inside the cgroup.  The
+         * alternative, writing its pid to cgroup.procs, is a migration, which
+         * costs a whole RCU grace period (milliseconds) whenever no other
+         * migration happened just before -- i.e. for every one-shot caller. */
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = CLONE_INTO_CGROUP | CLONE_PIDFD;
+        ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+        ca.exit_signal = SIGCHLD;
+        ca.cgroup = (uint64_t)cgroup_fd;
+#ifdef HAVE_CLONE3_VFORK
+        char *stack = PyMem_RawMalloc(CHILD_STACK_SIZE);
+        if (stack == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        ca.flags |= CLONE_VM | CLONE_VFORK;
+        ca.stack = (uint64_t)(uintptr_t)stack;
+        ca.stack_size = CHILD_STACK_SIZE;
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        long ret = clone3_vfork(&ca, child_main, &child);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        PyMem_RawFree(stack);
+        pid = ret < 0 ? -1 : (pid_t)ret;
+        spawn_errno = ret < 0 ? (int)-ret : 0;
+#else
+        /* Without the trampoline, clone3 forks (copy-on-write): slower than
+         * vfork in a large process, but the child may return from syscall(). */
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+        if (pid == 0)
+            child_main(&child);
+        spawn_errno = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
+        if (pid < 0 && spawn_errno != ENOSYS && spawn_errno != E2BIG &&
+            spawn_errno != EINVAL) {
+            result = Py_BuildValue("(iisi)", -1, -1, "cgroup", spawn_errno);
+            goto done;
+        }
+        if (pid < 0) {
+            /* Before Linux 5.7: the child joins by writing cgroup.procs. */
+            procs_fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+            if (procs_fd < 0) {
+                result = Py_BuildValue("(iisi)", -1, -1, "cgroup", errno);
+                goto done;
+            }
+            child.cgroup_procs_fd = procs_fd;
+        }
+    }
+    if (pid < 0) {
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = vfork();
+        if (pid == 0)
+            child_main(&child);
+        spawn_errno = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
     close(errpipe[1]);
     errpipe[1] = -1;
     if (pid < 0) {
-        errno = vfork_errno;
+        errno = spawn_errno;
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
 
-    /* vfork() resumed us only after the child exec'd or exited, so the pipe
-     * already holds a report or is at EOF. */
+    /* The child's end closes at exec or exit: block until one of them. */
     int report[2];
     ssize_t got;
     do {
@@ -321,16 +464,19 @@ cspawn_spawn(PyObject *self, PyObject *args)
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
+        if (pidfd >= 0)
+            close(pidfd);
         result = Py_BuildValue("(iisi)", -1, -1, stage_name(report[0]),
                                report[1]);
         goto done;
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd >= 0)
-        fcntl(pidfd, F_SETFD, FD_CLOEXEC);
+    if (pidfd < 0)
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* -1 before Linux 5.3 */
     result = Py_BuildValue("(iiOi)", (int)pid, pidfd, Py_None, 0);
 
 done:
+    if (procs_fd >= 0)
+        close(procs_fd);
     if (errpipe[0] >= 0)
         close(errpipe[0]);
     if (errpipe[1] >= 0)

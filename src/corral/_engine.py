@@ -23,7 +23,7 @@ from ._errors import PolicyError
 from ._launch import plan_launch
 from ._request import ExecRequest
 from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent
-from ._spawn import CgroupJoinError, SpawnedProcess, spawn
+from ._spawn import HAVE_NATIVE_SPAWN, CgroupJoinError, SpawnedProcess, spawn
 from .sandbox import select_backend
 
 __all__ = ["CANCEL_EXIT_CODE", "execute"]
@@ -46,9 +46,9 @@ def _open_spill(spill: object) -> tuple[int, str | None]:
 def _spawn_contained(
     request: ExecRequest, launch_spawn: Callable[[int], SpawnedProcess]
 ) -> tuple[SpawnedProcess, Containment]:
-    containment = open_containment(request.kill_mechanism)
+    containment = open_containment(request.kill_mechanism, HAVE_NATIVE_SPAWN)
     try:
-        proc = launch_spawn(containment.procs_fd)
+        proc = launch_spawn(containment.cgroup_fd)
     except CgroupJoinError as exc:
         containment.close()
         reason = f"the child could not join its cgroup: {exc.strerror}"

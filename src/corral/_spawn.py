@@ -65,8 +65,9 @@ def _pipe() -> tuple[int, int]:
     return read_end, write_end
 
 
-def spawn(launch: LaunchSpec, cgroup_procs_fd: int) -> SpawnedProcess:
-    """Starts ``launch``; raises :class:`~corral.SpawnError` if it cannot run."""
+def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
+    """Starts ``launch`` (inside the cgroup whose directory ``cgroup_fd`` is open on,
+    if not -1); raises :class:`~corral.SpawnError` if it cannot run."""
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -82,7 +83,7 @@ def spawn(launch: LaunchSpec, cgroup_procs_fd: int) -> SpawnedProcess:
                 out_w,
                 err_w,
                 sorted(launch.pass_fds),
-                cgroup_procs_fd,
+                cgroup_fd,
                 int(_PARENT_DEATH_SIGNAL),
             )
             if stage is not None:
