@@ -13,95 +13,101 @@ build_env(...)                       the child's environment from the host's
 Values: ExecRequest, OutputLimits, SandboxPolicy, CancelToken, ExecResult,
 CapturedText, OutputEvent, Stream, KillMechanism.  Errors: see
 ``corral._errors`` (CorralError and its tree).
+
+Names are imported on first use, so that ``corral run`` starts fast.
 """
 
-from ._api import OutputStream, check, run, run_async, stream
-from ._cancel import CancelToken
-from ._decode import decode_bytes, detect_encoding
-from ._denial import is_likely_sandbox_denied
-from ._engine import CANCEL_EXIT_CODE, execute
-from ._env import EnvInherit, build_env
-from ._errors import (
-    CorralError,
-    CwdNotFoundError,
-    EmptyCommandError,
-    ExecCancelledError,
-    ExecError,
-    ExecFailedError,
-    ExecSignaledError,
-    ExecTimeoutError,
-    NotExecutableError,
-    NulByteError,
-    PolicyError,
-    ProgramNotFoundError,
-    RequestError,
-    SandboxDeniedError,
-    SpawnError,
-)
-from ._format import format_for_model, truncate_middle
-from ._policy import PolicyKind, SandboxPolicy
-from ._request import (
-    DEFAULT_TIMEOUT,
-    DEFAULT_TIMEOUT_SECONDS,
-    TIMEOUT_ENV_VAR,
-    ExecRequest,
-    OutputLimits,
-)
-from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent, Stream
+from __future__ import annotations
+
+import importlib
+# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CANCEL_EXIT_CODE",
-    "DEFAULT_TIMEOUT",
-    "DEFAULT_TIMEOUT_SECONDS",
-    "TIMEOUT_ENV_VAR",
-    "TIMEOUT_EXIT_CODE",
-    "CancelToken",
-    "CapturedText",
-    "CorralError",
-    "CwdNotFoundError",
-    "EmptyCommandError",
-    "EnvInherit",
-    "ExecCancelledError",
-    "ExecError",
-    "ExecFailedError",
-    "ExecRequest",
-    "ExecResult",
-    "ExecSignaledError",
-    "ExecTimeoutError",
-    "KillMechanism",
-    "NotExecutableError",
-    "NulByteError",
-    "OutputEvent",
-    "OutputLimits",
-    "OutputStream",
-    "PolicyError",
-    "PolicyKind",
-    "ProgramNotFoundError",
-    "RequestError",
-    "SandboxDeniedError",
-    "SandboxPolicy",
-    "SpawnError",
-    "Stream",
-    "build_env",
-    "check",
-    "decode_bytes",
-    "detect_encoding",
-    "execute",
-    "format_for_model",
-    "is_likely_sandbox_denied",
-    "run",
-    "run_async",
-    "stream",
-    "truncate_middle",
-]
+# public name -> the private module that defines it
+_EXPORTS = {
+    "OutputStream": "_api", "check": "_api", "run": "_api", "run_async": "_api", "stream": "_api",
+    "CancelToken": "_cancel",
+    "decode_bytes": "_decode", "detect_encoding": "_decode",
+    "is_likely_sandbox_denied": "_denial",
+    "CANCEL_EXIT_CODE": "_engine", "execute": "_engine",
+    "EnvInherit": "_env", "build_env": "_env",
+    "CorralError": "_errors", "CwdNotFoundError": "_errors", "EmptyCommandError": "_errors",
+    "ExecCancelledError": "_errors", "ExecError": "_errors", "ExecFailedError": "_errors",
+    "ExecSignaledError": "_errors", "ExecTimeoutError": "_errors",
+    "NotExecutableError": "_errors", "NulByteError": "_errors", "PolicyError": "_errors",
+    "ProgramNotFoundError": "_errors", "RequestError": "_errors",
+    "SandboxDeniedError": "_errors", "SpawnError": "_errors",
+    "format_for_model": "_format", "truncate_middle": "_format",
+    "PolicyKind": "_policy", "SandboxPolicy": "_policy",
+    "DEFAULT_TIMEOUT": "_request", "DEFAULT_TIMEOUT_SECONDS": "_request",
+    "TIMEOUT_ENV_VAR": "_request", "ExecRequest": "_request", "OutputLimits": "_request",
+    "TIMEOUT_EXIT_CODE": "_result", "CapturedText": "_result", "ExecResult": "_result",
+    "KillMechanism": "_result", "OutputEvent": "_result", "Stream": "_result",
+}
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("corral."):
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'corral' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"corral.{module}"), name)
+    if getattr(value, "__module__", "").startswith("corral."):
         try:
-            _obj.__module__ = "corral"
+            value.__module__ = "corral"
         except (AttributeError, TypeError):
             pass
-del _name, _obj
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from ._api import OutputStream, check, run, run_async, stream
+    from ._cancel import CancelToken
+    from ._decode import decode_bytes, detect_encoding
+    from ._denial import is_likely_sandbox_denied
+    from ._engine import CANCEL_EXIT_CODE, execute
+    from ._env import EnvInherit, build_env
+    from ._errors import (
+        CorralError,
+        CwdNotFoundError,
+        EmptyCommandError,
+        ExecCancelledError,
+        ExecError,
+        ExecFailedError,
+        ExecSignaledError,
+        ExecTimeoutError,
+        NotExecutableError,
+        NulByteError,
+        PolicyError,
+        ProgramNotFoundError,
+        RequestError,
+        SandboxDeniedError,
+        SpawnError,
+    )
+    from ._format import format_for_model, truncate_middle
+    from ._policy import PolicyKind, SandboxPolicy
+    from ._request import (
+        DEFAULT_TIMEOUT,
+        DEFAULT_TIMEOUT_SECONDS,
+        TIMEOUT_ENV_VAR,
+        ExecRequest,
+        OutputLimits,
+    )
+    from ._result import (
+        TIMEOUT_EXIT_CODE,
+        CapturedText,
+        ExecResult,
+        KillMechanism,
+        OutputEvent,
+        Stream,
+    )

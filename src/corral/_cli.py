@@ -18,7 +18,10 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 EXIT_CORRAL_ERROR = 125
 EXIT_NOT_EXECUTABLE = 126
@@ -145,18 +148,11 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import (
-        CancelToken,
-        CorralError,
-        ExecRequest,
-        NotExecutableError,
-        OutputLimits,
-        ProgramNotFoundError,
-        SpawnError,
-        build_env,
-        execute,
-    )
-    from ._env import parse_env_assignment
+    from ._cancel import CancelToken
+    from ._engine import execute
+    from ._env import build_env, parse_env_assignment
+    from ._errors import CorralError, NotExecutableError, ProgramNotFoundError, SpawnError
+    from ._request import ExecRequest, OutputLimits
 
     argv = list(args.argv)
     if argv and argv[0] == "--":

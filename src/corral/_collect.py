@@ -21,9 +21,12 @@ import time
 from dataclasses import dataclass
 
 from ._capture import OutputCapture
-from ._containment import Containment
 from ._result import Stream
 from ._spawn import SpawnedProcess
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._containment import Containment
 
 __all__ = ["Ending", "Collected", "collect"]
 

@@ -28,12 +28,13 @@ import os
 import signal
 import threading
 import time
-from typing import Protocol
+# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
+TYPE_CHECKING = False
 
 from ._errors import PolicyError
 from ._result import KillMechanism
 
-__all__ = ["Containment", "open_containment", "cgroup_support"]
+__all__ = ["open_containment", "cgroup_support"]
 
 # How long closing a run waits for killed processes to leave its cgroup before
 # giving up on removing it (SIGKILLed processes exit in microseconds).
@@ -41,22 +42,25 @@ _CGROUP_EMPTY_WAIT = 2.0
 _RUN_PREFIX = "corral-"
 
 
-class Containment(Protocol):
-    mechanism: KillMechanism
-    #: fd on the run cgroup's directory, for the child to start in, or -1.
-    cgroup_fd: int
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def attach(self, pid: int) -> None:
-        """Records the started child; called once, right after spawn."""
+    class Containment(Protocol):
+        mechanism: KillMechanism
+        #: fd on the run cgroup's directory, for the child to start in, or -1.
+        cgroup_fd: int
 
-    def kill(self) -> None:
-        """SIGKILLs every process of the run.  Idempotent."""
+        def attach(self, pid: int) -> None:
+            """Records the started child; called once, right after spawn."""
 
-    def has_survivors(self) -> bool:
-        """True while some process of the run (other than a zombie leader) lives."""
+        def kill(self) -> None:
+            """SIGKILLs every process of the run.  Idempotent."""
 
-    def close(self) -> None:
-        """Kills whatever is left and releases the mechanism's resources."""
+        def has_survivors(self) -> bool:
+            """True while some process of the run (other than a zombie leader) lives."""
+
+        def close(self) -> None:
+            """Kills whatever is left and releases the mechanism's resources."""
 
 
 class ProcessGroupContainment:

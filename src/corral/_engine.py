@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from ._capture import OutputCapture
 from ._cancel import CancelToken
 from ._collect import Collected, Ending, collect
 from ._denial import is_likely_sandbox_denied
-from ._containment import Containment, ProcessGroupContainment, disable_cgroups, open_containment
+from ._containment import ProcessGroupContainment, disable_cgroups, open_containment
 from ._errors import PolicyError
 from ._launch import plan_launch
 from ._request import ExecRequest
 from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent
 from ._spawn import HAVE_NATIVE_SPAWN, CgroupJoinError, SpawnedProcess, spawn
 from .sandbox import select_backend
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._containment import Containment
 
 __all__ = ["CANCEL_EXIT_CODE", "execute"]
 
@@ -36,6 +38,8 @@ def _open_spill(spill: object) -> tuple[int, str | None]:
     if spill is False:
         return -1, None
     if spill is True:
+        import tempfile  # only here: it is slow to import
+
         fd, path = tempfile.mkstemp(prefix="corral-output-", suffix=".log")
         return fd, path
     path = os.fspath(spill)  # type: ignore[call-overload]
@@ -138,6 +142,11 @@ def _finalize(
         exit_code = 128 + signal_number
     else:
         exit_code = collected.returncode
+    spill = None
+    if spill_path is not None:
+        from pathlib import Path
+
+        spill = Path(spill_path)
     denied = is_likely_sandbox_denied(
         sandbox, exit_code, stdout.text, stderr.text, output.text
     )
@@ -152,7 +161,7 @@ def _finalize(
         cancelled=collected.ending is Ending.CANCELLED,
         signal=signal_number,
         kill_mechanism=mechanism,
-        spill_path=None if spill_path is None else Path(spill_path),
+        spill_path=spill,
         drain_timed_out=collected.drain_timed_out,
         events_emitted=capture.events_emitted,
         events_dropped=capture.events_dropped,

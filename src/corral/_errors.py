@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from typing import TYPE_CHECKING
+# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from ._result import ExecResult

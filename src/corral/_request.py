@@ -11,8 +11,10 @@ import enum
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Final
+# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 from ._cancel import CancelToken
 from ._errors import EmptyCommandError, NulByteError, RequestError
@@ -175,6 +177,3 @@ class ExecRequest:
         if isinstance(self.timeout, DefaultTimeout):
             return resolve_default_timeout()
         return None if self.timeout is None else float(self.timeout)
-
-    def cwd_path(self) -> Path | None:
-        return None if self.cwd is None else Path(self.cwd)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import enum
 import signal as _signal
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = [
     "CapturedText",
