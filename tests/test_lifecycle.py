@@ -268,3 +268,34 @@ def test_stdin_is_dev_null():
 def test_child_runs_in_its_own_session():
     result = corral.run(["sh", "-c", "cut -d' ' -f6 /proc/$$/stat"])
     assert int(result.stdout.strip()) != os.getsid(0)
+
+
+@needs_cgroup
+def test_keyboard_interrupt_in_the_library_kills_the_whole_run(tmp_path):
+    """Ctrl-C in a program calling run(): the exception propagates, nothing survives.
+
+    The daemon is setsid'd, so the parent-death signal alone would not reach
+    it: only the run's own cleanup on the way out can.
+    """
+    pidfile = tmp_path / "pid"
+    host = textwrap.dedent(
+        f"""
+        import corral
+        corral.run(["sh", "-c", "setsid sleep 60 & echo $! > {pidfile}; wait"], timeout=None)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.01)
+    daemon = int(pidfile.read_text())
+    try:
+        assert pid_alive(daemon)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=10)
+        assert "KeyboardInterrupt" in stderr
+        assert wait_dead(daemon, timeout=1)
+    finally:
+        kill_quietly(daemon)
+        proc.kill()
