@@ -35,15 +35,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _seconds(text: str) -> float | None:
-    if text.strip().lower() in ("none", "inf", "0"):
-        return None
+    from ._request import parse_timeout
+
     try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"not a number of seconds > 0 (or 'none'): {text!r}")
-    return value
+        return parse_timeout(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _size(text: str) -> int:

@@ -55,6 +55,23 @@ class DefaultTimeout(enum.Enum):
 DEFAULT_TIMEOUT: Final = DefaultTimeout.DEFAULT
 
 
+def parse_timeout(text: str) -> float | None:
+    """``"2.5"`` -> 2.5 seconds; ``"none"`` -> None (no limit).
+
+    The one parser for timeouts given as text (CLI, environment, config);
+    raises ValueError for anything but a finite number > 0 or ``none``.
+    """
+    if text.strip().lower() in ("none", "inf", "infinity"):
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"{text!r} is not a timeout: give a number of seconds > 0, or 'none'")
+    return seconds
+
+
 def resolve_default_timeout(environ: Mapping[str, str] | None = None) -> float | None:
     """The default timeout in seconds, or None for no limit.
 
@@ -65,17 +82,10 @@ def resolve_default_timeout(environ: Mapping[str, str] | None = None) -> float |
     raw = (os.environ if environ is None else environ).get(TIMEOUT_ENV_VAR)
     if raw is None or not raw.strip():
         return DEFAULT_TIMEOUT_SECONDS
-    if raw.strip().lower() in ("none", "inf", "infinity"):
-        return None
     try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = -1.0
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise RequestError(
-            f"{TIMEOUT_ENV_VAR}={raw!r} is not a timeout: give a number of seconds > 0, or 'none'"
-        )
-    return seconds
+        return parse_timeout(raw)
+    except ValueError as exc:
+        raise RequestError(f"{TIMEOUT_ENV_VAR}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
