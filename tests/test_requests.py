@@ -109,3 +109,13 @@ def test_policy_by_name_and_object():
     by_object = corral.run(["true"], policy=corral.SandboxPolicy.full_access())
     assert by_name.policy == by_object.policy == "full-access"
     assert by_name.sandbox is None
+
+
+def test_undecodable_bytes_in_arguments_and_environment_round_trip():
+    # Names and values that are not UTF-8 reach Python as surrogate escapes
+    # (PEP 383) and must reach the child as the original bytes.
+    raw = os.fsdecode(b"caf\xe9")
+    result = corral.run(["/usr/bin/env"], env={"RAW": raw})
+    assert result.stdout_capture.total_bytes == len(b"RAW=caf\xe9\n")
+    echoed = corral.run(["printf", "%s", raw])
+    assert echoed.stdout_capture.total_bytes == 4

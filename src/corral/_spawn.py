@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import sys
 from dataclasses import dataclass
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
@@ -35,6 +36,9 @@ __all__ = ["HAVE_NATIVE_SPAWN", "CgroupJoinError", "SpawnedProcess", "spawn"]
 
 HAVE_NATIVE_SPAWN = _cspawn is not None
 
+# As os.fsencode, inlined on the hot path: text from the OS (surrogate
+# escapes included, PEP 383) goes back to it as the original bytes.
+_FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 # If corral dies, so does the command (SIGKILL: it cannot be ignored).
 _PARENT_DEATH_SIGNAL = signal.SIGKILL
 # A bigger pipe means fewer wake-ups for the reader on chatty commands.
@@ -74,10 +78,11 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _cspawn is not None:
-            env = [f"{k}={v}".encode() for k, v in launch.env.items()]
+            encoding, errors = _FS_ENCODING
+            env = [f"{k}={v}".encode(encoding, errors) for k, v in launch.env.items()]
             pid, pidfd, stage, err = _cspawn.spawn(
                 os.fsencode(launch.program),
-                [os.fsencode(a) for a in launch.argv],
+                [a.encode(encoding, errors) for a in launch.argv],
                 env,
                 None if launch.cwd is None else os.fsencode(launch.cwd),
                 null,
