@@ -299,3 +299,26 @@ def test_keyboard_interrupt_in_the_library_kills_the_whole_run(tmp_path):
     finally:
         kill_quietly(daemon)
         proc.kill()
+
+
+@needs_cgroup
+def test_falls_back_to_process_group_when_the_child_cannot_join(monkeypatch, tmp_path):
+    """A cgroup the child may not enter (e.g. not delegated to this user)."""
+    import corral._containment as containment
+
+    # Restored after the test: the fallback disables cgroups process-wide.
+    monkeypatch.setattr(containment, "_host", containment._host)
+    monkeypatch.setattr(containment, "_cgroup_problem", containment._cgroup_problem)
+    real_init = containment.CgroupContainment.__init__
+
+    def unusable(self: containment.CgroupContainment, host: object) -> None:
+        real_init(self, host)  # type: ignore[arg-type]
+        os.close(self.cgroup_fd)
+        self.cgroup_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # not a cgroup
+
+    monkeypatch.setattr(containment.CgroupContainment, "__init__", unusable)
+    result = corral.run(["echo", "still runs"])
+    assert result.stdout == "still runs\n"
+    assert result.kill_mechanism is corral.KillMechanism.PROCESS_GROUP
+    with pytest.raises(corral.PolicyError, match="cgroup"):
+        corral.run(["true"], kill_mechanism=corral.KillMechanism.CGROUP)
