@@ -118,3 +118,11 @@ def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "corral")
     proc = subprocess.run([exe, "run", "--", "echo", "ok"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout == "ok\n"
+
+
+def test_spill_to_a_file(tmp_path):
+    target = tmp_path / "out.log"
+    proc = corral_run("--max-output", "64", "--spill-to", str(target), "--", "seq", "1000")
+    assert proc.returncode == 0
+    assert target.read_text() == "".join(f"{i}\n" for i in range(1, 1001))
+    assert f"complete output in {target}" in proc.stderr

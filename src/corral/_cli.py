@@ -100,9 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         "--max-output", type=_size, metavar="SIZE", default=argparse.SUPPRESS,
         help="bytes kept per stream as head and tail (default 1M)",
     )
-    run.add_argument(
-        "--spill", nargs="?", const=True, default=False, metavar="PATH",
-        help="write the complete output to PATH (or a new temporary file)",
+    spill = run.add_mutually_exclusive_group()
+    spill.add_argument(
+        "--spill", action="store_const", const=True, default=False,
+        help="also write the complete output to a new temporary file (path printed at the end)",
+    )
+    spill.add_argument(
+        "--spill-to", dest="spill", metavar="PATH",
+        help="also write the complete output to PATH",
     )
     run.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
