@@ -99,6 +99,12 @@ def run(
     Either way every process the command started is killed, the result has
     ``timed_out``/``cancelled`` set and exit code 124/137.
 
+    **Lifecycle:** the command runs in its own session and, where the machine
+    allows, its own cgroup (``kill_mechanism`` None picks the strongest
+    available; naming one refuses to run without it).  When the run ends, so
+    does every process it started; pipes still held open after that are
+    drained for at most ``drain_timeout`` seconds (default 2).
+
     **Output:** ``on_output`` is called in this thread with each chunk as it
     arrives (at most ``limits.max_events``).  The result keeps a head and a
     tail of each stream and of the interleaved output, with exact counts.
