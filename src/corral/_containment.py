@@ -244,7 +244,9 @@ _cgroup_problem = "not probed"
 def _own_cgroup_dir() -> str:
     """The directory of this process's cgroup v2, or raises OSError/LookupError."""
     with open("/proc/self/cgroup") as f:
-        rel = next(line[3:].strip() for line in f if line.startswith("0::"))
+        rel = next((line[3:].strip() for line in f if line.startswith("0::")), None)
+    if rel is None:
+        raise LookupError("this process is in no cgroup v2 hierarchy (cgroup v1 only)")
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
@@ -272,7 +274,7 @@ def _cgroup_host() -> _CgroupHost | None:
                 host.discard(path)
             host.sweep_stale()
             _host, _cgroup_problem = host, ""
-        except (OSError, LookupError, StopIteration) as exc:
+        except (OSError, LookupError) as exc:
             _cgroup_problem = str(exc) or type(exc).__name__
         return _host
 
