@@ -21,7 +21,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from ._decode import decode_pieces
+from ._decode import decode_pieces, orphan_continuation_bytes
 from ._result import CapturedText, OutputEvent, Stream
 
 try:
@@ -89,6 +89,11 @@ class HeadTailBuffer:
         return segments
 
     @property
+    def truncated(self) -> bool:
+        """True when bytes between the head and the tail were dropped."""
+        return self.total_bytes > self.head_len + min(self.tail_len, self.tail_cap)
+
+    @property
     def total_lines(self) -> int:
         partial = 1 if self.total_bytes and not self.ends_with_newline else 0
         return self.total_newlines + partial
@@ -119,10 +124,10 @@ _EMPTY = CapturedText("", "", 0, 0, 0, 0, "utf-8")
 def _decode_stream(buffer: HeadTailBuffer) -> CapturedText:
     if not buffer.total_bytes:
         return _EMPTY
-    head = _join(buffer.head)
-    tail = _join(buffer.tail_segments())
-    if len(head) + len(tail) == buffer.total_bytes:  # nothing omitted: one piece
-        head, tail = head + tail, b""
+    if buffer.truncated:
+        head, tail = _join(buffer.head), _join(buffer.tail_segments())
+    else:  # one piece: a character split between head and tail is not cut
+        head, tail = _join(buffer.head + list(buffer.tail)), b""
     pieces = decode_pieces(head, tail)
     kept_head = head[: len(head) - pieces.dropped_head_bytes]
     kept_tail = tail[pieces.dropped_tail_bytes:]
@@ -145,10 +150,7 @@ def _decode_segments(
     kept: list[bytes] = []
     for stream, data in segments:
         if after_cut and stream not in seen and encodings[stream] == "utf-8":
-            skip = 0
-            while skip < min(3, len(data)) and 0x80 <= data[skip] <= 0xBF:
-                skip += 1
-            data = data[skip:]
+            data = data[orphan_continuation_bytes(data):]
         seen.add(stream)
         parts.append(decoders[stream].decode(data))
         kept.append(data)
@@ -165,7 +167,7 @@ def _decode_interleaved(
     buffer: HeadTailBuffer, encodings: dict[Stream, str], encoding: str
 ) -> CapturedText:
     """The interleaved output; ``encoding`` is reported (the dominant stream's)."""
-    if buffer.total_bytes > buffer.head_len + min(buffer.tail_len, buffer.tail_cap):
+    if buffer.truncated:
         head, kept_head = _decode_segments(buffer.head, encodings, after_cut=False, final=False)
         tail, kept_tail = _decode_segments(
             buffer.tail_segments(), encodings, after_cut=True, final=True

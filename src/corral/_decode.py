@@ -36,7 +36,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from charset_normalizer import CharsetMatch, CharsetMatches
 
-__all__ = ["DecodedPieces", "decode_bytes", "decode_pieces", "detect_encoding"]
+__all__ = [
+    "DecodedPieces", "decode_bytes", "decode_pieces", "detect_encoding", "orphan_continuation_bytes",
+]
 
 UTF8 = "utf-8"
 # Detection looks at most this much of each end: enough to decide, bounded cost.
@@ -90,7 +92,8 @@ def _incomplete_utf8_suffix(data: bytes) -> int:
     return 0
 
 
-def _orphan_continuation_prefix(data: bytes) -> int:
+def orphan_continuation_bytes(data: bytes) -> int:
+    """How many bytes at the start of ``data`` finish a UTF-8 character cut before it."""
     count = 0
     while count < min(3, len(data)) and 0x80 <= data[count] <= 0xBF:
         count += 1
@@ -104,7 +107,7 @@ def _utf8_cut_edges(head: bytes, tail: bytes) -> tuple[int, int] | None:
     mid-write) still counts as UTF-8; it is decoded as U+FFFD, not dropped.
     """
     drop_head = _incomplete_utf8_suffix(head)
-    drop_tail = _orphan_continuation_prefix(tail)
+    drop_tail = orphan_continuation_bytes(tail)
     try:
         head[: len(head) - drop_head].decode(UTF8)
         tail[drop_tail:].decode(UTF8)

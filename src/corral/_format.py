@@ -91,9 +91,8 @@ def _select(
         spare -= used_more
     head_cut = ""
     if n_head == 0 and spare > len(_CUT_MARK):
-        candidate = head[0] if head_limit > 0 and head[:head_limit] else partial_head
-        if shared and n_tail >= len(head):
-            candidate = ""
+        unshown = head[: len(head) - n_tail] if shared else head
+        candidate = unshown[0] if unshown else "" if shared else partial_head
         head_cut = candidate[: spare - len(_CUT_MARK)]
     return _Selection(head[:n_head], tail[len(tail) - n_tail:] if n_tail else [], head_cut)
 
