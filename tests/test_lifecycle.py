@@ -9,6 +9,7 @@ is expected to escape, which proves the attack works and the test can fail.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -322,3 +323,28 @@ def test_falls_back_to_process_group_when_the_child_cannot_join(monkeypatch, tmp
     assert result.kill_mechanism is corral.KillMechanism.PROCESS_GROUP
     with pytest.raises(corral.PolicyError, match="cgroup"):
         corral.run(["true"], kill_mechanism=corral.KillMechanism.CGROUP)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody; "
+                    "run as a normal user, the whole suite is already unprivileged")
+def test_runs_as_an_unprivileged_user():
+    """Users are usually not root: corral must work, and say which containment it got."""
+    script = textwrap.dedent(
+        """
+        import json, corral
+        r = corral.run(["sh", "-c", "id -u; sleep 30 & echo started"], timeout=10)
+        print(json.dumps([r.exit_code, r.stdout, r.kill_mechanism.value, r.duration]))
+        """
+    )
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    probe = subprocess.run([*drop, sys.executable, "-c", "import corral"], cwd="/",
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"this interpreter is not usable by nobody: {probe.stderr.strip()[-200:]}")
+    proc = subprocess.run([*drop, sys.executable, "-c", script], cwd="/",
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    exit_code, stdout, mechanism, duration = json.loads(proc.stdout)
+    assert exit_code == 0 and stdout == "65534\nstarted\n"
+    assert mechanism in ("cgroup", "process-group")
+    assert duration < 5  # the background sleep was killed, not waited for

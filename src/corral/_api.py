@@ -159,14 +159,15 @@ class _RunThread:
         threading.Thread(target=self._work, name="corral-run", daemon=True).start()
 
     def _work(self) -> None:
+        outcome: tuple[Callable[[Any], None], object]
         try:
             result = execute(self._request, self._on_output, extra_cancel=self.cancel)
+            outcome = (self.future.set_result, result)
         except BaseException as exc:  # delivered to the awaiting task
-            self._deliver(self.future.set_exception, exc)
-        else:
-            self._deliver(self.future.set_result, result)
-        finally:
-            self.cancel.close()
+            outcome = (self.future.set_exception, exc)
+        # Released before the task hears of the end: nothing of the run outlives it.
+        self.cancel.close()
+        self._deliver(*outcome)
 
     def _deliver(self, setter: Callable[[Any], None], value: object) -> None:
         def set_if_pending() -> None:

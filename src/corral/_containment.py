@@ -23,6 +23,7 @@ engine only talks to the :class:`Containment` interface.
 from __future__ import annotations
 
 import atexit
+import errno
 import itertools
 import os
 import signal
@@ -187,7 +188,6 @@ class _CgroupHost:
         self._lock = threading.Lock()
         self._free: list[str] = []
         self._ids = itertools.count(1)
-        atexit.register(self.clear)
 
     def acquire(self) -> str:
         with self._lock:
@@ -264,8 +264,10 @@ def _cgroup_host() -> _CgroupHost | None:
         if _probed:
             return _host
         _probed = True
+        parent = "this process's cgroup"
         try:
-            host = _CgroupHost(_own_cgroup_dir())
+            parent = _own_cgroup_dir()
+            host = _CgroupHost(parent)
             path = host.acquire()
             try:
                 if not os.path.exists(os.path.join(path, "cgroup.kill")):
@@ -273,9 +275,20 @@ def _cgroup_host() -> _CgroupHost | None:
             finally:
                 host.discard(path)
             host.sweep_stale()
+            atexit.register(host.clear)
             _host, _cgroup_problem = host, ""
-        except (OSError, LookupError) as exc:
-            _cgroup_problem = str(exc) or type(exc).__name__
+        except PermissionError:
+            _cgroup_problem = (
+                f"{parent} is not delegated to this user; run corral in a delegated scope "
+                "(systemd-run --user --scope -p Delegate=yes ...) or as root"
+            )
+        except OSError as exc:
+            if exc.errno == errno.EROFS:
+                _cgroup_problem = f"{parent} is on a read-only cgroup filesystem (Docker's default)"
+            else:
+                _cgroup_problem = f"cannot create a cgroup in {parent}: {exc.strerror}"
+        except LookupError as exc:
+            _cgroup_problem = str(exc)
         return _host
 
 
@@ -310,8 +323,7 @@ def open_containment(wanted: KillMechanism | None, can_join_cgroup: bool) -> Con
             problem = f"cannot create a run cgroup in {host.parent}: {exc.strerror}"
     if wanted is KillMechanism.CGROUP:
         raise PolicyError(
-            f"kill mechanism 'cgroup' is not available here: {problem}; "
-            "run as root, in a delegated cgroup (systemd-run --user --scope), "
-            "or accept 'process-group'"
+            f"kill mechanism 'cgroup' is not available here: {problem}"
+            " (leave kill_mechanism unset to accept 'process-group')"
         )
     return ProcessGroupContainment()

@@ -293,6 +293,126 @@ clone3_vfork(struct clone_args *ca, void (*fn)(void *), void *arg)
 }
 #endif
 
+/* What start_child reports: a pid and pidfd; or the stage and errno at
+ * which the child failed before exec; or os_errno for a failure here. */
+struct outcome {
+    pid_t pid;
+    int pidfd;
+    int stage;
+    int err;
+    int os_errno;
+};
+
+/* Starts the child and waits until it has exec'd or failed.  Runs without
+ * the GIL: only system calls and raw allocation.  Closes errpipe[1]. */
+static void
+start_child(struct child_args *child, int cgroup_fd, int errpipe[2], struct outcome *out)
+{
+    int procs_fd = -1;
+    pid_t pid = -1;
+    int spawn_errno = 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    *out = (struct outcome){.pid = -1, .pidfd = -1};
+
+    if (cgroup_fd >= 0) {
+        /* clone3(CLONE_INTO_CGROUP) starts the child inside the cgroup.  The
+         * alternative, writing its pid to cgroup.procs, is a migration, which
+         * costs a whole RCU grace period (milliseconds) whenever no other
+         * migration happened just before -- i.e. for every one-shot caller. */
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = CLONE_INTO_CGROUP | CLONE_PIDFD;
+        ca.pidfd = (uint64_t)(uintptr_t)&out->pidfd;
+        ca.exit_signal = SIGCHLD;
+        ca.cgroup = (uint64_t)cgroup_fd;
+#ifdef HAVE_CLONE3_VFORK
+        char *stack = PyMem_RawMalloc(CHILD_STACK_SIZE);
+        if (stack == NULL) {
+            out->os_errno = ENOMEM;
+            goto finish;
+        }
+        ca.flags |= CLONE_VM | CLONE_VFORK;
+        ca.stack = (uint64_t)(uintptr_t)stack;
+        ca.stack_size = CHILD_STACK_SIZE;
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        long ret = clone3_vfork(&ca, child_main, child);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        PyMem_RawFree(stack);
+        pid = ret < 0 ? -1 : (pid_t)ret;
+        spawn_errno = ret < 0 ? (int)-ret : 0;
+#else
+        /* Without the trampoline, clone3 forks (copy-on-write): slower than
+         * vfork in a large process, but the child may return from syscall(). */
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
+        if (pid == 0)
+            child_main(child);
+        spawn_errno = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+#endif
+        if (pid < 0 && spawn_errno != ENOSYS && spawn_errno != E2BIG &&
+            spawn_errno != EINVAL) {
+            out->stage = STAGE_CGROUP;
+            out->err = spawn_errno;
+            goto finish;
+        }
+        if (pid < 0) {
+            /* Before Linux 5.7: the child joins by writing cgroup.procs. */
+            procs_fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+            if (procs_fd < 0) {
+                out->stage = STAGE_CGROUP;
+                out->err = errno;
+                goto finish;
+            }
+            child->cgroup_procs_fd = procs_fd;
+        }
+    }
+    if (pid < 0) {
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pid = vfork();
+        if (pid == 0)
+            child_main(child);
+        spawn_errno = errno;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (pid < 0) {
+            out->os_errno = spawn_errno;
+            goto finish;
+        }
+    }
+
+    close(errpipe[1]);
+    errpipe[1] = -1;
+    /* The child's end closes at exec or exit: block until one of them. */
+    int report[2];
+    ssize_t got;
+    do {
+        got = read(errpipe[0], report, sizeof report);
+    } while (got < 0 && errno == EINTR);
+    if (got == (ssize_t)sizeof report) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+        if (out->pidfd >= 0)
+            close(out->pidfd);
+        out->pidfd = -1;
+        out->stage = report[0];
+        out->err = report[1];
+        goto finish;
+    }
+    if (out->pidfd < 0)
+        out->pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* -1 before Linux 5.3 */
+    out->pid = pid;
+
+finish:
+    if (errpipe[1] >= 0) {
+        close(errpipe[1]);
+        errpipe[1] = -1;
+    }
+    if (procs_fd >= 0)
+        close(procs_fd);
+}
+
 /* Converts a sequence of bytes objects to a NULL-terminated char* array that
  * borrows the bytes' buffers (the caller keeps `seq` alive). */
 static char **
@@ -375,108 +495,35 @@ cspawn_spawn(PyObject *self, PyObject *args)
         goto done;
     }
 
-    const char *path = PyBytes_AS_STRING(path_obj);
-    const char *cwd = cwd_obj == Py_None ? NULL : PyBytes_AS_STRING(cwd_obj);
-    pid_t parent = getpid();
-    int pidfd = -1;
-    int procs_fd = -1;
-    pid_t pid = -1;
-    int spawn_errno = 0;
-    sigset_t all, old;
-    sigfillset(&all);
-
-    struct child_args child = {path, argv, envp, cwd, stdio, keep, nkeep, -1,
-                               pdeathsig, parent, errpipe[1]};
-    if (cgroup_fd >= 0) {
-        /* clone3(CLONE_INTO_CGROUP) starts the child inside the cgroup.  The
-         * alternative, writing its pid to cgroup.procs, is a migration, which
-         * costs a whole RCU grace period (milliseconds) whenever no other
-         * migration happened just before -- i.e. for every one-shot caller. */
-        struct clone_args ca;
-        memset(&ca, 0, sizeof ca);
-        ca.flags = CLONE_INTO_CGROUP | CLONE_PIDFD;
-        ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
-        ca.exit_signal = SIGCHLD;
-        ca.cgroup = (uint64_t)cgroup_fd;
-#ifdef HAVE_CLONE3_VFORK
-        char *stack = PyMem_RawMalloc(CHILD_STACK_SIZE);
-        if (stack == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        ca.flags |= CLONE_VM | CLONE_VFORK;
-        ca.stack = (uint64_t)(uintptr_t)stack;
-        ca.stack_size = CHILD_STACK_SIZE;
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        long ret = clone3_vfork(&ca, child_main, &child);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        PyMem_RawFree(stack);
-        pid = ret < 0 ? -1 : (pid_t)ret;
-        spawn_errno = ret < 0 ? (int)-ret : 0;
-#else
-        /* Without the trampoline, clone3 forks (copy-on-write): slower than
-         * vfork in a large process, but the child may return from syscall(). */
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pid = (pid_t)syscall(SYS_clone3, &ca, sizeof ca);
-        if (pid == 0)
-            child_main(&child);
-        spawn_errno = errno;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-#endif
-        if (pid < 0 && spawn_errno != ENOSYS && spawn_errno != E2BIG &&
-            spawn_errno != EINVAL) {
-            result = Py_BuildValue("(iisi)", -1, -1, "cgroup", spawn_errno);
-            goto done;
-        }
-        if (pid < 0) {
-            /* Before Linux 5.7: the child joins by writing cgroup.procs. */
-            procs_fd = openat(cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
-            if (procs_fd < 0) {
-                result = Py_BuildValue("(iisi)", -1, -1, "cgroup", errno);
-                goto done;
-            }
-            child.cgroup_procs_fd = procs_fd;
-        }
-    }
-    if (pid < 0) {
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        pid = vfork();
-        if (pid == 0)
-            child_main(&child);
-        spawn_errno = errno;
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    close(errpipe[1]);
-    errpipe[1] = -1;
-    if (pid < 0) {
-        errno = spawn_errno;
+    struct child_args child = {
+        PyBytes_AS_STRING(path_obj),
+        argv,
+        envp,
+        cwd_obj == Py_None ? NULL : PyBytes_AS_STRING(cwd_obj),
+        stdio,
+        keep,
+        nkeep,
+        -1,
+        pdeathsig,
+        getpid(),
+        errpipe[1],
+    };
+    struct outcome out;
+    /* Other threads run while this one waits for the child's exec: with the
+     * GIL held, a child slow to exec (a loaded machine) stalls the program. */
+    Py_BEGIN_ALLOW_THREADS
+    start_child(&child, cgroup_fd, errpipe, &out);
+    Py_END_ALLOW_THREADS
+    if (out.os_errno) {
+        errno = out.os_errno;
         PyErr_SetFromErrno(PyExc_OSError);
-        goto done;
+    } else if (out.stage) {
+        result = Py_BuildValue("(iisi)", -1, -1, stage_name(out.stage), out.err);
+    } else {
+        result = Py_BuildValue("(iiOi)", (int)out.pid, out.pidfd, Py_None, 0);
     }
-
-    /* The child's end closes at exec or exit: block until one of them. */
-    int report[2];
-    ssize_t got;
-    do {
-        got = read(errpipe[0], report, sizeof report);
-    } while (got < 0 && errno == EINTR);
-    if (got == (ssize_t)sizeof report) {
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-        if (pidfd >= 0)
-            close(pidfd);
-        result = Py_BuildValue("(iisi)", -1, -1, stage_name(report[0]),
-                               report[1]);
-        goto done;
-    }
-    if (pidfd < 0)
-        pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* -1 before Linux 5.3 */
-    result = Py_BuildValue("(iiOi)", (int)pid, pidfd, Py_None, 0);
 
 done:
-    if (procs_fd >= 0)
-        close(procs_fd);
     if (errpipe[0] >= 0)
         close(errpipe[0]);
     if (errpipe[1] >= 0)
