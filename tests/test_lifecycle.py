@@ -348,3 +348,30 @@ def test_runs_as_an_unprivileged_user():
     assert exit_code == 0 and stdout == "65534\nstarted\n"
     assert mechanism in ("cgroup", "process-group")
     assert duration < 5  # the background sleep was killed, not waited for
+
+
+@needs_cgroup
+def test_a_forked_host_does_not_share_run_cgroups():
+    """After fork, parent and child must not hand the same run cgroup to two runs."""
+    from corral._containment import _cgroup_host
+
+    corral.run(["true"])
+    parent_pool = list(_cgroup_host()._free)
+    assert parent_pool  # the parent has a run cgroup waiting for reuse
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            result = corral.run(["true"])
+            host = _cgroup_host()
+            own = all(f"/corral-{os.getpid()}-" in path for path in host._free)
+            os.write(write_end, f"{result.exit_code} {own} {len(host._free)}".encode())
+            host.clear()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    report = os.read(read_end, 100).decode()
+    os.waitpid(pid, 0)
+    os.close(read_end)
+    assert report == "0 True 1"
+    assert _cgroup_host()._free == parent_pool  # untouched by the child

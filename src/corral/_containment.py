@@ -292,6 +292,16 @@ def _cgroup_host() -> _CgroupHost | None:
         return _host
 
 
+def _forget_after_fork() -> None:
+    """A forked child must not share its parent's pooled run cgroups."""
+    global _probe_lock, _probed, _host, _cgroup_problem
+    _probe_lock = threading.Lock()
+    _probed, _host, _cgroup_problem = False, None, "not probed"
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 def cgroup_support() -> tuple[str | None, str]:
     """(directory run cgroups are created in, or None; why not, if None)."""
     host = _cgroup_host()
