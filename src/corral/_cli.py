@@ -111,6 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    doctor = commands.add_parser(
+        "doctor",
+        help="show what this machine can enforce",
+        description="Probe this machine (by trying each mechanism) and show, per policy, "
+        "what corral can enforce here.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
     return parser
 
 
@@ -215,10 +222,57 @@ def _run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _yes_no(capability: object) -> str:
+    from .sandbox.probe import Capability
+
+    assert isinstance(capability, Capability)
+    return f"{'yes' if capability.available else 'no'}: {capability.detail}"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .sandbox.probe import probe_machine
+
+    probe = probe_machine()
+    if probe.cgroup.available:
+        lifecycle = "runs; every process it starts ends with it (cgroup)"
+    else:
+        lifecycle = ("runs; its processes end with it by process group, which a process "
+                     "calling setsid escapes (no usable cgroup)")
+    missing = "not available in this version of corral (the sandbox backends are not built yet)"
+    policies = {"full-access": lifecycle, "read-only": missing, "workspace-write": missing}
+    if args.json:
+        import json
+
+        print(json.dumps({"machine": probe.to_dict(), "policies": policies}, indent=2))
+        return 0
+    where = f", in a container ({probe.container})" if probe.container else ""
+    who = "root" if probe.root else "an unprivileged user"
+    rows = [
+        ("kernel", f"{probe.kernel} ({probe.arch}), running as {who}{where}"),
+        ("Landlock", _yes_no(probe.landlock)),
+        ("seccomp", _yes_no(probe.seccomp)),
+        ("  user notification", _yes_no(probe.seccomp_user_notification)),
+        ("user namespaces", _yes_no(probe.user_namespaces)),
+        ("  with capabilities", _yes_no(probe.user_namespace_capabilities)),
+        ("  /proc mountable", _yes_no(probe.proc_mount)),
+        ("bubblewrap", _yes_no(probe.bwrap)),
+        ("cgroup v2", _yes_no(probe.cgroup)),
+    ]
+    print("Machine")
+    for name, value in rows:
+        print(f"  {name:<22} {value}")
+    print("Policies")
+    for name, value in policies.items():
+        print(f"  {name:<22} {value}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = _parser().parse_args(argv)
     if args.subcommand == "run":
         code = _run(args)
+    elif args.subcommand == "doctor":
+        code = _doctor(args)
     else:  # pragma: no cover - argparse rejects unknown subcommands
         code = EXIT_CORRAL_ERROR
     sys.stdout.flush()

@@ -1,0 +1,244 @@
+"""What this machine can enforce, found by trying it.
+
+Sandbox backends and ``corral doctor`` rely on these answers, so each probe
+attempts the real operation (create a user namespace and mount in it, mount
+/proc in a new PID namespace, ask the kernel for its Landlock ABI) instead of
+reading version numbers or config files.  Probes that need a namespace run in
+a forked child, so this process is never changed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+from .._containment import cgroup_support
+
+__all__ = ["Capability", "MachineProbe", "probe_machine"]
+
+# System call numbers; landlock's are the same on every architecture.
+_SYS_LANDLOCK_CREATE_RULESET = 444
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_SECCOMP_GET_ACTION_AVAIL = 2
+_SECCOMP_RET_USER_NOTIF = 0x7FC00000
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_CLONE_NEWPID = 0x20000000
+_MS_REC, _MS_PRIVATE = 0x4000, 0x40000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
+
+# Exit codes of the namespace probe child: how far it got.
+_NS_NO_USERNS, _NS_NO_UID_MAP, _NS_NO_CAPS, _NS_NO_PROC = 10, 11, 12, 13
+_NS_STEPS = {
+    _NS_NO_USERNS: "cannot create a user namespace",
+    _NS_NO_UID_MAP: "cannot map this user in a new user namespace",
+    _NS_NO_CAPS: "user namespaces carry no capabilities (mounting is denied inside; "
+                 "e.g. Ubuntu's AppArmor restriction of unprivileged user namespaces)",
+    _NS_NO_PROC: "cannot mount /proc in a new PID namespace (a masked /proc, as in containers)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """Whether the machine offers something, and the version or the reason."""
+
+    available: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class MachineProbe:
+    kernel: str
+    arch: str
+    root: bool
+    container: str | None
+    landlock_abi: int
+    landlock: Capability
+    seccomp: Capability
+    seccomp_user_notification: Capability
+    user_namespaces: Capability
+    user_namespace_capabilities: Capability
+    proc_mount: Capability
+    bwrap: Capability
+    cgroup: Capability
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _libc() -> object:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _landlock() -> tuple[int, Capability]:
+    import ctypes
+
+    libc = _libc()
+    abi = libc.syscall(  # type: ignore[attr-defined]
+        ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
+        ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION),
+    )
+    if abi > 0:
+        return abi, Capability(True, f"ABI {abi}")
+    err = ctypes.get_errno()
+    reason = {
+        38: "the kernel has no Landlock (before Linux 5.13, or not built in)",
+        95: "Landlock is built in but disabled (add it to the lsm= boot parameter)",
+    }.get(err, os.strerror(err))
+    return 0, Capability(False, reason)
+
+
+def _seccomp() -> tuple[Capability, Capability]:
+    import ctypes
+
+    try:
+        with open("/proc/self/status") as f:
+            status = f.read()
+    except OSError as exc:
+        return Capability(False, str(exc)), Capability(False, "no seccomp")
+    if "\nSeccomp:" not in status:
+        return Capability(False, "the kernel has no seccomp"), Capability(False, "no seccomp")
+    number = _SYS_SECCOMP.get(platform.machine())
+    if number is None:
+        return (Capability(True, "filters (architecture not checked further)"),
+                Capability(False, f"not probed on {platform.machine()}"))
+    action = ctypes.c_uint32(_SECCOMP_RET_USER_NOTIF)
+    ok = _libc().syscall(  # type: ignore[attr-defined]
+        ctypes.c_long(number), ctypes.c_uint(_SECCOMP_GET_ACTION_AVAIL), ctypes.c_uint(0),
+        ctypes.byref(action),
+    ) == 0
+    notify = Capability(True, "SECCOMP_RET_USER_NOTIF") if ok else Capability(
+        False, "SECCOMP_RET_USER_NOTIF is not available (Linux 5.0+ needed)"
+    )
+    return Capability(True, "filters"), notify
+
+
+def _namespace_child() -> int:
+    """In a forked child: how far unprivileged namespaces go (see _NS_STEPS)."""
+    libc = _libc()
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:  # type: ignore[attr-defined]
+        return _NS_NO_USERNS
+    try:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+        with open("/proc/self/uid_map", "w") as f:
+            f.write(f"0 {uid} 1")
+        with open("/proc/self/gid_map", "w") as f:
+            f.write(f"0 {gid} 1")
+    except OSError:
+        return _NS_NO_UID_MAP
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:  # type: ignore[attr-defined]
+        return _NS_NO_CAPS
+    if libc.unshare(_CLONE_NEWPID) != 0:  # type: ignore[attr-defined]
+        return _NS_NO_PROC
+    pid = os.fork()
+    if pid == 0:  # PID 1 of the new namespace
+        flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+        ok = libc.mount(b"proc", b"/proc", b"proc", flags, None) == 0  # type: ignore[attr-defined]
+        os._exit(0 if ok else _NS_NO_PROC)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _namespaces() -> tuple[Capability, Capability, Capability]:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = _namespace_child()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    failed = _NS_STEPS.get(code, f"the namespace probe failed (status {code})")
+
+    def reached(ok: bool, what: str) -> Capability:
+        return Capability(True, what) if ok else Capability(False, failed)
+
+    # Each exit code names the first step that failed; the ones before it held.
+    return (
+        reached(code in (0, _NS_NO_CAPS, _NS_NO_PROC), "created and mapped to this user"),
+        reached(code in (0, _NS_NO_PROC), "mounting works inside them"),
+        reached(code == 0, "a fresh /proc mounts in a new PID namespace"),
+    )
+
+
+def _bwrap() -> Capability:
+    """The first bwrap on PATH outside the working directory (a repository
+    must not be able to plant its own), and whether it can build a sandbox."""
+    cwd = os.path.realpath(os.getcwd())
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = shutil.which("bwrap", path=entry or ".")
+        if candidate is None:
+            continue
+        real = os.path.realpath(candidate)
+        if cwd != "/" and (real == cwd or real.startswith(cwd + "/")):
+            continue
+        try:
+            version = subprocess.run([real, "--version"], capture_output=True, text=True,
+                                     timeout=5).stdout.strip()
+            trial = subprocess.run(
+                [real, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+                 "--dev", "/dev", "--proc", "/proc", "true"],
+                capture_output=True, text=True, timeout=10,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Capability(False, f"{real}: {exc}")
+        if trial.returncode != 0:
+            return Capability(False, f"{real} ({version}) cannot build a sandbox here: "
+                                     f"{trial.stderr.strip()[:200]}")
+        return Capability(True, f"{real} ({version})")
+    return Capability(False, "bwrap is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)")
+
+
+def _container() -> str | None:
+    try:
+        with open("/proc/sys/kernel/osrelease") as f:
+            release = f.read()
+    except OSError:
+        release = ""
+    if "microsoft" in release.lower():
+        return "wsl2" if "WSL2" in release or "microsoft-standard" in release else "wsl1"
+    if os.path.exists("/.dockerenv"):
+        return "docker"
+    if os.path.exists("/run/.containerenv"):
+        return "podman"
+    try:
+        with open("/proc/1/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    except OSError:
+        return None
+    for item in environ:
+        if item.startswith(b"container="):
+            return item.split(b"=", 1)[1].decode(errors="replace") or "container"
+    return None
+
+
+def probe_machine() -> MachineProbe:
+    """Probes everything; takes a few milliseconds (bwrap's trial run the most)."""
+    abi, landlock = _landlock()
+    seccomp, notify = _seccomp()
+    userns, caps, proc = _namespaces()
+    parent, problem = cgroup_support()
+    return MachineProbe(
+        kernel=platform.release(),
+        arch=platform.machine(),
+        root=os.geteuid() == 0,
+        container=_container(),
+        landlock_abi=abi,
+        landlock=landlock,
+        seccomp=seccomp,
+        seccomp_user_notification=notify,
+        user_namespaces=userns,
+        user_namespace_capabilities=caps,
+        proc_mount=proc,
+        bwrap=_bwrap(),
+        cgroup=Capability(parent is not None, parent or problem),
+    )

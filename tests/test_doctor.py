@@ -1,0 +1,84 @@
+"""`corral doctor` and the machine probe, checked against independent tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from corral.sandbox.probe import probe_machine
+
+CORRAL = [sys.executable, "-m", "corral"]
+
+
+def _doctor(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CORRAL, "doctor", *args], capture_output=True, text=True,
+                          timeout=60, **kwargs)  # type: ignore[call-overload]
+
+
+def test_json_report():
+    proc = _doctor("--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    machine = report["machine"]
+    for key in ("landlock", "seccomp", "user_namespaces", "user_namespace_capabilities",
+                "proc_mount", "bwrap", "cgroup"):
+        assert set(machine[key]) == {"available", "detail"} and machine[key]["detail"]
+    assert machine["landlock"]["available"] == (machine["landlock_abi"] > 0)
+    assert set(report["policies"]) == {"full-access", "read-only", "workspace-write"}
+
+
+def test_text_report():
+    proc = _doctor()
+    assert proc.returncode == 0
+    for word in ("Landlock", "seccomp", "user namespaces", "bubblewrap", "cgroup v2", "Policies",
+                 "workspace-write"):
+        assert word in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is not installed")
+def test_user_namespaces_agree_with_unshare():
+    independent = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--pid",
+                                  "--fork", "--mount-proc", "true"], capture_output=True)
+    probe = probe_machine()
+    assert probe.proc_mount.available == (independent.returncode == 0)
+    if independent.returncode == 0:
+        assert probe.user_namespaces.available and probe.user_namespace_capabilities.available
+
+
+def test_bwrap_agrees_with_running_it():
+    path = shutil.which("bwrap")
+    probe = probe_machine()
+    if path is None:
+        assert not probe.bwrap.available and "not on PATH" in probe.bwrap.detail
+        return
+    works = subprocess.run([path, "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev",
+                            "--proc", "/proc", "true"], capture_output=True).returncode == 0
+    assert probe.bwrap.available == works
+
+
+def test_bwrap_inside_the_workspace_is_ignored(tmp_path, monkeypatch):
+    planted = tmp_path / "bwrap"
+    planted.write_text("#!/bin/sh\necho planted\n")
+    planted.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert str(planted) not in probe_machine().bwrap.detail
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
+def test_as_an_unprivileged_user():
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    proc = subprocess.run([*drop, *CORRAL, "doctor", "--json"], capture_output=True, text=True,
+                          cwd="/", timeout=60)
+    if proc.returncode != 0 and "Permission denied" in proc.stderr:
+        pytest.skip("this interpreter is not usable by nobody")
+    assert proc.returncode == 0, proc.stderr
+    machine = json.loads(proc.stdout)["machine"]
+    assert machine["root"] is False
+    if not machine["cgroup"]["available"]:
+        assert "delegat" in machine["cgroup"]["detail"] or "read-only" in machine["cgroup"]["detail"]
