@@ -1,0 +1,158 @@
+"""The seccomp-BPF program corral loads into sandboxed commands.
+
+It is compiled here, in Python, so that corral needs no libseccomp.  The
+program:
+
+* kills the process on a foreign architecture (and, on x86_64, refuses the
+  x32 system-call ABI), so a filter written for one ABI cannot be bypassed
+  through another;
+* refuses with EPERM the system calls that change the kernel or the system
+  (modules, kexec, reboot, swap, clocks, accounting, quotas), escape or
+  rebuild the filesystem view (mount and the new mount API, pivot_root,
+  chroot, open_by_handle_at), create or enter namespaces (unshare, setns, and
+  clone with a CLONE_NEW* flag), reach other processes' memory (ptrace,
+  process_vm_*), and widen the attack surface (io_uring, which performs
+  system calls the filter never sees; bpf, perf_event_open, userfaultfd,
+  keyrings);
+* answers clone3 with ENOSYS: its flags live in memory a filter cannot read,
+  and C libraries fall back to clone, whose flags it can;
+* with ``deny_network``, refuses every socket family but AF_UNIX (for
+  backends without a network namespace).
+
+:func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
+for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
+"""
+
+from __future__ import annotations
+
+import errno
+import platform
+import struct
+from collections.abc import Iterable
+
+__all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_program"]
+
+# name: (x86_64 number, aarch64 number); None where the call does not exist.
+_NUMBERS: dict[str, tuple[int | None, int | None]] = {
+    "acct": (163, 89), "add_key": (248, 217), "adjtimex": (159, 171), "bpf": (321, 280),
+    "chroot": (161, 51), "clock_adjtime": (305, 266), "clock_settime": (227, 112),
+    "delete_module": (176, 106), "finit_module": (313, 273), "fsconfig": (431, 431),
+    "fsmount": (432, 432), "fsopen": (430, 430), "fspick": (433, 433),
+    "init_module": (175, 105), "io_uring_enter": (426, 426), "io_uring_register": (427, 427),
+    "io_uring_setup": (425, 425), "ioperm": (173, None), "iopl": (172, None),
+    "kexec_file_load": (320, 294), "kexec_load": (246, 104), "keyctl": (250, 219),
+    "lookup_dcookie": (212, 18), "mount": (165, 40), "mount_setattr": (442, 442),
+    "move_mount": (429, 429), "name_to_handle_at": (303, 264), "open_by_handle_at": (304, 265),
+    "open_tree": (428, 428), "perf_event_open": (298, 241), "pivot_root": (155, 41),
+    "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "ptrace": (101, 117),
+    "quotactl": (179, 60), "reboot": (169, 142), "request_key": (249, 218), "setns": (308, 268),
+    "settimeofday": (164, 170), "swapoff": (168, 225), "swapon": (167, 224),
+    "syslog": (103, 116), "umount2": (166, 39), "unshare": (272, 97),
+    "userfaultfd": (323, 282),
+}
+_CLONE = {"x86_64": 56, "aarch64": 220}
+_CLONE3 = {"x86_64": 435, "aarch64": 435}
+_SOCKET = {"x86_64": 41, "aarch64": 198}
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_ARCH_INDEX = {"x86_64": 0, "aarch64": 1}
+
+#: The system calls refused with EPERM (see the module docstring for why).
+DENIED_SYSCALLS = tuple(sorted(_NUMBERS))
+SUPPORTED_ARCHES = tuple(_AUDIT_ARCH)
+
+_X32_SYSCALL_BIT = 0x40000000
+_CLONE_NEW_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NS CGROUP UTS IPC
+                    | 0x10000000 | 0x20000000 | 0x40000000)            # USER PID NET
+_AF_UNIX = 1
+
+# Classic BPF opcodes and seccomp return values.
+_LD_W_ABS = 0x20
+_JEQ, _JGE, _JSET = 0x15, 0x35, 0x45
+_RET = 0x06
+_RET_KILL_PROCESS = 0x80000000
+_RET_ERRNO = 0x00050000
+_RET_ALLOW = 0x7FFF0000
+# Offsets in struct seccomp_data.
+_NR, _ARCH, _ARG0 = 0, 4, 16
+
+
+class _Assembler:
+    """Classic BPF with symbolic forward jumps."""
+
+    def __init__(self) -> None:
+        self._code: list[tuple[int, object, object, int]] = []
+        self._labels: dict[str, int] = {}
+
+    def load(self, offset: int) -> None:
+        self._code.append((_LD_W_ABS, 0, 0, offset))
+
+    def jump(self, op: int, value: int, if_true: str | None, if_false: str | None) -> None:
+        self._code.append((op, if_true, if_false, value))
+
+    def ret(self, value: int) -> None:
+        self._code.append((_RET, 0, 0, value))
+
+    def label(self, name: str) -> None:
+        self._labels[name] = len(self._code)
+
+    def assemble(self) -> bytes:
+        out = bytearray()
+        for index, (op, if_true, if_false, k) in enumerate(self._code):
+            jt, jf = (self._offset(index, target) for target in (if_true, if_false))
+            out += struct.pack("<HBBI", op, jt, jf, k)
+        return bytes(out)
+
+    def _offset(self, index: int, target: object) -> int:
+        if not isinstance(target, str):
+            return 0  # fall through to the next instruction
+        distance = self._labels[target] - index - 1
+        if not 0 <= distance <= 255:
+            raise AssertionError(f"jump to {target} out of range")
+        return distance
+
+
+def build_program(
+    arch: str | None = None, *, deny_network: bool = False, deny: Iterable[str] = DENIED_SYSCALLS
+) -> bytes:
+    """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
+
+    Raises ValueError for an architecture corral has no system-call table for.
+    """
+    arch = arch or platform.machine()
+    if arch not in _AUDIT_ARCH:
+        raise ValueError(
+            f"no seccomp filter for {arch}: corral knows {', '.join(SUPPORTED_ARCHES)}"
+        )
+    column = _ARCH_INDEX[arch]
+    numbers = sorted({n for name in deny if (n := _NUMBERS[name][column]) is not None})
+    asm = _Assembler()
+    asm.load(_ARCH)
+    asm.jump(_JEQ, _AUDIT_ARCH[arch], None, "kill")
+    asm.load(_NR)
+    if arch == "x86_64":
+        asm.jump(_JGE, _X32_SYSCALL_BIT, "deny", None)
+    for number in numbers:
+        asm.jump(_JEQ, number, "deny", None)
+    asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
+    asm.jump(_JEQ, _CLONE[arch], "clone", None)
+    if deny_network:
+        asm.jump(_JEQ, _SOCKET[arch], "socket", None)
+    asm.ret(_RET_ALLOW)
+    # Classic BPF only jumps forward: the argument checks come after, and end
+    # in a second ALLOW of their own.
+    asm.label("clone")
+    asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
+    asm.jump(_JSET, _CLONE_NEW_FLAGS, "deny", "allow")
+    if deny_network:
+        asm.label("socket")
+        asm.load(_ARG0)
+        asm.jump(_JEQ, _AF_UNIX, "allow", "deny")
+    asm.label("allow")
+    asm.ret(_RET_ALLOW)
+    asm.label("deny")
+    asm.ret(_RET_ERRNO | errno.EPERM)
+    asm.label("nosys")
+    asm.ret(_RET_ERRNO | errno.ENOSYS)
+    asm.label("kill")
+    asm.ret(_RET_KILL_PROCESS)
+    return asm.assemble()

@@ -1,0 +1,187 @@
+"""The seccomp program, loaded into a real process and attacked.
+
+Each probe runs in a forked child: once with the filter loaded, where it
+must be refused, and once without (the control), where it must succeed, so
+every assertion shows the filter is what made the difference.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import platform
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from corral.sandbox.probe import probe_machine
+from corral.sandbox.seccomp import SUPPORTED_ARCHES, build_program
+
+pytestmark = pytest.mark.skipif(platform.machine() not in SUPPORTED_ARCHES,
+                                reason=f"no seccomp table for {platform.machine()}")
+
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
+SIGCHLD = 17
+SYS = {"x86_64": {"clone": 56, "clone3": 435, "io_uring_setup": 425, "keyctl": 250},
+       "aarch64": {"clone": 220, "clone3": 435, "io_uring_setup": 425, "keyctl": 219}}[
+           platform.machine() if platform.machine() in SUPPORTED_ARCHES else "x86_64"]
+
+
+def _errno_of(result: int) -> int:
+    return 0 if result >= 0 else ctypes.get_errno()
+
+
+def _load(program: bytes) -> None:
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program)
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
+    if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, MODE_FILTER
+        raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
+
+
+def in_child(probe: Callable[[], object], program: bytes | None) -> object:
+    """Runs ``probe`` in a forked child, under ``program`` if given; returns its result."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - reports through the pipe
+        code = 1
+        try:
+            if program is not None:
+                _load(program)
+            os.write(write_end, json.dumps(probe()).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    data = b""
+    while chunk := os.read(read_end, 65536):
+        data += chunk
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, f"probe child failed: {status}"
+    return json.loads(data)
+
+
+FILTER = build_program()
+NO_NETWORK = build_program(deny_network=True)
+
+
+def unshare_user() -> int:
+    return _errno_of(libc.unshare(CLONE_NEWUSER))
+
+
+def clone_new_user() -> int:
+    pid = libc.syscall(SYS["clone"], CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:  # pragma: no cover - the clone child leaves at once
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+    return _errno_of(pid)
+
+
+def mount_in_own_namespace() -> int:
+    """Mount where it would otherwise be allowed: in a namespace of our own."""
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+        return -1  # cannot even set up the control
+    return _errno_of(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None))
+
+
+def mount_directly() -> int:
+    return _errno_of(libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None))
+
+
+def ptrace_traceme() -> int:
+    return _errno_of(libc.ptrace(0, 0, None, None))  # PTRACE_TRACEME
+
+
+def io_uring_setup() -> int:
+    params = ctypes.create_string_buffer(120)
+    fd = libc.syscall(SYS["io_uring_setup"], 1, params)
+    if fd >= 0:
+        os.close(fd)
+    return _errno_of(fd)
+
+
+def keyctl() -> int:
+    return _errno_of(libc.syscall(SYS["keyctl"], 0, -3, 0))  # GET_KEYRING_ID of the session
+
+
+def clone3() -> int:
+    return _errno_of(libc.syscall(SYS["clone3"], None, 0))
+
+
+def inet_and_unix_sockets() -> list[int]:
+    results = []
+    for family in (2, 10, 1):  # AF_INET, AF_INET6, AF_UNIX
+        fd = libc.socket(family, 1, 0)
+        if fd >= 0:
+            os.close(fd)
+        results.append(_errno_of(fd))
+    return results
+
+
+def ordinary_work() -> list[object]:
+    """What every program does must keep working: fork, threads, files."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(os.getpid()))
+    thread.start()
+    thread.join()
+    with open("/proc/self/status") as f:
+        filtered = "Seccomp:\t2" in f.read()
+    return [os.waitstatus_to_exitcode(status), seen == [os.getpid()], filtered]
+
+
+def test_namespaces_cannot_be_created():
+    userns = probe_machine().user_namespaces.available
+    assert in_child(unshare_user, FILTER) == errno.EPERM
+    assert in_child(clone_new_user, FILTER) == errno.EPERM
+    if userns:  # the controls: the same calls succeed without the filter
+        assert in_child(unshare_user, None) == 0
+        assert in_child(clone_new_user, None) == 0
+
+
+def test_mount_is_refused_even_where_it_would_be_allowed():
+    assert in_child(mount_directly, FILTER) == errno.EPERM
+    if probe_machine().user_namespace_capabilities.available:
+        assert in_child(mount_in_own_namespace, None) == 0
+
+
+@pytest.mark.parametrize("probe", [ptrace_traceme, keyctl, io_uring_setup])
+def test_dangerous_calls_are_refused(probe):
+    assert in_child(probe, FILTER) == errno.EPERM
+    control = in_child(probe, None)
+    if probe is io_uring_setup and control != 0:
+        pytest.skip(f"io_uring is off on this kernel ({os.strerror(control)}): no control")
+    assert control == 0
+
+
+def test_clone3_falls_back():
+    assert in_child(clone3, FILTER) == errno.ENOSYS
+    assert in_child(clone3, None) != errno.ENOSYS
+
+
+def test_ordinary_programs_still_work():
+    assert in_child(ordinary_work, FILTER) == [7, True, True]
+
+
+def test_network_families_refused_only_when_asked():
+    assert in_child(inet_and_unix_sockets, NO_NETWORK) == [errno.EPERM, errno.EPERM, 0]
+    assert in_child(inet_and_unix_sockets, FILTER) == [0, 0, 0]
+
+
+def test_foreign_architecture_is_rejected_at_build_time():
+    with pytest.raises(ValueError, match="corral knows"):
+        build_program("riscv64")
+    assert build_program("aarch64") != build_program("x86_64")
