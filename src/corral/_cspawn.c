@@ -12,16 +12,18 @@
  * vfork() otherwise -- the technique CPython's _posixsubprocess uses.
  *
  * spawn(path, argv, envp, cwd, stdin_fd, stdout_fd, stderr_fd, keep_fds,
- *       cgroup_fd, pdeathsig)
+ *       cgroup_fd, pdeathsig, landlock_fd, seccomp)
  *   -> (pid, pidfd, None, 0) on success
  *   -> (-1, -1, stage, errno) when the child failed before exec
  *      (stage names the step: "cgroup", "setsid", "pdeathsig", "stdio",
- *       "fds", "chdir", "exec")
+ *       "fds", "chdir", "no_new_privs", "landlock", "seccomp", "exec")
  *
  * keep_fds must be sorted and >= 3; they stay open (without CLOEXEC) in the
  * child at the same numbers.  cgroup_fd is an fd on the directory of the
- * cgroup the child must start in, or -1.  pidfd is -1 when the kernel lacks
- * pidfds (before 5.3).
+ * cgroup the child must start in, or -1.  landlock_fd (or -1) is a Landlock
+ * ruleset the child enforces on itself, seccomp (or None) a seccomp-BPF
+ * program it loads, both right before exec and after no_new_privs.  pidfd
+ * is -1 when the kernel lacks pidfds (before 5.3).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -30,6 +32,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -44,6 +48,9 @@
 #endif
 #ifndef SYS_clone3
 #define SYS_clone3 435
+#endif
+#ifndef SYS_landlock_restrict_self
+#define SYS_landlock_restrict_self 446
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -62,6 +69,9 @@ enum stage {
     STAGE_STDIO,
     STAGE_FDS,
     STAGE_CHDIR,
+    STAGE_NO_NEW_PRIVS,
+    STAGE_LANDLOCK,
+    STAGE_SECCOMP,
     STAGE_EXEC,
 };
 
@@ -75,6 +85,9 @@ stage_name(int stage)
     case STAGE_STDIO: return "stdio";
     case STAGE_FDS: return "fds";
     case STAGE_CHDIR: return "chdir";
+    case STAGE_NO_NEW_PRIVS: return "no_new_privs";
+    case STAGE_LANDLOCK: return "landlock";
+    case STAGE_SECCOMP: return "seccomp";
     case STAGE_EXEC: return "exec";
     }
     return "unknown";
@@ -107,13 +120,39 @@ cloexec_range(int first, int last)
     return 0;
 }
 
+/* Everything the child needs, passed through the clone3 trampoline. */
+struct child_args {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int *stdio;
+    const int *keep;
+    Py_ssize_t nkeep;
+    int cgroup_procs_fd;
+    int pdeathsig;
+    pid_t parent;
+    int errpipe;
+    /* Confinement applied last before exec (sandbox backends): a Landlock
+     * ruleset to enforce, a seccomp program (struct sock_filter array). */
+    int landlock_fd;
+    const char *seccomp;
+    Py_ssize_t seccomp_len;
+};
+
 /* Runs in the vfork()ed child: only system calls, no allocation, never
  * returns.  All signals are blocked on entry. */
 static void __attribute__((noinline, noreturn))
-child_exec(const char *path, char *const argv[], char *const envp[],
-           const char *cwd, int stdio[3], const int *keep, Py_ssize_t nkeep,
-           int cgroup_procs_fd, int pdeathsig, pid_t parent, int errpipe)
+child_exec(const struct child_args *a)
 {
+    const char *path = a->path;
+    const char *cwd = a->cwd;
+    int *stdio = a->stdio;
+    const int *keep = a->keep;
+    Py_ssize_t nkeep = a->nkeep;
+    int cgroup_procs_fd = a->cgroup_procs_fd;
+    int pdeathsig = a->pdeathsig;
+    pid_t parent = a->parent;
     int stage;
     int err;
 
@@ -199,45 +238,50 @@ child_exec(const char *path, char *const argv[], char *const envp[],
             goto fail;
     }
 
+    if (a->landlock_fd >= 0 || a->seccomp != NULL) {
+        /* Required by both, and keeps setuid programs from regaining what
+         * the confinement takes away. */
+        stage = STAGE_NO_NEW_PRIVS;
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            goto fail;
+    }
+    if (a->landlock_fd >= 0) {
+        stage = STAGE_LANDLOCK;
+        if (syscall(SYS_landlock_restrict_self, a->landlock_fd, 0) != 0)
+            goto fail;
+    }
+    if (a->seccomp != NULL) {
+        stage = STAGE_SECCOMP;
+        struct sock_fprog prog = {
+            .len = (unsigned short)(a->seccomp_len / sizeof(struct sock_filter)),
+            .filter = (struct sock_filter *)a->seccomp,
+        };
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+            goto fail;
+    }
+
     {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
     }
     stage = STAGE_EXEC;
-    execve(path, argv, envp);
+    execve(path, a->argv, a->envp);
 
 fail:
     err = errno;
     {
         int report[2] = {stage, err};
-        ssize_t unused = write(errpipe, report, sizeof report);
+        ssize_t unused = write(a->errpipe, report, sizeof report);
         (void)unused;
     }
     _exit(127);
 }
 
-/* Everything child_exec needs, passed through the clone3 trampoline. */
-struct child_args {
-    const char *path;
-    char *const *argv;
-    char *const *envp;
-    const char *cwd;
-    int *stdio;
-    const int *keep;
-    Py_ssize_t nkeep;
-    int cgroup_procs_fd;
-    int pdeathsig;
-    pid_t parent;
-    int errpipe;
-};
-
 static void __attribute__((noreturn))
 child_main(void *p)
 {
-    struct child_args *a = p;
-    child_exec(a->path, a->argv, a->envp, a->cwd, a->stdio, a->keep, a->nkeep,
-               a->cgroup_procs_fd, a->pdeathsig, a->parent, a->errpipe);
+    child_exec(p);
 }
 
 /* The child's stack for clone3 with CLONE_VM: child_exec needs a few KiB. */
@@ -445,14 +489,23 @@ bytes_array(PyObject *seq, const char *what)
 static PyObject *
 cspawn_spawn(PyObject *self, PyObject *args)
 {
-    PyObject *path_obj, *argv_obj, *envp_obj, *cwd_obj, *keep_obj;
+    PyObject *path_obj, *argv_obj, *envp_obj, *cwd_obj, *keep_obj, *seccomp_obj;
     int stdio[3];
-    int cgroup_fd, pdeathsig;
+    int cgroup_fd, pdeathsig, landlock_fd;
 
-    if (!PyArg_ParseTuple(args, "O!OOOiiiOii:spawn", &PyBytes_Type, &path_obj,
+    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO:spawn", &PyBytes_Type, &path_obj,
                           &argv_obj, &envp_obj, &cwd_obj, &stdio[0], &stdio[1],
-                          &stdio[2], &keep_obj, &cgroup_fd, &pdeathsig))
+                          &stdio[2], &keep_obj, &cgroup_fd, &pdeathsig,
+                          &landlock_fd, &seccomp_obj))
         return NULL;
+    if (seccomp_obj != Py_None &&
+        (!PyBytes_Check(seccomp_obj) || PyBytes_GET_SIZE(seccomp_obj) == 0 ||
+         PyBytes_GET_SIZE(seccomp_obj) % sizeof(struct sock_filter) != 0 ||
+         PyBytes_GET_SIZE(seccomp_obj) / sizeof(struct sock_filter) > BPF_MAXINSNS)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "seccomp must be None or a non-empty array of sock_filter");
+        return NULL;
+    }
     if (cwd_obj != Py_None && !PyBytes_Check(cwd_obj)) {
         PyErr_SetString(PyExc_TypeError, "cwd must be bytes or None");
         return NULL;
@@ -507,6 +560,9 @@ cspawn_spawn(PyObject *self, PyObject *args)
         pdeathsig,
         getpid(),
         errpipe[1],
+        landlock_fd,
+        seccomp_obj == Py_None ? NULL : PyBytes_AS_STRING(seccomp_obj),
+        seccomp_obj == Py_None ? 0 : PyBytes_GET_SIZE(seccomp_obj),
     };
     struct outcome out;
     /* Other threads run while this one waits for the child's exec: with the

@@ -84,7 +84,7 @@ def execute(
     """
     policy = request.resolved_policy
     backend = select_backend(policy)
-    launch = backend.transform(plan_launch(request), policy)
+    planned = plan_launch(request)
     timeout = request.timeout_seconds()
     cancel_fds = tuple(
         {t.fileno() for t in (request.cancel, extra_cancel) if t is not None}
@@ -93,8 +93,12 @@ def execute(
     spill_fd, spill_path = _open_spill(limits.spill)
     try:
         capture = OutputCapture(limits.max_bytes_per_stream, limits.max_events, on_output, spill_fd)
+        launch = backend.transform(planned, policy)
         started = time.monotonic()
-        proc, containment = _spawn_contained(request, lambda fd: spawn(launch, fd))
+        try:
+            proc, containment = _spawn_contained(request, lambda fd: spawn(launch, fd))
+        finally:
+            launch.release()
         collected = collect(
             proc,
             containment,

@@ -26,6 +26,11 @@ class LaunchSpec:
     what the process sees (``argv[0]`` included), ``env`` its whole
     environment, ``cwd`` where it starts (None: corral's own), ``pass_fds``
     descriptors it inherits at the same numbers besides stdin/out/err.
+
+    ``landlock_ruleset`` (an fd, or -1) and ``seccomp_program`` (a
+    ``struct sock_filter`` array, or None) are enforced by the child on
+    itself right before exec, after ``no_new_privs``.  ``owned_fds`` are
+    closed by the engine once the process has started (or failed to).
     """
 
     program: str
@@ -33,6 +38,14 @@ class LaunchSpec:
     env: Mapping[str, str]
     cwd: str | None
     pass_fds: tuple[int, ...] = ()
+    landlock_ruleset: int = -1
+    seccomp_program: bytes | None = None
+    owned_fds: tuple[int, ...] = ()
+
+    def release(self) -> None:
+        """Closes ``owned_fds``; the engine calls it right after spawning."""
+        for fd in self.owned_fds:
+            os.close(fd)
 
     def wrapped(self, program: str, prefix: tuple[str, ...], **changes: object) -> LaunchSpec:
         """This launch run through ``program prefix... argv...`` (for sandbox wrappers)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 
-from ._errors import spawn_error_for
+from ._errors import PolicyError, spawn_error_for
 from ._launch import LaunchSpec
 
 if TYPE_CHECKING:
@@ -91,6 +91,8 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 sorted(launch.pass_fds),
                 cgroup_fd,
                 int(_PARENT_DEATH_SIGNAL),
+                launch.landlock_ruleset,
+                launch.seccomp_program,
             )
             if stage is not None:
                 if stage == "cgroup":
@@ -112,6 +114,9 @@ def _spawn_portable(
     launch: LaunchSpec, null: int, out_w: int, err_w: int, out_r: int, err_r: int
 ) -> SpawnedProcess:
     import subprocess  # only on this path: it costs start-up time
+
+    if launch.landlock_ruleset >= 0 or launch.seccomp_program is not None:
+        raise PolicyError("Landlock and seccomp confinement need corral's C spawn extension")
 
     try:
         popen = subprocess.Popen(

@@ -19,10 +19,8 @@ from .._containment import cgroup_support
 
 __all__ = ["Capability", "MachineProbe", "probe_machine"]
 
-# System call numbers; landlock's are the same on every architecture.
-_SYS_LANDLOCK_CREATE_RULESET = 444
+# System call numbers.
 _SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
-_LANDLOCK_CREATE_RULESET_VERSION = 1
 _SECCOMP_GET_ACTION_AVAIL = 2
 _SECCOMP_RET_USER_NOTIF = 0x7FC00000
 _CLONE_NEWNS = 0x00020000
@@ -77,21 +75,10 @@ def _libc() -> object:
 
 
 def _landlock() -> tuple[int, Capability]:
-    import ctypes
+    from .landlock import landlock_abi
 
-    libc = _libc()
-    abi = libc.syscall(  # type: ignore[attr-defined]
-        ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0),
-        ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION),
-    )
-    if abi > 0:
-        return abi, Capability(True, f"ABI {abi}")
-    err = ctypes.get_errno()
-    reason = {
-        38: "the kernel has no Landlock (before Linux 5.13, or not built in)",
-        95: "Landlock is built in but disabled (add it to the lsm= boot parameter)",
-    }.get(err, os.strerror(err))
-    return 0, Capability(False, reason)
+    abi, why = landlock_abi()
+    return abi, Capability(True, f"ABI {abi}") if abi else Capability(False, why)
 
 
 def _seccomp() -> tuple[Capability, Capability]:

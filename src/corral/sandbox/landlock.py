@@ -1,0 +1,121 @@
+"""Landlock rulesets: "write only beneath these paths", enforced by the kernel.
+
+A ruleset is built here, in the parent, and handed to the spawn stage as an
+fd; the child enforces it on itself right before exec (``_cspawn.c``), so a
+Landlock-confined command costs no helper process.  Reads are not restricted
+(the rights to read and execute are not "handled"); every right that changes
+the filesystem is, and is granted only beneath the given writable roots.
+Rights added by later ABIs are used when the kernel has them: REFER (ABI 2)
+stops hard links and renames that would move a file across the boundary,
+TRUNCATE (ABI 3) stops truncating a file outside, and the scopes of ABI 6
+keep the command from signalling processes outside its domain and from
+connecting to abstract Unix sockets outside it.
+
+Landlock only adds restrictions and cannot carve a read-only hole inside a
+writable root: a policy that needs one must use another backend or accept
+the weaker guarantee explicitly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from collections.abc import Iterable
+
+__all__ = ["landlock_abi", "write_ruleset"]
+
+_SYS_CREATE_RULESET, _SYS_ADD_RULE = 444, 445
+_CREATE_RULESET_VERSION = 1
+_RULE_PATH_BENEATH = 1
+
+_WRITE_FILE = 1 << 1
+_REMOVE_DIR, _REMOVE_FILE = 1 << 4, 1 << 5
+_MAKE_CHAR, _MAKE_DIR, _MAKE_REG, _MAKE_SOCK = 1 << 6, 1 << 7, 1 << 8, 1 << 9
+_MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = 1 << 10, 1 << 11, 1 << 12
+_REFER, _TRUNCATE = 1 << 13, 1 << 14
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+_WRITE_RIGHTS_V1 = (_WRITE_FILE | _REMOVE_DIR | _REMOVE_FILE | _MAKE_CHAR | _MAKE_DIR
+                    | _MAKE_REG | _MAKE_SOCK | _MAKE_FIFO | _MAKE_BLOCK | _MAKE_SYM)
+# Rights that apply to a file itself (a rule on a non-directory takes no others).
+_FILE_RIGHTS = _WRITE_FILE | _TRUNCATE
+
+
+class _RulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64),
+                ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def landlock_abi() -> tuple[int, str]:
+    """(the kernel's Landlock ABI version, or 0; why not, when 0)."""
+    abi = _libc.syscall(ctypes.c_long(_SYS_CREATE_RULESET), None, ctypes.c_size_t(0),
+                        ctypes.c_uint32(_CREATE_RULESET_VERSION))
+    if abi > 0:
+        return int(abi), ""
+    err = ctypes.get_errno()
+    return 0, {
+        errno.ENOSYS: "the kernel has no Landlock (before Linux 5.13, or not built in)",
+        errno.EOPNOTSUPP: "Landlock is built in but disabled (add it to the lsm= boot parameter)",
+    }.get(err, os.strerror(err))
+
+
+def _handled(abi: int) -> tuple[int, int]:
+    rights = _WRITE_RIGHTS_V1
+    if abi >= 2:
+        rights |= _REFER
+    if abi >= 3:
+        rights |= _TRUNCATE
+    scopes = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    return rights, scopes
+
+
+def write_ruleset(writable: Iterable[str], abi: int | None = None) -> int:
+    """A ruleset fd allowing writes only beneath ``writable`` (directories or files).
+
+    Paths that do not exist are skipped.  The caller owns the fd.  Raises
+    OSError when the kernel refuses (no Landlock: see :func:`landlock_abi`).
+    """
+    if abi is None:
+        abi, why = landlock_abi()
+        if not abi:
+            raise OSError(errno.EOPNOTSUPP, f"Landlock is not available: {why}")
+    rights, scopes = _handled(abi)
+    attr = _RulesetAttr(rights, 0, scopes)
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 8  # older kernels reject unknown fields
+    ruleset = _libc.syscall(ctypes.c_long(_SYS_CREATE_RULESET), ctypes.byref(attr),
+                            ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
+    try:
+        for path in writable:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+                rule = _PathBeneathAttr(rights if is_dir else rights & _FILE_RIGHTS, fd)
+                if _libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(ruleset),
+                                 ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule),
+                                 ctypes.c_uint32(0)) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"landlock_add_rule({path}): {os.strerror(err)}")
+            finally:
+                os.close(fd)
+    except BaseException:
+        os.close(ruleset)
+        raise
+    return int(ruleset)
