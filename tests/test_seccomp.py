@@ -178,7 +178,11 @@ def test_ordinary_programs_still_work():
 
 def test_network_families_refused_only_when_asked():
     assert in_child(inet_and_unix_sockets, NO_NETWORK) == [errno.EPERM, errno.EPERM, 0]
+    no_unix = build_program(deny_unix_sockets=True)
+    assert in_child(inet_and_unix_sockets, no_unix) == [0, 0, errno.EPERM]
     assert in_child(inet_and_unix_sockets, FILTER) == [0, 0, 0]
+    with pytest.raises(ValueError, match="nothing"):
+        build_program(deny_network=True, deny_unix_sockets=True)
 
 
 def test_foreign_architecture_is_rejected_at_build_time():

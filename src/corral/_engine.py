@@ -119,6 +119,7 @@ def execute(
         if spill_fd >= 0:
             os.close(spill_fd)
     stdout, stderr, output = capture.finish()
+    collected.returncode = backend.decode_status(collected.returncode)
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,
         capture, backend.name,

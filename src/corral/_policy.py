@@ -18,22 +18,52 @@ __all__ = ["PolicyKind", "SandboxPolicy", "resolve_policy"]
 class PolicyKind(enum.Enum):
     """The confinement a policy asks for; values are the names users type."""
 
+    READ_ONLY = "read-only"
     FULL_ACCESS = "full-access"
+
+
+#: Secret stores no sandboxed command may read unless the policy says so
+#: (``~`` is the home of the user running corral).
+DEFAULT_DENY_READ = (
+    "~/.ssh", "~/.aws", "~/.config/gh", "~/.netrc", "~/.docker/config.json", "~/.gnupg",
+    "~/.kube", "~/.git-credentials",
+)
+#: Kept readable inside a denied directory: ssh needs it to check host keys.
+DEFAULT_READ_EXCEPTIONS = ("~/.ssh/known_hosts",)
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxPolicy:
     """What a command may touch.
 
+    ``read-only``: the command reads what the user can read, except
+    ``deny_read`` (secret stores by default), and writes nothing but a
+    private temporary directory (its ``/tmp`` and ``$TMPDIR``) and
+    ``/dev/null``-like devices.  Without ``network`` it reaches no host
+    network service, TCP, UDP or Unix socket; a server it starts on
+    127.0.0.1 is reachable within the run.  It cannot gain privileges.
+
     ``full-access`` confines nothing: the command still gets corral's process
     lifecycle (its own session, tree kill, timeout) but no sandbox.
     """
 
     kind: PolicyKind
+    network: bool = False
+    deny_read: tuple[str, ...] = DEFAULT_DENY_READ
 
     @classmethod
     def full_access(cls) -> SandboxPolicy:
         return cls(PolicyKind.FULL_ACCESS)
+
+    @classmethod
+    def read_only(
+        cls, *, network: bool = False, deny_read: tuple[str, ...] = DEFAULT_DENY_READ
+    ) -> SandboxPolicy:
+        return cls(PolicyKind.READ_ONLY, network=network, deny_read=tuple(deny_read))
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.kind is not PolicyKind.FULL_ACCESS
 
     @property
     def name(self) -> str:

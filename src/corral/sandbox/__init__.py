@@ -20,4 +20,6 @@ def select_backend(policy: SandboxPolicy) -> SandboxBackend:
     """The backend that enforces ``policy`` on this machine."""
     if policy.kind is PolicyKind.FULL_ACCESS:
         return NoSandbox()
-    raise AssertionError(f"no backend for {policy.kind}")  # resolve_policy admits no other kind
+    from .bwrap import bwrap_backend  # only sandboxed runs pay for importing it
+
+    return bwrap_backend(policy)

@@ -18,3 +18,7 @@ class SandboxBackend(Protocol):
     name: str | None
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec: ...
+
+    def decode_status(self, returncode: int) -> int:
+        """The command's own status from the spawned process's (negative: signal)."""
+        ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import subprocess
 from dataclasses import asdict, dataclass
 
@@ -158,31 +157,26 @@ def _namespaces() -> tuple[Capability, Capability, Capability]:
 
 
 def _bwrap() -> Capability:
-    """The first bwrap on PATH outside the working directory (a repository
-    must not be able to plant its own), and whether it can build a sandbox."""
-    cwd = os.path.realpath(os.getcwd())
-    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = shutil.which("bwrap", path=entry or ".")
-        if candidate is None:
-            continue
-        real = os.path.realpath(candidate)
-        if cwd != "/" and (real == cwd or real.startswith(cwd + "/")):
-            continue
-        try:
-            version = subprocess.run([real, "--version"], capture_output=True, text=True,
-                                     timeout=5).stdout.strip()
-            trial = subprocess.run(
-                [real, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-                 "--dev", "/dev", "--proc", "/proc", "true"],
-                capture_output=True, text=True, timeout=10,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return Capability(False, f"{real}: {exc}")
-        if trial.returncode != 0:
-            return Capability(False, f"{real} ({version}) cannot build a sandbox here: "
-                                     f"{trial.stderr.strip()[:200]}")
-        return Capability(True, f"{real} ({version})")
-    return Capability(False, "bwrap is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)")
+    """The bwrap corral would use, and whether it can build a sandbox here."""
+    from .bwrap import find_bwrap
+
+    path = find_bwrap()
+    if path is None:
+        return Capability(False, "bwrap is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)")
+    try:
+        version = subprocess.run([path, "--version"], capture_output=True, text=True,
+                                 timeout=5).stdout.strip()
+        trial = subprocess.run(
+            [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
+             "--dev", "/dev", "--proc", "/proc", "true"],
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Capability(False, f"{path}: {exc}")
+    if trial.returncode != 0:
+        return Capability(False, f"{path} ({version}) cannot build a sandbox here: "
+                                 f"{trial.stderr.strip()[:200]}")
+    return Capability(True, f"{path} ({version})")
 
 
 def _container() -> str | None:

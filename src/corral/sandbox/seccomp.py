@@ -17,7 +17,10 @@ program:
 * answers clone3 with ENOSYS: its flags live in memory a filter cannot read,
   and C libraries fall back to clone, whose flags it can;
 * with ``deny_network``, refuses every socket family but AF_UNIX (for
-  backends without a network namespace).
+  backends without a network namespace);
+* with ``deny_unix_sockets``, refuses AF_UNIX sockets, whose paths reach the
+  host's services (docker.sock, ssh-agent, D-Bus) through any readable
+  directory; ``socketpair`` stays allowed.
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -112,12 +115,19 @@ class _Assembler:
 
 
 def build_program(
-    arch: str | None = None, *, deny_network: bool = False, deny: Iterable[str] = DENIED_SYSCALLS
+    arch: str | None = None,
+    *,
+    deny_network: bool = False,
+    deny_unix_sockets: bool = False,
+    deny: Iterable[str] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
 
-    Raises ValueError for an architecture corral has no system-call table for.
+    Raises ValueError for an architecture corral has no system-call table
+    for, or for both socket options at once (nothing would be left).
     """
+    if deny_network and deny_unix_sockets:
+        raise ValueError("deny_network keeps only AF_UNIX; deny_unix_sockets would leave nothing")
     arch = arch or platform.machine()
     if arch not in _AUDIT_ARCH:
         raise ValueError(
@@ -135,7 +145,7 @@ def build_program(
         asm.jump(_JEQ, number, "deny", None)
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
-    if deny_network:
+    if deny_network or deny_unix_sockets:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
@@ -143,10 +153,13 @@ def build_program(
     asm.label("clone")
     asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
     asm.jump(_JSET, _CLONE_NEW_FLAGS, "deny", "allow")
-    if deny_network:
+    if deny_network or deny_unix_sockets:
         asm.label("socket")
-        asm.load(_ARG0)
-        asm.jump(_JEQ, _AF_UNIX, "allow", "deny")
+        asm.load(_ARG0)  # the family
+        if deny_network:
+            asm.jump(_JEQ, _AF_UNIX, "allow", "deny")
+        else:
+            asm.jump(_JEQ, _AF_UNIX, "deny", "allow")
     asm.label("allow")
     asm.ret(_RET_ALLOW)
     asm.label("deny")

@@ -1,0 +1,188 @@
+"""The bubblewrap backend: namespaces build the command's view of the machine.
+
+For ``read-only`` the command runs in new user, mount, PID, IPC, UTS, cgroup
+and (unless the policy allows network) network namespaces, with every
+capability dropped and no new privileges:
+
+* ``/`` is bound read-only; ``/tmp`` (and ``$TMPDIR``) is a private tmpfs,
+  ``/dev`` a minimal private one; ``/proc`` shows only the sandbox's own
+  processes, so host processes can be neither seen, signalled nor traced;
+* denied paths are covered: a directory by an empty tmpfs with mode 000 (111
+  when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
+  an empty mode-000 file;
+* without network the namespace has only its own loopback (a server the
+  command starts on 127.0.0.1 works; the host's do not), ``/run`` is hidden,
+  and the seccomp program refuses AF_UNIX sockets, which would otherwise
+  reach host services (docker.sock, ssh-agent, D-Bus) by path.
+
+bwrap is taken from PATH, but never from inside the working directory (a
+repository must not plant its own).  When the command exits, bwrap's PID 1
+exits and the kernel ends every process left in the namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import threading
+from dataclasses import replace
+
+from .._errors import PolicyError
+from .._launch import LaunchSpec
+from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
+from .seccomp import SUPPORTED_ARCHES, build_program
+
+__all__ = ["BwrapBackend", "find_bwrap", "bwrap_backend"]
+
+# bwrap exits 128+N when the command was killed by signal N.
+_SIGNAL_BASE = 128
+_MAX_SIGNAL = 64
+
+
+def find_bwrap(cwd: str | None = None) -> str | None:
+    """The first ``bwrap`` on PATH outside ``cwd`` (default: the current directory)."""
+    workspace = os.path.realpath(cwd or os.getcwd())
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = shutil.which("bwrap", path=entry or ".")
+        if candidate is None:
+            continue
+        real = os.path.realpath(candidate)
+        if workspace != "/" and (real == workspace or real.startswith(workspace + "/")):
+            continue
+        return real
+    return None
+
+
+class BwrapBackend:
+    name: str | None = "bwrap"
+
+    def __init__(self, path: str, version: tuple[int, ...]) -> None:
+        self.path = path
+        self.version = version
+
+    def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
+        if policy.kind is not PolicyKind.READ_ONLY:
+            raise PolicyError(f"the bwrap backend does not enforce {policy.name} yet")
+        owned: list[int] = []
+        try:
+            args = self._arguments(launch, policy, owned)
+        except BaseException:
+            for fd in owned:
+                os.close(fd)
+            raise
+        env = dict(launch.env)
+        env["CORRAL_SANDBOX"] = "bwrap"
+        env["TMPDIR"] = "/tmp"
+        if not policy.network:
+            env["CORRAL_SANDBOX_NETWORK_DISABLED"] = "1"
+        else:
+            env.pop("CORRAL_SANDBOX_NETWORK_DISABLED", None)
+        return replace(
+            launch,
+            program=self.path,
+            argv=("bwrap", *args),
+            env=env,
+            pass_fds=launch.pass_fds + tuple(owned),
+            owned_fds=launch.owned_fds + tuple(owned),
+        )
+
+    def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, owned: list[int]) -> list[str]:
+        args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+                "--cap-drop", "ALL"]
+        if policy.network:
+            args.append("--share-net")
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        if not policy.network:
+            args += ["--tmpfs", "/run"]
+        cwd = os.path.realpath(launch.cwd or os.getcwd())
+        for needed in self._under_tmp(cwd, launch.program):
+            args += ["--ro-bind", needed, needed]
+        args += self._deny_read(policy, owned)
+        if platform.machine() in SUPPORTED_ARCHES:
+            program = build_program(deny_unix_sockets=not policy.network)
+            args += ["--seccomp", str(_memfd(program, owned))]
+        else:
+            raise PolicyError(
+                f"corral has no seccomp filter for {platform.machine()}: "
+                "read-only cannot block privileged system calls here"
+            )
+        args += ["--chdir", cwd]
+        if self.version >= (0, 9):
+            args += ["--argv0", launch.argv[0]]
+        return [*args, "--", launch.program, *launch.argv[1:]]
+
+    @staticmethod
+    def _under_tmp(cwd: str, program: str) -> list[str]:
+        """What the private /tmp would hide but the command needs: its working
+        directory, and the tree its program comes from (a virtualenv's root)."""
+        needed = []
+        for path in (cwd, os.path.dirname(os.path.dirname(os.path.abspath(program)))):
+            if path.startswith("/tmp/") and path not in needed:
+                needed.append(path)
+        return needed
+
+    def _deny_read(self, policy: SandboxPolicy, owned: list[int]) -> list[str]:
+        args: list[str] = []
+        exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
+        for entry in policy.deny_read:
+            path = os.path.expanduser(entry)
+            if not os.path.lexists(path):
+                continue  # nothing to hide; creating it is a write, refused anyway
+            if os.path.isdir(path):
+                kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
+                args += ["--perms", "0111" if kept else "0000", "--tmpfs", path]
+                for inner in kept:
+                    args += ["--ro-bind", inner, inner]
+                args += ["--remount-ro", path]
+            else:
+                args += ["--perms", "0000", "--ro-bind-data", str(_memfd(b"", owned)), path]
+        return args
+
+    def decode_status(self, returncode: int) -> int:
+        """bwrap reports a command killed by signal N as exit 128+N."""
+        if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
+            return -(returncode - _SIGNAL_BASE)
+        return returncode
+
+
+def _memfd(data: bytes, owned: list[int]) -> int:
+    fd = os.memfd_create("corral", 0)  # inherited by bwrap, which reads it to the end
+    owned.append(fd)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+_lock = threading.Lock()
+_cached: tuple[str | None, BwrapBackend | None] | None = None
+
+
+def bwrap_backend(policy: SandboxPolicy) -> BwrapBackend:
+    """The bwrap backend, or a PolicyError saying what is missing."""
+    global _cached
+    cwd = os.path.realpath(os.getcwd())
+    with _lock:
+        if _cached is None or _cached[0] != cwd:
+            path = find_bwrap(cwd)
+            backend = None
+            if path is not None:
+                backend = BwrapBackend(path, _version(path))
+            _cached = (cwd, backend)
+        backend = _cached[1]
+    if backend is None:
+        raise PolicyError(
+            f"policy {policy.name!r} needs bubblewrap (bwrap), which is not on PATH: install it "
+            "(Debian/Ubuntu: apt-get install bubblewrap) or run `corral doctor` to see what "
+            "this machine supports"
+        )
+    return backend
+
+
+def _version(path: str) -> tuple[int, ...]:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5).stdout
+        return tuple(int(part) for part in out.split()[-1].split("."))
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return (0,)

@@ -1,0 +1,233 @@
+"""The read-only policy under bubblewrap, attacked for real.
+
+Each attack runs sandboxed, where it must fail and leave the host untouched,
+and under full-access (the control), where it must succeed, so each test
+shows the sandbox is what stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral.sandbox.probe import probe_machine
+
+# The interpreter itself, not a virtualenv's link to it: attacks use the stdlib only.
+PYTHON = os.path.realpath(__import__("sys").executable)
+
+_BWRAP = probe_machine().bwrap
+pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+
+READ_ONLY = corral.SandboxPolicy.read_only()
+
+
+def both(argv: list[str], **kwargs: object) -> tuple[corral.ExecResult, corral.ExecResult]:
+    """(sandboxed, control) runs of the same command."""
+    sandboxed = corral.run(argv, policy=READ_ONLY, timeout=30, **kwargs)  # type: ignore[arg-type]
+    control = corral.run(argv, policy="full-access", timeout=30, **kwargs)  # type: ignore[arg-type]
+    return sandboxed, control
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A directory outside /tmp (which the sandbox replaces), as real user files are."""
+    path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("attack", [
+    'echo evil > "$D/new"', 'echo evil >> "$D/file"', ': > "$D/file"', 'rm "$D/file"',
+    'mkdir "$D/dir"', 'ln -s /etc/passwd "$D/link"', 'mv "$D/file" "$D/moved"',
+    'echo evil >> "/proc/self/root$D/file"',
+])
+def test_no_write_reaches_the_host(host_dir, attack):
+    (host_dir / "file").write_text("original\n")
+    script = f'echo started; D={host_dir}; {attack}'
+    sandboxed = corral.run(["sh", "-c", script], policy=READ_ONLY)
+    assert sandboxed.stdout.startswith("started")
+    assert sandboxed.exit_code != 0 and sandboxed.sandbox == "bwrap"
+    assert sorted(p.name for p in host_dir.iterdir()) == ["file"]
+    assert (host_dir / "file").read_text() == "original\n"
+    control = corral.run(["sh", "-c", script])
+    assert control.exit_code == 0, control.aggregated_output
+
+
+def test_private_tmp_works_and_stays_private():
+    name = f"/tmp/corral-private-{os.getpid()}"
+    result = corral.run(["sh", "-c", f'echo x > {name} && cat {name} && echo y > "$TMPDIR/z"'],
+                        policy=READ_ONLY)
+    assert result.exit_code == 0 and result.stdout == "x\n"
+    assert not os.path.exists(name)
+
+
+def test_host_shared_memory_and_tmp_are_not_reachable():
+    marker = f"corral-shm-{os.getpid()}"
+    Path("/dev/shm", marker).write_text("host\n")
+    try:
+        sandboxed = corral.run(["sh", "-c", f"cat /dev/shm/{marker}; echo x > /dev/shm/{marker}"],
+                               policy=READ_ONLY)
+        assert "host" not in sandboxed.stdout
+        assert Path("/dev/shm", marker).read_text() == "host\n"
+    finally:
+        os.unlink(f"/dev/shm/{marker}")
+
+
+@pytest.fixture
+def tcp_listener() -> Iterator[tuple[str, int]]:
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"hello from the host\n")
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()
+    stop.set()
+    server.close()
+
+
+def test_host_loopback_tcp_is_unreachable(tcp_listener):
+    host, port = tcp_listener
+    code = ("import socket; print('started', flush=True); "
+            f"print(socket.create_connection(({host!r}, {port}), 2).recv(100))")
+    sandboxed, control = both([PYTHON, "-c", code])
+    assert sandboxed.stdout.startswith("started")  # it ran, and then failed to connect
+    assert sandboxed.exit_code != 0 and "hello" not in sandboxed.stdout
+    assert control.exit_code == 0 and "hello from the host" in control.stdout
+
+
+def test_host_udp_is_unreachable():
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(2)
+    port = receiver.getsockname()[1]
+    code = ("import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+            f".sendto(b'ping', ('127.0.0.1', {port})); print('sent')")
+    try:
+        sent = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
+        assert sent.stdout == "sent\n"  # delivered to the sandbox's own loopback
+        with pytest.raises(socket.timeout):
+            receiver.recvfrom(10)
+        corral.run([PYTHON, "-c", code])
+        assert receiver.recvfrom(10)[0] == b"ping"
+    finally:
+        receiver.close()
+
+
+def test_loopback_server_inside_the_run_works():
+    code = textwrap.dedent(
+        """
+        import socket, threading
+        server = socket.create_server(("127.0.0.1", 0))
+        threading.Thread(target=lambda: server.accept()[0].sendall(b"inside"), daemon=True).start()
+        print(socket.create_connection(server.getsockname()).recv(10).decode())
+        """
+    )
+    result = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
+    assert result.exit_code == 0 and result.stdout == "inside\n", result.aggregated_output
+
+
+def test_host_unix_socket_is_unreachable(host_dir):
+    path = str(host_dir / "service.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    os.chmod(host_dir, 0o755)
+    code = ("import socket; print('started', flush=True); s = socket.socket(socket.AF_UNIX); "
+            f"s.connect({path!r}); print('connected')")
+    try:
+        sandboxed, control = both([PYTHON, "-c", code])
+        assert sandboxed.stdout.startswith("started")
+        assert sandboxed.exit_code != 0 and "connected" not in sandboxed.stdout
+        assert control.exit_code == 0 and control.stdout == "started\nconnected\n"
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("attack", [
+    "mount -t tmpfs none /mnt", "unshare --user --map-root-user true", "chroot / true",
+    f"{PYTHON} -c 'import os; os.setuid(4242)'",
+])
+def test_privileged_operations_fail(attack):
+    sandboxed = corral.run(["sh", "-c", f"echo started; {attack}"], policy=READ_ONLY)
+    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    if os.geteuid() == 0:  # the control: as root on the host, each of them works
+        control = corral.run(["sh", "-c", f"unshare --mount sh -c '{attack}'"]
+                             if attack.startswith("mount") else ["sh", "-c", attack])
+        assert control.exit_code == 0, control.aggregated_output
+
+
+def test_host_processes_are_invisible():
+    victim = subprocess.Popen(["sleep", "30"], env={"CORRAL_SECRET_MARK": "visible"})
+    try:
+        script = (f"kill -0 {victim.pid} && echo signalled; "
+                  f"cat /proc/{victim.pid}/environ && echo read")
+        sandboxed, control = both(["sh", "-c", script])
+        assert "signalled" not in sandboxed.stdout and "visible" not in sandboxed.stdout
+        assert "signalled" in control.stdout and "CORRAL_SECRET_MARK=visible" in control.stdout
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_deny_read_hides_a_planted_secret(host_dir):
+    secrets = host_dir / "secrets"
+    secrets.mkdir()
+    (secrets / "token").write_text("s3cr3t\n")
+    (host_dir / "key.pem").write_text("private\n")
+    policy = corral.SandboxPolicy.read_only(deny_read=(str(secrets), str(host_dir / "key.pem")))
+    script = f"cat {secrets}/token; cat {host_dir}/key.pem; ls {secrets}"
+    sandboxed = corral.run(["sh", "-c", script], policy=policy)
+    assert "s3cr3t" not in sandboxed.aggregated_output
+    assert "private" not in sandboxed.aggregated_output
+    assert "token" not in sandboxed.stdout
+    control = corral.run(["sh", "-c", script])
+    assert "s3cr3t" in control.stdout and "private" in control.stdout
+
+
+def test_whole_tree_ends_with_the_run():
+    # A setsid daemon inside the sandbox, with only killpg to stop it: the
+    # PID namespace ends it with the command.
+    script = "setsid sh -c 'sleep 30' & echo started"
+    result = corral.run(["sh", "-c", script], policy=READ_ONLY, timeout=10, drain_timeout=5,
+                        kill_mechanism=corral.KillMechanism.PROCESS_GROUP)
+    assert result.exit_code == 0 and result.stdout == "started\n"
+    assert result.duration < 3 and not result.drain_timed_out
+
+
+def test_signal_and_environment_markers():
+    result = corral.run(["sh", "-c", 'echo "$CORRAL_SANDBOX $CORRAL_SANDBOX_NETWORK_DISABLED"; kill -TERM $$'],
+                        policy=READ_ONLY)
+    assert result.stdout == "bwrap 1\n"
+    assert result.signal == 15 and result.exit_code == 143
+
+
+def test_network_can_be_allowed():
+    policy = corral.SandboxPolicy.read_only(network=True)
+    result = corral.run(["sh", "-c", 'echo "[$CORRAL_SANDBOX_NETWORK_DISABLED]"; cat /proc/net/dev | wc -l'],
+                        policy=policy)
+    assert result.stdout.startswith("[]\n")
+    host_interfaces = Path("/proc/net/dev").read_text().count("\n")
+    assert int(result.stdout.split()[-1]) == host_interfaces
