@@ -41,6 +41,9 @@ class ConfiningBackend:
         return replace(launch, landlock_ruleset=ruleset, seccomp_program=program,
                        owned_fds=(ruleset,))
 
+    def decode_status(self, returncode: int) -> int:
+        return returncode
+
 
 @pytest.fixture
 def tree(tmp_path: Path) -> dict[str, Path]:
