@@ -59,6 +59,7 @@ def test_signal_exit_code():
         (["--timeout", "soon", "--", "true"], 125, "seconds"),
         (["--env", "NOEQUALS", "--", "true"], 125, "NAME=VALUE"),
         (["--policy", "yolo", "--", "true"], 125, "full-access"),
+        (["--network", "--", "true"], 125, "sandboxed policies"),
         ([], 125, "no command"),
         (["--no-such-flag", "--", "true"], 125, "unrecognized"),
     ],

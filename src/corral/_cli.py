@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
+    from ._policy import SandboxPolicy
+
 EXIT_CORRAL_ERROR = 125
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
@@ -93,8 +95,21 @@ def _parser() -> argparse.ArgumentParser:
         "(dropped by default)",
     )
     run.add_argument(
-        "--policy", default="full-access", metavar="POLICY",
-        help="sandbox policy (available: full-access)",
+        "--policy", default="full-access", choices=("read-only", "full-access"),
+        help="sandbox policy (default: full-access; read-only needs bubblewrap)",
+    )
+    run.add_argument(
+        "--network", action="store_true",
+        help="let a sandboxed command use the network (off by default)",
+    )
+    run.add_argument(
+        "--deny-read", action="append", default=[], metavar="PATH",
+        help="also hide PATH from a sandboxed command (repeatable; secret stores such as "
+        "~/.ssh and ~/.aws are hidden by default)",
+    )
+    run.add_argument(
+        "--no-default-deny-read", action="store_true",
+        help="do not hide the default secret stores",
     )
     run.add_argument(
         "--max-output", type=_size, metavar="SIZE", default=argparse.SUPPRESS,
@@ -156,6 +171,20 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
     return code
 
 
+def _policy(args: argparse.Namespace) -> SandboxPolicy | str:
+    """The policy the flags describe; sandbox flags without a sandbox are an error."""
+    from ._policy import DEFAULT_DENY_READ, SandboxPolicy
+
+    if args.policy == "full-access":
+        if args.network or args.deny_read or args.no_default_deny_read:
+            raise ValueError("--network and --deny-read apply to sandboxed policies, "
+                             "not to full-access")
+        return str(args.policy)
+    defaults = () if args.no_default_deny_read else DEFAULT_DENY_READ
+    return SandboxPolicy.read_only(network=args.network,
+                                   deny_read=(*defaults, *args.deny_read))
+
+
 def _run(args: argparse.Namespace) -> int:
     from ._cancel import CancelToken
     from ._engine import execute
@@ -187,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         if hasattr(args, "timeout"):
             fields["timeout"] = args.timeout
         request = ExecRequest(
-            argv=argv, cwd=args.cwd, env=env, cancel=cancel, policy=args.policy,
+            argv=argv, cwd=args.cwd, env=env, cancel=cancel, policy=_policy(args),
             limits=OutputLimits(**limit_fields),  # type: ignore[arg-type]
             **fields,  # type: ignore[arg-type]
         )
@@ -238,8 +267,13 @@ def _doctor(args: argparse.Namespace) -> int:
     else:
         lifecycle = ("runs; its processes end with it by process group, which a process "
                      "calling setsid escapes (no usable cgroup)")
-    missing = "not available in this version of corral (the sandbox backends are not built yet)"
-    policies = {"full-access": lifecycle, "read-only": missing, "workspace-write": missing}
+    if probe.bwrap.available and probe.seccomp.available:
+        read_only = ("enforced by bubblewrap + seccomp: writes only to a private /tmp, no host "
+                     "network or Unix sockets, secret stores hidden, no privileges")
+    else:
+        read_only = f"refused here: bubblewrap is needed ({probe.bwrap.detail})"
+    missing = "not available in this version of corral yet"
+    policies = {"full-access": lifecycle, "read-only": read_only, "workspace-write": missing}
     if args.json:
         import json
 
