@@ -231,3 +231,25 @@ def test_network_can_be_allowed():
     assert result.stdout.startswith("[]\n")
     host_interfaces = Path("/proc/net/dev").read_text().count("\n")
     assert int(result.stdout.split()[-1]) == host_interfaces
+
+
+def test_argv0_is_kept_and_an_override_needs_a_recent_bwrap():
+    assert corral.run(["sh", "-c", "echo $0"], policy=READ_ONLY).stdout == "sh\n"
+    from corral.sandbox.bwrap import bwrap_backend
+
+    if bwrap_backend(READ_ONLY).version() >= (0, 9):
+        result = corral.run(["sh", "-c", "echo $0"], arg0="custom", policy=READ_ONLY)
+        assert result.stdout == "custom\n"
+    else:
+        with pytest.raises(corral.PolicyError, match="0.9"):
+            corral.run(["sh", "-c", "echo $0"], arg0="custom", policy=READ_ONLY)
+
+
+def test_missing_bwrap_is_refused_not_ignored(monkeypatch, tmp_path):
+    import corral.sandbox.bwrap as bwrap
+
+    monkeypatch.setattr(bwrap, "_cached", None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap anywhere
+    with pytest.raises(corral.PolicyError, match="bubblewrap"):
+        corral.run(["/bin/true"], policy=READ_ONLY)
+    monkeypatch.setattr(bwrap, "_cached", None)  # forget the failed lookup

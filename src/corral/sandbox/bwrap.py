@@ -23,9 +23,6 @@ exits and the kernel ends every process left in the namespace.
 from __future__ import annotations
 
 import os
-import platform
-import shutil
-import subprocess
 import threading
 from dataclasses import replace
 
@@ -45,8 +42,8 @@ def find_bwrap(cwd: str | None = None) -> str | None:
     """The first ``bwrap`` on PATH outside ``cwd`` (default: the current directory)."""
     workspace = os.path.realpath(cwd or os.getcwd())
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = shutil.which("bwrap", path=entry or ".")
-        if candidate is None:
+        candidate = os.path.join(entry or ".", "bwrap")
+        if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
             continue
         real = os.path.realpath(candidate)
         if workspace != "/" and (real == workspace or real.startswith(workspace + "/")):
@@ -58,9 +55,22 @@ def find_bwrap(cwd: str | None = None) -> str | None:
 class BwrapBackend:
     name: str | None = "bwrap"
 
-    def __init__(self, path: str, version: tuple[int, ...]) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.version = version
+        self._version: tuple[int, ...] | None = None
+
+    def version(self) -> tuple[int, ...]:
+        """bwrap's version, asked only when needed (it costs a process)."""
+        if self._version is None:
+            import subprocess
+
+            try:
+                out = subprocess.run([self.path, "--version"], capture_output=True, text=True,
+                                     timeout=5).stdout
+                self._version = tuple(int(part) for part in out.split()[-1].split("."))
+            except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+                self._version = (0,)
+        return self._version
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
         if policy.kind is not PolicyKind.READ_ONLY:
@@ -100,18 +110,21 @@ class BwrapBackend:
         for needed in self._under_tmp(cwd, launch.program):
             args += ["--ro-bind", needed, needed]
         args += self._deny_read(policy, owned)
-        if platform.machine() in SUPPORTED_ARCHES:
-            program = build_program(deny_unix_sockets=not policy.network)
-            args += ["--seccomp", str(_memfd(program, owned))]
-        else:
-            raise PolicyError(
-                f"corral has no seccomp filter for {platform.machine()}: "
-                "read-only cannot block privileged system calls here"
-            )
-        args += ["--chdir", cwd]
-        if self.version >= (0, 9):
-            args += ["--argv0", launch.argv[0]]
-        return [*args, "--", launch.program, *launch.argv[1:]]
+        arch = os.uname().machine
+        if arch not in SUPPORTED_ARCHES:
+            raise PolicyError(f"corral has no seccomp filter for {arch}: "
+                              "read-only cannot block privileged system calls here")
+        program = build_program(deny_unix_sockets=not policy.network)
+        args += ["--seccomp", str(_memfd(program, owned)), "--chdir", cwd]
+        name = launch.argv[0]
+        if os.path.basename(name) == os.path.basename(launch.program):
+            # bwrap finds it on the same PATH, in the same view of the
+            # filesystem, and the command keeps its argv[0].
+            return [*args, "--", name, *launch.argv[1:]]
+        if self.version() < (0, 9):
+            raise PolicyError("an arg0 override under the sandbox needs bwrap 0.9 or newer "
+                              f"(--argv0); {self.path} is older")
+        return [*args, "--argv0", name, "--", launch.program, *launch.argv[1:]]
 
     @staticmethod
     def _under_tmp(cwd: str, program: str) -> list[str]:
@@ -166,10 +179,7 @@ def bwrap_backend(policy: SandboxPolicy) -> BwrapBackend:
     with _lock:
         if _cached is None or _cached[0] != cwd:
             path = find_bwrap(cwd)
-            backend = None
-            if path is not None:
-                backend = BwrapBackend(path, _version(path))
-            _cached = (cwd, backend)
+            _cached = (cwd, None if path is None else BwrapBackend(path))
         backend = _cached[1]
     if backend is None:
         raise PolicyError(
@@ -178,11 +188,3 @@ def bwrap_backend(policy: SandboxPolicy) -> BwrapBackend:
             "this machine supports"
         )
     return backend
-
-
-def _version(path: str) -> tuple[int, ...]:
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5).stdout
-        return tuple(int(part) for part in out.split()[-1].split("."))
-    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-        return (0,)

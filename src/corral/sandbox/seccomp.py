@@ -29,7 +29,7 @@ for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
 from __future__ import annotations
 
 import errno
-import platform
+import os
 import struct
 from collections.abc import Iterable
 
@@ -128,7 +128,7 @@ def build_program(
     """
     if deny_network and deny_unix_sockets:
         raise ValueError("deny_network keeps only AF_UNIX; deny_unix_sockets would leave nothing")
-    arch = arch or platform.machine()
+    arch = arch or os.uname().machine
     if arch not in _AUDIT_ARCH:
         raise ValueError(
             f"no seccomp filter for {arch}: corral knows {', '.join(SUPPORTED_ARCHES)}"
