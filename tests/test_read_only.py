@@ -24,6 +24,8 @@ from corral.sandbox.probe import probe_machine
 
 # The interpreter itself, not a virtualenv's link to it: attacks use the stdlib only.
 PYTHON = os.path.realpath(__import__("sys").executable)
+# The test environment's interpreter, which can import corral.
+PYTHON_VENV = __import__("sys").executable
 
 _BWRAP = probe_machine().bwrap
 pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
@@ -253,3 +255,73 @@ def test_missing_bwrap_is_refused_not_ignored(monkeypatch, tmp_path):
     with pytest.raises(corral.PolicyError, match="bubblewrap"):
         corral.run(["/bin/true"], policy=READ_ONLY)
     monkeypatch.setattr(bwrap, "_cached", None)  # forget the failed lookup
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def test_nothing_survives_a_sigkilled_corral(tmp_path):
+    marker = "31.41592"  # a sleep length nothing else uses
+    started = tmp_path / "started"
+    host = textwrap.dedent(
+        f"""
+        import corral
+        corral.run(["sh", "-c", "setsid sleep {marker} & sleep {marker}"], policy="read-only",
+                   timeout=None, on_output=None)
+        """
+    )
+    proc = subprocess.Popen([PYTHON_VENV, "-c", host])
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while len(_processes_with(marker)) < 2:
+            assert time.monotonic() < deadline, "the sandboxed command never started"
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _processes_with(marker) == []
+    finally:
+        proc.kill()
+        for pid in _processes_with(marker):
+            os.kill(pid, 9)
+    del started
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
+def test_as_an_unprivileged_user(host_dir):
+    script = textwrap.dedent(
+        f"""
+        import json, corral
+        write = corral.run(["sh", "-c", "echo x > {host_dir}/f"], policy="read-only")
+        tmp = corral.run(["sh", "-c", "echo x > /tmp/f && cat /tmp/f"], policy="read-only")
+        print(json.dumps([write.exit_code, tmp.stdout, write.sandbox]))
+        """
+    )
+    os.chmod(host_dir, 0o777)  # writable by nobody, so only the sandbox can stop it
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    proc = subprocess.run([*drop, PYTHON_VENV, "-c", script], cwd="/", capture_output=True,
+                          text=True, timeout=60)
+    if proc.returncode != 0 and "Permission denied" in proc.stderr:
+        pytest.skip("this interpreter is not usable by nobody")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    write_code, tmp_out, sandbox = json.loads(proc.stdout)
+    assert write_code != 0 and tmp_out == "x\n" and sandbox == "bwrap"
+    assert not (host_dir / "f").exists()
+    control = subprocess.run([*drop, "sh", "-c", f"echo x > {host_dir}/f"], cwd="/")
+    assert control.returncode == 0 and (host_dir / "f").exists()
