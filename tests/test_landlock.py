@@ -17,6 +17,7 @@ import corral
 import corral._engine
 from corral._launch import LaunchSpec
 from corral._policy import SandboxPolicy
+from corral.sandbox.base import SandboxBackend
 from corral.sandbox.landlock import landlock_abi, write_ruleset
 from corral.sandbox.seccomp import SUPPORTED_ARCHES, build_program
 
@@ -24,7 +25,7 @@ ABI, WHY = landlock_abi()
 pytestmark = pytest.mark.skipif(not ABI, reason=f"no Landlock here: {WHY}")
 
 
-class ConfiningBackend:
+class ConfiningBackend(SandboxBackend):
     """Writes only beneath ``roots``; seccomp on top, as the backend will do."""
 
     name = "landlock-test"
@@ -40,9 +41,6 @@ class ConfiningBackend:
         program = build_program() if platform.machine() in SUPPORTED_ARCHES else None
         return replace(launch, landlock_ruleset=ruleset, seccomp_program=program,
                        owned_fds=(ruleset,))
-
-    def decode_status(self, returncode: int) -> int:
-        return returncode
 
 
 @pytest.fixture

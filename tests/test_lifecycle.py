@@ -375,3 +375,32 @@ def test_a_forked_host_does_not_share_run_cgroups():
     os.close(read_end)
     assert report == "0 True 1"
     assert _cgroup_host()._free == parent_pool  # untouched by the child
+
+
+@needs_cgroup
+def test_nothing_survives_a_sigkilled_corral_even_without_a_sandbox(tmp_path):
+    """The parent-death signal reaches only the command itself; corral's
+    watchdog ends the rest (a setsid daemon, an orphan) once corral is gone."""
+    pidfile = tmp_path / "pids"
+    host = textwrap.dedent(
+        f"""
+        import corral
+        corral.run(["sh", "-c", "setsid sleep 60 & a=$!; sleep 60 & b=$!; "
+                    "echo $a $b > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"], timeout=None)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host])
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.01)
+        pids = [int(p) for p in pidfile.read_text().split()]
+        assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+        proc.kill()
+        proc.wait()
+        assert all(wait_dead(p, timeout=5) for p in pids)
+    finally:
+        proc.kill()
+        for pid in [int(p) for p in pidfile.read_text().split()] if pidfile.exists() else []:
+            kill_quietly(pid)

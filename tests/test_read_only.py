@@ -325,3 +325,29 @@ def test_as_an_unprivileged_user(host_dir):
     assert not (host_dir / "f").exists()
     control = subprocess.run([*drop, "sh", "-c", f"echo x > {host_dir}/f"], cwd="/")
     assert control.returncode == 0 and (host_dir / "f").exists()
+
+
+def test_a_sandbox_that_cannot_be_built_is_reported_not_run(monkeypatch, tmp_path):
+    from corral.sandbox.bwrap import BwrapBackend
+
+    real = BwrapBackend._arguments
+
+    def broken(self, launch, policy, owned):  # type: ignore[no-untyped-def]
+        args = real(self, launch, policy, owned)
+        return ["--ro-bind", str(tmp_path / "missing"), "/nowhere", *args]
+
+    monkeypatch.setattr(BwrapBackend, "_arguments", broken)
+    with pytest.raises(corral.SandboxSetupError, match="could not be set up.*missing"):
+        corral.run(["sh", "-c", "echo ran > /dev/null"], policy=READ_ONLY)
+    monkeypatch.undo()
+    # A command that fails on its own is not mistaken for a setup failure.
+    failed = corral.run(["sh", "-c", "echo 'bwrap: not really' >&2; exit 1"], policy=READ_ONLY)
+    assert failed.exit_code == 1
+
+
+def test_cli_exits_125_when_the_sandbox_cannot_be_built(tmp_path):
+    # No bwrap on PATH: refused before anything runs.
+    proc = subprocess.run([PYTHON_VENV, "-m", "corral", "run", "--policy", "read-only", "--",
+                           "/bin/true"], env={"PATH": str(tmp_path)}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 125 and "bubblewrap" in proc.stderr

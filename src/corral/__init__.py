@@ -40,7 +40,7 @@ _EXPORTS = {
     "ExecSignaledError": "_errors", "ExecTimeoutError": "_errors",
     "NotExecutableError": "_errors", "NulByteError": "_errors", "PolicyError": "_errors",
     "ProgramNotFoundError": "_errors", "RequestError": "_errors",
-    "SandboxDeniedError": "_errors", "SpawnError": "_errors",
+    "SandboxDeniedError": "_errors", "SandboxSetupError": "_errors", "SpawnError": "_errors",
     "format_for_model": "_format", "truncate_middle": "_format",
     "PolicyKind": "_policy", "SandboxPolicy": "_policy",
     "DEFAULT_TIMEOUT": "_request", "DEFAULT_TIMEOUT_SECONDS": "_request",
@@ -92,6 +92,7 @@ if TYPE_CHECKING:
         ProgramNotFoundError,
         RequestError,
         SandboxDeniedError,
+        SandboxSetupError,
         SpawnError,
     )
     from ._format import format_for_model, truncate_middle

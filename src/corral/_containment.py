@@ -188,6 +188,7 @@ class _CgroupHost:
         self._lock = threading.Lock()
         self._free: list[str] = []
         self._ids = itertools.count(1)
+        self._watchdog_pipe = -1
 
     def acquire(self) -> str:
         with self._lock:
@@ -216,6 +217,35 @@ class _CgroupHost:
         for path in free:
             self.discard(path)
 
+    def start_watchdog(self) -> None:
+        """Starts the process that ends this process's runs if it is killed.
+
+        A SIGKILLed corral cannot clean up, and the parent-death signal
+        reaches only each run's first process.  The watchdog, a shell in its
+        own session, waits on a pipe that only this process holds open; when
+        the pipe closes (this process is gone, however it died) it kills and
+        removes every run cgroup this process created.  Best effort: without
+        /bin/sh, leftovers wait for the next corral's sweep.
+        """
+        from ._spawn import spawn_helper
+
+        if not os.path.exists(_WATCHDOG_SHELL):
+            return
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            started = spawn_helper(
+                _WATCHDOG_SHELL,
+                ["corral-watchdog", "-c", _WATCHDOG_SCRIPT, "corral-watchdog", self.parent,
+                 str(os.getpid())],
+                stdin=read_end,
+            )
+        finally:
+            os.close(read_end)
+        if started:
+            self._watchdog_pipe = write_end  # held, never written: its closing is the signal
+        else:
+            os.close(write_end)
+
     def pooled(self) -> int:
         with self._lock:
             return len(self._free)
@@ -234,6 +264,22 @@ class _CgroupHost:
                 except OSError:
                     pass
 
+
+_WATCHDOG_SHELL = "/bin/sh"
+# $1: the parent cgroup; $2: corral's pid.  Runs after corral is gone.
+_WATCHDOG_SCRIPT = """
+while read -r _; do :; done
+for i in 1 2 3 4 5 6 7 8 9 10; do
+  left=0
+  for d in "$1"/corral-"$2"-*; do
+    [ -d "$d" ] || continue
+    echo 1 > "$d/cgroup.kill" 2>/dev/null
+    rmdir "$d" 2>/dev/null || left=1
+  done
+  [ "$left" = 0 ] && exit 0
+  sleep 0.1
+done
+"""
 
 _probe_lock = threading.Lock()
 _probed = False
@@ -275,6 +321,7 @@ def _cgroup_host() -> _CgroupHost | None:
             finally:
                 host.discard(path)
             host.sweep_stale()
+            host.start_watchdog()
             atexit.register(host.clear)
             _host, _cgroup_problem = host, ""
         except PermissionError:
@@ -295,6 +342,8 @@ def _cgroup_host() -> _CgroupHost | None:
 def _forget_after_fork() -> None:
     """A forked child must not share its parent's pooled run cgroups."""
     global _probe_lock, _probed, _host, _cgroup_problem
+    if _host is not None and _host._watchdog_pipe >= 0:
+        os.close(_host._watchdog_pipe)  # the parent's watchdog is the parent's business
     _probe_lock = threading.Lock()
     _probed, _host, _cgroup_problem = False, None, "not probed"
 

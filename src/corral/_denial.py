@@ -1,10 +1,11 @@
-"""Codex's sandbox-denial heuristic, kept exactly as the last resort.
+"""Codex's sandbox-denial heuristic, kept exactly, as the last resort.
 
-:func:`is_likely_sandbox_denied` guesses from the exit code and the output's
-text whether a sandbox refused something.  It is a guess: an ordinary
-"Permission denied" counts, and a denial swallowed by a pipeline that exits 0
-is missed.  Structured denial reports from the kernel and the sandbox come
-with the sandbox backends; this stays for what they cannot see.
+A port of ``is_likely_sandbox_denied`` in Codex's ``codex-rs/core/src/exec.rs``.
+It reads text and an exit code, nothing else, so it is a guess both ways: an
+ordinary "Permission denied" counts as a denial, and a denial swallowed by a
+pipeline that exits 0 is missed.  Structured denial reports (from the kernel
+and the sandbox backends) are meant to come first; this is what is left when
+they say nothing.
 """
 
 from __future__ import annotations
@@ -23,11 +24,9 @@ DENIAL_KEYWORDS = (
     "landlock",
     "failed to write file",
 )
-#: Backends under which a SIGSYS death means seccomp killed the command.
+#: Backends that install a seccomp filter, where death by SIGSYS means the
+#: filter killed the command (Codex's ``SandboxType::LinuxSeccomp``).
 LINUX_SANDBOXES = frozenset({"bwrap", "landlock"})
-# Exit codes that mean "usage error", "not executable", "not found": the
-# command failed on its own, whatever its output says.
-_NEVER_DENIED = frozenset({2, 126, 127})
 _SIGSYS_EXIT = 128 + int(signal.SIGSYS)
 
 
@@ -38,20 +37,27 @@ def is_likely_sandbox_denied(
     stderr: str = "",
     aggregated: str = "",
 ) -> bool:
-    """True when a failed sandboxed run looks like the sandbox's doing.
+    """Guesses whether a sandbox, not the command itself, made a run fail.
 
-    False without a sandbox (``None`` or ``"none"``) and for exit code 0;
-    false for exit codes 2, 126 and 127; true when stdout, stderr or the
-    aggregated output contains one of :data:`DENIAL_KEYWORDS`
-    (case-insensitive); true for 128+SIGSYS under a Linux sandbox; false
-    otherwise.
+    This is a text heuristic and the last resort: use it only when no
+    structured denial report exists.  In Codex's order:
+
+    1. False without a sandbox (``sandbox`` is ``None`` or ``"none"``) and
+       for exit code 0.
+    2. True if ``stderr``, ``stdout`` or ``aggregated``, lower-cased,
+       contains any of :data:`DENIAL_KEYWORDS` -- whatever the exit code,
+       including 2, 126 and 127.
+    3. True if the exit code is 128+SIGSYS (159 on Linux) and ``sandbox`` is
+       one of :data:`LINUX_SANDBOXES`.
+    4. False otherwise, e.g. for exit code 1 with no keyword.
     """
     if sandbox is None or sandbox == "none" or exit_code == 0:
-        return False
-    if exit_code in _NEVER_DENIED:
         return False
     for text in (stderr, stdout, aggregated):
         lowered = text.lower()
         if any(keyword in lowered for keyword in DENIAL_KEYWORDS):
             return True
+    # Codex "quick-rejects" exit codes 2, 126 and 127 here, after the keyword
+    # scan; from this point only 128+SIGSYS can answer True, so that check
+    # never changes the result and is left out.
     return sandbox in LINUX_SANDBOXES and exit_code == _SIGSYS_EXIT

@@ -17,8 +17,8 @@ from ._cancel import CancelToken
 from ._collect import Collected, Ending, collect
 from ._denial import is_likely_sandbox_denied
 from ._containment import ProcessGroupContainment, disable_cgroups, open_containment
-from ._errors import PolicyError
-from ._launch import plan_launch
+from ._errors import PolicyError, SandboxSetupError
+from ._launch import LaunchSpec, plan_launch
 from ._request import ExecRequest
 from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent
 from ._spawn import HAVE_NATIVE_SPAWN, CgroupJoinError, SpawnedProcess, spawn
@@ -91,6 +91,7 @@ def execute(
     )
     limits = request.limits
     spill_fd, spill_path = _open_spill(limits.spill)
+    launch: LaunchSpec | None = None
     try:
         capture = OutputCapture(limits.max_bytes_per_stream, limits.max_events, on_output, spill_fd)
         launch = backend.transform(planned, policy)
@@ -108,6 +109,11 @@ def execute(
             cancel_fds=cancel_fds,
             drain_timeout=request.drain_timeout,
         )
+        stdout, stderr, output = capture.finish()
+        if collected.ending is Ending.EXITED:
+            failure = backend.setup_failure(launch, stderr.text)
+            if failure is not None:
+                raise SandboxSetupError(0, f"the {backend.name} sandbox could not be set up: {failure}")
     except BaseException:
         if spill_fd >= 0:
             os.close(spill_fd)
@@ -118,7 +124,8 @@ def execute(
     finally:
         if spill_fd >= 0:
             os.close(spill_fd)
-    stdout, stderr, output = capture.finish()
+        if launch is not None:
+            launch.close_status()
     collected.returncode = backend.decode_status(collected.returncode)
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,

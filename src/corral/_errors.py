@@ -8,7 +8,8 @@
     ├── SpawnError (OSError)        the command could not be started
     │   ├── ProgramNotFoundError       no such program (on PATH or at the path)
     │   ├── NotExecutableError         found, but not executable / wrong format
-    │   └── CwdNotFoundError           the working directory does not exist
+    │   ├── CwdNotFoundError           the working directory does not exist
+    │   └── SandboxSetupError          the sandbox could not be built
     └── ExecError                   the command ran; ``.result`` has everything
         ├── ExecTimeoutError           the timeout ended it (partial output)
         ├── ExecCancelledError         cancelled by a token or Ctrl-C
@@ -47,6 +48,7 @@ __all__ = [
     "ProgramNotFoundError",
     "RequestError",
     "SandboxDeniedError",
+    "SandboxSetupError",
     "SpawnError",
     "spawn_error_for",
 ]
@@ -101,6 +103,10 @@ class NotExecutableError(SpawnError):
 
 class CwdNotFoundError(SpawnError):
     pass
+
+
+class SandboxSetupError(SpawnError):
+    """The sandbox could not be built, so the command never ran."""
 
 
 def spawn_error_for(stage: str, err: int, program: str, cwd: str | None) -> SpawnError:

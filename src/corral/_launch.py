@@ -30,7 +30,8 @@ class LaunchSpec:
     ``landlock_ruleset`` (an fd, or -1) and ``seccomp_program`` (a
     ``struct sock_filter`` array, or None) are enforced by the child on
     itself right before exec, after ``no_new_privs``.  ``owned_fds`` are
-    closed by the engine once the process has started (or failed to).
+    closed by the engine once the process has started (or failed to);
+    ``status_fd`` (or -1) is read by the backend after the run, then closed.
     """
 
     program: str
@@ -41,11 +42,17 @@ class LaunchSpec:
     landlock_ruleset: int = -1
     seccomp_program: bytes | None = None
     owned_fds: tuple[int, ...] = ()
+    status_fd: int = -1
 
     def release(self) -> None:
         """Closes ``owned_fds``; the engine calls it right after spawning."""
         for fd in self.owned_fds:
             os.close(fd)
+
+    def close_status(self) -> None:
+        """Closes ``status_fd``; the engine calls it when the run is over."""
+        if self.status_fd >= 0:
+            os.close(self.status_fd)
 
     def wrapped(self, program: str, prefix: tuple[str, ...], **changes: object) -> LaunchSpec:
         """This launch run through ``program prefix... argv...`` (for sandbox wrappers)."""

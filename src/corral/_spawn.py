@@ -32,7 +32,7 @@ try:
 except ImportError:  # not Linux, or built without a compiler
     _cspawn = None
 
-__all__ = ["HAVE_NATIVE_SPAWN", "CgroupJoinError", "SpawnedProcess", "spawn"]
+__all__ = ["HAVE_NATIVE_SPAWN", "CgroupJoinError", "SpawnedProcess", "spawn", "spawn_helper"]
 
 HAVE_NATIVE_SPAWN = _cspawn is not None
 
@@ -108,6 +108,29 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
         os.close(out_w)
         os.close(err_w)
         os.close(null)
+
+
+def spawn_helper(program: str, argv: list[str], stdin: int) -> bool:
+    """Starts a helper of corral's own that must outlive this process.
+
+    Unlike :func:`spawn`: no parent-death signal, no cgroup, stdout and
+    stderr to /dev/null, a minimal environment.  Returns whether it started
+    (False without the C extension).
+    """
+    if _cspawn is None:
+        return False
+    null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        encoding, errors = _FS_ENCODING
+        pid, pidfd, stage, _ = _cspawn.spawn(
+            program.encode(encoding, errors), [a.encode(encoding, errors) for a in argv],
+            [b"PATH=/usr/bin:/bin"], b"/", stdin, null, null, [], -1, 0, -1, None,
+        )
+    finally:
+        os.close(null)
+    if pidfd >= 0:
+        os.close(pidfd)
+    return stage is None
 
 
 def _spawn_portable(

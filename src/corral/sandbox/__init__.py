@@ -7,11 +7,8 @@ the exec engine never branches on the platform or the backend itself.
 from __future__ import annotations
 
 from .._policy import PolicyKind, SandboxPolicy
+from .base import SandboxBackend
 from .none import NoSandbox
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .base import SandboxBackend
 
 __all__ = ["NoSandbox", "SandboxBackend", "select_backend"]
 

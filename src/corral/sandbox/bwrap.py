@@ -29,6 +29,7 @@ from dataclasses import replace
 from .._errors import PolicyError
 from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
+from .base import SandboxBackend
 from .seccomp import SUPPORTED_ARCHES, build_program
 
 __all__ = ["BwrapBackend", "find_bwrap", "bwrap_backend"]
@@ -52,7 +53,7 @@ def find_bwrap(cwd: str | None = None) -> str | None:
     return None
 
 
-class BwrapBackend:
+class BwrapBackend(SandboxBackend):
     name: str | None = "bwrap"
 
     def __init__(self, path: str) -> None:
@@ -76,11 +77,17 @@ class BwrapBackend:
         if policy.kind is not PolicyKind.READ_ONLY:
             raise PolicyError(f"the bwrap backend does not enforce {policy.name} yet")
         owned: list[int] = []
+        status_fd = -1
         try:
-            args = self._arguments(launch, policy, owned)
+            # bwrap reports {"exit-code": N} there only if the command ran.
+            status_fd, status_write = os.pipe2(os.O_CLOEXEC)
+            owned.append(status_write)
+            args = ["--json-status-fd", str(status_write), *self._arguments(launch, policy, owned)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
+            if status_fd >= 0:
+                os.close(status_fd)
             raise
         env = dict(launch.env)
         env["CORRAL_SANDBOX"] = "bwrap"
@@ -96,6 +103,7 @@ class BwrapBackend:
             env=env,
             pass_fds=launch.pass_fds + tuple(owned),
             owned_fds=launch.owned_fds + tuple(owned),
+            status_fd=status_fd,
         )
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, owned: list[int]) -> list[str]:
@@ -152,6 +160,16 @@ class BwrapBackend:
             else:
                 args += ["--perms", "0000", "--ro-bind-data", str(_memfd(b"", owned)), path]
         return args
+
+    def setup_failure(self, launch: LaunchSpec, stderr: str) -> str | None:
+        """bwrap never wrote the command's exit code: it failed before running it."""
+        chunks = []
+        while chunk := os.read(launch.status_fd, 65536):
+            chunks.append(chunk)
+        if b'"exit-code"' in b"".join(chunks):
+            return None
+        lines = [line for line in stderr.splitlines() if line.startswith("bwrap:")]
+        return "; ".join(lines) or "bubblewrap exited before running the command"
 
     def decode_status(self, returncode: int) -> int:
         """bwrap reports a command killed by signal N as exit 128+N."""

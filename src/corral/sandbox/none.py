@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from .._launch import LaunchSpec
 from .._policy import SandboxPolicy
+from .base import SandboxBackend
 
 
-class NoSandbox:
-    name: str | None = None
-
+class NoSandbox(SandboxBackend):
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
         return launch
-
-    def decode_status(self, returncode: int) -> int:
-        return returncode
