@@ -34,7 +34,7 @@ class ConfiningBackend(SandboxBackend):
         self.roots = roots
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
-        from dataclasses import replace
+        from corral._record import replace
         import platform
 
         ruleset = write_ruleset([*self.roots, "/dev/null"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ._cancel import CancelToken
@@ -25,6 +24,7 @@ from ._errors import (
     SandboxDeniedError,
 )
 from ._policy import SandboxPolicy
+from ._record import replace
 from ._request import DEFAULT_TIMEOUT, DefaultTimeout, ExecRequest, OutputLimits
 from ._result import ExecResult, KillMechanism, OutputEvent
 

@@ -30,6 +30,18 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, minus its import of shutil on every argument
+    (for the terminal width); start-up pays for that, help rarely runs."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size().columns - 2
+        except OSError:
+            width = 78
+        super().__init__(prog, width=max(width, 40))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -61,12 +73,14 @@ def _size(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="corral",
+        formatter_class=_Formatter,
         description="Run shell commands for AI coding agents: confined, bounded, observed.",
     )
     parser.add_argument("--version", action="version", version="corral 0.1.0")
     commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
     run = commands.add_parser(
         "run",
+        formatter_class=_Formatter,
         help="run a command",
         description="Run CMD, stream its output, exit with its exit code "
         "(124 timeout, 128+N signal N, 137 interrupted; 125/126/127 corral's own errors).",
@@ -128,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
     doctor = commands.add_parser(
         "doctor",
+        formatter_class=_Formatter,
         help="show what this machine can enforce",
         description="Probe this machine (by trying each mechanism) and show, per policy, "
         "what corral can enforce here.",

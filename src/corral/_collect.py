@@ -18,9 +18,9 @@ import enum
 import os
 import select
 import time
-from dataclasses import dataclass
 
 from ._capture import OutputCapture
+from ._record import record
 from ._result import Stream
 from ._spawn import SpawnedProcess
 
@@ -44,7 +44,7 @@ class Ending(enum.Enum):
     CANCELLED = "cancelled"
 
 
-@dataclass(slots=True)
+@record
 class Collected:
     ending: Ending
     #: As ``os.waitstatus_to_exitcode``: negative for a signal death.

@@ -29,7 +29,8 @@ Decoding never raises.
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+
+from ._record import record
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 
@@ -64,7 +65,7 @@ _IBM866_NAMES = frozenset({"cp866", "cp1125"})
 _SMART_PUNCTUATION = frozenset(range(0x91, 0x98)) | {0x99}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DecodedPieces:
     """A head and a tail decoded with one encoding.
 

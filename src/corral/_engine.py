@@ -19,6 +19,7 @@ from ._denial import is_likely_sandbox_denied
 from ._containment import ProcessGroupContainment, disable_cgroups, open_containment
 from ._errors import PolicyError, SandboxSetupError
 from ._launch import LaunchSpec, plan_launch
+from ._record import replace
 from ._request import ExecRequest
 from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent
 from ._spawn import HAVE_NATIVE_SPAWN, CgroupJoinError, SpawnedProcess, spawn
@@ -126,7 +127,7 @@ def execute(
             os.close(spill_fd)
         if launch is not None:
             launch.close_status()
-    collected.returncode = backend.decode_status(collected.returncode)
+    collected = replace(collected, returncode=backend.decode_status(collected.returncode))
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,
         capture, backend.name,

@@ -11,16 +11,16 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 
 from ._env import build_env
 from ._errors import NotExecutableError, ProgramNotFoundError
+from ._record import record
 from ._request import ExecRequest
 
 __all__ = ["LaunchSpec", "plan_launch", "resolve_program"]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LaunchSpec:
     """A process to start: ``program`` is the file passed to execve, ``argv``
     what the process sees (``argv[0]`` included), ``env`` its whole
@@ -53,10 +53,6 @@ class LaunchSpec:
         """Closes ``status_fd``; the engine calls it when the run is over."""
         if self.status_fd >= 0:
             os.close(self.status_fd)
-
-    def wrapped(self, program: str, prefix: tuple[str, ...], **changes: object) -> LaunchSpec:
-        """This launch run through ``program prefix... argv...`` (for sandbox wrappers)."""
-        return replace(self, program=program, argv=prefix + self.argv, **changes)  # type: ignore[arg-type]
 
 
 def resolve_program(name: str, env: Mapping[str, str], cwd: str | None) -> str:

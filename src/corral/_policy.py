@@ -8,9 +8,8 @@ one into the other.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-
 from ._errors import PolicyError
+from ._record import record
 
 __all__ = ["PolicyKind", "SandboxPolicy", "resolve_policy"]
 
@@ -32,7 +31,7 @@ DEFAULT_DENY_READ = (
 DEFAULT_READ_EXCEPTIONS = ("~/.ssh/known_hosts",)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SandboxPolicy:
     """What a command may touch.
 

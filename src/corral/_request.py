@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
 from ._cancel import CancelToken
 from ._errors import EmptyCommandError, NulByteError, RequestError
 from ._policy import SandboxPolicy, resolve_policy
+from ._record import record
 from ._result import KillMechanism
 
 __all__ = [
@@ -88,7 +88,7 @@ def resolve_default_timeout(environ: Mapping[str, str] | None = None) -> float |
         raise RequestError(f"{TIMEOUT_ENV_VAR}: {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OutputLimits:
     """Bounds on what a run keeps in memory and emits.
 
@@ -115,7 +115,7 @@ def _check_text(value: str, where: str) -> None:
         raise NulByteError(where)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExecRequest:
     """One command to run.
 
@@ -136,7 +136,7 @@ class ExecRequest:
     arg0: str | None = None
     timeout: float | None | DefaultTimeout = DEFAULT_TIMEOUT
     cancel: CancelToken | None = None
-    limits: OutputLimits = field(default_factory=OutputLimits)
+    limits: OutputLimits = OutputLimits()
     policy: SandboxPolicy | str = "full-access"
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     kill_mechanism: KillMechanism | None = None

@@ -1,6 +1,6 @@
 """What a run hands back: captured text with exact truncation facts, and the result.
 
-Everything here is a frozen dataclass or an enum: these values cross every
+Everything here is a frozen record (see ``_record``) or an enum: these values cross every
 boundary (library, CLI ``--json``, MCP server) and must not change under the
 caller's feet.
 """
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 import signal as _signal
-from dataclasses import dataclass
+
+from ._record import record
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class Stream(enum.Enum):
     STDERR = "stderr"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OutputEvent:
     """One chunk of output, emitted live as it arrives.
 
@@ -73,7 +74,7 @@ def omission_marker(omitted_bytes: int, omitted_lines: int) -> str:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CapturedText:
     """A stream's output as kept in bounded memory, decoded, with exact counts.
 
@@ -117,7 +118,7 @@ class CapturedText:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ExecResult:
     """Everything known about a finished run.
 

@@ -17,12 +17,12 @@ import fcntl
 import os
 import signal
 import sys
-from dataclasses import dataclass
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 
 from ._errors import PolicyError, spawn_error_for
 from ._launch import LaunchSpec
+from ._record import record
 
 if TYPE_CHECKING:
     import subprocess
@@ -50,7 +50,7 @@ class CgroupJoinError(OSError):
     """The child could not join its run cgroup (permissions, delegation)."""
 
 
-@dataclass(slots=True)
+@record
 class SpawnedProcess:
     pid: int
     #: Readable when the process exits; -1 where pidfds are unavailable.

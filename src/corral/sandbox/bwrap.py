@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
 
 from .._errors import PolicyError
 from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
+from .._record import replace
 from .base import SandboxBackend
 from .seccomp import SUPPORTED_ARCHES, build_program
 
