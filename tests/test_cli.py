@@ -127,3 +127,32 @@ def test_spill_to_a_file(tmp_path):
     assert proc.returncode == 0
     assert target.read_text() == "".join(f"{i}\n" for i in range(1, 1001))
     assert f"complete output in {target}" in proc.stderr
+
+
+def test_parse_run():
+    from corral._cli import _UsageError, parse_run
+
+    args = parse_run(["--timeout=2.5", "--env", "A=1", "--env=B=2", "--json", "--",
+                      "echo", "--timeout", "x"])
+    assert args.timeout == 2.5 and args.env == ("A=1", "B=2") and args.json
+    assert args.argv == ("echo", "--timeout", "x")  # everything after -- is the command's
+    assert parse_run(["echo", "-n", "hi"]).argv == ("echo", "-n", "hi")  # so is all from CMD on
+    assert parse_run(["--timeout", "none", "true"]).timeout is None
+    with pytest.raises(_UsageError, match="alternatives"):
+        parse_run(["--spill", "--spill-to", "x", "true"])
+    with pytest.raises(_UsageError, match="not one of"):
+        parse_run(["--env-inherit", "some", "true"])
+
+
+def test_help_and_usage():
+    assert corral_cli("--help").returncode == 0
+    run_help = corral_run("--help")
+    assert run_help.returncode == 0 and "--deny-read" in run_help.stdout
+    unknown = corral_cli("frobnicate")
+    assert unknown.returncode == 125 and "unknown command" in unknown.stderr
+    assert corral_cli("doctor", "extra").returncode == 125
+    assert corral_cli("--version").stdout.startswith("corral ")
+
+
+def corral_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CORRAL, *args], capture_output=True, text=True, timeout=60)

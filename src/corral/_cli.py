@@ -13,11 +13,14 @@ module imports only what ``run`` needs; JSON and the rest load on demand.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from ._record import record
+from ._request import DEFAULT_TIMEOUT, DefaultTimeout
+
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,32 +32,75 @@ EXIT_CORRAL_ERROR = 125
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
+VERSION = "corral 0.1.0"
+USAGE = """\
+usage: corral run [OPTIONS] [--] CMD [ARGS...]
+       corral doctor [--json]
+       corral --version | --help"""
+HELP = f"""{USAGE}
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, minus its import of shutil on every argument
-    (for the terminal width); start-up pays for that, help rarely runs."""
+Run shell commands for AI coding agents: confined, bounded, observed.
 
-    def __init__(self, prog: str) -> None:
-        try:
-            width = os.get_terminal_size().columns - 2
-        except OSError:
-            width = 78
-        super().__init__(prog, width=max(width, 40))
+commands:
+  run       run a command, stream its output, exit with its exit code
+  doctor    show what this machine can enforce
+
+`corral run --help` lists run's options."""
+RUN_HELP = """\
+usage: corral run [OPTIONS] [--] CMD [ARGS...]
+
+Run CMD, stream its output live, and exit with its exit code: 124 when the
+timeout killed it, 128+N when signal N did, 137 when interrupted (Ctrl-C,
+SIGTERM).  corral's own failures exit 125 (usage, cannot run it),
+126 (not executable) or 127 (not found).
+
+options:
+  --timeout S            seconds before the command and everything it started
+                         is killed (default: $CORRAL_DEFAULT_TIMEOUT or 10;
+                         'none' for no limit)
+  --cwd DIR              working directory (default: the current one)
+  --env NAME=VALUE       set a variable in the command's environment (repeatable)
+  --unset-env NAME       remove a variable from it (repeatable)
+  --env-inherit {all,core,none}
+                         which host variables the command gets (default: all)
+  --keep-secrets         keep host variables whose names contain KEY, SECRET,
+                         TOKEN or PASSWORD (dropped by default)
+  --policy {read-only,full-access}
+                         sandbox policy (default: full-access; read-only needs
+                         bubblewrap)
+  --network              let a sandboxed command use the network (off by default)
+  --deny-read PATH       also hide PATH from a sandboxed command (repeatable;
+                         ~/.ssh, ~/.aws and other secret stores are hidden by
+                         default)
+  --no-default-deny-read do not hide the default secret stores
+  --max-output SIZE      bytes kept per stream as head and tail (default 1M)
+  --spill                also write the complete output to a new temporary file
+  --spill-to PATH        also write the complete output to PATH
+  --json                 print the whole result as one JSON object
+  -h, --help             show this help"""
+DOCTOR_HELP = """\
+usage: corral doctor [--json]
+
+Probe this machine by trying each mechanism, and show, per policy, what corral
+can enforce here.
+
+options:
+  --json      print the findings as JSON
+  -h, --help  show this help"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_CORRAL_ERROR, f"{self.prog}: error: {message}\n")
+class _UsageError(Exception):
+    """Bad command line: reported with the usage, exit 125."""
+
+
+class _Help(Exception):
+    """-h/--help: the text to print, exit 0."""
 
 
 def _seconds(text: str) -> float | None:
     from ._request import parse_timeout
 
-    try:
-        return parse_timeout(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse_timeout(text)
 
 
 def _size(text: str) -> int:
@@ -66,89 +112,111 @@ def _size(text: str) -> int:
     except ValueError:
         value = 0
     if value < 2:
-        raise argparse.ArgumentTypeError(f"not a size of at least 2 bytes (e.g. 1M, 64k): {text!r}")
+        raise ValueError(f"not a size of at least 2 bytes (e.g. 1M, 64k): {text!r}")
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="corral",
-        formatter_class=_Formatter,
-        description="Run shell commands for AI coding agents: confined, bounded, observed.",
-    )
-    parser.add_argument("--version", action="version", version="corral 0.1.0")
-    commands = parser.add_subparsers(dest="subcommand", required=True, metavar="COMMAND")
-    run = commands.add_parser(
-        "run",
-        formatter_class=_Formatter,
-        help="run a command",
-        description="Run CMD, stream its output, exit with its exit code "
-        "(124 timeout, 128+N signal N, 137 interrupted; 125/126/127 corral's own errors).",
-    )
-    run.add_argument(
-        "--timeout", type=_seconds, metavar="S", default=argparse.SUPPRESS,
-        help="seconds before the command and everything it started is killed "
-        "(default: $CORRAL_DEFAULT_TIMEOUT or 10; 'none' for no limit)",
-    )
-    run.add_argument("--cwd", metavar="DIR", help="working directory (default: the current one)")
-    run.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE",
-        help="set a variable in the command's environment (repeatable)",
-    )
-    run.add_argument(
-        "--unset-env", action="append", default=[], metavar="NAME",
-        help="remove a variable from the command's environment (repeatable)",
-    )
-    run.add_argument(
-        "--env-inherit", choices=("all", "core", "none"), default="all",
-        help="which host variables the command gets (default: all)",
-    )
-    run.add_argument(
-        "--keep-secrets", action="store_true",
-        help="keep host variables whose names contain KEY, SECRET, TOKEN or PASSWORD "
-        "(dropped by default)",
-    )
-    run.add_argument(
-        "--policy", default="full-access", choices=("read-only", "full-access"),
-        help="sandbox policy (default: full-access; read-only needs bubblewrap)",
-    )
-    run.add_argument(
-        "--network", action="store_true",
-        help="let a sandboxed command use the network (off by default)",
-    )
-    run.add_argument(
-        "--deny-read", action="append", default=[], metavar="PATH",
-        help="also hide PATH from a sandboxed command (repeatable; secret stores such as "
-        "~/.ssh and ~/.aws are hidden by default)",
-    )
-    run.add_argument(
-        "--no-default-deny-read", action="store_true",
-        help="do not hide the default secret stores",
-    )
-    run.add_argument(
-        "--max-output", type=_size, metavar="SIZE", default=argparse.SUPPRESS,
-        help="bytes kept per stream as head and tail (default 1M)",
-    )
-    spill = run.add_mutually_exclusive_group()
-    spill.add_argument(
-        "--spill", action="store_const", const=True, default=False,
-        help="also write the complete output to a new temporary file (path printed at the end)",
-    )
-    spill.add_argument(
-        "--spill-to", dest="spill", metavar="PATH",
-        help="also write the complete output to PATH",
-    )
-    run.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
-    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
-    doctor = commands.add_parser(
-        "doctor",
-        formatter_class=_Formatter,
-        help="show what this machine can enforce",
-        description="Probe this machine (by trying each mechanism) and show, per policy, "
-        "what corral can enforce here.",
-    )
-    doctor.add_argument("--json", action="store_true", help="print the findings as JSON")
-    return parser
+def _choice(*choices: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return text
+
+    return check
+
+
+@record
+class _Option:
+    dest: str
+    convert: Callable[[str], object] | None = None  # None: a flag, takes no value
+    repeat: bool = False
+
+
+# The one table `corral run`'s options are parsed from (see RUN_HELP).
+_RUN_OPTIONS = {
+    "--timeout": _Option("timeout", _seconds),
+    "--cwd": _Option("cwd", str),
+    "--env": _Option("env", str, repeat=True),
+    "--unset-env": _Option("unset_env", str, repeat=True),
+    "--env-inherit": _Option("env_inherit", _choice("all", "core", "none")),
+    "--keep-secrets": _Option("keep_secrets"),
+    "--policy": _Option("policy", _choice("read-only", "full-access")),
+    "--network": _Option("network"),
+    "--deny-read": _Option("deny_read", str, repeat=True),
+    "--no-default-deny-read": _Option("no_default_deny_read"),
+    "--max-output": _Option("max_output", _size),
+    "--spill": _Option("spill"),
+    "--spill-to": _Option("spill_to", str),
+    "--json": _Option("json"),
+}
+
+
+@record
+class RunArgs:
+    """``corral run``'s command line, parsed."""
+
+    argv: tuple[str, ...] = ()
+    timeout: float | None | DefaultTimeout = DEFAULT_TIMEOUT
+    cwd: str | None = None
+    env: tuple[str, ...] = ()
+    unset_env: tuple[str, ...] = ()
+    env_inherit: str = "all"
+    keep_secrets: bool = False
+    policy: str = "full-access"
+    network: bool = False
+    deny_read: tuple[str, ...] = ()
+    no_default_deny_read: bool = False
+    max_output: int | None = None
+    spill: bool = False
+    spill_to: str | None = None
+    json: bool = False
+
+
+def _parse_options(args: Sequence[str], options: dict[str, _Option], help_text: str
+                   ) -> tuple[dict[str, object], list[str]]:
+    """Options up to ``--`` or the first non-option; returns them and the rest."""
+    values: dict[str, object] = {}
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return values, list(args[index + 1:])
+        if not arg.startswith("-") or arg == "-":
+            break
+        if arg in ("-h", "--help"):
+            raise _Help(help_text)
+        name, equals, inline = arg.partition("=")
+        option = options.get(name)
+        if option is None:
+            raise _UsageError(f"unrecognized option {name!r}")
+        if option.convert is None:
+            if equals:
+                raise _UsageError(f"{name} takes no value")
+            value: object = True
+        else:
+            if not equals:
+                index += 1
+                if index == len(args):
+                    raise _UsageError(f"{name} needs a value")
+                inline = args[index]
+            try:
+                value = option.convert(inline)
+            except ValueError as exc:
+                raise _UsageError(f"{name}: {exc}") from None
+        if option.repeat:
+            values[option.dest] = (*values.get(option.dest, ()), value)  # type: ignore[misc]
+        else:
+            values[option.dest] = value
+        index += 1
+    return values, list(args[index:])
+
+
+def parse_run(args: Sequence[str]) -> RunArgs:
+    """Parses ``corral run``'s arguments (after ``run``)."""
+    values, command = _parse_options(args, _RUN_OPTIONS, RUN_HELP)
+    if values.get("spill") and "spill_to" in values:
+        raise _UsageError("--spill and --spill-to are alternatives: give one")
+    return RunArgs(argv=tuple(command), **values)  # type: ignore[arg-type]
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -186,7 +254,7 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
     return code
 
 
-def _policy(args: argparse.Namespace) -> SandboxPolicy | str:
+def _policy(args: RunArgs) -> SandboxPolicy | str:
     """The policy the flags describe; sandbox flags without a sandbox are an error."""
     from ._policy import DEFAULT_DENY_READ, SandboxPolicy
 
@@ -200,7 +268,7 @@ def _policy(args: argparse.Namespace) -> SandboxPolicy | str:
                                    deny_read=(*defaults, *args.deny_read))
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: RunArgs) -> int:
     from ._cancel import CancelToken
     from ._engine import execute
     from ._env import build_env, parse_env_assignment
@@ -208,8 +276,6 @@ def _run(args: argparse.Namespace) -> int:
     from ._request import ExecRequest, OutputLimits
 
     argv = list(args.argv)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
     if not argv:
         return _fail("no command given: corral run [options] -- CMD ARGS...",
                      EXIT_CORRAL_ERROR, args.json, "usage")
@@ -224,16 +290,12 @@ def _run(args: argparse.Namespace) -> int:
             args.env_inherit, set=assignments, unset=args.unset_env,
             exclude_secrets=not args.keep_secrets,
         )
-        limit_fields: dict[str, object] = {"spill": args.spill}
-        if hasattr(args, "max_output"):
-            limit_fields["max_bytes_per_stream"] = args.max_output
-        fields: dict[str, object] = {}
-        if hasattr(args, "timeout"):
-            fields["timeout"] = args.timeout
+        limits = OutputLimits(spill=args.spill_to or args.spill)
+        if args.max_output is not None:
+            limits = OutputLimits(max_bytes_per_stream=args.max_output, spill=limits.spill)
         request = ExecRequest(
             argv=argv, cwd=args.cwd, env=env, cancel=cancel, policy=_policy(args),
-            limits=OutputLimits(**limit_fields),  # type: ignore[arg-type]
-            **fields,  # type: ignore[arg-type]
+            limits=limits, timeout=args.timeout,
         )
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, on_signal)
@@ -273,7 +335,7 @@ def _yes_no(capability: object) -> str:
     return f"{'yes' if capability.available else 'no'}: {capability.detail}"
 
 
-def _doctor(args: argparse.Namespace) -> int:
+def _doctor(as_json: bool) -> int:
     from .sandbox.probe import probe_machine
 
     probe = probe_machine()
@@ -289,7 +351,7 @@ def _doctor(args: argparse.Namespace) -> int:
         read_only = f"refused here: bubblewrap is needed ({probe.bwrap.detail})"
     missing = "not available in this version of corral yet"
     policies = {"full-access": lifecycle, "read-only": read_only, "workspace-write": missing}
-    if args.json:
+    if as_json:
         import json
 
         print(json.dumps({"machine": probe.to_dict(), "policies": policies}, indent=2))
@@ -316,13 +378,34 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dispatch(args: list[str]) -> int:
+    if not args:
+        raise _UsageError("no command given")
+    command, rest = args[0], args[1:]
+    if command in ("-h", "--help"):
+        raise _Help(HELP)
+    if command == "--version":
+        print(VERSION)
+        return 0
+    if command == "run":
+        return _run(parse_run(rest))
+    if command == "doctor":
+        values, extra = _parse_options(rest, {"--json": _Option("json")}, DOCTOR_HELP)
+        if extra:
+            raise _UsageError(f"doctor takes no arguments, got {extra[0]!r}")
+        return _doctor(bool(values.get("json")))
+    raise _UsageError(f"unknown command {command!r}: use run or doctor")
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    args = _parser().parse_args(argv)
-    if args.subcommand == "run":
-        code = _run(args)
-    elif args.subcommand == "doctor":
-        code = _doctor(args)
-    else:  # pragma: no cover - argparse rejects unknown subcommands
+    """The ``corral`` console script."""
+    try:
+        code = _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except _Help as text:
+        print(text)
+        code = 0
+    except _UsageError as exc:
+        print(f"corral: {exc}\n{USAGE}", file=sys.stderr)
         code = EXIT_CORRAL_ERROR
     sys.stdout.flush()
     raise SystemExit(code)
