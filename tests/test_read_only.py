@@ -351,3 +351,12 @@ def test_cli_exits_125_when_the_sandbox_cannot_be_built(tmp_path):
                            "/bin/true"], env={"PATH": str(tmp_path)}, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 125 and "bubblewrap" in proc.stderr
+
+
+def test_a_workspace_under_tmp_is_visible_read_only(tmp_path):
+    # /tmp is private inside the sandbox; a project that lives there must still be there.
+    (tmp_path / "README").write_text("project\n")
+    result = corral.run(["sh", "-c", "cat README; pwd; echo x > new"], cwd=tmp_path,
+                        policy=READ_ONLY)
+    assert result.stdout == f"project\n{tmp_path}\n"
+    assert result.exit_code != 0 and not (tmp_path / "new").exists()

@@ -111,11 +111,12 @@ class BwrapBackend(SandboxBackend):
                 "--cap-drop", "ALL"]
         if policy.network:
             args.append("--share-net")
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        if not policy.network:
-            args += ["--tmpfs", "/run"]
+        hidden = ["/tmp"] if policy.network else ["/tmp", "/run"]
+        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for path in hidden:
+            args += ["--tmpfs", path]
         cwd = os.path.realpath(launch.cwd or os.getcwd())
-        for needed in self._under_tmp(cwd, launch.program):
+        for needed in self._still_needed(hidden, cwd, launch.program):
             args += ["--ro-bind", needed, needed]
         args += self._deny_read(policy, owned)
         arch = os.uname().machine
@@ -135,12 +136,13 @@ class BwrapBackend(SandboxBackend):
         return [*args, "--argv0", name, "--", launch.program, *launch.argv[1:]]
 
     @staticmethod
-    def _under_tmp(cwd: str, program: str) -> list[str]:
-        """What the private /tmp would hide but the command needs: its working
-        directory, and the tree its program comes from (a virtualenv's root)."""
+    def _still_needed(hidden: list[str], cwd: str, program: str) -> list[str]:
+        """What the ``hidden`` directories would hide but the command needs: its
+        working directory, and the tree its program comes from (a virtualenv's
+        root).  They are bound back read-only."""
         needed = []
         for path in (cwd, os.path.dirname(os.path.dirname(os.path.abspath(program)))):
-            if path.startswith("/tmp/") and path not in needed:
+            if any(path.startswith(h + "/") for h in hidden) and path not in needed:
                 needed.append(path)
         return needed
 
