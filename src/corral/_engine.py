@@ -78,7 +78,8 @@ def execute(
     """Runs ``request`` to completion and returns what happened.
 
     Raises :class:`~corral.RequestError` or :class:`~corral.SpawnError` when
-    the command cannot start; once it has started, always returns an
+    the command cannot start (:class:`~corral.SandboxSetupError` when its
+    sandbox could not be built); once it has started, always returns an
     :class:`ExecResult` (unless the calling thread is interrupted, in which
     case every process of the run is killed before the exception propagates).
     ``on_output`` is called in this thread for each chunk, in order.
@@ -95,12 +96,12 @@ def execute(
     launch: LaunchSpec | None = None
     try:
         capture = OutputCapture(limits.max_bytes_per_stream, limits.max_events, on_output, spill_fd)
-        launch = backend.transform(planned, policy)
+        launch = transformed = backend.transform(planned, policy)
         started = time.monotonic()
         try:
-            proc, containment = _spawn_contained(request, lambda fd: spawn(launch, fd))
+            proc, containment = _spawn_contained(request, lambda fd: spawn(transformed, fd))
         finally:
-            launch.release()
+            transformed.release()
         collected = collect(
             proc,
             containment,
