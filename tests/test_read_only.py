@@ -360,3 +360,8 @@ def test_a_workspace_under_tmp_is_visible_read_only(tmp_path):
                         policy=READ_ONLY)
     assert result.stdout == f"project\n{tmp_path}\n"
     assert result.exit_code != 0 and not (tmp_path / "new").exists()
+
+
+def test_missing_cwd_is_named(tmp_path):
+    with pytest.raises(corral.CwdNotFoundError, match="does not exist"):
+        corral.run(["true"], cwd=tmp_path / "missing", policy=READ_ONLY)

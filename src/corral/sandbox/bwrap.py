@@ -22,10 +22,11 @@ exits and the kernel ends every process left in the namespace.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 
-from .._errors import PolicyError
+from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
 from .._record import replace
@@ -116,6 +117,10 @@ class BwrapBackend(SandboxBackend):
         for path in hidden:
             args += ["--tmpfs", path]
         cwd = os.path.realpath(launch.cwd or os.getcwd())
+        if not os.path.isdir(cwd):
+            # bwrap would fail with a message about its own setup; say what is wrong.
+            raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
+                                   launch.cwd)
         for needed in self._still_needed(hidden, cwd, launch.program):
             args += ["--ro-bind", needed, needed]
         args += self._deny_read(policy, owned)
