@@ -239,7 +239,9 @@ def test_argv0_is_kept_and_an_override_needs_a_recent_bwrap():
     assert corral.run(["sh", "-c", "echo $0"], policy=READ_ONLY).stdout == "sh\n"
     from corral.sandbox.bwrap import bwrap_backend
 
-    if bwrap_backend(READ_ONLY).version() >= (0, 9):
+    backend = bwrap_backend()
+    assert backend is not None
+    if backend.version() >= (0, 9):
         result = corral.run(["sh", "-c", "echo $0"], arg0="custom", policy=READ_ONLY)
         assert result.stdout == "custom\n"
     else:

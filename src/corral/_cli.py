@@ -73,6 +73,10 @@ options:
                          ~/.ssh, ~/.aws and other secret stores are hidden by
                          default)
   --no-default-deny-read do not hide the default secret stores
+  --accept-weaker NAME   accept a named weaker guarantee so that the Landlock
+                         backend may run a sandboxed policy where bubblewrap
+                         cannot (shared-tmp, no-deny-read, visible-processes;
+                         repeatable; the error says which are needed)
   --max-output SIZE      bytes kept per stream as head and tail (default 1M)
   --spill                also write the complete output to a new temporary file
   --spill-to PATH        also write the complete output to PATH
@@ -144,6 +148,7 @@ _RUN_OPTIONS = {
     "--network": _Option("network"),
     "--deny-read": _Option("deny_read", str, repeat=True),
     "--no-default-deny-read": _Option("no_default_deny_read"),
+    "--accept-weaker": _Option("accept_weaker", str, repeat=True),
     "--max-output": _Option("max_output", _size),
     "--spill": _Option("spill"),
     "--spill-to": _Option("spill_to", str),
@@ -166,6 +171,7 @@ class RunArgs:
     network: bool = False
     deny_read: tuple[str, ...] = ()
     no_default_deny_read: bool = False
+    accept_weaker: tuple[str, ...] = ()
     max_output: int | None = None
     spill: bool = False
     spill_to: str | None = None
@@ -259,13 +265,14 @@ def _policy(args: RunArgs) -> SandboxPolicy | str:
     from ._policy import DEFAULT_DENY_READ, SandboxPolicy
 
     if args.policy == "full-access":
-        if args.network or args.deny_read or args.no_default_deny_read:
-            raise ValueError("--network and --deny-read apply to sandboxed policies, "
-                             "not to full-access")
+        if args.network or args.deny_read or args.no_default_deny_read or args.accept_weaker:
+            raise ValueError("--network, --deny-read and --accept-weaker apply to sandboxed "
+                             "policies, not to full-access")
         return str(args.policy)
     defaults = () if args.no_default_deny_read else DEFAULT_DENY_READ
     return SandboxPolicy.read_only(network=args.network,
-                                   deny_read=(*defaults, *args.deny_read))
+                                   deny_read=(*defaults, *args.deny_read),
+                                   accept_weaker=args.accept_weaker)
 
 
 def _run(args: RunArgs) -> int:
@@ -347,8 +354,13 @@ def _doctor(as_json: bool) -> int:
     if probe.bwrap.available and probe.seccomp.available:
         read_only = ("enforced by bubblewrap + seccomp: writes only to a private /tmp, no host "
                      "network or Unix sockets, secret stores hidden, no privileges")
+    elif probe.landlock_abi >= 6:
+        read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
+                     "it if you accept its weaker guarantees (--accept-weaker shared-tmp, "
+                     "visible-processes and, with secrets present, no-deny-read)")
     else:
-        read_only = f"refused here: bubblewrap is needed ({probe.bwrap.detail})"
+        read_only = (f"refused here: bubblewrap is needed ({probe.bwrap.detail}) and Landlock "
+                     f"is not enough ({probe.landlock.detail}; ABI 6 needed)")
     missing = "not available in this version of corral yet"
     policies = {"full-access": lifecycle, "read-only": read_only, "workspace-write": missing}
     if as_json:

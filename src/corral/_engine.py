@@ -127,7 +127,7 @@ def execute(
         if spill_fd >= 0:
             os.close(spill_fd)
         if launch is not None:
-            launch.close_status()
+            launch.finish()
     collected = replace(collected, returncode=backend.decode_status(collected.returncode))
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,

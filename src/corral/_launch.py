@@ -31,7 +31,8 @@ class LaunchSpec:
     ``struct sock_filter`` array, or None) are enforced by the child on
     itself right before exec, after ``no_new_privs``.  ``owned_fds`` are
     closed by the engine once the process has started (or failed to);
-    ``status_fd`` (or -1) is read by the backend after the run, then closed.
+    ``status_fd`` (or -1) is read by the backend after the run, then closed;
+    ``private_dir`` (or None), a directory made for this run only, is removed.
     """
 
     program: str
@@ -43,16 +44,22 @@ class LaunchSpec:
     seccomp_program: bytes | None = None
     owned_fds: tuple[int, ...] = ()
     status_fd: int = -1
+    private_dir: str | None = None
 
     def release(self) -> None:
         """Closes ``owned_fds``; the engine calls it right after spawning."""
         for fd in self.owned_fds:
             os.close(fd)
 
-    def close_status(self) -> None:
-        """Closes ``status_fd``; the engine calls it when the run is over."""
+    def finish(self) -> None:
+        """Closes ``status_fd`` and removes ``private_dir``; the engine calls it
+        when the run is over."""
         if self.status_fd >= 0:
             os.close(self.status_fd)
+        if self.private_dir is not None:
+            import shutil
+
+            shutil.rmtree(self.private_dir, ignore_errors=True)
 
 
 def resolve_program(name: str, env: Mapping[str, str], cwd: str | None) -> str:

@@ -30,6 +30,16 @@ DEFAULT_DENY_READ = (
 #: Kept readable inside a denied directory: ssh needs it to check host keys.
 DEFAULT_READ_EXCEPTIONS = ("~/.ssh/known_hosts",)
 
+#: Weaker guarantees a caller may accept so that a policy can run where only
+#: Landlock is available (no user namespaces: unprivileged containers, some
+#: distributions).  Nothing weaker is ever used unless named here.
+WEAKER_GUARANTEES = {
+    "shared-tmp": "the host's /tmp stays readable; the command writes to a private $TMPDIR",
+    "no-deny-read": "deny-read paths (secret stores) stay readable",
+    "visible-processes": "host processes are visible in /proc (they cannot be signalled "
+                         "or traced)",
+}
+
 
 @record
 class SandboxPolicy:
@@ -49,6 +59,15 @@ class SandboxPolicy:
     kind: PolicyKind
     network: bool = False
     deny_read: tuple[str, ...] = DEFAULT_DENY_READ
+    #: Names from :data:`WEAKER_GUARANTEES` the caller accepts.
+    accept_weaker: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.accept_weaker) - set(WEAKER_GUARANTEES)
+        if unknown:
+            raise PolicyError(f"unknown weaker guarantee {sorted(unknown)[0]!r}: choose from "
+                              f"{', '.join(WEAKER_GUARANTEES)}")
+        object.__setattr__(self, "accept_weaker", frozenset(self.accept_weaker))
 
     @classmethod
     def full_access(cls) -> SandboxPolicy:
@@ -56,9 +75,14 @@ class SandboxPolicy:
 
     @classmethod
     def read_only(
-        cls, *, network: bool = False, deny_read: tuple[str, ...] = DEFAULT_DENY_READ
+        cls,
+        *,
+        network: bool = False,
+        deny_read: tuple[str, ...] = DEFAULT_DENY_READ,
+        accept_weaker: frozenset[str] | tuple[str, ...] = frozenset(),
     ) -> SandboxPolicy:
-        return cls(PolicyKind.READ_ONLY, network=network, deny_read=tuple(deny_read))
+        return cls(PolicyKind.READ_ONLY, network=network, deny_read=tuple(deny_read),
+                   accept_weaker=frozenset(accept_weaker))
 
     @property
     def sandboxed(self) -> bool:

@@ -6,6 +6,7 @@ the exec engine never branches on the platform or the backend itself.
 
 from __future__ import annotations
 
+from .._errors import PolicyError
 from .._policy import PolicyKind, SandboxPolicy
 from .base import SandboxBackend
 from .none import NoSandbox
@@ -19,4 +20,32 @@ def select_backend(policy: SandboxPolicy) -> SandboxBackend:
         return NoSandbox()
     from .bwrap import bwrap_backend  # only sandboxed runs pay for importing it
 
-    return bwrap_backend(policy)
+    backend = bwrap_backend()
+    if backend is not None:
+        return backend
+    return _landlock_rung(policy)
+
+
+def _landlock_rung(policy: SandboxPolicy) -> SandboxBackend:
+    """Landlock + seccomp, if the kernel has them and the caller accepted what they
+    cannot do; otherwise a PolicyError that says what is missing and the ways on."""
+    from .._policy import WEAKER_GUARANTEES
+    from .landlock import LandlockBackend, landlock_abi
+
+    no_bwrap = (f"policy {policy.name!r} needs bubblewrap (bwrap), which is not on PATH "
+                "(Debian/Ubuntu: apt-get install bubblewrap)")
+    abi, why = landlock_abi()
+    if abi < LandlockBackend.MINIMUM_ABI:
+        reason = why or f"Landlock ABI {abi} lacks signal scoping (ABI 6, Linux 6.12)"
+        raise PolicyError(f"{no_bwrap}, and the Landlock backend is not usable here: {reason}; "
+                          "run `corral doctor` to see what this machine supports")
+    missing = [n for n in LandlockBackend.weaker_guarantees(policy)
+               if n not in policy.accept_weaker]
+    if missing:
+        terms = "; ".join(f"{name}: {WEAKER_GUARANTEES[name]}" for name in missing)
+        raise PolicyError(
+            f"{no_bwrap}.  The Landlock backend can run it here with weaker guarantees "
+            f"({terms}); accept them by name (accept_weaker={tuple(missing)!r}, or "
+            f"{' '.join('--accept-weaker ' + n for n in missing)}) or install bubblewrap"
+        )
+    return LandlockBackend(abi)

@@ -197,19 +197,12 @@ _lock = threading.Lock()
 _cached: tuple[str | None, BwrapBackend | None] | None = None
 
 
-def bwrap_backend(policy: SandboxPolicy) -> BwrapBackend:
-    """The bwrap backend, or a PolicyError saying what is missing."""
+def bwrap_backend() -> BwrapBackend | None:
+    """The bwrap backend, or None when no bwrap is on PATH (outside the cwd)."""
     global _cached
     cwd = os.path.realpath(os.getcwd())
     with _lock:
         if _cached is None or _cached[0] != cwd:
             path = find_bwrap(cwd)
             _cached = (cwd, None if path is None else BwrapBackend(path))
-        backend = _cached[1]
-    if backend is None:
-        raise PolicyError(
-            f"policy {policy.name!r} needs bubblewrap (bwrap), which is not on PATH: install it "
-            "(Debian/Ubuntu: apt-get install bubblewrap) or run `corral doctor` to see what "
-            "this machine supports"
-        )
-    return backend
+        return _cached[1]

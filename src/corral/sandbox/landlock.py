@@ -24,7 +24,13 @@ import os
 import stat
 from collections.abc import Iterable
 
-__all__ = ["landlock_abi", "write_ruleset"]
+from .._launch import LaunchSpec
+from .._policy import SandboxPolicy
+from .._record import replace
+from .base import SandboxBackend
+from .seccomp import build_program
+
+__all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
 
 _SYS_CREATE_RULESET, _SYS_ADD_RULE = 444, 445
 _CREATE_RULESET_VERSION = 1
@@ -119,3 +125,57 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None) -> int:
         os.close(ruleset)
         raise
     return int(ruleset)
+
+
+class LandlockBackend(SandboxBackend):
+    """``read-only`` where bubblewrap cannot run: Landlock + seccomp, no namespaces.
+
+    The command may write only to a private temporary directory (its
+    ``$TMPDIR``, removed after the run) and ``/dev/null``; without network it
+    can open no socket at all (there is no network namespace to contain one),
+    so it reaches neither the host's network services nor its Unix sockets.
+    It cannot signal or trace processes outside its Landlock domain (ABI 6).
+    What it cannot do is what the caller must accept by name (see
+    :meth:`weaker_guarantees`).
+    """
+
+    name: str | None = "landlock"
+    #: Signal scoping (ABI 6) keeps the command from killing the user's other
+    #: processes; below it this backend is not offered.
+    MINIMUM_ABI = 6
+
+    def __init__(self, abi: int) -> None:
+        self.abi = abi
+
+    @staticmethod
+    def weaker_guarantees(policy: SandboxPolicy) -> list[str]:
+        """The names from WEAKER_GUARANTEES this backend needs accepted for ``policy``."""
+        needed = ["shared-tmp", "visible-processes"]
+        if any(os.path.lexists(os.path.expanduser(p)) for p in policy.deny_read):
+            needed.append("no-deny-read")
+        return needed
+
+    def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
+        import tempfile
+
+        private_tmp = tempfile.mkdtemp(prefix="corral-tmp-")
+        try:
+            ruleset = write_ruleset([private_tmp, "/dev/null"], self.abi)
+        except BaseException:
+            os.rmdir(private_tmp)
+            raise
+        env = dict(launch.env)
+        env.update(CORRAL_SANDBOX="landlock", TMPDIR=private_tmp)
+        if policy.network:
+            env.pop("CORRAL_SANDBOX_NETWORK_DISABLED", None)
+        else:
+            env["CORRAL_SANDBOX_NETWORK_DISABLED"] = "1"
+        return replace(
+            launch,
+            env=env,
+            landlock_ruleset=ruleset,
+            seccomp_program=build_program(deny_network=not policy.network,
+                                          deny_unix_sockets=not policy.network),
+            owned_fds=launch.owned_fds + (ruleset,),
+            private_dir=private_tmp,
+        )

@@ -20,7 +20,8 @@ program:
   backends without a network namespace);
 * with ``deny_unix_sockets``, refuses AF_UNIX sockets, whose paths reach the
   host's services (docker.sock, ssh-agent, D-Bus) through any readable
-  directory; ``socketpair`` stays allowed.
+  directory; ``socketpair`` stays allowed.  Both options together refuse
+  every socket (no network namespace to contain any of them).
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -123,11 +124,8 @@ def build_program(
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
 
-    Raises ValueError for an architecture corral has no system-call table
-    for, or for both socket options at once (nothing would be left).
+    Raises ValueError for an architecture corral has no system-call table for.
     """
-    if deny_network and deny_unix_sockets:
-        raise ValueError("deny_network keeps only AF_UNIX; deny_unix_sockets would leave nothing")
     arch = arch or os.uname().machine
     if arch not in _AUDIT_ARCH:
         raise ValueError(
@@ -145,7 +143,9 @@ def build_program(
         asm.jump(_JEQ, number, "deny", None)
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
-    if deny_network or deny_unix_sockets:
+    if deny_network and deny_unix_sockets:
+        asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
+    elif deny_network or deny_unix_sockets:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
@@ -153,7 +153,7 @@ def build_program(
     asm.label("clone")
     asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
     asm.jump(_JSET, _CLONE_NEW_FLAGS, "deny", "allow")
-    if deny_network or deny_unix_sockets:
+    if deny_network != deny_unix_sockets:
         asm.label("socket")
         asm.load(_ARG0)  # the family
         if deny_network:

@@ -1,0 +1,117 @@
+"""read-only on the Landlock rung: where bubblewrap cannot run.
+
+bwrap is hidden from the ladder, as on a machine without it (or without user
+namespaces).  The policy is refused until the caller accepts, by name, what
+Landlock cannot do; then each attack must still fail, with a control.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import corral
+import corral.sandbox.bwrap
+from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+ABI, WHY = landlock_abi()
+pytestmark = pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
+                                reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})")
+PYTHON = os.path.realpath(sys.executable)
+ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read")
+POLICY = corral.SandboxPolicy.read_only(accept_weaker=ACCEPTED)
+
+
+@pytest.fixture(autouse=True)
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def test_refused_until_the_weaker_guarantees_are_accepted():
+    with pytest.raises(corral.PolicyError) as info:
+        corral.run(["true"], policy="read-only")
+    message = str(info.value)
+    assert "bubblewrap" in message and "shared-tmp" in message and "visible-processes" in message
+    result = corral.run(["sh", "-c", 'echo "$CORRAL_SANDBOX $CORRAL_SANDBOX_NETWORK_DISABLED"'],
+                        policy=POLICY)
+    assert result.stdout == "landlock 1\n" and result.sandbox == "landlock"
+
+
+def test_writes_go_nowhere_but_the_private_tmpdir(host_dir):
+    (host_dir / "file").write_text("original\n")
+    script = (f'echo started; echo x > "$TMPDIR/ok" && cat "$TMPDIR/ok"; '
+              f'echo evil >> {host_dir}/file; echo evil > {host_dir}/new; '
+              f'echo evil > /tmp/corral-landlock-{os.getpid()}')
+    result = corral.run(["sh", "-c", script], policy=POLICY)
+    assert result.stdout == "started\nx\n"
+    assert (host_dir / "file").read_text() == "original\n"
+    assert not (host_dir / "new").exists()
+    assert not os.path.exists(f"/tmp/corral-landlock-{os.getpid()}")
+    control = corral.run(["sh", "-c", f"echo evil > {host_dir}/new"])
+    assert control.exit_code == 0 and (host_dir / "new").exists()
+
+
+def test_private_tmpdir_is_removed_after_the_run():
+    result = corral.run(["sh", "-c", 'echo "$TMPDIR"'], policy=POLICY)
+    tmpdir = result.stdout.strip()
+    assert tmpdir.startswith(tempfile.gettempdir()) and not os.path.exists(tmpdir)
+
+
+def test_no_socket_reaches_the_host(host_dir):
+    server = socket.create_server(("127.0.0.1", 0))
+    unix_path = str(host_dir / "s.sock")
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(unix_path)
+    unix.listen()
+    port = server.getsockname()[1]
+    code = ("import socket; print('started', flush=True); "
+            f"socket.create_connection(('127.0.0.1', {port}), 2); print('tcp') ")
+    unix_code = ("import socket; print('started', flush=True); s = socket.socket(socket.AF_UNIX); "
+                 f"s.connect({unix_path!r}); print('unix')")
+    try:
+        for script, word in ((code, "tcp"), (unix_code, "unix")):
+            sandboxed = corral.run([PYTHON, "-c", script], policy=POLICY)
+            assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+            control = corral.run([PYTHON, "-c", script])
+            assert control.stdout == f"started\n{word}\n"
+    finally:
+        server.close()
+        unix.close()
+
+
+def test_host_processes_cannot_be_signalled():
+    import subprocess
+
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        assert corral.run(["kill", "-0", str(victim.pid)], policy=POLICY).exit_code != 0
+        assert corral.run(["kill", "-0", str(victim.pid)]).exit_code == 0
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+def test_privileged_calls_fail():
+    result = corral.run(["sh", "-c", "echo started; unshare --user true"], policy=POLICY)
+    assert result.stdout == "started\n" and result.exit_code != 0
+
+
+def test_unknown_weaker_guarantee_is_an_error():
+    with pytest.raises(corral.PolicyError, match="unknown weaker guarantee"):
+        corral.SandboxPolicy.read_only(accept_weaker=("everything",))
