@@ -367,3 +367,19 @@ def test_a_workspace_under_tmp_is_visible_read_only(tmp_path):
 def test_missing_cwd_is_named(tmp_path):
     with pytest.raises(corral.CwdNotFoundError, match="does not exist"):
         corral.run(["true"], cwd=tmp_path / "missing", policy=READ_ONLY)
+
+
+def test_default_secret_stores_are_hidden_but_known_hosts_stays(host_dir, monkeypatch):
+    ssh = host_dir / ".ssh"
+    ssh.mkdir()
+    (ssh / "known_hosts").write_text("github.com ssh-ed25519 AAAA\n")
+    (ssh / "id_ed25519").write_text("PRIVATE KEY\n")
+    (host_dir / ".netrc").write_text("machine x password hunter2\n")
+    monkeypatch.setenv("HOME", str(host_dir))
+    script = "cat ~/.ssh/known_hosts; cat ~/.ssh/id_ed25519; cat ~/.netrc; ls ~/.ssh"
+    sandboxed = corral.run(["sh", "-c", script], policy="read-only")
+    assert sandboxed.stdout == "github.com ssh-ed25519 AAAA\n"
+    assert "PRIVATE" not in sandboxed.aggregated_output
+    assert "hunter2" not in sandboxed.aggregated_output
+    control = corral.run(["sh", "-c", script])
+    assert "PRIVATE KEY" in control.stdout and "hunter2" in control.stdout
