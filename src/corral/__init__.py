@@ -41,7 +41,7 @@ _EXPORTS = {
     "NotExecutableError": "_errors", "NulByteError": "_errors", "PolicyError": "_errors",
     "ProgramNotFoundError": "_errors", "RequestError": "_errors",
     "SandboxDeniedError": "_errors", "SandboxSetupError": "_errors", "SpawnError": "_errors",
-    "format_for_model": "_format", "truncate_middle": "_format",
+    "format_for_model": "_format", "truncate_middle": "_format", "TruncatedText": "_format",
     "PolicyKind": "_policy", "SandboxPolicy": "_policy",
     "DEFAULT_TIMEOUT": "_request", "DEFAULT_TIMEOUT_SECONDS": "_request",
     "TIMEOUT_ENV_VAR": "_request", "ExecRequest": "_request", "OutputLimits": "_request",
@@ -83,6 +83,7 @@ __all__ = [
     "Stream",
     "TIMEOUT_ENV_VAR",
     "TIMEOUT_EXIT_CODE",
+    "TruncatedText",
     "build_env",
     "check",
     "decode_bytes",
@@ -140,7 +141,7 @@ if TYPE_CHECKING:
         SandboxSetupError,
         SpawnError,
     )
-    from ._format import format_for_model, truncate_middle
+    from ._format import TruncatedText, format_for_model, truncate_middle
     from ._policy import PolicyKind, SandboxPolicy
     from ._request import (
         DEFAULT_TIMEOUT,
