@@ -17,7 +17,7 @@ def _feed(buffer: HeadTailBuffer, data: bytes, chunk: int) -> None:
 
 
 def test_head_and_tail_hold_exactly_the_ends():
-    data = bytes(random.Random(7).randrange(256) for _ in range(10_000))
+    data = random.Random(7).randbytes(10_000)
     for chunk in (1, 7, 100, 4096, 20_000):
         buffer = HeadTailBuffer(1000)
         _feed(buffer, data, chunk)
