@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +66,13 @@ def child_pids() -> set[int]:
         except FileNotFoundError:
             pass
     return pids
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A directory outside /tmp (which the sandbox replaces), as real user files are."""
+    path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)

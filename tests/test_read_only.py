@@ -8,10 +8,8 @@ shows the sandbox is what stops it.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -38,16 +36,6 @@ def both(argv: list[str], **kwargs: object) -> tuple[corral.ExecResult, corral.E
     sandboxed = corral.run(argv, policy=READ_ONLY, timeout=30, **kwargs)  # type: ignore[arg-type]
     control = corral.run(argv, policy="full-access", timeout=30, **kwargs)  # type: ignore[arg-type]
     return sandboxed, control
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    """A directory outside /tmp (which the sandbox replaces), as real user files are."""
-    path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 @pytest.mark.parametrize("attack", [

@@ -8,12 +8,9 @@ Landlock cannot do; then each attack must still fail, with a control.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -32,15 +29,6 @@ POLICY = corral.SandboxPolicy.read_only(accept_weaker=ACCEPTED)
 @pytest.fixture(autouse=True)
 def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
-
-
-@pytest.fixture
-def host_dir() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/var/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def test_refused_until_the_weaker_guarantees_are_accepted():

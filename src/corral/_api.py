@@ -219,13 +219,14 @@ async def run_async(
         command, _fields(cwd, env, arg0, timeout, cancel, limits, policy, kill_mechanism, drain_timeout)
     )
     loop = asyncio.get_running_loop()
-    callback = None
+    callback: OutputCallback | None = None
     if on_output is not None:
         user_callback = on_output
 
-        def callback(event: OutputEvent) -> None:
+        def on_loop(event: OutputEvent) -> None:
             loop.call_soon_threadsafe(user_callback, event)
 
+        callback = on_loop
     return await _RunThread(loop, request, callback).wait()
 
 
