@@ -1,13 +1,18 @@
-"""Sandboxed command latency: corral's read-only policy vs bare bubblewrap and peers.
+"""Sandboxed command latency: corral's policies vs bare bubblewrap and peers.
 
-Library: ``corral.run(["true"], policy="read-only")`` against
-``subprocess.run`` of a bare bwrap sandbox (the floor) and against
-unsandboxed ``corral.run``; target <= 2x bare bwrap.  CLI: the whole
-``corral run --policy read-only -- true`` process against bare bwrap and,
-where they are installed, ``codex sandbox -- true`` (npm ``@openai/codex``)
-and ``srt true`` (npm ``@anthropic-ai/sandbox-runtime``, which needs ripgrep
-and socat).  Peers are looked up on PATH and in ``$CORRAL_PEERS_BIN`` (e.g.
-a ``node_modules/.bin``); nothing is installed by this script.
+Everything runs in a fresh git repository (in /var/tmp), so workspace-write
+pays for what a real workspace costs: its git metadata is looked at and its
+missing protected paths get placeholders.
+
+Library: ``corral.run(["true"])`` under workspace-write (the default) and
+read-only against ``subprocess.run`` of a bare bwrap sandbox (the floor) and
+against unsandboxed ``corral.run``; target <= 2x bare bwrap.  CLI: the whole
+``corral run -- true`` process against bare bwrap and, where they are
+installed, ``codex sandbox`` (npm ``@openai/codex``, in its workspace-write
+and default read-only modes) and ``srt true`` (npm
+``@anthropic-ai/sandbox-runtime``, which needs ripgrep and socat).  Peers
+are looked up on PATH and in ``$CORRAL_PEERS_BIN`` (e.g. a
+``node_modules/.bin``); nothing is installed by this script.
 Run: ``python bench/bench_sandbox.py [RUNS]``.
 """
 
@@ -17,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from _common import interleaved, table
 
@@ -30,23 +36,39 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     bwrap = shutil.which("bwrap") or sys.exit("bwrap is not installed")
     cli = os.path.join(os.path.dirname(sys.executable), "corral")
+    with tempfile.TemporaryDirectory(prefix="corral-bench-", dir="/var/tmp") as workspace:
+        subprocess.run(["git", "init", "-q", workspace], check=True)
+        os.chdir(workspace)
+        measure(runs, bwrap, cli)
+
+
+def measure(runs: int, bwrap: str, cli: str) -> None:
     library = {
         "bare bwrap via subprocess.run  (floor)": lambda: subprocess.run([bwrap, *BARE]),
+        "corral.run(['true'])  (workspace-write)": lambda: corral.run(["true"]),
         "corral.run(['true'], policy='read-only')": lambda: corral.run(["true"], policy="read-only"),
-        "corral.run(['true'])  (no sandbox)": lambda: corral.run(["true"]),
+        "corral.run(['true'], policy='full-access')": lambda: corral.run(["true"],
+                                                                        policy="full-access"),
     }
     table(f"library, {runs} runs each, interleaved", interleaved(library, runs),
           baseline="bare bwrap via subprocess.run  (floor)")
     whole = {
         "bwrap ... true  (floor)": lambda: subprocess.run([bwrap, *BARE]),
+        "corral run -- true  (workspace-write)": lambda: subprocess.run(
+            [cli, "run", "--", "true"], check=True),
         "corral run --policy read-only -- true": lambda: subprocess.run(
             [cli, "run", "--policy", "read-only", "--", "true"], check=True),
-        "corral run -- true": lambda: subprocess.run([cli, "run", "--", "true"], check=True),
+        "corral run --policy full-access -- true": lambda: subprocess.run(
+            [cli, "run", "--policy", "full-access", "--", "true"], check=True),
     }
     search = os.pathsep.join(filter(None, [os.environ.get("CORRAL_PEERS_BIN"),
                                            os.environ.get("PATH")]))
-    peers = {"codex sandbox -- true": ("codex", ["sandbox", "--", "true"]),
-             "srt true": ("srt", ["true"])}
+    peers = {
+        "codex sandbox (workspace-write) -- true": (
+            "codex", ["sandbox", "-c", 'sandbox_mode="workspace-write"', "--", "true"]),
+        "codex sandbox -- true  (read-only)": ("codex", ["sandbox", "--", "true"]),
+        "srt true": ("srt", ["true"]),
+    }
     for label, (name, args) in peers.items():
         path = shutil.which(name, path=search)
         if path is None:

@@ -54,12 +54,12 @@ def test_signal_exit_code():
     ("args", "code", "words"),
     [
         (["--", "corral-no-such-program-xyz"], 127, "not found"),
-        (["--", "/etc/hostname"], 126, "cannot execute"),
+        (["--", __file__], 126, "cannot execute"),  # not executable
         (["--cwd", "/nonexistent-dir", "--", "true"], 125, "does not exist"),
         (["--timeout", "soon", "--", "true"], 125, "seconds"),
         (["--env", "NOEQUALS", "--", "true"], 125, "NAME=VALUE"),
-        (["--policy", "yolo", "--", "true"], 125, "full-access"),
-        (["--network", "--", "true"], 125, "sandboxed policies"),
+        (["--policy", "yolo", "--", "true"], 125, "workspace-write"),
+        (["--policy", "full-access", "--network", "--", "true"], 125, "sandboxed policies"),
         ([], 125, "no command"),
         (["--no-such-flag", "--", "true"], 125, "unrecognized"),
     ],
@@ -78,7 +78,7 @@ def test_json_error_object():
 
 
 def test_env_flags():
-    proc = corral_run("--env-inherit", "none", "--env", "A=1", "--", "/usr/bin/env")
+    proc = corral_run("--policy", "full-access", "--env-inherit", "none", "--env", "A=1", "--", "/usr/bin/env")
     assert proc.stdout == "A=1\n"
 
 
@@ -100,7 +100,8 @@ def test_output_is_streamed_live():
 def test_ctrl_c_ends_the_run_with_137(tmp_path):
     pidfile = tmp_path / "pid"
     proc = subprocess.Popen(
-        [*CORRAL, "run", "--timeout", "none", "--", "sh", "-c", f"echo $$ > {pidfile}; sleep 30"],
+        [*CORRAL, "run", "--timeout", "none", "--policy", "full-access", "--",
+         "sh", "-c", f"echo $$ > {pidfile}; sleep 30"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 10

@@ -41,10 +41,10 @@ def _check(results: list[corral.ExecResult]) -> None:
 
 
 def test_200_concurrent_runs_from_threads():
-    corral.run(["true"])  # one-time probes happen before the baseline
+    corral.run(["true"], policy="full-access")  # one-time probes happen before the baseline
     fds, children, cgroups = open_fds(), child_pids(), _cgroups()
     with ThreadPoolExecutor(max_workers=RUNS) as pool:
-        results = list(pool.map(lambda i: corral.run(["sh", "-c", SCRIPT, str(i)], timeout=60),
+        results = list(pool.map(lambda i: corral.run(["sh", "-c", SCRIPT, str(i)], timeout=60, policy="full-access"),
                                 range(RUNS)))
     _check(results)
     assert open_fds() == fds
@@ -53,12 +53,12 @@ def test_200_concurrent_runs_from_threads():
 
 
 def test_200_concurrent_runs_from_tasks():
-    corral.run(["true"])
+    corral.run(["true"], policy="full-access")
     fds, children, cgroups = open_fds(), child_pids(), _cgroups()
 
     async def main() -> list[corral.ExecResult]:
         return await asyncio.gather(
-            *(corral.run_async(["sh", "-c", SCRIPT, str(i)], timeout=60) for i in range(RUNS))
+            *(corral.run_async(["sh", "-c", SCRIPT, str(i)], timeout=60, policy="full-access") for i in range(RUNS))
         )
 
     _check(asyncio.run(main()))

@@ -61,7 +61,7 @@ def run(script: str, cwd: Path, confined_to: list[Path] | None, monkeypatch) -> 
     else:
         monkeypatch.setattr(corral._engine, "select_backend",
                             lambda policy: corral.sandbox.select_backend(policy))
-    return corral.run(["sh", "-c", script], cwd=cwd, timeout=20)
+    return corral.run(["sh", "-c", script], cwd=cwd, timeout=20, policy="full-access")
 
 
 ATTACKS = {

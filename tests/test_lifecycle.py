@@ -65,7 +65,7 @@ def _run_escaper(tmp_path: Path, mechanism: corral.KillMechanism, leader_sleeps:
     base = tmp_path / "pids"
     result = corral.run(
         [PYTHON, "-c", ESCAPER, str(base), str(leader_sleeps)],
-        timeout=timeout, kill_mechanism=mechanism, drain_timeout=0.5,
+        timeout=timeout, kill_mechanism=mechanism, drain_timeout=0.5, policy="full-access",
     )
     return result, _escapees(base)
 
@@ -107,9 +107,9 @@ def test_runs_after_a_killed_run_are_unaffected():
     # A run whose leftovers were killed, then plain runs: none of them may
     # inherit the kill (run cgroups are reused only when nothing was killed).
     for _ in range(3):
-        leftover = corral.run(["sh", "-c", "sleep 30 & echo started"])
+        leftover = corral.run(["sh", "-c", "sleep 30 & echo started"], policy="full-access")
         assert leftover.exit_code == 0 and leftover.stdout == "started\n"
-        plain = corral.run(["sh", "-c", "echo a; (echo b); echo c"])
+        plain = corral.run(["sh", "-c", "echo a; (echo b); echo c"], policy="full-access")
         assert plain.exit_code == 0 and plain.stdout == "a\nb\nc\n"
 
 
@@ -124,7 +124,7 @@ def test_drain_timeout_bounds_a_pipe_held_open(tmp_path):
     started = time.monotonic()
     result = corral.run(
         ["sh", "-c", script], timeout=20, drain_timeout=0.5,
-        kill_mechanism=corral.KillMechanism.PROCESS_GROUP,
+        kill_mechanism=corral.KillMechanism.PROCESS_GROUP, policy="full-access",
     )
     elapsed = time.monotonic() - started
     holder = int(pidfile.read_text())
@@ -143,14 +143,14 @@ def test_cgroup_kill_leaves_no_pipe_holder(tmp_path):
         f"setsid sh -c 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; exec sleep 30' & "
         f"while [ ! -s {pidfile} ]; do sleep 0.01; done; echo started"
     )
-    result = corral.run(["sh", "-c", script], timeout=20, drain_timeout=5)
+    result = corral.run(["sh", "-c", script], timeout=20, drain_timeout=5, policy="full-access")
     assert result.kill_mechanism is corral.KillMechanism.CGROUP
     assert not result.drain_timed_out and result.duration < 3
     assert wait_dead(int(pidfile.read_text()), timeout=0.1)
 
 
 def test_self_killed_command_reports_signal():
-    result = corral.run(["sh", "-c", "echo before; kill -SEGV $$"])
+    result = corral.run(["sh", "-c", "echo before; kill -SEGV $$"], policy="full-access")
     assert result.exit_code == 128 + signal.SIGSEGV
     assert result.signal == signal.SIGSEGV and result.signal_name == "SIGSEGV"
     assert not result.timed_out and "before" in result.stdout
@@ -160,14 +160,14 @@ def test_self_killed_command_reports_signal():
 
 
 def test_exit_code_is_the_commands_own():
-    assert corral.run(["sh", "-c", "exit 3"]).exit_code == 3
-    assert corral.run(["true"]).exit_code == 0
+    assert corral.run(["sh", "-c", "exit 3"], policy="full-access").exit_code == 3
+    assert corral.run(["true"], policy="full-access").exit_code == 0
     with pytest.raises(corral.ExecFailedError):
-        corral.check(corral.run(["false"]))
+        corral.check(corral.run(["false"], policy="full-access"))
 
 
 def test_timeout_result_carries_partial_output():
-    result = corral.run(["sh", "-c", "echo partial; sleep 30"], timeout=0.5)
+    result = corral.run(["sh", "-c", "echo partial; sleep 30"], timeout=0.5, policy="full-access")
     assert result.timed_out and result.exit_code == corral.TIMEOUT_EXIT_CODE
     assert result.stdout == "partial\n"
     assert 0.4 < result.duration < 3
@@ -178,17 +178,17 @@ def test_timeout_result_carries_partial_output():
 
 def test_default_timeout_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(corral.TIMEOUT_ENV_VAR, "0.3")
-    result = corral.run(["sleep", "10"])
+    result = corral.run(["sleep", "10"], policy="full-access")
     assert result.timed_out and result.duration < 3
     monkeypatch.setenv(corral.TIMEOUT_ENV_VAR, "soon")
     with pytest.raises(corral.RequestError, match="CORRAL_DEFAULT_TIMEOUT"):
-        corral.run(["true"])
+        corral.run(["true"], policy="full-access")
 
 
 def test_cancel_from_another_thread():
     token = corral.CancelToken()
     threading.Timer(0.3, token.cancel).start()
-    result = corral.run(["sh", "-c", "echo going; sleep 30"], cancel=token, timeout=None)
+    result = corral.run(["sh", "-c", "echo going; sleep 30"], cancel=token, timeout=None, policy="full-access")
     assert result.cancelled and not result.timed_out
     assert result.exit_code == corral.CANCEL_EXIT_CODE == 137
     assert result.stdout == "going\n" and result.duration < 5
@@ -197,7 +197,7 @@ def test_cancel_from_another_thread():
 def test_cancel_token_already_cancelled():
     token = corral.CancelToken()
     token.cancel()
-    result = corral.run(["sleep", "30"], cancel=token)
+    result = corral.run(["sleep", "30"], cancel=token, policy="full-access")
     assert result.cancelled and result.duration < 3
 
 
@@ -207,7 +207,7 @@ def test_cancel_from_another_task(tmp_path):
     async def main() -> corral.ExecResult:
         token = corral.CancelToken()
         task = asyncio.create_task(
-            corral.run_async(["sh", "-c", f"echo $$ > {pidfile}; sleep 30"], cancel=token)
+            corral.run_async(["sh", "-c", f"echo $$ > {pidfile}; sleep 30"], cancel=token, policy="full-access")
         )
         await asyncio.sleep(0.3)
         token.cancel()
@@ -223,7 +223,7 @@ def test_cancelling_the_task_kills_the_run(tmp_path):
 
     async def main() -> None:
         task = asyncio.create_task(
-            corral.run_async(["sh", "-c", f"echo $$ > {pidfile}; sleep 30"], timeout=None)
+            corral.run_async(["sh", "-c", f"echo $$ > {pidfile}; sleep 30"], timeout=None, policy="full-access")
         )
         while not pidfile.exists() or not pidfile.read_text().strip():
             await asyncio.sleep(0.01)
@@ -242,7 +242,8 @@ def test_child_dies_with_corral(tmp_path):
     host = textwrap.dedent(
         f"""
         import corral
-        corral.run(["sh", "-c", "echo $$ > {pidfile}; exec sleep 60"], timeout=None)
+        corral.run(["sh", "-c", "echo $$ > {pidfile}; exec sleep 60"], timeout=None,
+                   policy="full-access")
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", host])
@@ -262,12 +263,12 @@ def test_child_dies_with_corral(tmp_path):
 
 def test_stdin_is_dev_null():
     # `cat` would wait forever on an open stdin.
-    result = corral.run(["cat"], timeout=5)
+    result = corral.run(["cat"], timeout=5, policy="full-access")
     assert result.exit_code == 0 and not result.timed_out and result.stdout == ""
 
 
 def test_child_runs_in_its_own_session():
-    result = corral.run(["sh", "-c", "cut -d' ' -f6 /proc/$$/stat"])
+    result = corral.run(["sh", "-c", "cut -d' ' -f6 /proc/$$/stat"], policy="full-access")
     assert int(result.stdout.strip()) != os.getsid(0)
 
 
@@ -282,7 +283,8 @@ def test_keyboard_interrupt_in_the_library_kills_the_whole_run(tmp_path):
     host = textwrap.dedent(
         f"""
         import corral
-        corral.run(["sh", "-c", "setsid sleep 60 & echo $! > {pidfile}; wait"], timeout=None)
+        corral.run(["sh", "-c", "setsid sleep 60 & echo $! > {pidfile}; wait"], timeout=None,
+                   policy="full-access")
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", host], stderr=subprocess.PIPE, text=True)
@@ -318,11 +320,11 @@ def test_falls_back_to_process_group_when_the_child_cannot_join(monkeypatch, tmp
         self.cgroup_fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)  # not a cgroup
 
     monkeypatch.setattr(containment.CgroupContainment, "__init__", unusable)
-    result = corral.run(["echo", "still runs"])
+    result = corral.run(["echo", "still runs"], policy="full-access")
     assert result.stdout == "still runs\n"
     assert result.kill_mechanism is corral.KillMechanism.PROCESS_GROUP
     with pytest.raises(corral.PolicyError, match="cgroup"):
-        corral.run(["true"], kill_mechanism=corral.KillMechanism.CGROUP)
+        corral.run(["true"], kill_mechanism=corral.KillMechanism.CGROUP, policy="full-access")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody; "
@@ -332,7 +334,8 @@ def test_runs_as_an_unprivileged_user():
     script = textwrap.dedent(
         """
         import json, corral
-        r = corral.run(["sh", "-c", "id -u; sleep 30 & echo started"], timeout=10)
+        r = corral.run(["sh", "-c", "id -u; sleep 30 & echo started"], timeout=10,
+                       policy="full-access")
         print(json.dumps([r.exit_code, r.stdout, r.kill_mechanism.value, r.duration]))
         """
     )
@@ -355,14 +358,14 @@ def test_a_forked_host_does_not_share_run_cgroups():
     """After fork, parent and child must not hand the same run cgroup to two runs."""
     from corral._containment import _cgroup_host
 
-    corral.run(["true"])
+    corral.run(["true"], policy="full-access")
     parent_pool = list(_cgroup_host()._free)
     assert parent_pool  # the parent has a run cgroup waiting for reuse
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         try:
-            result = corral.run(["true"])
+            result = corral.run(["true"], policy="full-access")
             host = _cgroup_host()
             own = all(f"/corral-{os.getpid()}-" in path for path in host._free)
             os.write(write_end, f"{result.exit_code} {own} {len(host._free)}".encode())
@@ -386,7 +389,8 @@ def test_nothing_survives_a_sigkilled_corral_even_without_a_sandbox(tmp_path):
         f"""
         import corral
         corral.run(["sh", "-c", "setsid sleep 60 & a=$!; sleep 60 & b=$!; "
-                    "echo $a $b > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"], timeout=None)
+                    "echo $a $b > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; wait"], timeout=None,
+                   policy="full-access")
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", host])

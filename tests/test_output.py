@@ -23,7 +23,7 @@ def _seq_bytes(n: int) -> int:
 
 def test_head_and_tail_of_100_mb_with_exact_counts():
     limits = corral.OutputLimits(max_bytes_per_stream=1024 * 1024)
-    result = corral.run(["seq", str(N_LINES)], limits=limits, timeout=120)
+    result = corral.run(["seq", str(N_LINES)], limits=limits, timeout=120, policy="full-access")
     out = result.stdout_capture
     assert out.total_bytes == _seq_bytes(N_LINES) > 100_000_000
     assert out.total_lines == N_LINES
@@ -48,7 +48,7 @@ def test_head_and_tail_of_100_mb_with_exact_counts():
 def test_interleaving_follows_arrival_order():
     script = "echo one; sleep 0.1; echo two >&2; sleep 0.1; echo three; sleep 0.1; echo four >&2"
     events: list[corral.OutputEvent] = []
-    result = corral.run(["sh", "-c", script], on_output=events.append)
+    result = corral.run(["sh", "-c", script], on_output=events.append, policy="full-access")
     assert result.aggregated_output == "one\ntwo\nthree\nfour\n"
     assert result.stdout == "one\nthree\n" and result.stderr == "two\nfour\n"
     assert [e.seq for e in events] == list(range(len(events)))
@@ -83,7 +83,7 @@ def test_event_cap_of_10000_keeps_capturing(tmp_path):
             count += 1
             os.write(acks, b"a" if count < 10_000 else b"a" * 2_001)
 
-        result = corral.run([PYTHON, "-c", child], on_output=on_output, timeout=60)
+        result = corral.run([PYTHON, "-c", child], on_output=on_output, timeout=60, policy="full-access")
     finally:
         os.close(acks)
     assert result.exit_code == 0
@@ -96,7 +96,7 @@ def test_spill_file_has_the_complete_interleaved_output(tmp_path):
     spill = tmp_path / "out.log"
     limits = corral.OutputLimits(max_bytes_per_stream=64, spill=spill)
     script = "seq 1000; echo err >&2; seq 1001 2000"
-    result = corral.run(["sh", "-c", script], limits=limits)
+    result = corral.run(["sh", "-c", script], limits=limits, policy="full-access")
     assert result.spill_path == spill
     data = spill.read_bytes()
     assert data.count(b"\n") == 2001 and b"err\n" in data
@@ -104,7 +104,7 @@ def test_spill_file_has_the_complete_interleaved_output(tmp_path):
 
 
 def test_spill_to_a_temporary_file():
-    result = corral.run(["echo", "hi"], limits=corral.OutputLimits(spill=True))
+    result = corral.run(["echo", "hi"], limits=corral.OutputLimits(spill=True), policy="full-access")
     assert result.spill_path is not None
     try:
         assert result.spill_path.read_bytes() == b"hi\n"
@@ -115,7 +115,7 @@ def test_spill_to_a_temporary_file():
 def test_async_stream_yields_events_then_result():
     async def main() -> tuple[list[corral.OutputEvent], corral.ExecResult]:
         events = []
-        async with corral.stream(["sh", "-c", "echo a; echo b >&2; exit 4"]) as run:
+        async with corral.stream(["sh", "-c", "echo a; echo b >&2; exit 4"], policy="full-access") as run:
             async for event in run:
                 events.append(event)
         return events, run.result
@@ -127,7 +127,7 @@ def test_async_stream_yields_events_then_result():
 
 def test_leaving_the_stream_early_cancels_the_run():
     async def main() -> corral.ExecResult:
-        async with corral.stream(["sh", "-c", "echo first; sleep 30"], timeout=None) as run:
+        async with corral.stream(["sh", "-c", "echo first; sleep 30"], timeout=None, policy="full-access") as run:
             async for _ in run:
                 break
         return run.result
@@ -137,7 +137,7 @@ def test_leaving_the_stream_early_cancels_the_run():
 
 
 def test_binary_output_never_raises():
-    result = corral.run([PYTHON, "-c", "import os; os.write(1, bytes(range(256)) * 4)"])
+    result = corral.run([PYTHON, "-c", "import os; os.write(1, bytes(range(256)) * 4)"], policy="full-access")
     assert result.exit_code == 0
     assert result.stdout_capture.total_bytes == 1024
     assert isinstance(result.stdout, str)
@@ -146,6 +146,6 @@ def test_binary_output_never_raises():
 def test_legacy_encoding_is_decoded():
     text = "Привет, мир! Это проверка кодировки вывода.\n" * 3
     code = f"import sys; sys.stdout.buffer.write({text.encode('cp1251')!r})"
-    result = corral.run([PYTHON, "-c", code])
+    result = corral.run([PYTHON, "-c", code], policy="full-access")
     assert result.stdout == text
     assert result.stdout_capture.encoding == "cp1251"

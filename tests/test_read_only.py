@@ -11,8 +11,6 @@ import os
 import socket
 import subprocess
 import textwrap
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +49,7 @@ def test_no_write_reaches_the_host(host_dir, attack):
     assert sandboxed.exit_code != 0 and sandboxed.sandbox == "bwrap"
     assert sorted(p.name for p in host_dir.iterdir()) == ["file"]
     assert (host_dir / "file").read_text() == "original\n"
-    control = corral.run(["sh", "-c", script])
+    control = corral.run(["sh", "-c", script], policy="full-access")
     assert control.exit_code == 0, control.aggregated_output
 
 
@@ -73,28 +71,6 @@ def test_host_shared_memory_and_tmp_are_not_reachable():
         assert Path("/dev/shm", marker).read_text() == "host\n"
     finally:
         os.unlink(f"/dev/shm/{marker}")
-
-
-@pytest.fixture
-def tcp_listener() -> Iterator[tuple[str, int]]:
-    server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(10)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.sendall(b"hello from the host\n")
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield server.getsockname()
-    stop.set()
-    server.close()
 
 
 def test_host_loopback_tcp_is_unreachable(tcp_listener):
@@ -119,7 +95,7 @@ def test_host_udp_is_unreachable():
         assert sent.stdout == "sent\n"  # delivered to the sandbox's own loopback
         with pytest.raises(socket.timeout):
             receiver.recvfrom(10)
-        corral.run([PYTHON, "-c", code])
+        corral.run([PYTHON, "-c", code], policy="full-access")
         assert receiver.recvfrom(10)[0] == b"ping"
     finally:
         receiver.close()
@@ -164,7 +140,7 @@ def test_privileged_operations_fail(attack):
     assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
     if os.geteuid() == 0:  # the control: as root on the host, each of them works
         control = corral.run(["sh", "-c", f"unshare --mount sh -c '{attack}'"]
-                             if attack.startswith("mount") else ["sh", "-c", attack])
+                             if attack.startswith("mount") else ["sh", "-c", attack], policy="full-access")
         assert control.exit_code == 0, control.aggregated_output
 
 
@@ -193,7 +169,7 @@ def test_deny_read_hides_a_planted_secret(host_dir):
     assert "s3cr3t" not in sandboxed.aggregated_output
     assert "private" not in sandboxed.aggregated_output
     assert "token" not in sandboxed.stdout
-    control = corral.run(["sh", "-c", script])
+    control = corral.run(["sh", "-c", script], policy="full-access")
     assert "s3cr3t" in control.stdout and "private" in control.stdout
 
 
@@ -322,8 +298,8 @@ def test_a_sandbox_that_cannot_be_built_is_reported_not_run(monkeypatch, tmp_pat
 
     real = BwrapBackend._arguments
 
-    def broken(self, launch, policy, owned):  # type: ignore[no-untyped-def]
-        args = real(self, launch, policy, owned)
+    def broken(self, launch, policy, owned, cleanups):  # type: ignore[no-untyped-def]
+        args = real(self, launch, policy, owned, cleanups)
         return ["--ro-bind", str(tmp_path / "missing"), "/nowhere", *args]
 
     monkeypatch.setattr(BwrapBackend, "_arguments", broken)
@@ -369,5 +345,5 @@ def test_default_secret_stores_are_hidden_but_known_hosts_stays(host_dir, monkey
     assert sandboxed.stdout == "github.com ssh-ed25519 AAAA\n"
     assert "PRIVATE" not in sandboxed.aggregated_output
     assert "hunter2" not in sandboxed.aggregated_output
-    control = corral.run(["sh", "-c", script])
+    control = corral.run(["sh", "-c", script], policy="full-access")
     assert "PRIVATE KEY" in control.stdout and "hunter2" in control.stdout

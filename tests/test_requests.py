@@ -36,14 +36,14 @@ def test_bad_requests(kwargs, error, words):
 
 def test_program_not_found():
     with pytest.raises(corral.ProgramNotFoundError) as info:
-        corral.run(["corral-no-such-program-xyz"])
+        corral.run(["corral-no-such-program-xyz"], policy="full-access")
     assert info.value.errno == errno.ENOENT
     assert "not found" in str(info.value) and "corral-no-such-program-xyz" in str(info.value)
 
 
 def test_program_path_not_found(tmp_path):
     with pytest.raises(corral.ProgramNotFoundError):
-        corral.run([str(tmp_path / "missing")])
+        corral.run([str(tmp_path / "missing")], policy="full-access")
 
 
 def test_not_executable(tmp_path):
@@ -51,57 +51,57 @@ def test_not_executable(tmp_path):
     script.write_text("echo hi\n")
     script.chmod(0o644)
     with pytest.raises(corral.NotExecutableError) as info:
-        corral.run([str(script)])
+        corral.run([str(script)], policy="full-access")
     assert info.value.errno == errno.EACCES
     on_path = {"PATH": str(tmp_path)}
     with pytest.raises(corral.NotExecutableError, match="not executable"):
-        corral.run(["script.sh"], env=on_path)
+        corral.run(["script.sh"], env=on_path, policy="full-access")
 
 
 def test_directory_is_not_executable(tmp_path):
     with pytest.raises(corral.NotExecutableError):
-        corral.run([str(tmp_path)])
+        corral.run([str(tmp_path)], policy="full-access")
 
 
 def test_missing_cwd(tmp_path):
     missing = tmp_path / "nope"
     with pytest.raises(corral.CwdNotFoundError) as info:
-        corral.run(["true"], cwd=missing)
+        corral.run(["true"], cwd=missing, policy="full-access")
     assert str(missing) in str(info.value)
 
 
 def test_spawn_errors_are_oserrors():
     with pytest.raises(OSError):
-        corral.run(["corral-no-such-program-xyz"])
+        corral.run(["corral-no-such-program-xyz"], policy="full-access")
 
 
 def test_request_object_and_fields_do_not_mix():
-    request = corral.ExecRequest(["true"])
+    request = corral.ExecRequest(["true"], policy="full-access")
     assert corral.run(request).exit_code == 0
     with pytest.raises(TypeError, match="ExecRequest"):
         corral.run(request, timeout=3)
 
 
 def test_env_is_exactly_the_mapping_given():
-    result = corral.run(["/usr/bin/env"], env={"ONLY": "this"})
+    result = corral.run(["/usr/bin/env"], env={"ONLY": "this"}, policy="full-access")
     assert result.stdout == "ONLY=this\n"
 
 
 def test_default_env_drops_secrets(monkeypatch):
     monkeypatch.setenv("CORRAL_TEST_API_TOKEN", "hunter2")
     monkeypatch.setenv("CORRAL_TEST_PLAIN", "visible")
-    result = corral.run(["/usr/bin/env"])
+    result = corral.run(["/usr/bin/env"], policy="full-access")
     assert "CORRAL_TEST_PLAIN=visible" in result.stdout
     assert "hunter2" not in result.stdout
 
 
 def test_arg0_override():
-    result = corral.run(["sh", "-c", "echo $0"], arg0="custom-name")
+    result = corral.run(["sh", "-c", "echo $0"], arg0="custom-name", policy="full-access")
     assert result.stdout == "custom-name\n"
 
 
 def test_cwd_is_used(tmp_path):
-    assert corral.run(["pwd"], cwd=tmp_path).stdout.strip() == os.path.realpath(tmp_path)
+    assert corral.run(["pwd"], cwd=tmp_path, policy="full-access").stdout.strip() == os.path.realpath(tmp_path)
 
 
 def test_policy_by_name_and_object():
@@ -115,7 +115,7 @@ def test_undecodable_bytes_in_arguments_and_environment_round_trip():
     # Names and values that are not UTF-8 reach Python as surrogate escapes
     # (PEP 383) and must reach the child as the original bytes.
     raw = os.fsdecode(b"caf\xe9")
-    result = corral.run(["/usr/bin/env"], env={"RAW": raw})
+    result = corral.run(["/usr/bin/env"], env={"RAW": raw}, policy="full-access")
     assert result.stdout_capture.total_bytes == len(b"RAW=caf\xe9\n")
-    echoed = corral.run(["printf", "%s", raw])
+    echoed = corral.run(["printf", "%s", raw], policy="full-access")
     assert echoed.stdout_capture.total_bytes == 4

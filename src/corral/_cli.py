@@ -65,9 +65,14 @@ options:
                          which host variables the command gets (default: all)
   --keep-secrets         keep host variables whose names contain KEY, SECRET,
                          TOKEN or PASSWORD (dropped by default)
-  --policy {read-only,full-access}
-                         sandbox policy (default: full-access; read-only needs
-                         bubblewrap)
+  --policy {workspace-write,read-only,full-access}
+                         sandbox policy (default: workspace-write: the command
+                         writes only beneath --cwd and the --writable roots)
+  --writable PATH        also let the command write beneath PATH (repeatable)
+  --protect PATH         keep PATH read-only inside every writable root, even
+                         if missing (repeatable; .git/hooks, .git/config, shell
+                         rc files, .envrc, editor and agent config are by default)
+  --no-default-protect   do not protect the default paths
   --network              let a sandboxed command use the network (off by default)
   --deny-read PATH       also hide PATH from a sandboxed command (repeatable;
                          ~/.ssh, ~/.aws and other secret stores are hidden by
@@ -75,8 +80,9 @@ options:
   --no-default-deny-read do not hide the default secret stores
   --accept-weaker NAME   accept a named weaker guarantee so that the Landlock
                          backend may run a sandboxed policy where bubblewrap
-                         cannot (shared-tmp, no-deny-read, visible-processes;
-                         repeatable; the error says which are needed)
+                         cannot (shared-tmp, no-deny-read, visible-processes,
+                         unprotected-paths; repeatable; the error says which
+                         are needed)
   --max-output SIZE      bytes kept per stream as head and tail (default 1M)
   --spill                also write the complete output to a new temporary file
   --spill-to PATH        also write the complete output to PATH
@@ -144,7 +150,10 @@ _RUN_OPTIONS = {
     "--unset-env": _Option("unset_env", str, repeat=True),
     "--env-inherit": _Option("env_inherit", _choice("all", "core", "none")),
     "--keep-secrets": _Option("keep_secrets"),
-    "--policy": _Option("policy", _choice("read-only", "full-access")),
+    "--policy": _Option("policy", _choice("workspace-write", "read-only", "full-access")),
+    "--writable": _Option("writable", str, repeat=True),
+    "--protect": _Option("protect", str, repeat=True),
+    "--no-default-protect": _Option("no_default_protect"),
     "--network": _Option("network"),
     "--deny-read": _Option("deny_read", str, repeat=True),
     "--no-default-deny-read": _Option("no_default_deny_read"),
@@ -167,7 +176,10 @@ class RunArgs:
     unset_env: tuple[str, ...] = ()
     env_inherit: str = "all"
     keep_secrets: bool = False
-    policy: str = "full-access"
+    policy: str = "workspace-write"
+    writable: tuple[str, ...] = ()
+    protect: tuple[str, ...] = ()
+    no_default_protect: bool = False
     network: bool = False
     deny_read: tuple[str, ...] = ()
     no_default_deny_read: bool = False
@@ -262,17 +274,25 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
 
 def _policy(args: RunArgs) -> SandboxPolicy | str:
     """The policy the flags describe; sandbox flags without a sandbox are an error."""
-    from ._policy import DEFAULT_DENY_READ, SandboxPolicy
+    from ._policy import DEFAULT_DENY_READ, DEFAULT_PROTECTED, SandboxPolicy
 
+    workspace = (args.writable or args.protect or args.no_default_protect)
     if args.policy == "full-access":
-        if args.network or args.deny_read or args.no_default_deny_read or args.accept_weaker:
-            raise ValueError("--network, --deny-read and --accept-weaker apply to sandboxed "
-                             "policies, not to full-access")
+        if (workspace or args.network or args.deny_read or args.no_default_deny_read
+                or args.accept_weaker):
+            raise ValueError("--writable, --protect, --network, --deny-read and --accept-weaker "
+                             "apply to sandboxed policies, not to full-access")
         return str(args.policy)
-    defaults = () if args.no_default_deny_read else DEFAULT_DENY_READ
-    return SandboxPolicy.read_only(network=args.network,
-                                   deny_read=(*defaults, *args.deny_read),
-                                   accept_weaker=args.accept_weaker)
+    deny_read = (*(() if args.no_default_deny_read else DEFAULT_DENY_READ), *args.deny_read)
+    if args.policy == "read-only":
+        if workspace:
+            raise ValueError("--writable and --protect apply to workspace-write, not to read-only")
+        return SandboxPolicy.read_only(network=args.network, deny_read=deny_read,
+                                       accept_weaker=args.accept_weaker)
+    protected = (*(() if args.no_default_protect else DEFAULT_PROTECTED), *args.protect)
+    return SandboxPolicy.workspace_write(writable=args.writable, network=args.network,
+                                         protected=protected, deny_read=deny_read,
+                                         accept_weaker=args.accept_weaker)
 
 
 def _run(args: RunArgs) -> int:
@@ -354,15 +374,20 @@ def _doctor(as_json: bool) -> int:
     if probe.bwrap.available and probe.seccomp.available:
         read_only = ("enforced by bubblewrap + seccomp: writes only to a private /tmp, no host "
                      "network or Unix sockets, secret stores hidden, no privileges")
+        workspace = ("enforced by bubblewrap + seccomp: as read-only, plus writes beneath the "
+                     "working directory and --writable roots; .git/hooks, .git/config, rc files, "
+                     ".envrc, editor and agent config stay read-only and cannot be created")
     elif probe.landlock_abi >= 6:
+        weaker = "shared-tmp, visible-processes and, with secrets present, no-deny-read"
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
-                     "it if you accept its weaker guarantees (--accept-weaker shared-tmp, "
-                     "visible-processes and, with secrets present, no-deny-read)")
+                     f"it if you accept its weaker guarantees (--accept-weaker {weaker})")
+        workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "
+                     f"{weaker}, and unprotected-paths (protected paths stay writable)")
     else:
-        read_only = (f"refused here: bubblewrap is needed ({probe.bwrap.detail}) and Landlock "
-                     f"is not enough ({probe.landlock.detail}; ABI 6 needed)")
-    missing = "not available in this version of corral yet"
-    policies = {"full-access": lifecycle, "read-only": read_only, "workspace-write": missing}
+        read_only = workspace = (
+            f"refused here: bubblewrap is needed ({probe.bwrap.detail}) and Landlock "
+            f"is not enough ({probe.landlock.detail}; ABI 6 needed)")
+    policies = {"full-access": lifecycle, "read-only": read_only, "workspace-write": workspace}
     if as_json:
         import json
 

@@ -35,7 +35,7 @@ TYPE_CHECKING = False
 from ._errors import PolicyError
 from ._result import KillMechanism
 
-__all__ = ["open_containment", "cgroup_support"]
+__all__ = ["cgroup_support", "ensure_watchdog", "open_containment"]
 
 # How long closing a run waits for killed processes to leave its cgroup before
 # giving up on removing it (SIGKILLed processes exit in microseconds).
@@ -188,7 +188,6 @@ class _CgroupHost:
         self._lock = threading.Lock()
         self._free: list[str] = []
         self._ids = itertools.count(1)
-        self._watchdog_pipe = -1
 
     def acquire(self) -> str:
         with self._lock:
@@ -217,35 +216,6 @@ class _CgroupHost:
         for path in free:
             self.discard(path)
 
-    def start_watchdog(self) -> None:
-        """Starts the process that ends this process's runs if it is killed.
-
-        A SIGKILLed corral cannot clean up, and the parent-death signal
-        reaches only each run's first process.  The watchdog, a shell in its
-        own session, waits on a pipe that only this process holds open; when
-        the pipe closes (this process is gone, however it died) it kills and
-        removes every run cgroup this process created.  Best effort: without
-        /bin/sh, leftovers wait for the next corral's sweep.
-        """
-        from ._spawn import spawn_helper
-
-        if not os.path.exists(_WATCHDOG_SHELL):
-            return
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        try:
-            started = spawn_helper(
-                _WATCHDOG_SHELL,
-                ["corral-watchdog", "-c", _WATCHDOG_SCRIPT, "corral-watchdog", self.parent,
-                 str(os.getpid())],
-                stdin=read_end,
-            )
-        finally:
-            os.close(read_end)
-        if started:
-            self._watchdog_pipe = write_end  # held, never written: its closing is the signal
-        else:
-            os.close(write_end)
-
     def pooled(self) -> int:
         with self._lock:
             return len(self._free)
@@ -266,20 +236,77 @@ class _CgroupHost:
 
 
 _WATCHDOG_SHELL = "/bin/sh"
-# $1: the parent cgroup; $2: corral's pid.  Runs after corral is gone.
+# $1: the parent of the run cgroups ("" without cgroups); $2: corral's pid;
+# $3: the placeholder records' directory; $4, $5, $6: python, the sweep code
+# and corral's import path.  Runs after corral is gone: kills its runs, then
+# lets Python remove the placeholders its sandboxes no longer need.
 _WATCHDOG_SCRIPT = """
 while read -r _; do :; done
-for i in 1 2 3 4 5 6 7 8 9 10; do
-  left=0
-  for d in "$1"/corral-"$2"-*; do
-    [ -d "$d" ] || continue
-    echo 1 > "$d/cgroup.kill" 2>/dev/null
-    rmdir "$d" 2>/dev/null || left=1
+if [ -n "$1" ]; then
+  for i in 1 2 3 4 5 6 7 8 9 10; do
+    left=0
+    for d in "$1"/corral-"$2"-*; do
+      [ -d "$d" ] || continue
+      echo 1 > "$d/cgroup.kill" 2>/dev/null
+      rmdir "$d" 2>/dev/null || left=1
+    done
+    [ "$left" = 0 ] && break
+    sleep 0.1
   done
-  [ "$left" = 0 ] && exit 0
-  sleep 0.1
+fi
+for f in "$3"/run-"$2"-*; do
+  [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done
 """
+_WATCHDOG_SWEEP = ("import sys; sys.path.insert(0, sys.argv[1]); "
+                   "from corral.sandbox.guards import watchdog_sweep; "
+                   "watchdog_sweep(sys.argv[2], int(sys.argv[3]))")
+_watchdog_lock = threading.Lock()
+_watchdog_pipe = -1
+
+
+def ensure_watchdog() -> None:
+    """Starts, once per process, the process that cleans up after this one.
+
+    A SIGKILLed corral cannot clean up, and the parent-death signal reaches
+    only each run's first process.  The watchdog, a shell in its own session,
+    waits on a pipe that only this process holds open; when the pipe closes
+    (this process is gone, however it died) it kills and removes every run
+    cgroup this process created, then sweeps the placeholders of its
+    sandboxes (:mod:`corral.sandbox.guards`).  Best effort: without /bin/sh,
+    leftovers wait for the next corral's sweep.
+    """
+    _cgroup_host()  # a cgroup host starts the watchdog knowing its parent
+    _start_watchdog("")
+
+
+def _start_watchdog(cgroup_parent: str) -> None:
+    global _watchdog_pipe
+    import sys
+
+    from ._spawn import spawn_helper
+    from .sandbox.guards import runtime_dir_path
+
+    with _watchdog_lock:
+        if _watchdog_pipe >= 0 or not os.path.exists(_WATCHDOG_SHELL):
+            return
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        try:
+            started = spawn_helper(
+                _WATCHDOG_SHELL,
+                ["corral-watchdog", "-c", _WATCHDOG_SCRIPT, "corral-watchdog", cgroup_parent,
+                 str(os.getpid()), runtime_dir_path(), sys.executable, _WATCHDOG_SWEEP,
+                 package_parent],
+                stdin=read_end,
+            )
+        finally:
+            os.close(read_end)
+        if started:
+            _watchdog_pipe = write_end  # held, never written: its closing is the signal
+        else:
+            os.close(write_end)
+
 
 _probe_lock = threading.Lock()
 _probed = False
@@ -321,7 +348,7 @@ def _cgroup_host() -> _CgroupHost | None:
             finally:
                 host.discard(path)
             host.sweep_stale()
-            host.start_watchdog()
+            _start_watchdog(parent)
             atexit.register(host.clear)
             _host, _cgroup_problem = host, ""
         except PermissionError:
@@ -341,9 +368,10 @@ def _cgroup_host() -> _CgroupHost | None:
 
 def _forget_after_fork() -> None:
     """A forked child must not share its parent's pooled run cgroups."""
-    global _probe_lock, _probed, _host, _cgroup_problem
-    if _host is not None and _host._watchdog_pipe >= 0:
-        os.close(_host._watchdog_pipe)  # the parent's watchdog is the parent's business
+    global _probe_lock, _probed, _host, _cgroup_problem, _watchdog_lock, _watchdog_pipe
+    if _watchdog_pipe >= 0:
+        os.close(_watchdog_pipe)  # the parent's watchdog is the parent's business
+    _watchdog_lock, _watchdog_pipe = threading.Lock(), -1
     _probe_lock = threading.Lock()
     _probed, _host, _cgroup_problem = False, None, "not probed"
 

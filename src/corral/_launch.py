@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from ._env import build_env
 from ._errors import NotExecutableError, ProgramNotFoundError
@@ -32,7 +32,8 @@ class LaunchSpec:
     itself right before exec, after ``no_new_privs``.  ``owned_fds`` are
     closed by the engine once the process has started (or failed to);
     ``status_fd`` (or -1) is read by the backend after the run, then closed;
-    ``private_dir`` (or None), a directory made for this run only, is removed.
+    ``cleanups`` run once the run is over (removing what the backend made for
+    this run only).
     """
 
     program: str
@@ -44,7 +45,7 @@ class LaunchSpec:
     seccomp_program: bytes | None = None
     owned_fds: tuple[int, ...] = ()
     status_fd: int = -1
-    private_dir: str | None = None
+    cleanups: tuple[Callable[[], object], ...] = ()
 
     def release(self) -> None:
         """Closes ``owned_fds``; the engine calls it right after spawning."""
@@ -52,25 +53,31 @@ class LaunchSpec:
             os.close(fd)
 
     def finish(self) -> None:
-        """Closes ``status_fd`` and removes ``private_dir``; the engine calls it
-        when the run is over."""
+        """Closes ``status_fd`` and runs ``cleanups``; the engine calls it when
+        the run is over."""
         if self.status_fd >= 0:
             os.close(self.status_fd)
-        if self.private_dir is not None:
-            import shutil
-
-            shutil.rmtree(self.private_dir, ignore_errors=True)
+        for cleanup in self.cleanups:
+            cleanup()
 
 
 def resolve_program(name: str, env: Mapping[str, str], cwd: str | None) -> str:
     """The file execve must run for ``name``, searched like ``execvp`` does.
 
-    A name with a slash is used as given (relative to the child's cwd); a bare
-    name is looked up in the *child's* PATH (``os.defpath`` when unset).
+    A name with a slash is used as given (relative to the child's cwd) if it
+    is an executable file; a bare name is looked up in the *child's* PATH (``os.defpath`` when unset).
     Raises :class:`ProgramNotFoundError`, or :class:`NotExecutableError` when
     only files without execute permission match.
     """
     if "/" in name:
+        # Checked here, not only by execve, so that every backend reports the
+        # same error (a sandbox's own launcher would report it its way).
+        full = name if name[0] == "/" else f"{cwd or os.getcwd()}/{name}"
+        if not os.path.exists(full):
+            raise ProgramNotFoundError(errno.ENOENT, f"program not found: {name!r}", name)
+        if os.path.isdir(full) or not os.access(full, os.X_OK):
+            raise NotExecutableError(errno.EACCES, f"cannot execute {name!r}: not an "
+                                     "executable file", name)
         return name
     path = env.get("PATH", os.defpath)
     not_executable = None

@@ -18,6 +18,7 @@ class PolicyKind(enum.Enum):
     """The confinement a policy asks for; values are the names users type."""
 
     READ_ONLY = "read-only"
+    WORKSPACE_WRITE = "workspace-write"
     FULL_ACCESS = "full-access"
 
 
@@ -30,6 +31,20 @@ DEFAULT_DENY_READ = (
 #: Kept readable inside a denied directory: ssh needs it to check host keys.
 DEFAULT_READ_EXCEPTIONS = ("~/.ssh/known_hosts",)
 
+#: Paths that stay read-only inside every writable root, and cannot be created
+#: there when missing: what git, shells, direnv, editors and agents run or
+#: trust later, outside the sandbox.  A relative entry applies in each root;
+#: an absolute or ``~`` entry wherever it falls inside one.  Git's own
+#: metadata (objects, refs, the index) stays writable so commits work; the
+#: hooks and config of a worktree's or submodule's git directory are added
+#: wherever a root has them.
+DEFAULT_PROTECTED = (
+    ".git/hooks", ".git/config", ".gitmodules", ".gitconfig",
+    ".bashrc", ".bash_profile", ".zshrc", ".zprofile", ".profile", ".envrc",
+    ".vscode", ".idea", ".mcp.json", ".claude", ".codex", ".agents",
+    "~/.config/corral",
+)
+
 #: Weaker guarantees a caller may accept so that a policy can run where only
 #: Landlock is available (no user namespaces: unprivileged containers, some
 #: distributions).  Nothing weaker is ever used unless named here.
@@ -38,6 +53,8 @@ WEAKER_GUARANTEES = {
     "no-deny-read": "deny-read paths (secret stores) stay readable",
     "visible-processes": "host processes are visible in /proc (they cannot be signalled "
                          "or traced)",
+    "unprotected-paths": "protected paths inside writable roots (.git/hooks, .envrc, "
+                         "editor and agent config, ...) stay writable",
 }
 
 
@@ -52,22 +69,45 @@ class SandboxPolicy:
     network service, TCP, UDP or Unix socket; a server it starts on
     127.0.0.1 is reachable within the run.  It cannot gain privileges.
 
+    ``workspace-write``: as ``read-only``, and the command may also write
+    beneath its working directory and the ``writable`` roots, except the
+    ``protected`` paths there, which stay read-only and cannot be created.
+
     ``full-access`` confines nothing: the command still gets corral's process
     lifecycle (its own session, tree kill, timeout) but no sandbox.
     """
 
     kind: PolicyKind
     network: bool = False
+    #: Writable roots besides the working directory (``workspace-write`` only).
+    writable: tuple[str, ...] = ()
+    protected: tuple[str, ...] = DEFAULT_PROTECTED
     deny_read: tuple[str, ...] = DEFAULT_DENY_READ
     #: Names from :data:`WEAKER_GUARANTEES` the caller accepts.
-    accept_weaker: frozenset[str] = frozenset()
+    accept_weaker: frozenset[str] | tuple[str, ...] = frozenset()
 
     def __post_init__(self) -> None:
+        if isinstance(self.accept_weaker, (str, bytes)):
+            raise PolicyError("accept_weaker is a collection of names, not a single string")
         unknown = set(self.accept_weaker) - set(WEAKER_GUARANTEES)
         if unknown:
             raise PolicyError(f"unknown weaker guarantee {sorted(unknown)[0]!r}: choose from "
                               f"{', '.join(WEAKER_GUARANTEES)}")
         object.__setattr__(self, "accept_weaker", frozenset(self.accept_weaker))
+        for name in ("writable", "protected", "deny_read"):
+            paths = getattr(self, name)
+            if isinstance(paths, (str, bytes)):
+                raise PolicyError(f"{name} is a sequence of paths, not a single string")
+            paths = tuple(paths)
+            for path in paths:
+                if not isinstance(path, str) or not path or "\0" in path:
+                    raise PolicyError(f"{name}: {path!r} is not a path")
+            object.__setattr__(self, name, paths)
+        if self.writable and self.kind is not PolicyKind.WORKSPACE_WRITE:
+            raise PolicyError(f"writable roots apply to workspace-write, not to {self.name}")
+        for path in self.protected:
+            if not path.startswith(("/", "~")) and ".." in path.split("/"):
+                raise PolicyError(f"protected path {path!r} must stay inside the root ('..')")
 
     @classmethod
     def full_access(cls) -> SandboxPolicy:
@@ -81,8 +121,21 @@ class SandboxPolicy:
         deny_read: tuple[str, ...] = DEFAULT_DENY_READ,
         accept_weaker: frozenset[str] | tuple[str, ...] = frozenset(),
     ) -> SandboxPolicy:
-        return cls(PolicyKind.READ_ONLY, network=network, deny_read=tuple(deny_read),
-                   accept_weaker=frozenset(accept_weaker))
+        return cls(PolicyKind.READ_ONLY, network=network, deny_read=deny_read,
+                   accept_weaker=accept_weaker)
+
+    @classmethod
+    def workspace_write(
+        cls,
+        *,
+        writable: tuple[str, ...] = (),
+        network: bool = False,
+        protected: tuple[str, ...] = DEFAULT_PROTECTED,
+        deny_read: tuple[str, ...] = DEFAULT_DENY_READ,
+        accept_weaker: frozenset[str] | tuple[str, ...] = frozenset(),
+    ) -> SandboxPolicy:
+        return cls(PolicyKind.WORKSPACE_WRITE, network=network, writable=writable,
+                   protected=protected, deny_read=deny_read, accept_weaker=accept_weaker)
 
     @property
     def sandboxed(self) -> bool:

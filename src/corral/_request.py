@@ -137,7 +137,7 @@ class ExecRequest:
     timeout: float | None | DefaultTimeout = DEFAULT_TIMEOUT
     cancel: CancelToken | None = None
     limits: OutputLimits = OutputLimits()
-    policy: SandboxPolicy | str = "full-access"
+    policy: SandboxPolicy | str = "workspace-write"
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     kill_mechanism: KillMechanism | None = None
 

@@ -1,10 +1,15 @@
 """The bubblewrap backend: namespaces build the command's view of the machine.
 
-For ``read-only`` the command runs in new user, mount, PID, IPC, UTS, cgroup
-and (unless the policy allows network) network namespaces, with every
-capability dropped and no new privileges:
+The command runs in new user, mount, PID, IPC, UTS, cgroup and (unless the
+policy allows network) network namespaces, with every capability dropped and
+no new privileges:
 
-* ``/`` is bound read-only; ``/tmp`` (and ``$TMPDIR``) is a private tmpfs,
+* ``/`` is bound read-only; under ``workspace-write`` the writable roots are
+  bound read-write over it, and then their protected paths read-only again
+  (a missing one gets a placeholder, see :mod:`.guards`); the directories
+  between a root and a protected path are bound too, because a mount point
+  cannot be renamed: ``mv .git elsewhere`` cannot take the hooks with it;
+* ``/tmp`` (and ``$TMPDIR``) is a private tmpfs,
   ``/dev`` a minimal private one; ``/proc`` shows only the sandbox's own
   processes, so host processes can be neither seen, signalled nor traced;
 * denied paths are covered: a directory by an empty tmpfs with mode 000 (111
@@ -25,13 +30,16 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from collections.abc import Callable
 
 from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
+from .guards import guard_placeholders
 from .seccomp import SUPPORTED_ARCHES, build_program
+from .workspace import plan_workspace
 
 __all__ = ["BwrapBackend", "find_bwrap", "bwrap_backend"]
 
@@ -75,20 +83,22 @@ class BwrapBackend(SandboxBackend):
         return self._version
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
-        if policy.kind is not PolicyKind.READ_ONLY:
-            raise PolicyError(f"the bwrap backend does not enforce {policy.name} yet")
         owned: list[int] = []
+        cleanups: list[Callable[[], object]] = []
         status_fd = -1
         try:
             # bwrap reports {"exit-code": N} there only if the command ran.
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
-            args = ["--json-status-fd", str(status_write), *self._arguments(launch, policy, owned)]
+            args = ["--json-status-fd", str(status_write),
+                    *self._arguments(launch, policy, owned, cleanups)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
             if status_fd >= 0:
                 os.close(status_fd)
+            for cleanup in cleanups:
+                cleanup()
             raise
         env = dict(launch.env)
         env["CORRAL_SANDBOX"] = "bwrap"
@@ -105,24 +115,55 @@ class BwrapBackend(SandboxBackend):
             pass_fds=launch.pass_fds + tuple(owned),
             owned_fds=launch.owned_fds + tuple(owned),
             status_fd=status_fd,
+            cleanups=launch.cleanups + tuple(cleanups),
         )
 
-    def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, owned: list[int]) -> list[str]:
+    def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, owned: list[int],
+                   cleanups: list[Callable[[], object]]) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
         if policy.network:
             args.append("--share-net")
         hidden = ["/tmp"] if policy.network else ["/tmp", "/run"]
-        args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-        for path in hidden:
-            args += ["--tmpfs", path]
         cwd = os.path.realpath(launch.cwd or os.getcwd())
         if not os.path.isdir(cwd):
             # bwrap would fail with a message about its own setup; say what is wrong.
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
+        roots: tuple[str, ...] = ()
+        if policy.kind is PolicyKind.WORKSPACE_WRITE:
+            plan = plan_workspace(policy, cwd)
+            roots = plan.roots
+
+        def under_hidden(path: str) -> bool:
+            return any(path == h or path.startswith(h + "/") for h in hidden)
+
+        args += ["--bind" if "/" in roots else "--ro-bind", "/", "/"]
+        for root in roots:
+            if root != "/" and not under_hidden(root):
+                args += ["--bind", root, root]
+        args += ["--dev", "/dev", "--proc", "/proc"]
+        for path in hidden:
+            args += ["--tmpfs", path]
         for needed in self._still_needed(hidden, cwd, launch.program):
-            args += ["--ro-bind", needed, needed]
+            if not any(needed == r or needed.startswith(r.rstrip("/") + "/") for r in roots):
+                args += ["--ro-bind", needed, needed]
+        for root in roots:
+            if root != "/" and under_hidden(root):
+                args += ["--bind", root, root]
+        if roots:
+            for path in plan.pinned:
+                args += ["--bind", path, path]
+            protected = plan.protected
+            if plan.missing:
+                guard, placeholders = guard_placeholders(plan.missing)
+                cleanups.append(guard.release)
+                sync_fd = os.dup(guard.lock_fd)  # bwrap holds the claim while the sandbox lives
+                owned.append(sync_fd)
+                args += ["--sync-fd", str(sync_fd)]
+                protected += placeholders
+            for path in protected:
+                args += ["--ro-bind", path, path]
         args += self._deny_read(policy, owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:

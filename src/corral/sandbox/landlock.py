@@ -25,10 +25,11 @@ import stat
 from collections.abc import Iterable
 
 from .._launch import LaunchSpec
-from .._policy import SandboxPolicy
+from .._policy import PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
 from .seccomp import build_program
+from .workspace import plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
 
@@ -128,10 +129,11 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None) -> int:
 
 
 class LandlockBackend(SandboxBackend):
-    """``read-only`` where bubblewrap cannot run: Landlock + seccomp, no namespaces.
+    """Sandboxed policies where bubblewrap cannot run: Landlock + seccomp, no namespaces.
 
     The command may write only to a private temporary directory (its
-    ``$TMPDIR``, removed after the run) and ``/dev/null``; without network it
+    ``$TMPDIR``, removed after the run), ``/dev/null`` and, under
+    ``workspace-write``, beneath the writable roots; without network it
     can open no socket at all (there is no network namespace to contain one),
     so it reaches neither the host's network services nor its Unix sockets.
     It cannot signal or trace processes outside its Landlock domain (ABI 6).
@@ -153,14 +155,21 @@ class LandlockBackend(SandboxBackend):
         needed = ["shared-tmp", "visible-processes"]
         if any(os.path.lexists(os.path.expanduser(p)) for p in policy.deny_read):
             needed.append("no-deny-read")
+        if policy.kind is PolicyKind.WORKSPACE_WRITE and policy.protected:
+            needed.append("unprotected-paths")
         return needed
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
+        import functools
+        import shutil
         import tempfile
 
+        roots: tuple[str, ...] = ()
+        if policy.kind is PolicyKind.WORKSPACE_WRITE:
+            roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots
         private_tmp = tempfile.mkdtemp(prefix="corral-tmp-")
         try:
-            ruleset = write_ruleset([private_tmp, "/dev/null"], self.abi)
+            ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
         except BaseException:
             os.rmdir(private_tmp)
             raise
@@ -177,5 +186,6 @@ class LandlockBackend(SandboxBackend):
             seccomp_program=build_program(deny_network=not policy.network,
                                           deny_unix_sockets=not policy.network),
             owned_fds=launch.owned_fds + (ruleset,),
-            private_dir=private_tmp,
+            cleanups=launch.cleanups + (
+                functools.partial(shutil.rmtree, private_tmp, ignore_errors=True),),
         )

@@ -10,10 +10,10 @@ program:
   (modules, kexec, reboot, swap, clocks, accounting, quotas), escape or
   rebuild the filesystem view (mount and the new mount API, pivot_root,
   chroot, open_by_handle_at), create or enter namespaces (unshare, setns, and
-  clone with a CLONE_NEW* flag), reach other processes' memory (ptrace,
-  process_vm_*), and widen the attack surface (io_uring, which performs
-  system calls the filter never sees; bpf, perf_event_open, userfaultfd,
-  keyrings);
+  clone with a CLONE_NEW* flag), reach other processes' memory or
+  descriptors (ptrace, process_vm_*, pidfd_getfd), and widen the attack
+  surface (io_uring, which performs system calls the filter never sees;
+  bpf, perf_event_open, userfaultfd, keyrings);
 * answers clone3 with ENOSYS: its flags live in memory a filter cannot read,
   and C libraries fall back to clone, whose flags it can;
 * with ``deny_network``, refuses every socket family but AF_UNIX (for
@@ -47,7 +47,8 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "kexec_file_load": (320, 294), "kexec_load": (246, 104), "keyctl": (250, 219),
     "lookup_dcookie": (212, 18), "mount": (165, 40), "mount_setattr": (442, 442),
     "move_mount": (429, 429), "name_to_handle_at": (303, 264), "open_by_handle_at": (304, 265),
-    "open_tree": (428, 428), "perf_event_open": (298, 241), "pivot_root": (155, 41),
+    "open_tree": (428, 428), "perf_event_open": (298, 241), "pidfd_getfd": (438, 438),
+    "pivot_root": (155, 41),
     "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "ptrace": (101, 117),
     "quotactl": (179, 60), "reboot": (169, 142), "request_key": (249, 218), "setns": (308, 268),
     "settimeofday": (164, 170), "swapoff": (168, 225), "swapon": (167, 224),

@@ -1,0 +1,284 @@
+"""Placeholders for protected paths that do not exist, and their removal.
+
+A mount needs a mount point, so to keep a command from creating a protected
+path that is missing (``.envrc``, ``.git/hooks``, ...) the bwrap backend
+needs something at that path to bind read-only.  corral puts a Unix socket
+file there for as long as a sandbox may use it, and removes it when no
+sandbox needs it any more.  A socket file, because git ignores it (``git
+add -A`` in the sandbox stages nothing), opening it fails at once (ENXIO)
+where a FIFO would block, nothing can be put inside it, and it is the
+cheapest inode to create and remove (no data block, unlike a directory).
+
+* each run that uses placeholders writes a *record* in corral's runtime
+  directory (``$XDG_RUNTIME_DIR/corral`` or ``/tmp/corral-<uid>``) and holds
+  an exclusive lock on it; the lock's file description is also handed to
+  bwrap (``--sync-fd``), whose processes outside the command keep it until
+  the sandbox is gone, so a record stays locked exactly as long as corral or
+  the sandbox lives, however either of them ends;
+* a *sweep* removes the placeholders of unlocked records that no locked
+  record also uses.  Sweeps run when a run ends, and from the watchdog when
+  corral itself dies (see :func:`corral._containment.ensure_watchdog`);
+* a placeholder is removed only if it is still the socket corral created
+  (same device and inode, still a socket), so a file that replaced it is
+  never deleted.  Where a filesystem has no socket files, the placeholder
+  is an empty directory, removed only while it is still empty.
+
+Records and sweeps are serialised by a lock on one mutex file; placeholder
+directories are created under it, so two runs in one workspace share a
+placeholder safely.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import os
+import stat
+import threading
+
+from .._errors import PolicyError
+
+__all__ = ["Guard", "guard_placeholders", "runtime_dir", "runtime_dir_path", "sweep"]
+
+_RECORD_PREFIX = "run-"
+_MUTEX = "mutex"
+_ids = itertools.count(1)
+_local_lock = threading.Lock()
+
+
+def runtime_dir_path() -> str:
+    """Where :func:`runtime_dir` is, without creating it."""
+    uid = os.getuid()
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    return os.path.join(xdg, "corral") if xdg and _owned_private(xdg, uid) else f"/tmp/corral-{uid}"
+
+
+def runtime_dir() -> str:
+    """corral's private runtime directory for this user, created if needed.
+
+    Raises :class:`PolicyError` if it exists but could be touched by others.
+    """
+    uid = os.getuid()
+    base = runtime_dir_path()
+    try:
+        os.mkdir(base, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PolicyError(f"cannot create corral's runtime directory {base}: {exc.strerror}") from None
+    if not _owned_private(base, uid):
+        raise PolicyError(f"corral's runtime directory {base} is not a private directory owned by "
+                          "this user (mode 700, not a symlink); remove it and retry")
+    return base
+
+
+def _owned_private(path: str, uid: int) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077
+
+
+class Guard:
+    """The placeholders one run relies on; :meth:`release` when the run is over.
+
+    ``lock_fd`` is the record's locked descriptor, to be inherited by the
+    sandbox (a dup shares the lock).
+    """
+
+    def __init__(self, directory: str, record: str, lock_fd: int) -> None:
+        self.directory = directory
+        self.record = record
+        self.lock_fd = lock_fd
+
+    def release(self, patience: float = 2.0) -> None:
+        """Drops this run's claim and removes placeholders nobody else needs.
+
+        The sandbox's last processes may still be exiting (bwrap's PID 1
+        outlives the process corral waited for by a moment), so this waits
+        up to ``patience`` seconds for them to let go of the claim.
+        """
+        if self.lock_fd < 0:
+            return
+        os.close(self.lock_fd)
+        self.lock_fd = -1
+        _wait_unlocked(self.record, patience)
+        sweep(self.directory)
+
+
+def _wait_unlocked(path: str, patience: float) -> None:
+    import time
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        deadline = time.monotonic() + patience
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+    finally:
+        os.close(fd)
+
+
+def guard_placeholders(missing: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
+    """Creates (or shares) a placeholder at each path of ``missing``.
+
+    Returns the guard and the paths that now exist to be bound read-only.
+    A path that cannot be created because its directory is not writable is
+    left out: the command cannot create it either.
+    """
+    from .._containment import ensure_watchdog
+
+    directory = runtime_dir()
+    ensure_watchdog()  # removes the placeholders if this process is killed
+    with _local_lock, _Mutex(directory):
+        live, _ = _sweep_locked(directory)
+        record = os.path.join(directory, f"{_RECORD_PREFIX}{os.getpid()}-{next(_ids)}")
+        fd = os.open(record, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            bound = []
+            entries = []
+            for path in missing:
+                try:
+                    _make_placeholder(path)
+                except FileExistsError:
+                    # Another run's placeholder, or the user just created it: in
+                    # both cases it is bound as it is; only a placeholder is listed.
+                    st = os.lstat(path)
+                    if (st.st_dev, st.st_ino) in live:
+                        entries.append(_entry(st, path))
+                    bound.append(path)
+                    continue
+                except OSError as exc:
+                    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+                        continue
+                    raise PolicyError(f"cannot protect {path}: {exc.strerror}") from None
+                entries.append(_entry(os.lstat(path), path))
+                bound.append(path)
+                # Written as it goes: if this process dies now, a sweep still
+                # finds what was created.
+                os.write(fd, entries[-1])
+        except BaseException:
+            os.close(fd)
+            _sweep_locked(directory)
+            raise
+    return Guard(directory, record, fd), tuple(bound)
+
+
+def _make_placeholder(path: str) -> None:
+    try:
+        os.mknod(path, 0o444 | stat.S_IFSOCK)
+    except OSError as exc:
+        # Some filesystems (vfat, some FUSE) have no socket files: an empty
+        # directory does, and rmdir removes it only while it is empty.
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        os.mkdir(path, 0o555)
+
+
+def _entry(st: os.stat_result, path: str) -> bytes:
+    return f"{st.st_dev}:{st.st_ino}:".encode() + os.fsencode(path) + b"\0"
+
+
+def sweep(directory: str) -> int:
+    """Removes placeholders no live run needs; returns how many records are still live."""
+    with _local_lock, _Mutex(directory):
+        return len(_sweep_locked(directory)[1])
+
+
+class _Mutex:
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, _MUTEX)
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self.fd)
+
+
+def _sweep_locked(directory: str) -> tuple[set[tuple[int, int]], set[str]]:
+    """With the mutex held: deletes dead records and their unshared
+    placeholders.  Returns the (device, inode) of every live placeholder and
+    the names of the live records."""
+    live: set[tuple[int, int]] = set()
+    live_records: set[str] = set()
+    dead: list[tuple[str, list[tuple[int, int, str]]]] = []
+    for name in os.listdir(directory):
+        if not name.startswith(_RECORD_PREFIX):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            entries = _read_entries(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                live.update((dev, ino) for dev, ino, _ in entries)
+                live_records.add(name)
+                continue
+            dead.append((path, entries))
+        finally:
+            os.close(fd)
+    for record, entries in dead:
+        for dev, ino, path in entries:
+            if (dev, ino) in live:
+                continue
+            try:
+                st = os.lstat(path)
+                if (st.st_dev, st.st_ino) == (dev, ino):
+                    if stat.S_ISSOCK(st.st_mode):
+                        os.unlink(path)
+                    elif stat.S_ISDIR(st.st_mode):
+                        os.rmdir(path)  # fails, and keeps it, if anything was put inside
+            except OSError:
+                pass
+        os.unlink(record)
+    return live, live_records
+
+
+def _read_entries(fd: int) -> list[tuple[int, int, str]]:
+    data = b""
+    while chunk := os.read(fd, 65536):
+        data += chunk
+    entries = []
+    for item in data.split(b"\0"):
+        dev, sep1, rest = item.partition(b":")
+        ino, sep2, path = rest.partition(b":")
+        if sep1 and sep2 and dev.isdigit() and ino.isdigit():
+            entries.append((int(dev), int(ino), os.fsdecode(path)))
+    return entries
+
+
+def watchdog_sweep(directory: str, owner: int, patience: float = 30.0) -> None:
+    """Run by the watchdog once corral (pid ``owner``) is gone: sweeps until
+    none of its records is live (its sandboxes are being killed), for at most
+    ``patience`` seconds; a sandbox that outlives that keeps its placeholders."""
+    import time
+
+    deadline = time.monotonic() + patience
+    prefix = f"{_RECORD_PREFIX}{owner}-"
+    while True:
+        sweep(directory)
+        if not any(n.startswith(prefix) for n in os.listdir(directory)):
+            return
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)

@@ -1,0 +1,162 @@
+"""Where a ``workspace-write`` command may write: roots, and what stays protected in them.
+
+:func:`plan_workspace` turns a policy and a working directory into a
+:class:`WorkspacePlan`, the part of a sandbox that does not depend on the
+backend.  It only looks at the roots' top levels and their git metadata, so
+its cost does not grow with the size of a repository.
+
+Git gets special care, because ``git add`` and ``git commit`` must work while
+what git *executes* must not be writable:
+
+* a root's ``.git`` directory stays writable, but its ``hooks`` and
+  ``config`` are protected (``DEFAULT_PROTECTED``), and so are the hooks and
+  config of every submodule's git directory below ``.git/modules``;
+* a root whose ``.git`` is a file (a linked worktree, a submodule) points to
+  a git directory elsewhere: that directory and its common directory become
+  writable roots too (a commit writes there), with the ``.git`` file, the
+  ``commondir`` pointer, the hooks and the configs protected.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .._errors import PolicyError
+from .._policy import SandboxPolicy
+from .._record import record
+
+__all__ = ["WorkspacePlan", "plan_workspace"]
+
+# How deep submodules nest inside .git/modules before corral stops looking.
+_MAX_MODULE_DEPTH = 4
+
+
+@record
+class WorkspacePlan:
+    """``roots``: writable directories (real paths, outermost first).
+    ``protected``: existing paths inside them that must stay read-only.
+    ``missing``: protected paths that do not exist but could be created (their
+    parent exists inside a root).  ``pinned``: directories between a root and
+    a protected path, which must not be renamed away from it."""
+
+    roots: tuple[str, ...]
+    protected: tuple[str, ...]
+    missing: tuple[str, ...]
+    pinned: tuple[str, ...]
+
+
+def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
+    """The writable roots and protected paths for ``policy`` run in ``cwd``.
+
+    Raises :class:`PolicyError` when a writable root does not exist or is not
+    a directory.
+    """
+    roots: list[str] = []
+    for given in (cwd, *policy.writable):
+        path = os.path.realpath(os.path.expanduser(given))
+        if not os.path.isdir(path):
+            what = "does not exist" if not os.path.lexists(path) else "is not a directory"
+            raise PolicyError(f"writable root {given!r} {what}")
+        _add_root(roots, path)
+    protected: list[str] = []
+    for root in list(roots):
+        for entry in policy.protected:
+            if not entry.startswith(("/", "~")):
+                protected.append(os.path.join(root, entry))
+        protected += _git_protections(root, roots)
+    for entry in policy.protected:
+        if entry.startswith(("/", "~")):
+            given = os.path.abspath(os.path.expanduser(entry))
+            # Roots are real paths; so must be what is compared with them.
+            path = os.path.join(os.path.realpath(os.path.dirname(given)), os.path.basename(given))
+            if _root_of(path, roots) is not None:
+                protected.append(path)
+    existing, missing, pinned = [], [], []
+    for path in dict.fromkeys(protected):
+        owner = _root_of(path, roots)
+        if owner is None or path == owner:
+            continue
+        if os.path.lexists(path):
+            existing.append(path)
+        elif os.path.isdir(os.path.dirname(path)):
+            missing.append(path)
+        else:
+            continue  # its parent is missing too: nothing of the user's to protect there
+        parent = os.path.dirname(path)
+        while parent != owner and len(parent) > len(owner):
+            pinned.append(parent)
+            parent = os.path.dirname(parent)
+    roots.sort(key=len)
+    return WorkspacePlan(tuple(roots), tuple(existing), tuple(missing),
+                         tuple(sorted(set(pinned), key=len)))
+
+
+def _add_root(roots: list[str], path: str) -> None:
+    if path not in roots:
+        roots.append(path)
+
+
+def _root_of(path: str, roots: list[str]) -> str | None:
+    """The innermost root ``path`` lies in (or is), if any."""
+    best = None
+    for root in roots:
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            if best is None or len(root) > len(best):
+                best = root
+    return best
+
+
+def _git_protections(root: str, roots: list[str]) -> list[str]:
+    """Protected paths of the git directories a root uses; adds a linked
+    worktree's git directories to ``roots``."""
+    dot_git = os.path.join(root, ".git")
+    if os.path.isdir(dot_git) and not os.path.islink(dot_git):
+        return _module_protections(os.path.join(dot_git, "modules"), _MAX_MODULE_DEPTH)
+    if not os.path.isfile(dot_git):
+        return []
+    gitdir = _read_pointer(dot_git, "gitdir: ", root)
+    if gitdir is None:
+        return [dot_git]
+    common = _read_pointer(os.path.join(gitdir, "commondir"), "", gitdir) or gitdir
+    for path in (gitdir, common):
+        _add_root(roots, path)
+    found = [dot_git, os.path.join(gitdir, "commondir"), os.path.join(gitdir, "config"),
+             os.path.join(gitdir, "config.worktree"), os.path.join(gitdir, "hooks"),
+             os.path.join(common, "config"), os.path.join(common, "hooks")]
+    return found + _module_protections(os.path.join(common, "modules"), _MAX_MODULE_DEPTH)
+
+
+def _module_protections(modules: str, depth: int) -> list[str]:
+    """The hooks and config of every submodule git directory under ``modules``."""
+    if depth == 0:
+        return []
+    found: list[str] = []
+    try:
+        entries = list(os.scandir(modules))
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue
+        if os.path.isfile(os.path.join(entry.path, "HEAD")):
+            found += [os.path.join(entry.path, "hooks"), os.path.join(entry.path, "config")]
+            found += _module_protections(os.path.join(entry.path, "modules"), depth - 1)
+        else:  # a submodule name with slashes nests directories
+            found += _module_protections(entry.path, depth - 1)
+    return found
+
+
+def _read_pointer(path: str, prefix: str, base: str) -> str | None:
+    """The directory a git pointer file names (``gitdir: X``, ``commondir``)."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            text = f.read(4096).strip()
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
+    if not text.startswith(prefix):
+        return None
+    target = os.path.realpath(os.path.join(base, text[len(prefix):]))
+    return target if os.path.isdir(target) else None

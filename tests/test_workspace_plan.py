@@ -1,0 +1,82 @@
+"""plan_workspace: which roots are writable and what stays protected in them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral.sandbox.workspace import plan_workspace
+
+
+def _plan(cwd: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+    return plan_workspace(corral.SandboxPolicy.workspace_write(**kwargs), str(cwd))  # type: ignore[arg-type]
+
+
+def test_a_plain_directory(tmp_path):
+    (tmp_path / ".vscode").mkdir()
+    plan = _plan(tmp_path)
+    assert plan.roots == (str(tmp_path),)
+    assert plan.protected == (str(tmp_path / ".vscode"),)
+    assert str(tmp_path / ".envrc") in plan.missing
+    # .git/hooks has no parent here: the command's own `git init` makes it.
+    assert not any("/.git/" in path for path in plan.missing + plan.pinned)
+
+
+def test_a_repository_and_its_submodules(tmp_path):
+    git = tmp_path / ".git"
+    (git / "hooks").mkdir(parents=True)
+    (git / "config").write_text("")
+    module = git / "modules" / "lib" / "nested"
+    (module / "hooks").mkdir(parents=True)
+    (module / "HEAD").write_text("ref: refs/heads/main\n")
+    (module / "config").write_text("")
+    plan = _plan(tmp_path)
+    for path in (git / "hooks", git / "config", module / "hooks", module / "config"):
+        assert str(path) in plan.protected
+    # None of the directories leading to a protected path can be renamed away.
+    assert {str(git), str(git / "modules"), str(module)} <= set(plan.pinned)
+
+
+def test_a_linked_worktree_adds_its_git_directories(tmp_path):
+    common = tmp_path / "main" / ".git"
+    gitdir = common / "worktrees" / "wt"
+    gitdir.mkdir(parents=True)
+    (common / "hooks").mkdir()
+    (common / "config").write_text("")
+    (gitdir / "commondir").write_text("../..\n")
+    work = tmp_path / "wt"
+    work.mkdir()
+    (work / ".git").write_text(f"gitdir: {gitdir}\n")
+    plan = _plan(work)
+    assert set(plan.roots) == {str(work), str(gitdir), str(common)}
+    for path in (work / ".git", gitdir / "commondir", common / "hooks", common / "config"):
+        assert str(path) in plan.protected
+    assert str(gitdir / "hooks") in plan.missing
+
+
+def test_extra_roots_absolute_entries_and_errors(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    plan = _plan(tmp_path / "home", writable=(str(tmp_path),), protected=("~/.config/corral",))
+    assert plan.roots == (str(tmp_path), str(home))
+    assert plan.missing == (str(home / ".config" / "corral"),)
+    with pytest.raises(corral.PolicyError, match="does not exist"):
+        _plan(tmp_path, writable=(str(tmp_path / "nope"),))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(corral.PolicyError, match="not a directory"):
+        _plan(tmp_path, writable=(str(tmp_path / "file"),))
+
+
+@pytest.mark.parametrize("bad", [("../escape",), "single-string", ("",)])
+def test_bad_protected_entries_are_refused(bad):
+    with pytest.raises(corral.PolicyError):
+        corral.SandboxPolicy.workspace_write(protected=bad)
+
+
+def test_writable_roots_belong_to_workspace_write():
+    with pytest.raises(corral.PolicyError, match="workspace-write"):
+        corral.SandboxPolicy(corral.PolicyKind.READ_ONLY, writable=(os.getcwd(),))

