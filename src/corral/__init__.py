@@ -32,7 +32,7 @@ _EXPORTS = {
     "OutputStream": "_api", "check": "_api", "run": "_api", "run_async": "_api", "stream": "_api",
     "CancelToken": "_cancel",
     "decode_bytes": "_decode", "detect_encoding": "_decode",
-    "is_likely_sandbox_denied": "_denial",
+    "find_denials": "_denial", "is_likely_sandbox_denied": "_denial",
     "CANCEL_EXIT_CODE": "_engine", "execute": "_engine",
     "EnvInherit": "_env", "build_env": "_env",
     "CorralError": "_errors", "CwdNotFoundError": "_errors", "EmptyCommandError": "_errors",
@@ -42,10 +42,12 @@ _EXPORTS = {
     "ProgramNotFoundError": "_errors", "RequestError": "_errors",
     "SandboxDeniedError": "_errors", "SandboxSetupError": "_errors", "SpawnError": "_errors",
     "format_for_model": "_format", "truncate_middle": "_format", "TruncatedText": "_format",
-    "PolicyKind": "_policy", "SandboxPolicy": "_policy",
+    "DEFAULT_DENY_READ": "_policy", "DEFAULT_PROTECTED": "_policy",
+    "WEAKER_GUARANTEES": "_policy", "PolicyKind": "_policy", "SandboxPolicy": "_policy",
     "DEFAULT_TIMEOUT": "_request", "DEFAULT_TIMEOUT_SECONDS": "_request",
     "TIMEOUT_ENV_VAR": "_request", "ExecRequest": "_request", "OutputLimits": "_request",
-    "TIMEOUT_EXIT_CODE": "_result", "CapturedText": "_result", "ExecResult": "_result",
+    "TIMEOUT_EXIT_CODE": "_result", "CapturedText": "_result", "Denial": "_result",
+    "DenialKind": "_result", "ExecResult": "_result",
     "KillMechanism": "_result", "OutputEvent": "_result", "Stream": "_result",
 }
 
@@ -55,8 +57,12 @@ __all__ = [
     "CapturedText",
     "CorralError",
     "CwdNotFoundError",
+    "DEFAULT_DENY_READ",
+    "DEFAULT_PROTECTED",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TIMEOUT_SECONDS",
+    "Denial",
+    "DenialKind",
     "EmptyCommandError",
     "EnvInherit",
     "ExecCancelledError",
@@ -84,11 +90,13 @@ __all__ = [
     "TIMEOUT_ENV_VAR",
     "TIMEOUT_EXIT_CODE",
     "TruncatedText",
+    "WEAKER_GUARANTEES",
     "build_env",
     "check",
     "decode_bytes",
     "detect_encoding",
     "execute",
+    "find_denials",
     "format_for_model",
     "is_likely_sandbox_denied",
     "run",
@@ -120,7 +128,7 @@ if TYPE_CHECKING:
     from ._api import OutputStream, check, run, run_async, stream
     from ._cancel import CancelToken
     from ._decode import decode_bytes, detect_encoding
-    from ._denial import is_likely_sandbox_denied
+    from ._denial import find_denials, is_likely_sandbox_denied
     from ._engine import CANCEL_EXIT_CODE, execute
     from ._env import EnvInherit, build_env
     from ._errors import (
@@ -142,7 +150,13 @@ if TYPE_CHECKING:
         SpawnError,
     )
     from ._format import TruncatedText, format_for_model, truncate_middle
-    from ._policy import PolicyKind, SandboxPolicy
+    from ._policy import (
+        DEFAULT_DENY_READ,
+        DEFAULT_PROTECTED,
+        WEAKER_GUARANTEES,
+        PolicyKind,
+        SandboxPolicy,
+    )
     from ._request import (
         DEFAULT_TIMEOUT,
         DEFAULT_TIMEOUT_SECONDS,
@@ -153,6 +167,8 @@ if TYPE_CHECKING:
     from ._result import (
         TIMEOUT_EXIT_CODE,
         CapturedText,
+        Denial,
+        DenialKind,
         ExecResult,
         KillMechanism,
         OutputEvent,

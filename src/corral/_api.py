@@ -125,7 +125,9 @@ def check(result: ExecResult) -> ExecResult:
     """Returns ``result`` if the command succeeded, else raises the matching error.
 
     :class:`~corral.ExecTimeoutError`, :class:`~corral.ExecCancelledError`,
-    :class:`~corral.ExecSignaledError`, or :class:`~corral.ExecFailedError`;
+    :class:`~corral.ExecSignaledError`, :class:`~corral.SandboxDeniedError`
+    (a failed run with denials, or one the heuristic suspects; the message
+    names each denial and its remedy) or :class:`~corral.ExecFailedError`;
     each carries the result (and so the partial output).
     """
     command = " ".join(result.argv)
@@ -138,6 +140,10 @@ def check(result: ExecResult) -> ExecResult:
             result, f"{command!r} was killed by {result.signal_name} ({result.signal})"
         )
     if result.exit_code != 0:
+        if result.denials:
+            what = "; ".join(f"{d.kind.value} {d.target or ''}: {d.remedy}".replace(" :", ":")
+                             for d in result.denials)
+            raise SandboxDeniedError(result, f"{command!r} was denied by the sandbox ({what})")
         if result.likely_sandbox_denied:
             raise SandboxDeniedError(result, f"{command!r} was denied by the sandbox")
         raise ExecFailedError(result, f"{command!r} exited with code {result.exit_code}")

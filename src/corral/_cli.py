@@ -350,6 +350,9 @@ def _run(args: RunArgs) -> int:
         notes.append("output may be incomplete: its pipes were still held open")
     if result.spill_path is not None:
         notes.append(f"complete output in {result.spill_path}")
+    for denial in result.denials:
+        target = f" {denial.target}" if denial.target else ""
+        notes.append(f"sandbox denied {denial.kind.value}{target}: {denial.remedy}")
     for note in notes:
         print(f"corral: {note}", file=sys.stderr)
     return result.exit_code

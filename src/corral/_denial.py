@@ -1,18 +1,29 @@
-"""Codex's sandbox-denial heuristic, kept exactly, as the last resort.
+"""What the sandbox refused: structured denials, and Codex's heuristic as the last resort.
 
-A port of ``is_likely_sandbox_denied`` in Codex's ``codex-rs/core/src/exec.rs``.
-It reads text and an exit code, nothing else, so it is a guess both ways: an
-ordinary "Permission denied" counts as a denial, and a denial swallowed by a
-pipeline that exits 0 is missed.  Structured denial reports (from the kernel
-and the sandbox backends) are meant to come first; this is what is left when
-they say nothing.
+:func:`find_denials` reads the errors the kernel gave the command (the errno
+texts in its output: EROFS, EACCES, EPERM, EBUSY, ENXIO, ENETUNREACH, ...)
+and keeps only those the *policy* explains: a write to a path outside the
+writable roots or inside a protected one, a read of a deny-read path, a
+network or host socket access without network, a privileged operation.  A
+"Permission denied" on a path the policy allows, or that the user could not
+write without a sandbox either, is the command's own problem and is not
+reported.  Each denial names its target and a remedy an agent can act on.
+
+:func:`is_likely_sandbox_denied` is a port of Codex's heuristic in
+``codex-rs/core/src/exec.rs``.  It reads text and an exit code, nothing else,
+so it is a guess both ways: an ordinary "Permission denied" counts as a
+denial, and a denial swallowed by a pipeline that exits 0 is missed.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 
-__all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "is_likely_sandbox_denied"]
+from ._policy import PolicyKind, SandboxPolicy
+from ._result import Denial, DenialKind
+
+__all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "find_denials", "is_likely_sandbox_denied"]
 
 #: Lower-case phrases whose presence in the output suggests a denial.
 DENIAL_KEYWORDS = (
@@ -61,3 +72,222 @@ def is_likely_sandbox_denied(
     # scan; from this point only 128+SIGSYS can answer True, so that check
     # never changes the result and is left out.
     return sandbox in LINUX_SANDBOXES and exit_code == _SIGSYS_EXIT
+
+
+# Lower-case errno texts (glibc's strerror, and the codes Node and Go print)
+# and what each can mean inside a sandbox.
+_FILE_ERRORS = {
+    "read-only file system": "EROFS", "erofs": "EROFS",
+    "permission denied": "EACCES", "eacces": "EACCES",
+    "operation not permitted": "EPERM", "eperm": "EPERM",
+    "device or resource busy": "EBUSY", "ebusy": "EBUSY",
+    "no such device or address": "ENXIO",
+    "invalid cross-device link": "EXDEV", "exdev": "EXDEV",
+    "not a directory": "ENOTDIR",
+}
+# Errors a write outside the roots gets (bwrap: EROFS; Landlock: EACCES, or
+# EXDEV for a link or rename across the boundary); the others only arise
+# from a protected path's mount or placeholder.
+_OUTSIDE_ERRORS = {"EROFS", "EACCES", "EPERM", "EXDEV"}
+_NETWORK_ERRORS = (
+    "network is unreachable", "enetunreach", "could not resolve host",
+    "temporary failure in name resolution", "name or service not known", "eai_again",
+    "getaddrinfo enotfound", "no address associated with hostname",
+    "address family not supported",
+)
+_PRIVILEGED_WORDS = (
+    "mount", "unshare", "chroot", "ptrace", "setns", "pivot_root", "setuid", "setgid",
+    "setgroups", "capset", "sysctl", "io_uring", "bpf", "perf_event_open", "keyctl",
+    "modprobe", "insmod", "swapon", "reboot",
+)
+_MAX_DENIALS = 20
+_MAX_LINES = 2000
+
+
+def find_denials(
+    policy: SandboxPolicy,
+    cwd: str,
+    exit_code: int,
+    output: str,
+    sandbox: str | None,
+) -> tuple[Denial, ...]:
+    """The denials a sandboxed run's ``output`` shows, checked against ``policy``.
+
+    ``cwd`` is where the command started (relative paths in messages are
+    read from there).  A denial is reported only when the policy explains the
+    error; for a run that exited 0 too, since a refused write the command
+    shrugged off is still a refusal.  Death by SIGSYS is a refused system
+    call.  A failed run whose output shows EROFS that no path explains still
+    gets a write denial without a target, so no sandbox refusal that made a
+    command fail goes unreported.
+    """
+    if sandbox is None or not policy.sandboxed:
+        return ()
+    found: dict[tuple[DenialKind, str | None], Denial] = {}
+    lowered = output.lower()
+    scan = (any(k in lowered for k in _FILE_ERRORS) or any(k in lowered for k in _NETWORK_ERRORS)
+            or "no new privileges" in lowered or "no such file" in lowered)
+    if scan:
+        checker = _PolicyPaths(policy, cwd)
+        lines = output.splitlines()[-_MAX_LINES:]
+        for index, line in enumerate(lines):
+            # A traceback names the call a few lines above the error it raised.
+            context = " ".join(lines[max(0, index - 3):index + 1])
+            for denial in _line_denials(line, context, policy, checker):
+                found.setdefault((denial.kind, denial.target), denial)
+                if len(found) >= _MAX_DENIALS:
+                    break
+    if exit_code == _SIGSYS_EXIT and sandbox in LINUX_SANDBOXES:
+        found.setdefault((DenialKind.PRIVILEGE, "seccomp"), Denial(
+            DenialKind.PRIVILEGE, "seccomp",
+            "a system call was refused by the sandbox's seccomp filter; only full access "
+            "can run it", f"exit code {exit_code} (SIGSYS)"))
+    if exit_code != 0 and not any(d.kind is DenialKind.WRITE for d in found.values()):
+        erofs = next((ln for ln in output.splitlines() if "read-only file system" in ln.lower()),
+                     None)
+        if erofs is not None:
+            found[(DenialKind.WRITE, None)] = Denial(
+                DenialKind.WRITE, None,
+                "the command wrote where the policy does not allow; give the directory it needs "
+                "with --writable DIR", erofs.strip()[:500])
+    return tuple(found.values())
+
+
+class _PolicyPaths:
+    """Where a policy lets a sandboxed command read and write, for checking paths."""
+
+    def __init__(self, policy: SandboxPolicy, cwd: str) -> None:
+        self.cwd = cwd
+        self.roots: tuple[str, ...] = ()
+        self.protected: tuple[str, ...] = ()
+        self.pinned: tuple[str, ...] = ()
+        if policy.kind is PolicyKind.WORKSPACE_WRITE:
+            from ._errors import PolicyError
+            from .sandbox.workspace import plan_workspace
+
+            try:
+                plan = plan_workspace(policy, cwd)
+                self.roots, self.protected = plan.roots, plan.protected + plan.missing
+                self.pinned = plan.pinned
+            except PolicyError:  # a root went away during the run
+                self.roots = (os.path.realpath(cwd),)
+        self.deny_read = tuple(os.path.realpath(os.path.expanduser(p)) for p in policy.deny_read)
+
+    def absolute(self, token: str) -> str:
+        path = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(token)))
+        parent = os.path.dirname(path)
+        return os.path.join(os.path.realpath(parent), os.path.basename(path))
+
+    @staticmethod
+    def within(path: str, bases: tuple[str, ...]) -> str | None:
+        for base in bases:
+            if path == base or path.startswith(base.rstrip("/") + "/"):
+                return base
+        return None
+
+    @staticmethod
+    def nearest_directory(path: str) -> str:
+        candidate = path if os.path.isdir(path) else os.path.dirname(path)
+        while not os.path.isdir(candidate):
+            candidate = os.path.dirname(candidate)
+        return candidate
+
+
+def _line_denials(line: str, raw_context: str, policy: SandboxPolicy,
+                  paths: _PolicyPaths) -> list[Denial]:
+    lowered, context = line.lower(), raw_context.lower()
+    evidence = line.strip()[:500]
+    errors = {code for text, code in _FILE_ERRORS.items() if text in lowered}
+    denials: list[Denial] = []
+    if not policy.network and (".sock" in context or "unix" in context) and (
+            errors & {"EACCES", "EPERM"} or "no such file" in lowered):
+        socket_path = next((t for t in _path_tokens(raw_context) if t.endswith(".sock")), None)
+        return [Denial(DenialKind.UNIX_SOCKET, socket_path,
+                       "host Unix sockets are unreachable without network: rerun with "
+                       "--network (network=True)", evidence)]
+    if not policy.network and "socket" in context and errors & {"EACCES", "EPERM"}:
+        return [Denial(DenialKind.NETWORK, None,
+                       "sockets are refused without network: rerun with --network "
+                       "(network=True)", evidence)]
+    if not policy.network and any(text in lowered for text in _NETWORK_ERRORS):
+        return [Denial(DenialKind.NETWORK, _address(line),
+                       "needs network: rerun with --network (network=True)", evidence)]
+    if "no new privileges" in lowered or ("EPERM" in errors and any(
+            word in lowered.replace(":", " ").split() for word in _PRIVILEGED_WORDS)):
+        word = next((w for w in _PRIVILEGED_WORDS if w in lowered), "privileges")
+        return [Denial(DenialKind.PRIVILEGE, word,
+                       f"needs privileges no sandbox grants ({word}); only full access can run it",
+                       evidence)]
+    if not errors:
+        return denials
+    for token in _path_tokens(line):
+        path = paths.absolute(token)
+        denial = _path_denial(path, errors, policy, paths, evidence)
+        if denial is not None:
+            denials.append(denial)
+            break
+    return denials
+
+
+def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _PolicyPaths,
+                 evidence: str) -> Denial | None:
+    hidden = paths.within(path, paths.deny_read)
+    if hidden is not None and "EACCES" in errors:
+        return Denial(DenialKind.READ, path,
+                      f"{hidden} is hidden from sandboxed commands (deny-read); drop it from "
+                      "deny_read (--no-default-deny-read) only if the command must read it", evidence)
+    protected = paths.within(path, paths.protected)
+    if protected is not None:
+        return Denial(DenialKind.WRITE, path,
+                      f"{protected} is protected: it stays read-only and cannot be created "
+                      "in the sandbox; only full access can change it", evidence)
+    if path in paths.pinned and "EBUSY" in errors:
+        return Denial(DenialKind.WRITE, path,
+                      f"{path} holds protected paths: it cannot be renamed or removed in the "
+                      "sandbox; only full access can", evidence)
+    if not errors & _OUTSIDE_ERRORS:
+        return None
+    if path.startswith(("/proc/sys/", "/sys/")):
+        return Denial(DenialKind.PRIVILEGE, path,
+                      "kernel tunables are read-only in the sandbox; only full access can "
+                      "change them", evidence)
+    if paths.within(path, paths.roots) is not None:
+        return None  # writable under the policy: the error is the command's own
+    if path.startswith(("/tmp/", "/dev/")) or path in ("/tmp", "/dev"):
+        return None  # private to the sandbox: writable there
+    directory = paths.nearest_directory(path)
+    if "EROFS" not in errors and not os.access(directory, os.W_OK):
+        return None  # not writable without a sandbox either
+    if errors == {"EXDEV"}:
+        remedy = ("hard links and renames cannot cross the boundary of the writable roots; "
+                  "copy instead")
+    elif policy.kind is PolicyKind.WORKSPACE_WRITE:
+        remedy = f"outside the writable roots: add --writable {directory}"
+    else:
+        remedy = (f"{policy.name} writes nowhere: use workspace-write with "
+                  f"--writable {directory}")
+    return Denial(DenialKind.WRITE, path, remedy, evidence)
+
+
+def _path_tokens(line: str) -> list[str]:
+    """Strings in an error line that may be paths: quoted ones first, then
+    words with a slash or a leading dot."""
+    import re
+
+    quoted = re.findall(r"['\u2018\u201c\"`]([^'\u2019\u201d\"`]+)['\u2019\u201d\"`]", line)
+    words = [w.rstrip(":,;.)") for w in re.split(r"[\s'\u2018\u2019\"`(]+", line)]
+    candidates = quoted + [w for w in words if "/" in w or (w.startswith(".") and len(w) > 1)]
+    return [c for c in dict.fromkeys(candidates) if c and "://" not in c]
+
+
+def _address(line: str) -> str | None:
+    """The host (and port) a network error names, if it names one."""
+    import re
+
+    for pattern in (r"resolve host:?\s+'?([\w.-]+)", r"host ([\w.:-]+) port (\d+)",
+                    r"to ([\w.:-]+) port (\d+)", r"getaddrinfo \w+ ([\w.-]+)",
+                    r"(\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?)", r"connect to ([\w.:-]+)"):
+        match = re.search(pattern, line, re.IGNORECASE)
+        if match:
+            return ":".join(g for g in match.groups() if g)
+    return None

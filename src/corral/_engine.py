@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ._capture import OutputCapture
 from ._cancel import CancelToken
 from ._collect import Collected, Ending, collect
-from ._denial import is_likely_sandbox_denied
+from ._denial import find_denials, is_likely_sandbox_denied
 from ._containment import ProcessGroupContainment, disable_cgroups, open_containment
 from ._errors import PolicyError, SandboxSetupError
 from ._launch import LaunchSpec, plan_launch
@@ -164,6 +164,8 @@ def _finalize(
     denied = is_likely_sandbox_denied(
         sandbox, exit_code, stdout.text, stderr.text, output.text
     )
+    denials = find_denials(request.resolved_policy, os.fspath(request.cwd or os.getcwd()),
+                           exit_code, output.text, sandbox)
     return ExecResult(
         argv=tuple(request.argv),
         exit_code=exit_code,
@@ -182,4 +184,5 @@ def _finalize(
         policy=request.resolved_policy.name,
         sandbox=sandbox,
         likely_sandbox_denied=denied,
+        denials=denials,
     )

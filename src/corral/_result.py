@@ -118,6 +118,35 @@ class CapturedText:
         }
 
 
+class DenialKind(enum.Enum):
+    """What a sandbox refused."""
+
+    WRITE = "write"
+    READ = "read"
+    NETWORK = "network"
+    UNIX_SOCKET = "unix-socket"
+    PRIVILEGE = "privilege"
+
+
+@record
+class Denial:
+    """One thing the sandbox refused, and what would allow it.
+
+    ``target`` is the path or address refused (None when the evidence does
+    not name one); ``remedy`` is one line an agent can act on; ``evidence``
+    is the output line it was read from.
+    """
+
+    kind: DenialKind
+    target: str | None
+    remedy: str
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "target": self.target, "remedy": self.remedy,
+                "evidence": self.evidence}
+
+
 @record
 class ExecResult:
     """Everything known about a finished run.
@@ -152,6 +181,9 @@ class ExecResult:
     #: The run failed and its output or exit code looks like a sandbox denial
     #: (:func:`corral.is_likely_sandbox_denied`; a heuristic).
     likely_sandbox_denied: bool = False
+    #: What the sandbox refused, each checked against the policy (see
+    #: :func:`corral.find_denials`).
+    denials: tuple[Denial, ...] = ()
 
     @property
     def stdout(self) -> str:
@@ -195,4 +227,5 @@ class ExecResult:
             "policy": self.policy,
             "sandbox": self.sandbox,
             "likely_sandbox_denied": self.likely_sandbox_denied,
+            "denials": [denial.to_dict() for denial in self.denials],
         }

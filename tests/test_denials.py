@@ -1,0 +1,114 @@
+"""Structured denials: what the sandbox refused, checked against the policy.
+
+The pure cases feed error lines in the formats real tools print; the
+sandboxed cases attempt each refused operation for real and check the
+report, and that a run where nothing was refused reports nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral import DenialKind, find_denials
+from corral.sandbox.probe import probe_machine
+
+WW = corral.SandboxPolicy.workspace_write()
+
+
+def _kinds(denials: tuple[corral.Denial, ...]) -> list[tuple[str, str | None]]:
+    return [(d.kind.value, d.target) for d in denials]
+
+
+def test_writes_outside_the_roots_and_into_protected_paths(tmp_path):
+    (tmp_path / ".git" / "hooks").mkdir(parents=True)
+    output = "\n".join([
+        "sh: 1: cannot create /etc/motd: Read-only file system",
+        "mkdir: cannot create directory ‘.vscode’: Not a directory",
+        "OSError: [Errno 30] Read-only file system: '.git/hooks/pre-commit'",
+        "Error: EROFS: read-only file system, open '/var/tmp/cache/x'",
+    ])
+    denials = find_denials(WW, str(tmp_path), 1, output, "bwrap")
+    assert _kinds(denials) == [
+        ("write", "/etc/motd"), ("write", f"{tmp_path}/.vscode"),
+        ("write", f"{tmp_path}/.git/hooks/pre-commit"), ("write", "/var/tmp/cache/x"),
+    ]
+    assert denials[0].remedy == "outside the writable roots: add --writable /etc"
+    assert "protected" in denials[1].remedy and "protected" in denials[2].remedy
+    assert denials[0].evidence == "sh: 1: cannot create /etc/motd: Read-only file system"
+
+
+def test_errors_the_policy_does_not_explain_are_not_denials(host_dir):
+    tmp_path = host_dir  # outside /tmp, which is private (and so writable) in the sandbox
+    output = "\n".join([
+        "touch: cannot touch 'inside.txt': Permission denied",   # inside the root: its own
+        "cat: /nonexistent: No such file or directory",
+        "mkdir: cannot create directory ‘build’: Not a directory",
+        "connect: Connection refused",
+    ])
+    assert find_denials(WW, str(tmp_path), 1, output, "bwrap") == ()
+    assert find_denials(WW, str(tmp_path), 0, "all good\n", "bwrap") == ()
+    # Without a sandbox nothing is a denial.
+    assert find_denials(corral.SandboxPolicy.full_access(), str(tmp_path), 1,
+                        "sh: 1: cannot create /etc/x: Read-only file system", None) == ()
+
+
+def test_network_unix_sockets_and_privileges(tmp_path):
+    lines = {
+        "curl: (6) Could not resolve host: example.com": ("network", "example.com"),
+        "ssh: connect to host 10.0.0.7 port 22: Network is unreachable": ("network", "10.0.0.7:22"),
+        "Get http://docker/v1: dial unix /var/run/docker.sock: socket: operation not permitted":
+            ("unix-socket", "/var/run/docker.sock"),
+        "unshare: unshare failed: Operation not permitted": ("privilege", "unshare"),
+        "sudo: The \"no new privileges\" flag is set, which prevents sudo from running as root.":
+            ("privilege", "privileges"),
+    }
+    for line, expected in lines.items():
+        assert _kinds(find_denials(WW, str(tmp_path), 1, line, "bwrap")) == [expected], line
+    allowed = corral.SandboxPolicy.workspace_write(network=True)
+    assert find_denials(allowed, str(tmp_path), 6,
+                        "curl: (6) Could not resolve host: example.com", "bwrap") == ()
+
+
+def test_a_seccomp_kill_and_an_unexplained_read_only_failure(tmp_path):
+    killed = find_denials(WW, str(tmp_path), 159, "", "bwrap")
+    assert _kinds(killed) == [("privilege", "seccomp")]
+    vague = find_denials(WW, str(tmp_path), 1, "fatal: Read-only file system", "bwrap")
+    assert _kinds(vague) == [("write", None)] and "--writable" in vague[0].remedy
+
+
+_BWRAP = probe_machine().bwrap
+needs_bwrap = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+
+
+@needs_bwrap
+def test_real_refusals_are_reported(host_dir: Path, tcp_listener):
+    ws = host_dir / "ws"
+    ws.mkdir()
+    outside = host_dir / "outside"
+    outside.mkdir()
+    host, port = tcp_listener
+    python = os.path.realpath(sys.executable)
+    cases = {
+        f"echo x > {outside}/a": (DenialKind.WRITE, f"{outside}/a"),
+        "echo x > .envrc": (DenialKind.WRITE, f"{ws}/.envrc"),
+        "unshare --user true": (DenialKind.PRIVILEGE, "unshare"),
+        f"{python} -c \"import socket; socket.create_connection(('{host}', {port}), 2)\"": None,
+    }
+    for script, expected in cases.items():
+        result = corral.run(["sh", "-c", script], cwd=ws, timeout=30)
+        assert result.exit_code != 0, script
+        if expected is None:
+            continue  # a refused connection to the host's loopback names no cause
+        assert [(d.kind, d.target) for d in result.denials] == [expected], result.aggregated_output
+    fine = corral.run(["sh", "-c", "echo ok > made; ls /nonexistent; exit 0"], cwd=ws)
+    assert fine.exit_code == 0 and fine.denials == ()
+    shrugged = corral.run(["sh", "-c", f"echo x > {outside}/f; exit 0"], cwd=ws)
+    assert shrugged.exit_code == 0
+    assert [(d.kind, d.target) for d in shrugged.denials] == [(DenialKind.WRITE, f"{outside}/f")]
+    with pytest.raises(corral.SandboxDeniedError, match="add --writable"):
+        corral.check(corral.run(["sh", "-c", f"echo x > {outside}/g"], cwd=ws))
