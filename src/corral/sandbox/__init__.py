@@ -18,22 +18,21 @@ def select_backend(policy: SandboxPolicy) -> SandboxBackend:
     """The backend that enforces ``policy`` on this machine."""
     if policy.kind is PolicyKind.FULL_ACCESS:
         return NoSandbox()
-    from .bwrap import bwrap_backend  # only sandboxed runs pay for importing it
+    from .bwrap import bwrap_absence, bwrap_backend  # only sandboxed runs import them
 
     backend = bwrap_backend()
     if backend is not None:
         return backend
-    return _landlock_rung(policy)
+    return _landlock_rung(policy, bwrap_absence())
 
 
-def _landlock_rung(policy: SandboxPolicy) -> SandboxBackend:
+def _landlock_rung(policy: SandboxPolicy, absence: str) -> SandboxBackend:
     """Landlock + seccomp, if the kernel has them and the caller accepted what they
     cannot do; otherwise a PolicyError that says what is missing and the ways on."""
     from .._policy import WEAKER_GUARANTEES
     from .landlock import LandlockBackend, landlock_abi
 
-    no_bwrap = (f"policy {policy.name!r} needs bubblewrap (bwrap), which is not on PATH "
-                "(Debian/Ubuntu: apt-get install bubblewrap)")
+    no_bwrap = f"policy {policy.name!r} needs bubblewrap, and {absence}"
     abi, why = landlock_abi()
     if abi < LandlockBackend.MINIMUM_ABI:
         reason = why or f"Landlock ABI {abi} lacks signal scoping (ABI 6, Linux 6.12)"

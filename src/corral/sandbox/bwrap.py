@@ -41,7 +41,7 @@ from .guards import guard_placeholders
 from .seccomp import SUPPORTED_ARCHES, build_program
 from .workspace import plan_workspace
 
-__all__ = ["BwrapBackend", "find_bwrap", "bwrap_backend"]
+__all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "trial_sandbox"]
 
 # bwrap exits 128+N when the command was killed by signal N.
 _SIGNAL_BASE = 128
@@ -235,15 +235,86 @@ def _memfd(data: bytes, owned: list[int]) -> int:
 
 
 _lock = threading.Lock()
-_cached: tuple[str | None, BwrapBackend | None] | None = None
+_usable: dict[str, str | None] = {}  # bwrap path -> None if it works here, else why not
+_absence = "bubblewrap (bwrap) is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)"
+_TRIAL = ("--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/",
+          "--dev", "/dev", "--proc", "/proc", "true")
 
 
 def bwrap_backend() -> BwrapBackend | None:
-    """The bwrap backend, or None when no bwrap is on PATH (outside the cwd)."""
-    global _cached
-    cwd = os.path.realpath(os.getcwd())
+    """The bwrap backend, or None when no bwrap on PATH (outside the cwd) can
+    build a sandbox here; :func:`bwrap_absence` then says why."""
+    global _absence
+    path = find_bwrap()
     with _lock:
-        if _cached is None or _cached[0] != cwd:
-            path = find_bwrap(cwd)
-            _cached = (cwd, None if path is None else BwrapBackend(path))
-        return _cached[1]
+        if path is None:
+            _absence = ("bubblewrap (bwrap) is not on PATH (Debian/Ubuntu: apt-get install "
+                        "bubblewrap)")
+            return None
+        if path not in _usable:
+            _usable[path] = _trial_cached(path)
+        problem = _usable[path]
+        if problem is not None:
+            _absence = f"{path} cannot build a sandbox here ({problem})"
+            return None
+    return BwrapBackend(path)
+
+
+def bwrap_absence() -> str:
+    """Why the last :func:`bwrap_backend` call found no usable bwrap."""
+    return _absence
+
+
+def trial_sandbox(path: str) -> str | None:
+    """Builds a minimal sandbox with the bwrap at ``path`` and runs ``true`` in it.
+
+    Returns None if that worked, else what went wrong (bwrap's own message:
+    no user namespaces, an AppArmor restriction, no /proc...).
+    """
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = os.posix_spawn(path, [path, *_TRIAL], {"PATH": "/usr/bin:/bin"}, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+            (os.POSIX_SPAWN_DUP2, write_end, 2),
+        ])
+    except OSError as exc:
+        os.close(read_end)
+        return exc.strerror or str(exc)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as stderr:
+        message = stderr.read(4096).decode(errors="replace").strip()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code == 0:
+        return None
+    return message.splitlines()[-1][:300] if message else f"it exited with status {code}"
+
+
+def _trial_cached(path: str) -> str | None:
+    """:func:`trial_sandbox`, with a success remembered on disk until the next
+    boot or a different bwrap, so that each ``corral run`` does not pay for it."""
+    from .guards import runtime_dir
+
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            key = f"{f.read().strip()} {os.stat(path).st_mtime_ns} {path}"
+        marker = os.path.join(runtime_dir(), "bwrap-works")
+    except (OSError, PolicyError):
+        key = marker = ""
+    try:
+        with open(marker, encoding="utf-8", errors="replace") as f:
+            if key and f.read() == key:
+                return None
+    except OSError:
+        pass
+    problem = trial_sandbox(path)
+    if problem is None and marker:
+        try:
+            with open(marker + ".new", "w", encoding="utf-8") as f:
+                f.write(key)
+            os.replace(marker + ".new", marker)
+        except OSError:
+            pass
+    return problem

@@ -158,7 +158,7 @@ def _namespaces() -> tuple[Capability, Capability, Capability]:
 
 def _bwrap() -> Capability:
     """The bwrap corral would use, and whether it can build a sandbox here."""
-    from .bwrap import find_bwrap
+    from .bwrap import find_bwrap, trial_sandbox
 
     path = find_bwrap()
     if path is None:
@@ -166,16 +166,11 @@ def _bwrap() -> Capability:
     try:
         version = subprocess.run([path, "--version"], capture_output=True, text=True,
                                  timeout=5).stdout.strip()
-        trial = subprocess.run(
-            [path, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/",
-             "--dev", "/dev", "--proc", "/proc", "true"],
-            capture_output=True, text=True, timeout=10,
-        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Capability(False, f"{path}: {exc}")
-    if trial.returncode != 0:
-        return Capability(False, f"{path} ({version}) cannot build a sandbox here: "
-                                 f"{trial.stderr.strip()[:200]}")
+    problem = trial_sandbox(path)
+    if problem is not None:
+        return Capability(False, f"{path} ({version}) cannot build a sandbox here: {problem}")
     return Capability(True, f"{path} ({version})")
 
 

@@ -1,0 +1,68 @@
+"""The backend ladder: a bwrap that cannot build a sandbox is not used.
+
+Where user namespaces are off (unprivileged containers, Ubuntu's AppArmor
+restriction) bwrap is installed but fails.  The ladder tries it once and
+then goes to Landlock, with the named weaker guarantees, or refuses with
+bwrap's own reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import corral
+import corral.sandbox.bwrap as bwrap
+from corral.sandbox.guards import runtime_dir_path
+from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+NO_USERNS = ("bwrap: No permissions to create new namespace, likely because the kernel does not "
+             "allow non-privileged user namespaces.")
+
+
+@pytest.fixture
+def broken_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    fake = tmp_path / "bin" / "bwrap"
+    fake.parent.mkdir()
+    fake.write_text(f"#!/bin/sh\necho '{NO_USERNS}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setattr(bwrap, "_usable", {})
+    return fake
+
+
+def test_a_bwrap_without_namespaces_is_refused_with_its_reason(broken_bwrap, tmp_path):
+    with pytest.raises(corral.PolicyError) as info:
+        corral.run(["true"], cwd=tmp_path, policy="read-only")
+    message = str(info.value)
+    assert f"{broken_bwrap} cannot build a sandbox here" in message
+    assert "No permissions to create new namespace" in message
+
+
+@pytest.mark.skipif(landlock_abi()[0] < LandlockBackend.MINIMUM_ABI, reason="no Landlock ABI 6")
+def test_then_landlock_runs_it_once_its_weaknesses_are_accepted(broken_bwrap, host_dir):
+    with pytest.raises(corral.PolicyError, match="unprotected-paths"):
+        corral.run(["true"], cwd=host_dir)
+    policy = corral.SandboxPolicy.workspace_write(accept_weaker=(
+        "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths"))
+    result = corral.run(["sh", "-c", "echo ok > made; echo x > ../outside"], cwd=host_dir,
+                        policy=policy)
+    assert result.sandbox == "landlock" and result.exit_code != 0
+    assert (host_dir / "made").exists() and not (host_dir.parent / "outside").exists()
+
+
+def test_a_working_bwrap_is_tried_once_per_boot(monkeypatch):
+    path = bwrap.find_bwrap()
+    if path is None or bwrap.trial_sandbox(path) is not None:
+        pytest.skip("no working bwrap here")
+    marker = Path(runtime_dir_path(), "bwrap-works")
+    marker.unlink(missing_ok=True)
+    monkeypatch.setattr(bwrap, "_usable", {})
+    assert corral.run(["true"], policy="read-only").sandbox == "bwrap"
+    assert path in marker.read_text()
+    calls = []
+    monkeypatch.setattr(bwrap, "_usable", {})
+    monkeypatch.setattr(bwrap, "trial_sandbox", lambda p: calls.append(p))
+    assert corral.run(["true"], policy="read-only").sandbox == "bwrap"
+    assert calls == []  # the marker answered
