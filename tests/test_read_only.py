@@ -294,8 +294,8 @@ def test_a_sandbox_that_cannot_be_built_is_reported_not_run(monkeypatch, tmp_pat
 
     real = BwrapBackend._arguments
 
-    def broken(self, launch, policy, owned, cleanups):  # type: ignore[no-untyped-def]
-        args = real(self, launch, policy, owned, cleanups)
+    def broken(self, launch, policy, *rest):  # type: ignore[no-untyped-def]
+        args = real(self, launch, policy, *rest)
         return ["--ro-bind", str(tmp_path / "missing"), "/nowhere", *args]
 
     monkeypatch.setattr(BwrapBackend, "_arguments", broken)

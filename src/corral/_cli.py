@@ -74,6 +74,9 @@ options:
                          rc files, .envrc, editor and agent config are by default)
   --no-default-protect   do not protect the default paths
   --network              let a sandboxed command use the network (off by default)
+  --allow-unix-socket PATH
+                         without --network, still let the command connect to
+                         the host's Unix socket PATH (repeatable)
   --deny-read PATH       also hide PATH from a sandboxed command (repeatable;
                          ~/.ssh, ~/.aws and other secret stores are hidden by
                          default)
@@ -155,6 +158,7 @@ _RUN_OPTIONS = {
     "--protect": _Option("protect", str, repeat=True),
     "--no-default-protect": _Option("no_default_protect"),
     "--network": _Option("network"),
+    "--allow-unix-socket": _Option("allow_unix_socket", str, repeat=True),
     "--deny-read": _Option("deny_read", str, repeat=True),
     "--no-default-deny-read": _Option("no_default_deny_read"),
     "--accept-weaker": _Option("accept_weaker", str, repeat=True),
@@ -181,6 +185,7 @@ class RunArgs:
     protect: tuple[str, ...] = ()
     no_default_protect: bool = False
     network: bool = False
+    allow_unix_socket: tuple[str, ...] = ()
     deny_read: tuple[str, ...] = ()
     no_default_deny_read: bool = False
     accept_weaker: tuple[str, ...] = ()
@@ -279,19 +284,21 @@ def _policy(args: RunArgs) -> SandboxPolicy | str:
     workspace = (args.writable or args.protect or args.no_default_protect)
     if args.policy == "full-access":
         if (workspace or args.network or args.deny_read or args.no_default_deny_read
-                or args.accept_weaker):
-            raise ValueError("--writable, --protect, --network, --deny-read and --accept-weaker "
-                             "apply to sandboxed policies, not to full-access")
+                or args.accept_weaker or args.allow_unix_socket):
+            raise ValueError("--writable, --protect, --network, --allow-unix-socket, --deny-read "
+                             "and --accept-weaker apply to sandboxed policies, not to full-access")
         return str(args.policy)
     deny_read = (*(() if args.no_default_deny_read else DEFAULT_DENY_READ), *args.deny_read)
     if args.policy == "read-only":
         if workspace:
             raise ValueError("--writable and --protect apply to workspace-write, not to read-only")
         return SandboxPolicy.read_only(network=args.network, deny_read=deny_read,
+                                       allow_unix_sockets=args.allow_unix_socket,
                                        accept_weaker=args.accept_weaker)
     protected = (*(() if args.no_default_protect else DEFAULT_PROTECTED), *args.protect)
     return SandboxPolicy.workspace_write(writable=args.writable, network=args.network,
                                          protected=protected, deny_read=deny_read,
+                                         allow_unix_sockets=args.allow_unix_socket,
                                          accept_weaker=args.accept_weaker)
 
 

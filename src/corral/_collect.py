@@ -27,6 +27,7 @@ from ._spawn import SpawnedProcess
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._containment import Containment
+    from .sandbox.unix_gate import UnixSocketGate
 
 __all__ = ["Ending", "Collected", "collect"]
 
@@ -69,11 +70,14 @@ def collect(
     timeout: float | None,
     cancel_fds: tuple[int, ...],
     drain_timeout: float,
+    gate: UnixSocketGate | None = None,
 ) -> Collected:
     """Runs the loop to the end of the run; always leaves no process behind.
 
-    On any exception (KeyboardInterrupt included) the whole run is killed and
-    reaped before the exception propagates.
+    ``gate`` (or None) receives the listener of the run's seccomp notifier,
+    then answers its notifications (the run's ``connect`` calls) as they come.  On any exception (KeyboardInterrupt
+    included) the whole run is killed and reaped before the exception
+    propagates.
     """
     streams = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
     poller = select.poll()
@@ -83,6 +87,7 @@ def collect(
         poller.register(proc.pidfd, select.POLLIN)
     for fd in cancel_fds:
         poller.register(fd, select.POLLIN)
+    gate_fd = -1
 
     deadline = None if timeout is None else started + timeout
     returncode: int | None = None
@@ -109,6 +114,10 @@ def collect(
         drain_deadline = time.monotonic() + drain_timeout
 
     try:
+        if gate is not None:
+            gate.receive()  # the listener the child sent before exec
+            gate_fd = gate.fileno()
+            poller.register(gate_fd, select.POLLIN)
         while streams or drain_deadline is None:
             if drain_deadline is None:
                 limit = deadline
@@ -132,7 +141,13 @@ def collect(
                 wait_ms = max(1, int(remaining * 1000 + 0.999))
                 if proc.pidfd < 0 and drain_deadline is None:
                     wait_ms = min(wait_ms, _EXIT_POLL_PERIOD_MS)
-            for fd, _ in poller.poll(wait_ms):
+            for fd, events in poller.poll(wait_ms):
+                if fd == gate_fd:
+                    assert gate is not None
+                    if not events & select.POLLIN or not gate.handle():
+                        poller.unregister(fd)  # no process left under the filter
+                        gate_fd = -1
+                    continue
                 stream = streams.get(fd)
                 if stream is not None:
                     data = read(fd, _CHUNK)

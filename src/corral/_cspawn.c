@@ -12,7 +12,7 @@
  * vfork() otherwise -- the technique CPython's _posixsubprocess uses.
  *
  * spawn(path, argv, envp, cwd, stdin_fd, stdout_fd, stderr_fd, keep_fds,
- *       cgroup_fd, pdeathsig, landlock_fd, seccomp)
+ *       cgroup_fd, pdeathsig, landlock_fd, seccomp, listener_socket=-1)
  *   -> (pid, pidfd, None, 0) on success
  *   -> (-1, -1, stage, errno) when the child failed before exec
  *      (stage names the step: "cgroup", "setsid", "pdeathsig", "stdio",
@@ -22,8 +22,12 @@
  * child at the same numbers.  cgroup_fd is an fd on the directory of the
  * cgroup the child must start in, or -1.  landlock_fd (or -1) is a Landlock
  * ruleset the child enforces on itself, seccomp (or None) a seccomp-BPF
- * program it loads, both right before exec and after no_new_privs.  pidfd
- * is -1 when the kernel lacks pidfds (before 5.3).
+ * program it loads, both right before exec and after no_new_privs.  With
+ * listener_socket (a Unix socket, or -1) the program is loaded with
+ * SECCOMP_FILTER_FLAG_NEW_LISTENER and the listener fd is sent over that
+ * socket (SCM_RIGHTS), then closed, so that only the parent can answer the
+ * program's user notifications.  pidfd is -1 when the kernel lacks pidfds
+ * (before 5.3).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +40,7 @@
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -54,6 +59,9 @@
 #endif
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
@@ -138,6 +146,7 @@ struct child_args {
     int landlock_fd;
     const char *seccomp;
     Py_ssize_t seccomp_len;
+    int listener_socket;
 };
 
 /* Runs in the vfork()ed child: only system calls, no allocation, never
@@ -256,8 +265,35 @@ child_exec(const struct child_args *a)
             .len = (unsigned short)(a->seccomp_len / sizeof(struct sock_filter)),
             .filter = (struct sock_filter *)a->seccomp,
         };
-        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
-            goto fail;
+        if (a->listener_socket < 0) {
+            if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+                goto fail;
+        } else {
+            int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                        SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+            if (listener < 0)
+                goto fail;
+            char byte = 0;
+            struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+            union {
+                struct cmsghdr header;
+                char space[CMSG_SPACE(sizeof(int))];
+            } control;
+            memset(&control, 0, sizeof(control));
+            struct msghdr msg = {
+                .msg_iov = &iov, .msg_iovlen = 1,
+                .msg_control = control.space, .msg_controllen = sizeof(control.space),
+            };
+            struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+            cmsg->cmsg_level = SOL_SOCKET;
+            cmsg->cmsg_type = SCM_RIGHTS;
+            cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+            ssize_t sent = sendmsg(a->listener_socket, &msg, MSG_NOSIGNAL);
+            close(listener);
+            if (sent != 1)
+                goto fail;
+        }
     }
 
     {
@@ -491,13 +527,17 @@ cspawn_spawn(PyObject *self, PyObject *args)
 {
     PyObject *path_obj, *argv_obj, *envp_obj, *cwd_obj, *keep_obj, *seccomp_obj;
     int stdio[3];
-    int cgroup_fd, pdeathsig, landlock_fd;
+    int cgroup_fd, pdeathsig, landlock_fd, listener_socket = -1;
 
-    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO:spawn", &PyBytes_Type, &path_obj,
+    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO|i:spawn", &PyBytes_Type, &path_obj,
                           &argv_obj, &envp_obj, &cwd_obj, &stdio[0], &stdio[1],
                           &stdio[2], &keep_obj, &cgroup_fd, &pdeathsig,
-                          &landlock_fd, &seccomp_obj))
+                          &landlock_fd, &seccomp_obj, &listener_socket))
         return NULL;
+    if (listener_socket >= 0 && seccomp_obj == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "listener_socket needs a seccomp program");
+        return NULL;
+    }
     if (seccomp_obj != Py_None &&
         (!PyBytes_Check(seccomp_obj) || PyBytes_GET_SIZE(seccomp_obj) == 0 ||
          PyBytes_GET_SIZE(seccomp_obj) % sizeof(struct sock_filter) != 0 ||
@@ -563,6 +603,7 @@ cspawn_spawn(PyObject *self, PyObject *args)
         landlock_fd,
         seccomp_obj == Py_None ? NULL : PyBytes_AS_STRING(seccomp_obj),
         seccomp_obj == Py_None ? 0 : PyBytes_GET_SIZE(seccomp_obj),
+        listener_socket,
     };
     struct outcome out;
     /* Other threads run while this one waits for the child's exec: with the

@@ -21,7 +21,14 @@ from ._errors import PolicyError, SandboxSetupError
 from ._launch import LaunchSpec, plan_launch
 from ._record import replace
 from ._request import ExecRequest
-from ._result import TIMEOUT_EXIT_CODE, CapturedText, ExecResult, KillMechanism, OutputEvent
+from ._result import (
+    TIMEOUT_EXIT_CODE,
+    CapturedText,
+    Denial,
+    ExecResult,
+    KillMechanism,
+    OutputEvent,
+)
 from ._spawn import HAVE_NATIVE_SPAWN, CgroupJoinError, SpawnedProcess, spawn
 from .sandbox import select_backend
 
@@ -102,6 +109,7 @@ def execute(
             proc, containment = _spawn_contained(request, lambda fd: spawn(transformed, fd))
         finally:
             transformed.release()
+        gate = transformed.unix_gate
         collected = collect(
             proc,
             containment,
@@ -110,6 +118,7 @@ def execute(
             timeout=timeout,
             cancel_fds=cancel_fds,
             drain_timeout=request.drain_timeout,
+            gate=gate,
         )
         stdout, stderr, output = capture.finish()
         if collected.ending is Ending.EXITED:
@@ -131,7 +140,7 @@ def execute(
     collected = replace(collected, returncode=backend.decode_status(collected.returncode))
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,
-        capture, backend.name,
+        capture, backend.name, tuple(gate.denials) if gate is not None else (),
     )
 
 
@@ -145,6 +154,7 @@ def _finalize(
     spill_path: str | None,
     capture: OutputCapture,
     sandbox: str | None,
+    refused: tuple[Denial, ...],
 ) -> ExecResult:
     signal_number = None
     if collected.ending is Ending.TIMED_OUT:
@@ -164,8 +174,11 @@ def _finalize(
     denied = is_likely_sandbox_denied(
         sandbox, exit_code, stdout.text, stderr.text, output.text
     )
-    denials = find_denials(request.resolved_policy, os.fspath(request.cwd or os.getcwd()),
-                           exit_code, output.text, sandbox)
+    # What the sandbox itself refused comes first; the output adds what only it shows.
+    denials = {(d.kind, d.target): d for d in refused}
+    for denial in find_denials(request.resolved_policy, os.fspath(request.cwd or os.getcwd()),
+                               exit_code, output.text, sandbox):
+        denials.setdefault((denial.kind, denial.target), denial)
     return ExecResult(
         argv=tuple(request.argv),
         exit_code=exit_code,
@@ -184,5 +197,5 @@ def _finalize(
         policy=request.resolved_policy.name,
         sandbox=sandbox,
         likely_sandbox_denied=denied,
-        denials=denials,
+        denials=tuple(denials.values()),
     )

@@ -8,6 +8,8 @@ one into the other.
 from __future__ import annotations
 
 import enum
+import os
+
 from ._errors import PolicyError
 from ._record import record
 
@@ -67,7 +69,8 @@ class SandboxPolicy:
     private temporary directory (its ``/tmp`` and ``$TMPDIR``) and
     ``/dev/null``-like devices.  Without ``network`` it reaches no host
     network service, TCP, UDP or Unix socket; a server it starts on
-    127.0.0.1 is reachable within the run.  It cannot gain privileges.
+    127.0.0.1 is reachable within the run, and so are the host Unix sockets
+    listed in ``allow_unix_sockets``.  It cannot gain privileges.
 
     ``workspace-write``: as ``read-only``, and the command may also write
     beneath its working directory and the ``writable`` roots, except the
@@ -83,6 +86,8 @@ class SandboxPolicy:
     writable: tuple[str, ...] = ()
     protected: tuple[str, ...] = DEFAULT_PROTECTED
     deny_read: tuple[str, ...] = DEFAULT_DENY_READ
+    #: Host Unix sockets a sandboxed command may connect to without network.
+    allow_unix_sockets: tuple[str, ...] = ()
     #: Names from :data:`WEAKER_GUARANTEES` the caller accepts.
     accept_weaker: frozenset[str] | tuple[str, ...] = frozenset()
 
@@ -94,7 +99,7 @@ class SandboxPolicy:
             raise PolicyError(f"unknown weaker guarantee {sorted(unknown)[0]!r}: choose from "
                               f"{', '.join(WEAKER_GUARANTEES)}")
         object.__setattr__(self, "accept_weaker", frozenset(self.accept_weaker))
-        for name in ("writable", "protected", "deny_read"):
+        for name in ("writable", "protected", "deny_read", "allow_unix_sockets"):
             paths = getattr(self, name)
             if isinstance(paths, (str, bytes)):
                 raise PolicyError(f"{name} is a sequence of paths, not a single string")
@@ -105,6 +110,12 @@ class SandboxPolicy:
             object.__setattr__(self, name, paths)
         if self.writable and self.kind is not PolicyKind.WORKSPACE_WRITE:
             raise PolicyError(f"writable roots apply to workspace-write, not to {self.name}")
+        if self.allow_unix_sockets and not self.sandboxed:
+            raise PolicyError("allow_unix_sockets applies to sandboxed policies, not to "
+                              "full-access")
+        for path in self.allow_unix_sockets:
+            if not os.path.expanduser(path).startswith("/"):
+                raise PolicyError(f"allow_unix_sockets: {path!r} is not an absolute path")
         for path in self.protected:
             if not path.startswith(("/", "~")) and ".." in path.split("/"):
                 raise PolicyError(f"protected path {path!r} must stay inside the root ('..')")
@@ -119,10 +130,11 @@ class SandboxPolicy:
         *,
         network: bool = False,
         deny_read: tuple[str, ...] = DEFAULT_DENY_READ,
+        allow_unix_sockets: tuple[str, ...] = (),
         accept_weaker: frozenset[str] | tuple[str, ...] = frozenset(),
     ) -> SandboxPolicy:
         return cls(PolicyKind.READ_ONLY, network=network, deny_read=deny_read,
-                   accept_weaker=accept_weaker)
+                   allow_unix_sockets=allow_unix_sockets, accept_weaker=accept_weaker)
 
     @classmethod
     def workspace_write(
@@ -132,10 +144,12 @@ class SandboxPolicy:
         network: bool = False,
         protected: tuple[str, ...] = DEFAULT_PROTECTED,
         deny_read: tuple[str, ...] = DEFAULT_DENY_READ,
+        allow_unix_sockets: tuple[str, ...] = (),
         accept_weaker: frozenset[str] | tuple[str, ...] = frozenset(),
     ) -> SandboxPolicy:
         return cls(PolicyKind.WORKSPACE_WRITE, network=network, writable=writable,
-                   protected=protected, deny_read=deny_read, accept_weaker=accept_weaker)
+                   protected=protected, deny_read=deny_read,
+                   allow_unix_sockets=allow_unix_sockets, accept_weaker=accept_weaker)
 
     @property
     def sandboxed(self) -> bool:

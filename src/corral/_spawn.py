@@ -93,6 +93,7 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 int(_PARENT_DEATH_SIGNAL),
                 launch.landlock_ruleset,
                 launch.seccomp_program,
+                -1 if launch.unix_gate is None else launch.unix_gate.child_end.fileno(),
             )
             if stage is not None:
                 if stage == "cgroup":
@@ -138,7 +139,7 @@ def _spawn_portable(
 ) -> SpawnedProcess:
     import subprocess  # only on this path: it costs start-up time
 
-    if launch.landlock_ruleset >= 0 or launch.seccomp_program is not None:
+    if launch.landlock_ruleset >= 0 or launch.seccomp_program is not None or launch.unix_gate:
         raise PolicyError("Landlock and seccomp confinement need corral's C spawn extension")
 
     try:

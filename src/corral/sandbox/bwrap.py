@@ -38,7 +38,7 @@ from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
-from .seccomp import SUPPORTED_ARCHES, build_program
+from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import plan_workspace
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "trial_sandbox"]
@@ -86,12 +86,20 @@ class BwrapBackend(SandboxBackend):
         owned: list[int] = []
         cleanups: list[Callable[[], object]] = []
         status_fd = -1
+        sockets = _allowed_sockets(policy)
+        gate = None
+        if sockets:
+            from .unix_gate import UnixSocketGate
+
+            gate = UnixSocketGate(tuple(p for pair in sockets for p in pair))
+            cleanups.append(gate.close)
         try:
             # bwrap reports {"exit-code": N} there only if the command ran.
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
-                    *self._arguments(launch, policy, owned, cleanups)]
+                    *self._arguments(launch, policy, owned, cleanups,
+                                     [real for _, real in sockets])]
         except BaseException:
             for fd in owned:
                 os.close(fd)
@@ -116,10 +124,12 @@ class BwrapBackend(SandboxBackend):
             owned_fds=launch.owned_fds + tuple(owned),
             status_fd=status_fd,
             cleanups=launch.cleanups + tuple(cleanups),
+            unix_gate=gate,
+            seccomp_program=None if gate is None else build_connect_notifier(),
         )
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, owned: list[int],
-                   cleanups: list[Callable[[], object]]) -> list[str]:
+                   cleanups: list[Callable[[], object]], sockets: list[str]) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
         if policy.network:
@@ -151,6 +161,8 @@ class BwrapBackend(SandboxBackend):
         for root in roots:
             if root != "/" and under_hidden(root):
                 args += ["--bind", root, root]
+        for path in sockets:  # where the command may look for them; corral connects
+            args += ["--ro-bind", path, path]
         if roots:
             for path in plan.pinned:
                 args += ["--bind", path, path]
@@ -169,7 +181,8 @@ class BwrapBackend(SandboxBackend):
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
                               "read-only cannot block privileged system calls here")
-        program = build_program(deny_unix_sockets=not policy.network)
+        program = build_program(deny_unix_sockets=not policy.network and not sockets,
+                                deny_unix_datagrams=bool(sockets))
         args += ["--seccomp", str(_memfd(program, owned)), "--chdir", cwd]
         name = launch.argv[0]
         if os.path.basename(name) == os.path.basename(launch.program):
@@ -224,6 +237,27 @@ class BwrapBackend(SandboxBackend):
         if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
             return -(returncode - _SIGNAL_BASE)
         return returncode
+
+
+def _allowed_sockets(policy: SandboxPolicy) -> list[tuple[str, str]]:
+    """(as given, real path) of each Unix socket the policy grants without
+    network; raises PolicyError for one that is not a socket."""
+    if policy.network:
+        return []
+    import stat
+
+    found = []
+    for given in policy.allow_unix_sockets:
+        path = os.path.expanduser(given)
+        real = os.path.realpath(path)
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(real).st_mode)
+        except OSError as exc:
+            raise PolicyError(f"allowed Unix socket {given!r}: {exc.strerror}") from None
+        if not is_socket:
+            raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
+        found.append((path, real))
+    return found
 
 
 def _memfd(data: bytes, owned: list[int]) -> int:

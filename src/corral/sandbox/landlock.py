@@ -24,6 +24,7 @@ import os
 import stat
 from collections.abc import Iterable
 
+from .._errors import PolicyError
 from .._launch import LaunchSpec
 from .._policy import PolicyKind, SandboxPolicy
 from .._record import replace
@@ -164,6 +165,9 @@ class LandlockBackend(SandboxBackend):
         import shutil
         import tempfile
 
+        if policy.allow_unix_sockets and not policy.network:
+            raise PolicyError("allowing specific Unix sockets needs the bubblewrap backend: "
+                              "Landlock cannot tell one socket's connect from another's")
         roots: tuple[str, ...] = ()
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
             roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots

@@ -21,7 +21,14 @@ program:
 * with ``deny_unix_sockets``, refuses AF_UNIX sockets, whose paths reach the
   host's services (docker.sock, ssh-agent, D-Bus) through any readable
   directory; ``socketpair`` stays allowed.  Both options together refuse
-  every socket (no network namespace to contain any of them).
+  every socket (no network namespace to contain any of them);
+* with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only: the
+  stream and seqpacket ones that remain reach a path only through
+  ``connect``, which :func:`build_connect_notifier` hands to corral.
+
+:func:`build_connect_notifier` is a second, separate program: it turns every
+``connect`` into a seccomp user notification, for corral to decide (see
+:mod:`corral.sandbox.unix_gate`).
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -34,7 +41,7 @@ import os
 import struct
 from collections.abc import Iterable
 
-__all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_program"]
+__all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_connect_notifier", "build_program"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -56,6 +63,7 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "userfaultfd": (323, 282),
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
+_CONNECT = {"x86_64": 42, "aarch64": 203}
 _CLONE3 = {"x86_64": 435, "aarch64": 435}
 _SOCKET = {"x86_64": 41, "aarch64": 198}
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -69,6 +77,9 @@ _X32_SYSCALL_BIT = 0x40000000
 _CLONE_NEW_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NS CGROUP UTS IPC
                     | 0x10000000 | 0x20000000 | 0x40000000)            # USER PID NET
 _AF_UNIX = 1
+_SOCK_DGRAM, _SOCK_TYPE_MASK = 2, 0xF  # the type argument also carries NONBLOCK|CLOEXEC
+_ARG1 = 24
+_RET_USER_NOTIF = 0x7FC00000
 
 # Classic BPF opcodes and seccomp return values.
 _LD_W_ABS = 0x20
@@ -121,6 +132,7 @@ def build_program(
     *,
     deny_network: bool = False,
     deny_unix_sockets: bool = False,
+    deny_unix_datagrams: bool = False,
     deny: Iterable[str] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -146,7 +158,7 @@ def build_program(
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
     if deny_network and deny_unix_sockets:
         asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
-    elif deny_network or deny_unix_sockets:
+    elif deny_network or deny_unix_sockets or deny_unix_datagrams:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
@@ -154,13 +166,17 @@ def build_program(
     asm.label("clone")
     asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
     asm.jump(_JSET, _CLONE_NEW_FLAGS, "deny", "allow")
-    if deny_network != deny_unix_sockets:
+    if not (deny_network and deny_unix_sockets) and (
+            deny_network or deny_unix_sockets or deny_unix_datagrams):
         asm.label("socket")
         asm.load(_ARG0)  # the family
-        if deny_network:
-            asm.jump(_JEQ, _AF_UNIX, "allow", "deny")
-        else:
-            asm.jump(_JEQ, _AF_UNIX, "deny", "allow")
+        unix = "deny" if deny_unix_sockets else ("unix" if deny_unix_datagrams else "allow")
+        asm.jump(_JEQ, _AF_UNIX, unix, "deny" if deny_network else "allow")
+        if unix == "unix":
+            asm.label("unix")
+            asm.load(_ARG1)  # the type
+            asm.jump(_JSET, _SOCK_TYPE_MASK & ~_SOCK_DGRAM, "allow", None)
+            asm.jump(_JSET, _SOCK_DGRAM, "deny", "allow")
     asm.label("allow")
     asm.ret(_RET_ALLOW)
     asm.label("deny")
@@ -169,4 +185,24 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
+    return asm.assemble()
+
+
+def build_connect_notifier(arch: str | None = None) -> bytes:
+    """A program that sends every native ``connect`` to its listener (a seccomp
+    user notification) and allows everything else; load it with
+    ``SECCOMP_FILTER_FLAG_NEW_LISTENER``.  Foreign architectures are left to
+    the main program, which kills them."""
+    arch = arch or os.uname().machine
+    if arch not in _AUDIT_ARCH:
+        raise ValueError(f"no seccomp filter for {arch}")
+    asm = _Assembler()
+    asm.load(_ARCH)
+    asm.jump(_JEQ, _AUDIT_ARCH[arch], None, "allow")
+    asm.load(_NR)
+    asm.jump(_JEQ, _CONNECT[arch], "notify", "allow")
+    asm.label("notify")
+    asm.ret(_RET_USER_NOTIF)
+    asm.label("allow")
+    asm.ret(_RET_ALLOW)
     return asm.assemble()

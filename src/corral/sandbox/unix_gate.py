@@ -1,0 +1,158 @@
+"""The Unix socket gate: a sandboxed command reaches only the host sockets allowed.
+
+Without network, a sandbox normally refuses AF_UNIX sockets outright, since a
+socket file anywhere the command can read (docker.sock, an ssh-agent, D-Bus)
+would otherwise connect it to a host service.  To grant specific sockets,
+the gate lets AF_UNIX stream sockets be created and decides each
+``connect`` itself, through a seccomp user notification
+(:func:`~corral.sandbox.seccomp.build_connect_notifier`, loaded by the spawn
+stage before bwrap starts, its listener handed back to corral):
+
+* a socket that is not AF_UNIX (TCP inside the sandbox's own network
+  namespace) is let through: its family cannot change, so what the command
+  does to the address afterwards cannot reach a Unix path;
+* an AF_UNIX socket is never let through.  For an allowed path, corral
+  performs the connect itself, on the command's own socket (duplicated with
+  ``pidfd_getfd``), with its own copy of the path, so the command cannot
+  swap the address after the check; every other path is refused with EACCES
+  and recorded as a denial.  Datagram sockets, which could reach a path
+  through ``sendto`` without ``connect``, are refused when created.
+
+The gate runs inside the collect stage's poll loop (:meth:`fileno`,
+:meth:`handle`); a command blocked in ``connect`` waits only for one loop turn.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import socket
+import struct
+
+from .._result import Denial, DenialKind
+
+__all__ = ["UnixSocketGate"]
+
+_NOTIF_SIZE = 80  # struct seccomp_notif
+_IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
+_IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
+_IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
+_FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
+_SYS_PIDFD_GETFD = 438
+_SUN_PATH_MAX = 108
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+class UnixSocketGate:
+    """Decides one run's ``connect`` calls; ``allowed`` are host socket paths."""
+
+    def __init__(self, allowed: tuple[str, ...]) -> None:
+        self.allowed = frozenset(allowed)
+        self.denials: list[Denial] = []
+        self._ours, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener = -1
+
+    def receive(self) -> None:
+        """Takes the listener the spawned child sent; call once, after spawn."""
+        self.child_end.close()
+        try:
+            _, fds, _, _ = socket.recv_fds(self._ours, 1, 1)
+        finally:
+            self._ours.close()
+        if not fds:
+            raise OSError(errno.EPROTO, "the sandbox's seccomp listener never arrived")
+        self._listener = fds[0]
+
+    def fileno(self) -> int:
+        return self._listener
+
+    def close(self) -> None:
+        if self._listener >= 0:
+            os.close(self._listener)
+            self._listener = -1
+        self.child_end.close()
+        self._ours.close()
+
+    def handle(self) -> bool:
+        """Answers one pending notification; False once no process can send more."""
+        buffer = bytearray(_NOTIF_SIZE)
+        try:
+            fcntl.ioctl(self._listener, _IOCTL_RECV, buffer, True)
+        except OSError as exc:
+            if exc.errno in (errno.EINTR, errno.ENOENT):
+                return True  # interrupted, or the caller died meanwhile
+            return False
+        notif_id, pid = struct.unpack_from("<QI", buffer)
+        sockfd, address, length = struct.unpack_from("<3Q", buffer, 32)
+        value, error, flags = self._decide(pid, sockfd, address, length)
+        response = struct.pack("<QqiI", notif_id, value, -error if error else 0, flags)
+        try:
+            fcntl.ioctl(self._listener, _IOCTL_SEND, response)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # the caller is gone: nothing to answer
+                raise
+        return True
+
+    def _decide(self, pid: int, sockfd: int, address: int, length: int) -> tuple[int, int, int]:
+        """(return value, errno, flags) for one ``connect``."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return 0, errno.EACCES, 0
+        try:
+            fd = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, ctypes.c_int(sockfd & 0xFFFFFFFF), 0)
+            if fd < 0:
+                err = ctypes.get_errno() or errno.EBADF
+                if err == errno.EPERM:  # e.g. Yama's ptrace_scope 2 or 3
+                    self.denials.append(Denial(
+                        DenialKind.UNIX_SOCKET, None,
+                        "corral may not inspect the command's socket here (pidfd_getfd: EPERM; "
+                        "kernel.yama.ptrace_scope above 1?), so no connect is allowed: use "
+                        "--network", "connect() refused"))
+                return 0, err, 0
+            sock = socket.socket(fileno=fd)
+        finally:
+            os.close(pidfd)
+        try:
+            if sock.family != socket.AF_UNIX:
+                return 0, 0, _FLAG_CONTINUE
+            path = _read_path(pid, address, length)
+            if path is None:
+                return 0, errno.EINVAL, 0
+            if not path.startswith("/") or path not in self.allowed:
+                shown = path if path.startswith("/") else repr(path)
+                self.denials.append(Denial(
+                    DenialKind.UNIX_SOCKET, shown,
+                    f"host Unix socket {shown} is not allowed: add --allow-unix-socket "
+                    f"{shown} (allow_unix_sockets), or --network", "connect() refused"))
+                return 0, errno.EACCES, 0
+            try:
+                sock.connect(path)
+            except OSError as exc:
+                return 0, exc.errno or errno.ECONNREFUSED, 0
+            return 0, 0, 0
+        finally:
+            sock.close()  # the command's own descriptor stays open and connected
+
+
+def _read_path(pid: int, address: int, length: int) -> str | None:
+    """The name in the ``sockaddr_un`` at ``address`` in ``pid`` (abstract
+    names start with ``@``), or None if it is no such address."""
+    if not 2 < length <= 2 + _SUN_PATH_MAX:
+        return None
+    try:
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+            memory.seek(address)
+            raw = memory.read(length)
+    except (OSError, OverflowError, ValueError):
+        return None
+    family, = struct.unpack_from("<H", raw)
+    if family != socket.AF_UNIX:
+        return None
+    if raw[2:3] == b"\0":
+        return "@" + os.fsdecode(raw[3:])
+    return os.fsdecode(raw[2:].split(b"\0", 1)[0])

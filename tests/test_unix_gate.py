@@ -1,0 +1,141 @@
+"""Allowed host Unix sockets: reachable one by one, and nothing else is.
+
+Two host services listen on Unix sockets the test owns; the policy allows
+one.  The command must reach that one, fail on the other (with a denial
+naming it), and fail on the other even when it swaps the address under
+corral's check from a second thread.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import corral
+from corral.sandbox.probe import probe_machine
+
+_BWRAP = probe_machine().bwrap
+pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+PYTHON = os.path.realpath(sys.executable)
+
+
+@pytest.fixture
+def services(host_dir: Path) -> Iterator[tuple[str, str]]:
+    """Two greeting Unix socket servers: (allowed, other)."""
+    paths = (str(host_dir / "allowed.sock"), str(host_dir / "other.sock"))
+    servers = []
+    for path in paths:
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(path)
+        server.listen(64)
+        servers.append(server)
+
+        def serve(server: socket.socket = server, name: bytes = os.path.basename(path).encode()
+                  ) -> None:
+            while True:
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    return
+                conn.sendall(name + b"\n")
+                conn.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+    os.chmod(host_dir, 0o755)
+    yield paths
+    for server in servers:
+        server.close()
+
+
+CONNECT = ("import socket, sys\n"
+           "c = socket.socket(socket.AF_UNIX)\n"
+           "try:\n"
+           "    c.connect(sys.argv[1]); print(c.recv(100).decode(), end='')\n"
+           "except OSError as e:\n"
+           "    print('refused', e.errno); sys.exit(3)\n")
+
+
+def test_only_the_allowed_socket_is_reachable(services, host_dir):
+    allowed, other = services
+    policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
+    ok = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=host_dir, policy=policy)
+    assert ok.exit_code == 0 and ok.stdout == "allowed.sock\n", ok.aggregated_output
+    refused = corral.run([PYTHON, "-c", CONNECT, other], cwd=host_dir, policy=policy)
+    assert refused.exit_code == 3 and refused.stdout == "refused 13\n"
+    assert [(d.kind, d.target) for d in refused.denials] == [
+        (corral.DenialKind.UNIX_SOCKET, other)]
+    assert "--allow-unix-socket" in refused.denials[0].remedy
+    control = corral.run([PYTHON, "-c", CONNECT, other], cwd=host_dir, policy="full-access")
+    assert control.stdout == "other.sock\n"
+    without = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=host_dir)
+    assert without.exit_code != 0  # no allowlist: no Unix socket at all
+
+
+SWAPPER = """
+import ctypes, socket, sys, threading
+allowed, other = sys.argv[1].encode(), sys.argv[2].encode()
+size = 2 + 108
+address = ctypes.create_string_buffer(size)
+address[0:2] = (1).to_bytes(2, "little")  # AF_UNIX
+def put(path):
+    ctypes.memmove(ctypes.addressof(address) + 2, path + b"\\0" * (108 - len(path)), 108)
+stop = False
+def swap():
+    while not stop:
+        put(allowed); put(other)
+threading.Thread(target=swap, daemon=True).start()
+libc = ctypes.CDLL(None, use_errno=True)
+greetings = {}
+for _ in range(300):
+    s = socket.socket(socket.AF_UNIX)
+    if libc.connect(s.fileno(), address, size) == 0:
+        greeting = s.recv(100).decode().strip()
+        greetings[greeting] = greetings.get(greeting, 0) + 1
+    s.close()
+stop = True
+print(greetings)
+"""
+
+
+def test_swapping_the_address_under_the_check_reaches_nothing_else(services, host_dir):
+    allowed, other = services
+    policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
+    result = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=host_dir, policy=policy,
+                        timeout=60)
+    assert result.exit_code == 0, result.aggregated_output
+    greetings = eval(result.stdout)  # a dict literal printed by the attack itself
+    assert "other.sock" not in greetings
+    assert greetings.get("allowed.sock", 0) > 0  # the race was really run
+    control = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=host_dir,
+                         policy="full-access", timeout=60)
+    assert "other.sock" in eval(control.stdout)  # the attack works where nothing checks
+
+
+def test_datagrams_are_refused_and_local_sockets_still_work(services, host_dir):
+    allowed, _ = services
+    code = ("import socket\n"
+            "try:\n    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); print('dgram')\n"
+            "except OSError as e:\n    print('no dgram', e.errno)\n"
+            "a, b = socket.socketpair(); a.sendall(b'pair'); print(b.recv(4).decode())\n"
+            "srv = socket.create_server(('127.0.0.1', 0)); port = srv.getsockname()[1]\n"
+            "c = socket.create_connection(('127.0.0.1', port)); print('tcp ok')\n")
+    policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
+    result = corral.run([PYTHON, "-c", code], cwd=host_dir, policy=policy)
+    assert result.stdout == "no dgram 1\npair\ntcp ok\n", result.aggregated_output
+
+
+def test_bad_allowlists_are_refused(host_dir):
+    (host_dir / "plain").write_text("")
+    for bad, words in [(("relative.sock",), "absolute"), ((str(host_dir / "plain"),), "not a socket"),
+                       ((str(host_dir / "missing.sock"),), "No such file")]:
+        with pytest.raises(corral.PolicyError, match=words):
+            corral.run(["true"], cwd=host_dir,
+                       policy=corral.SandboxPolicy.workspace_write(allow_unix_sockets=bad))
+    with pytest.raises(corral.PolicyError, match="full-access"):
+        corral.SandboxPolicy(corral.PolicyKind.FULL_ACCESS, allow_unix_sockets=("/x.sock",))
