@@ -19,7 +19,7 @@ Names are imported on first use, so that ``corral run`` starts fast.
 
 from __future__ import annotations
 
-import importlib
+import sys
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -110,7 +110,10 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'corral' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"corral.{module}"), name)
+    # __import__, not importlib.import_module: importing importlib costs the
+    # command line a millisecond at start-up.
+    __import__(f"corral.{module}")
+    value = getattr(sys.modules[f"corral.{module}"], name)
     if getattr(value, "__module__", "").startswith("corral."):
         try:
             value.__module__ = "corral"
