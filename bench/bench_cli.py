@@ -1,4 +1,6 @@
-"""CLI start-up: ``corral run -- true`` as a whole process vs ``python3 -c pass`` and ``/bin/true``.
+"""CLI start-up: ``corral run --policy full-access -- true`` as a whole process vs ``python3 -c pass``.
+
+The sandbox's own cost is measured by bench_sandbox.py; this is the engine's.
 
 Measures what an agent pays per command when it shells out to corral.  The
 interpreter is the one running this script (the venv corral is installed in).
@@ -25,7 +27,8 @@ def main() -> None:
         "/bin/true": [true],
         "python -c pass  (baseline)": [sys.executable, "-c", "pass"],
         "python -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"],
-        "corral run -- true": [corral, "run", "--", "true"],
+        "corral run --policy full-access -- true": [corral, "run", "--policy", "full-access",
+                                                     "--", "true"],
     }
     candidates = {
         name: (lambda argv=argv: subprocess.run(argv, check=True)) for name, argv in commands.items()

@@ -34,7 +34,8 @@ def main() -> None:
             "subprocess.run x200  (baseline)": lambda: burst(
                 lambda i: subprocess.run(["sh", "-c", SCRIPT, str(i)], capture_output=True)
             ),
-            "corral.run x200": lambda: burst(lambda i: corral.run(["sh", "-c", SCRIPT, str(i)])),
+            "corral.run x200": lambda: burst(lambda i: corral.run(["sh", "-c", SCRIPT, str(i)],
+                                                                policy="full-access")),
         }
         times = interleaved(candidates, rounds, warmup=1)
     finally:

@@ -16,12 +16,14 @@ import corral
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 500
-    mechanism = corral.run(["true"]).kill_mechanism
+    # The engine's own cost: no sandbox (bench_sandbox.py measures the policies).
+    mechanism = corral.run(["true"], policy="full-access").kill_mechanism
     candidates = {
         "subprocess.run(['true'])  (baseline)": lambda: subprocess.run(["true"]),
-        f"corral.run(['true'])  [{mechanism.value}]": lambda: corral.run(["true"]),
+        f"corral.run(['true'])  [{mechanism.value}]": lambda: corral.run(
+            ["true"], policy="full-access"),
         "corral.run(['true'])  [process-group]": lambda: corral.run(
-            ["true"], kill_mechanism=corral.KillMechanism.PROCESS_GROUP
+            ["true"], policy="full-access", kill_mechanism=corral.KillMechanism.PROCESS_GROUP
         ),
     }
     times = interleaved(candidates, runs)

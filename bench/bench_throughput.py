@@ -47,10 +47,10 @@ CORRAL = """
 import json, resource, sys, time
 import corral
 cmd = json.loads(sys.argv[1])
-corral.run(["true"])  # load lazily imported parts before measuring memory
+corral.run(["true"], policy="full-access")  # load lazily imported parts before measuring memory
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.perf_counter()
-result = corral.run(cmd, timeout=None)
+result = corral.run(cmd, timeout=None, policy="full-access")
 elapsed = time.perf_counter() - started
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 assert result.exit_code == 0, result.stderr

@@ -445,7 +445,7 @@ def _dispatch(args: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """The ``corral`` console script."""
+    """The ``corral`` console script: runs the command line, then ends the process."""
     try:
         code = _dispatch(list(sys.argv[1:] if argv is None else argv))
     except _Help as text:
@@ -454,8 +454,25 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except _UsageError as exc:
         print(f"corral: {exc}\n{USAGE}", file=sys.stderr)
         code = EXIT_CORRAL_ERROR
-    sys.stdout.flush()
-    raise SystemExit(code)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Ends the process without tearing the interpreter down.
+
+    The run is over and everything corral must clean up is in its exit
+    handlers, which run here; what normal shutdown would add is freeing
+    every module, about 2 ms of every command's latency.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or 1  # the reader went away: as Python itself would, report it
+    os._exit(code)
 
 
 if __name__ == "__main__":
