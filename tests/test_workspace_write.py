@@ -265,13 +265,13 @@ def test_no_placeholder_survives_a_sigkilled_corral(repo):
 def test_a_placeholder_someone_replaced_is_kept(repo):
     """Only the placeholder corral made is removed, never what replaced it."""
     gate = repo.parent / "go"
-    script = f"while [ ! -e {gate} ]; do sleep 0.02; done"
+    script = f"touch started; while [ ! -e {gate} ]; do sleep 0.02; done"
     import threading
 
     def replace() -> None:
         deadline = time.monotonic() + 10
-        while not (repo / ".envrc").exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        while not (repo / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the sandbox is built: its placeholder is mounted
         (repo / ".envrc").unlink()  # the user, outside the sandbox, writes a real one
         (repo / ".envrc").write_text("use nix\n")
         gate.write_text("")
