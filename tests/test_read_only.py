@@ -343,3 +343,77 @@ def test_default_secret_stores_are_hidden_but_known_hosts_stays(host_dir, monkey
     assert "hunter2" not in sandboxed.aggregated_output
     control = corral.run(["sh", "-c", script], policy="full-access")
     assert "PRIVATE KEY" in control.stdout and "hunter2" in control.stdout
+
+
+def test_host_ipv6_loopback_is_unreachable():
+    try:
+        server = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback on this host")
+    threading = __import__("threading")
+    threading.Thread(target=lambda: server.accept()[0].sendall(b"v6 host\n"), daemon=True).start()
+    port = server.getsockname()[1]
+    code = ("import socket; print('started', flush=True); "
+            f"print(socket.create_connection(('::1', {port}), 2).recv(20).decode())")
+    try:
+        sandboxed, control = both([PYTHON, "-c", code])
+        assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+        assert control.exit_code == 0 and "v6 host" in control.stdout
+    finally:
+        server.close()
+
+
+def test_dns_resolution_fails():
+    code = ("import socket; print('started', flush=True); "
+            "print(socket.getaddrinfo('pypi.org', 443)[0][4][0])")
+    control = corral.run([PYTHON, "-c", code], policy="full-access", timeout=30)
+    if control.exit_code != 0:
+        pytest.skip("this host cannot resolve names either")
+    sandboxed = corral.run([PYTHON, "-c", code], policy=READ_ONLY, timeout=30)
+    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    assert [d.kind for d in sandboxed.denials] == [corral.DenialKind.NETWORK]
+
+
+PRIVILEGED_SOCKETS = {
+    "raw ICMP": "socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)",
+    "packet": "socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+}
+
+
+@pytest.mark.parametrize("create", PRIVILEGED_SOCKETS.values(), ids=PRIVILEGED_SOCKETS.keys())
+def test_raw_and_packet_sockets_are_refused(create):
+    code = f"import socket; print('started', flush=True); {create}; print('opened')"
+    sandboxed = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
+    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    if os.geteuid() == 0:  # the control: root on the host may open them
+        control = corral.run([PYTHON, "-c", code], policy="full-access")
+        assert control.stdout == "started\nopened\n", control.aggregated_output
+
+
+def test_a_host_process_cannot_be_traced():
+    victim = subprocess.Popen(["sleep", "30"])
+    code = ("import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); "
+            f"print('started', flush=True); r = libc.ptrace(16, {victim.pid}, 0, 0); "
+            "print('attached' if r == 0 else f'refused {ctypes.get_errno()}')")
+    try:
+        sandboxed = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
+        assert sandboxed.stdout.startswith("started\nrefused")
+        if os.geteuid() == 0:
+            control = corral.run([PYTHON, "-c", code], policy="full-access")
+            assert control.stdout == "started\nattached\n", control.aggregated_output
+    finally:
+        victim.kill()
+        victim.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root could write a global sysctl anyway")
+def test_kernel_tunables_stay_read_only_even_for_root():
+    # Writes the current value back, so the control changes nothing on the host.
+    tunable = "/proc/sys/vm/overcommit_ratio"
+    script = f"echo started; cat {tunable} > /tmp/v && cat /tmp/v > {tunable} && echo written"
+    sandboxed = corral.run(["sh", "-c", script], policy=READ_ONLY)
+    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    control = corral.run(["sh", "-c", script.replace("/tmp/v", "/dev/shm/corral-sysctl")],
+                         policy="full-access")
+    os.unlink("/dev/shm/corral-sysctl")
+    assert control.stdout == "started\nwritten\n", control.aggregated_output

@@ -9,9 +9,11 @@ no new privileges:
   (a missing one gets a placeholder, see :mod:`.guards`); the directories
   between a root and a protected path are bound too, because a mount point
   cannot be renamed: ``mv .git elsewhere`` cannot take the hooks with it;
-* ``/tmp`` (and ``$TMPDIR``) is a private tmpfs,
-  ``/dev`` a minimal private one; ``/proc`` shows only the sandbox's own
-  processes, so host processes can be neither seen, signalled nor traced;
+* ``/proc`` shows only the sandbox's own processes, and its kernel tunables
+  (``/proc/sys``, ``sysrq-trigger``, ``irq``, ``bus``) are read-only even
+  when corral runs as root;
+* ``/tmp`` (and ``$TMPDIR``) is a private tmpfs, ``/dev`` a minimal
+  private one; host processes can be neither seen, signalled nor traced;
 * denied paths are covered: a directory by an empty tmpfs with mode 000 (111
   when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
   an empty mode-000 file;
@@ -42,6 +44,9 @@ from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import plan_workspace
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "trial_sandbox"]
+
+# What /proc lets root change for the whole machine.
+_KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
 
 # bwrap exits 128+N when the command was killed by signal N.
 _SIGNAL_BASE = 128
@@ -153,6 +158,14 @@ class BwrapBackend(SandboxBackend):
             if root != "/" and not under_hidden(root):
                 args += ["--bind", root, root]
         args += ["--dev", "/dev", "--proc", "/proc"]
+        if os.geteuid() == 0:
+            # Root in the sandbox is root to the kernel's permission checks on
+            # /proc files, with or without capabilities: global sysctls, IRQ
+            # affinity and sysrq would be writable.  bwrap covers only what
+            # looks writable to it, which a 0555 directory does not.
+            for kernel in _KERNEL_TUNABLES:
+                if os.path.exists(kernel):
+                    args += ["--ro-bind", kernel, kernel]
         for path in hidden:
             args += ["--tmpfs", path]
         for needed in self._still_needed(hidden, cwd, launch.program):
