@@ -173,6 +173,25 @@ def test_deny_read_hides_a_planted_secret(host_dir):
     assert "s3cr3t" in control.stdout and "private" in control.stdout
 
 
+def test_deny_read_globs_hide_every_match(host_dir):
+    for project in ("alpha", "beta", ".hidden"):
+        (host_dir / project).mkdir()
+        (host_dir / project / "credentials.json").write_text(f"{project}-s3cr3t\n")
+        (host_dir / project / "README").write_text(f"{project} readme\n")
+    policy = corral.SandboxPolicy.workspace_write(
+        deny_read=(f"{host_dir}/*/credentials.json",))
+    script = (f"cat {host_dir}/*/credentials.json {host_dir}/.hidden/credentials.json; "
+              f"cat {host_dir}/*/README")
+    sandboxed = corral.run(["sh", "-c", script], cwd=host_dir, policy=policy)
+    assert "s3cr3t" not in sandboxed.aggregated_output
+    assert sandboxed.stdout == "alpha readme\nbeta readme\n"
+    assert {d.kind for d in sandboxed.denials} == {corral.DenialKind.READ}
+    control = corral.run(["sh", "-c", script], cwd=host_dir, policy="full-access")
+    assert control.stdout.count("s3cr3t") == 3
+    with pytest.raises(corral.PolicyError, match=r"recursive glob"):
+        corral.SandboxPolicy.read_only(deny_read=(f"{host_dir}/**/credentials.json",))
+
+
 def test_whole_tree_ends_with_the_run():
     # A setsid daemon inside the sandbox, with only killpg to stop it: the
     # PID namespace ends it with the command.

@@ -77,7 +77,8 @@ options:
   --allow-unix-socket PATH
                          without --network, still let the command connect to
                          the host's Unix socket PATH (repeatable)
-  --deny-read PATH       also hide PATH from a sandboxed command (repeatable;
+  --deny-read PATH       also hide PATH, or what a glob such as '~/.config/*/token'
+                         matches, from a sandboxed command (repeatable;
                          ~/.ssh, ~/.aws and other secret stores are hidden by
                          default)
   --no-default-deny-read do not hide the default secret stores

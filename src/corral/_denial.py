@@ -171,7 +171,9 @@ class _PolicyPaths:
                 self.pinned = plan.pinned
             except PolicyError:  # a root went away during the run
                 self.roots = (os.path.realpath(cwd),)
-        self.deny_read = tuple(os.path.realpath(os.path.expanduser(p)) for p in policy.deny_read)
+        from .sandbox.workspace import deny_read_paths
+
+        self.deny_read = tuple(os.path.realpath(p) for p in deny_read_paths(policy))
 
     def absolute(self, token: str) -> str:
         path = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(token)))

@@ -65,7 +65,8 @@ class SandboxPolicy:
     """What a command may touch.
 
     ``read-only``: the command reads what the user can read, except
-    ``deny_read`` (secret stores by default), and writes nothing but a
+    ``deny_read`` (secret stores by default; paths or one-level globs such as
+    ``~/.config/*/credentials``), and writes nothing but a
     private temporary directory (its ``/tmp`` and ``$TMPDIR``) and
     ``/dev/null``-like devices.  Without ``network`` it reaches no host
     network service, TCP, UDP or Unix socket; a server it starts on
@@ -116,6 +117,11 @@ class SandboxPolicy:
         for path in self.allow_unix_sockets:
             if not os.path.expanduser(path).startswith("/"):
                 raise PolicyError(f"allow_unix_sockets: {path!r} is not an absolute path")
+        for path in self.deny_read:
+            if "**" in path:
+                raise PolicyError(f"deny_read: {path!r}: a recursive glob (**) would walk the "
+                                  "tree before every command; name the directories, or use * "
+                                  "for one level")
         for path in self.protected:
             if not path.startswith(("/", "~")) and ".." in path.split("/"):
                 raise PolicyError(f"protected path {path!r} must stay inside the root ('..')")

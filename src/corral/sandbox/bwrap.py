@@ -41,7 +41,7 @@ from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
-from .workspace import plan_workspace
+from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "trial_sandbox"]
 
@@ -250,10 +250,7 @@ class BwrapBackend(SandboxBackend):
     def _deny_read(self, policy: SandboxPolicy, owned: list[int]) -> list[str]:
         args: list[str] = []
         exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
-        for entry in policy.deny_read:
-            path = os.path.expanduser(entry)
-            if not os.path.lexists(path):
-                continue  # nothing to hide; creating it is a write, refused anyway
+        for path in deny_read_paths(policy):
             if os.path.isdir(path):
                 kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
                 args += ["--perms", "0111" if kept else "0000", "--tmpfs", path]

@@ -30,7 +30,7 @@ from .._policy import PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
 from .seccomp import build_program
-from .workspace import plan_workspace
+from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
 
@@ -154,7 +154,7 @@ class LandlockBackend(SandboxBackend):
     def weaker_guarantees(policy: SandboxPolicy) -> list[str]:
         """The names from WEAKER_GUARANTEES this backend needs accepted for ``policy``."""
         needed = ["shared-tmp", "visible-processes"]
-        if any(os.path.lexists(os.path.expanduser(p)) for p in policy.deny_read):
+        if deny_read_paths(policy):
             needed.append("no-deny-read")
         if policy.kind is PolicyKind.WORKSPACE_WRITE and policy.protected:
             needed.append("unprotected-paths")

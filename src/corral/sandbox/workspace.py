@@ -30,7 +30,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._record import record
 
-__all__ = ["WorkspacePlan", "plan_workspace"]
+__all__ = ["WorkspacePlan", "deny_read_paths", "plan_workspace"]
 
 # How deep submodules nest inside .git/modules before corral stops looking.
 _MAX_MODULE_DEPTH = 4
@@ -177,3 +177,28 @@ def _read_pointer(path: str, prefix: str, base: str) -> str | None:
         return None
     target = os.path.realpath(os.path.join(base, text[len(prefix):]))
     return target if os.path.isdir(target) else None
+
+
+_WILDCARDS = frozenset("*?[")
+
+
+def deny_read_paths(policy: SandboxPolicy) -> list[str]:
+    """The existing paths ``policy.deny_read`` names, globs expanded.
+
+    A glob is matched once, at the start of the run, one directory level per
+    wildcard component (``**`` is refused when the policy is made), so the
+    cost follows the pattern, never the size of the tree it points into.  A
+    path that does not exist is left out: there is nothing to hide, and
+    creating it is a write the policy rules on.
+    """
+    found: list[str] = []
+    for entry in policy.deny_read:
+        path = os.path.expanduser(entry)
+        if _WILDCARDS.isdisjoint(path):
+            if os.path.lexists(path):
+                found.append(path)
+            continue
+        import glob  # only for patterns
+
+        found += sorted(glob.glob(path, include_hidden=True))
+    return list(dict.fromkeys(found))
