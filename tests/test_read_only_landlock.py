@@ -95,11 +95,50 @@ def test_host_processes_cannot_be_signalled():
         victim.wait()
 
 
-def test_privileged_calls_fail():
-    result = corral.run(["sh", "-c", "echo started; unshare --user true"], policy=POLICY)
+PRIVILEGED = {
+    "unshare": "unshare --user true",
+    "mount": "unshare --mount sh -c 'mount -t tmpfs none /mnt'",
+    "chroot": "chroot / true",
+    "setuid": f"{PYTHON} -c 'import os; os.setuid(4242)'",
+    "raw socket": f"{PYTHON} -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, 1)'",
+    # Writes the current value back, so the control changes nothing.
+    "global sysctl": "v=$(cat /proc/sys/vm/overcommit_ratio); echo $v > /proc/sys/vm/overcommit_ratio",
+}
+
+
+@pytest.mark.parametrize("attack", PRIVILEGED.values(), ids=PRIVILEGED.keys())
+def test_privileged_calls_fail(attack):
+    result = corral.run(["sh", "-c", f"echo started; {attack}"], policy=POLICY)
     assert result.stdout == "started\n" and result.exit_code != 0
+    if os.geteuid() == 0:  # the control: root on the host can do each of them
+        control = corral.run(["sh", "-c", attack], policy="full-access")
+        assert control.exit_code == 0, control.aggregated_output
+
+
+def test_a_host_process_cannot_be_traced():
+    import subprocess
+
+    victim = subprocess.Popen(["sleep", "30"])
+    code = ("import ctypes; libc = ctypes.CDLL(None, use_errno=True); "
+            f"print('attached' if libc.ptrace(16, {victim.pid}, 0, 0) == 0 else 'refused')")
+    try:
+        assert corral.run([PYTHON, "-c", code], policy=POLICY).stdout == "refused\n"
+        if os.geteuid() == 0:
+            assert corral.run([PYTHON, "-c", code], policy="full-access").stdout == "attached\n"
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def test_unknown_weaker_guarantee_is_an_error():
     with pytest.raises(corral.PolicyError, match="unknown weaker guarantee"):
         corral.SandboxPolicy.read_only(accept_weaker=("everything",))
+
+
+def test_no_capability_is_held_or_regained():
+    script = "grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status | awk '{print $2}' | sort -u"
+    result = corral.run(["sh", "-c", script], policy=POLICY)
+    assert result.stdout == "0000000000000000\n"  # the shell and grep both exec'd with none
+    if os.geteuid() == 0:
+        control = corral.run(["sh", "-c", script], policy="full-access")
+        assert control.stdout != result.stdout

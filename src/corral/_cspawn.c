@@ -12,11 +12,13 @@
  * vfork() otherwise -- the technique CPython's _posixsubprocess uses.
  *
  * spawn(path, argv, envp, cwd, stdin_fd, stdout_fd, stderr_fd, keep_fds,
- *       cgroup_fd, pdeathsig, landlock_fd, seccomp, listener_socket=-1)
+ *       cgroup_fd, pdeathsig, landlock_fd, seccomp, listener_socket=-1,
+ *       drop_capabilities=0)
  *   -> (pid, pidfd, None, 0) on success
  *   -> (-1, -1, stage, errno) when the child failed before exec
  *      (stage names the step: "cgroup", "setsid", "pdeathsig", "stdio",
- *       "fds", "chdir", "no_new_privs", "landlock", "seccomp", "exec")
+ *       "fds", "chdir", "no_new_privs", "capabilities", "landlock", "seccomp",
+ *       "exec")
  *
  * keep_fds must be sorted and >= 3; they stay open (without CLOEXEC) in the
  * child at the same numbers.  cgroup_fd is an fd on the directory of the
@@ -26,8 +28,10 @@
  * listener_socket (a Unix socket, or -1) the program is loaded with
  * SECCOMP_FILTER_FLAG_NEW_LISTENER and the listener fd is sent over that
  * socket (SCM_RIGHTS), then closed, so that only the parent can answer the
- * program's user notifications.  pidfd is -1 when the kernel lacks pidfds
- * (before 5.3).
+ * program's user notifications.  With drop_capabilities the child empties
+ * its capability sets and bounding set (so that a root caller's command
+ * holds no capability, and regains none by exec).  pidfd is -1 when the
+ * kernel lacks pidfds (before 5.3).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,6 +40,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -78,6 +83,7 @@ enum stage {
     STAGE_FDS,
     STAGE_CHDIR,
     STAGE_NO_NEW_PRIVS,
+    STAGE_CAPABILITIES,
     STAGE_LANDLOCK,
     STAGE_SECCOMP,
     STAGE_EXEC,
@@ -94,6 +100,7 @@ stage_name(int stage)
     case STAGE_FDS: return "fds";
     case STAGE_CHDIR: return "chdir";
     case STAGE_NO_NEW_PRIVS: return "no_new_privs";
+    case STAGE_CAPABILITIES: return "capabilities";
     case STAGE_LANDLOCK: return "landlock";
     case STAGE_SECCOMP: return "seccomp";
     case STAGE_EXEC: return "exec";
@@ -147,6 +154,7 @@ struct child_args {
     const char *seccomp;
     Py_ssize_t seccomp_len;
     int listener_socket;
+    int drop_capabilities;
 };
 
 /* Runs in the vfork()ed child: only system calls, no allocation, never
@@ -252,6 +260,27 @@ child_exec(const struct child_args *a)
          * the confinement takes away. */
         stage = STAGE_NO_NEW_PRIVS;
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            goto fail;
+    }
+    if (a->drop_capabilities) {
+        stage = STAGE_CAPABILITIES;
+        /* The bounding set first (it needs CAP_SETPCAP, dropped below): an
+         * exec, of a setuid program or as uid 0, cannot regain what is not in
+         * it.  EINVAL ends the loop past the kernel's last capability; EPERM
+         * means there is no CAP_SETPCAP, and so no capability to lose. */
+        for (int cap = 0; cap < 64; cap++) {
+            if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+                if (errno == EINVAL || errno == EPERM)
+                    break;
+                goto fail;
+            }
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+            goto fail;
+        struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+        memset(none, 0, sizeof(none));
+        if (syscall(SYS_capset, &header, none) != 0)
             goto fail;
     }
     if (a->landlock_fd >= 0) {
@@ -527,12 +556,13 @@ cspawn_spawn(PyObject *self, PyObject *args)
 {
     PyObject *path_obj, *argv_obj, *envp_obj, *cwd_obj, *keep_obj, *seccomp_obj;
     int stdio[3];
-    int cgroup_fd, pdeathsig, landlock_fd, listener_socket = -1;
+    int cgroup_fd, pdeathsig, landlock_fd, listener_socket = -1, drop_capabilities = 0;
 
-    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO|i:spawn", &PyBytes_Type, &path_obj,
+    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO|ip:spawn", &PyBytes_Type, &path_obj,
                           &argv_obj, &envp_obj, &cwd_obj, &stdio[0], &stdio[1],
                           &stdio[2], &keep_obj, &cgroup_fd, &pdeathsig,
-                          &landlock_fd, &seccomp_obj, &listener_socket))
+                          &landlock_fd, &seccomp_obj, &listener_socket,
+                          &drop_capabilities))
         return NULL;
     if (listener_socket >= 0 && seccomp_obj == Py_None) {
         PyErr_SetString(PyExc_ValueError, "listener_socket needs a seccomp program");
@@ -604,6 +634,7 @@ cspawn_spawn(PyObject *self, PyObject *args)
         seccomp_obj == Py_None ? NULL : PyBytes_AS_STRING(seccomp_obj),
         seccomp_obj == Py_None ? 0 : PyBytes_GET_SIZE(seccomp_obj),
         listener_socket,
+        drop_capabilities,
     };
     struct outcome out;
     /* Other threads run while this one waits for the child's exec: with the

@@ -33,7 +33,8 @@ class LaunchSpec:
 
     ``landlock_ruleset`` (an fd, or -1) and ``seccomp_program`` (a
     ``struct sock_filter`` array, or None) are enforced by the child on
-    itself right before exec, after ``no_new_privs``.  ``owned_fds`` are
+    itself right before exec, after ``no_new_privs`` and, with
+    ``drop_capabilities``, after emptying its capability and bounding sets.  ``owned_fds`` are
     closed by the engine once the process has started (or failed to);
     ``status_fd`` (or -1) is read by the backend after the run, then closed;
     ``cleanups`` run once the run is over (removing what the backend made for
@@ -49,6 +50,7 @@ class LaunchSpec:
     pass_fds: tuple[int, ...] = ()
     landlock_ruleset: int = -1
     seccomp_program: bytes | None = None
+    drop_capabilities: bool = False
     owned_fds: tuple[int, ...] = ()
     status_fd: int = -1
     cleanups: tuple[Callable[[], object], ...] = ()

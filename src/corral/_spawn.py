@@ -94,6 +94,7 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 launch.landlock_ruleset,
                 launch.seccomp_program,
                 -1 if launch.unix_gate is None else launch.unix_gate.child_end.fileno(),
+                launch.drop_capabilities,
             )
             if stage is not None:
                 if stage == "cgroup":
@@ -139,8 +140,10 @@ def _spawn_portable(
 ) -> SpawnedProcess:
     import subprocess  # only on this path: it costs start-up time
 
-    if launch.landlock_ruleset >= 0 or launch.seccomp_program is not None or launch.unix_gate:
-        raise PolicyError("Landlock and seccomp confinement need corral's C spawn extension")
+    if (launch.landlock_ruleset >= 0 or launch.seccomp_program is not None or launch.unix_gate
+            or launch.drop_capabilities):
+        raise PolicyError("Landlock, seccomp and capability confinement need corral's C spawn "
+                          "extension")
 
     try:
         popen = subprocess.Popen(

@@ -137,7 +137,8 @@ class LandlockBackend(SandboxBackend):
     ``workspace-write``, beneath the writable roots; without network it
     can open no socket at all (there is no network namespace to contain one),
     so it reaches neither the host's network services nor its Unix sockets.
-    It cannot signal or trace processes outside its Landlock domain (ABI 6).
+    It cannot signal or trace processes outside its Landlock domain (ABI 6),
+    and holds no capability, even when corral runs as root.
     What it cannot do is what the caller must accept by name (see
     :meth:`weaker_guarantees`).
     """
@@ -189,6 +190,7 @@ class LandlockBackend(SandboxBackend):
             landlock_ruleset=ruleset,
             seccomp_program=build_program(deny_network=not policy.network,
                                           deny_unix_sockets=not policy.network),
+            drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),
             cleanups=launch.cleanups + (
                 functools.partial(shutil.rmtree, private_tmp, ignore_errors=True),),
