@@ -55,10 +55,12 @@ def test_writes_go_nowhere_but_the_private_tmpdir(host_dir):
     assert control.exit_code == 0 and (host_dir / "new").exists()
 
 
-def test_private_tmpdir_is_removed_after_the_run():
-    result = corral.run(["sh", "-c", 'echo "$TMPDIR"'], policy=POLICY)
-    tmpdir = result.stdout.strip()
-    assert tmpdir.startswith(tempfile.gettempdir()) and not os.path.exists(tmpdir)
+def test_the_private_tmpdir_lasts_for_the_session():
+    first = corral.run(["sh", "-c", 'echo kept > "$TMPDIR/f"; echo "$TMPDIR"'], policy=POLICY)
+    tmpdir = first.stdout.strip()
+    assert tmpdir.startswith(f"{tempfile.gettempdir()}/corral-{os.getuid()}/corral-session-")
+    second = corral.run(["sh", "-c", 'cat "$TMPDIR/f"'], policy=POLICY)
+    assert second.stdout == "kept\n"
 
 
 def test_no_socket_reaches_the_host(host_dir):

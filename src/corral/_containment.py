@@ -238,8 +238,9 @@ class _CgroupHost:
 _WATCHDOG_SHELL = "/bin/sh"
 # $1: the parent of the run cgroups ("" without cgroups); $2: corral's pid;
 # $3: the placeholder records' directory; $4, $5, $6: python, the sweep code
-# and corral's import path.  Runs after corral is gone: kills its runs, then
-# lets Python remove the placeholders its sandboxes no longer need.
+# and corral's import path; $7: where session directories are.  Runs after
+# corral is gone: kills its runs, removes its session's temporary directory,
+# then lets Python remove the placeholders its sandboxes no longer need.
 _WATCHDOG_SCRIPT = """
 while read -r _; do :; done
 if [ -n "$1" ]; then
@@ -254,6 +255,9 @@ if [ -n "$1" ]; then
     sleep 0.1
   done
 fi
+for d in "$7"/corral-session-"$2"-*; do
+  [ -d "$d" ] && rm -rf -- "$d"
+done
 for f in "$3"/run-"$2"-*; do
   [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done
@@ -272,7 +276,8 @@ def ensure_watchdog() -> None:
     only each run's first process.  The watchdog, a shell in its own session,
     waits on a pipe that only this process holds open; when the pipe closes
     (this process is gone, however it died) it kills and removes every run
-    cgroup this process created, then sweeps the placeholders of its
+    cgroup this process created, removes its session's temporary directory
+    (:mod:`corral.sandbox.session`), then sweeps the placeholders of its
     sandboxes (:mod:`corral.sandbox.guards`).  Best effort: without /bin/sh,
     leftovers wait for the next corral's sweep.
     """
@@ -286,6 +291,7 @@ def _start_watchdog(cgroup_parent: str) -> None:
 
     from ._spawn import spawn_helper
     from .sandbox.guards import runtime_dir_path
+    from .sandbox.session import temp_base
 
     with _watchdog_lock:
         if _watchdog_pipe >= 0 or not os.path.exists(_WATCHDOG_SHELL):
@@ -297,7 +303,7 @@ def _start_watchdog(cgroup_parent: str) -> None:
                 _WATCHDOG_SHELL,
                 ["corral-watchdog", "-c", _WATCHDOG_SCRIPT, "corral-watchdog", cgroup_parent,
                  str(os.getpid()), runtime_dir_path(), sys.executable, _WATCHDOG_SWEEP,
-                 package_parent],
+                 package_parent, temp_base()],
                 stdin=read_end,
             )
         finally:

@@ -12,8 +12,9 @@ no new privileges:
 * ``/proc`` shows only the sandbox's own processes, and its kernel tunables
   (``/proc/sys``, ``sysrq-trigger``, ``irq``, ``bus``) are read-only even
   when corral runs as root;
-* ``/tmp`` (and ``$TMPDIR``) is a private tmpfs, ``/dev`` a minimal
-  private one; host processes can be neither seen, signalled nor traced;
+* ``/tmp`` (and ``$TMPDIR``) is the session's private directory (see
+  :mod:`.session`), ``/dev`` a minimal private one; host processes can be
+  neither seen, signalled nor traced;
 * denied paths are covered: a directory by an empty tmpfs with mode 000 (111
   when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
   an empty mode-000 file;
@@ -40,6 +41,7 @@ from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
+from .session import session_tmp
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import deny_read_paths, plan_workspace
 
@@ -196,7 +198,8 @@ class BwrapBackend(SandboxBackend):
                 if os.path.exists(kernel):
                     args += ["--ro-bind", kernel, kernel]
         for path in hidden:
-            args += ["--tmpfs", path]
+            # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
+            args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
         for needed in self._still_needed(hidden, cwd, launch.program):
             if not any(needed == r or needed.startswith(r.rstrip("/") + "/") for r in roots):
                 args += ["--ro-bind", needed, needed]

@@ -39,7 +39,8 @@ import threading
 
 from .._errors import PolicyError
 
-__all__ = ["Guard", "guard_placeholders", "runtime_dir", "runtime_dir_path", "sweep"]
+__all__ = ["Guard", "guard_placeholders", "private_dir", "runtime_dir", "runtime_dir_path",
+           "sweep"]
 
 _RECORD_PREFIX = "run-"
 _MUTEX = "mutex"
@@ -59,16 +60,23 @@ def runtime_dir() -> str:
 
     Raises :class:`PolicyError` if it exists but could be touched by others.
     """
+    return private_dir(runtime_dir_path())
+
+
+def private_dir(base: str) -> str:
+    """``base``, created if needed, once it is sure to be this user's alone.
+
+    Raises :class:`PolicyError` if it exists but could be touched by others.
+    """
     uid = os.getuid()
-    base = runtime_dir_path()
     try:
         os.mkdir(base, 0o700)
     except FileExistsError:
         pass
     except OSError as exc:
-        raise PolicyError(f"cannot create corral's runtime directory {base}: {exc.strerror}") from None
+        raise PolicyError(f"cannot create corral's directory {base}: {exc.strerror}") from None
     if not _owned_private(base, uid):
-        raise PolicyError(f"corral's runtime directory {base} is not a private directory owned by "
+        raise PolicyError(f"corral's directory {base} is not a private directory owned by "
                           "this user (mode 700, not a symlink); remove it and retry")
     return base
 

@@ -30,6 +30,7 @@ from .._policy import PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
 from .seccomp import build_program
+from .session import session_tmp
 from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
@@ -132,8 +133,8 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None) -> int:
 class LandlockBackend(SandboxBackend):
     """Sandboxed policies where bubblewrap cannot run: Landlock + seccomp, no namespaces.
 
-    The command may write only to a private temporary directory (its
-    ``$TMPDIR``, removed after the run), ``/dev/null`` and, under
+    The command may write only to its session's private temporary directory
+    (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and, under
     ``workspace-write``, beneath the writable roots; without network it
     can open no socket at all (there is no network namespace to contain one),
     so it reaches neither the host's network services nor its Unix sockets.
@@ -162,22 +163,14 @@ class LandlockBackend(SandboxBackend):
         return needed
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
-        import functools
-        import shutil
-        import tempfile
-
         if policy.allow_unix_sockets and not policy.network:
             raise PolicyError("allowing specific Unix sockets needs the bubblewrap backend: "
                               "Landlock cannot tell one socket's connect from another's")
         roots: tuple[str, ...] = ()
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
             roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots
-        private_tmp = tempfile.mkdtemp(prefix="corral-tmp-")
-        try:
-            ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
-        except BaseException:
-            os.rmdir(private_tmp)
-            raise
+        private_tmp = session_tmp()
+        ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
         env = dict(launch.env)
         env.update(CORRAL_SANDBOX="landlock", TMPDIR=private_tmp)
         if policy.network:
@@ -192,6 +185,4 @@ class LandlockBackend(SandboxBackend):
                                           deny_unix_sockets=not policy.network),
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),
-            cleanups=launch.cleanups + (
-                functools.partial(shutil.rmtree, private_tmp, ignore_errors=True),),
         )

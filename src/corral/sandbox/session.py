@@ -1,0 +1,79 @@
+"""The temporary directory a corral session's sandboxed commands share.
+
+Sandboxed commands do not see the host's ``/tmp``.  They get one private
+directory per corral session (this process: a library caller, the MCP server,
+one ``corral run``) as their ``/tmp`` and ``$TMPDIR``, so that what one command
+leaves there the next one finds, as in a shell, while nothing of the host's
+``/tmp`` is readable and nothing written there reaches it.
+
+It is made on first use (``corral-session-<pid>-*``, mode 700, in this
+user's private ``corral-<uid>`` directory in the host's temporary directory)
+and removed when the process exits: by an exit handler,
+or by the watchdog when the process is killed (see
+:func:`corral._containment.ensure_watchdog`); directories of sessions whose
+process is gone are swept when a new session starts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+__all__ = ["SESSION_PREFIX", "session_tmp", "temp_base"]
+
+SESSION_PREFIX = "corral-session-"
+_lock = threading.Lock()
+_path: str | None = None
+
+
+def temp_base() -> str:
+    """The host directory session directories are made in (this user's own
+    directory in the host's temporary directory), not created here."""
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"corral-{os.getuid()}")
+
+
+def session_tmp() -> str:
+    """This session's temporary directory, made on first use."""
+    global _path
+    with _lock:
+        if _path is not None and os.path.isdir(_path):
+            return _path
+        import atexit
+        import tempfile
+
+        from .._containment import ensure_watchdog
+
+        from .guards import private_dir
+
+        base = private_dir(temp_base())
+        _sweep_stale(base)
+        ensure_watchdog()  # removes it if this process is killed
+        _path = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-", dir=base)
+        atexit.register(_remove, _path)
+        return _path
+
+
+def _remove(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_stale(base: str) -> None:
+    """Removes the directories of sessions whose process is gone."""
+    for name in os.listdir(base):
+        owner = name[len(SESSION_PREFIX):].split("-", 1)[0]
+        if name.startswith(SESSION_PREFIX) and owner.isdigit() and not os.path.exists(
+                f"/proc/{owner}"):
+            _remove(os.path.join(base, name))
+
+
+def _forget_after_fork() -> None:
+    """A forked child makes its own session directory; the parent's is the parent's."""
+    global _lock, _path
+    _lock, _path = threading.Lock(), None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

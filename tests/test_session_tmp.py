@@ -1,0 +1,66 @@
+"""The session's temporary directory: shared by its commands, private, gone with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import corral
+from corral.sandbox.probe import probe_machine
+
+_BWRAP = probe_machine().bwrap
+pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+
+
+def test_commands_of_a_session_share_their_tmp_and_the_host_sees_none_of_it(host_dir):
+    marker = f"corral-session-test-{os.getpid()}"
+    first = corral.run(["sh", "-c", f"echo kept > /tmp/{marker}"], cwd=host_dir)
+    assert first.exit_code == 0
+    second = corral.run(["sh", "-c", f"cat /tmp/{marker}; echo $TMPDIR"], cwd=host_dir,
+                        policy="read-only")
+    assert second.stdout == "kept\n/tmp\n"
+    assert not os.path.exists(f"/tmp/{marker}")  # the host's /tmp is not theirs
+
+
+HOST = textwrap.dedent(
+    """
+    import sys, corral
+    from corral.sandbox.session import session_tmp
+    corral.run(["sh", "-c", "echo x > /tmp/f"], cwd=sys.argv[1])
+    print(session_tmp(), flush=True)
+    if sys.argv[2] == "wait":
+        corral.run(["sleep", "30"], cwd=sys.argv[1], timeout=None)
+    """
+)
+
+
+def test_the_directory_goes_when_the_session_ends(host_dir):
+    proc = subprocess.run([sys.executable, "-c", HOST, str(host_dir), "exit"],
+                          capture_output=True, text=True, timeout=60)
+    path = proc.stdout.strip()
+    assert proc.returncode == 0 and "corral-session-" in path, proc.stderr
+    assert not os.path.exists(path)
+
+
+def test_the_directory_goes_when_the_session_is_killed(host_dir):
+    proc = subprocess.Popen([sys.executable, "-c", HOST, str(host_dir), "wait"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        assert os.path.exists(os.path.join(path, "f"))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(path)  # the watchdog removed it
+    finally:
+        proc.kill()
+        proc.wait()
