@@ -29,9 +29,10 @@ _path: str | None = None
 def temp_base() -> str:
     """The host directory session directories are made in (this user's own
     directory in the host's temporary directory), not created here."""
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), f"corral-{os.getuid()}")
+    host_tmp = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isdir(host_tmp):
+        host_tmp = "/tmp"
+    return os.path.join(host_tmp, f"corral-{os.getuid()}")
 
 
 def session_tmp() -> str:
@@ -41,7 +42,6 @@ def session_tmp() -> str:
         if _path is not None and os.path.isdir(_path):
             return _path
         import atexit
-        import tempfile
 
         from .._containment import ensure_watchdog
 
@@ -50,15 +50,27 @@ def session_tmp() -> str:
         base = private_dir(temp_base())
         _sweep_stale(base)
         ensure_watchdog()  # removes it if this process is killed
-        _path = tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-", dir=base)
-        atexit.register(_remove, _path)
-        return _path
+        while True:  # tempfile.mkdtemp, without importing tempfile (and random)
+            path = os.path.join(base, f"{SESSION_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
+            try:
+                os.mkdir(path, 0o700)
+                break
+            except FileExistsError:
+                continue
+        _path = path
+        atexit.register(_remove, path)
+        return path
 
 
 def _remove(path: str) -> None:
-    import shutil
+    try:
+        os.rmdir(path)  # the usual case, and no shutil to import
+    except FileNotFoundError:
+        pass
+    except OSError:
+        import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _sweep_stale(base: str) -> None:
