@@ -237,6 +237,36 @@ def test_concurrent_runs_share_placeholders_safely(repo):
     assert _tree(repo) == before
 
 
+def test_a_shared_placeholder_outlives_the_run_that_made_it(repo):
+    """The run that made a placeholder ends first; the one sharing it must stay protected."""
+    before = _tree(repo)
+    made, shared_started, go = (repo.parent / name for name in ("made", "shared", "go"))
+    import asyncio
+
+    async def scenario() -> tuple[corral.ExecResult, corral.ExecResult]:
+        maker = asyncio.ensure_future(corral.run_async(
+            ["sh", "-c", f"touch {made}.inside; while [ ! -e {shared_started} ]; do sleep 0.02; "
+                         "done"], cwd=repo, timeout=30,
+            policy=corral.SandboxPolicy.workspace_write(writable=(str(repo.parent),))))
+        while not Path(f"{made}.inside").exists():
+            await asyncio.sleep(0.02)
+        sharer = asyncio.ensure_future(corral.run_async(
+            ["sh", "-c", f"touch {shared_started}; while [ ! -e {go} ]; do sleep 0.02; done; "
+                         "echo evil > .envrc && exit 9; ls -a"], cwd=repo, timeout=30,
+            policy=corral.SandboxPolicy.workspace_write(writable=(str(repo.parent),))))
+        first = await maker  # ends as soon as the sharer has started
+        assert (repo / ".envrc").is_socket()  # still there: the sharer uses it
+        go.write_text("")
+        return first, await sharer
+
+    first, second = asyncio.run(scenario())
+    assert first.exit_code == 0
+    assert second.exit_code == 0 and ".envrc" in second.stdout.split()
+    for leftover in (Path(f"{made}.inside"), shared_started, go):
+        leftover.unlink()
+    assert _tree(repo) == before
+
+
 def test_no_placeholder_survives_a_sigkilled_corral(repo):
     before = _tree(repo)
     host = textwrap.dedent(

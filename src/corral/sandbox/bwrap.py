@@ -211,9 +211,12 @@ class BwrapBackend(SandboxBackend):
         if roots:
             for path in plan.pinned:
                 args += ["--bind", path, path]
-            protected = plan.protected
-            if plan.missing:
-                guard, placeholders = guard_placeholders(plan.missing)
+            # A protected path that is a socket may be another run's placeholder:
+            # this run must claim it too, or that run's end would remove it.
+            claimed = plan.missing + tuple(p for p in plan.protected if _is_socket(p))
+            protected = tuple(p for p in plan.protected if p not in claimed)
+            if claimed:
+                guard, placeholders = guard_placeholders(claimed)
                 cleanups.append(guard.release)
                 sync_fd = os.dup(guard.lock_fd)  # bwrap holds the claim while the sandbox lives
                 owned.append(sync_fd)
@@ -279,6 +282,15 @@ class BwrapBackend(SandboxBackend):
         if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
             return -(returncode - _SIGNAL_BASE)
         return returncode
+
+
+def _is_socket(path: str) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _allowed_sockets(policy: SandboxPolicy) -> list[tuple[str, str]]:

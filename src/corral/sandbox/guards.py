@@ -139,11 +139,13 @@ def _wait_unlocked(path: str, patience: float) -> None:
         os.close(fd)
 
 
-def guard_placeholders(missing: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
-    """Creates (or shares) a placeholder at each path of ``missing``.
+def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
+    """Claims a placeholder at each of ``paths``: creates it where nothing is,
+    shares it where another run's is.  Whatever else is there (a file the user
+    just made) is left alone.
 
-    Returns the guard and the paths that now exist to be bound read-only.
-    A path that cannot be created because its directory is not writable is
+    Returns the guard and the paths that exist, to be bound read-only.  A
+    path that cannot be created because its directory is not writable is
     left out: the command cannot create it either.
     """
     from .._containment import ensure_watchdog
@@ -157,27 +159,27 @@ def guard_placeholders(missing: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             bound = []
-            entries = []
-            for path in missing:
+            for path in paths:
                 try:
                     _make_placeholder(path)
                 except FileExistsError:
                     # Another run's placeholder, or the user just created it: in
-                    # both cases it is bound as it is; only a placeholder is listed.
-                    st = os.lstat(path)
-                    if (st.st_dev, st.st_ino) in live:
-                        entries.append(_entry(st, path))
+                    # both cases it is bound as it is.  A placeholder is listed in
+                    # this run's record too, so that it outlives the run that made it.
                     bound.append(path)
-                    continue
+                    st = os.lstat(path)
+                    if (st.st_dev, st.st_ino) not in live:
+                        continue
                 except OSError as exc:
                     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
                         continue
                     raise PolicyError(f"cannot protect {path}: {exc.strerror}") from None
-                entries.append(_entry(os.lstat(path), path))
-                bound.append(path)
+                else:
+                    st = os.lstat(path)
+                    bound.append(path)
                 # Written as it goes: if this process dies now, a sweep still
                 # finds what was created.
-                os.write(fd, entries[-1])
+                os.write(fd, _entry(st, path))
         except BaseException:
             os.close(fd)
             _sweep_locked(directory)
