@@ -43,7 +43,7 @@ from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
-from .workspace import deny_read_paths, plan_workspace
+from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "trial_sandbox"]
 
@@ -176,10 +176,8 @@ class BwrapBackend(SandboxBackend):
             # bwrap would fail with a message about its own setup; say what is wrong.
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
-        roots: tuple[str, ...] = ()
-        if policy.kind is PolicyKind.WORKSPACE_WRITE:
-            plan = plan_workspace(policy, cwd)
-            roots = plan.roots
+        plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
+        roots = () if plan is None else plan.roots
 
         def under_hidden(path: str) -> bool:
             return any(path == h or path.startswith(h + "/") for h in hidden)
@@ -208,27 +206,13 @@ class BwrapBackend(SandboxBackend):
                 args += ["--bind", root, root]
         for path in sockets:  # where the command may look for them; corral connects
             args += ["--ro-bind", path, path]
-        if roots:
-            for path in plan.pinned:
-                args += ["--bind", path, path]
-            # A protected path that is a socket may be another run's placeholder:
-            # this run must claim it too, or that run's end would remove it.
-            claimed = plan.missing + tuple(p for p in plan.protected if _is_socket(p))
-            protected = tuple(p for p in plan.protected if p not in claimed)
-            if claimed:
-                guard, placeholders = guard_placeholders(claimed)
-                cleanups.append(guard.release)
-                sync_fd = os.dup(guard.lock_fd)  # bwrap holds the claim while the sandbox lives
-                owned.append(sync_fd)
-                args += ["--sync-fd", str(sync_fd)]
-                protected += placeholders
-            for path in protected:
-                args += ["--ro-bind", path, path]
+        if plan is not None:
+            args += self._protect(plan, owned, cleanups)
         args += self._deny_read(policy, owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
-                              "read-only cannot block privileged system calls here")
+                              f"{policy.name} cannot block privileged system calls here")
         program = build_program(deny_unix_sockets=not policy.network and not sockets,
                                 deny_unix_datagrams=bool(sockets))
         args += ["--seccomp", str(_memfd(program, owned)), "--chdir", cwd]
@@ -241,6 +225,30 @@ class BwrapBackend(SandboxBackend):
             raise PolicyError("an arg0 override under the sandbox needs bwrap 0.9 or newer "
                               f"(--argv0); {self.path} is older")
         return [*args, "--argv0", name, "--", launch.program, *launch.argv[1:]]
+
+    @staticmethod
+    def _protect(plan: WorkspacePlan, owned: list[int],
+                 cleanups: list[Callable[[], object]]) -> list[str]:
+        """Binds that keep the plan's protected paths read-only, missing ones
+        included (through placeholders), and the directories leading to them
+        in place."""
+        args: list[str] = []
+        for path in plan.pinned:
+            args += ["--bind", path, path]
+        # A protected path that is a socket may be another run's placeholder:
+        # this run must claim it too, or that run's end would remove it.
+        claimed = plan.missing + tuple(p for p in plan.protected if _is_socket(p))
+        protected = tuple(p for p in plan.protected if p not in claimed)
+        if claimed:
+            guard, placeholders = guard_placeholders(claimed)
+            cleanups.append(guard.release)
+            sync_fd = os.dup(guard.lock_fd)  # bwrap holds the claim while the sandbox lives
+            owned.append(sync_fd)
+            args += ["--sync-fd", str(sync_fd)]
+            protected += placeholders
+        for path in protected:
+            args += ["--ro-bind", path, path]
+        return args
 
     @staticmethod
     def _still_needed(hidden: list[str], cwd: str, program: str) -> list[str]:
