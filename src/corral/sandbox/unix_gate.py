@@ -1,22 +1,26 @@
-"""The Unix socket gate: a sandboxed command reaches only the host sockets allowed.
+"""The Unix socket gate: a sandboxed command reaches its own sockets and the allowed ones.
 
-Without network, a sandbox normally refuses AF_UNIX sockets outright, since a
-socket file anywhere the command can read (docker.sock, an ssh-agent, D-Bus)
-would otherwise connect it to a host service.  To grant specific sockets,
-the gate lets AF_UNIX stream sockets be created and decides each
-``connect`` itself, through a seccomp user notification
+Without network a Unix socket is the way out of the sandbox's network
+namespace: a socket file anywhere the command can read (docker.sock, an
+ssh-agent, D-Bus) would connect it to a host service.  So every ``connect``
+is handed to corral through a seccomp user notification
 (:func:`~corral.sandbox.seccomp.build_connect_notifier`, loaded by the spawn
 stage before bwrap starts, its listener handed back to corral):
 
 * a socket that is not AF_UNIX (TCP inside the sandbox's own network
   namespace) is let through: its family cannot change, so what the command
   does to the address afterwards cannot reach a Unix path;
-* an AF_UNIX socket is never let through.  For an allowed path, corral
-  performs the connect itself, on the command's own socket (duplicated with
-  ``pidfd_getfd``), with its own copy of the path, so the command cannot
-  swap the address after the check; every other path is refused with EACCES
-  and recorded as a denial.  Datagram sockets, which could reach a path
-  through ``sendto`` without ``connect``, are refused when created.
+* an AF_UNIX socket is never let through: corral performs the connect itself,
+  on the command's own socket (duplicated with ``pidfd_getfd``), with its own
+  copy of the path.  It connects to an allowed host path, or to a socket that
+  lies, in the command's view, beneath one of its own directories (its
+  session's ``/tmp``, the writable roots): that socket is found by opening
+  its directory with ``openat2`` confined to the sandbox's root, then the
+  socket beneath that very directory, and connected to through the pinned
+  descriptor, so no rename or symlink swap during the check changes what is
+  reached.  Anything else is refused with EACCES and recorded as a denial.
+  Datagram sockets, which could reach a path through ``sendto`` without
+  ``connect``, are refused when created.
 
 The gate runs inside the collect stage's poll loop (:meth:`fileno`,
 :meth:`handle`); a command blocked in ``connect`` waits only for one loop turn.
@@ -29,6 +33,7 @@ import errno
 import fcntl
 import os
 import socket
+import stat
 import struct
 
 from .._result import Denial, DenialKind
@@ -41,17 +46,28 @@ _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
 _IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _SYS_PIDFD_GETFD = 438
+_SYS_OPENAT2 = 437
+_RESOLVE_NO_MAGICLINKS, _RESOLVE_IN_ROOT = 0x02, 0x10
 _SUN_PATH_MAX = 108
+_MAX_DEPTH = 256  # directories between a socket and the filesystem's root
+_MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
 class UnixSocketGate:
-    """Decides one run's ``connect`` calls; ``allowed`` are host socket paths."""
+    """Decides one run's ``connect`` calls.
 
-    def __init__(self, allowed: tuple[str, ...]) -> None:
+    ``allowed`` are host socket paths; ``own`` the directories whose sockets
+    the command may reach because they are its own world (its session's
+    ``/tmp`` and the writable roots): a socket found beneath one of them, in
+    the command's view of the filesystem, is connected to.
+    """
+
+    def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = ()) -> None:
         self.allowed = frozenset(allowed)
+        self._own = frozenset(_identity(path) for path in own)
         self.denials: list[Denial] = []
         self._ours, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener = -1
@@ -123,7 +139,10 @@ class UnixSocketGate:
             path = _read_path(pid, address, length)
             if path is None:
                 return 0, errno.EINVAL, 0
-            if not path.startswith("/") or path not in self.allowed:
+            target: str | None = path if path in self.allowed else self._own_socket(pid, path)
+            if target == _MISSING:
+                return 0, errno.ENOENT, 0  # nothing there in its view: nothing refused
+            if target is None:
                 shown = path if path.startswith("/") else repr(path)
                 self.denials.append(Denial(
                     DenialKind.UNIX_SOCKET, shown,
@@ -131,12 +150,86 @@ class UnixSocketGate:
                     f"{shown} (allow_unix_sockets), or --network", "connect() refused"))
                 return 0, errno.EACCES, 0
             try:
-                sock.connect(path)
+                sock.connect(target)
             except OSError as exc:
                 return 0, exc.errno or errno.ECONNREFUSED, 0
+            finally:
+                if target.startswith("/proc/self/fd/"):
+                    os.close(int(target.rsplit("/", 1)[1]))
             return 0, 0, 0
         finally:
             sock.close()  # the command's own descriptor stays open and connected
+
+    def _own_socket(self, pid: int, path: str) -> str | None:
+        """A path to connect to if ``path`` names, in the command's view, a
+        socket beneath one of its own directories: ``/proc/self/fd/N`` on the
+        socket itself, pinned, so that what was checked is what is reached.
+        :data:`_MISSING` if nothing is there, None if it is not the command's."""
+        if not self._own or not path.startswith("/"):
+            return None
+        try:
+            root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        pinned = parent = -1
+        try:
+            # The directory first, then the socket beneath that very directory
+            # (not followed if a symlink): the directories checked below are the
+            # socket's own, whatever the command renames meanwhile.
+            relative = path.lstrip("/")
+            parent = _open_in_root(root, os.path.dirname(relative) or ".",
+                                   os.O_PATH | os.O_DIRECTORY)
+            if parent < 0:
+                return _MISSING if ctypes.get_errno() == errno.ENOENT else None
+            try:
+                pinned = os.open(os.path.basename(relative),
+                                 os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            except FileNotFoundError:
+                return _MISSING
+            if not stat.S_ISSOCK(os.fstat(pinned).st_mode):
+                return None
+            top = _identity_fd(root)
+            for _ in range(_MAX_DEPTH):
+                here = _identity_fd(parent)
+                if here in self._own:
+                    target, pinned = f"/proc/self/fd/{pinned}", -1
+                    return target
+                if here == top:
+                    return None
+                above = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
+                os.close(parent)
+                parent = above
+            return None
+        except OSError:
+            return None
+        finally:
+            for fd in (pinned, parent, root):
+                if fd >= 0:
+                    os.close(fd)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _identity_fd(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def _open_in_root(root: int, relative: str, flags: int) -> int:
+    """openat2 with ``root`` as ``/`` (symlinks and ``..`` cannot climb out of
+    it, magic links are refused): an fd, or -1."""
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_NO_MAGICLINKS | _RESOLVE_IN_ROOT)
+    fd = _libc.syscall(_SYS_OPENAT2, ctypes.c_int(root), os.fsencode(relative),
+                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    return int(fd)
 
 
 def _read_path(pid: int, address: int, length: int) -> str | None:
