@@ -93,7 +93,7 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 int(_PARENT_DEATH_SIGNAL),
                 launch.landlock_ruleset,
                 launch.seccomp_program,
-                -1 if launch.unix_gate is None else launch.unix_gate.child_end.fileno(),
+                -1 if launch.unix_gate is None else launch.unix_gate.child_end,
                 launch.drop_capabilities,
             )
             if stage is not None:

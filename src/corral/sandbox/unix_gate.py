@@ -28,14 +28,13 @@ The gate runs inside the collect stage's poll loop (:meth:`fileno`,
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
-import socket
 import stat
 import struct
 
+from .. import _cgate
 from .._result import Denial, DenialKind
 
 __all__ = ["UnixSocketGate"]
@@ -43,17 +42,11 @@ __all__ = ["UnixSocketGate"]
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
 _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
-_IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
-_SYS_PIDFD_GETFD = 438
-_SYS_OPENAT2 = 437
-_RESOLVE_NO_MAGICLINKS, _RESOLVE_IN_ROOT = 0x02, 0x10
+_AF_UNIX = 1
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
 _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
 
 
 class UnixSocketGate:
@@ -62,36 +55,35 @@ class UnixSocketGate:
     ``allowed`` are host socket paths; ``own`` the directories whose sockets
     the command may reach because they are its own world (its session's
     ``/tmp`` and the writable roots): a socket found beneath one of them, in
-    the command's view of the filesystem, is connected to.
+    the command's view of the filesystem, is connected to.  ``child_end`` is
+    the socket the spawned child sends the seccomp listener over.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = ()) -> None:
         self.allowed = frozenset(allowed)
         self._own = frozenset(_identity(path) for path in own)
         self.denials: list[Denial] = []
-        self._ours, self.child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._ours, self.child_end = _cgate.socketpair()
         self._listener = -1
 
     def receive(self) -> None:
         """Takes the listener the spawned child sent; call once, after spawn."""
-        self.child_end.close()
+        os.close(self.child_end)  # the child had its own copy
+        self.child_end = -1
         try:
-            _, fds, _, _ = socket.recv_fds(self._ours, 1, 1)
+            self._listener = _cgate.receive_fd(self._ours)
         finally:
-            self._ours.close()
-        if not fds:
-            raise OSError(errno.EPROTO, "the sandbox's seccomp listener never arrived")
-        self._listener = fds[0]
+            os.close(self._ours)
+            self._ours = -1
 
     def fileno(self) -> int:
         return self._listener
 
     def close(self) -> None:
-        if self._listener >= 0:
-            os.close(self._listener)
-            self._listener = -1
-        self.child_end.close()
-        self._ours.close()
+        for fd in (self._listener, self.child_end, self._ours):
+            if fd >= 0:
+                os.close(fd)
+        self._listener = self.child_end = self._ours = -1
 
     def handle(self) -> bool:
         """Answers one pending notification; False once no process can send more."""
@@ -104,7 +96,7 @@ class UnixSocketGate:
             return False
         notif_id, pid = struct.unpack_from("<QI", buffer)
         sockfd, address, length = struct.unpack_from("<3Q", buffer, 32)
-        value, error, flags = self._decide(pid, sockfd, address, length)
+        value, error, flags = self._decide(pid, sockfd & 0xFFFFFFFF, address, length)
         response = struct.pack("<QqiI", notif_id, value, -error if error else 0, flags)
         try:
             fcntl.ioctl(self._listener, _IOCTL_SEND, response)
@@ -120,26 +112,24 @@ class UnixSocketGate:
         except OSError:
             return 0, errno.EACCES, 0
         try:
-            fd = _libc.syscall(_SYS_PIDFD_GETFD, pidfd, ctypes.c_int(sockfd & 0xFFFFFFFF), 0)
-            if fd < 0:
-                err = ctypes.get_errno() or errno.EBADF
-                if err == errno.EPERM:  # e.g. Yama's ptrace_scope 2 or 3
-                    self.denials.append(Denial(
-                        DenialKind.UNIX_SOCKET, None,
-                        "corral may not inspect the command's socket here (pidfd_getfd: EPERM; "
-                        "kernel.yama.ptrace_scope above 1?), so no connect is allowed: use "
-                        "--network", "connect() refused"))
-                return 0, err, 0
-            sock = socket.socket(fileno=fd)
+            sock = _cgate.pidfd_getfd(pidfd, sockfd)
+        except OSError as exc:
+            if exc.errno == errno.EPERM:  # e.g. Yama's ptrace_scope 2 or 3
+                self.denials.append(Denial(
+                    DenialKind.UNIX_SOCKET, None,
+                    "corral may not inspect the command's socket here (pidfd_getfd: EPERM; "
+                    "kernel.yama.ptrace_scope above 1?), so no connect is allowed: use "
+                    "--network", "connect() refused"))
+            return 0, exc.errno or errno.EBADF, 0
         finally:
             os.close(pidfd)
         try:
-            if sock.family != socket.AF_UNIX:
+            if _cgate.socket_domain(sock) != _AF_UNIX:
                 return 0, 0, _FLAG_CONTINUE
             path = _read_path(pid, address, length)
             if path is None:
                 return 0, errno.EINVAL, 0
-            target: str | None = path if path in self.allowed else self._own_socket(pid, path)
+            target = path if path in self.allowed else self._own_socket(pid, path)
             if target == _MISSING:
                 return 0, errno.ENOENT, 0  # nothing there in its view: nothing refused
             if target is None:
@@ -150,15 +140,17 @@ class UnixSocketGate:
                     f"{shown} (allow_unix_sockets), or --network", "connect() refused"))
                 return 0, errno.EACCES, 0
             try:
-                sock.connect(target)
+                _cgate.connect_unix(sock, os.fsencode(target))
             except OSError as exc:
                 return 0, exc.errno or errno.ECONNREFUSED, 0
             finally:
                 if target.startswith("/proc/self/fd/"):
                     os.close(int(target.rsplit("/", 1)[1]))
             return 0, 0, 0
+        except OSError as exc:
+            return 0, exc.errno or errno.EBADF, 0
         finally:
-            sock.close()  # the command's own descriptor stays open and connected
+            os.close(sock)  # the command's own descriptor stays open and connected
 
     def _own_socket(self, pid: int, path: str) -> str | None:
         """A path to connect to if ``path`` names, in the command's view, a
@@ -177,15 +169,10 @@ class UnixSocketGate:
             # (not followed if a symlink): the directories checked below are the
             # socket's own, whatever the command renames meanwhile.
             relative = path.lstrip("/")
-            parent = _open_in_root(root, os.path.dirname(relative) or ".",
-                                   os.O_PATH | os.O_DIRECTORY)
-            if parent < 0:
-                return _MISSING if ctypes.get_errno() == errno.ENOENT else None
-            try:
-                pinned = os.open(os.path.basename(relative),
-                                 os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-            except FileNotFoundError:
-                return _MISSING
+            parent = _cgate.open_in_root(root, os.fsencode(os.path.dirname(relative) or "."),
+                                         os.O_PATH | os.O_DIRECTORY)
+            pinned = os.open(os.path.basename(relative),
+                             os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             if not stat.S_ISSOCK(os.fstat(pinned).st_mode):
                 return None
             top = _identity_fd(root)
@@ -200,6 +187,8 @@ class UnixSocketGate:
                 os.close(parent)
                 parent = above
             return None
+        except FileNotFoundError:
+            return _MISSING
         except OSError:
             return None
         finally:
@@ -218,20 +207,6 @@ def _identity_fd(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
-
-
-def _open_in_root(root: int, relative: str, flags: int) -> int:
-    """openat2 with ``root`` as ``/`` (symlinks and ``..`` cannot climb out of
-    it, magic links are refused): an fd, or -1."""
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_NO_MAGICLINKS | _RESOLVE_IN_ROOT)
-    fd = _libc.syscall(_SYS_OPENAT2, ctypes.c_int(root), os.fsencode(relative),
-                       ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
-    return int(fd)
-
-
 def _read_path(pid: int, address: int, length: int) -> str | None:
     """The name in the ``sockaddr_un`` at ``address`` in ``pid`` (abstract
     names start with ``@``), or None if it is no such address."""
@@ -244,7 +219,7 @@ def _read_path(pid: int, address: int, length: int) -> str | None:
     except (OSError, OverflowError, ValueError):
         return None
     family, = struct.unpack_from("<H", raw)
-    if family != socket.AF_UNIX:
+    if family != _AF_UNIX:
         return None
     if raw[2:3] == b"\0":
         return "@" + os.fsdecode(raw[3:])
