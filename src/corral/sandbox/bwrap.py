@@ -132,7 +132,12 @@ class BwrapBackend(SandboxBackend):
         sockets = _allowed_sockets(policy)
         gate = None
         if not policy.network:
-            from .unix_gate import UnixSocketGate
+            try:
+                from .unix_gate import UnixSocketGate
+            except ImportError as exc:
+                raise PolicyError(f"{policy.name} without network needs corral's C extensions, "
+                                  f"which are not built here ({exc}); reinstall corral with a C "
+                                  "compiler and the Python headers") from None
 
             # Its own sockets (in its /tmp, in its roots) and the allowed ones.
             own = (session_tmp(), *(plan.roots if plan is not None else ()))
