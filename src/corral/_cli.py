@@ -387,7 +387,8 @@ def _doctor(as_json: bool) -> int:
                      "network or Unix sockets, secret stores hidden, no privileges")
         workspace = ("enforced by bubblewrap + seccomp: as read-only, plus writes beneath the "
                      "working directory and --writable roots; .git/hooks, .git/config, rc files, "
-                     ".envrc, editor and agent config stay read-only and cannot be created")
+                     ".envrc, editor and agent config stay read-only and cannot be created; "
+                     "Unix sockets reach only the command's own and --allow-unix-socket ones")
     elif probe.landlock_abi >= 6:
         weaker = "shared-tmp, visible-processes and, with secrets present, no-deny-read"
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
