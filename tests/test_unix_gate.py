@@ -70,18 +70,17 @@ def workspace(host_dir: Path) -> Path:
 
 def test_only_the_allowed_socket_is_reachable(services, workspace):
     allowed, other = services
-    host_dir = workspace
     policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
-    ok = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=host_dir, policy=policy)
+    ok = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=workspace, policy=policy)
     assert ok.exit_code == 0 and ok.stdout == "allowed.sock\n", ok.aggregated_output
-    refused = corral.run([PYTHON, "-c", CONNECT, other], cwd=host_dir, policy=policy)
+    refused = corral.run([PYTHON, "-c", CONNECT, other], cwd=workspace, policy=policy)
     assert refused.exit_code == 3 and refused.stdout == "refused 13\n"
     assert [(d.kind, d.target) for d in refused.denials] == [
         (corral.DenialKind.UNIX_SOCKET, other)]
     assert "--allow-unix-socket" in refused.denials[0].remedy
-    control = corral.run([PYTHON, "-c", CONNECT, other], cwd=host_dir, policy="full-access")
+    control = corral.run([PYTHON, "-c", CONNECT, other], cwd=workspace, policy="full-access")
     assert control.stdout == "other.sock\n"
-    without = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=host_dir)
+    without = corral.run([PYTHON, "-c", CONNECT, allowed], cwd=workspace)
     assert without.exit_code == 3  # not allowed, and not the command's own
 
 
@@ -113,15 +112,14 @@ print(greetings)
 
 def test_swapping_the_address_under_the_check_reaches_nothing_else(services, workspace):
     allowed, other = services
-    host_dir = workspace
     policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
-    result = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=host_dir, policy=policy,
+    result = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=workspace, policy=policy,
                         timeout=60)
     assert result.exit_code == 0, result.aggregated_output
     greetings = eval(result.stdout)  # a dict literal printed by the attack itself
     assert "other.sock" not in greetings
     assert greetings.get("allowed.sock", 0) > 0  # the race was really run
-    control = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=host_dir,
+    control = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=workspace,
                          policy="full-access", timeout=60)
     assert "other.sock" in eval(control.stdout)  # the attack works where nothing checks
 
