@@ -153,7 +153,7 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
     directory = runtime_dir()
     ensure_watchdog()  # removes the placeholders if this process is killed
     with _local_lock, _Mutex(directory):
-        live, _ = _sweep_locked(directory)
+        live = _sweep_locked(directory)
         record = os.path.join(directory, f"{_RECORD_PREFIX}{os.getpid()}-{next(_ids)}")
         fd = os.open(record, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
@@ -202,10 +202,10 @@ def _entry(st: os.stat_result, path: str) -> bytes:
     return f"{st.st_dev}:{st.st_ino}:".encode() + os.fsencode(path) + b"\0"
 
 
-def sweep(directory: str) -> int:
-    """Removes placeholders no live run needs; returns how many records are still live."""
+def sweep(directory: str) -> None:
+    """Removes the placeholders no live run needs, and the records of runs gone."""
     with _local_lock, _Mutex(directory):
-        return len(_sweep_locked(directory)[1])
+        _sweep_locked(directory)
 
 
 class _Mutex:
@@ -221,12 +221,10 @@ class _Mutex:
         os.close(self.fd)
 
 
-def _sweep_locked(directory: str) -> tuple[set[tuple[int, int]], set[str]]:
+def _sweep_locked(directory: str) -> set[tuple[int, int]]:
     """With the mutex held: deletes dead records and their unshared
-    placeholders.  Returns the (device, inode) of every live placeholder and
-    the names of the live records."""
+    placeholders.  Returns the (device, inode) of every live placeholder."""
     live: set[tuple[int, int]] = set()
-    live_records: set[str] = set()
     dead: list[tuple[str, list[tuple[int, int, str]]]] = []
     for name in os.listdir(directory):
         if not name.startswith(_RECORD_PREFIX):
@@ -242,7 +240,6 @@ def _sweep_locked(directory: str) -> tuple[set[tuple[int, int]], set[str]]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 live.update((dev, ino) for dev, ino, _ in entries)
-                live_records.add(name)
                 continue
             dead.append((path, entries))
         finally:
@@ -261,7 +258,7 @@ def _sweep_locked(directory: str) -> tuple[set[tuple[int, int]], set[str]]:
             except OSError:
                 pass
         os.unlink(record)
-    return live, live_records
+    return live
 
 
 def _read_entries(fd: int) -> list[tuple[int, int, str]]:
