@@ -23,9 +23,10 @@ cheapest inode to create and remove (no data block, unlike a directory).
   never deleted.  Where a filesystem has no socket files, the placeholder
   is an empty directory, removed only while it is still empty.
 
-Records and sweeps are serialised by a lock on one mutex file; placeholder
-directories are created under it, so two runs in one workspace share a
-placeholder safely.
+Records and sweeps are serialised by a lock on one mutex file, and
+placeholders are created under it.  A run claims every placeholder it binds,
+the ones other runs made included, so two runs in one workspace share a
+placeholder safely, whichever ends first.
 """
 
 from __future__ import annotations
