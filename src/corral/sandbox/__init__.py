@@ -18,6 +18,12 @@ def select_backend(policy: SandboxPolicy) -> SandboxBackend:
     """The backend that enforces ``policy`` on this machine."""
     if policy.kind is PolicyKind.FULL_ACCESS:
         return NoSandbox()
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        raise PolicyError(f"policy {policy.name!r} has no sandbox backend on {sys.platform} yet "
+                          "(corral confines commands on Linux only); pass policy='full-access' "
+                          "(--policy full-access) to run unconfined")
     from .bwrap import bwrap_absence, bwrap_backend  # only sandboxed runs import them
 
     backend = bwrap_backend()

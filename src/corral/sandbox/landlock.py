@@ -69,6 +69,10 @@ _libc.syscall.restype = ctypes.c_long
 
 def landlock_abi() -> tuple[int, str]:
     """(the kernel's Landlock ABI version, or 0; why not, when 0)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return 0, "Landlock is a Linux feature"  # and system call 444 means something else
     abi = _libc.syscall(ctypes.c_long(_SYS_CREATE_RULESET), None, ctypes.c_size_t(0),
                         ctypes.c_uint32(_CREATE_RULESET_VERSION))
     if abi > 0:
