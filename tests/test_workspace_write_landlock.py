@@ -7,6 +7,7 @@ weaker guarantees) by name; the roots themselves are still enforced.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,38 @@ def test_the_accepted_weakness_is_real(workspace):
     policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
     result = corral.run(["sh", "-c", "echo x > .envrc"], cwd=workspace, policy=policy)
     assert result.exit_code == 0 and (workspace / ".envrc").exists()
+
+
+def test_unix_sockets_reach_their_own_and_the_allowed_ones(workspace):
+    import socket
+    import threading
+
+    outside = workspace.parent / "outside"
+    servers = []
+    for name in ("allowed.sock", "other.sock"):
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(outside / name))
+        server.listen(8)
+        servers.append(server)
+        threading.Thread(target=lambda s=server, w=name: [s.accept()[0].sendall(w.encode())
+                                                          for _ in range(8)], daemon=True).start()
+    code = ("import os, socket, sys, threading\n"
+            "def ask(path):\n"
+            "    c = socket.socket(socket.AF_UNIX)\n"
+            "    try:\n        c.connect(path); return c.recv(20).decode()\n"
+            "    except OSError as e:\n        return f'refused {e.errno}'\n"
+            "own = os.path.join(os.environ['TMPDIR'], 'own.sock')\n"
+            "s = socket.socket(socket.AF_UNIX); s.bind(own); s.listen()\n"
+            "threading.Thread(target=lambda: s.accept()[0].sendall(b'own'), daemon=True).start()\n"
+            "print(ask(own), ask(sys.argv[1]), ask(sys.argv[2]))\n")
+    policy = corral.SandboxPolicy.workspace_write(
+        accept_weaker=ACCEPTED, allow_unix_sockets=(str(outside / "allowed.sock"),))
+    try:
+        result = corral.run([sys.executable, "-c", code, str(outside / "allowed.sock"),
+                             str(outside / "other.sock")], cwd=workspace, policy=policy, timeout=30)
+        assert result.sandbox == "landlock"
+        assert result.stdout == "own allowed.sock refused 13\n", result.aggregated_output
+        assert [d.target for d in result.denials] == [str(outside / "other.sock")]
+    finally:
+        for server in servers:
+            server.close()

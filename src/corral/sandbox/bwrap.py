@@ -43,6 +43,7 @@ from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
+from .unix_gate import open_gate
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
@@ -129,19 +130,9 @@ class BwrapBackend(SandboxBackend):
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
         plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
-        sockets = _allowed_sockets(policy)
-        gate = None
-        if not policy.network:
-            try:
-                from .unix_gate import UnixSocketGate
-            except ImportError as exc:
-                raise PolicyError(f"{policy.name} without network needs corral's C extensions, "
-                                  f"which are not built here ({exc}); reinstall corral with a C "
-                                  "compiler and the Python headers") from None
-
-            # Its own sockets (in its /tmp, in its roots) and the allowed ones.
-            own = (session_tmp(), *(plan.roots if plan is not None else ()))
-            gate = UnixSocketGate(tuple(p for pair in sockets for p in pair), own)
+        gate = None if policy.network else open_gate(
+            policy, (session_tmp(), *(plan.roots if plan is not None else ())))
+        if gate is not None:
             cleanups.append(gate.close)
         try:
             # bwrap reports {"exit-code": N} there only if the command ran.
@@ -149,7 +140,7 @@ class BwrapBackend(SandboxBackend):
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
                     *self._arguments(launch, policy, cwd, plan, owned, cleanups,
-                                     [real for _, real in sockets])]
+                                     [] if gate is None else gate.bind_paths)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
@@ -309,27 +300,6 @@ def _is_socket(path: str) -> bool:
         return stat.S_ISSOCK(os.lstat(path).st_mode)
     except OSError:
         return False
-
-
-def _allowed_sockets(policy: SandboxPolicy) -> list[tuple[str, str]]:
-    """(as given, real path) of each Unix socket the policy grants without
-    network; raises PolicyError for one that is not a socket."""
-    if policy.network:
-        return []
-    import stat
-
-    found = []
-    for given in policy.allow_unix_sockets:
-        path = os.path.expanduser(given)
-        real = os.path.realpath(path)
-        try:
-            is_socket = stat.S_ISSOCK(os.stat(real).st_mode)
-        except OSError as exc:
-            raise PolicyError(f"allowed Unix socket {given!r}: {exc.strerror}") from None
-        if not is_socket:
-            raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
-        found.append((path, real))
-    return found
 
 
 def _memfd(data: bytes, owned: list[int]) -> int:

@@ -24,13 +24,13 @@ import os
 import stat
 from collections.abc import Iterable
 
-from .._errors import PolicyError
 from .._launch import LaunchSpec
 from .._policy import PolicyKind, SandboxPolicy
 from .._record import replace
 from .base import SandboxBackend
 from .seccomp import build_program
 from .session import session_tmp
+from .unix_gate import open_gate
 from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
@@ -140,8 +140,9 @@ class LandlockBackend(SandboxBackend):
     The command may write only to its session's private temporary directory
     (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and, under
     ``workspace-write``, beneath the writable roots; without network it
-    can open no socket at all (there is no network namespace to contain one),
-    so it reaches neither the host's network services nor its Unix sockets.
+    can open no network socket at all (there is no network namespace to
+    contain one), and its Unix sockets reach only its own and the allowed
+    ones (:mod:`.unix_gate`).
     It cannot signal or trace processes outside its Landlock domain (ABI 6),
     and holds no capability, even when corral runs as root.
     What it cannot do is what the caller must accept by name (see
@@ -167,14 +168,19 @@ class LandlockBackend(SandboxBackend):
         return needed
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
-        if policy.allow_unix_sockets and not policy.network:
-            raise PolicyError("allowing specific Unix sockets needs the bubblewrap backend: "
-                              "Landlock cannot tell one socket's connect from another's")
         roots: tuple[str, ...] = ()
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
             roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots
         private_tmp = session_tmp()
-        ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
+        # Without network the only sockets are Unix stream ones, each connect
+        # decided by the gate: its own, or allowed.
+        gate = None if policy.network else open_gate(policy, (private_tmp, *roots))
+        try:
+            ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
+        except BaseException:
+            if gate is not None:
+                gate.close()
+            raise
         env = dict(launch.env)
         env.update(CORRAL_SANDBOX="landlock", TMPDIR=private_tmp)
         if policy.network:
@@ -186,7 +192,10 @@ class LandlockBackend(SandboxBackend):
             env=env,
             landlock_ruleset=ruleset,
             seccomp_program=build_program(deny_network=not policy.network,
-                                          deny_unix_sockets=not policy.network),
+                                          deny_unix_datagrams=not policy.network,
+                                          notify_connect=not policy.network),
+            unix_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),
+            cleanups=launch.cleanups + (() if gate is None else (gate.close,)),
         )

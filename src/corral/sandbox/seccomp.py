@@ -26,9 +26,10 @@ program:
   stream and seqpacket ones that remain reach a path only through
   ``connect``, which :func:`build_connect_notifier` hands to corral.
 
-:func:`build_connect_notifier` is a second, separate program: it turns every
-``connect`` into a seccomp user notification, for corral to decide (see
-:mod:`corral.sandbox.unix_gate`).
+With ``notify_connect`` it also turns every ``connect`` into a seccomp user
+notification, for corral to decide (see :mod:`corral.sandbox.unix_gate`);
+:func:`build_connect_notifier` is that alone, for bwrap, which loads the main
+program itself.
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -133,6 +134,7 @@ def build_program(
     deny_network: bool = False,
     deny_unix_sockets: bool = False,
     deny_unix_datagrams: bool = False,
+    notify_connect: bool = False,
     deny: Iterable[str] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -160,6 +162,8 @@ def build_program(
         asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
     elif deny_network or deny_unix_sockets or deny_unix_datagrams:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
+    if notify_connect:
+        asm.jump(_JEQ, _CONNECT[arch], "notify", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
     # in a second ALLOW of their own.
@@ -185,6 +189,9 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
+    if notify_connect:
+        asm.label("notify")
+        asm.ret(_RET_USER_NOTIF)
     return asm.assemble()
 
 

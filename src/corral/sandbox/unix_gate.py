@@ -34,10 +34,16 @@ import os
 import stat
 import struct
 
-from .. import _cgate
+from .._errors import PolicyError
+from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
 
-__all__ = ["UnixSocketGate"]
+try:
+    from .. import _cgate
+except ImportError:  # not built: open_gate says so
+    _cgate = None  # type: ignore[assignment]
+
+__all__ = ["UnixSocketGate", "open_gate"]
 
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
@@ -49,18 +55,46 @@ _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
 _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
 
 
+def open_gate(policy: SandboxPolicy, own: tuple[str, ...]) -> UnixSocketGate:
+    """The gate for a run of ``policy`` without network whose own directories
+    are ``own``.  Raises :class:`PolicyError` for an allowed socket that is
+    not one, or when corral's C extensions are missing."""
+    if _cgate is None:
+        raise PolicyError(f"{policy.name} without network needs corral's C extensions, which "
+                          "are not built here; reinstall corral with a C compiler and the "
+                          "Python headers")
+    allowed: list[str] = []
+    bind_paths: list[str] = []
+    for given in policy.allow_unix_sockets:
+        path = os.path.expanduser(given)
+        real = os.path.realpath(path)
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(real).st_mode)
+        except OSError as exc:
+            raise PolicyError(f"allowed Unix socket {given!r}: {exc.strerror}") from None
+        if not is_socket:
+            raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
+        allowed += [path, real]
+        bind_paths.append(real)
+    return UnixSocketGate(tuple(allowed), own, tuple(bind_paths))
+
+
 class UnixSocketGate:
     """Decides one run's ``connect`` calls.
 
     ``allowed`` are host socket paths; ``own`` the directories whose sockets
     the command may reach because they are its own world (its session's
     ``/tmp`` and the writable roots): a socket found beneath one of them, in
-    the command's view of the filesystem, is connected to.  ``child_end`` is
-    the socket the spawned child sends the seccomp listener over.
+    the command's view of the filesystem, is connected to.  ``bind_paths``
+    are where a mount-namespace backend must show the allowed sockets.
+    ``child_end`` is the socket the spawned child sends the seccomp listener
+    over.
     """
 
-    def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = ()) -> None:
+    def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
+                 bind_paths: tuple[str, ...] = ()) -> None:
         self.allowed = frozenset(allowed)
+        self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
         self.denials: list[Denial] = []
         self._ours, self.child_end = _cgate.socketpair()
