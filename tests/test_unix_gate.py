@@ -159,10 +159,12 @@ def ask(path):
         c.connect(path); return c.recv(20).decode()
     except OSError as e:
         return f"refused {e.errno}"
-serve("/tmp/own.sock", b"tmp"); print(ask("/tmp/own.sock"))
+own = f"/tmp/own-{os.getpid()}.sock"  # the session's /tmp is shared by its runs
+serve(own, b"tmp"); print(ask(own)); os.unlink(own)
 serve(os.path.abspath("root.sock"), b"root"); print(ask(os.path.abspath("root.sock")))
 os.unlink("root.sock")
-os.symlink(sys.argv[1], "/tmp/link.sock"); print(ask("/tmp/link.sock"))
+link = f"/tmp/link-{os.getpid()}.sock"
+os.symlink(sys.argv[1], link); print(ask(link)); os.unlink(link)
 print(ask(sys.argv[1]))
 import multiprocessing
 manager = multiprocessing.Manager(); shared = manager.dict(k=1); print("manager", shared["k"])
@@ -174,14 +176,17 @@ def test_a_command_reaches_its_own_sockets_and_no_host_one(services, workspace):
     _, other = services
     result = corral.run([PYTHON, "-c", OWN, other], cwd=workspace, timeout=60)
     assert result.stdout == "tmp\nroot\nrefused 13\nrefused 13\nmanager 1\n", result.aggregated_output
-    assert {d.target for d in result.denials} == {"/tmp/link.sock", other}
+    targets = sorted(str(d.target) for d in result.denials)
+    assert len(targets) == 2 and other in targets
+    assert any(t.startswith("/tmp/link-") for t in targets)
 
 
 SWAP_DIRECTORY = """
 import os, socket, sys, threading
 host_dir = sys.argv[1]
-os.mkdir("/tmp/real")
-server = socket.socket(socket.AF_UNIX); server.bind("/tmp/real/other.sock"); server.listen(64)
+base = f"/tmp/swap-{os.getpid()}"  # the session's /tmp is shared by its runs
+os.mkdir(base); os.mkdir(f"{base}/real")
+server = socket.socket(socket.AF_UNIX); server.bind(f"{base}/real/other.sock"); server.listen(64)
 def serve():
     while True:
         server.accept()[0].sendall(b"own")
@@ -189,14 +194,14 @@ threading.Thread(target=serve, daemon=True).start()
 stop = False
 def swap():  # /tmp/d: now the command's own directory, now a link to the host's
     while not stop:
-        os.symlink("/tmp/real", "/tmp/d.new"); os.rename("/tmp/d.new", "/tmp/d")
-        os.symlink(host_dir, "/tmp/d.new"); os.rename("/tmp/d.new", "/tmp/d")
+        os.symlink(f"{base}/real", f"{base}/d.new"); os.rename(f"{base}/d.new", f"{base}/d")
+        os.symlink(host_dir, f"{base}/d.new"); os.rename(f"{base}/d.new", f"{base}/d")
 threading.Thread(target=swap, daemon=True).start()
 greetings = {}
 for _ in range(300):
     c = socket.socket(socket.AF_UNIX)
     try:
-        c.connect("/tmp/d/other.sock"); word = c.recv(20).decode().strip()
+        c.connect(f"{base}/d/other.sock"); word = c.recv(20).decode().strip()
     except OSError:
         word = "refused"
     greetings[word] = greetings.get(word, 0) + 1

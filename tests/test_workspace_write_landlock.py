@@ -90,7 +90,7 @@ def test_unix_sockets_reach_their_own_and_the_allowed_ones(workspace):
             "    c = socket.socket(socket.AF_UNIX)\n"
             "    try:\n        c.connect(path); return c.recv(20).decode()\n"
             "    except OSError as e:\n        return f'refused {e.errno}'\n"
-            "own = os.path.join(os.environ['TMPDIR'], 'own.sock')\n"
+            "own = os.path.join(os.environ['TMPDIR'], f'own-{os.getpid()}.sock')\n"
             "s = socket.socket(socket.AF_UNIX); s.bind(own); s.listen()\n"
             "threading.Thread(target=lambda: s.accept()[0].sendall(b'own'), daemon=True).start()\n"
             "print(ask(own), ask(sys.argv[1]), ask(sys.argv[2]))\n")
