@@ -218,3 +218,19 @@ def test_swapping_a_directory_under_the_check_reaches_no_host_socket(services, h
     assert result.exit_code == 0, result.aggregated_output
     greetings = eval(result.stdout)  # a dict literal printed by the attack itself
     assert "other.sock" not in greetings and greetings.get("own", 0) > 0, greetings
+
+
+def test_without_the_gate_unix_sockets_are_refused_outright(monkeypatch, services, workspace):
+    """Kernels before 5.6 cannot run the gate: no Unix socket then, and no allowlist."""
+    import corral.sandbox.bwrap as bwrap
+    import corral.sandbox.unix_gate as unix_gate
+
+    monkeypatch.setattr(unix_gate, "_supported", False)
+    monkeypatch.setattr(bwrap, "gate_supported", lambda: False)
+    allowed, _ = services
+    code = "import socket; socket.socket(socket.AF_UNIX); print('created')"
+    result = corral.run([PYTHON, "-c", code], cwd=workspace)
+    assert result.exit_code != 0 and "created" not in result.stdout
+    with pytest.raises(corral.PolicyError, match="Linux 5.6"):
+        corral.run(["true"], cwd=workspace,
+                   policy=corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,)))

@@ -43,7 +43,7 @@ from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
-from .unix_gate import open_gate
+from .unix_gate import gate_supported, open_gate
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
@@ -214,8 +214,11 @@ class BwrapBackend(SandboxBackend):
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
                               f"{policy.name} cannot block privileged system calls here")
         # Without network, Unix stream sockets go through the gate; datagram
-        # ones, which reach a path without connect, are refused.
-        program = build_program(deny_unix_datagrams=not policy.network)
+        # ones, which reach a path without connect, are refused; without a
+        # gate (an old kernel), so are all Unix sockets.
+        gated = not policy.network and gate_supported()
+        program = build_program(deny_unix_sockets=not policy.network and not gated,
+                                deny_unix_datagrams=gated)
         args += ["--seccomp", str(_memfd(program, owned)), "--chdir", cwd]
         name = launch.argv[0]
         if os.path.basename(name) == os.path.basename(launch.program):

@@ -43,7 +43,7 @@ try:
 except ImportError:  # not built: open_gate says so
     _cgate = None  # type: ignore[assignment]
 
-__all__ = ["UnixSocketGate", "open_gate"]
+__all__ = ["UnixSocketGate", "gate_supported", "open_gate"]
 
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
@@ -55,14 +55,39 @@ _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
 _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
 
 
-def open_gate(policy: SandboxPolicy, own: tuple[str, ...]) -> UnixSocketGate:
+def gate_supported() -> bool:
+    """Whether this kernel can run the gate: ``pidfd_getfd`` and the
+    notification's CONTINUE flag (both Linux 5.6), tried once."""
+    global _supported
+    if _supported is None:
+        _supported = False
+        if _cgate is not None:
+            try:
+                pidfd = os.pidfd_open(os.getpid())
+                try:
+                    os.close(_cgate.pidfd_getfd(pidfd, pidfd))  # an fd sure to be open
+                    _supported = True
+                finally:
+                    os.close(pidfd)
+            except OSError:
+                pass
+    return _supported
+
+
+_supported: bool | None = None
+
+
+def open_gate(policy: SandboxPolicy, own: tuple[str, ...]) -> UnixSocketGate | None:
     """The gate for a run of ``policy`` without network whose own directories
-    are ``own``.  Raises :class:`PolicyError` for an allowed socket that is
-    not one, or when corral's C extensions are missing."""
-    if _cgate is None:
-        raise PolicyError(f"{policy.name} without network needs corral's C extensions, which "
-                          "are not built here; reinstall corral with a C compiler and the "
-                          "Python headers")
+    are ``own``, or None where the kernel cannot run one (then no Unix socket
+    may be used).  Raises :class:`PolicyError` for an allowed socket that is
+    not one, or that cannot be granted here."""
+    if not gate_supported():
+        if policy.allow_unix_sockets:
+            raise PolicyError("allow_unix_sockets needs Linux 5.6 or newer (pidfd_getfd) and "
+                              "corral's C extensions; without them no Unix socket can be "
+                              "granted: use --network, or leave the socket out")
+        return None
     allowed: list[str] = []
     bind_paths: list[str] = []
     for given in policy.allow_unix_sockets:
