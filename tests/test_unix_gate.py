@@ -234,3 +234,22 @@ def test_without_the_gate_unix_sockets_are_refused_outright(monkeypatch, service
     with pytest.raises(corral.PolicyError, match="Linux 5.6"):
         corral.run(["true"], cwd=workspace,
                    policy=corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,)))
+
+
+def test_a_host_service_socket_inside_the_workspace_stays_out_of_reach(workspace):
+    """A root may hold a host daemon's socket (~/.docker/run/docker.sock when the root
+    is the home directory): being beneath a writable root does not make it the command's."""
+    host_socket = socket.socket(socket.AF_UNIX)
+    host_socket.bind(str(workspace / "daemon.sock"))
+    host_socket.listen(8)
+    threading.Thread(target=lambda: [host_socket.accept()[0].sendall(b"daemon")
+                                     for _ in range(8)], daemon=True).start()
+    try:
+        refused = corral.run([PYTHON, "-c", CONNECT, str(workspace / "daemon.sock")],
+                             cwd=workspace)
+        assert refused.exit_code == 3 and refused.stdout == "refused 13\n"
+        control = corral.run([PYTHON, "-c", CONNECT, str(workspace / "daemon.sock")],
+                             cwd=workspace, policy="full-access")
+        assert control.stdout == "daemon"
+    finally:
+        host_socket.close()

@@ -130,8 +130,8 @@ class BwrapBackend(SandboxBackend):
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
         plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
-        gate = None if policy.network else open_gate(
-            policy, (session_tmp(), *(plan.roots if plan is not None else ())))
+        # Its own sockets are the ones it listens on in its network namespace.
+        gate = None if policy.network else open_gate(policy, (), private_network=True)
         if gate is not None:
             cleanups.append(gate.close)
         try:

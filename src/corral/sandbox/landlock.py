@@ -173,8 +173,11 @@ class LandlockBackend(SandboxBackend):
             roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots
         private_tmp = session_tmp()
         # Without network the only sockets are Unix stream ones, each connect
-        # decided by the gate: its own, or allowed.
-        gate = None if policy.network else open_gate(policy, (private_tmp, *roots))
+        # decided by the gate: allowed, or its own, which without a network
+        # namespace of its own means beneath its private $TMPDIR (a host
+        # service's socket may lie in a root, ~/.docker/run/docker.sock).
+        gate = None if policy.network else open_gate(policy, (private_tmp,),
+                                                      private_network=False)
         try:
             ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
         except BaseException:

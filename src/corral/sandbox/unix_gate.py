@@ -77,10 +77,11 @@ def gate_supported() -> bool:
 _supported: bool | None = None
 
 
-def open_gate(policy: SandboxPolicy, own: tuple[str, ...]) -> UnixSocketGate | None:
-    """The gate for a run of ``policy`` without network whose own directories
-    are ``own``, or None where the kernel cannot run one (then no Unix socket
-    may be used).  Raises :class:`PolicyError` for an allowed socket that is
+def open_gate(policy: SandboxPolicy, own: tuple[str, ...],
+              private_network: bool) -> UnixSocketGate | None:
+    """The gate for a run of ``policy`` without network (see
+    :class:`UnixSocketGate` for ``own`` and ``private_network``), or None
+    where the kernel cannot run one (then no Unix socket may be used).  Raises :class:`PolicyError` for an allowed socket that is
     not one, or that cannot be granted here."""
     if not gate_supported():
         if policy.allow_unix_sockets:
@@ -101,26 +102,27 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...]) -> UnixSocketGate | N
             raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
         allowed += [path, real]
         bind_paths.append(real)
-    return UnixSocketGate(tuple(allowed), own, tuple(bind_paths))
+    return UnixSocketGate(tuple(allowed), own, tuple(bind_paths), private_network)
 
 
 class UnixSocketGate:
     """Decides one run's ``connect`` calls.
 
-    ``allowed`` are host socket paths; ``own`` the directories whose sockets
-    the command may reach because they are its own world (its session's
-    ``/tmp`` and the writable roots): a socket found beneath one of them, in
-    the command's view of the filesystem, is connected to.  ``bind_paths``
+    ``allowed`` are host socket paths.  The command's own sockets are reached
+    too: with ``private_network`` (the run has its own network namespace),
+    the ones a process of the run listens on; otherwise the ones beneath the
+    ``own`` directories (its session's ``/tmp``).  ``bind_paths``
     are where a mount-namespace backend must show the allowed sockets.
     ``child_end`` is the socket the spawned child sends the seccomp listener
     over.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
-                 bind_paths: tuple[str, ...] = ()) -> None:
+                 bind_paths: tuple[str, ...] = (), private_network: bool = False) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
+        self._private_network = private_network
         self.denials: list[Denial] = []
         self._ours, self.child_end = _cgate.socketpair()
         self._listener = -1
@@ -212,11 +214,17 @@ class UnixSocketGate:
             os.close(sock)  # the command's own descriptor stays open and connected
 
     def _own_socket(self, pid: int, path: str) -> str | None:
-        """A path to connect to if ``path`` names, in the command's view, a
-        socket beneath one of its own directories: ``/proc/self/fd/N`` on the
-        socket itself, pinned, so that what was checked is what is reached.
-        :data:`_MISSING` if nothing is there, None if it is not the command's."""
-        if not self._own or not path.startswith("/"):
+        """A path to connect to if ``path`` names, in the command's view, one
+        of the command's own sockets: ``/proc/self/fd/N`` on the socket
+        itself, pinned, so that what was checked is what is reached.
+        :data:`_MISSING` if nothing is there, None if it is not the command's.
+
+        With a private network namespace, a socket is the command's own if a
+        process of the run listens on it: a listening socket of that
+        namespace is bound at a path that is this very socket.  Without one,
+        if it lies beneath one of the ``own`` directories.
+        """
+        if not path.startswith("/") or not (self._private_network or self._own):
             return None
         try:
             root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -225,8 +233,8 @@ class UnixSocketGate:
         pinned = parent = -1
         try:
             # The directory first, then the socket beneath that very directory
-            # (not followed if a symlink): the directories checked below are the
-            # socket's own, whatever the command renames meanwhile.
+            # (not followed if a symlink): what is checked below is that
+            # socket, whatever the command renames meanwhile.
             relative = path.lstrip("/")
             parent = _cgate.open_in_root(root, os.fsencode(os.path.dirname(relative) or "."),
                                          os.O_PATH | os.O_DIRECTORY)
@@ -234,18 +242,14 @@ class UnixSocketGate:
                              os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             if not stat.S_ISSOCK(os.fstat(pinned).st_mode):
                 return None
-            top = _identity_fd(root)
-            for _ in range(_MAX_DEPTH):
-                here = _identity_fd(parent)
-                if here in self._own:
-                    target, pinned = f"/proc/self/fd/{pinned}", -1
-                    return target
-                if here == top:
-                    return None
-                above = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
-                os.close(parent)
-                parent = above
-            return None
+            if self._private_network:
+                own = _identity_fd(pinned) in _listening(pid, root)
+            else:
+                own = self._beneath_own(root, parent)
+            if not own:
+                return None
+            target, pinned = f"/proc/self/fd/{pinned}", -1
+            return target
         except FileNotFoundError:
             return _MISSING
         except OSError:
@@ -254,6 +258,50 @@ class UnixSocketGate:
             for fd in (pinned, parent, root):
                 if fd >= 0:
                     os.close(fd)
+
+    def _beneath_own(self, root: int, parent: int) -> bool:
+        """Whether the directory ``parent`` is, or lies beneath, an own one
+        (walking ``..`` up to the command's root)."""
+        top = _identity_fd(root)
+        current = os.dup(parent)
+        try:
+            for _ in range(_MAX_DEPTH):
+                here = _identity_fd(current)
+                if here in self._own:
+                    return True
+                if here == top:
+                    return False
+                above = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=current)
+                os.close(current)
+                current = above
+            return False
+        finally:
+            os.close(current)
+
+
+def _listening(pid: int, root: int) -> set[tuple[int, int]]:
+    """The sockets that listening sockets of ``pid``'s network namespace are
+    bound at, as (device, inode) in its view of the filesystem."""
+    try:
+        with open(f"/proc/{pid}/net/unix", "rb") as table:
+            lines = table.read().splitlines()[1:]
+    except OSError:
+        return set()
+    found = set()
+    for line in lines:
+        fields = line.split(None, 7)
+        # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
+        if len(fields) < 8 or not int(fields[3], 16) & 0x10000 or not fields[7].startswith(b"/"):
+            continue
+        try:
+            fd = _cgate.open_in_root(root, fields[7].lstrip(b"/"), os.O_PATH)
+        except OSError:
+            continue
+        try:
+            found.add(_identity_fd(fd))
+        finally:
+            os.close(fd)
+    return found
 
 
 def _identity(path: str) -> tuple[int, int]:
