@@ -161,7 +161,7 @@ def ask(path):
         return f"refused {e.errno}"
 own = f"/tmp/own-{os.getpid()}.sock"  # the session's /tmp is shared by its runs
 serve(own, b"tmp"); print(ask(own)); os.unlink(own)
-serve(os.path.abspath("root.sock"), b"root"); print(ask(os.path.abspath("root.sock")))
+serve("root.sock", b"root"); print(ask(os.path.abspath("root.sock")))  # bound by a bare name
 os.unlink("root.sock")
 link = f"/tmp/link-{os.getpid()}.sock"
 os.symlink(sys.argv[1], link); print(ask(link)); os.unlink(link)

@@ -349,7 +349,8 @@ def _run(args: RunArgs) -> int:
         return result.exit_code
     notes = []
     if result.timed_out:
-        notes.append(f"timed out after {result.duration:.3g} s; every process it started was killed")
+        notes.append(f"timed out after {result.duration:.3g} s; "
+                     "every process it started was killed")
     elif result.cancelled:
         notes.append("interrupted; every process it started was killed")
     elif result.signal is not None:

@@ -75,9 +75,9 @@ def collect(
     """Runs the loop to the end of the run; always leaves no process behind.
 
     ``gate`` (or None) receives the listener of the run's seccomp notifier,
-    then answers its notifications (the run's ``connect`` calls) as they come.  On any exception (KeyboardInterrupt
-    included) the whole run is killed and reaped before the exception
-    propagates.
+    then answers its notifications (the run's ``connect`` calls) as they
+    come.  On any exception (KeyboardInterrupt included) the whole run is
+    killed and reaped before the exception propagates.
     """
     streams = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
     poller = select.poll()

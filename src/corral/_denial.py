@@ -237,7 +237,8 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
     if hidden is not None and "EACCES" in errors:
         return Denial(DenialKind.READ, path,
                       f"{hidden} is hidden from sandboxed commands (deny-read); drop it from "
-                      "deny_read (--no-default-deny-read) only if the command must read it", evidence)
+                      "deny_read (--no-default-deny-read) only if the command must read it",
+                      evidence)
     protected = paths.within(path, paths.protected)
     if protected is not None:
         return Denial(DenialKind.WRITE, path,

