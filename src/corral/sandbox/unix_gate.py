@@ -302,7 +302,7 @@ def _listening(pid: int, root: int) -> set[tuple[int, int]]:
             try:
                 if bound.startswith(b"/"):
                     fd = _cgate.open_in_root(root, bound.lstrip(b"/"), os.O_PATH)
-                elif not bound.startswith(b"@") and b"/" not in bound and bound not in (b".", b".."):
+                elif bound not in (b".", b"..") and b"/" not in bound and bound[:1] != b"@":
                     if cwd < 0:
                         cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
                     fd = os.open(bound, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cwd)
