@@ -119,7 +119,7 @@ def test_ctrl_c_ends_the_run_with_137(tmp_path):
 def test_console_script_is_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "corral")
     proc = subprocess.run([exe, "run", "--", "echo", "ok"], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stdout == "ok\n"
+    assert proc.returncode == 0 and proc.stdout == "ok\n", (proc.returncode, proc.stderr)
 
 
 def test_spill_to_a_file(tmp_path):
