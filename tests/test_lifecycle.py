@@ -408,3 +408,23 @@ def test_nothing_survives_a_sigkilled_corral_even_without_a_sandbox(tmp_path):
         proc.kill()
         for pid in [int(p) for p in pidfile.read_text().split()] if pidfile.exists() else []:
             kill_quietly(pid)
+
+
+def test_what_a_process_leaves_is_named_beyond_its_pid():
+    """pids come back quickly (pid_max is 32768 here): a dead corral's watchdog must not
+    take the cgroups or session of a new process that got the same pid."""
+    from corral._containment import process_token
+
+    token = process_token()
+    pid, _, random_part = token.partition("-")
+    assert pid == str(os.getpid()) and len(random_part) == 8
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a forked child is a new owner: a new token
+        os.write(write, process_token().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    child_token = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child_token.startswith(f"{child}-") and child_token != token

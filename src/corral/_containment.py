@@ -193,7 +193,7 @@ class _CgroupHost:
         with self._lock:
             if self._free:
                 return self._free.pop()
-        path = os.path.join(self.parent, f"{_RUN_PREFIX}{os.getpid()}-{next(self._ids)}")
+        path = os.path.join(self.parent, f"{_RUN_PREFIX}{process_token()}-{next(self._ids)}")
         os.mkdir(path, 0o755)
         return path
 
@@ -236,7 +236,7 @@ class _CgroupHost:
 
 
 _WATCHDOG_SHELL = "/bin/sh"
-# $1: the parent of the run cgroups ("" without cgroups); $2: corral's pid;
+# $1: the parent of the run cgroups ("" without cgroups); $2: corral's token;
 # $3: the placeholder records' directory; $4, $5, $6: python, the sweep code
 # and corral's import path; $7: where session directories are.  Runs after
 # corral is gone: kills its runs, removes its session's temporary directory,
@@ -264,7 +264,7 @@ done
 """
 _WATCHDOG_SWEEP = ("import sys; sys.path.insert(0, sys.argv[1]); "
                    "from corral.sandbox.guards import watchdog_sweep; "
-                   "watchdog_sweep(sys.argv[2], int(sys.argv[3]))")
+                   "watchdog_sweep(sys.argv[2], sys.argv[3])")
 _watchdog_lock = threading.Lock()
 _watchdog_pipe = -1
 
@@ -302,7 +302,7 @@ def _start_watchdog(cgroup_parent: str) -> None:
             started = spawn_helper(
                 _WATCHDOG_SHELL,
                 ["corral-watchdog", "-c", _WATCHDOG_SCRIPT, "corral-watchdog", cgroup_parent,
-                 str(os.getpid()), runtime_dir_path(), sys.executable, _WATCHDOG_SWEEP,
+                 process_token(), runtime_dir_path(), sys.executable, _WATCHDOG_SWEEP,
                  package_parent, temp_base()],
                 stdin=read_end,
             )
@@ -312,6 +312,21 @@ def _start_watchdog(cgroup_parent: str) -> None:
             _watchdog_pipe = write_end  # held, never written: its closing is the signal
         else:
             os.close(write_end)
+
+
+_token = ""
+
+
+def process_token() -> str:
+    """This process's name in what it leaves on the machine (run cgroups,
+    placeholder records, session directories): its pid and a random part.
+    The pid lets a sweep see that the owner is gone; the random part keeps
+    a watchdog from taking the things of a new process that got its dead
+    owner's pid back (pids wrap quickly where pid_max is 32768)."""
+    global _token
+    if not _token:
+        _token = f"{os.getpid()}-{os.urandom(4).hex()}"
+    return _token
 
 
 _probe_lock = threading.Lock()
@@ -374,7 +389,8 @@ def _cgroup_host() -> _CgroupHost | None:
 
 def _forget_after_fork() -> None:
     """A forked child must not share its parent's pooled run cgroups."""
-    global _probe_lock, _probed, _host, _cgroup_problem, _watchdog_lock, _watchdog_pipe
+    global _probe_lock, _probed, _host, _cgroup_problem, _watchdog_lock, _watchdog_pipe, _token
+    _token = ""  # a new process, a new token
     if _watchdog_pipe >= 0:
         os.close(_watchdog_pipe)  # the parent's watchdog is the parent's business
     _watchdog_lock, _watchdog_pipe = threading.Lock(), -1

@@ -149,13 +149,13 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
     path that cannot be created because its directory is not writable is
     left out: the command cannot create it either.
     """
-    from .._containment import ensure_watchdog
+    from .._containment import ensure_watchdog, process_token
 
     directory = runtime_dir()
     ensure_watchdog()  # removes the placeholders if this process is killed
     with _local_lock, _Mutex(directory):
         live = _sweep_locked(directory)
-        record = os.path.join(directory, f"{_RECORD_PREFIX}{os.getpid()}-{next(_ids)}")
+        record = os.path.join(directory, f"{_RECORD_PREFIX}{process_token()}-{next(_ids)}")
         fd = os.open(record, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -275,10 +275,11 @@ def _read_entries(fd: int) -> list[tuple[int, int, str]]:
     return entries
 
 
-def watchdog_sweep(directory: str, owner: int, patience: float = 30.0) -> None:
-    """Run by the watchdog once corral (pid ``owner``) is gone: sweeps until
-    none of its records is live (its sandboxes are being killed), for at most
-    ``patience`` seconds; a sandbox that outlives that keeps its placeholders."""
+def watchdog_sweep(directory: str, owner: str, patience: float = 30.0) -> None:
+    """Run by the watchdog once corral (``owner``, its process token) is gone:
+    sweeps until none of its records is live (its sandboxes are being
+    killed), for at most ``patience`` seconds; a sandbox that outlives that
+    keeps its placeholders."""
     import time
 
     deadline = time.monotonic() + patience

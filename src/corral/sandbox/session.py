@@ -6,7 +6,7 @@ one ``corral run``) as their ``/tmp`` and ``$TMPDIR``, so that what one command
 leaves there the next one finds, as in a shell, while nothing of the host's
 ``/tmp`` is readable and nothing written there reaches it.
 
-It is made on first use (``corral-session-<pid>-*``, mode 700, in this
+It is made on first use (``corral-session-<pid>-<random>-*``, mode 700, in this
 user's private ``corral-<uid>`` directory in the host's temporary directory)
 and removed when the process exits: by an exit handler,
 or by the watchdog when the process is killed (see
@@ -43,7 +43,7 @@ def session_tmp() -> str:
             return _path
         import atexit
 
-        from .._containment import ensure_watchdog
+        from .._containment import ensure_watchdog, process_token
 
         from .guards import private_dir
 
@@ -51,7 +51,7 @@ def session_tmp() -> str:
         _sweep_stale(base)
         ensure_watchdog()  # removes it if this process is killed
         while True:  # tempfile.mkdtemp, without importing tempfile (and random)
-            path = os.path.join(base, f"{SESSION_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
+            path = os.path.join(base, f"{SESSION_PREFIX}{process_token()}-{os.urandom(4).hex()}")
             try:
                 os.mkdir(path, 0o700)
                 break
