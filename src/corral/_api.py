@@ -99,6 +99,11 @@ def run(
     Either way every process the command started is killed, the result has
     ``timed_out``/``cancelled`` set and exit code 124/137.
 
+    **Sandbox:** ``policy`` (default ``"workspace-write"``: writes only
+    beneath ``cwd``, protected paths excepted, no network) is enforced by
+    the kernel; see :class:`SandboxPolicy`.  ``"full-access"`` confines
+    nothing.  What the sandbox refused is in ``result.denials``.
+
     **Lifecycle:** the command runs in its own session and, where the machine
     allows, its own cgroup (``kill_mechanism`` None picks the strongest
     available; naming one refuses to run without it).  When the run ends, so
@@ -109,8 +114,11 @@ def run(
     arrives (at most ``limits.max_events``).  The result keeps a head and a
     tail of each stream and of the interleaved output, with exact counts.
 
-    **Errors:** raises :class:`~corral.RequestError` for a malformed request
-    and :class:`~corral.SpawnError` when the program cannot be started.  A
+    **Errors:** raises :class:`~corral.RequestError` for a malformed request,
+    :class:`~corral.PolicyError` when this machine cannot enforce the policy
+    (the message says what is missing and the ways on),
+    :class:`~corral.SandboxSetupError` when the sandbox failed to build, and
+    :class:`~corral.SpawnError` when the program cannot be started.  A
     command that ran is never an exception here; see :func:`check`.
 
     Thread-safe: any number of threads may call it at once.
