@@ -20,7 +20,8 @@ cheapest inode to create and remove (no data block, unlike a directory).
   corral itself dies (see :func:`corral._containment.ensure_watchdog`);
 * a placeholder is removed only if it is still the socket corral created
   (same device and inode, still a socket), so a file that replaced it is
-  never deleted.  Where a filesystem has no socket files, the placeholder
+  never deleted, and never while a live run lists its path.  A socket found
+  at a protected path is taken for a placeholder (a crash may orphan one).  Where a filesystem has no socket files, the placeholder
   is an empty directory, removed only while it is still empty.
 
 Records and sweeps are serialised by a lock on one mutex file, and
@@ -165,11 +166,13 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
                     _make_placeholder(path)
                 except FileExistsError:
                     # Another run's placeholder, or the user just created it: in
-                    # both cases it is bound as it is.  A placeholder is listed in
-                    # this run's record too, so that it outlives the run that made it.
+                    # both cases it is bound as it is.  A socket is taken for a
+                    # placeholder (another run's, or one a crash orphaned) and
+                    # listed in this run's record too, so that it stays while
+                    # this run needs it and goes when no run does.
                     bound.append(path)
                     st = os.lstat(path)
-                    if (st.st_dev, st.st_ino) not in live:
+                    if (st.st_dev, st.st_ino) not in live and not stat.S_ISSOCK(st.st_mode):
                         continue
                 except OSError as exc:
                     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
@@ -226,6 +229,7 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
     """With the mutex held: deletes dead records and their unshared
     placeholders.  Returns the (device, inode) of every live placeholder."""
     live: set[tuple[int, int]] = set()
+    live_paths: set[str] = set()  # a path a live run relies on is kept, whatever is there
     dead: list[tuple[str, list[tuple[int, int, str]]]] = []
     for name in os.listdir(directory):
         if not name.startswith(_RECORD_PREFIX):
@@ -241,13 +245,14 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 live.update((dev, ino) for dev, ino, _ in entries)
+                live_paths.update(path for _, _, path in entries)
                 continue
             dead.append((path, entries))
         finally:
             os.close(fd)
     for record, entries in dead:
         for dev, ino, path in entries:
-            if (dev, ino) in live:
+            if (dev, ino) in live or path in live_paths:
                 continue
             try:
                 st = os.lstat(path)
