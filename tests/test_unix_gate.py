@@ -102,7 +102,10 @@ greetings = {}
 for _ in range(300):
     s = socket.socket(socket.AF_UNIX)
     if libc.connect(s.fileno(), address, size) == 0:
-        greeting = s.recv(100).decode().strip()
+        try:
+            greeting = s.recv(100).decode().strip() or "nothing"
+        except OSError as e:  # the server side is a thread of the busy test process
+            greeting = f"error {e.errno}"
         greetings[greeting] = greetings.get(greeting, 0) + 1
     s.close()
 stop = True
@@ -117,8 +120,8 @@ def test_swapping_the_address_under_the_check_reaches_nothing_else(services, wor
                         timeout=60)
     assert result.exit_code == 0, result.aggregated_output
     greetings = eval(result.stdout)  # a dict literal printed by the attack itself
-    assert "other.sock" not in greetings
-    assert greetings.get("allowed.sock", 0) > 0  # the race was really run
+    assert "other.sock" not in greetings, greetings
+    assert greetings.get("allowed.sock", 0) > 0, greetings  # the race was really run
     control = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=workspace,
                          policy="full-access", timeout=60)
     assert "other.sock" in eval(control.stdout)  # the attack works where nothing checks
