@@ -410,6 +410,35 @@ def test_nothing_survives_a_sigkilled_corral_even_without_a_sandbox(tmp_path):
             kill_quietly(pid)
 
 
+def test_a_sigkilled_corral_leaves_no_process_group_behind(tmp_path):
+    """With process-group containment the watchdog kills the run's group once
+    corral is gone; the parent-death signal alone reaches only the command."""
+    pidfile = tmp_path / "pids"
+    host = textwrap.dedent(
+        f"""
+        import corral
+        corral.run(["sh", "-c", "sleep 60 & echo $! > {pidfile}.tmp; mv {pidfile}.tmp {pidfile}; "
+                    "wait"], timeout=None, policy="full-access",
+                   kill_mechanism=corral.KillMechanism.PROCESS_GROUP)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", host])
+    try:
+        deadline = time.monotonic() + 10
+        while not pidfile.exists():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.01)
+        orphan = int(pidfile.read_text())
+        assert pid_alive(orphan)
+        proc.kill()
+        proc.wait()
+        assert wait_dead(orphan, timeout=5)
+    finally:
+        proc.kill()
+        if pidfile.exists():
+            kill_quietly(int(pidfile.read_text()))
+
+
 def test_what_a_process_leaves_is_named_beyond_its_pid():
     """pids come back quickly (pid_max is 32768 here): a dead corral's watchdog must not
     take the cgroups or session of a new process that got the same pid."""

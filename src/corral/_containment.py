@@ -70,9 +70,11 @@ class ProcessGroupContainment:
 
     def __init__(self) -> None:
         self._pgid = 0
+        ensure_watchdog()
 
     def attach(self, pid: int) -> None:
         self._pgid = pid  # the child called setsid(): its pid is its group
+        _tell_watchdog(f"+{pid}")  # if this process dies, the watchdog kills the group
 
     def kill(self) -> None:
         if self._pgid:
@@ -94,6 +96,9 @@ class ProcessGroupContainment:
 
     def close(self) -> None:
         self.kill()
+        if self._pgid:
+            _tell_watchdog(f"-{self._pgid}")
+            self._pgid = 0
 
 
 class CgroupContainment:
@@ -238,11 +243,22 @@ class _CgroupHost:
 _WATCHDOG_SHELL = "/bin/sh"
 # $1: the parent of the run cgroups ("" without cgroups); $2: corral's token;
 # $3: the placeholder records' directory; $4, $5, $6: python, the sweep code
-# and corral's import path; $7: where session directories are.  Runs after
-# corral is gone: kills its runs, removes its session's temporary directory,
-# then lets Python remove the placeholders its sandboxes no longer need.
+# and corral's import path; $7: where session directories are.  On its
+# stdin, corral announces the process group of each run contained by
+# process group ("+PGID", "-PGID" when the run is over).  Runs after corral is
+# gone: kills its runs (the groups still announced, the run cgroups), removes
+# its session's temporary directory, then lets Python remove the
+# placeholders its sandboxes no longer need.
 _WATCHDOG_SCRIPT = """
-while read -r _; do :; done
+groups=" "
+while read -r line; do
+  case "$line" in
+    +*) groups="$groups${line#+} " ;;
+    -*) kept=" "; for g in $groups; do [ "$g" = "${line#-}" ] || kept="$kept$g "; done
+        groups="$kept" ;;
+  esac
+done
+for g in $groups; do kill -9 -"$g" 2>/dev/null; done
 if [ -n "$1" ]; then
   for i in 1 2 3 4 5 6 7 8 9 10; do
     left=0
@@ -267,6 +283,17 @@ _WATCHDOG_SWEEP = ("import sys; sys.path.insert(0, sys.argv[1]); "
                    "watchdog_sweep(sys.argv[2], sys.argv[3])")
 _watchdog_lock = threading.Lock()
 _watchdog_pipe = -1
+
+
+def _tell_watchdog(line: str) -> None:
+    """Sends the watchdog one line (a group to kill if this process dies, or
+    one no longer to kill), if it runs; shorter than PIPE_BUF, so atomic."""
+    with _watchdog_lock:
+        if _watchdog_pipe >= 0:
+            try:
+                os.write(_watchdog_pipe, f"{line}\n".encode())
+            except OSError:
+                pass  # the watchdog is gone: nothing it could do anyway
 
 
 def ensure_watchdog() -> None:
@@ -309,7 +336,7 @@ def _start_watchdog(cgroup_parent: str) -> None:
         finally:
             os.close(read_end)
         if started:
-            _watchdog_pipe = write_end  # held, never written: its closing is the signal
+            _watchdog_pipe = write_end  # its closing is the signal; see _tell_watchdog
         else:
             os.close(write_end)
 
