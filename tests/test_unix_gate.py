@@ -229,12 +229,18 @@ print(greetings)
 
 
 def test_swapping_a_directory_under_the_check_reaches_no_host_socket(services, host_dir):
-    _, other = services
-    result = corral.run([PYTHON, "-c", SWAP_DIRECTORY, str(host_dir)], cwd=host_dir, timeout=60,
-                        policy="read-only")
-    assert result.exit_code == 0, result.aggregated_output
-    greetings = eval(result.stdout)  # a dict literal printed by the attack itself
-    assert "other.sock" not in greetings and greetings.get("own", 0) > 0, greetings
+    tallies = []
+    for _ in range(3):  # until the race has really run (a loaded machine may starve it)
+        result = corral.run([PYTHON, "-c", SWAP_DIRECTORY, str(host_dir)], cwd=host_dir,
+                            timeout=60, policy="read-only")
+        assert result.exit_code == 0, result.aggregated_output
+        greetings = eval(result.stdout)  # a dict literal printed by the attack itself
+        assert "other.sock" not in greetings, greetings
+        tallies.append(greetings)
+        if greetings.get("own", 0) > 0:
+            break
+    else:
+        raise AssertionError(f"the race never reached the command's own socket: {tallies}")
 
 
 def test_without_the_gate_unix_sockets_are_refused_outright(monkeypatch, services, workspace):
