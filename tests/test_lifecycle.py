@@ -9,6 +9,7 @@ is expected to escape, which proves the attack works and the test can fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -236,6 +238,30 @@ def test_cancelling_the_task_kills_the_run(tmp_path):
     assert not pid_alive(int(pidfile.read_text()))
 
 
+@contextlib.contextmanager
+def _sigkilled_host(host: str, pidfile: Path) -> Iterator[list[int]]:
+    """Runs ``host`` (Python calling corral) until its command has written its
+    pids to ``pidfile``, checks they live, SIGKILLs the host, and yields the
+    pids; whatever is left of them is killed afterwards."""
+    proc = subprocess.Popen([sys.executable, "-c", host])
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 10
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.01)
+        pids = [int(p) for p in pidfile.read_text().split()]
+        assert all(pid_alive(p) for p in pids)
+        proc.kill()
+        proc.wait()
+        yield pids
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in pids:
+            kill_quietly(pid)
+
+
 def test_child_dies_with_corral(tmp_path):
     """The parent-death signal: SIGKILL corral and its command dies too."""
     pidfile = tmp_path / "pid"
@@ -246,19 +272,8 @@ def test_child_dies_with_corral(tmp_path):
                    policy="full-access")
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", host])
-    try:
-        deadline = time.monotonic() + 10
-        while not (pidfile.exists() and pidfile.read_text().strip()):
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.01)
-        child = int(pidfile.read_text())
-        assert pid_alive(child)
-        proc.kill()
-        proc.wait()
-        assert wait_dead(child, timeout=5)
-    finally:
-        proc.kill()
+    with _sigkilled_host(host, pidfile) as pids:
+        assert wait_dead(pids[0], timeout=5)
 
 
 def test_stdin_is_dev_null():
@@ -393,21 +408,8 @@ def test_nothing_survives_a_sigkilled_corral_even_without_a_sandbox(tmp_path):
                    policy="full-access")
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", host])
-    try:
-        deadline = time.monotonic() + 10
-        while not pidfile.exists():
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.01)
-        pids = [int(p) for p in pidfile.read_text().split()]
-        assert len(pids) == 2 and all(pid_alive(p) for p in pids)
-        proc.kill()
-        proc.wait()
-        assert all(wait_dead(p, timeout=5) for p in pids)
-    finally:
-        proc.kill()
-        for pid in [int(p) for p in pidfile.read_text().split()] if pidfile.exists() else []:
-            kill_quietly(pid)
+    with _sigkilled_host(host, pidfile) as pids:
+        assert len(pids) == 2 and all(wait_dead(p, timeout=5) for p in pids)
 
 
 def test_a_sigkilled_corral_leaves_no_process_group_behind(tmp_path):
@@ -422,21 +424,8 @@ def test_a_sigkilled_corral_leaves_no_process_group_behind(tmp_path):
                    kill_mechanism=corral.KillMechanism.PROCESS_GROUP)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", host])
-    try:
-        deadline = time.monotonic() + 10
-        while not pidfile.exists():
-            assert time.monotonic() < deadline, "the command never started"
-            time.sleep(0.01)
-        orphan = int(pidfile.read_text())
-        assert pid_alive(orphan)
-        proc.kill()
-        proc.wait()
-        assert wait_dead(orphan, timeout=5)
-    finally:
-        proc.kill()
-        if pidfile.exists():
-            kill_quietly(int(pidfile.read_text()))
+    with _sigkilled_host(host, pidfile) as pids:
+        assert wait_dead(pids[0], timeout=5)
 
 
 def test_what_a_process_leaves_is_named_beyond_its_pid():

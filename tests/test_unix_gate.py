@@ -114,21 +114,26 @@ print(greetings)
 """
 
 
-def test_swapping_the_address_under_the_check_reaches_nothing_else(services, workspace):
-    allowed, other = services
-    policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
+def _race(argv: list[str], cwd: Path, policy: object, reached: str) -> None:
+    """Runs a race attack that prints its tally of greetings: it must never get
+    "other.sock", and must get ``reached`` (proof the race ran); a loaded
+    machine may starve a race, so up to three tries."""
     tallies = []
-    for _ in range(3):  # until the race has really run (a loaded machine may starve it)
-        result = corral.run([PYTHON, "-c", SWAPPER, allowed, other], cwd=workspace,
-                            policy=policy, timeout=60)
+    for _ in range(3):
+        result = corral.run(argv, cwd=cwd, policy=policy, timeout=60)  # type: ignore[arg-type]
         assert result.exit_code == 0, result.aggregated_output
         greetings = eval(result.stdout)  # a dict literal printed by the attack itself
         assert "other.sock" not in greetings, greetings
         tallies.append(greetings)
-        if greetings.get("allowed.sock", 0) > 0:
-            break
-    else:
-        raise AssertionError(f"the race never reached the allowed socket either: {tallies}")
+        if greetings.get(reached, 0) > 0:
+            return
+    raise AssertionError(f"the race never reached {reached}: {tallies}")
+
+
+def test_swapping_the_address_under_the_check_reaches_nothing_else(services, workspace):
+    allowed, other = services
+    policy = corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,))
+    _race([PYTHON, "-c", SWAPPER, allowed, other], workspace, policy, reached="allowed.sock")
     # The attack works where nothing checks (a loaded machine may need a second try).
     controls = []
     for _ in range(3):
@@ -229,18 +234,7 @@ print(greetings)
 
 
 def test_swapping_a_directory_under_the_check_reaches_no_host_socket(services, host_dir):
-    tallies = []
-    for _ in range(3):  # until the race has really run (a loaded machine may starve it)
-        result = corral.run([PYTHON, "-c", SWAP_DIRECTORY, str(host_dir)], cwd=host_dir,
-                            timeout=60, policy="read-only")
-        assert result.exit_code == 0, result.aggregated_output
-        greetings = eval(result.stdout)  # a dict literal printed by the attack itself
-        assert "other.sock" not in greetings, greetings
-        tallies.append(greetings)
-        if greetings.get("own", 0) > 0:
-            break
-    else:
-        raise AssertionError(f"the race never reached the command's own socket: {tallies}")
+    _race([PYTHON, "-c", SWAP_DIRECTORY, str(host_dir)], host_dir, "read-only", reached="own")
 
 
 def test_without_the_gate_unix_sockets_are_refused_outright(monkeypatch, services, workspace):
