@@ -292,6 +292,30 @@ def test_no_placeholder_survives_a_sigkilled_corral(repo):
         proc.kill()
 
 
+def test_a_placeholder_swept_while_the_sandbox_is_planned(repo, monkeypatch):
+    """Another run's placeholder, there when the workspace is planned, is swept
+    (that run just ended) before the sandbox is built: this run makes its own."""
+    import stat
+
+    from corral.sandbox import bwrap
+
+    before = _tree(repo)
+    os.mknod(repo / ".envrc", 0o444 | stat.S_IFSOCK)  # what a dying run leaves for a moment
+    real_plan = bwrap.plan_workspace
+
+    def plan_then_swept(policy, cwd):
+        plan = real_plan(policy, cwd)
+        assert str(repo / ".envrc") in plan.protected
+        (repo / ".envrc").unlink()
+        return plan
+
+    monkeypatch.setattr(bwrap, "plan_workspace", plan_then_swept)
+    result = corral.run(["sh", "-c", "echo evil > .envrc && exit 9; ls -a"], cwd=repo, timeout=30)
+    assert result.exit_code == 0, result.aggregated_output
+    assert ".envrc" in result.stdout.split()
+    assert _tree(repo) == before
+
+
 def test_a_placeholder_someone_replaced_is_kept(repo):
     """Only the placeholder corral made is removed, never what replaced it."""
     gate = repo.parent / "go"

@@ -241,8 +241,9 @@ class BwrapBackend(SandboxBackend):
         for path in plan.pinned:
             args += ["--bind", path, path]
         # A protected path that is a socket may be another run's placeholder:
-        # this run must claim it too, or that run's end would remove it.
-        claimed = plan.missing + tuple(p for p in plan.protected if _is_socket(p))
+        # this run must claim it too, or that run's end would remove it.  One
+        # gone since the plan was made was one, just swept: it is missing again.
+        claimed = plan.missing + tuple(p for p in plan.protected if _placeholder_or_gone(p))
         protected = tuple(p for p in plan.protected if p not in claimed)
         if claimed:
             guard, placeholders = guard_placeholders(claimed)
@@ -297,11 +298,13 @@ class BwrapBackend(SandboxBackend):
         return returncode
 
 
-def _is_socket(path: str) -> bool:
+def _placeholder_or_gone(path: str) -> bool:
     import stat
 
     try:
         return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return True
     except OSError:
         return False
 
