@@ -21,8 +21,11 @@ cheapest inode to create and remove (no data block, unlike a directory).
 * a placeholder is removed only if it is still the socket corral created
   (same device and inode, still a socket), so a file that replaced it is
   never deleted, and never while a live run lists its path.  A socket found
-  at a protected path is taken for a placeholder (a crash may orphan one).  Where a filesystem has no socket files, the placeholder
-  is an empty directory, removed only while it is still empty.
+  at a protected path is taken for a placeholder (a crash may orphan one).
+  Where a filesystem has no socket files, the placeholder is an empty
+  directory, removed only while it is still empty;
+* a run's placeholders are hard links to the first one it makes, where the
+  filesystem allows: one inode per run, not one per missing path.
 
 Records and sweeps are serialised by a lock on one mutex file, and
 placeholders are created under it.  A run claims every placeholder it binds,
@@ -161,9 +164,10 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             bound = []
+            made: str | None = None  # a socket placeholder of this run's, to link the others to
             for path in paths:
                 try:
-                    _make_placeholder(path)
+                    made = _make_placeholder(path, made)
                 except FileExistsError:
                     # Another run's placeholder, or the user just created it: in
                     # both cases it is bound as it is.  A socket is taken for a
@@ -191,15 +195,29 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
     return Guard(directory, record, fd), tuple(bound)
 
 
-def _make_placeholder(path: str) -> None:
+def _make_placeholder(path: str, made: str | None) -> str | None:
+    """Puts a placeholder at ``path``: a hard link to ``made`` (a socket
+    placeholder this run just made) where one can be made, else a new socket.
+    A link only adds a name, where a new inode costs the filesystem up to
+    twenty times more (ext4).  Returns the socket to link the next one to."""
+    if made is not None:
+        try:
+            os.link(made, path)
+            return made
+        except OSError as exc:
+            # Another filesystem, no hard links there, or too many: a new inode.
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
     try:
         os.mknod(path, 0o444 | stat.S_IFSOCK)
+        return path
     except OSError as exc:
         # Some filesystems (vfat, some FUSE) have no socket files: an empty
         # directory does, and rmdir removes it only while it is empty.
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL):
             raise
         os.mkdir(path, 0o555)
+        return made
 
 
 def _entry(st: os.stat_result, path: str) -> bytes:
@@ -252,7 +270,9 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
             os.close(fd)
     for record, entries in dead:
         for dev, ino, path in entries:
-            if (dev, ino) in live or path in live_paths:
+            # By path, not inode: a run's placeholders are links to one inode,
+            # of which a live run may share some names but not others.
+            if path in live_paths:
                 continue
             try:
                 st = os.lstat(path)

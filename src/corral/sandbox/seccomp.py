@@ -38,9 +38,9 @@ for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import struct
-from collections.abc import Iterable
 
 __all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_connect_notifier", "build_program"]
 
@@ -128,6 +128,7 @@ class _Assembler:
         return distance
 
 
+@functools.cache  # the same few programs, for every sandboxed run
 def build_program(
     arch: str | None = None,
     *,
@@ -135,7 +136,7 @@ def build_program(
     deny_unix_sockets: bool = False,
     deny_unix_datagrams: bool = False,
     notify_connect: bool = False,
-    deny: Iterable[str] = DENIED_SYSCALLS,
+    deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
 
@@ -195,6 +196,7 @@ def build_program(
     return asm.assemble()
 
 
+@functools.cache
 def build_connect_notifier(arch: str | None = None) -> bytes:
     """A program that sends every native ``connect`` to its listener (a seccomp
     user notification) and allows everything else; load it with
