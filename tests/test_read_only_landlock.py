@@ -11,6 +11,7 @@ import os
 import socket
 import sys
 import tempfile
+import textwrap
 
 import pytest
 
@@ -83,6 +84,103 @@ def test_no_socket_reaches_the_host(host_dir):
     finally:
         server.close()
         unix.close()
+
+
+def test_a_host_loopback_service_is_refused_and_reported(tcp_listener):
+    host, port = tcp_listener
+    code = ("import socket; print('started', flush=True); "
+            f"print(socket.create_connection(({host!r}, {port}), 2).recv(100))")
+    sandboxed = corral.run([PYTHON, "-c", code], policy=POLICY)
+    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    assert [(d.kind, d.target) for d in sandboxed.denials] == [
+        (corral.DenialKind.NETWORK, f"127.0.0.1:{port}")]
+    control = corral.run([PYTHON, "-c", code], policy="full-access")
+    assert "hello from the host" in control.stdout
+
+
+SERVERS = {
+    "loopback": "socket.create_server(('127.0.0.1', 0))",
+    "every address": "socket.create_server(('', 0))",
+    "dual-stack IPv6": "socket.create_server(('::', 0), family=socket.AF_INET6, "
+                       "dualstack_ipv6=True)",
+    "listen without bind": "socket.socket(); server.listen()",
+}
+
+
+@pytest.mark.parametrize("server", SERVERS.values(), ids=SERVERS.keys())
+def test_a_loopback_server_inside_the_run_works(server):
+    """Test suites start servers and connect to them; without a network
+    namespace they listen on loopback, whatever address they asked for."""
+    if server.endswith("server.listen()"):
+        server = "socket.socket()\nserver.listen()"
+    code = (f"import socket, threading\nserver = {server}\n" + textwrap.dedent(
+        """
+        port = server.getsockname()[1]
+        print(server.getsockname()[0])
+        threading.Thread(target=lambda: server.accept()[0].sendall(b"inside"), daemon=True).start()
+        print(socket.create_connection(("127.0.0.1", port), 5).recv(10).decode())
+        """))
+    result = corral.run([PYTHON, "-c", code], policy=POLICY)
+    assert result.exit_code == 0, result.aggregated_output
+    bound, answer = result.stdout.split()
+    assert bound in ("127.0.0.1", "::ffff:127.0.0.1") and answer == "inside"
+    assert result.denials == ()
+
+
+def test_a_server_on_another_address_of_the_host_is_refused():
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect(("192.0.2.1", 9))  # routes only: no packet is sent
+    address = probe.getsockname()[0]
+    probe.close()
+    if address.startswith("127."):
+        pytest.skip("this machine has no address but loopback")
+    code = f"import socket; socket.create_server(({address!r}, 0)); print('listening')"
+    sandboxed = corral.run([PYTHON, "-c", code], policy=POLICY)
+    assert sandboxed.exit_code != 0 and "listening" not in sandboxed.stdout
+    assert [d.kind for d in sandboxed.denials] == [corral.DenialKind.NETWORK]
+    assert corral.run([PYTHON, "-c", code], policy="full-access").stdout == "listening\n"
+
+
+def test_sharing_a_host_services_port_does_not_reach_it():
+    """SO_REUSEPORT lets the command listen on the port of a host service of
+    the same user; a connect there could reach either, so it is refused."""
+    host = socket.socket()
+    host.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    host.bind(("127.0.0.1", 0))
+    host.listen()
+    port = host.getsockname()[1]
+    code = textwrap.dedent(
+        f"""
+        import socket
+        own = socket.socket()
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        own.bind(("127.0.0.1", {port}))
+        own.listen()
+        print("listening", flush=True)
+        socket.create_connection(("127.0.0.1", {port}), 2)
+        print("connected")
+        """)
+    try:
+        sandboxed = corral.run([PYTHON, "-c", code], policy=POLICY)
+        assert sandboxed.stdout == "listening\n" and sandboxed.exit_code != 0
+        assert [d.target for d in sandboxed.denials] == [f"127.0.0.1:{port}"]
+        control = corral.run([PYTHON, "-c", code], policy="full-access")
+        assert control.stdout == "listening\nconnected\n"
+    finally:
+        host.close()
+
+
+def test_tcp_fast_open_and_udp_are_refused(tcp_listener):
+    host, port = tcp_listener
+    fast_open = ("import socket; print('started', flush=True); s = socket.socket(); "
+                 f"s.sendto(b'x', socket.MSG_FASTOPEN, ({host!r}, {port})); print(s.recv(100))")
+    udp = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM); print('created')"
+    sandboxed = corral.run([PYTHON, "-c", fast_open], policy=POLICY)
+    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    assert "hello from the host" in corral.run([PYTHON, "-c", fast_open],
+                                               policy="full-access").stdout
+    assert corral.run([PYTHON, "-c", udp], policy=POLICY).exit_code != 0
+    assert corral.run([PYTHON, "-c", udp], policy="full-access").stdout == "created\n"
 
 
 def test_host_processes_cannot_be_signalled():

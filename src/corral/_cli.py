@@ -413,7 +413,7 @@ def _doctor(as_json: bool) -> int:
         ("Landlock", _yes_no(probe.landlock)),
         ("seccomp", _yes_no(probe.seccomp)),
         ("  user notification", _yes_no(probe.seccomp_user_notification)),
-        ("  Unix socket gate", _yes_no(probe.unix_socket_gate)),
+        ("  socket gate", _yes_no(probe.socket_gate)),
         ("user namespaces", _yes_no(probe.user_namespaces)),
         ("  with capabilities", _yes_no(probe.user_namespace_capabilities)),
         ("  /proc mountable", _yes_no(probe.proc_mount)),

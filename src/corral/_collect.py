@@ -27,7 +27,7 @@ from ._spawn import SpawnedProcess
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._containment import Containment
-    from .sandbox.unix_gate import UnixSocketGate
+    from .sandbox.socket_gate import SocketGate
 
 __all__ = ["Ending", "Collected", "collect"]
 
@@ -70,7 +70,7 @@ def collect(
     timeout: float | None,
     cancel_fds: tuple[int, ...],
     drain_timeout: float,
-    gate: UnixSocketGate | None = None,
+    gate: SocketGate | None = None,
 ) -> Collected:
     """Runs the loop to the end of the run; always leaves no process behind.
 

@@ -109,7 +109,7 @@ def execute(
             proc, containment = _spawn_contained(request, lambda fd: spawn(transformed, fd))
         finally:
             transformed.release()
-        gate = transformed.unix_gate
+        gate = transformed.socket_gate
         collected = collect(
             proc,
             containment,
@@ -175,10 +175,14 @@ def _finalize(
     denied = is_likely_sandbox_denied(
         sandbox, exit_code, stdout.text, stderr.text, output.text
     )
-    # What the sandbox itself refused comes first; the output adds what only it shows.
+    # What the sandbox itself refused comes first; the output adds what only
+    # it shows (an error message without an address adds nothing to a
+    # refusal of that kind the sandbox reported with one).
     denials = {(d.kind, d.target): d for d in refused}
     for denial in find_denials(request.resolved_policy, os.fspath(request.cwd or os.getcwd()),
                                exit_code, output.text, sandbox):
+        if denial.target is None and any(d.kind is denial.kind for d in refused):
+            continue
         denials.setdefault((denial.kind, denial.target), denial)
     return ExecResult(
         argv=tuple(request.argv),

@@ -19,7 +19,7 @@ from ._request import ExecRequest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .sandbox.unix_gate import UnixSocketGate
+    from .sandbox.socket_gate import SocketGate
 
 __all__ = ["LaunchSpec", "plan_launch", "resolve_program"]
 
@@ -38,7 +38,7 @@ class LaunchSpec:
     closed by the engine once the process has started (or failed to);
     ``status_fd`` (or -1) is read by the backend after the run, then closed;
     ``cleanups`` run once the run is over (removing what the backend made for
-    this run only).  ``unix_gate`` (or None) decides the command's
+    this run only).  ``socket_gate`` (or None) decides the command's
     ``connect`` calls: ``seccomp_program`` is then its notifier, loaded with a
     listener that the gate receives after spawn and the collect loop serves.
     """
@@ -54,7 +54,7 @@ class LaunchSpec:
     owned_fds: tuple[int, ...] = ()
     status_fd: int = -1
     cleanups: tuple[Callable[[], object], ...] = ()
-    unix_gate: UnixSocketGate | None = None
+    socket_gate: SocketGate | None = None
 
     def release(self) -> None:
         """Closes ``owned_fds``; the engine calls it right after spawning."""

@@ -93,7 +93,7 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 int(_PARENT_DEATH_SIGNAL),
                 launch.landlock_ruleset,
                 launch.seccomp_program,
-                -1 if launch.unix_gate is None else launch.unix_gate.child_end,
+                -1 if launch.socket_gate is None else launch.socket_gate.child_end,
                 launch.drop_capabilities,
             )
             if stage is not None:
@@ -140,7 +140,7 @@ def _spawn_portable(
 ) -> SpawnedProcess:
     import subprocess  # only on this path: it costs start-up time
 
-    if (launch.landlock_ruleset >= 0 or launch.seccomp_program is not None or launch.unix_gate
+    if (launch.landlock_ruleset >= 0 or launch.seccomp_program is not None or launch.socket_gate
             or launch.drop_capabilities):
         raise PolicyError("Landlock, seccomp and capability confinement need corral's C spawn "
                           "extension")

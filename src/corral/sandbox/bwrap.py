@@ -20,7 +20,7 @@ no new privileges:
   an empty mode-000 file;
 * without network the namespace has only its own loopback (a server the
   command starts on 127.0.0.1 works; the host's do not), ``/run`` is hidden,
-  and every ``connect`` goes to the :mod:`.unix_gate`, which lets a Unix
+  and every ``connect`` goes to the :mod:`.socket_gate`, which lets a Unix
   socket reach only the command's own sockets and the allowed ones: by
   path, host services (docker.sock, ssh-agent, D-Bus) would be in reach.
 
@@ -44,7 +44,7 @@ from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
-from .unix_gate import gate_supported, open_gate
+from .socket_gate import gate_supported, open_gate
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
@@ -166,7 +166,7 @@ class BwrapBackend(SandboxBackend):
             owned_fds=launch.owned_fds + tuple(owned),
             status_fd=status_fd,
             cleanups=launch.cleanups + tuple(cleanups),
-            unix_gate=gate,
+            socket_gate=gate,
             seccomp_program=None if gate is None else build_connect_notifier(),
         )
 

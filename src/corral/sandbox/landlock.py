@@ -30,7 +30,7 @@ from .._record import replace
 from .base import SandboxBackend
 from .seccomp import build_program
 from .session import session_tmp
-from .unix_gate import open_gate
+from .socket_gate import open_gate
 from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
@@ -45,6 +45,7 @@ _MAKE_CHAR, _MAKE_DIR, _MAKE_REG, _MAKE_SOCK = 1 << 6, 1 << 7, 1 << 8, 1 << 9
 _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = 1 << 10, 1 << 11, 1 << 12
 _REFER, _TRUNCATE = 1 << 13, 1 << 14
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+_BIND_TCP, _CONNECT_TCP = 1 << 0, 1 << 1
 
 _WRITE_RIGHTS_V1 = (_WRITE_FILE | _REMOVE_DIR | _REMOVE_FILE | _MAKE_CHAR | _MAKE_DIR
                     | _MAKE_REG | _MAKE_SOCK | _MAKE_FIFO | _MAKE_BLOCK | _MAKE_SYM)
@@ -94,19 +95,26 @@ def _handled(abi: int) -> tuple[int, int]:
     return rights, scopes
 
 
-def write_ruleset(writable: Iterable[str], abi: int | None = None) -> int:
+def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
+                  deny_tcp: bool = False) -> int:
     """A ruleset fd allowing writes only beneath ``writable`` (directories or files).
 
-    Paths that do not exist are skipped.  The caller owns the fd.  Raises
-    OSError when the kernel refuses (no Landlock: see :func:`landlock_abi`).
+    With ``deny_tcp`` (ABI 4 or later) the command may neither bind nor
+    connect a TCP socket itself: corral's gate, which Landlock does not
+    confine, does it for the command where the policy allows.  Paths that do
+    not exist are skipped.  The caller owns the fd.  Raises OSError when the
+    kernel refuses (no Landlock: see :func:`landlock_abi`).
     """
     if abi is None:
         abi, why = landlock_abi()
         if not abi:
             raise OSError(errno.EOPNOTSUPP, f"Landlock is not available: {why}")
     rights, scopes = _handled(abi)
-    attr = _RulesetAttr(rights, 0, scopes)
-    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 8  # older kernels reject unknown fields
+    if deny_tcp and abi < 4:
+        raise OSError(errno.EOPNOTSUPP, f"Landlock ABI {abi} has no TCP rules (4 is needed)")
+    attr = _RulesetAttr(rights, _BIND_TCP | _CONNECT_TCP if deny_tcp else 0, scopes)
+    # Older kernels reject the fields they do not know.
+    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else 16 if abi >= 4 else 8
     ruleset = _libc.syscall(ctypes.c_long(_SYS_CREATE_RULESET), ctypes.byref(attr),
                             ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
@@ -139,10 +147,12 @@ class LandlockBackend(SandboxBackend):
 
     The command may write only to its session's private temporary directory
     (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and, under
-    ``workspace-write``, beneath the writable roots; without network it
-    can open no network socket at all (there is no network namespace to
-    contain one), and its Unix sockets reach only its own and the allowed
-    ones (:mod:`.unix_gate`).
+    ``workspace-write``, beneath the writable roots.  Without network
+    there is no network namespace to contain its sockets, so the gate
+    (:mod:`.socket_gate`) decides each ``bind``, ``listen`` and ``connect``:
+    TCP servers listen on loopback only, and TCP clients reach only the
+    servers of this run; Unix sockets reach only its own and the allowed
+    ones; no other socket (UDP, raw, packet, netlink) can be opened.
     It cannot signal or trace processes outside its Landlock domain (ABI 6),
     and holds no capability, even when corral runs as root.
     What it cannot do is what the caller must accept by name (see
@@ -172,14 +182,16 @@ class LandlockBackend(SandboxBackend):
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
             roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots
         private_tmp = session_tmp()
-        # Without network the only sockets are Unix stream ones, each connect
-        # decided by the gate: allowed, or its own, which without a network
-        # namespace of its own means beneath its private $TMPDIR (a host
-        # service's socket may lie in a root, ~/.docker/run/docker.sock).
+        # Without network the only sockets are Unix stream and TCP ones, each
+        # connect decided by the gate: a Unix one reaches an allowed socket or
+        # its own, which without a network namespace of its own means beneath
+        # its private $TMPDIR (a host service's socket may lie in a root,
+        # ~/.docker/run/docker.sock); a TCP one reaches a server of the run.
         gate = None if policy.network else open_gate(policy, (private_tmp,),
                                                       private_network=False)
         try:
-            ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi)
+            ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi,
+                                    deny_tcp=gate is not None)
         except BaseException:
             if gate is not None:
                 gate.close()
@@ -194,11 +206,13 @@ class LandlockBackend(SandboxBackend):
             launch,
             env=env,
             landlock_ruleset=ruleset,
-            seccomp_program=build_program(deny_network=not policy.network,
-                                          deny_unix_sockets=not policy.network and gate is None,
-                                          deny_unix_datagrams=gate is not None,
-                                          notify_connect=gate is not None),
-            unix_gate=gate,
+            seccomp_program=build_program(
+                deny_network=not policy.network,
+                deny_unix_sockets=not policy.network and gate is None,
+                deny_unix_datagrams=gate is not None,
+                loopback_tcp=gate is not None,
+                notify=() if gate is None else ("connect", "bind", "listen")),
+            socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),
             cleanups=launch.cleanups + (() if gate is None else (gate.close,)),

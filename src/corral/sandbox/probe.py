@@ -57,7 +57,7 @@ class MachineProbe:
     landlock: Capability
     seccomp: Capability
     seccomp_user_notification: Capability
-    unix_socket_gate: Capability
+    socket_gate: Capability
     user_namespaces: Capability
     user_namespace_capabilities: Capability
     proc_mount: Capability
@@ -199,12 +199,14 @@ def _container() -> str | None:
 
 
 def _gate() -> Capability:
-    from .unix_gate import gate_supported
+    from .socket_gate import gate_supported
 
     if gate_supported():
-        return Capability(True, "pidfd_getfd and openat2: Unix sockets decided per connect")
+        return Capability(True, "pidfd_getfd and openat2: without network, each connect "
+                                "(and, under Landlock, bind and listen) decided by corral")
     return Capability(False, "no pidfd_getfd (Linux 5.6+) or corral's C extensions: without "
-                             "network, Unix sockets are refused outright")
+                             "network, Unix sockets (and, under Landlock, TCP) are refused "
+                             "outright")
 
 
 def probe_machine() -> MachineProbe:
@@ -222,7 +224,7 @@ def probe_machine() -> MachineProbe:
         landlock=landlock,
         seccomp=seccomp,
         seccomp_user_notification=notify,
-        unix_socket_gate=_gate(),
+        socket_gate=_gate(),
         user_namespaces=userns,
         user_namespace_capabilities=caps,
         proc_mount=proc,

@@ -24,11 +24,16 @@ program:
   every socket (no network namespace to contain any of them);
 * with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only: the
   stream and seqpacket ones that remain reach a path only through
-  ``connect``, which :func:`build_connect_notifier` hands to corral.
+  ``connect``, which :func:`build_connect_notifier` hands to corral;
+* with ``loopback_tcp`` (and ``deny_network``), lets TCP sockets of AF_INET
+  and AF_INET6 be created, for a backend whose gate lets them bind and reach
+  only loopback, and refuses TCP Fast Open (``sendto``/``sendmsg`` with
+  MSG_FASTOPEN), which connects without ``connect``.
 
-With ``notify_connect`` it also turns every ``connect`` into a seccomp user
-notification, for corral to decide (see :mod:`corral.sandbox.unix_gate`);
-:func:`build_connect_notifier` is that alone, for bwrap, which loads the main
+``notify`` names system calls (``connect``, ``bind``, ``listen``) turned into
+seccomp user notifications, for corral to decide (see
+:mod:`corral.sandbox.socket_gate`); :func:`build_connect_notifier` is a
+program doing only that for ``connect``, for bwrap, which loads the main
 program itself.
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
@@ -42,7 +47,8 @@ import functools
 import os
 import struct
 
-__all__ = ["DENIED_SYSCALLS", "SUPPORTED_ARCHES", "build_connect_notifier", "build_program"]
+__all__ = ["DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "build_connect_notifier",
+           "build_program"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -64,7 +70,13 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "userfaultfd": (323, 282),
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
-_CONNECT = {"x86_64": 42, "aarch64": 203}
+#: The socket calls the gate can be notified of, by architecture.
+SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50},
+                "aarch64": {"connect": 203, "bind": 200, "listen": 201}}
+_CONNECT = {arch: calls["connect"] for arch, calls in SOCKET_CALLS.items()}
+# Where each send call's flags argument is: (number, offset in seccomp_data).
+_SENDS = {"x86_64": ((44, 40), (46, 32), (307, 40)),     # sendto, sendmsg, sendmmsg
+          "aarch64": ((206, 40), (211, 32), (269, 40))}
 _CLONE3 = {"x86_64": 435, "aarch64": 435}
 _SOCKET = {"x86_64": 41, "aarch64": 198}
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -77,13 +89,16 @@ SUPPORTED_ARCHES = tuple(_AUDIT_ARCH)
 _X32_SYSCALL_BIT = 0x40000000
 _CLONE_NEW_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NS CGROUP UTS IPC
                     | 0x10000000 | 0x20000000 | 0x40000000)            # USER PID NET
-_AF_UNIX = 1
-_SOCK_DGRAM, _SOCK_TYPE_MASK = 2, 0xF  # the type argument also carries NONBLOCK|CLOEXEC
-_ARG1 = 24
+_AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
+_SOCK_STREAM, _SOCK_DGRAM, _SOCK_TYPE_MASK = 1, 2, 0xF  # type also carries NONBLOCK|CLOEXEC
+_IPPROTO_TCP = 6
+_MSG_FASTOPEN = 0x20000000
+_ARG1, _ARG2 = 24, 32
 _RET_USER_NOTIF = 0x7FC00000
 
 # Classic BPF opcodes and seccomp return values.
 _LD_W_ABS = 0x20
+_AND_K = 0x54
 _JEQ, _JGE, _JSET = 0x15, 0x35, 0x45
 _RET = 0x06
 _RET_KILL_PROCESS = 0x80000000
@@ -105,6 +120,9 @@ class _Assembler:
 
     def jump(self, op: int, value: int, if_true: str | None, if_false: str | None) -> None:
         self._code.append((op, if_true, if_false, value))
+
+    def mask(self, value: int) -> None:
+        self._code.append((_AND_K, 0, 0, value))
 
     def ret(self, value: int) -> None:
         self._code.append((_RET, 0, 0, value))
@@ -135,7 +153,8 @@ def build_program(
     deny_network: bool = False,
     deny_unix_sockets: bool = False,
     deny_unix_datagrams: bool = False,
-    notify_connect: bool = False,
+    loopback_tcp: bool = False,
+    notify: tuple[str, ...] = (),
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -163,8 +182,12 @@ def build_program(
         asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
     elif deny_network or deny_unix_sockets or deny_unix_datagrams:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
-    if notify_connect:
-        asm.jump(_JEQ, _CONNECT[arch], "notify", None)
+    for call in notify:
+        asm.jump(_JEQ, SOCKET_CALLS[arch][call], "notify", None)
+    tcp = deny_network and loopback_tcp and not deny_unix_sockets
+    if tcp:
+        for number, offset in _SENDS[arch]:
+            asm.jump(_JEQ, number, f"send{offset}", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
     # in a second ALLOW of their own.
@@ -176,12 +199,28 @@ def build_program(
         asm.label("socket")
         asm.load(_ARG0)  # the family
         unix = "deny" if deny_unix_sockets else ("unix" if deny_unix_datagrams else "allow")
+        if tcp:
+            asm.jump(_JEQ, _AF_INET, "inet", None)
+            asm.jump(_JEQ, _AF_INET6, "inet", None)
         asm.jump(_JEQ, _AF_UNIX, unix, "deny" if deny_network else "allow")
+        if tcp:
+            asm.label("inet")  # TCP only: no UDP, raw, SCTP or MPTCP
+            asm.load(_ARG1)
+            asm.mask(_SOCK_TYPE_MASK)
+            asm.jump(_JEQ, _SOCK_STREAM, None, "deny")
+            asm.load(_ARG2)  # the protocol
+            asm.jump(_JEQ, 0, "allow", None)
+            asm.jump(_JEQ, _IPPROTO_TCP, "allow", "deny")
         if unix == "unix":
             asm.label("unix")
             asm.load(_ARG1)  # the type
             asm.jump(_JSET, _SOCK_TYPE_MASK & ~_SOCK_DGRAM, "allow", None)
             asm.jump(_JSET, _SOCK_DGRAM, "deny", "allow")
+    if tcp:
+        for offset in sorted({offset for _, offset in _SENDS[arch]}):
+            asm.label(f"send{offset}")
+            asm.load(offset)  # the flags
+            asm.jump(_JSET, _MSG_FASTOPEN, "deny", "allow")
     asm.label("allow")
     asm.ret(_RET_ALLOW)
     asm.label("deny")
@@ -190,7 +229,7 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify_connect:
+    if notify:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

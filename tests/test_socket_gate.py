@@ -43,7 +43,10 @@ def services(host_dir: Path) -> Iterator[tuple[str, str]]:
                     conn, _ = server.accept()
                 except OSError:
                     return
-                conn.sendall(name + b"\n")
+                try:
+                    conn.sendall(name + b"\n")
+                except OSError:
+                    pass  # a racing client may be gone already
                 conn.close()
 
         threading.Thread(target=serve, daemon=True).start()
@@ -120,7 +123,8 @@ def _race(argv: list[str], cwd: Path, policy: object, reached: str) -> None:
     machine may starve a race, so up to three tries."""
     tallies = []
     for _ in range(3):
-        result = corral.run(argv, cwd=cwd, policy=policy, timeout=60)  # type: ignore[arg-type]
+        result = corral.run(argv, cwd=cwd, policy=policy or "workspace-write",  # type: ignore[arg-type]
+                            timeout=60)
         assert result.exit_code == 0, result.aggregated_output
         greetings = eval(result.stdout)  # a dict literal printed by the attack itself
         assert "other.sock" not in greetings, greetings
@@ -144,6 +148,51 @@ def test_swapping_the_address_under_the_check_reaches_nothing_else(services, wor
             break
     else:
         raise AssertionError(f"the unchecked attack never reached other.sock: {controls}")
+
+
+DESCRIPTOR_SWAPPER = """
+import ctypes, os, socket, sys, threading
+other = sys.argv[1].encode()
+size = 2 + 108
+address = ctypes.create_string_buffer(size)
+address[0:2] = (1).to_bytes(2, "little")  # AF_UNIX
+address[2:2 + len(other)] = other
+tcp = socket.socket()
+raced = os.dup(tcp.fileno())  # the descriptor number connect is called on
+current = [socket.socket(socket.AF_UNIX)]
+stop = False
+def swap():
+    while not stop:
+        os.dup2(tcp.fileno(), raced); os.dup2(current[0].fileno(), raced)
+threading.Thread(target=swap, daemon=True).start()
+libc = ctypes.CDLL(None, use_errno=True)
+tally = {}
+for _ in range(300):
+    if libc.connect(raced, address, size) == 0:
+        current[0].settimeout(2)
+        try:
+            outcome = current[0].recv(100).decode().strip() or "nothing"
+        except OSError as e:
+            outcome = f"connected, error {e.errno}"
+    else:
+        outcome = f"errno {ctypes.get_errno()}"
+    tally[outcome] = tally.get(outcome, 0) + 1
+    current[0] = socket.socket(socket.AF_UNIX)
+stop = True
+print(tally)
+"""
+
+
+def test_swapping_the_descriptor_under_the_check_reaches_nothing(services, workspace):
+    """connect() on a TCP socket while another thread puts a Unix socket under
+    that descriptor number: once the gate has seen TCP, the kernel must not go
+    on to connect whatever the number names by then (errno 97: the gate's own
+    connect of the TCP socket it checked, to a Unix address)."""
+    _, other = services
+    _race([PYTHON, "-c", DESCRIPTOR_SWAPPER, other], workspace, None, reached="errno 97")
+    control = corral.run([PYTHON, "-c", DESCRIPTOR_SWAPPER, other], cwd=workspace,
+                         policy="full-access", timeout=60)
+    assert "other.sock" in eval(control.stdout)
 
 
 def test_datagrams_are_refused_and_local_sockets_still_work(services, host_dir):
@@ -240,9 +289,9 @@ def test_swapping_a_directory_under_the_check_reaches_no_host_socket(services, h
 def test_without_the_gate_unix_sockets_are_refused_outright(monkeypatch, services, workspace):
     """Kernels before 5.6 cannot run the gate: no Unix socket then, and no allowlist."""
     import corral.sandbox.bwrap as bwrap
-    import corral.sandbox.unix_gate as unix_gate
+    import corral.sandbox.socket_gate as socket_gate
 
-    monkeypatch.setattr(unix_gate, "_supported", False)
+    monkeypatch.setattr(socket_gate, "_supported", False)
     monkeypatch.setattr(bwrap, "gate_supported", lambda: False)
     allowed, _ = services
     code = "import socket; socket.socket(socket.AF_UNIX); print('created')"

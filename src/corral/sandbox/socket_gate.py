@@ -1,0 +1,546 @@
+"""The socket gate: without network, a sandboxed command's sockets reach only its own.
+
+Without network a Unix socket is the way out of the sandbox's network
+namespace: a socket file anywhere the command can read (docker.sock, an
+ssh-agent, D-Bus) would connect it to a host service.  Where there is no
+network namespace (the Landlock backend), a TCP socket is one too: the
+host's loopback services listen there.  So every ``connect`` (and, without a
+network namespace, every ``bind`` and ``listen``) is handed to corral through
+a seccomp user notification (:func:`~corral.sandbox.seccomp.build_program`
+or, for bwrap, :func:`~corral.sandbox.seccomp.build_connect_notifier`,
+loaded by the spawn stage, the listener handed back to corral).  corral makes
+each call itself, on the command's own socket (duplicated with
+``pidfd_getfd``), with its own copy of the address, and answers with the
+outcome: a check followed by "continue" could be raced by another thread of
+the command swapping the descriptor or the address.
+
+* An AF_UNIX connect reaches an allowed host path, or a socket that lies, in
+  the command's view, beneath one of its own directories (its session's
+  ``/tmp``, the writable roots): that socket is found by opening its
+  directory with ``openat2`` confined to the sandbox's root, then the socket
+  beneath that very directory, and connected to through the pinned
+  descriptor, so no rename or symlink swap during the check changes what is
+  reached.  Anything else is refused with EACCES and recorded as a denial.
+  Datagram sockets, which could reach a path through ``sendto`` without
+  ``connect``, are refused when created.
+* A TCP connect inside the run's own network namespace (bwrap) goes where it
+  asks: only loopback is there.
+* Without one (Landlock), a TCP server binds on loopback only (the wildcard
+  address becomes loopback, as in a namespace with only ``lo``; a listen on
+  an unbound socket binds it to loopback first), and a TCP connect reaches
+  loopback only where every server listening on that port is one the gate
+  bound for this run: the host's services are refused (EACCES, a denial).
+  Landlock refuses any TCP bind or connect the command makes itself.
+
+The gate runs inside the collect stage's poll loop (:meth:`fileno`,
+:meth:`handle`); a command blocked in ``connect`` waits only for one loop
+turn.  The gate's own connect blocks while a loopback server's backlog is
+full (hundreds of pending connections), and the loop with it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import PolicyError
+from .._policy import SandboxPolicy
+from .._result import Denial, DenialKind
+from .seccomp import SOCKET_CALLS
+
+try:
+    from .. import _cgate
+except ImportError:  # not built: open_gate says so
+    _cgate = None  # type: ignore[assignment]
+
+__all__ = ["SocketGate", "gate_supported", "open_gate"]
+
+_NOTIF_SIZE = 80  # struct seccomp_notif
+_IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
+_IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
+_FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
+_AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
+_SOL_SOCKET, _SO_DOMAIN = 1, 39
+_IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
+_SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
+# Notified system calls by number, for this machine's architecture.
+_CALLS = {number: name for name, number in SOCKET_CALLS.get(os.uname().machine, {}).items()}
+_SUN_PATH_MAX = 108
+_MAX_DEPTH = 256  # directories between a socket and the filesystem's root
+_MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
+
+
+def gate_supported() -> bool:
+    """Whether this kernel can run the gate: ``pidfd_getfd`` and the
+    notification's CONTINUE flag (both Linux 5.6), tried once."""
+    global _supported
+    if _supported is None:
+        _supported = False
+        if _cgate is not None:
+            try:
+                pidfd = os.pidfd_open(os.getpid())
+                try:
+                    os.close(_cgate.pidfd_getfd(pidfd, pidfd))  # an fd sure to be open
+                    _supported = True
+                finally:
+                    os.close(pidfd)
+            except OSError:
+                pass
+    return _supported
+
+
+_supported: bool | None = None
+
+
+def open_gate(policy: SandboxPolicy, own: tuple[str, ...],
+              private_network: bool) -> SocketGate | None:
+    """The gate for a run of ``policy`` without network (see
+    :class:`SocketGate` for ``own`` and ``private_network``), or None
+    where the kernel cannot run one (then no Unix socket may be used).
+    Raises :class:`PolicyError` for an allowed socket that is not one, or
+    that cannot be granted here."""
+    if not gate_supported():
+        if policy.allow_unix_sockets:
+            raise PolicyError("allow_unix_sockets needs Linux 5.6 or newer (pidfd_getfd) and "
+                              "corral's C extensions; without them no Unix socket can be "
+                              "granted: use --network, or leave the socket out")
+        return None
+    allowed: list[str] = []
+    bind_paths: list[str] = []
+    for given in policy.allow_unix_sockets:
+        path = os.path.expanduser(given)
+        real = os.path.realpath(path)
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(real).st_mode)
+        except OSError as exc:
+            raise PolicyError(f"allowed Unix socket {given!r}: {exc.strerror}") from None
+        if not is_socket:
+            raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
+        allowed += [path, real]
+        bind_paths.append(real)
+    return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network)
+
+
+class SocketGate:
+    """Decides one run's ``connect``, ``bind`` and ``listen`` calls.
+
+    ``allowed`` are host socket paths.  The command's own sockets are reached
+    too: with ``private_network`` (the run has its own network namespace),
+    the ones a process of the run listens on; otherwise the ones beneath the
+    ``own`` directories (its session's ``/tmp``).  ``bind_paths``
+    are where a mount-namespace backend must show the allowed sockets.
+    ``child_end`` is the socket the spawned child sends the seccomp listener
+    over.
+    """
+
+    def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
+                 bind_paths: tuple[str, ...] = (), private_network: bool = False) -> None:
+        self.allowed = frozenset(allowed)
+        self.bind_paths = list(bind_paths)
+        self._own = frozenset(_identity(path) for path in own)
+        self._private_network = private_network
+        self.denials: list[Denial] = []
+        self._bound: set[int] = set()  # the inodes of the TCP sockets it bound for the run
+        self._ours, self.child_end = _cgate.socketpair()
+        self._listener = -1
+
+    def receive(self) -> None:
+        """Takes the listener the spawned child sent; call once, after spawn."""
+        os.close(self.child_end)  # the child had its own copy
+        self.child_end = -1
+        try:
+            self._listener = _cgate.receive_fd(self._ours)
+        finally:
+            os.close(self._ours)
+            self._ours = -1
+
+    def fileno(self) -> int:
+        return self._listener
+
+    def close(self) -> None:
+        for fd in (self._listener, self.child_end, self._ours):
+            if fd >= 0:
+                os.close(fd)
+        self._listener = self.child_end = self._ours = -1
+
+    def handle(self) -> bool:
+        """Answers one pending notification; False once no process can send more."""
+        buffer = bytearray(_NOTIF_SIZE)
+        try:
+            fcntl.ioctl(self._listener, _IOCTL_RECV, buffer, True)
+        except OSError as exc:
+            if exc.errno in (errno.EINTR, errno.ENOENT):
+                return True  # interrupted, or the caller died meanwhile
+            return False
+        notif_id, pid, _, number = struct.unpack_from("<QIIi", buffer)
+        sockfd, arg1, arg2 = struct.unpack_from("<3Q", buffer, 32)
+        value, error, flags = self._decide(_CALLS.get(number, ""), pid, sockfd & 0xFFFFFFFF,
+                                           arg1, arg2)
+        response = struct.pack("<QqiI", notif_id, value, -error if error else 0, flags)
+        try:
+            fcntl.ioctl(self._listener, _IOCTL_SEND, response)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:  # the caller is gone: nothing to answer
+                raise
+        return True
+
+    def _decide(self, call: str, pid: int, sockfd: int, arg1: int,
+                arg2: int) -> tuple[int, int, int]:
+        """(return value, errno, flags) for one ``call`` (connect, bind or
+        listen) on the command's descriptor ``sockfd``.  corral makes the
+        call itself, on a duplicate of the command's socket: answering
+        CONTINUE would let another thread of the command swap a different
+        socket in under that descriptor number once the check is done."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return 0, errno.EACCES, 0
+        try:
+            sock = _cgate.pidfd_getfd(pidfd, sockfd)
+        except OSError as exc:
+            if exc.errno == errno.EPERM:  # e.g. Yama's ptrace_scope 2 or 3
+                self.denials.append(Denial(
+                    DenialKind.NETWORK, None,
+                    "corral may not inspect the command's socket here (pidfd_getfd: EPERM; "
+                    "kernel.yama.ptrace_scope above 1?), so no socket may connect: use "
+                    "--network", f"{call}() refused"))
+            return 0, exc.errno or errno.EBADF, 0
+        finally:
+            os.close(pidfd)
+        try:
+            domain = _cgate.socket_option(sock, _SOL_SOCKET, _SO_DOMAIN)
+            if call == "listen":
+                return self._listen(sock, domain, _signed(arg1))
+            if domain == _AF_UNIX:
+                if call == "bind":
+                    # A path, which the filesystem rules govern; were a TCP
+                    # socket swapped in meanwhile, Landlock refuses its bind.
+                    return 0, 0, _FLAG_CONTINUE
+                return self._connect_unix(pid, sock, arg1, arg2)
+            raw = _read_memory(pid, arg1, arg2)
+            if raw is None:
+                return 0, errno.EINVAL, 0
+            if call == "bind":
+                return self._bind_inet(sock, domain, raw)
+            return self._connect_inet(pid, sock, raw)
+        except OSError as exc:
+            return 0, exc.errno or errno.EBADF, 0
+        finally:
+            os.close(sock)  # the command's own descriptor stays open, bound or connected
+
+    def _connect_unix(self, pid: int, sock: int, address: int,
+                      length: int) -> tuple[int, int, int]:
+        path = _read_path(pid, address, length)
+        if path is None:
+            return 0, errno.EINVAL, 0
+        target = path if path in self.allowed else self._own_socket(pid, path)
+        if target == _MISSING:
+            return 0, errno.ENOENT, 0  # nothing there in its view: nothing refused
+        if target is None:
+            shown = path if path.startswith("/") else repr(path)
+            self.denials.append(Denial(
+                DenialKind.UNIX_SOCKET, shown,
+                f"host Unix socket {shown} is not allowed: add --allow-unix-socket "
+                f"{shown} (allow_unix_sockets), or --network", "connect() refused"))
+            return 0, errno.EACCES, 0
+        try:
+            return _perform(_cgate.connect_unix, sock, os.fsencode(target))
+        finally:
+            if target.startswith("/proc/self/fd/"):
+                os.close(int(target.rsplit("/", 1)[1]))
+
+    def _connect_inet(self, pid: int, sock: int, raw: bytes) -> tuple[int, int, int]:
+        """A TCP connect: anywhere in a network namespace of the run's own
+        (it has only loopback); otherwise only to a server of this run."""
+        endpoint = _inet_endpoint(raw)
+        if self._private_network or endpoint is None:
+            # Its own namespace, or no address to check (AF_UNSPEC
+            # disconnects; anything else the kernel refuses).
+            return _perform(_cgate.connect_address, sock, raw)
+        address, port = endpoint
+        shown = _show(address, port)
+        if _kind(address) == "other":
+            self.denials.append(Denial(
+                DenialKind.NETWORK, shown, "needs network: rerun with --network (network=True)",
+                "connect() refused"))
+            return 0, errno.EACCES, 0
+        owner = self._listener_owner(pid, port)
+        if owner is None:
+            return 0, errno.ECONNREFUSED, 0  # nothing listens there: nothing refused
+        if not owner:
+            self.denials.append(Denial(
+                DenialKind.NETWORK, shown,
+                f"{shown} is a service of the host, not of this run: rerun with --network "
+                "(network=True) to reach it", "connect() refused"))
+            return 0, errno.EACCES, 0
+        return _perform(_cgate.connect_address, sock, raw)
+
+    def _bind_inet(self, sock: int, domain: int, raw: bytes) -> tuple[int, int, int]:
+        """A TCP bind, made on loopback: the wildcard address becomes loopback
+        (as in a network namespace with only ``lo``); another address of
+        the host is refused."""
+        endpoint = _inet_endpoint(raw)
+        if endpoint is None:
+            return _perform(_cgate.bind_address, sock, raw)  # the kernel says what is wrong
+        address, port = endpoint
+        kind = _kind(address)
+        if kind == "other":
+            shown = _show(address, port)
+            self.denials.append(Denial(
+                DenialKind.NETWORK, shown,
+                f"without network a server listens on loopback only: bind 127.0.0.1, or rerun "
+                "with --network (network=True)", "bind() refused"))
+            return 0, errno.EADDRNOTAVAIL, 0
+        if kind == "wildcard":
+            raw = _loopback_address(sock, domain, raw)
+        result = _perform(_cgate.bind_address, sock, raw)
+        if result[1] == 0:
+            self._bound.add(os.fstat(sock).st_ino)
+        return result
+
+    def _listen(self, sock: int, domain: int, backlog: int) -> tuple[int, int, int]:
+        if domain != _AF_UNIX and not self._private_network:
+            if int.from_bytes(_cgate.socket_name(sock)[2:4], "big") == 0:
+                # Not bound: listen would bind it to every address of the host.
+                result = self._bind_inet(sock, domain, _loopback_address(sock, domain, b""))
+                if result[1]:
+                    return result
+        return _perform(_cgate.listen, sock, backlog)
+
+    def _listener_owner(self, pid: int, port: int) -> bool | None:
+        """Whether the servers listening on ``port`` that a loopback connect
+        could reach are all this run's (None: there are none)."""
+        found = _loopback_listeners(pid, port)
+        if not found:
+            return None
+        return found <= self._bound
+
+    def _own_socket(self, pid: int, path: str) -> str | None:
+        """A path to connect to if ``path`` names, in the command's view, one
+        of the command's own sockets: ``/proc/self/fd/N`` on the socket
+        itself, pinned, so that what was checked is what is reached.
+        :data:`_MISSING` if nothing is there, None if it is not the command's.
+
+        With a private network namespace, a socket is the command's own if a
+        process of the run listens on it: a listening socket of that
+        namespace is bound at a path that is this very socket.  Without one,
+        if it lies beneath one of the ``own`` directories.
+        """
+        if not path.startswith("/") or not (self._private_network or self._own):
+            return None
+        try:
+            root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        pinned = parent = -1
+        try:
+            # The directory first, then the socket beneath that very directory
+            # (not followed if a symlink): what is checked below is that
+            # socket, whatever the command renames meanwhile.
+            relative = path.lstrip("/")
+            parent = _cgate.open_in_root(root, os.fsencode(os.path.dirname(relative) or "."),
+                                         os.O_PATH | os.O_DIRECTORY)
+            pinned = os.open(os.path.basename(relative),
+                             os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            if not stat.S_ISSOCK(os.fstat(pinned).st_mode):
+                return None
+            if self._private_network:
+                own = _identity_fd(pinned) in _listening(pid, root)
+            else:
+                own = self._beneath_own(root, parent)
+            if not own:
+                return None
+            target, pinned = f"/proc/self/fd/{pinned}", -1
+            return target
+        except FileNotFoundError:
+            return _MISSING
+        except OSError:
+            return None
+        finally:
+            for fd in (pinned, parent, root):
+                if fd >= 0:
+                    os.close(fd)
+
+    def _beneath_own(self, root: int, parent: int) -> bool:
+        """Whether the directory ``parent`` is, or lies beneath, an own one
+        (walking ``..`` up to the command's root)."""
+        top = _identity_fd(root)
+        current = os.dup(parent)
+        try:
+            for _ in range(_MAX_DEPTH):
+                here = _identity_fd(current)
+                if here in self._own:
+                    return True
+                if here == top:
+                    return False
+                above = os.open("..", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=current)
+                os.close(current)
+                current = above
+            return False
+        finally:
+            os.close(current)
+
+
+def _listening(pid: int, root: int) -> set[tuple[int, int]]:
+    """The sockets that listening sockets of ``pid``'s network namespace are
+    bound at, as (device, inode) in its view of the filesystem.  A socket
+    bound by a bare name (no slash) is looked for in ``pid``'s working
+    directory, where a server and its client usually both are."""
+    try:
+        with open(f"/proc/{pid}/net/unix", "rb") as table:
+            lines = table.read().splitlines()[1:]
+    except OSError:
+        return set()
+    found = set()
+    cwd = -1
+    try:
+        for line in lines:
+            fields = line.split(None, 7)
+            # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
+            if len(fields) < 8 or not int(fields[3], 16) & 0x10000:
+                continue
+            bound = fields[7]
+            try:
+                if bound.startswith(b"/"):
+                    fd = _cgate.open_in_root(root, bound.lstrip(b"/"), os.O_PATH)
+                elif bound not in (b".", b"..") and b"/" not in bound and bound[:1] != b"@":
+                    if cwd < 0:
+                        cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    fd = os.open(bound, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cwd)
+                else:
+                    continue
+            except OSError:
+                continue
+            try:
+                found.add(_identity_fd(fd))
+            finally:
+                os.close(fd)
+    finally:
+        if cwd >= 0:
+            os.close(cwd)
+    return found
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _identity_fd(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
+def _perform(call: Callable[[int, Any], None], sock: int, argument: Any) -> tuple[int, int, int]:
+    try:
+        call(sock, argument)
+    except OSError as exc:
+        return 0, exc.errno or errno.EINVAL, 0
+    return 0, 0, 0
+
+
+def _signed(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _read_memory(pid: int, address: int, length: int) -> bytes | None:
+    """``length`` bytes (a socket address: at most 128) at ``address`` in ``pid``."""
+    if not 2 <= length <= _SOCKADDR_MAX:
+        return None
+    try:
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+            memory.seek(address)
+            raw = memory.read(length)
+    except (OSError, OverflowError, ValueError):
+        return None
+    return raw if len(raw) == length else None
+
+
+def _inet_endpoint(raw: bytes) -> tuple[bytes, int] | None:
+    """(address, port) of a ``sockaddr_in`` or ``sockaddr_in6``, else None."""
+    family, = struct.unpack_from("<H", raw)
+    if family == _AF_INET and len(raw) >= 8:
+        return raw[4:8], int.from_bytes(raw[2:4], "big")
+    if family == _AF_INET6 and len(raw) >= 24:
+        return raw[8:24], int.from_bytes(raw[2:4], "big")
+    return None
+
+
+def _kind(address: bytes) -> str:
+    """"loopback", "wildcard" (it means loopback to connect, every address
+    to bind) or "other", for a 4- or 16-byte IP address."""
+    if len(address) == 16 and address[:12] == bytes(10) + b"\xff\xff":
+        address = address[12:]  # IPv4-mapped
+    if address == bytes(len(address)):
+        return "wildcard"
+    if len(address) == 4:
+        return "loopback" if address[0] == 127 else "other"
+    return "loopback" if address == bytes(15) + b"\x01" else "other"
+
+
+def _show(address: bytes, port: int) -> str:
+    import ipaddress  # only to report a denial
+
+    ip = ipaddress.ip_address(address)
+    return f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}"
+
+
+def _loopback_address(sock: int, domain: int, raw: bytes) -> bytes:
+    """``raw`` (a wildcard address; empty: port 0) with loopback in its
+    place.  A dual-stack IPv6 socket gets IPv4 loopback, as IPv4 clients
+    (127.0.0.1) are the usual ones."""
+    port = raw[2:4] or bytes(2)
+    if domain == _AF_INET:
+        return struct.pack("<H", _AF_INET) + port + bytes([127, 0, 0, 1]) + bytes(8)
+    v6only = _cgate.socket_option(sock, _IPPROTO_IPV6, _IPV6_V6ONLY)
+    loopback = bytes(15) + b"\x01" if v6only else bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])
+    rest = raw[24:28] if len(raw) >= 28 else bytes(4)  # the scope id
+    return struct.pack("<H", _AF_INET6) + port + (raw[4:8] or bytes(4)) + loopback + rest
+
+
+def _loopback_listeners(pid: int, port: int) -> set[int]:
+    """The inodes of the TCP sockets listening on ``port`` in ``pid``'s
+    network namespace at an address a loopback connect reaches."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}", "rb") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            # sl local_address rem_address st ... uid timeout inode; st 0A = LISTEN
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != b"0A":
+                continue
+            hex_address, _, hex_port = fields[1].partition(b":")
+            if int(hex_port, 16) != port:
+                continue
+            # The kernel prints each 32-bit word in host order.
+            words = bytes.fromhex(hex_address.decode())
+            address = b"".join(words[i:i + 4][::-1] for i in range(0, len(words), 4))
+            if _kind(address) != "other":
+                found.add(int(fields[9]))
+    return found
+
+
+def _read_path(pid: int, address: int, length: int) -> str | None:
+    """The name in the ``sockaddr_un`` at ``address`` in ``pid`` (abstract
+    names start with ``@``), or None if it is no such address."""
+    if not 2 < length <= 2 + _SUN_PATH_MAX:
+        return None
+    raw = _read_memory(pid, address, length)
+    if raw is None:
+        return None
+    family, = struct.unpack_from("<H", raw)
+    if family != _AF_UNIX:
+        return None
+    if raw[2:3] == b"\0":
+        return "@" + os.fsdecode(raw[3:])
+    return os.fsdecode(raw[2:].split(b"\0", 1)[0])
