@@ -6,7 +6,10 @@ missing protected paths get placeholders.
 
 Library: ``corral.run(["true"])`` under workspace-write (the default) and
 read-only against ``subprocess.run`` of a bare bwrap sandbox (the floor) and
-against unsandboxed ``corral.run``; target <= 2x bare bwrap.  CLI: the whole
+against unsandboxed ``corral.run``; target <= 2x bare bwrap.  One more row
+runs bwrap with the mounts corral asks for under workspace-write (its
+placeholders in place; without the seccomp program and the status and lock
+descriptors), to tell bwrap's cost from corral's own.  CLI: the whole
 ``corral run -- true`` process against bare bwrap and, where they are
 installed, ``codex sandbox`` (npm ``@openai/codex``, in its workspace-write
 and default read-only modes) and ``srt true`` (npm
@@ -23,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 from _common import interleaved, table
 
@@ -42,15 +46,49 @@ def main() -> None:
         measure(runs, bwrap, cli)
 
 
+def corral_mounts(bwrap: str) -> tuple[list[str], Callable[[], None]]:
+    """bwrap's argv for ``true`` under workspace-write here, as corral builds
+    it, minus the options that pass descriptors; and what ends it (the
+    placeholders stay until then)."""
+    from corral._launch import plan_launch
+    from corral._request import ExecRequest
+    from corral.sandbox import select_backend
+
+    request = ExecRequest(argv=("true",))
+    policy = request.resolved_policy
+    launch = select_backend(policy).transform(plan_launch(request), policy)
+    args, skip = [], False
+    for arg in launch.argv[1:]:
+        if skip:
+            skip = False
+        elif arg in ("--json-status-fd", "--sync-fd", "--seccomp"):
+            skip = True
+        else:
+            args.append(arg)
+
+    def end() -> None:
+        launch.release()
+        launch.finish()
+
+    return [bwrap, *args], end
+
+
 def measure(runs: int, bwrap: str, cli: str) -> None:
+    mounts, end = corral_mounts(bwrap)
     library = {
         "bare bwrap via subprocess.run  (floor)": lambda: subprocess.run([bwrap, *BARE]),
+        f"bwrap with corral's {mounts.count('--bind') + mounts.count('--ro-bind')} binds": (
+            lambda: subprocess.run(mounts, check=True)),
         "corral.run(['true'])  (workspace-write)": lambda: corral.run(["true"]),
         "corral.run(['true'], policy='read-only')": lambda: corral.run(["true"], policy="read-only"),
         "corral.run(['true'], policy='full-access')": lambda: corral.run(["true"],
                                                                         policy="full-access"),
     }
-    table(f"library, {runs} runs each, interleaved", interleaved(library, runs),
+    try:
+        times = interleaved(library, runs)
+    finally:
+        end()
+    table(f"library, {runs} runs each, interleaved", times,
           baseline="bare bwrap via subprocess.run  (floor)")
     whole = {
         "bwrap ... true  (floor)": lambda: subprocess.run([bwrap, *BARE]),
