@@ -9,6 +9,9 @@ execute(ExecRequest) -> ExecResult   run a prepared request
 check(result)                        raise the typed error for a failed result
 format_for_model(result, ...)        fit a result into a model's token budget
 build_env(...)                       the child's environment from the host's
+ApprovalSession(...).run(argv)       approval, a sandboxed attempt, an approved re-run
+assess(argv, ...) -> Assessment      allow / prompt / forbidden for a command, and why
+load_rules(paths) -> RuleSet         Codex-style prefix rules files
 
 Values: ExecRequest, OutputLimits, SandboxPolicy, CancelToken, ExecResult,
 CapturedText, OutputEvent, Stream, KillMechanism.  Errors: see
@@ -49,9 +52,20 @@ _EXPORTS = {
     "TIMEOUT_EXIT_CODE": "_result", "CapturedText": "_result", "Denial": "_result",
     "DenialKind": "_result", "ExecResult": "_result",
     "KillMechanism": "_result", "OutputEvent": "_result", "Stream": "_result",
+    "Answer": "approvals", "ApprovalPolicy": "approvals", "ApprovalRequest": "approvals",
+    "ApprovalSession": "approvals", "ApprovedRun": "approvals", "Assessment": "approvals",
+    "Decision": "approvals", "Permissions": "approvals", "Question": "approvals",
+    "Reply": "approvals", "RuleSet": "approvals", "RulesError": "approvals",
+    "assess": "approvals", "is_known_safe": "approvals", "load_rules": "approvals",
 }
 
 __all__ = [
+    "Answer",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "ApprovalSession",
+    "ApprovedRun",
+    "Assessment",
     "CANCEL_EXIT_CODE",
     "CancelToken",
     "CapturedText",
@@ -61,6 +75,7 @@ __all__ = [
     "DEFAULT_PROTECTED",
     "DEFAULT_TIMEOUT",
     "DEFAULT_TIMEOUT_SECONDS",
+    "Decision",
     "Denial",
     "DenialKind",
     "EmptyCommandError",
@@ -78,10 +93,15 @@ __all__ = [
     "OutputEvent",
     "OutputLimits",
     "OutputStream",
+    "Permissions",
     "PolicyError",
     "PolicyKind",
     "ProgramNotFoundError",
+    "Question",
+    "Reply",
     "RequestError",
+    "RuleSet",
+    "RulesError",
     "SandboxDeniedError",
     "SandboxPolicy",
     "SandboxSetupError",
@@ -91,6 +111,7 @@ __all__ = [
     "TIMEOUT_EXIT_CODE",
     "TruncatedText",
     "WEAKER_GUARANTEES",
+    "assess",
     "build_env",
     "check",
     "decode_bytes",
@@ -98,7 +119,9 @@ __all__ = [
     "execute",
     "find_denials",
     "format_for_model",
+    "is_known_safe",
     "is_likely_sandbox_denied",
+    "load_rules",
     "run",
     "run_async",
     "stream",
@@ -166,6 +189,23 @@ if TYPE_CHECKING:
         TIMEOUT_ENV_VAR,
         ExecRequest,
         OutputLimits,
+    )
+    from .approvals import (
+        Answer,
+        ApprovalPolicy,
+        ApprovalRequest,
+        ApprovalSession,
+        ApprovedRun,
+        Assessment,
+        Decision,
+        Permissions,
+        Question,
+        Reply,
+        RuleSet,
+        RulesError,
+        assess,
+        is_known_safe,
+        load_rules,
     )
     from ._result import (
         TIMEOUT_EXIT_CODE,

@@ -35,6 +35,7 @@ EXIT_NOT_FOUND = 127
 VERSION = "corral 0.1.0"
 USAGE = """\
 usage: corral run [OPTIONS] [--] CMD [ARGS...]
+       corral policy check [OPTIONS] [--] CMD [ARGS...]
        corral doctor [--json]
        corral --version | --help"""
 HELP = f"""{USAGE}
@@ -42,8 +43,9 @@ HELP = f"""{USAGE}
 Run shell commands for AI coding agents: confined, bounded, observed.
 
 commands:
-  run       run a command, stream its output, exit with its exit code
-  doctor    show what this machine can enforce
+  run            run a command, stream its output, exit with its exit code
+  policy check   say whether a command would run, be asked about, or be refused
+  doctor         show what this machine can enforce
 
 `corral run --help` lists run's options."""
 RUN_HELP = """\
@@ -91,6 +93,34 @@ options:
   --spill                also write the complete output to a new temporary file
   --spill-to PATH        also write the complete output to PATH
   --json                 print the whole result as one JSON object
+  -h, --help             show this help
+
+approvals (any of these puts the command through them; see `corral policy check`):
+  --ask                  ask on the terminal when approval is needed (without
+                         it, what needs approval is refused)
+  --approval {untrusted,on-failure,on-request,never}
+                         when to ask (default: on-request)
+  --rules FILE           prefix rules file (repeatable; ~/.config/corral/rules/
+                         *.rules are read too)
+  --escalate             ask to run without the sandbox
+  --justification TEXT   why, shown when asking"""
+POLICY_HELP = """\
+usage: corral policy check [OPTIONS] [--] CMD [ARGS...]
+
+Say what the approval rules decide for CMD: allow (runs, in the sandbox),
+prompt (the user is asked) or forbidden; exit 0, 1 or 2 accordingly, 125 on
+a bad rules file.
+
+options:
+  --rules FILE           prefix rules file (repeatable; ~/.config/corral/rules/
+                         *.rules are read too)
+  --no-default-rules     do not read ~/.config/corral/rules
+  --approval {untrusted,on-failure,on-request,never}
+                         the approval policy (default: on-request)
+  --escalate             the command asks to run without the sandbox
+  --network              the command asks for network access
+  --writable PATH        the command asks to write beneath PATH (repeatable)
+  --json                 print the decision, matched rules and reasons as JSON
   -h, --help             show this help"""
 DOCTOR_HELP = """\
 usage: corral doctor [--json]
@@ -167,7 +197,23 @@ _RUN_OPTIONS = {
     "--spill": _Option("spill"),
     "--spill-to": _Option("spill_to", str),
     "--json": _Option("json"),
+    "--ask": _Option("ask"),
+    "--approval": _Option("approval", _choice("untrusted", "on-failure", "on-request", "never")),
+    "--rules": _Option("rules", str, repeat=True),
+    "--escalate": _Option("escalate"),
+    "--justification": _Option("justification", str),
 }
+_POLICY_OPTIONS = {
+    "--rules": _Option("rules", str, repeat=True),
+    "--no-default-rules": _Option("no_default_rules"),
+    "--approval": _Option("approval", _choice("untrusted", "on-failure", "on-request", "never")),
+    "--escalate": _Option("escalate"),
+    "--network": _Option("network"),
+    "--writable": _Option("writable", str, repeat=True),
+    "--json": _Option("json"),
+}
+# Where "always allow this prefix" answers go, and rules are read from.
+RULES_DIR = "~/.config/corral/rules"
 
 
 @record
@@ -194,6 +240,16 @@ class RunArgs:
     spill: bool = False
     spill_to: str | None = None
     json: bool = False
+    ask: bool = False
+    approval: str | None = None
+    rules: tuple[str, ...] = ()
+    escalate: bool = False
+    justification: str | None = None
+
+    @property
+    def approvals(self) -> bool:
+        """Whether the command goes through approvals."""
+        return bool(self.ask or self.approval or self.rules or self.escalate)
 
 
 def _parse_options(args: Sequence[str], options: dict[str, _Option], help_text: str
@@ -334,6 +390,8 @@ def _run(args: RunArgs) -> int:
         )
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, on_signal)
+        if args.approvals:
+            return _run_approved(args, request)
         result = execute(request, None if args.json else _LiveOutput())
     except ProgramNotFoundError as exc:
         return _fail(str(exc), EXIT_NOT_FOUND, args.json, "program-not-found")
@@ -365,6 +423,112 @@ def _run(args: RunArgs) -> int:
     for note in notes:
         print(f"corral: {note}", file=sys.stderr)
     return result.exit_code
+
+
+def _rule_files(given: tuple[str, ...], defaults: bool = True) -> list[str]:
+    """The default rules files (``~/.config/corral/rules/*.rules``), then ``given``."""
+    found = []
+    if defaults:
+        directory = os.path.expanduser(RULES_DIR)
+        try:
+            found = sorted(os.path.join(directory, n) for n in os.listdir(directory)
+                           if n.endswith(".rules"))
+        except OSError:
+            pass
+    return [*found, *given]
+
+
+def _run_approved(args: RunArgs, request: object) -> int:
+    """``corral run`` through the approval flow; the result's exit code, or
+    125 with the reason when the command was not run."""
+    from ._request import ExecRequest
+    from .approvals import ApprovalSession, Permissions, load_rules
+
+    assert isinstance(request, ExecRequest)
+    session = ApprovalSession(
+        args.approval or "on-request", rules=load_rules(_rule_files(args.rules)),
+        approver=_terminal_approver if args.ask else None, policy=request.resolved_policy,
+        rules_file=os.path.join(os.path.expanduser(RULES_DIR), "default.rules"))
+    outcome = session.run(
+        request.argv, cwd=request.cwd, permissions=Permissions(
+            escalate=args.escalate, justification=args.justification),
+        env=request.env, timeout=request.timeout, cancel=request.cancel, limits=request.limits,
+        on_output=None if args.json else _LiveOutput())
+    if args.json:
+        import json
+
+        print(json.dumps(outcome.to_dict(), ensure_ascii=False))
+    else:
+        for step in outcome.path:
+            print(f"corral: {step}", file=sys.stderr)
+    if outcome.result is None:
+        return EXIT_CORRAL_ERROR
+    return outcome.result.exit_code
+
+
+def _terminal_approver(request: object) -> object:
+    """Asks on the terminal (not stdin, which may be the command's)."""
+    import shlex
+
+    from .approvals import Answer, ApprovalRequest, Question, Reply
+
+    assert isinstance(request, ApprovalRequest)
+    try:
+        tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")
+    except OSError:
+        return Reply(Answer.DENY, "no terminal to ask on")
+    with tty:
+        what = ("run it again without the sandbox?" if request.question is
+                Question.RETRY_UNSANDBOXED else "run it?")
+        lines = [f"corral: `{shlex.join(request.argv)}` in {request.cwd}",
+                 f"corral: {request.reason}"]
+        if request.justification:
+            lines.append(f"corral: justification: {request.justification}")
+        for denial in request.denials:
+            lines.append(f"corral: refused {denial.kind.value} {denial.target or ''}".rstrip())
+        prefix = shlex.join(request.prefix or request.argv)
+        lines.append(f"corral: {what} [y] once, [s] this session, [a] always `{prefix}`, "
+                     "[n] no: ")
+        tty.write("\n".join(lines))
+        tty.flush()
+        choice = tty.readline().strip().lower()[:1]
+    answers = {"y": Answer.APPROVE_ONCE, "s": Answer.APPROVE_SESSION,
+               "a": Answer.APPROVE_PREFIX}
+    return Reply(answers.get(choice, Answer.DENY))
+
+
+def _policy_check(rest: list[str]) -> int:
+    import json
+    import shlex
+
+    from ._errors import CorralError
+    from .approvals import ApprovalPolicy, Permissions, assess, load_rules
+
+    values, command = _parse_options(rest, _POLICY_OPTIONS, POLICY_HELP)
+    if not command:
+        raise _UsageError("no command given: corral policy check [options] -- CMD ARGS...")
+    as_json = bool(values.get("json"))
+    try:
+        rules = load_rules(_rule_files(values.get("rules", ()),  # type: ignore[arg-type]
+                                       not values.get("no_default_rules")))
+    except CorralError as exc:
+        return _fail(str(exc), EXIT_CORRAL_ERROR, as_json, "rules")
+    permissions = Permissions(escalate=bool(values.get("escalate")),
+                              network=bool(values.get("network")),
+                              writable=tuple(values.get("writable", ())))  # type: ignore[arg-type]
+    assessment = assess(command, ApprovalPolicy(values.get("approval", "on-request")), rules,
+                        permissions)
+    if as_json:
+        print(json.dumps(assessment.to_dict(), ensure_ascii=False))
+    else:
+        print(f"{assessment.decision.value}: {shlex.join(command)}")
+        for reason in assessment.reasons:
+            print(f"  {reason}")
+        if assessment.matched:
+            print("matched rules:")
+            for match in assessment.matched:
+                print(f"  {match.rule.describe()}")
+    return assessment.decision.severity
 
 
 def _yes_no(capability: object) -> str:
@@ -440,12 +604,18 @@ def _dispatch(args: list[str]) -> int:
         return 0
     if command == "run":
         return _run(parse_run(rest))
+    if command == "policy":
+        if not rest or rest[0] in ("-h", "--help"):
+            raise _Help(POLICY_HELP)
+        if rest[0] != "check":
+            raise _UsageError(f"unknown policy command {rest[0]!r}: use policy check")
+        return _policy_check(rest[1:])
     if command == "doctor":
         values, extra = _parse_options(rest, {"--json": _Option("json")}, DOCTOR_HELP)
         if extra:
             raise _UsageError(f"doctor takes no arguments, got {extra[0]!r}")
         return _doctor(bool(values.get("json")))
-    raise _UsageError(f"unknown command {command!r}: use run or doctor")
+    raise _UsageError(f"unknown command {command!r}: use run, policy or doctor")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -1,0 +1,161 @@
+"""The decision for one command: allow, prompt or forbidden, and why.
+
+``assess`` judges every command of a request (each command of a plain
+``bash -lc`` script; a script that is not plain is judged as one command):
+
+1. rules that match decide, the strictest winning (see :mod:`.rules`);
+2. otherwise, as in Codex: a known-safe command is allowed under every
+   approval policy; ``untrusted`` prompts for anything else; the other
+   policies allow it, to run in the sandbox;
+3. a dangerous command (see :func:`.safety.danger`) prompts whatever rules
+   or safety say, and is forbidden under ``never``, which cannot ask;
+4. a request for escalation (to run without the sandbox, or with network or
+   another writable root) prompts, unless rules allow every command of it;
+   under ``never`` it is forbidden.
+
+The request's strictest decision is the decision; every step adds a reason.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from collections.abc import Sequence
+
+from .._record import record
+from .rules import Decision, RuleMatch, RuleSet
+from .safety import danger, is_known_safe
+from .shell import plain_commands, shell_script
+
+__all__ = ["ApprovalPolicy", "Assessment", "Permissions", "assess"]
+
+
+class ApprovalPolicy(enum.Enum):
+    """When the user is asked (Codex's ``AskForApproval``).
+
+    ``untrusted``: only known-safe commands run without asking.
+    ``on-failure``: everything runs sandboxed; a sandbox denial asks to re-run
+    without it.  ``on-request`` (the default): everything runs sandboxed;
+    the user is asked when the request asks for escalation, or after a
+    sandbox denial.  ``never``: nobody is asked; what would need asking is
+    refused and denials go straight back to the caller.
+    """
+
+    UNTRUSTED = "untrusted"
+    ON_FAILURE = "on-failure"
+    ON_REQUEST = "on-request"
+    NEVER = "never"
+
+
+@record
+class Permissions:
+    """What a request asks for beyond its sandbox: to run without it
+    (``escalate``), or inside it with network or more writable roots; and
+    why (``justification``, shown to the user)."""
+
+    escalate: bool = False
+    network: bool = False
+    writable: tuple[str, ...] = ()
+    justification: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.escalate or self.network or bool(self.writable)
+
+    def describe(self) -> str:
+        """What is asked, as in "asks to run without the sandbox"."""
+        if self.escalate:
+            return "to run without the sandbox"
+        extra = (["network access"] if self.network else []) + [
+            f"write access to {w}" for w in self.writable]
+        return "for " + " and ".join(extra)
+
+
+@record
+class Assessment:
+    """The decision for a request, the reasons for it, and the rules that matched.
+
+    ``rules_allow_all``: every command was allowed by an explicit rule (an
+    escalation such a request asks for needs no prompt).
+    """
+
+    decision: Decision
+    reasons: tuple[str, ...]
+    matched: tuple[RuleMatch, ...] = ()
+    commands: tuple[tuple[str, ...], ...] = ()
+    rules_allow_all: bool = False
+    dangerous: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "decision": self.decision.value,
+            "reasons": list(self.reasons),
+            "matched_rules": [
+                {"prefix": list(m.prefix), "decision": m.rule.decision.value,
+                 "rule": m.rule.describe(), "justification": m.rule.justification}
+                for m in self.matched],
+            "commands": [list(c) for c in self.commands],
+            "dangerous": self.dangerous,
+        }
+
+
+def assess(argv: Sequence[str], policy: ApprovalPolicy = ApprovalPolicy.ON_REQUEST,
+           rules: RuleSet | None = None, permissions: Permissions | None = None) -> Assessment:
+    """Decides whether ``argv`` may run, must be asked about, or is refused."""
+    rules = rules or RuleSet()
+    permissions = permissions or Permissions()
+    argv = tuple(argv)
+    script = shell_script(argv)
+    commands = plain_commands(script) if script is not None else None
+    judged = commands if commands is not None else [argv]
+    decisions: list[Decision] = []
+    reasons: list[str] = []
+    matched: list[RuleMatch] = []
+    rules_allow_all = True
+    for command in judged:
+        found = rules.matches(command)
+        shown = shlex.join(command)
+        if found:
+            matched += found
+            strictest = max(found, key=lambda m: m.rule.decision.severity)
+            decisions.append(strictest.rule.decision)
+            rules_allow_all &= strictest.rule.decision is Decision.ALLOW
+            why = f" ({strictest.rule.justification})" if strictest.rule.justification else ""
+            reasons.append(f"`{shown}`: {strictest.rule.decision.value} by rule "
+                           f"{strictest.rule.describe()}{why}")
+            continue
+        rules_allow_all = False
+        if is_known_safe(command):
+            decisions.append(Decision.ALLOW)
+            reasons.append(f"`{shown}`: known safe (only reads)")
+        elif policy is ApprovalPolicy.UNTRUSTED:
+            decisions.append(Decision.PROMPT)
+            reasons.append(f"`{shown}`: not known to be safe, and approval policy untrusted asks")
+        else:
+            decisions.append(Decision.ALLOW)
+            reasons.append(f"`{shown}`: runs in the sandbox")
+    dangerous = danger(argv)
+    if dangerous is not None:
+        if policy is ApprovalPolicy.NEVER:
+            decisions.append(Decision.FORBIDDEN)
+            reasons.append(f"dangerous ({dangerous}), and approval policy never cannot ask")
+        else:
+            decisions.append(Decision.PROMPT)
+            reasons.append(f"dangerous ({dangerous}): always asks")
+    if permissions.requested:
+        if rules_allow_all and dangerous is None:
+            reasons.append(f"asks {permissions.describe()}: allowed by rules")
+        elif policy is ApprovalPolicy.NEVER:
+            decisions.append(Decision.FORBIDDEN)
+            reasons.append(f"asks {permissions.describe()}, and approval policy never "
+                           "cannot ask")
+        else:
+            decisions.append(Decision.PROMPT)
+            reasons.append(f"asks {permissions.describe()}")
+    decision = max(decisions, key=lambda d: d.severity)
+    return Assessment(decision, tuple(reasons), tuple(matched), tuple(judged),
+                      rules_allow_all and bool(judged), dangerous)

@@ -1,0 +1,291 @@
+"""Approval, then a sandboxed attempt, then (if the sandbox refused and the
+user agrees) an attempt without it: the flow of Codex's tool orchestrator.
+
+:class:`ApprovalSession` holds what one agent session decided: the approval
+policy, the rules, the approver, and what the user approved "for the
+session" (never shared with another session).  :meth:`ApprovalSession.run`:
+
+1. assesses the request (:func:`.decide.assess`): forbidden requests do not
+   run; a prompt asks the approver, unless this session already approved
+   the same command for the session;
+2. runs it: in the sandbox, with the network or writable roots the request
+   asked for once they are approved; without the sandbox only for an
+   approved escalation;
+3. if the sandbox refused something (``result.denials``) and the policy may
+   ask (all but ``never``), asks "retry without the sandbox?" and, if
+   approved, runs it again with full access.
+
+The approver is any callable taking an :class:`ApprovalRequest` and
+returning a :class:`Reply` (or an :class:`Answer`), or an awaitable of one.
+Each attempt's timeout starts when it starts: waiting for an answer costs
+the command none of its time.  The outcome records the decision path.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import os
+import shlex
+import threading
+
+from .._policy import PolicyKind, SandboxPolicy, resolve_policy
+from .._record import record, replace
+from .._result import Denial, ExecResult
+from .decide import ApprovalPolicy, Assessment, Permissions, assess
+from .rules import Decision, RuleSet, append_prefix_rule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+    from typing import Any
+
+__all__ = ["Answer", "ApprovalRequest", "ApprovalSession", "ApprovedRun", "Question", "Reply"]
+
+
+class Question(enum.Enum):
+    """What the approver is asked."""
+
+    RUN = "run"  # may this command run (with the permissions it asks for)?
+    RETRY_UNSANDBOXED = "retry-unsandboxed"  # the sandbox refused it: run it without?
+
+
+class Answer(enum.Enum):
+    APPROVE_ONCE = "approve-once"
+    APPROVE_SESSION = "approve-session"  # the same command, for the rest of this session
+    APPROVE_PREFIX = "approve-prefix"  # commands starting with the request's prefix, always
+    DENY = "deny"
+
+    @property
+    def approved(self) -> bool:
+        return self is not Answer.DENY
+
+
+@record
+class Reply:
+    """The approver's answer; ``message`` is passed back to the model on a denial."""
+
+    answer: Answer
+    message: str | None = None
+
+
+@record
+class ApprovalRequest:
+    """What the approver sees: the command, where it runs, why it is asked,
+    the model's justification, what the sandbox refused on the attempt that
+    failed (for a retry), and the prefix "always" would allow."""
+
+    argv: tuple[str, ...]
+    cwd: str
+    question: Question
+    reason: str
+    justification: str | None
+    permissions: Permissions
+    denials: tuple[Denial, ...] = ()
+    prefix: tuple[str, ...] = ()
+
+
+@record
+class ApprovedRun:
+    """What became of a request: the result of the attempt that counts (None
+    if nothing ran), the decision, every step taken, and for the model a
+    message when it was refused."""
+
+    result: ExecResult | None
+    decision: Decision
+    path: tuple[str, ...]
+    assessment: Assessment
+    message: str | None = None
+
+    @property
+    def ran(self) -> bool:
+        return self.result is not None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"decision": self.decision.value, "path": list(self.path),
+                "message": self.message, "assessment": self.assessment.to_dict(),
+                "result": None if self.result is None else self.result.to_dict()}
+
+
+class ApprovalSession:
+    """One agent session's approvals: see the module docstring.
+
+    ``policy`` is the sandbox policy runs get (default workspace-write);
+    ``rules_file``, if given, is where "always allow this prefix" answers
+    are appended as ``prefix_rule`` entries.
+    """
+
+    def __init__(self, approval: ApprovalPolicy | str = ApprovalPolicy.ON_REQUEST, *,
+                 rules: RuleSet | None = None,
+                 approver: Callable[[ApprovalRequest], Any] | None = None,
+                 policy: SandboxPolicy | str = "workspace-write",
+                 rules_file: str | None = None) -> None:
+        self.approval = ApprovalPolicy(approval)
+        self.rules = rules or RuleSet()
+        self.approver = approver
+        self.policy = resolve_policy(policy)
+        self.rules_file = rules_file
+        self._approved: set[tuple[Question, tuple[str, ...]]] = set()
+        self._lock = threading.Lock()
+
+    def assess(self, argv: Sequence[str],
+               permissions: Permissions | None = None) -> Assessment:
+        """The decision the session would make for ``argv``, before asking anyone."""
+        return assess(argv, self.approval, self.rules, permissions)
+
+    def run(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
+            permissions: Permissions | None = None, **options: Any) -> ApprovedRun:
+        """Runs ``argv`` through the approval flow; ``options`` go to
+        :func:`corral.run` (``timeout``, ``env``, ``on_output``...)."""
+        from .._api import run
+
+        return self._flow(tuple(argv), cwd, permissions or Permissions(),
+                          lambda policy: run(list(argv), cwd=cwd, policy=policy, **options),
+                          _answer_sync)
+
+    async def run_async(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
+                        permissions: Permissions | None = None, **options: Any
+                        ) -> ApprovedRun:
+        """:meth:`run` for asyncio: the flow runs in a worker thread, an async
+        approver on this event loop."""
+        import asyncio
+
+        from .._api import run
+
+        loop = asyncio.get_running_loop()
+
+        def answer(approver: Callable[[ApprovalRequest], Any], request: ApprovalRequest) -> Reply:
+            reply = approver(request)
+            if inspect.isawaitable(reply):
+                reply = asyncio.run_coroutine_threadsafe(_awaited(reply), loop).result()
+            return _reply(reply)
+
+        return await asyncio.to_thread(
+            self._flow, tuple(argv), cwd, permissions or Permissions(),
+            lambda policy: run(list(argv), cwd=cwd, policy=policy, **options), answer)
+
+    def _flow(self, argv: tuple[str, ...], cwd: str | os.PathLike[str] | None,
+              permissions: Permissions,
+              execute: Callable[[SandboxPolicy], ExecResult],
+              answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply]
+              ) -> ApprovedRun:
+        where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+        assessment = self.assess(argv, permissions)
+        path = [f"{assessment.decision.value}: {assessment.reason}"]
+        if assessment.decision is Decision.FORBIDDEN:
+            return ApprovedRun(None, Decision.FORBIDDEN, (*path, "not run"), assessment,
+                               f"refused: {assessment.reason}")
+        escalate = permissions.escalate and assessment.rules_allow_all
+        if assessment.decision is Decision.PROMPT:
+            reply = self._ask(answer, ApprovalRequest(
+                argv, where, Question.RUN, assessment.reason, permissions.justification,
+                permissions, prefix=_prefix(assessment)))
+            if reply is None or not reply[0].answer.approved:
+                why = _denied(reply)
+                return ApprovedRun(None, Decision.PROMPT, (*path, why, "not run"), assessment,
+                                   why)
+            path.append(reply[1])
+            escalate = permissions.escalate
+        elif permissions.requested:
+            path.append("the permissions it asks for are allowed by rules")
+        first_policy = SandboxPolicy.full_access() if escalate else self._with(permissions)
+        result = execute(first_policy)
+        path.append(f"ran {'without the sandbox' if escalate else 'in the sandbox'}: "
+                    f"exit {result.exit_code}")
+        if escalate or not result.denials:
+            return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment)
+        refused = "; ".join(f"{d.kind.value} {d.target or ''}".strip() for d in result.denials)
+        if self.approval is ApprovalPolicy.NEVER:
+            path.append(f"the sandbox refused {refused}; approval policy never: "
+                        "returned to the caller")
+            return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment)
+        reply = self._ask(answer, ApprovalRequest(
+            argv, where, Question.RETRY_UNSANDBOXED,
+            f"the sandbox refused {refused}: run it again without the sandbox?",
+            permissions.justification, permissions, result.denials, _prefix(assessment)))
+        if reply is None or not reply[0].answer.approved:
+            why = _denied(reply)
+            path.append(f"the sandbox refused {refused}; re-run without it: {why}")
+            return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment,
+                               None if reply is None else reply[0].message)
+        path.append(f"the sandbox refused {refused}; {reply[1]} a re-run without it")
+        second = execute(SandboxPolicy.full_access())
+        path.append(f"ran without the sandbox: exit {second.exit_code}")
+        return ApprovedRun(second, Decision.ALLOW, tuple(path), assessment)
+
+    def _ask(self, answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply],
+             request: ApprovalRequest) -> tuple[Reply, str] | None:
+        """The approver's reply and how it reads in the path; None when
+        nobody can be asked.  Session approvals answer by themselves."""
+        key = (request.question, request.argv)
+        with self._lock:
+            if key in self._approved:
+                return Reply(Answer.APPROVE_SESSION), "approved earlier in this session"
+        if self.approver is None:
+            return None
+        reply = answer(self.approver, request)
+        if reply.answer is Answer.APPROVE_SESSION:
+            with self._lock:
+                self._approved.add(key)
+            return reply, "approved by the user for this session"
+        if reply.answer is Answer.APPROVE_PREFIX:
+            prefix = request.prefix or request.argv
+            rule = (append_prefix_rule(self.rules_file, prefix, request.justification)
+                    if self.rules_file else None)
+            with self._lock:
+                self._approved.add(key)
+                if rule is not None:
+                    self.rules = self.rules + RuleSet((rule,))
+            saved = f" (saved to {self.rules_file})" if rule is not None else ""
+            return reply, f"approved by the user for `{shlex.join(prefix)}` always{saved}"
+        if reply.answer is Answer.APPROVE_ONCE:
+            return reply, "approved by the user once"
+        return reply, "denied by the user"
+
+    def _with(self, permissions: Permissions) -> SandboxPolicy:
+        """The session's sandbox policy plus the approved extra permissions."""
+        policy = self.policy
+        if permissions.network:
+            policy = replace(policy, network=True)
+        if permissions.writable:
+            if policy.kind is not PolicyKind.WORKSPACE_WRITE:
+                from .._errors import PolicyError
+
+                raise PolicyError(f"extra writable roots need workspace-write, not {policy.name}")
+            policy = replace(policy, writable=(*policy.writable, *permissions.writable))
+        return policy
+
+
+def _prefix(assessment: Assessment) -> tuple[str, ...]:
+    """What "always allow" would cover: the first command's program and
+    subcommand (``git push``), not its arguments."""
+    first = assessment.commands[0] if assessment.commands else ()
+    return first[:2] if len(first) > 1 and not first[1].startswith("-") else first[:1]
+
+
+def _denied(reply: tuple[Reply, str] | None) -> str:
+    if reply is None:
+        return "needs approval, and nobody can be asked (no approver)"
+    message = reply[0].message
+    return f"denied by the user{': ' + message if message else ''}"
+
+
+def _reply(value: object) -> Reply:
+    if isinstance(value, Reply):
+        return value
+    if isinstance(value, Answer):
+        return Reply(value)
+    raise TypeError(f"an approver returns a Reply or an Answer, not {type(value).__name__}")
+
+
+def _answer_sync(approver: Callable[[ApprovalRequest], Any], request: ApprovalRequest) -> Reply:
+    reply = approver(request)
+    if inspect.isawaitable(reply):
+        import asyncio
+
+        reply = asyncio.run(_awaited(reply))
+    return _reply(reply)
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable

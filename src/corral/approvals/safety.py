@@ -1,0 +1,211 @@
+"""Which commands are known to be safe, and which are dangerous.
+
+*Known safe* means read-only by construction: it runs without asking under
+every approval policy (still in the sandbox).  The set is Codex's: commands
+that only read (``cat``, ``ls``, ``grep``...), and commands that are safe
+with some arguments only (``find`` without the actions that run or delete,
+``rg`` without the options that run a program, ``git`` subcommands that only
+show, ``sed -n Np FILE``, ``base64`` without ``-o``).  A shell script is
+known safe only if it is plain (see :func:`.shell.plain_commands`) and each
+of its commands is.
+
+*Dangerous* means destructive in a way the sandbox does not undo inside the
+workspace: ``rm`` with ``-f`` or ``-r``, ``git reset``, ``git rm``, ``git
+clean -f``, a forced ``git push``; also behind ``sudo``, ``env``, ``xargs``,
+``nice``, ``nohup``, ``timeout``, ``command``, ``exec`` and ``find -exec``,
+and anywhere in a script: inside substitutions, subshells and nested shell
+scripts too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .shell import every_command, plain_commands, shell_script
+
+__all__ = ["danger", "is_known_safe"]
+
+_ALWAYS_SAFE = frozenset({
+    "cat", "cd", "cut", "echo", "expr", "false", "grep", "head", "id", "ls", "nl", "paste", "pwd",
+    "rev", "seq", "stat", "tail", "tr", "true", "uname", "uniq", "wc", "which", "whoami",
+    "numfmt", "tac",
+})
+_FIND_ACTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint",
+                           "-fprint0", "-fprintf"})
+_GIT_SHOW = frozenset({"status", "log", "diff", "show"})
+# git branch forms that list and change nothing.
+_GIT_BRANCH_LISTING = frozenset({"-a", "--all", "-r", "--remotes", "-v", "-vv", "--verbose",
+                                 "--list", "-l", "--show-current", "--no-color", "--color"})
+_SED_PRINT = re.compile(r"\d+(,\d+)?p")
+# Wrappers that run the rest of their arguments as a command, and how many
+# option words that take a value each one knows.
+_WRAPPERS = {
+    "sudo": frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-R", "-T", "-U", "--user",
+                       "--group", "--host", "--prompt", "--chdir", "--chroot"}),
+    "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}),
+    "xargs": frozenset({"-a", "-d", "-E", "-e", "-I", "-i", "-L", "-l", "-n", "-P", "-s",
+                        "--arg-file", "--delimiter", "--max-args", "--max-procs",
+                        "--max-chars", "--replace"}),
+    "nice": frozenset({"-n", "--adjustment"}),
+    "nohup": frozenset(),
+    "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}),
+    "command": frozenset(),
+    "exec": frozenset({"-a"}),
+    "stdbuf": frozenset({"-i", "-o", "-e"}),
+}
+
+
+def is_known_safe(argv: tuple[str, ...] | list[str]) -> bool:
+    """Whether ``argv`` (a command, or a shell's ``-c`` script) only reads."""
+    script = shell_script(argv)
+    if script is None:
+        return _safe_command(tuple(argv))
+    commands = plain_commands(script)
+    return commands is not None and all(_safe_command(c) for c in commands)
+
+
+def danger(argv: tuple[str, ...] | list[str], depth: int = 0) -> str | None:
+    """Why ``argv`` is dangerous (``"rm -rf"``, ``"git reset"``...), or None.
+    Scripts are read through, nested ones (``bash -c "sh -c '...'"``) too."""
+    script = shell_script(argv)
+    if script is None:
+        return _dangerous_command(tuple(argv))
+    for command in every_command(script):
+        reason = danger(command, depth + 1) if depth < 8 else None
+        if reason is not None:
+            return reason
+    return None
+
+
+def _safe_command(argv: tuple[str, ...]) -> bool:
+    if not argv or "/" in argv[0]:
+        return False  # a path may name anything, a planted ./ls included
+    name, args = argv[0], argv[1:]
+    if name in _ALWAYS_SAFE:
+        return True
+    if name == "find":
+        return not any(a in _FIND_ACTIONS for a in args)
+    if name == "rg":
+        return not any(a in ("--pre", "--hostname-bin", "--search-zip")
+                       or a.startswith(("--pre=", "--hostname-bin="))
+                       or (a.startswith("-") and not a.startswith("--") and "z" in a)
+                       for a in args)
+    if name == "base64":
+        return not any(a in ("-o", "--output") or a.startswith("--output=")
+                       or (a.startswith("-o") and not a.startswith("--")) for a in args)
+    if name == "sed":
+        return len(args) == 3 and args[0] == "-n" and bool(_SED_PRINT.fullmatch(args[1]))
+    if name == "git":
+        return _safe_git(args)
+    return False
+
+
+def _safe_git(args: tuple[str, ...]) -> bool:
+    # An option before the subcommand (-c core.pager=..., --git-dir, -C) can
+    # make any subcommand run a program: never safe.
+    if not args or args[0].startswith("-"):
+        return False
+    sub, rest = args[0], args[1:]
+    if any(a.startswith(("--output", "--ext-diff", "--exec", "--upload-pack")) for a in rest):
+        return False  # writes a file, or runs a program
+    if sub in _GIT_SHOW:
+        return True
+    if sub == "branch":
+        return all(a in _GIT_BRANCH_LISTING for a in rest)
+    return False
+
+
+def _dangerous_command(argv: tuple[str, ...]) -> str | None:
+    argv = _unwrap(argv)
+    if not argv:
+        return None
+    name, args = os.path.basename(argv[0]), argv[1:]
+    if name == "rm":
+        forced = recursive = False
+        for a in args:
+            if a == "--":
+                break
+            if a in ("--force",):
+                forced = True
+            elif a in ("--recursive",):
+                recursive = True
+            elif a.startswith("-") and not a.startswith("--"):
+                forced |= "f" in a
+                recursive |= "r" in a or "R" in a
+        if forced or recursive:
+            return "rm " + "-" + ("r" if recursive else "") + ("f" if forced else "")
+        return None
+    if name == "git":
+        sub, rest = _git_subcommand(args)
+        if sub in ("reset", "rm"):
+            return f"git {sub}"
+        if sub == "clean" and any(a == "--force" or (a.startswith("-") and not a.startswith("--")
+                                                     and "f" in a) for a in rest):
+            return "git clean -f"
+        if sub == "push" and any(a in ("-f", "--force", "--force-with-lease", "--force-if-includes")
+                                 or a.startswith(("--force-with-lease=", "+"))
+                                 or (a.startswith("-") and not a.startswith("--") and "f" in a)
+                                 for a in rest):
+            return "git push --force"
+        return None
+    if name == "find":
+        for i, a in enumerate(args):
+            if a in ("-exec", "-execdir", "-ok", "-okdir"):
+                inner = []
+                for word in args[i + 1:]:
+                    if word in (";", "+"):
+                        break
+                    inner.append(word)
+                reason = _dangerous_command(tuple(inner))
+                if reason is not None:
+                    return reason
+            if a == "-delete":
+                return "find -delete"
+    return None
+
+
+def _git_subcommand(args: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """git's subcommand and its arguments, past the global options."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 2 if args[i] in ("-c", "-C", "--git-dir", "--work-tree", "--namespace") else 1
+    return (args[i], args[i + 1:]) if i < len(args) else ("", ())
+
+
+def _unwrap(argv: tuple[str, ...]) -> tuple[str, ...]:
+    """The command a chain of wrappers (``sudo -u x env A=1 nice cmd``) runs."""
+    for _ in range(16):
+        if not argv:
+            return argv
+        valued = _WRAPPERS.get(os.path.basename(argv[0]))
+        if valued is None:
+            return argv
+        i = 1
+        wrapper = os.path.basename(argv[0])
+        while i < len(argv):
+            word = argv[i]
+            if word == "--":
+                i += 1
+                break
+            if word in valued:
+                i += 2
+            elif word.startswith("-"):
+                i += 1
+            elif wrapper == "env" and "=" in word:
+                i += 1
+            elif wrapper == "timeout" and i == _first_positional(argv, valued):
+                i += 1  # the duration
+            elif wrapper == "nice" and word.lstrip("-").isdigit():
+                i += 1
+            else:
+                break
+        argv = argv[i:]
+    return argv
+
+
+def _first_positional(argv: tuple[str, ...], valued: frozenset[str]) -> int:
+    i = 1
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in valued else 1
+    return i

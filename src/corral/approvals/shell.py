@@ -1,0 +1,162 @@
+"""Shell scripts as commands: what ``bash -lc "<script>"`` would run.
+
+An agent's command is often a script handed to a shell.  To judge it, the
+script is parsed with tree-sitter-bash (the grammar Codex uses) into the
+commands it would run:
+
+* :func:`plain_commands` accepts only *plain* scripts: commands of literal
+  words joined by ``&&``, ``||``, ``;`` and ``|``.  Anything else (a
+  redirection, a variable or command substitution, a subshell, a variable
+  assignment, control flow, a background job, a heredoc) makes it not plain,
+  because what it runs or touches is no longer visible in its words.
+* :func:`every_command` finds every command anywhere in a script, inside
+  substitutions and subshells included, for the checks that must not miss
+  one (a dangerous ``rm -rf`` inside ``$(...)``); words that are not literal
+  are kept as written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tree_sitter import Node, Parser
+
+__all__ = ["ShellSyntaxError", "every_command", "plain_commands", "shell_script"]
+
+# The shells whose -c script corral reads, and the option words that pass one.
+_SHELLS = frozenset({"bash", "sh", "zsh", "dash", "ksh"})
+_SCRIPT_FLAGS = frozenset({"-c", "-lc", "-cl"})
+# Nodes a plain script may contain besides words.
+_PLAIN_STRUCTURE = frozenset({"program", "list", "pipeline", "command", "command_name",
+                              "&&", "||", ";", "|", "comment"})
+_WORDS = frozenset({"word", "number", "raw_string", "string", "concatenation"})
+
+_parser_lock = threading.Lock()
+_parser: Parser | None = None
+
+
+class ShellSyntaxError(ValueError):
+    """The script is not valid shell syntax (as tree-sitter-bash reads it)."""
+
+
+def shell_script(argv: tuple[str, ...] | list[str]) -> str | None:
+    """The script of ``bash -lc SCRIPT`` (``sh -c``, ``zsh -c``...; the shell
+    given by name or path), or None if ``argv`` is not such a call."""
+    if len(argv) == 3 and os.path.basename(argv[0]) in _SHELLS and argv[1] in _SCRIPT_FLAGS:
+        return argv[2]
+    if (len(argv) == 4 and os.path.basename(argv[0]) in _SHELLS
+            and {argv[1], argv[2]} == {"-l", "-c"}):
+        return argv[3]
+    return None
+
+
+def plain_commands(script: str) -> list[tuple[str, ...]] | None:
+    """The commands of a plain script, as argv tuples, in order; None if the
+    script is anything more than literal words joined by ``&&``, ``||``,
+    ``;`` and ``|`` (or is empty)."""
+    root = _parse(script)
+    if root.has_error:
+        return None
+    commands: list[tuple[str, ...]] = []
+
+    def visit(node: Node) -> bool:
+        kind = node.type
+        if kind == "command":
+            words = []
+            for child in node.children:
+                target = child.children[0] if child.type == "command_name" else child
+                word = _literal(target, script)
+                if word is None:
+                    return False
+                words.append(word)
+            commands.append(tuple(words))
+            return True
+        if kind not in _PLAIN_STRUCTURE:
+            return False
+        return all(visit(child) for child in node.children)
+
+    if not visit(root) or not commands:
+        return None
+    return commands
+
+
+def every_command(script: str) -> list[tuple[str, ...]]:
+    """Every command in ``script``, wherever it is (in substitutions,
+    subshells, conditions, loops); a word that is not literal is kept as
+    written.  A script that does not parse yields what could be read of it."""
+    found: list[tuple[str, ...]] = []
+    stack = [_parse(script)]
+    while stack:
+        node = stack.pop()
+        if node.type == "command":
+            words = []
+            for child in node.children:
+                target = child.children[0] if child.type == "command_name" else child
+                if target.type in _WORDS or child.type == "command_name":
+                    literal = _literal(target, script)
+                    words.append(literal if literal is not None else _text(target, script))
+            if words:
+                found.append(tuple(words))
+        stack.extend(reversed(node.children))
+    return found
+
+
+def _parse(script: str) -> Node:
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            import tree_sitter
+            import tree_sitter_bash
+
+            _parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
+        return _parser.parse(script.encode()).root_node
+
+
+def _text(node: Node, script: str) -> str:
+    return script.encode()[node.start_byte:node.end_byte].decode(errors="replace")
+
+
+def _literal(node: Node, script: str) -> str | None:
+    """The value of a word that expands to itself alone, else None."""
+    kind = node.type
+    text = _text(node, script)
+    if kind in ("word", "number"):
+        if any(c in text for c in "$`"):
+            return None
+        return _unescape(text)
+    if kind == "raw_string":
+        return text[1:-1]
+    if kind == "string":
+        parts = node.children[1:-1]
+        if any(p.type != "string_content" for p in parts):
+            return None
+        return _unescape_double(text[1:-1])
+    if kind == "concatenation":
+        pieces = [_literal(child, script) for child in node.children]
+        return None if None in pieces else "".join(p for p in pieces if p is not None)
+    return None
+
+
+def _unescape(word: str) -> str:
+    out, chars = [], iter(word)
+    for c in chars:
+        out.append(next(chars, "") if c == "\\" else c)
+    return "".join(out)
+
+
+def _unescape_double(content: str) -> str:
+    # Inside double quotes a backslash escapes only $ ` " \ and a newline.
+    out, i = [], 0
+    while i < len(content):
+        c = content[i]
+        if c == "\\" and i + 1 < len(content) and content[i + 1] in '$`"\\\n':
+            if content[i + 1] != "\n":
+                out.append(content[i + 1])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
