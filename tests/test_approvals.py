@@ -87,7 +87,7 @@ def _write_outside(host_dir: Path) -> list[str]:
 @sandboxed
 def test_a_sandbox_denial_is_retried_without_the_sandbox_once_approved(host_dir, workspace):
     approver = Recorder(Answer.APPROVE_ONCE)
-    session = ApprovalSession("on-request", approver=approver)
+    session = ApprovalSession("on-failure", approver=approver)
     outcome = session.run(_write_outside(host_dir), cwd=workspace)
     assert outcome.ran and outcome.result is not None and outcome.result.exit_code == 0
     assert (host_dir / "outside.txt").read_text() == "written\n"
@@ -103,7 +103,8 @@ def test_a_sandbox_denial_is_retried_without_the_sandbox_once_approved(host_dir,
 @sandboxed
 def test_a_declined_retry_keeps_the_sandboxed_result(host_dir, workspace):
     approver = Recorder(Reply(Answer.DENY, "write inside the workspace instead"))
-    outcome = ApprovalSession(approver=approver).run(_write_outside(host_dir), cwd=workspace)
+    outcome = ApprovalSession("on-failure", approver=approver).run(_write_outside(host_dir),
+                                                                   cwd=workspace)
     assert outcome.result is not None and outcome.result.exit_code != 0
     assert outcome.result.denials and not (host_dir / "outside.txt").exists()
     assert outcome.message == "write inside the workspace instead"
@@ -111,12 +112,13 @@ def test_a_declined_retry_keeps_the_sandboxed_result(host_dir, workspace):
 
 
 @sandboxed
-def test_never_returns_the_denial_without_asking(host_dir, workspace):
+@pytest.mark.parametrize("policy", ["never", "on-request"])
+def test_never_and_on_request_return_the_denial_without_asking(host_dir, workspace, policy):
     approver = Recorder()
-    outcome = ApprovalSession("never", approver=approver).run(_write_outside(host_dir),
-                                                              cwd=workspace)
+    outcome = ApprovalSession(policy, approver=approver).run(_write_outside(host_dir),
+                                                             cwd=workspace)
     assert approver.asked == [] and outcome.result is not None and outcome.result.denials
-    assert "approval policy never: returned to the caller" in outcome.path[-1]
+    assert f"approval policy {policy}: returned to the caller" in outcome.path[-1]
     assert not (host_dir / "outside.txt").exists()
 
 
@@ -268,3 +270,47 @@ def test_run_refuses_what_needs_approval_without_ask(host_dir, tmp_path):
                    "rm", "-rf", "keep", cwd=host_dir, home=tmp_path)
     assert proc.returncode == 125 and (host_dir / "keep").is_dir()
     assert "forbidden" in proc.stderr and "approval policy never" in proc.stderr
+
+
+def _ask_on_a_terminal(args: list[str], answer: bytes, cwd: Path, home: Path) -> tuple[int, str]:
+    """Runs ``corral run --ask ...`` on a pseudo-terminal, answers its
+    question with ``answer``, and returns its exit code and everything it wrote."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its controlling terminal is the pty
+        os.chdir(cwd)
+        os.environ["HOME"] = str(home)
+        os.execv(sys.executable, [sys.executable, "-m", "corral", "run", "--ask", *args])
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break  # the child is gone
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"[n] no:" in seen:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_run_ask_prompts_on_the_terminal(host_dir, tmp_path):
+    code, seen = _ask_on_a_terminal(["--approval", "untrusted", "--policy", "full-access", "--",
+                                     "touch", "made"], b"y\n", host_dir, tmp_path)
+    assert code == 0 and (host_dir / "made").exists(), seen
+    assert "run it? [y] once, [s] this session, [a] always `touch made`" in seen
+    assert "approved by the user once" in seen
+    code, seen = _ask_on_a_terminal(["--approval", "untrusted", "--policy", "full-access", "--",
+                                     "touch", "refused"], b"n\n", host_dir, tmp_path)
+    assert code == 125 and not (host_dir / "refused").exists(), seen
+    assert "denied by the user" in seen

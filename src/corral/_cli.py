@@ -474,10 +474,10 @@ def _terminal_approver(request: object) -> object:
 
     assert isinstance(request, ApprovalRequest)
     try:
-        tty = open("/dev/tty", "r+", encoding="utf-8", errors="replace")
+        tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
         return Reply(Answer.DENY, "no terminal to ask on")
-    with tty:
+    try:
         what = ("run it again without the sandbox?" if request.question is
                 Question.RETRY_UNSANDBOXED else "run it?")
         lines = [f"corral: `{shlex.join(request.argv)}` in {request.cwd}",
@@ -489,9 +489,16 @@ def _terminal_approver(request: object) -> object:
         prefix = shlex.join(request.prefix or request.argv)
         lines.append(f"corral: {what} [y] once, [s] this session, [a] always `{prefix}`, "
                      "[n] no: ")
-        tty.write("\n".join(lines))
-        tty.flush()
-        choice = tty.readline().strip().lower()[:1]
+        _write_all(tty, "\n".join(lines).encode())
+        typed = b""
+        while not typed.endswith(b"\n") and len(typed) < 256:
+            chunk = os.read(tty, 256)
+            if not chunk:
+                break
+            typed += chunk
+    finally:
+        os.close(tty)
+    choice = typed.decode(errors="replace").strip().lower()[:1]
     answers = {"y": Answer.APPROVE_ONCE, "s": Answer.APPROVE_SESSION,
                "a": Answer.APPROVE_PREFIX}
     return Reply(answers.get(choice, Answer.DENY))

@@ -33,12 +33,14 @@ __all__ = ["ApprovalPolicy", "Assessment", "Permissions", "assess"]
 class ApprovalPolicy(enum.Enum):
     """When the user is asked (Codex's ``AskForApproval``).
 
-    ``untrusted``: only known-safe commands run without asking.
-    ``on-failure``: everything runs sandboxed; a sandbox denial asks to re-run
-    without it.  ``on-request`` (the default): everything runs sandboxed;
-    the user is asked when the request asks for escalation, or after a
-    sandbox denial.  ``never``: nobody is asked; what would need asking is
-    refused and denials go straight back to the caller.
+    ``untrusted``: only known-safe commands run without asking (and a
+    sandbox denial asks to re-run without the sandbox).  ``on-failure``:
+    everything runs sandboxed; a sandbox denial asks to re-run without it.
+    ``on-request`` (the default): everything runs sandboxed; the user is
+    asked only when the request asks for escalation or extra permissions;
+    denials go back to the caller.  ``never``: nobody is asked; what would
+    need asking is refused and denials go straight back to the caller.
+    Dangerous commands ask under all but ``never``, which refuses them.
     """
 
     UNTRUSTED = "untrusted"

@@ -11,9 +11,11 @@ session" (never shared with another session).  :meth:`ApprovalSession.run`:
 2. runs it: in the sandbox, with the network or writable roots the request
    asked for once they are approved; without the sandbox only for an
    approved escalation;
-3. if the sandbox refused something (``result.denials``) and the policy may
-   ask (all but ``never``), asks "retry without the sandbox?" and, if
-   approved, runs it again with full access.
+3. if the sandbox refused something (``result.denials``) and the policy asks
+   about denials (``on-failure``, ``untrusted``), asks "retry without the
+   sandbox?" and, if approved, runs it again with full access.  Under
+   ``on-request`` and ``never`` the denial goes back to the caller (whose
+   model may ask again, for escalation, with a justification).
 
 The approver is any callable taking an :class:`ApprovalRequest` and
 returning a :class:`Reply` (or an :class:`Answer`), or an awaitable of one.
@@ -195,9 +197,9 @@ class ApprovalSession:
         if escalate or not result.denials:
             return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment)
         refused = "; ".join(f"{d.kind.value} {d.target or ''}".strip() for d in result.denials)
-        if self.approval is ApprovalPolicy.NEVER:
-            path.append(f"the sandbox refused {refused}; approval policy never: "
-                        "returned to the caller")
+        if self.approval not in (ApprovalPolicy.ON_FAILURE, ApprovalPolicy.UNTRUSTED):
+            path.append(f"the sandbox refused {refused}; approval policy "
+                        f"{self.approval.value}: returned to the caller")
             return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment)
         reply = self._ask(answer, ApprovalRequest(
             argv, where, Question.RETRY_UNSANDBOXED,
