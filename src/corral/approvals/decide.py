@@ -114,50 +114,43 @@ def assess(argv: Sequence[str], policy: ApprovalPolicy = ApprovalPolicy.ON_REQUE
     script = shell_script(argv)
     commands = plain_commands(script) if script is not None else None
     judged = commands if commands is not None else [argv]
-    decisions: list[Decision] = []
-    reasons: list[str] = []
+    verdicts: list[tuple[Decision, str]] = []  # each step's decision, and why
     matched: list[RuleMatch] = []
     rules_allow_all = True
     for command in judged:
         found = rules.matches(command)
-        shown = shlex.join(command)
+        shown = f"`{shlex.join(command)}`"
         if found:
             matched += found
-            strictest = max(found, key=lambda m: m.rule.decision.severity)
-            decisions.append(strictest.rule.decision)
-            rules_allow_all &= strictest.rule.decision is Decision.ALLOW
-            why = f" ({strictest.rule.justification})" if strictest.rule.justification else ""
-            reasons.append(f"`{shown}`: {strictest.rule.decision.value} by rule "
-                           f"{strictest.rule.describe()}{why}")
-            continue
-        rules_allow_all = False
-        if is_known_safe(command):
-            decisions.append(Decision.ALLOW)
-            reasons.append(f"`{shown}`: known safe (only reads)")
+            rule = max(found, key=lambda m: m.rule.decision.severity).rule
+            rules_allow_all &= rule.decision is Decision.ALLOW
+            why = f" ({rule.justification})" if rule.justification else ""
+            verdicts.append((rule.decision,
+                             f"{shown}: {rule.decision.value} by rule {rule.describe()}{why}"))
+        elif is_known_safe(command):
+            rules_allow_all = False
+            verdicts.append((Decision.ALLOW, f"{shown}: known safe (only reads)"))
         elif policy is ApprovalPolicy.UNTRUSTED:
-            decisions.append(Decision.PROMPT)
-            reasons.append(f"`{shown}`: not known to be safe, and approval policy untrusted asks")
+            rules_allow_all = False
+            verdicts.append((Decision.PROMPT, f"{shown}: not known to be safe, and approval "
+                                              "policy untrusted asks"))
         else:
-            decisions.append(Decision.ALLOW)
-            reasons.append(f"`{shown}`: runs in the sandbox")
+            rules_allow_all = False
+            verdicts.append((Decision.ALLOW, f"{shown}: runs in the sandbox"))
+    never = policy is ApprovalPolicy.NEVER
     dangerous = danger(argv)
     if dangerous is not None:
-        if policy is ApprovalPolicy.NEVER:
-            decisions.append(Decision.FORBIDDEN)
-            reasons.append(f"dangerous ({dangerous}), and approval policy never cannot ask")
-        else:
-            decisions.append(Decision.PROMPT)
-            reasons.append(f"dangerous ({dangerous}): always asks")
+        verdicts.append((Decision.FORBIDDEN, f"dangerous ({dangerous}), and approval policy "
+                                             "never cannot ask") if never else
+                        (Decision.PROMPT, f"dangerous ({dangerous}): always asks"))
     if permissions.requested:
+        asked = f"asks {permissions.describe()}"
         if rules_allow_all and dangerous is None:
-            reasons.append(f"asks {permissions.describe()}: allowed by rules")
-        elif policy is ApprovalPolicy.NEVER:
-            decisions.append(Decision.FORBIDDEN)
-            reasons.append(f"asks {permissions.describe()}, and approval policy never "
-                           "cannot ask")
+            verdicts.append((Decision.ALLOW, f"{asked}: allowed by rules"))
         else:
-            decisions.append(Decision.PROMPT)
-            reasons.append(f"asks {permissions.describe()}")
-    decision = max(decisions, key=lambda d: d.severity)
+            verdicts.append((Decision.FORBIDDEN, f"{asked}, and approval policy never cannot "
+                                                 "ask") if never else (Decision.PROMPT, asked))
+    decision = max((d for d, _ in verdicts), key=lambda d: d.severity)
+    reasons = [reason for _, reason in verdicts]
     return Assessment(decision, tuple(reasons), tuple(matched), tuple(judged),
                       rules_allow_all and bool(judged), dangerous)
