@@ -36,6 +36,7 @@ VERSION = "corral 0.1.0"
 USAGE = """\
 usage: corral run [OPTIONS] [--] CMD [ARGS...]
        corral policy check [OPTIONS] [--] CMD [ARGS...]
+       corral mcp [OPTIONS]
        corral doctor [--json]
        corral --version | --help"""
 HELP = f"""{USAGE}
@@ -45,6 +46,7 @@ Run shell commands for AI coding agents: confined, bounded, observed.
 commands:
   run            run a command, stream its output, exit with its exit code
   policy check   say whether a command would run, be asked about, or be refused
+  mcp            serve corral's tools to an agent over MCP (stdio)
   doctor         show what this machine can enforce
 
 `corral run --help` lists run's options."""
@@ -121,6 +123,31 @@ options:
   --network              the command asks for network access
   --writable PATH        the command asks to write beneath PATH (repeatable)
   --json                 print the decision, matched rules and reasons as JSON
+  -h, --help             show this help"""
+MCP_HELP = """\
+usage: corral mcp [OPTIONS]
+
+Serve corral's tools over the Model Context Protocol on stdin/stdout, for an
+agent to run its shell commands through (needs pip install 'corral[mcp]').
+
+options:
+  --config FILE          TOML settings; the keys are these options' names
+                         (policy, writable, network, approval, rules, timeout,
+                         max-output-tokens, ...); flags win over the file
+  --policy {workspace-write,read-only,full-access}
+                         sandbox policy (default: workspace-write)
+  --writable PATH        also writable (repeatable)
+  --network              let commands use the network
+  --allow-unix-socket PATH
+                         a host Unix socket commands may connect to (repeatable)
+  --deny-read PATH       also hide PATH (repeatable)
+  --accept-weaker NAME   accept a weaker guarantee on the Landlock backend
+  --approval {untrusted,on-failure,on-request,never}
+                         when to ask the user (default: on-request)
+  --rules FILE           prefix rules file (repeatable; ~/.config/corral/rules/
+                         *.rules are read too)
+  --timeout S            default timeout of a command (default 60; 'none')
+  --max-output-tokens N  budget of the output returned to the model (default 10000)
   -h, --help             show this help"""
 DOCTOR_HELP = """\
 usage: corral doctor [--json]
@@ -211,6 +238,19 @@ _POLICY_OPTIONS = {
     "--network": _Option("network"),
     "--writable": _Option("writable", str, repeat=True),
     "--json": _Option("json"),
+}
+_MCP_OPTIONS = {
+    "--config": _Option("config", str),
+    "--policy": _RUN_OPTIONS["--policy"],
+    "--writable": _RUN_OPTIONS["--writable"],
+    "--network": _RUN_OPTIONS["--network"],
+    "--allow-unix-socket": _RUN_OPTIONS["--allow-unix-socket"],
+    "--deny-read": _RUN_OPTIONS["--deny-read"],
+    "--accept-weaker": _RUN_OPTIONS["--accept-weaker"],
+    "--approval": _RUN_OPTIONS["--approval"],
+    "--rules": _RUN_OPTIONS["--rules"],
+    "--timeout": _RUN_OPTIONS["--timeout"],
+    "--max-output-tokens": _Option("max_output_tokens", int),
 }
 # Where "always allow this prefix" answers go, and rules are read from.
 RULES_DIR = "~/.config/corral/rules"
@@ -334,29 +374,15 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
     return code
 
 
-def _policy(args: RunArgs) -> SandboxPolicy | str:
+def _policy(args: RunArgs) -> SandboxPolicy:
     """The policy the flags describe; sandbox flags without a sandbox are an error."""
-    from ._policy import DEFAULT_DENY_READ, DEFAULT_PROTECTED, SandboxPolicy
+    from ._policy import policy_from_options
 
-    workspace = (args.writable or args.protect or args.no_default_protect)
-    if args.policy == "full-access":
-        if (workspace or args.network or args.deny_read or args.no_default_deny_read
-                or args.accept_weaker or args.allow_unix_socket):
-            raise ValueError("--writable, --protect, --network, --allow-unix-socket, --deny-read "
-                             "and --accept-weaker apply to sandboxed policies, not to full-access")
-        return str(args.policy)
-    deny_read = (*(() if args.no_default_deny_read else DEFAULT_DENY_READ), *args.deny_read)
-    if args.policy == "read-only":
-        if workspace:
-            raise ValueError("--writable and --protect apply to workspace-write, not to read-only")
-        return SandboxPolicy.read_only(network=args.network, deny_read=deny_read,
-                                       allow_unix_sockets=args.allow_unix_socket,
-                                       accept_weaker=args.accept_weaker)
-    protected = (*(() if args.no_default_protect else DEFAULT_PROTECTED), *args.protect)
-    return SandboxPolicy.workspace_write(writable=args.writable, network=args.network,
-                                         protected=protected, deny_read=deny_read,
-                                         allow_unix_sockets=args.allow_unix_socket,
-                                         accept_weaker=args.accept_weaker)
+    return policy_from_options(
+        args.policy, writable=args.writable, network=args.network, protect=args.protect,
+        default_protect=not args.no_default_protect, allow_unix_sockets=args.allow_unix_socket,
+        deny_read=args.deny_read, default_deny_read=not args.no_default_deny_read,
+        accept_weaker=args.accept_weaker)
 
 
 def _run(args: RunArgs) -> int:
@@ -538,6 +564,35 @@ def _policy_check(rest: list[str]) -> int:
     return assessment.decision.severity
 
 
+def _mcp(rest: list[str]) -> int:
+    """``corral mcp``: serves until the client closes stdin."""
+    from ._errors import CorralError
+    from .server.config import ServerConfig, load_config
+
+    values, extra = _parse_options(rest, _MCP_OPTIONS, MCP_HELP)
+    if extra:
+        raise _UsageError(f"mcp takes no arguments, got {extra[0]!r}")
+    try:
+        config_path = values.pop("config", None)
+        config = load_config(str(config_path)) if config_path else ServerConfig()
+        if "timeout" in values and values["timeout"] is None:
+            config = config.merged(timeout=None)  # "none": no limit
+            values.pop("timeout")
+        config = config.merged(**values)
+        config = config.merged(rules=(*_rule_files(()), *config.rules))
+        try:
+            from .server.app import build_server
+        except ImportError as exc:
+            return _fail(f"corral mcp needs the MCP SDK ({exc.name} is missing): "
+                         "pip install 'corral[mcp]'", EXIT_CORRAL_ERROR, False, "missing")
+        server = build_server(config, os.path.join(os.path.expanduser(RULES_DIR),
+                                                   "default.rules"))
+    except (CorralError, ValueError) as exc:
+        return _fail(str(exc), EXIT_CORRAL_ERROR, False, type(exc).__name__)
+    server.run()
+    return 0
+
+
 def _yes_no(capability: object) -> str:
     from .sandbox.probe import Capability
 
@@ -617,12 +672,14 @@ def _dispatch(args: list[str]) -> int:
         if rest[0] != "check":
             raise _UsageError(f"unknown policy command {rest[0]!r}: use policy check")
         return _policy_check(rest[1:])
+    if command == "mcp":
+        return _mcp(rest)
     if command == "doctor":
         values, extra = _parse_options(rest, {"--json": _Option("json")}, DOCTOR_HELP)
         if extra:
             raise _UsageError(f"doctor takes no arguments, got {extra[0]!r}")
         return _doctor(bool(values.get("json")))
-    raise _UsageError(f"unknown command {command!r}: use run, policy or doctor")
+    raise _UsageError(f"unknown command {command!r}: use run, policy, mcp or doctor")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

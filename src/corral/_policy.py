@@ -13,7 +13,7 @@ import os
 from ._errors import PolicyError
 from ._record import record
 
-__all__ = ["PolicyKind", "SandboxPolicy", "resolve_policy"]
+__all__ = ["PolicyKind", "SandboxPolicy", "policy_from_options", "resolve_policy"]
 
 
 class PolicyKind(enum.Enum):
@@ -181,3 +181,41 @@ def resolve_policy(policy: SandboxPolicy | str) -> SandboxPolicy:
         choices = ", ".join(k.value for k in PolicyKind)
         raise PolicyError(f"unknown policy {policy!r}: choose one of {choices}")
     raise PolicyError(f"a policy is a name or a SandboxPolicy, not {type(policy).__name__}")
+
+
+def policy_from_options(
+    name: str,
+    *,
+    writable: tuple[str, ...] = (),
+    network: bool = False,
+    protect: tuple[str, ...] = (),
+    default_protect: bool = True,
+    allow_unix_sockets: tuple[str, ...] = (),
+    deny_read: tuple[str, ...] = (),
+    default_deny_read: bool = True,
+    accept_weaker: tuple[str, ...] = (),
+) -> SandboxPolicy:
+    """The policy ``corral run``'s options (or the MCP server's config keys)
+    describe: extra protected and deny-read paths add to the defaults unless
+    those are turned off.  Raises :class:`PolicyError` for options the policy
+    does not take (sandbox options with full-access, writable roots with
+    read-only)."""
+    policy = resolve_policy(name)
+    workspace = bool(writable or protect or not default_protect)
+    if policy.kind is PolicyKind.FULL_ACCESS:
+        if (workspace or network or deny_read or not default_deny_read or accept_weaker
+                or allow_unix_sockets):
+            raise PolicyError("--writable, --protect, --network, --allow-unix-socket, --deny-read "
+                              "and --accept-weaker apply to sandboxed policies, not to full-access")
+        return policy
+    hidden = (*(DEFAULT_DENY_READ if default_deny_read else ()), *deny_read)
+    if policy.kind is PolicyKind.READ_ONLY:
+        if workspace:
+            raise PolicyError("--writable and --protect apply to workspace-write, not to read-only")
+        return SandboxPolicy.read_only(network=network, deny_read=hidden,
+                                       allow_unix_sockets=allow_unix_sockets,
+                                       accept_weaker=accept_weaker)
+    return SandboxPolicy.workspace_write(
+        writable=writable, network=network,
+        protected=(*(DEFAULT_PROTECTED if default_protect else ()), *protect),
+        deny_read=hidden, allow_unix_sockets=allow_unix_sockets, accept_weaker=accept_weaker)

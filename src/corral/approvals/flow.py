@@ -136,25 +136,32 @@ class ApprovalSession:
         return assess(argv, self.approval, self.rules, permissions)
 
     def run(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
-            permissions: Permissions | None = None, **options: Any) -> ApprovedRun:
-        """Runs ``argv`` through the approval flow; ``options`` go to
-        :func:`corral.run` (``timeout``, ``env``, ``on_output``...)."""
+            permissions: Permissions | None = None,
+            approver: Callable[[ApprovalRequest], Any] | None = None,
+            **options: Any) -> ApprovedRun:
+        """Runs ``argv`` through the approval flow; ``approver`` (default: the
+        session's) answers for this call; ``options`` go to :func:`corral.run`
+        (``timeout``, ``env``, ``cancel``, ``on_output``...)."""
         from .._api import run
 
         return self._flow(tuple(argv), cwd, permissions or Permissions(),
                           lambda policy: run(list(argv), cwd=cwd, policy=policy, **options),
-                          _answer_sync)
+                          approver or self.approver, _answer_sync)
 
     async def run_async(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
-                        permissions: Permissions | None = None, **options: Any
-                        ) -> ApprovedRun:
-        """:meth:`run` for asyncio: the flow runs in a worker thread, an async
-        approver on this event loop."""
+                        permissions: Permissions | None = None,
+                        approver: Callable[[ApprovalRequest], Any] | None = None,
+                        **options: Any) -> ApprovedRun:
+        """:meth:`run` for asyncio: the flow runs in a thread of its own (so
+        that long runs do not hold a shared pool), an async approver on this
+        event loop.  Cancelling the call cancels the run."""
         import asyncio
 
         from .._api import run
+        from .._cancel import CancelToken
 
         loop = asyncio.get_running_loop()
+        cancel = options.pop("cancel", None) or CancelToken()
 
         def answer(approver: Callable[[ApprovalRequest], Any], request: ApprovalRequest) -> Reply:
             reply = approver(request)
@@ -162,13 +169,39 @@ class ApprovalSession:
                 reply = asyncio.run_coroutine_threadsafe(_awaited(reply), loop).result()
             return _reply(reply)
 
-        return await asyncio.to_thread(
-            self._flow, tuple(argv), cwd, permissions or Permissions(),
-            lambda policy: run(list(argv), cwd=cwd, policy=policy, **options), answer)
+        future: asyncio.Future[ApprovedRun] = loop.create_future()
+
+        def settle(outcome: ApprovedRun | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(outcome)  # type: ignore[arg-type]
+
+        def work() -> None:
+            try:
+                outcome = self._flow(
+                    tuple(argv), cwd, permissions or Permissions(),
+                    lambda policy: run(list(argv), cwd=cwd, policy=policy, cancel=cancel,
+                                       **options),
+                    approver or self.approver, answer)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, outcome, None)
+
+        threading.Thread(target=work, name="corral-approval", daemon=True).start()
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
 
     def _flow(self, argv: tuple[str, ...], cwd: str | os.PathLike[str] | None,
               permissions: Permissions,
               execute: Callable[[SandboxPolicy], ExecResult],
+              approver: Callable[[ApprovalRequest], Any] | None,
               answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply]
               ) -> ApprovedRun:
         where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
@@ -179,7 +212,7 @@ class ApprovalSession:
                                f"refused: {assessment.reason}")
         escalate = permissions.escalate and assessment.rules_allow_all
         if assessment.decision is Decision.PROMPT:
-            reply = self._ask(answer, ApprovalRequest(
+            reply = self._ask(approver, answer, ApprovalRequest(
                 argv, where, Question.RUN, assessment.reason, permissions.justification,
                 permissions, prefix=_prefix(assessment)))
             if reply is None or not reply[0].answer.approved:
@@ -201,7 +234,7 @@ class ApprovalSession:
             path.append(f"the sandbox refused {refused}; approval policy "
                         f"{self.approval.value}: returned to the caller")
             return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment)
-        reply = self._ask(answer, ApprovalRequest(
+        reply = self._ask(approver, answer, ApprovalRequest(
             argv, where, Question.RETRY_UNSANDBOXED,
             f"the sandbox refused {refused}: run it again without the sandbox?",
             permissions.justification, permissions, result.denials, _prefix(assessment)))
@@ -215,7 +248,8 @@ class ApprovalSession:
         path.append(f"ran without the sandbox: exit {second.exit_code}")
         return ApprovedRun(second, Decision.ALLOW, tuple(path), assessment)
 
-    def _ask(self, answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply],
+    def _ask(self, approver: Callable[[ApprovalRequest], Any] | None,
+             answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply],
              request: ApprovalRequest) -> tuple[Reply, str] | None:
         """The approver's reply and how it reads in the path; None when
         nobody can be asked.  Session approvals answer by themselves."""
@@ -223,9 +257,9 @@ class ApprovalSession:
         with self._lock:
             if key in self._approved:
                 return Reply(Answer.APPROVE_SESSION), "approved earlier in this session"
-        if self.approver is None:
+        if approver is None:
             return None
-        reply = answer(self.approver, request)
+        reply = answer(approver, request)
         if reply.answer is Answer.APPROVE_SESSION:
             with self._lock:
                 self._approved.add(key)

@@ -1,0 +1,174 @@
+"""The MCP server: corral's tools over the official SDK's ``MCPServer``.
+
+Tool ``shell`` takes Codex's arguments (``command`` as argv, ``workdir``,
+``timeout_ms``, ``with_escalated_permissions``, ``justification``) plus
+corral's (``network``, ``writable``: extra permissions asked for), runs the
+command through the server's :class:`~corral.ApprovalSession` (one per
+server: session approvals last as long as it does) and returns what a model
+needs: the exit code, the output fitted to the token budget (head and tail,
+with a notice and, when cut, the file holding all of it), the duration,
+``timed_out``, the sandbox's denials and the decision path.
+
+When a request needs a human (an escalation, a dangerous command, a re-run
+without the sandbox), the server asks through MCP elicitation if the client
+supports it; otherwise the approval policy decides alone (what needs asking
+is refused) and the result says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from .._errors import CorralError
+from .._format import format_for_model
+from .._policy import policy_from_options
+from .._record import replace
+from ..approvals import (Answer, ApprovalRequest, ApprovalSession, Permissions, Question, Reply,
+                         load_rules)
+from .config import ServerConfig
+
+__all__ = ["build_server"]
+
+INSTRUCTIONS = """\
+corral runs shell commands in a kernel sandbox. `shell` runs a command (an argv list; use
+["bash", "-lc", "..."] for a script) and returns its exit code and output. By default the command
+may write only beneath its working directory, has no network, and cannot touch git hooks or
+editor/agent config. If the result lists denials, the sandbox refused something: ask again with
+with_escalated_permissions (and a justification), or with network / writable for just that."""
+
+
+class _ApprovalForm(BaseModel):
+    """What the user answers through elicitation."""
+
+    decision: Literal["approve-once", "approve-session", "approve-always", "deny"] = Field(
+        description="approve once, for this session, always for this command prefix, or deny")
+    message: str = Field("", description="for the agent, when you deny")
+
+
+_ANSWERS = {"approve-once": Answer.APPROVE_ONCE, "approve-session": Answer.APPROVE_SESSION,
+            "approve-always": Answer.APPROVE_PREFIX, "deny": Answer.DENY}
+
+
+def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServer:
+    """The MCP server for ``config``.  Raises :class:`~corral.PolicyError` or
+    :class:`~corral.RulesError` for settings that cannot be used."""
+    policy = policy_from_options(
+        config.policy, writable=config.writable, network=config.network,
+        allow_unix_sockets=config.allow_unix_socket, deny_read=config.deny_read,
+        accept_weaker=config.accept_weaker)
+    session = ApprovalSession(config.approval, rules=load_rules(list(config.rules)),
+                              policy=policy, rules_file=rules_file)
+    server = MCPServer("corral", instructions=INSTRUCTIONS)
+    spills = itertools.count(1)
+
+    @server.tool(description=(
+        "Run a command (argv list) in corral's sandbox and return its exit code and output. "
+        "timeout_ms defaults to the server's timeout. Ask for with_escalated_permissions "
+        "(with a justification) to run without the sandbox, or for network / writable roots "
+        "inside it; a human may be asked to approve."))
+    async def shell(command: list[str], ctx: Context, workdir: str | None = None,
+                    timeout_ms: int | None = None, with_escalated_permissions: bool = False,
+                    justification: str | None = None, network: bool = False,
+                    writable: list[str] | None = None) -> dict[str, Any]:
+        if not command or not all(word for word in command):
+            raise ToolError("command must be a non-empty list of non-empty strings (argv); "
+                            'for a script use ["bash", "-lc", "..."]')
+        if timeout_ms is not None and timeout_ms <= 0:
+            raise ToolError(f"timeout_ms must be positive, not {timeout_ms}")
+        cwd = os.path.abspath(os.path.expanduser(workdir)) if workdir else os.getcwd()
+        if not os.path.isdir(cwd):
+            raise ToolError(f"workdir {workdir!r} is not a directory")
+        permissions = Permissions(escalate=with_escalated_permissions, network=network,
+                                  writable=tuple(writable or ()), justification=justification)
+        approver, note = _approver(ctx)
+        timeout = config.timeout if timeout_ms is None else timeout_ms / 1000
+        spill = _spill_path(next(spills))
+        from .._request import OutputLimits
+
+        try:
+            outcome = await session.run_async(command, cwd=cwd, permissions=permissions,
+                                              approver=approver, timeout=timeout,
+                                              limits=OutputLimits(spill=spill))
+        except CorralError as exc:  # not found, not executable, a policy it cannot enforce
+            _discard(spill)
+            raise ToolError(str(exc)) from None
+        reply: dict[str, Any] = {"decision": outcome.decision.value,
+                                 "decision_path": list(outcome.path)}
+        if note and any("nobody can be asked" in step for step in outcome.path):
+            reply["decision_path"].append(note)
+        result = outcome.result
+        if result is None:
+            reply.update(exit_code=None, output=outcome.message or "not run")
+            _discard(spill)
+            return reply
+        text = format_for_model(replace(result, spill_path=None),
+                                max_tokens=config.max_output_tokens)
+        if result.output.truncated or not text.endswith(result.output.text):
+            # Cut: name the file with all of it, where the next command finds it.
+            visible = f"/tmp/{os.path.basename(spill)}" if result.sandbox == "bwrap" else spill
+            text = format_for_model(replace(result, spill_path=Path(visible)),
+                                    max_tokens=config.max_output_tokens)
+        else:
+            _discard(spill)
+        reply.update(
+            exit_code=result.exit_code,
+            output=text,
+            duration_seconds=round(result.duration, 3),
+            timed_out=result.timed_out,
+            denials=[d.to_dict() for d in result.denials],
+            sandbox=result.sandbox or "none",
+        )
+        if outcome.message:
+            reply["message"] = outcome.message
+        return reply
+
+    return server
+
+
+def _approver(ctx: Context) -> tuple[Any, str | None]:
+    """An approver that asks the client's user through elicitation, or None
+    (and a note for the result) when the client cannot be asked."""
+    params = ctx.request_context.session.client_params
+    capabilities = params.capabilities if params is not None else None
+    if capabilities is None or capabilities.elicitation is None:
+        return None, ("the client does not support elicitation, so nobody could be asked: "
+                      "the approval policy decided alone")
+
+    async def ask(request: ApprovalRequest) -> Reply:
+        import shlex
+
+        question = ("The sandbox refused it; run it again WITHOUT the sandbox?"
+                    if request.question is Question.RETRY_UNSANDBOXED else "Run it?")
+        lines = [f"corral: `{shlex.join(request.argv)}` in {request.cwd}", request.reason]
+        if request.justification:
+            lines.append(f"The agent says: {request.justification}")
+        lines.append(question)
+        result = await ctx.elicit("\n".join(lines), _ApprovalForm)
+        if result.action != "accept" or result.data is None:
+            return Reply(Answer.DENY, f"the user did not answer ({result.action})")
+        return Reply(_ANSWERS[result.data.decision], result.data.message or None)
+
+    return ask, None
+
+
+def _spill_path(number: int) -> str:
+    """Where a run's complete output goes: the session's temporary directory,
+    which sandboxed commands see as their /tmp."""
+    from ..sandbox.session import session_tmp
+
+    return os.path.join(session_tmp(), f"corral-output-{os.getpid()}-{number}.log")
+
+
+def _discard(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
