@@ -1,0 +1,243 @@
+"""``corral mcp`` driven as a real client drives it: the SDK's client over stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+pytest.importorskip("mcp", reason="corral mcp needs pip install 'corral[mcp]'")
+
+import mcp.types as types  # noqa: E402
+from mcp.client.session import ClientSession  # noqa: E402
+from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
+
+from corral.sandbox.probe import probe_machine  # noqa: E402
+
+_BWRAP = probe_machine().bwrap
+sandboxed = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+Elicit = Callable[[Any, types.ElicitRequestParams], Awaitable[types.ElicitResult]]
+
+
+@asynccontextmanager
+async def serving(cwd: Path, home: Path, *args: str, elicit: Elicit | None = None,
+                  pidfile: Path | None = None) -> AsyncIterator[ClientSession]:
+    """A client session with ``corral mcp ARGS`` started in ``cwd``."""
+    start = ("import os, sys; from corral._cli import main; "
+             + (f"open({str(pidfile)!r}, 'w').write(str(os.getpid())); " if pidfile else "")
+             + "main(['mcp', *sys.argv[1:]])")
+    params = StdioServerParameters(command=sys.executable, args=["-c", start, *args],
+                                   cwd=str(cwd), env={**os.environ, "HOME": str(home)})
+    with open(os.devnull, "w") as quiet:
+        async with stdio_client(params, errlog=quiet) as (read, write):
+            async with ClientSession(read, write, elicitation_callback=elicit) as session:
+                await session.initialize()
+                yield session
+
+
+async def call(session: ClientSession, **arguments: Any) -> dict[str, Any]:
+    result = await session.call_tool("shell", arguments)
+    assert not result.is_error, result.content
+    return json.loads(result.content[0].text)  # type: ignore[union-attr]
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    anyio.run(test)
+
+
+@pytest.fixture
+def workspace(host_dir: Path) -> Path:
+    (host_dir / "ws").mkdir()
+    return host_dir / "ws"
+
+
+@sandboxed
+def test_list_tools_and_run_a_command(workspace, tmp_path):
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path) as session:
+            tools = await session.list_tools()
+            [shell] = [t for t in tools.tools if t.name == "shell"]
+            assert {"command", "workdir", "timeout_ms", "with_escalated_permissions",
+                    "justification"} <= set(shell.input_schema["properties"])
+            reply = await call(session, command=["bash", "-lc", "echo hello; echo oops >&2"])
+            assert reply["exit_code"] == 0 and reply["sandbox"] == "bwrap"
+            assert reply["output"].endswith("Output:\nhello\noops\n")
+            assert reply["decision_path"][-1] == "ran in the sandbox: exit 0"
+            assert reply["timed_out"] is False and reply["denials"] == []
+
+    run(scenario)
+
+
+@sandboxed
+def test_timeout_and_a_sandbox_denial(host_dir, workspace, tmp_path):
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--approval", "on-failure") as session:
+            slow = await call(session, command=["sleep", "30"], timeout_ms=300)
+            assert slow["timed_out"] is True and slow["exit_code"] == 124
+            denied = await call(session, command=["sh", "-c", f"echo x > {host_dir}/outside"])
+            assert denied["exit_code"] != 0 and not (host_dir / "outside").exists()
+            assert [(d["kind"], d["target"]) for d in denied["denials"]] == [
+                ("write", f"{host_dir}/outside")]
+            # This client cannot be asked (no elicitation): the result says so.
+            assert "does not support elicitation" in denied["decision_path"][-1]
+
+    run(scenario)
+
+
+@sandboxed
+def test_an_escalation_answered_through_elicitation(host_dir, workspace, tmp_path):
+    asked: list[str] = []
+
+    def answering(decision: str) -> Elicit:
+        async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"decision": decision,
+                                                                "message": "not today"})
+        return elicit
+
+    target = host_dir / "outside"
+    write = ["sh", "-c", f"echo x > {target}"]
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, elicit=answering("deny")) as session:
+            refused = await call(session, command=write, with_escalated_permissions=True,
+                                 justification="needs the shared file")
+            assert refused["exit_code"] is None and not target.exists()
+            assert "denied by the user: not today" in refused["decision_path"]
+        async with serving(workspace, tmp_path, elicit=answering("approve-once")) as session:
+            approved = await call(session, command=write, with_escalated_permissions=True,
+                                  justification="needs the shared file")
+            assert approved["exit_code"] == 0 and target.read_text() == "x\n"
+            assert approved["sandbox"] == "none"
+            assert "approved by the user once" in approved["decision_path"]
+
+    run(scenario)
+    assert len(asked) == 2 and "The agent says: needs the shared file" in asked[0]
+
+
+def test_twenty_concurrent_calls(workspace, tmp_path):
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--policy", "full-access") as session:
+            replies: dict[int, dict[str, Any]] = {}
+
+            async def one(i: int) -> None:
+                replies[i] = await call(session, command=["sh", "-c", f"sleep 0.5; echo {i}"])
+
+            started = time.monotonic()
+            async with anyio.create_task_group() as group:
+                for i in range(20):
+                    group.start_soon(one, i)
+            assert time.monotonic() - started < 8  # together, not one after another
+            assert all(replies[i]["output"].endswith(f"Output:\n{i}\n") for i in range(20))
+
+    run(scenario)
+
+
+def test_malformed_arguments_are_a_tool_error_and_the_server_keeps_serving(workspace, tmp_path):
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--policy", "full-access") as session:
+            for arguments in ({"command": "ls"}, {"command": []}, {}, {"command": [""]},
+                              {"command": ["ls"], "timeout_ms": -1},
+                              {"command": ["ls"], "workdir": "/no/such/dir"},
+                              {"command": ["corral-no-such-program"]}):
+                result = await session.call_tool("shell", arguments)
+                assert result.is_error, arguments
+                text = result.content[0].text  # type: ignore[union-attr]
+                assert "Traceback" not in text and text != "Error executing tool shell"
+            assert (await call(session, command=["echo", "still here"]))["exit_code"] == 0
+
+    run(scenario)
+
+
+def test_nothing_is_left_after_the_server_is_killed(workspace, tmp_path):
+    pidfile = tmp_path / "server.pid"
+    marker = tmp_path / "child.pid"
+    script = f"sleep 271.828 & echo $! > {marker}; wait"
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--policy", "full-access", "--timeout", "none",
+                           pidfile=pidfile) as session:
+            async with anyio.create_task_group() as group:
+                async def long_call() -> None:
+                    await session.call_tool("shell", {"command": ["sh", "-c", script]})
+
+                group.start_soon(long_call)
+                with anyio.fail_after(20):
+                    while not (marker.exists() and marker.read_text().strip()):
+                        await anyio.sleep(0.05)
+                child = int(marker.read_text())
+                assert _alive(child)
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+                with anyio.fail_after(20):
+                    while _alive(child):
+                        await anyio.sleep(0.05)
+                group.cancel_scope.cancel()
+
+    try:
+        run(scenario)
+    except BaseException as exc:  # the client sees its server vanish
+        if not _only_broken_connection(exc):
+            raise
+    child = int(marker.read_text())
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _only_broken_connection(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_only_broken_connection(e) for e in exc.exceptions)
+    return isinstance(exc, (anyio.BrokenResourceError, anyio.ClosedResourceError,
+                            anyio.EndOfStream, ConnectionError, OSError)) or \
+        type(exc).__name__ in ("MCPError", "McpError")
+
+
+def test_settings_from_a_config_file(workspace, tmp_path):
+    config = tmp_path / "corral.toml"
+    config.write_text('policy = "full-access"\ntimeout = 0.3\nmax-output-tokens = 50\n')
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--config", str(config)) as session:
+            slow = await call(session, command=["sleep", "5"])
+            assert slow["timed_out"] is True and slow["sandbox"] == "none"
+            big = await call(session, command=["seq", "100000"], timeout_ms=10000)
+            assert "output truncated" in big["output"] and len(big["output"]) < 1000
+            spill = big["output"].split("Full output: ", 1)[1].split("]", 1)[0]
+            assert Path(spill).read_text().splitlines()[-1] == "100000"
+
+    run(scenario)
+
+
+BAD_CONFIGS = {
+    "unknown key": ('polcy = "read-only"\n', "unknown key 'polcy'"),
+    "wrong type": ("network = 1\n", "network must be true or false, not 1"),
+    "bad policy": ('policy = "yolo"\n', "policy 'yolo' is not one of"),
+    "not toml": ("policy = \n", "not valid TOML"),
+    "bad timeout": ("timeout = -1\n", "timeout must be a positive number"),
+}
+
+
+@pytest.mark.parametrize("text,message", BAD_CONFIGS.values(), ids=BAD_CONFIGS.keys())
+def test_a_bad_config_file_is_a_clear_error(tmp_path, text, message):
+    config = tmp_path / "corral.toml"
+    config.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "corral", "mcp", "--config", str(config)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+    assert proc.returncode == 125 and message in proc.stderr and str(config) in proc.stderr
+    assert "Traceback" not in proc.stderr
