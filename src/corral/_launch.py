@@ -55,6 +55,8 @@ class LaunchSpec:
     status_fd: int = -1
     cleanups: tuple[Callable[[], object], ...] = ()
     socket_gate: SocketGate | None = None
+    #: The child's standard input (a descriptor the caller owns); -1: /dev/null.
+    stdin: int = -1
 
     def release(self) -> None:
         """Closes ``owned_fds``; the engine calls it right after spawning."""
@@ -118,4 +120,5 @@ def plan_launch(request: ExecRequest) -> LaunchSpec:
     program = resolve_program(argv[0], env, cwd)
     if request.arg0 is not None:
         argv = (request.arg0,) + argv[1:]
-    return LaunchSpec(program=program, argv=argv, env=env, cwd=cwd)
+    return LaunchSpec(program=program, argv=argv, env=env, cwd=cwd,
+                      stdin=-1 if request.stdin is None else request.stdin)

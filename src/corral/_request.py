@@ -127,7 +127,10 @@ class ExecRequest:
     sees.  ``timeout`` is seconds, None for no limit, or
     :data:`DEFAULT_TIMEOUT`; ``cancel`` ends the run from elsewhere.
     ``kill_mechanism`` None picks the strongest this machine offers; naming
-    one makes the run fail when it is not available.
+    one makes the run fail when it is not available.  ``stdin`` is a
+    readable file descriptor the command gets as its standard input (the
+    caller keeps and closes it: the write end of a pipe lets it talk to the
+    command); None gives it /dev/null.
     """
 
     argv: Sequence[str]
@@ -140,8 +143,13 @@ class ExecRequest:
     policy: SandboxPolicy | str = "workspace-write"
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     kill_mechanism: KillMechanism | None = None
+    stdin: int | None = None
 
     def __post_init__(self) -> None:
+        if self.stdin is not None and (isinstance(self.stdin, bool)
+                                       or not isinstance(self.stdin, int) or self.stdin < 0):
+            raise RequestError(f"stdin must be a file descriptor (an int >= 0), "
+                               f"not {self.stdin!r}")
         if isinstance(self.argv, (str, bytes)):
             raise RequestError(
                 "argv must be a list of arguments, not a single string "

@@ -5,8 +5,9 @@ and a parent-death signal in the child).  Elsewhere, or if the extension was
 not built, :class:`subprocess.Popen` with ``start_new_session`` is used: no
 parent-death signal there, and process-group containment only.
 
-The child always gets: stdin from /dev/null (an open stdin makes tools such as
-ripgrep wait for input forever), stdout and stderr on two pipes, a new
+The child gets: stdin from /dev/null (an open stdin makes tools such as
+ripgrep wait for input forever) unless the launch names another descriptor,
+stdout and stderr on two pipes, a new
 session, exactly the environment planned, and no other inherited descriptor
 but ``pass_fds``.
 """
@@ -85,7 +86,7 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 [a.encode(encoding, errors) for a in launch.argv],
                 env,
                 None if launch.cwd is None else os.fsencode(launch.cwd),
-                null,
+                null if launch.stdin < 0 else launch.stdin,
                 out_w,
                 err_w,
                 sorted(launch.pass_fds),
@@ -101,7 +102,8 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                     raise CgroupJoinError(err, os.strerror(err))
                 raise spawn_error_for(stage, err, launch.argv[0], launch.cwd)
             return SpawnedProcess(pid, pidfd, out_r, err_r)
-        return _spawn_portable(launch, null, out_w, err_w, out_r, err_r)
+        return _spawn_portable(launch, null if launch.stdin < 0 else launch.stdin, out_w, err_w,
+                               out_r, err_r)
     except BaseException:
         os.close(out_r)
         os.close(err_r)

@@ -10,14 +10,15 @@ approval, the sandbox and, on a denial, a re-run the user approved.
 from __future__ import annotations
 
 from .decide import ApprovalPolicy, Assessment, Permissions, assess
-from .flow import Answer, ApprovalRequest, ApprovalSession, ApprovedRun, Question, Reply
+from .flow import (Answer, ApprovalRequest, ApprovalSession, ApprovedRun, Authorization, Question,
+                   Reply)
 from .rules import (Decision, Rule, RuleMatch, RuleSet, RulesError, append_prefix_rule,
                     load_rules, parse_rules)
 from .safety import danger, is_known_safe
 from .shell import every_command, plain_commands, shell_script
 
 __all__ = [
-    "Answer", "ApprovalPolicy", "ApprovalRequest", "ApprovalSession", "ApprovedRun",
+    "Answer", "ApprovalPolicy", "ApprovalRequest", "ApprovalSession", "ApprovedRun", "Authorization",
     "Assessment", "Decision", "Permissions", "Question", "Reply", "Rule", "RuleMatch", "RuleSet",
     "RulesError", "append_prefix_rule", "assess", "danger", "every_command", "is_known_safe",
     "load_rules", "parse_rules", "plain_commands", "shell_script",

@@ -40,9 +40,16 @@ from .rules import Decision, RuleSet, append_prefix_rule
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
-    from typing import Any
+    from typing import Any, TypeVar
 
-__all__ = ["Answer", "ApprovalRequest", "ApprovalSession", "ApprovedRun", "Question", "Reply"]
+    from .._cancel import CancelToken
+
+    T = TypeVar("T")
+    # How the flow gets an approver's reply: sync, or bridged to an event loop.
+    _Answering = Callable[[Callable[["ApprovalRequest"], Any], "ApprovalRequest"], "Reply"]
+
+__all__ = ["Answer", "ApprovalRequest", "ApprovalSession", "ApprovedRun", "Authorization",
+           "Question", "Reply"]
 
 
 class Question(enum.Enum):
@@ -109,6 +116,20 @@ class ApprovedRun:
                 "result": None if self.result is None else self.result.to_dict()}
 
 
+@record
+class Authorization:
+    """Whether a request may start: ``policy`` is the sandbox policy to run it
+    under (None: it may not; ``message`` says why), with the decision path
+    so far."""
+
+    decision: Decision
+    policy: SandboxPolicy | None
+    path: tuple[str, ...]
+    assessment: Assessment
+    cwd: str
+    message: str | None = None
+
+
 class ApprovalSession:
     """One agent session's approvals: see the module docstring.
 
@@ -135,6 +156,24 @@ class ApprovalSession:
         """The decision the session would make for ``argv``, before asking anyone."""
         return assess(argv, self.approval, self.rules, permissions)
 
+    def authorize(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
+                  permissions: Permissions | None = None,
+                  approver: Callable[[ApprovalRequest], Any] | None = None) -> Authorization:
+        """The first step of :meth:`run` alone: decides, asking if needed,
+        whether ``argv`` may start and under which policy (for a process the
+        caller starts itself, such as a long-running session)."""
+        return self._authorize(tuple(argv), cwd, permissions or Permissions(),
+                               approver or self.approver, _answer_sync)
+
+    async def authorize_async(self, argv: Sequence[str], *,
+                              cwd: str | os.PathLike[str] | None = None,
+                              permissions: Permissions | None = None,
+                              approver: Callable[[ApprovalRequest], Any] | None = None
+                              ) -> Authorization:
+        """:meth:`authorize` for asyncio (an async approver runs on this loop)."""
+        return await _threaded(lambda answer: self._authorize(
+            tuple(argv), cwd, permissions or Permissions(), approver or self.approver, answer))
+
     def run(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
             permissions: Permissions | None = None,
             approver: Callable[[ApprovalRequest], Any] | None = None,
@@ -155,61 +194,24 @@ class ApprovalSession:
         """:meth:`run` for asyncio: the flow runs in a thread of its own (so
         that long runs do not hold a shared pool), an async approver on this
         event loop.  Cancelling the call cancels the run."""
-        import asyncio
-
         from .._api import run
         from .._cancel import CancelToken
 
-        loop = asyncio.get_running_loop()
         cancel = options.pop("cancel", None) or CancelToken()
+        return await _threaded(lambda answer: self._flow(
+            tuple(argv), cwd, permissions or Permissions(),
+            lambda policy: run(list(argv), cwd=cwd, policy=policy, cancel=cancel, **options),
+            approver or self.approver, answer), cancel)
 
-        def answer(approver: Callable[[ApprovalRequest], Any], request: ApprovalRequest) -> Reply:
-            reply = approver(request)
-            if inspect.isawaitable(reply):
-                reply = asyncio.run_coroutine_threadsafe(_awaited(reply), loop).result()
-            return _reply(reply)
-
-        future: asyncio.Future[ApprovedRun] = loop.create_future()
-
-        def settle(outcome: ApprovedRun | None, error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(outcome)  # type: ignore[arg-type]
-
-        def work() -> None:
-            try:
-                outcome = self._flow(
-                    tuple(argv), cwd, permissions or Permissions(),
-                    lambda policy: run(list(argv), cwd=cwd, policy=policy, cancel=cancel,
-                                       **options),
-                    approver or self.approver, answer)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-                loop.call_soon_threadsafe(settle, None, exc)
-            else:
-                loop.call_soon_threadsafe(settle, outcome, None)
-
-        threading.Thread(target=work, name="corral-approval", daemon=True).start()
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            cancel.cancel()
-            raise
-
-    def _flow(self, argv: tuple[str, ...], cwd: str | os.PathLike[str] | None,
-              permissions: Permissions,
-              execute: Callable[[SandboxPolicy], ExecResult],
-              approver: Callable[[ApprovalRequest], Any] | None,
-              answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply]
-              ) -> ApprovedRun:
+    def _authorize(self, argv: tuple[str, ...], cwd: str | os.PathLike[str] | None,
+                   permissions: Permissions, approver: Callable[[ApprovalRequest], Any] | None,
+                   answer: _Answering) -> Authorization:
         where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
         assessment = self.assess(argv, permissions)
         path = [f"{assessment.decision.value}: {assessment.reason}"]
         if assessment.decision is Decision.FORBIDDEN:
-            return ApprovedRun(None, Decision.FORBIDDEN, (*path, "not run"), assessment,
-                               f"refused: {assessment.reason}")
+            return Authorization(Decision.FORBIDDEN, None, (*path, "not run"), assessment, where,
+                                 f"refused: {assessment.reason}")
         escalate = permissions.escalate and assessment.rules_allow_all
         if assessment.decision is Decision.PROMPT:
             reply = self._ask(approver, answer, ApprovalRequest(
@@ -217,14 +219,27 @@ class ApprovalSession:
                 permissions, prefix=_prefix(assessment)))
             if reply is None or not reply[0].answer.approved:
                 why = _denied(reply)
-                return ApprovedRun(None, Decision.PROMPT, (*path, why, "not run"), assessment,
-                                   why)
+                return Authorization(Decision.PROMPT, None, (*path, why, "not run"), assessment,
+                                     where, why)
             path.append(reply[1])
             escalate = permissions.escalate
         elif permissions.requested:
             path.append("the permissions it asks for are allowed by rules")
-        first_policy = SandboxPolicy.full_access() if escalate else self._with(permissions)
-        result = execute(first_policy)
+        policy = SandboxPolicy.full_access() if escalate else self._with(permissions)
+        return Authorization(Decision.ALLOW, policy, tuple(path), assessment, where)
+
+    def _flow(self, argv: tuple[str, ...], cwd: str | os.PathLike[str] | None,
+              permissions: Permissions,
+              execute: Callable[[SandboxPolicy], ExecResult],
+              approver: Callable[[ApprovalRequest], Any] | None,
+              answer: _Answering) -> ApprovedRun:
+        granted = self._authorize(argv, cwd, permissions, approver, answer)
+        if granted.policy is None:
+            return ApprovedRun(None, granted.decision, granted.path, granted.assessment,
+                               granted.message)
+        assessment, path = granted.assessment, list(granted.path)
+        escalate = not granted.policy.sandboxed
+        result = execute(granted.policy)
         path.append(f"ran {'without the sandbox' if escalate else 'in the sandbox'}: "
                     f"exit {result.exit_code}")
         if escalate or not result.denials:
@@ -235,7 +250,7 @@ class ApprovalSession:
                         f"{self.approval.value}: returned to the caller")
             return ApprovedRun(result, Decision.ALLOW, tuple(path), assessment)
         reply = self._ask(approver, answer, ApprovalRequest(
-            argv, where, Question.RETRY_UNSANDBOXED,
+            argv, granted.cwd, Question.RETRY_UNSANDBOXED,
             f"the sandbox refused {refused}: run it again without the sandbox?",
             permissions.justification, permissions, result.denials, _prefix(assessment)))
         if reply is None or not reply[0].answer.approved:
@@ -248,8 +263,7 @@ class ApprovalSession:
         path.append(f"ran without the sandbox: exit {second.exit_code}")
         return ApprovedRun(second, Decision.ALLOW, tuple(path), assessment)
 
-    def _ask(self, approver: Callable[[ApprovalRequest], Any] | None,
-             answer: Callable[[Callable[[ApprovalRequest], Any], ApprovalRequest], Reply],
+    def _ask(self, approver: Callable[[ApprovalRequest], Any] | None, answer: _Answering,
              request: ApprovalRequest) -> tuple[Reply, str] | None:
         """The approver's reply and how it reads in the path; None when
         nobody can be asked.  Session approvals answer by themselves."""
@@ -325,3 +339,43 @@ def _answer_sync(approver: Callable[[ApprovalRequest], Any], request: ApprovalRe
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
     return await awaitable
+
+
+async def _threaded(work: Callable[[_Answering], T], cancel: CancelToken | None = None) -> T:
+    """Runs ``work`` in a thread of its own, bridging an async approver to
+    this event loop; cancelling the await cancels ``cancel``."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+
+    def answer(approver: Callable[[ApprovalRequest], Any], request: ApprovalRequest) -> Reply:
+        reply = approver(request)
+        if inspect.isawaitable(reply):
+            reply = asyncio.run_coroutine_threadsafe(_awaited(reply), loop).result()
+        return _reply(reply)
+
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            value = work(answer)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, value, None)
+
+    threading.Thread(target=run, name="corral-approval", daemon=True).start()
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        if cancel is not None:
+            cancel.cancel()
+        raise
