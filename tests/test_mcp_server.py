@@ -241,3 +241,134 @@ def test_a_bad_config_file_is_a_clear_error(tmp_path, text, message):
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
     assert proc.returncode == 125 and message in proc.stderr and str(config) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+async def tool(session: ClientSession, name: str, **arguments: Any) -> dict[str, Any]:
+    result = await session.call_tool(name, arguments)
+    assert not result.is_error, result.content
+    return json.loads(result.content[0].text)  # type: ignore[union-attr]
+
+
+@sandboxed
+def test_an_interactive_session_keeps_stdin_open(workspace, tmp_path):
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path) as session:
+            started = await tool(session, "exec_command", cmd=["cat"], yield_time_ms=200)
+            assert started["running"] is True and started["output"] == ""
+            sid = started["session_id"]
+            echoed = await tool(session, "write_stdin", session_id=sid, chars="hello\n",
+                                yield_time_ms=5000)
+            assert echoed["output"] == "hello\n" and echoed["running"] is True
+            repl = await tool(session, "exec_command", cmd=[sys.executable, "-i", "-q"],
+                              yield_time_ms=1000)
+            answer = await tool(session, "write_stdin", session_id=repl["session_id"],
+                                chars="print(6 * 7)\n", yield_time_ms=5000)
+            assert "42" in answer["output"]
+            ended = await tool(session, "write_stdin", session_id=repl["session_id"],
+                               chars="raise SystemExit(3)\n", yield_time_ms=5000)
+            for _ in range(50):
+                if not ended["running"]:
+                    break
+                ended = await tool(session, "write_stdin", session_id=repl["session_id"],
+                                   yield_time_ms=100)
+            assert ended["running"] is False and ended["exit_code"] == 3
+            quick = await tool(session, "exec_command", cmd=["sh", "-c", "echo done; exit 4"])
+            assert quick == {**quick, "running": False, "exit_code": 4, "output": "done\n"}
+            assert "session_id" not in quick
+
+    run(scenario)
+
+
+@sandboxed
+def test_a_background_server_is_polled_listed_and_killed(workspace, tmp_path):
+    marker = f"corral-test-server-{os.getpid()}-{time.monotonic_ns()}"
+    code = ("import http.server, time\n"
+            "time.sleep(1)\n"
+            "s = http.server.HTTPServer(('127.0.0.1', 0), http.server.SimpleHTTPRequestHandler)\n"
+            "print('listening on', s.server_address[1], flush=True)\n"
+            "s.serve_forever()\n")
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path) as session:
+            started = await tool(session, "exec_command",
+                                 cmd=[sys.executable, "-c", code, marker], yield_time_ms=100)
+            sid, seen = started["session_id"], started["output"]
+            assert seen == ""
+            for _ in range(100):
+                if "listening on" in seen:
+                    break
+                seen += (await tool(session, "write_stdin", session_id=sid,
+                                    yield_time_ms=200))["output"]
+            port = int(seen.split("listening on", 1)[1].split()[0])
+            [listed] = (await tool(session, "list_sessions"))["sessions"]
+            assert listed["session_id"] == sid and listed["running"] is True
+            assert listed["listening"] == [port]
+            assert _with_argument(marker)
+            killed = await tool(session, "kill_session", session_id=sid)
+            assert killed["running"] is False and killed["exit_code"] == 137
+            assert not _with_argument(marker)
+            assert (await tool(session, "list_sessions"))["sessions"] == []
+            gone = await session.call_tool("write_stdin", {"session_id": sid, "chars": "x"})
+            assert gone.is_error and f"no session {sid}" in gone.content[0].text  # type: ignore[union-attr]
+
+    run(scenario)
+
+
+def _with_argument(marker: str) -> list[int]:
+    """The live processes with ``marker`` among their arguments."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if marker.encode() in f.read().split(b"\0") and _alive(int(name)):
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def test_no_session_outlives_the_server(workspace, tmp_path):
+    pidfile = tmp_path / "server.pid"
+    marker = tmp_path / "child.pid"
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--policy", "full-access",
+                           pidfile=pidfile) as session:
+            await tool(session, "exec_command",
+                       cmd=["sh", "-c", f"sleep 314.15 & echo $! > {marker}; wait"],
+                       yield_time_ms=500)
+            with anyio.fail_after(20):
+                while not (marker.exists() and marker.read_text().strip()):
+                    await anyio.sleep(0.05)
+            assert _alive(int(marker.read_text()))
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+    try:
+        run(scenario)
+    except BaseException as exc:
+        if not _only_broken_connection(exc):
+            raise
+    child = int(marker.read_text())
+    deadline = time.monotonic() + 20
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def test_the_session_cap_prunes_the_oldest_exited_first(host_dir):
+    from corral import SandboxPolicy
+    from corral.server.sessions import SessionError, SessionManager
+
+    manager = SessionManager(limit=2)
+    full = SandboxPolicy.full_access()
+    first = manager.start(("true",), str(host_dir), full, None)
+    second = manager.start(("sleep", "30"), str(host_dir), full, None)
+    first.read(5, until_exit=True)
+    assert not first.running
+    third = manager.start(("sleep", "30"), str(host_dir), full, None)
+    assert [s.id for s in manager.all()] == [second.id, third.id]
+    with pytest.raises(SessionError, match="2 sessions are running"):
+        manager.start(("true",), str(host_dir), full, None)
+    manager.close()
+    assert not second.running and not third.running

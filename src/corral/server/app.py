@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,12 +30,13 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from .._errors import CorralError
-from .._format import format_for_model
+from .._format import BYTES_PER_TOKEN, format_for_model, truncate_middle
 from .._policy import policy_from_options
 from .._record import replace
 from ..approvals import (Answer, ApprovalRequest, ApprovalSession, Permissions, Question, Reply,
                          load_rules)
 from .config import ServerConfig
+from .sessions import ProcessSession, SessionError, SessionManager
 
 __all__ = ["build_server"]
 
@@ -66,7 +69,18 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         accept_weaker=config.accept_weaker)
     session = ApprovalSession(config.approval, rules=load_rules(list(config.rules)),
                               policy=policy, rules_file=rules_file)
-    server = MCPServer("corral", instructions=INSTRUCTIONS)
+    sessions = SessionManager()
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[None]:
+        try:
+            yield None
+        finally:  # the client went away: so do the sessions' commands
+            import anyio
+
+            await anyio.to_thread.run_sync(sessions.close)
+
+    server = MCPServer("corral", instructions=INSTRUCTIONS, lifespan=lifespan)
     spills = itertools.count(1)
 
     @server.tool(description=(
@@ -78,14 +92,9 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                     timeout_ms: int | None = None, with_escalated_permissions: bool = False,
                     justification: str | None = None, network: bool = False,
                     writable: list[str] | None = None) -> dict[str, Any]:
-        if not command or not all(word for word in command):
-            raise ToolError("command must be a non-empty list of non-empty strings (argv); "
-                            'for a script use ["bash", "-lc", "..."]')
+        cwd = _checked(command, workdir)
         if timeout_ms is not None and timeout_ms <= 0:
             raise ToolError(f"timeout_ms must be positive, not {timeout_ms}")
-        cwd = os.path.abspath(os.path.expanduser(workdir)) if workdir else os.getcwd()
-        if not os.path.isdir(cwd):
-            raise ToolError(f"workdir {workdir!r} is not a directory")
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
         approver, note = _approver(ctx)
@@ -130,7 +139,109 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             reply["message"] = outcome.message
         return reply
 
+    @server.tool(description=(
+        "Start a command (argv list) that may run long or need input, e.g. a dev server, a "
+        "REPL or `cat`. Returns after yield_time_ms (or when it exits) with its output so far; "
+        "if it still runs, a session_id for write_stdin, list_sessions and kill_session. Its "
+        "stdin stays open. Same sandbox and approvals as shell."))
+    async def exec_command(cmd: list[str], ctx: Context, workdir: str | None = None,
+                           yield_time_ms: int = 10_000, tty: bool = False,
+                           max_output_tokens: int | None = None,
+                           with_escalated_permissions: bool = False,
+                           justification: str | None = None, network: bool = False,
+                           writable: list[str] | None = None) -> dict[str, Any]:
+        if tty:
+            raise ToolError("tty sessions are not supported yet; without one the session's "
+                            "stdin stays open as a pipe: rerun with tty=false")
+        cwd = _checked(cmd, workdir, yield_time_ms)
+        permissions = Permissions(escalate=with_escalated_permissions, network=network,
+                                  writable=tuple(writable or ()), justification=justification)
+        approver, note = _approver(ctx)
+        granted = await session.authorize_async(cmd, cwd=cwd, permissions=permissions,
+                                                approver=approver)
+        path = list(granted.path)
+        if note and any("nobody can be asked" in step for step in path):
+            path.append(note)
+        if granted.policy is None:
+            return {"decision": granted.decision.value, "decision_path": path,
+                    "output": granted.message or "not run", "running": False}
+        try:
+            started = sessions.start(tuple(cmd), cwd, granted.policy, None)
+        except SessionError as exc:
+            raise ToolError(str(exc)) from None
+        path.append("started in the sandbox" if granted.policy.sandboxed
+                    else "started without the sandbox")
+        reply = await _poll(started, yield_time_ms, max_output_tokens, until_exit=True)
+        return {"decision": granted.decision.value, "decision_path": path, **reply}
+
+    @server.tool(description=(
+        "Write chars to a session's stdin (empty: just poll), then return its output after "
+        "yield_time_ms, or sooner if it exits."))
+    async def write_stdin(session_id: int, chars: str = "", yield_time_ms: int = 250,
+                          max_output_tokens: int | None = None) -> dict[str, Any]:
+        if yield_time_ms < 0:
+            raise ToolError(f"yield_time_ms must not be negative, not {yield_time_ms}")
+        try:
+            target = sessions.get(session_id)
+            if chars:
+                target.write(chars)
+        except SessionError as exc:
+            raise ToolError(str(exc)) from None
+        return await _poll(target, yield_time_ms, max_output_tokens, until_exit=not chars)
+
+    @server.tool(description="The sessions: command, running or exit code, runtime, and the "
+                             "TCP ports their processes listen on, where visible.")
+    async def list_sessions() -> dict[str, Any]:
+        import anyio
+
+        described = [await anyio.to_thread.run_sync(s.describe) for s in sessions.all()]
+        return {"sessions": described}
+
+    @server.tool(description="Kill a session's command and everything it started; returns "
+                             "its last output.")
+    async def kill_session(session_id: int) -> dict[str, Any]:
+        import anyio
+
+        try:
+            target = sessions.get(session_id)
+        except SessionError as exc:
+            raise ToolError(str(exc)) from None
+        await anyio.to_thread.run_sync(target.kill)
+        reply = await _poll(target, 0, None, until_exit=False)
+        sessions.forget(session_id)
+        return reply
+
+    async def _poll(target: ProcessSession, yield_time_ms: int, max_output_tokens: int | None,
+                    until_exit: bool) -> dict[str, Any]:
+        import anyio
+
+        text = await anyio.to_thread.run_sync(target.read, yield_time_ms / 1000, until_exit)
+        budget = (max_output_tokens or config.max_output_tokens) * BYTES_PER_TOKEN
+        fitted = truncate_middle(text, max_chars=budget).text if len(text) > budget else text
+        reply: dict[str, Any] = {"output": fitted, "running": target.running}
+        if target.running:
+            reply["session_id"] = target.id
+        elif target.result is not None:
+            reply.update(exit_code=target.result.exit_code, timed_out=target.result.timed_out,
+                         denials=[d.to_dict() for d in target.result.denials])
+        elif target.error is not None:
+            reply["error"] = str(target.error)
+        return reply
+
     return server
+
+
+def _checked(command: list[str], workdir: str | None, yield_time_ms: int = 0) -> str:
+    """The working directory, once the arguments are known to be usable."""
+    if not command or not all(word for word in command):
+        raise ToolError("the command must be a non-empty list of non-empty strings (argv); "
+                        'for a script use ["bash", "-lc", "..."]')
+    if yield_time_ms < 0:
+        raise ToolError(f"yield_time_ms must not be negative, not {yield_time_ms}")
+    cwd = os.path.abspath(os.path.expanduser(workdir)) if workdir else os.getcwd()
+    if not os.path.isdir(cwd):
+        raise ToolError(f"workdir {workdir!r} is not a directory")
+    return cwd
 
 
 def _approver(ctx: Context) -> tuple[Any, str | None]:

@@ -1,0 +1,262 @@
+"""Long-running commands an agent talks to: started now, read and written later.
+
+A :class:`ProcessSession` runs one command through corral's engine in a
+thread of its own (same sandbox, same containment: it ends with the server,
+however the server ends).  Its standard input is a pipe the session keeps
+open until the command exits, so ``write_stdin`` works without a terminal.
+What the command prints is kept until read, bounded: past 1 MiB unread, the
+middle is dropped and counted.  :class:`SessionManager` holds at most 64
+sessions; starting another removes the oldest one that has exited.
+"""
+
+from __future__ import annotations
+
+import codecs
+import errno
+import itertools
+import os
+import random
+import threading
+import time
+
+from .._cancel import CancelToken
+from .._policy import SandboxPolicy
+from .._result import ExecResult
+
+__all__ = ["MAX_SESSIONS", "ProcessSession", "SessionError", "SessionManager"]
+
+MAX_SESSIONS = 64
+_UNREAD_LIMIT = 1024 * 1024  # bytes of unread output kept: half head, half tail
+_MARKER_VARIABLE = "CORRAL_SESSION"
+
+
+class SessionError(Exception):
+    """A request about sessions that cannot be met; the message says why."""
+
+
+class _Unread:
+    """Output not yet read: the first and last half of the limit, and how
+    many bytes between them were dropped."""
+
+    def __init__(self, limit: int = _UNREAD_LIMIT) -> None:
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if data:
+            self.tail += data
+            excess = len(self.tail) - self.half
+            if excess > 0:
+                del self.tail[:excess]
+                self.dropped += excess
+
+    def take(self) -> tuple[bytes, int, bytes]:
+        taken = (bytes(self.head), self.dropped, bytes(self.tail))
+        self.head, self.tail, self.dropped = bytearray(), bytearray(), 0
+        return taken
+
+    def __bool__(self) -> bool:
+        return bool(self.head or self.tail)
+
+
+class ProcessSession:
+    """One running command (see the module docstring)."""
+
+    def __init__(self, session_id: int, argv: tuple[str, ...], cwd: str,
+                 policy: SandboxPolicy, timeout: float | None) -> None:
+        from .._request import ExecRequest
+
+        self.id = session_id
+        self.argv = argv
+        self.cwd = cwd
+        self.started = time.monotonic()
+        self.result: ExecResult | None = None
+        self.error: BaseException | None = None
+        self._cancel = CancelToken()
+        self._unread = _Unread()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._changed = threading.Condition()
+        self._done = False
+        stdin_read, self._stdin = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(self._stdin, False)  # a full pipe is an error, not a hung server
+        from .._env import build_env
+
+        # The marker is how list_sessions finds the session's processes.
+        env = build_env(set={_MARKER_VARIABLE: str(session_id)})
+        request = ExecRequest(argv, cwd=cwd, env=env, policy=policy, timeout=timeout,
+                              cancel=self._cancel, stdin=stdin_read)
+        threading.Thread(target=self._run, args=(request, stdin_read),
+                         name=f"corral-session-{session_id}", daemon=True).start()
+
+    def _run(self, request: object, stdin_read: int) -> None:
+        from .._engine import execute
+        from .._request import ExecRequest
+
+        assert isinstance(request, ExecRequest)
+        try:
+            self.result = execute(request, self._on_output)
+        except BaseException as exc:  # noqa: BLE001 - reported to whoever reads next
+            self.error = exc
+        finally:
+            os.close(stdin_read)
+            with self._changed:
+                self._done = True
+                os.close(self._stdin)
+                self._stdin = -1
+                self._changed.notify_all()
+
+    def _on_output(self, event: object) -> None:
+        from .._result import OutputEvent
+
+        assert isinstance(event, OutputEvent)
+        with self._changed:
+            self._unread.add(event.data)
+            self._changed.notify_all()
+
+    @property
+    def running(self) -> bool:
+        return not self._done
+
+    def write(self, text: str) -> None:
+        """Sends ``text`` to the command's stdin.  Raises :class:`SessionError`."""
+        data = text.encode()
+        with self._changed:
+            if self._stdin < 0:
+                raise SessionError(f"session {self.id} has exited: its stdin is closed")
+            view = memoryview(data)
+            while view:
+                try:
+                    view = view[os.write(self._stdin, view):]
+                except BlockingIOError:
+                    raise SessionError(f"session {self.id} is not reading its stdin (the pipe is "
+                                       f"full): {len(view)} bytes were not sent") from None
+                except OSError as exc:
+                    if exc.errno == errno.EPIPE:
+                        raise SessionError(f"session {self.id} closed its stdin") from None
+                    raise
+
+    def read(self, wait: float, until_exit: bool = False) -> str:
+        """The output since the last read, after up to ``wait`` seconds: the
+        wait ends early when the command exits, or, unless ``until_exit``,
+        as soon as there is output."""
+        deadline = time.monotonic() + wait
+        with self._changed:
+            while not self._done and (until_exit or not self._unread):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            head, dropped, tail = self._unread.take()
+        text = self._decoder.decode(head)
+        if dropped:
+            self._decoder.reset()
+            text += f"\n[corral: {dropped} bytes of output dropped unread]\n"
+        text += self._decoder.decode(tail, final=self._done)
+        return text
+
+    def kill(self, wait: float = 10.0) -> None:
+        """Ends the command and everything it started."""
+        self._cancel.cancel()
+        with self._changed:
+            self._changed.wait_for(lambda: self._done, wait)
+
+    def describe(self) -> dict[str, object]:
+        state: dict[str, object] = {
+            "session_id": self.id, "command": list(self.argv), "cwd": self.cwd,
+            "running": self.running,
+            "runtime_seconds": round(time.monotonic() - self.started, 1),
+        }
+        if self.result is not None:
+            state["exit_code"] = self.result.exit_code
+        if self.error is not None:
+            state["error"] = str(self.error)
+        if self.running:
+            state["listening"] = _listening_ports(self.id)
+        return state
+
+
+class SessionManager:
+    """The server's sessions, by id."""
+
+    def __init__(self, limit: int = MAX_SESSIONS) -> None:
+        self.limit = limit
+        self._sessions: dict[int, ProcessSession] = {}
+        self._lock = threading.Lock()
+        self._random = random.Random()
+
+    def start(self, argv: tuple[str, ...], cwd: str, policy: SandboxPolicy,
+              timeout: float | None) -> ProcessSession:
+        with self._lock:
+            if len(self._sessions) >= self.limit:
+                exited = [s for s in self._sessions.values() if not s.running]
+                if not exited:
+                    raise SessionError(f"{self.limit} sessions are running: kill one "
+                                       "(kill_session) before starting another")
+                del self._sessions[min(exited, key=lambda s: s.started).id]
+            session_id = next(i for i in (self._random.randrange(1000, 100_000)
+                                          for _ in itertools.count())
+                              if i not in self._sessions)
+            session = ProcessSession(session_id, argv, cwd, policy, timeout)
+            self._sessions[session_id] = session
+            return session
+
+    def get(self, session_id: int) -> ProcessSession:
+        with self._lock:
+            session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionError(f"no session {session_id} (list_sessions shows them)")
+        return session
+
+    def forget(self, session_id: int) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+
+    def all(self) -> list[ProcessSession]:
+        with self._lock:
+            return sorted(self._sessions.values(), key=lambda s: s.started)
+
+    def close(self) -> None:
+        """Kills every session (the server is stopping)."""
+        for session in self.all():
+            session.kill()
+
+
+def _listening_ports(session_id: int) -> list[int]:
+    """The TCP ports the session's processes listen on, where this process can
+    see them (its processes carry CORRAL_SESSION=<id> in their environment)."""
+    marker = f"{_MARKER_VARIABLE}={session_id}".encode()
+    inodes: set[int] = set()
+    namespaces: dict[str, str] = {}  # network namespace -> a process in it
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if marker not in f.read().split(b"\0"):
+                    continue
+            for fd in os.listdir(f"/proc/{name}/fd"):
+                target = os.readlink(f"/proc/{name}/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(int(target[8:-1]))
+            namespaces.setdefault(os.readlink(f"/proc/{name}/ns/net"), name)
+        except OSError:
+            continue
+    ports: set[int] = set()
+    for pid in namespaces.values():
+        for table in ("tcp", "tcp6"):
+            try:
+                with open(f"/proc/{pid}/net/{table}", "rb") as f:
+                    lines = f.read().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                if len(fields) > 9 and fields[3] == b"0A" and int(fields[9]) in inodes:
+                    ports.add(int(fields[1].rsplit(b":", 1)[1], 16))
+    return sorted(ports)
