@@ -372,3 +372,28 @@ def test_the_session_cap_prunes_the_oldest_exited_first(host_dir):
         manager.start(("true",), str(host_dir), full, None)
     manager.close()
     assert not second.running and not third.running
+
+
+@sandboxed
+def test_a_session_on_a_terminal(workspace, tmp_path):
+    script = 'test -t 0 && test -t 1 && echo on-a-terminal; read line; echo "got $line"'
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path) as session:
+            started = await tool(session, "exec_command", cmd=["sh", "-c", script], tty=True,
+                                 yield_time_ms=300)
+            assert started["running"] is True and "on-a-terminal" in started["output"]
+            answered = await tool(session, "write_stdin", session_id=started["session_id"],
+                                  chars="hello\r", yield_time_ms=5000)
+            seen = answered["output"]
+            for _ in range(50):
+                if not answered["running"]:
+                    break
+                answered = await tool(session, "write_stdin", session_id=started["session_id"],
+                                      yield_time_ms=100)
+                seen += answered["output"]
+            assert "got hello" in seen and answered["exit_code"] == 0
+            [listed] = [s for s in (await tool(session, "list_sessions"))["sessions"]]
+            assert listed["tty"] is True
+
+    run(scenario)

@@ -13,11 +13,11 @@
  *
  * spawn(path, argv, envp, cwd, stdin_fd, stdout_fd, stderr_fd, keep_fds,
  *       cgroup_fd, pdeathsig, landlock_fd, seccomp, listener_socket=-1,
- *       drop_capabilities=0)
+ *       drop_capabilities=0, controlling_terminal=0)
  *   -> (pid, pidfd, None, 0) on success
  *   -> (-1, -1, stage, errno) when the child failed before exec
  *      (stage names the step: "cgroup", "setsid", "pdeathsig", "stdio",
- *       "fds", "chdir", "no_new_privs", "capabilities", "landlock", "seccomp",
+ *       "terminal", "fds", "chdir", "no_new_privs", "capabilities", "landlock", "seccomp",
  *       "exec")
  *
  * keep_fds must be sorted and >= 3; they stay open (without CLOEXEC) in the
@@ -30,8 +30,10 @@
  * socket (SCM_RIGHTS), then closed, so that only the parent can answer the
  * program's user notifications.  With drop_capabilities the child empties
  * its capability sets and bounding set (so that a root caller's command
- * holds no capability, and regains none by exec).  pidfd is -1 when the
- * kernel lacks pidfds (before 5.3).
+ * holds no capability, and regains none by exec).  With
+ * controlling_terminal, stdin (a pseudo-terminal's slave) becomes the new
+ * session's controlling terminal.  pidfd is -1 when the kernel lacks pidfds
+ * (before 5.3).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -43,6 +45,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -80,6 +83,7 @@ enum stage {
     STAGE_SETSID,
     STAGE_PDEATHSIG,
     STAGE_STDIO,
+    STAGE_TERMINAL,
     STAGE_FDS,
     STAGE_CHDIR,
     STAGE_NO_NEW_PRIVS,
@@ -97,6 +101,7 @@ stage_name(int stage)
     case STAGE_SETSID: return "setsid";
     case STAGE_PDEATHSIG: return "pdeathsig";
     case STAGE_STDIO: return "stdio";
+    case STAGE_TERMINAL: return "terminal";
     case STAGE_FDS: return "fds";
     case STAGE_CHDIR: return "chdir";
     case STAGE_NO_NEW_PRIVS: return "no_new_privs";
@@ -155,6 +160,7 @@ struct child_args {
     Py_ssize_t seccomp_len;
     int listener_socket;
     int drop_capabilities;
+    int controlling_terminal;
 };
 
 /* Runs in the vfork()ed child: only system calls, no allocation, never
@@ -232,6 +238,12 @@ child_exec(const struct child_args *a)
         } else if (dup2(stdio[i], i) < 0) {
             goto fail;
         }
+    }
+
+    if (a->controlling_terminal) {
+        stage = STAGE_TERMINAL;
+        if (ioctl(0, TIOCSCTTY, 0) != 0)
+            goto fail;
     }
 
     stage = STAGE_FDS;
@@ -557,12 +569,13 @@ cspawn_spawn(PyObject *self, PyObject *args)
     PyObject *path_obj, *argv_obj, *envp_obj, *cwd_obj, *keep_obj, *seccomp_obj;
     int stdio[3];
     int cgroup_fd, pdeathsig, landlock_fd, listener_socket = -1, drop_capabilities = 0;
+    int controlling_terminal = 0;
 
-    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO|ip:spawn", &PyBytes_Type, &path_obj,
+    if (!PyArg_ParseTuple(args, "O!OOOiiiOiiiO|ipp:spawn", &PyBytes_Type, &path_obj,
                           &argv_obj, &envp_obj, &cwd_obj, &stdio[0], &stdio[1],
                           &stdio[2], &keep_obj, &cgroup_fd, &pdeathsig,
                           &landlock_fd, &seccomp_obj, &listener_socket,
-                          &drop_capabilities))
+                          &drop_capabilities, &controlling_terminal))
         return NULL;
     if (listener_socket >= 0 && seccomp_obj == Py_None) {
         PyErr_SetString(PyExc_ValueError, "listener_socket needs a seccomp program");
@@ -635,6 +648,7 @@ cspawn_spawn(PyObject *self, PyObject *args)
         seccomp_obj == Py_None ? 0 : PyBytes_GET_SIZE(seccomp_obj),
         listener_socket,
         drop_capabilities,
+        controlling_terminal,
     };
     struct outcome out;
     /* Other threads run while this one waits for the child's exec: with the

@@ -57,6 +57,9 @@ class LaunchSpec:
     socket_gate: SocketGate | None = None
     #: The child's standard input (a descriptor the caller owns); -1: /dev/null.
     stdin: int = -1
+    #: ``stdin`` is a pseudo-terminal's slave: also stdout, stderr and the
+    #: controlling terminal.
+    terminal: bool = False
 
     def release(self) -> None:
         """Closes ``owned_fds``; the engine calls it right after spawning."""
@@ -120,5 +123,8 @@ def plan_launch(request: ExecRequest) -> LaunchSpec:
     program = resolve_program(argv[0], env, cwd)
     if request.arg0 is not None:
         argv = (request.arg0,) + argv[1:]
+    if request.terminal is not None:
+        return LaunchSpec(program=program, argv=argv, env=env, cwd=cwd, stdin=request.terminal,
+                          terminal=True)
     return LaunchSpec(program=program, argv=argv, env=env, cwd=cwd,
                       stdin=-1 if request.stdin is None else request.stdin)

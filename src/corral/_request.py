@@ -130,7 +130,10 @@ class ExecRequest:
     one makes the run fail when it is not available.  ``stdin`` is a
     readable file descriptor the command gets as its standard input (the
     caller keeps and closes it: the write end of a pipe lets it talk to the
-    command); None gives it /dev/null.
+    command); None gives it /dev/null.  ``terminal`` is the slave side of a
+    pseudo-terminal instead: the command gets it as stdin, stdout and stderr
+    and as its controlling terminal, and the caller reads its output from the
+    master (the result then holds none).
     """
 
     argv: Sequence[str]
@@ -144,12 +147,15 @@ class ExecRequest:
     drain_timeout: float = DEFAULT_DRAIN_TIMEOUT
     kill_mechanism: KillMechanism | None = None
     stdin: int | None = None
+    terminal: int | None = None
 
     def __post_init__(self) -> None:
-        if self.stdin is not None and (isinstance(self.stdin, bool)
-                                       or not isinstance(self.stdin, int) or self.stdin < 0):
-            raise RequestError(f"stdin must be a file descriptor (an int >= 0), "
-                               f"not {self.stdin!r}")
+        for name in ("stdin", "terminal"):
+            fd = getattr(self, name)
+            if fd is not None and (isinstance(fd, bool) or not isinstance(fd, int) or fd < 0):
+                raise RequestError(f"{name} must be a file descriptor (an int >= 0), not {fd!r}")
+        if self.stdin is not None and self.terminal is not None:
+            raise RequestError("give stdin or terminal, not both: a terminal is the stdin too")
         if isinstance(self.argv, (str, bytes)):
             raise RequestError(
                 "argv must be a list of arguments, not a single string "

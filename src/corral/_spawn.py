@@ -77,6 +77,8 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
     out_r, out_w = _pipe()
     err_r, err_w = _pipe()
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    # On a terminal the output goes there; the pipes, unused, end at once.
+    stdout, stderr = (launch.stdin, launch.stdin) if launch.terminal else (out_w, err_w)
     try:
         if _cspawn is not None:
             encoding, errors = _FS_ENCODING
@@ -87,8 +89,8 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 env,
                 None if launch.cwd is None else os.fsencode(launch.cwd),
                 null if launch.stdin < 0 else launch.stdin,
-                out_w,
-                err_w,
+                stdout,
+                stderr,
                 sorted(launch.pass_fds),
                 cgroup_fd,
                 int(_PARENT_DEATH_SIGNAL),
@@ -96,13 +98,14 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 launch.seccomp_program,
                 -1 if launch.socket_gate is None else launch.socket_gate.child_end,
                 launch.drop_capabilities,
+                launch.terminal,
             )
             if stage is not None:
                 if stage == "cgroup":
                     raise CgroupJoinError(err, os.strerror(err))
                 raise spawn_error_for(stage, err, launch.argv[0], launch.cwd)
             return SpawnedProcess(pid, pidfd, out_r, err_r)
-        return _spawn_portable(launch, null if launch.stdin < 0 else launch.stdin, out_w, err_w,
+        return _spawn_portable(launch, null if launch.stdin < 0 else launch.stdin, stdout, stderr,
                                out_r, err_r)
     except BaseException:
         os.close(out_r)

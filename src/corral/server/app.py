@@ -143,16 +143,13 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         "Start a command (argv list) that may run long or need input, e.g. a dev server, a "
         "REPL or `cat`. Returns after yield_time_ms (or when it exits) with its output so far; "
         "if it still runs, a session_id for write_stdin, list_sessions and kill_session. Its "
-        "stdin stays open. Same sandbox and approvals as shell."))
+        "stdin stays open; tty=true gives it a terminal. Same sandbox and approvals as shell."))
     async def exec_command(cmd: list[str], ctx: Context, workdir: str | None = None,
                            yield_time_ms: int = 10_000, tty: bool = False,
                            max_output_tokens: int | None = None,
                            with_escalated_permissions: bool = False,
                            justification: str | None = None, network: bool = False,
                            writable: list[str] | None = None) -> dict[str, Any]:
-        if tty:
-            raise ToolError("tty sessions are not supported yet; without one the session's "
-                            "stdin stays open as a pipe: rerun with tty=false")
         cwd = _checked(cmd, workdir, yield_time_ms)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
@@ -166,7 +163,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             return {"decision": granted.decision.value, "decision_path": path,
                     "output": granted.message or "not run", "running": False}
         try:
-            started = sessions.start(tuple(cmd), cwd, granted.policy, None)
+            started = sessions.start(tuple(cmd), cwd, granted.policy, None, tty)
         except SessionError as exc:
             raise ToolError(str(exc)) from None
         path.append("started in the sandbox" if granted.policy.sandboxed

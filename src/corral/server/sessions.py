@@ -3,7 +3,10 @@
 A :class:`ProcessSession` runs one command through corral's engine in a
 thread of its own (same sandbox, same containment: it ends with the server,
 however the server ends).  Its standard input is a pipe the session keeps
-open until the command exits, so ``write_stdin`` works without a terminal.
+open until the command exits, so ``write_stdin`` works without a terminal;
+or, with ``tty``, a pseudo-terminal is its stdin, stdout, stderr and
+controlling terminal (what it prints then comes through the terminal, with
+its line endings and echo).
 What the command prints is kept until read, bounded: past 1 MiB unread, the
 middle is dropped and counted.  :class:`SessionManager` holds at most 64
 sessions; starting another removes the oldest one that has exited.
@@ -69,7 +72,7 @@ class ProcessSession:
     """One running command (see the module docstring)."""
 
     def __init__(self, session_id: int, argv: tuple[str, ...], cwd: str,
-                 policy: SandboxPolicy, timeout: float | None) -> None:
+                 policy: SandboxPolicy, timeout: float | None, tty: bool = False) -> None:
         from .._request import ExecRequest
 
         self.id = session_id
@@ -82,19 +85,30 @@ class ProcessSession:
         self._unread = _Unread()
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._changed = threading.Condition()
-        self._done = False
-        stdin_read, self._stdin = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(self._stdin, False)  # a full pipe is an error, not a hung server
+        self._done = False  # the command has exited and all its output is in
+        self._ended = False  # the command has exited
         from .._env import build_env
 
         # The marker is how list_sessions finds the session's processes.
-        env = build_env(set={_MARKER_VARIABLE: str(session_id)})
-        request = ExecRequest(argv, cwd=cwd, env=env, policy=policy, timeout=timeout,
-                              cancel=self._cancel, stdin=stdin_read)
-        threading.Thread(target=self._run, args=(request, stdin_read),
+        variables = {_MARKER_VARIABLE: str(session_id)}
+        if tty:
+            variables["TERM"] = os.environ.get("TERM") or "xterm-256color"
+            self._stdin, child_end = os.openpty()  # the master is both ends for us
+            os.set_inheritable(child_end, False)
+            request = ExecRequest(argv, cwd=cwd, env=build_env(set=variables), policy=policy,
+                                  timeout=timeout, cancel=self._cancel, terminal=child_end)
+            threading.Thread(target=self._read_terminal, name=f"corral-tty-{session_id}",
+                             daemon=True).start()
+        else:
+            child_end, self._stdin = os.pipe2(os.O_CLOEXEC)
+            request = ExecRequest(argv, cwd=cwd, env=build_env(set=variables), policy=policy,
+                                  timeout=timeout, cancel=self._cancel, stdin=child_end)
+        os.set_blocking(self._stdin, False)  # a full pipe is an error, not a hung server
+        self.tty = tty
+        threading.Thread(target=self._run, args=(request, child_end),
                          name=f"corral-session-{session_id}", daemon=True).start()
 
-    def _run(self, request: object, stdin_read: int) -> None:
+    def _run(self, request: object, child_end: int) -> None:
         from .._engine import execute
         from .._request import ExecRequest
 
@@ -104,12 +118,45 @@ class ProcessSession:
         except BaseException as exc:  # noqa: BLE001 - reported to whoever reads next
             self.error = exc
         finally:
-            os.close(stdin_read)
+            os.close(child_end)  # with a terminal: the reader drains it, then sees EIO
             with self._changed:
-                self._done = True
-                os.close(self._stdin)
-                self._stdin = -1
+                self._ended = True
+                if not self.tty:
+                    self._finish()
                 self._changed.notify_all()
+
+    def _finish(self) -> None:
+        """With the lock held: the command and its output are over."""
+        self._done = True
+        os.close(self._stdin)
+        self._stdin = -1
+
+    def _read_terminal(self) -> None:
+        """Copies what the command writes on its terminal until it is closed."""
+        import select
+
+        poller = select.poll()
+        poller.register(self._stdin, select.POLLIN)
+        while True:
+            ready = poller.poll(100)
+            data = b""
+            if ready:
+                try:
+                    data = os.read(self._stdin, 65536)
+                except BlockingIOError:
+                    continue
+                except OSError:  # EIO: every slave descriptor is closed
+                    pass
+            with self._changed:
+                if data:
+                    self._unread.add(data)
+                    self._changed.notify_all()
+                elif self._ended:
+                    self._finish()
+                    self._changed.notify_all()
+                    return
+                elif ready:  # hung up just before the run ended: wait for it
+                    self._changed.wait(0.1)
 
     def _on_output(self, event: object) -> None:
         from .._result import OutputEvent
@@ -169,7 +216,7 @@ class ProcessSession:
     def describe(self) -> dict[str, object]:
         state: dict[str, object] = {
             "session_id": self.id, "command": list(self.argv), "cwd": self.cwd,
-            "running": self.running,
+            "tty": self.tty, "running": self.running,
             "runtime_seconds": round(time.monotonic() - self.started, 1),
         }
         if self.result is not None:
@@ -191,7 +238,7 @@ class SessionManager:
         self._random = random.Random()
 
     def start(self, argv: tuple[str, ...], cwd: str, policy: SandboxPolicy,
-              timeout: float | None) -> ProcessSession:
+              timeout: float | None, tty: bool = False) -> ProcessSession:
         with self._lock:
             if len(self._sessions) >= self.limit:
                 exited = [s for s in self._sessions.values() if not s.running]
@@ -202,7 +249,7 @@ class SessionManager:
             session_id = next(i for i in (self._random.randrange(1000, 100_000)
                                           for _ in itertools.count())
                               if i not in self._sessions)
-            session = ProcessSession(session_id, argv, cwd, policy, timeout)
+            session = ProcessSession(session_id, argv, cwd, policy, timeout, tty)
             self._sessions[session_id] = session
             return session
 
