@@ -397,3 +397,60 @@ def test_a_session_on_a_terminal(workspace, tmp_path):
             assert listed["tty"] is True
 
     run(scenario)
+
+
+def test_streamable_http_with_a_bearer_token(workspace, tmp_path):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    import httpx2
+
+    from mcp.client.streamable_http import streamable_http_client
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "corral-test-token-0123456789"
+    env = {**os.environ, "HOME": str(tmp_path), "CORRAL_MCP_TOKEN": token}
+    proc = subprocess.Popen([sys.executable, "-m", "corral", "mcp", "--policy", "full-access",
+                             "--http", f"127.0.0.1:{port}"], cwd=workspace, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 401  # up, and closed to a caller without the token
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+
+        async def scenario() -> None:
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
+                async with streamable_http_client(url, http_client=http) as (read, write):
+                    async with ClientSession(read, write) as session:
+                        await session.initialize()
+                        reply = await call(session, command=["echo", "over http"])
+                        assert reply["output"].endswith("Output:\nover http\n")
+
+        run(scenario)
+        wrong = urllib.request.Request(url, headers={"Authorization": "Bearer wrong"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(wrong, timeout=5)
+        assert info.value.code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_http_needs_a_token(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "CORRAL_MCP_TOKEN"}
+    proc = subprocess.run([sys.executable, "-m", "corral", "mcp", "--http", "8765"], env=env,
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 125 and "bearer token" in proc.stderr

@@ -131,6 +131,10 @@ Serve corral's tools over the Model Context Protocol on stdin/stdout, for an
 agent to run its shell commands through (needs pip install 'corral[mcp]').
 
 options:
+  --http [HOST:]PORT     serve streamable HTTP at http://HOST:PORT/mcp instead
+                         (HOST defaults to 127.0.0.1); clients must send
+                         Authorization: Bearer TOKEN
+  --token-file FILE      the token (default: $CORRAL_MCP_TOKEN)
   --config FILE          TOML settings; the keys are these options' names
                          (policy, writable, network, approval, rules, timeout,
                          max-output-tokens, ...); flags win over the file
@@ -241,6 +245,8 @@ _POLICY_OPTIONS = {
 }
 _MCP_OPTIONS = {
     "--config": _Option("config", str),
+    "--http": _Option("http", str),
+    "--token-file": _Option("token_file", str),
     "--policy": _RUN_OPTIONS["--policy"],
     "--writable": _RUN_OPTIONS["--writable"],
     "--network": _RUN_OPTIONS["--network"],
@@ -572,6 +578,8 @@ def _mcp(rest: list[str]) -> int:
     values, extra = _parse_options(rest, _MCP_OPTIONS, MCP_HELP)
     if extra:
         raise _UsageError(f"mcp takes no arguments, got {extra[0]!r}")
+    http = values.pop("http", None)
+    token_file = values.pop("token_file", None)
     try:
         config_path = values.pop("config", None)
         config = load_config(str(config_path)) if config_path else ServerConfig()
@@ -587,10 +595,37 @@ def _mcp(rest: list[str]) -> int:
                          "pip install 'corral[mcp]'", EXIT_CORRAL_ERROR, False, "missing")
         server = build_server(config, os.path.join(os.path.expanduser(RULES_DIR),
                                                    "default.rules"))
+        if http is None:
+            if token_file is not None:
+                raise ValueError("--token-file goes with --http")
+            server.run()
+            return 0
+        host, _, port = str(http).rpartition(":")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"--http: {http!r} is not [HOST:]PORT")
+        token = _read_token(token_file)
     except (CorralError, ValueError) as exc:
         return _fail(str(exc), EXIT_CORRAL_ERROR, False, type(exc).__name__)
-    server.run()
+    from .server.app import serve_http
+
+    serve_http(server, host or "127.0.0.1", int(port), token)
     return 0
+
+
+def _read_token(path: object) -> str:
+    """The bearer token an HTTP server demands: from a file, or the environment."""
+    if path is not None:
+        try:
+            with open(str(path), encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise ValueError(f"--token-file {path}: {exc.strerror}") from None
+    else:
+        token = os.environ.get("CORRAL_MCP_TOKEN", "").strip()
+    if len(token) < 16:
+        raise ValueError("serving over HTTP needs a bearer token of at least 16 characters: "
+                         "--token-file FILE or CORRAL_MCP_TOKEN")
+    return token
 
 
 def _yes_no(capability: object) -> str:

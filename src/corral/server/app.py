@@ -280,3 +280,34 @@ def _discard(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def serve_http(server: MCPServer, host: str, port: int, token: str) -> None:
+    """Serves ``server`` over streamable HTTP at ``http://host:port/mcp``,
+    answering only requests that carry ``Authorization: Bearer <token>``."""
+    import uvicorn
+
+    app = _RequireToken(server.streamable_http_app(host=host), token)
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
+
+
+class _RequireToken:
+    """ASGI middleware: HTTP requests without the bearer token get 401."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] == "http":
+            given = dict(scope.get("headers", ())).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                await send({"type": "http.response.start", "status": 401,
+                            "headers": [(b"content-type", b"text/plain"),
+                                        (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body",
+                            "body": b"corral mcp: a bearer token is required\n"})
+                return
+        await self.app(scope, receive, send)
