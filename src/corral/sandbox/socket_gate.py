@@ -61,7 +61,7 @@ try:
 except ImportError:  # not built: open_gate says so
     _cgate = None  # type: ignore[assignment]
 
-__all__ = ["SocketGate", "gate_supported", "open_gate"]
+__all__ = ["SocketGate", "gate_supported", "open_gate", "tcp_listeners"]
 
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
@@ -510,7 +510,14 @@ def _loopback_address(sock: int, domain: int, raw: bytes) -> bytes:
 def _loopback_listeners(pid: int, port: int) -> set[int]:
     """The inodes of the TCP sockets listening on ``port`` in ``pid``'s
     network namespace at an address a loopback connect reaches."""
-    found = set()
+    return {inode for address, listening, inode in tcp_listeners(pid)
+            if listening == port and _kind(address) != "other"}
+
+
+def tcp_listeners(pid: int) -> list[tuple[bytes, int, int]]:
+    """(address, port, socket inode) of every TCP socket listening in ``pid``'s
+    network namespace, from ``/proc/<pid>/net/tcp`` and ``tcp6``."""
+    found = []
     for table in ("tcp", "tcp6"):
         try:
             with open(f"/proc/{pid}/net/{table}", "rb") as f:
@@ -523,13 +530,10 @@ def _loopback_listeners(pid: int, port: int) -> set[int]:
             if len(fields) < 10 or fields[3] != b"0A":
                 continue
             hex_address, _, hex_port = fields[1].partition(b":")
-            if int(hex_port, 16) != port:
-                continue
             # The kernel prints each 32-bit word in host order.
             words = bytes.fromhex(hex_address.decode())
             address = b"".join(words[i:i + 4][::-1] for i in range(0, len(words), 4))
-            if _kind(address) != "other":
-                found.add(int(fields[9]))
+            found.append((address, int(hex_port, 16), int(fields[9])))
     return found
 
 

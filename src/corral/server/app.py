@@ -97,7 +97,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             raise ToolError(f"timeout_ms must be positive, not {timeout_ms}")
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
-        approver, note = _approver(ctx)
+        approver = _approver(ctx)
         timeout = config.timeout if timeout_ms is None else timeout_ms / 1000
         spill = _spill_path(next(spills))
         from .._request import OutputLimits
@@ -110,9 +110,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             _discard(spill)
             raise ToolError(str(exc)) from None
         reply: dict[str, Any] = {"decision": outcome.decision.value,
-                                 "decision_path": list(outcome.path)}
-        if note and any("nobody can be asked" in step for step in outcome.path):
-            reply["decision_path"].append(note)
+                                 "decision_path": _noted(outcome.path, approver)}
         result = outcome.result
         if result is None:
             reply.update(exit_code=None, output=outcome.message or "not run")
@@ -153,12 +151,10 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         cwd = _checked(cmd, workdir, yield_time_ms)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
-        approver, note = _approver(ctx)
+        approver = _approver(ctx)
         granted = await session.authorize_async(cmd, cwd=cwd, permissions=permissions,
                                                 approver=approver)
-        path = list(granted.path)
-        if note and any("nobody can be asked" in step for step in path):
-            path.append(note)
+        path = _noted(granted.path, approver)
         if granted.policy is None:
             return {"decision": granted.decision.value, "decision_path": path,
                     "output": granted.message or "not run", "running": False}
@@ -241,14 +237,13 @@ def _checked(command: list[str], workdir: str | None, yield_time_ms: int = 0) ->
     return cwd
 
 
-def _approver(ctx: Context) -> tuple[Any, str | None]:
+def _approver(ctx: Context) -> Any:
     """An approver that asks the client's user through elicitation, or None
-    (and a note for the result) when the client cannot be asked."""
+    when the client cannot be asked."""
     params = ctx.request_context.session.client_params
     capabilities = params.capabilities if params is not None else None
     if capabilities is None or capabilities.elicitation is None:
-        return None, ("the client does not support elicitation, so nobody could be asked: "
-                      "the approval policy decided alone")
+        return None
 
     async def ask(request: ApprovalRequest) -> Reply:
         import shlex
@@ -264,7 +259,16 @@ def _approver(ctx: Context) -> tuple[Any, str | None]:
             return Reply(Answer.DENY, f"the user did not answer ({result.action})")
         return Reply(_ANSWERS[result.data.decision], result.data.message or None)
 
-    return ask, None
+    return ask
+
+
+def _noted(path: tuple[str, ...], approver: Any) -> list[str]:
+    """The decision path, saying why nobody was asked when that decided it."""
+    steps = list(path)
+    if approver is None and any("nobody can be asked" in step for step in steps):
+        steps.append("the client does not support elicitation, so nobody could be asked: "
+                     "the approval policy decided alone")
+    return steps
 
 
 def _spill_path(number: int) -> str:

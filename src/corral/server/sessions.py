@@ -294,16 +294,7 @@ def _listening_ports(session_id: int) -> list[int]:
             namespaces.setdefault(os.readlink(f"/proc/{name}/ns/net"), name)
         except OSError:
             continue
-    ports: set[int] = set()
-    for pid in namespaces.values():
-        for table in ("tcp", "tcp6"):
-            try:
-                with open(f"/proc/{pid}/net/{table}", "rb") as f:
-                    lines = f.read().splitlines()[1:]
-            except OSError:
-                continue
-            for line in lines:
-                fields = line.split()
-                if len(fields) > 9 and fields[3] == b"0A" and int(fields[9]) in inodes:
-                    ports.add(int(fields[1].rsplit(b":", 1)[1], 16))
-    return sorted(ports)
+    from ..sandbox.socket_gate import tcp_listeners
+
+    return sorted({port for pid in namespaces.values()
+                   for _, port, inode in tcp_listeners(int(pid)) if inode in inodes})
