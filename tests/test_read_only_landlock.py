@@ -141,6 +141,23 @@ def test_a_server_on_another_address_of_the_host_is_refused():
     assert corral.run([PYTHON, "-c", code], policy="full-access").stdout == "listening\n"
 
 
+def test_a_bind_to_every_address_in_disguise_is_refused():
+    """The kernel binds AF_UNSPEC with 0.0.0.0 to every address of the host."""
+    code = textwrap.dedent(
+        """
+        import ctypes, socket, struct
+        libc = ctypes.CDLL(None, use_errno=True)
+        s = socket.socket()
+        address = struct.pack("<HH4s8x", socket.AF_UNSPEC, 0, bytes(4))
+        if libc.bind(s.fileno(), address, len(address)) == 0:
+            print("bound", s.getsockname()[0])
+        else:
+            print("refused", ctypes.get_errno())
+        """)
+    assert corral.run([PYTHON, "-c", code], policy=POLICY).stdout == "refused 97\n"
+    assert corral.run([PYTHON, "-c", code], policy="full-access").stdout == "bound 0.0.0.0\n"
+
+
 def test_sharing_a_host_services_port_does_not_reach_it():
     """SO_REUSEPORT lets the command listen on the port of a host service of
     the same user; a connect there could reach either, so it is refused."""

@@ -289,7 +289,9 @@ class SocketGate:
         the host is refused."""
         endpoint = _inet_endpoint(raw)
         if endpoint is None:
-            return _perform(_cgate.bind_address, sock, raw)  # the kernel says what is wrong
+            # Not an IPv4 or IPv6 address: refused, not passed on (the kernel
+            # takes AF_UNSPEC with 0.0.0.0 for every address of the host).
+            return 0, errno.EAFNOSUPPORT, 0
         address, port = endpoint
         kind = _kind(address)
         if kind == "other":
