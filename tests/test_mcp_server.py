@@ -275,6 +275,8 @@ def test_an_interactive_session_keeps_stdin_open(workspace, tmp_path):
             quick = await tool(session, "exec_command", cmd=["sh", "-c", "echo done; exit 4"])
             assert quick == {**quick, "running": False, "exit_code": 4, "output": "done\n"}
             assert "session_id" not in quick
+            line = await tool(session, "exec_command", cmd="echo $((6 * 7)) | cat", login=False)
+            assert line["output"] == "42\n" and line["exit_code"] == 0
 
     run(scenario)
 

@@ -138,16 +138,21 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         return reply
 
     @server.tool(description=(
-        "Start a command (argv list) that may run long or need input, e.g. a dev server, a "
+        "Start a command (a command line run by `shell -lc`, or an argv list) that may run "
+        "long or need input, e.g. a dev server, a "
         "REPL or `cat`. Returns after yield_time_ms (or when it exits) with its output so far; "
         "if it still runs, a session_id for write_stdin, list_sessions and kill_session. Its "
         "stdin stays open; tty=true gives it a terminal. Same sandbox and approvals as shell."))
-    async def exec_command(cmd: list[str], ctx: Context, workdir: str | None = None,
+    async def exec_command(cmd: str | list[str], ctx: Context, workdir: str | None = None,
                            yield_time_ms: int = 10_000, tty: bool = False,
-                           max_output_tokens: int | None = None,
-                           with_escalated_permissions: bool = False,
+                           max_output_tokens: int | None = None, shell: str = "bash",
+                           login: bool = True, with_escalated_permissions: bool = False,
                            justification: str | None = None, network: bool = False,
                            writable: list[str] | None = None) -> dict[str, Any]:
+        if isinstance(cmd, str):  # a command line, as Codex's unified exec takes it
+            if not cmd.strip():
+                raise ToolError("cmd is empty")
+            cmd = [shell, "-lc" if login else "-c", cmd]
         cwd = _checked(cmd, workdir, yield_time_ms)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
