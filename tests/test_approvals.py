@@ -314,3 +314,18 @@ def test_run_ask_prompts_on_the_terminal(host_dir, tmp_path):
                                      "touch", "refused"], b"n\n", host_dir, tmp_path)
     assert code == 125 and not (host_dir / "refused").exists(), seen
     assert "denied by the user" in seen
+
+
+def test_authorize_decides_without_running(host_dir):
+    """For a process the caller starts itself (a long-running session)."""
+    approver = Recorder(Answer.APPROVE_ONCE)
+    session = ApprovalSession(rules=RULES, approver=approver)
+    refused = session.authorize(["terraform", "apply"], cwd=host_dir)
+    assert refused.policy is None and refused.decision is Decision.FORBIDDEN
+    granted = session.authorize(["touch", "x"], cwd=host_dir,
+                                permissions=Permissions(escalate=True))
+    assert granted.policy is not None and not granted.policy.sandboxed
+    assert granted.path[-1] == "approved by the user once"
+    assert not (host_dir / "x").exists()  # nothing ran
+    sandboxed = session.authorize(["make"], cwd=host_dir, permissions=Permissions(network=True))
+    assert sandboxed.policy is not None and sandboxed.policy.network  # rules allow it all
