@@ -456,3 +456,15 @@ def test_http_needs_a_token(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "corral", "mcp", "--http", "8765"], env=env,
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert proc.returncode == 125 and "bearer token" in proc.stderr
+
+
+def test_unread_output_is_bounded(host_dir):
+    from corral import SandboxPolicy
+    from corral.server.sessions import ProcessSession
+
+    session = ProcessSession(1, ("seq", "1000000"), str(host_dir), SandboxPolicy.full_access(),
+                             None)
+    text = session.read(30, until_exit=True)
+    assert not session.running and len(text) < 1024 * 1024 + 100  # 6.9 MB were printed
+    assert text.startswith("1\n2\n3\n") and text.endswith("999999\n1000000\n")
+    assert "bytes of output dropped unread]" in text

@@ -235,28 +235,19 @@ _RUN_OPTIONS = {
     "--justification": _Option("justification", str),
 }
 _POLICY_OPTIONS = {
-    "--rules": _Option("rules", str, repeat=True),
     "--no-default-rules": _Option("no_default_rules"),
-    "--approval": _Option("approval", _choice("untrusted", "on-failure", "on-request", "never")),
-    "--escalate": _Option("escalate"),
-    "--network": _Option("network"),
-    "--writable": _Option("writable", str, repeat=True),
-    "--json": _Option("json"),
+    **{name: _RUN_OPTIONS[name] for name in ("--rules", "--approval", "--escalate", "--network",
+                                             "--writable", "--json")},
 }
 _MCP_OPTIONS = {
     "--config": _Option("config", str),
     "--http": _Option("http", str),
     "--token-file": _Option("token_file", str),
-    "--policy": _RUN_OPTIONS["--policy"],
-    "--writable": _RUN_OPTIONS["--writable"],
-    "--network": _RUN_OPTIONS["--network"],
-    "--allow-unix-socket": _RUN_OPTIONS["--allow-unix-socket"],
-    "--deny-read": _RUN_OPTIONS["--deny-read"],
-    "--accept-weaker": _RUN_OPTIONS["--accept-weaker"],
-    "--approval": _RUN_OPTIONS["--approval"],
-    "--rules": _RUN_OPTIONS["--rules"],
-    "--timeout": _RUN_OPTIONS["--timeout"],
     "--max-output-tokens": _Option("max_output_tokens", int),
+    **{name: _RUN_OPTIONS[name] for name in ("--policy", "--writable", "--network",
+                                             "--allow-unix-socket", "--deny-read",
+                                             "--accept-weaker", "--approval", "--rules",
+                                             "--timeout")},
 }
 # Where "always allow this prefix" answers go, and rules are read from.
 RULES_DIR = "~/.config/corral/rules"

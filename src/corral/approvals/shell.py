@@ -57,7 +57,8 @@ def plain_commands(script: str) -> list[tuple[str, ...]] | None:
     """The commands of a plain script, as argv tuples, in order; None if the
     script is anything more than literal words joined by ``&&``, ``||``,
     ``;`` and ``|`` (or is empty)."""
-    root = _parse(script)
+    source = script.encode()
+    root = _parse(source)
     if root.has_error:
         return None
     commands: list[tuple[str, ...]] = []
@@ -68,7 +69,7 @@ def plain_commands(script: str) -> list[tuple[str, ...]] | None:
             words = []
             for child in node.children:
                 target = child.children[0] if child.type == "command_name" else child
-                word = _literal(target, script)
+                word = _literal(target, source)
                 if word is None:
                     return False
                 words.append(word)
@@ -88,7 +89,8 @@ def every_command(script: str) -> list[tuple[str, ...]]:
     subshells, conditions, loops); a word that is not literal is kept as
     written.  A script that does not parse yields what could be read of it."""
     found: list[tuple[str, ...]] = []
-    stack = [_parse(script)]
+    source = script.encode()
+    stack = [_parse(source)]
     while stack:
         node = stack.pop()
         if node.type == "command":
@@ -96,15 +98,15 @@ def every_command(script: str) -> list[tuple[str, ...]]:
             for child in node.children:
                 target = child.children[0] if child.type == "command_name" else child
                 if target.type in _WORDS or child.type == "command_name":
-                    literal = _literal(target, script)
-                    words.append(literal if literal is not None else _text(target, script))
+                    literal = _literal(target, source)
+                    words.append(literal if literal is not None else _text(target, source))
             if words:
                 found.append(tuple(words))
         stack.extend(reversed(node.children))
     return found
 
 
-def _parse(script: str) -> Node:
+def _parse(source: bytes) -> Node:
     global _parser
     with _parser_lock:
         if _parser is None:
@@ -112,17 +114,17 @@ def _parse(script: str) -> Node:
             import tree_sitter_bash
 
             _parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_bash.language()))
-        return _parser.parse(script.encode()).root_node
+        return _parser.parse(source).root_node
 
 
-def _text(node: Node, script: str) -> str:
-    return script.encode()[node.start_byte:node.end_byte].decode(errors="replace")
+def _text(node: Node, source: bytes) -> str:
+    return source[node.start_byte:node.end_byte].decode(errors="replace")
 
 
-def _literal(node: Node, script: str) -> str | None:
+def _literal(node: Node, source: bytes) -> str | None:
     """The value of a word that expands to itself alone, else None."""
     kind = node.type
-    text = _text(node, script)
+    text = _text(node, source)
     if kind in ("word", "number"):
         if any(c in text for c in "$`"):
             return None
@@ -135,7 +137,7 @@ def _literal(node: Node, script: str) -> str | None:
             return None
         return _unescape_double(text[1:-1])
     if kind == "concatenation":
-        pieces = [_literal(child, script) for child in node.children]
+        pieces = [_literal(child, source) for child in node.children]
         return None if None in pieces else "".join(p for p in pieces if p is not None)
     return None
 

@@ -23,8 +23,9 @@ import threading
 import time
 
 from .._cancel import CancelToken
+from .._capture import HeadTailBuffer
 from .._policy import SandboxPolicy
-from .._result import ExecResult
+from .._result import ExecResult, Stream
 
 __all__ = ["MAX_SESSIONS", "ProcessSession", "SessionError", "SessionManager"]
 
@@ -35,37 +36,6 @@ _MARKER_VARIABLE = "CORRAL_SESSION"
 
 class SessionError(Exception):
     """A request about sessions that cannot be met; the message says why."""
-
-
-class _Unread:
-    """Output not yet read: the first and last half of the limit, and how
-    many bytes between them were dropped."""
-
-    def __init__(self, limit: int = _UNREAD_LIMIT) -> None:
-        self.half = limit // 2
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def add(self, data: bytes) -> None:
-        room = self.half - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            excess = len(self.tail) - self.half
-            if excess > 0:
-                del self.tail[:excess]
-                self.dropped += excess
-
-    def take(self) -> tuple[bytes, int, bytes]:
-        taken = (bytes(self.head), self.dropped, bytes(self.tail))
-        self.head, self.tail, self.dropped = bytearray(), bytearray(), 0
-        return taken
-
-    def __bool__(self) -> bool:
-        return bool(self.head or self.tail)
 
 
 class ProcessSession:
@@ -82,7 +52,7 @@ class ProcessSession:
         self.result: ExecResult | None = None
         self.error: BaseException | None = None
         self._cancel = CancelToken()
-        self._unread = _Unread()
+        self._unread = HeadTailBuffer(_UNREAD_LIMIT)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._changed = threading.Condition()
         self._done = False  # the command has exited and all its output is in
@@ -149,7 +119,7 @@ class ProcessSession:
                     pass
             with self._changed:
                 if data:
-                    self._unread.add(data)
+                    self._unread.feed(Stream.STDOUT, data, 0)
                     self._changed.notify_all()
                 elif self._ended:
                     self._finish()
@@ -163,7 +133,7 @@ class ProcessSession:
 
         assert isinstance(event, OutputEvent)
         with self._changed:
-            self._unread.add(event.data)
+            self._unread.feed(event.stream, event.data, 0)
             self._changed.notify_all()
 
     @property
@@ -194,18 +164,20 @@ class ProcessSession:
         as soon as there is output."""
         deadline = time.monotonic() + wait
         with self._changed:
-            while not self._done and (until_exit or not self._unread):
+            while not self._done and (until_exit or not self._unread.total_bytes):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._changed.wait(left)
-            head, dropped, tail = self._unread.take()
-        text = self._decoder.decode(head)
-        if dropped:
-            self._decoder.reset()
-            text += f"\n[corral: {dropped} bytes of output dropped unread]\n"
-        text += self._decoder.decode(tail, final=self._done)
-        return text
+            taken, self._unread = self._unread, HeadTailBuffer(_UNREAD_LIMIT)
+            head = b"".join(data for _, data in taken.head)
+            tail = b"".join(data for _, data in taken.tail_segments())
+            dropped = taken.total_bytes - len(head) - len(tail)
+            text = self._decoder.decode(head)
+            if dropped:
+                self._decoder.reset()
+                text += f"\n[corral: {dropped} bytes of output dropped unread]\n"
+            return text + self._decoder.decode(tail, final=self._done)
 
     def kill(self, wait: float = 10.0) -> None:
         """Ends the command and everything it started."""
