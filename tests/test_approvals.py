@@ -329,3 +329,12 @@ def test_authorize_decides_without_running(host_dir):
     assert not (host_dir / "x").exists()  # nothing ran
     sandboxed = session.authorize(["make"], cwd=host_dir, permissions=Permissions(network=True))
     assert sandboxed.policy is not None and sandboxed.policy.network  # rules allow it all
+
+
+def test_always_without_a_rules_file_covers_the_prefix_for_the_session(host_dir):
+    approver = Recorder(Answer.APPROVE_PREFIX)
+    session = ApprovalSession("untrusted", approver=approver, policy="full-access")
+    first = session.run(["touch", "x"], cwd=host_dir)
+    assert "for this session: no rules file to save it to" in first.path[1]
+    assert session.run(["touch", "x", "y"], cwd=host_dir).ran  # the prefix, not just the argv
+    assert len(approver.asked) == 1

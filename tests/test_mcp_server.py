@@ -468,3 +468,16 @@ def test_unread_output_is_bounded(host_dir):
     assert not session.running and len(text) < 1024 * 1024 + 100  # 6.9 MB were printed
     assert text.startswith("1\n2\n3\n") and text.endswith("999999\n1000000\n")
     assert "bytes of output dropped unread]" in text
+
+
+def test_timeout_none_on_the_command_line_overrides_the_config_file(workspace, tmp_path):
+    config = tmp_path / "corral.toml"
+    config.write_text('policy = "full-access"\ntimeout = 0.2\n')
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--config", str(config), "--timeout",
+                           "none") as session:
+            slow = await call(session, command=["sleep", "0.6"])
+            assert slow["timed_out"] is False and slow["exit_code"] == 0
+
+    run(scenario)

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from ._record import record
+from ._record import record, replace
 from ._request import DEFAULT_TIMEOUT, DefaultTimeout
 
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
@@ -575,7 +575,7 @@ def _mcp(rest: list[str]) -> int:
         config_path = values.pop("config", None)
         config = load_config(str(config_path)) if config_path else ServerConfig()
         if "timeout" in values and values["timeout"] is None:
-            config = config.merged(timeout=None)  # "none": no limit
+            config = replace(config, timeout=None)  # "none": no limit (merged skips None)
             values.pop("timeout")
         config = config.merged(**values)
         config = config.merged(rules=(*_rule_files(()), *config.rules))

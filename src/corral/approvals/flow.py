@@ -35,7 +35,7 @@ from .._policy import PolicyKind, SandboxPolicy, resolve_policy
 from .._record import record, replace
 from .._result import Denial, ExecResult
 from .decide import ApprovalPolicy, Assessment, Permissions, assess
-from .rules import Decision, RuleSet, append_prefix_rule
+from .rules import Decision, Rule, RuleSet, append_prefix_rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -280,13 +280,16 @@ class ApprovalSession:
             return reply, "approved by the user for this session"
         if reply.answer is Answer.APPROVE_PREFIX:
             prefix = request.prefix or request.argv
-            rule = (append_prefix_rule(self.rules_file, prefix, request.justification)
-                    if self.rules_file else None)
+            if self.rules_file:
+                rule = append_prefix_rule(self.rules_file, prefix, request.justification)
+                saved = f" (saved to {self.rules_file})"
+            else:  # nowhere to save it: it lasts as long as this session
+                rule = Rule(tuple((word,) for word in prefix), Decision.ALLOW,
+                            request.justification, "<this session>")
+                saved = " (for this session: no rules file to save it to)"
             with self._lock:
                 self._approved.add(key)
-                if rule is not None:
-                    self.rules = self.rules + RuleSet((rule,))
-            saved = f" (saved to {self.rules_file})" if rule is not None else ""
+                self.rules = self.rules + RuleSet((rule,))
             return reply, f"approved by the user for `{shlex.join(prefix)}` always{saved}"
         if reply.answer is Answer.APPROVE_ONCE:
             return reply, "approved by the user once"
