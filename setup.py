@@ -3,12 +3,16 @@
 ``_cspawn`` (Linux only) is the spawn primitive; ``_cgate`` (Linux only) the
 system calls of the Unix socket gate; ``_ccount`` counts newlines in captured
 output.  Without them corral falls back to its portable spawn path (no
-sandbox) and to ``bytes.count``.
+sandbox) and to ``bytes.count``.  ``_sandbox_init`` (Linux only) is not an
+extension but a program of its own, built beside them: bubblewrap runs it
+first in a workspace-write sandbox.
 """
 
+import os
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 FLAGS = ["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
@@ -19,4 +23,21 @@ if sys.platform.startswith("linux"):
         for name in ("_cspawn", "_cgate")
     ]
 
-setup(ext_modules=ext_modules)
+
+
+class BuildWithPrograms(build_ext):
+    """Builds the extensions, then the helper programs into the same package
+    directory (the source tree for an editable install)."""
+
+    programs = ("_sandbox_init",) if sys.platform.startswith("linux") else ()
+
+    def run(self) -> None:
+        super().run()
+        package_dir = os.path.dirname(self.get_ext_fullpath("corral._ccount"))
+        for name in self.programs:
+            objects = self.compiler.compile([f"src/corral/{name}.c"], output_dir=self.build_temp,
+                                            extra_postargs=FLAGS)
+            self.compiler.link_executable(objects, name, output_dir=package_dir)
+
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildWithPrograms})

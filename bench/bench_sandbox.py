@@ -8,8 +8,9 @@ Library: ``corral.run(["true"])`` under workspace-write (the default) and
 read-only against ``subprocess.run`` of a bare bwrap sandbox (the floor) and
 against unsandboxed ``corral.run``; target <= 2x bare bwrap.  One more row
 runs bwrap with the mounts corral asks for under workspace-write (its
-placeholders in place; without the seccomp program and the status and lock
-descriptors), to tell bwrap's cost from corral's own.  CLI: the whole
+placeholders in place, the protected paths bound by corral's sandbox init
+where corral uses it; without the seccomp program and the status and lock
+descriptors), to tell the sandbox's cost from the rest of corral's.  CLI: the whole
 ``corral run -- true`` process against bare bwrap and, where they are
 installed, ``codex sandbox`` (npm ``@openai/codex``, in its workspace-write
 and default read-only modes) and ``srt true`` (npm
@@ -48,8 +49,8 @@ def main() -> None:
 
 def corral_mounts(bwrap: str) -> tuple[list[str], Callable[[], None]]:
     """bwrap's argv for ``true`` under workspace-write here, as corral builds
-    it, minus the options that pass descriptors; and what ends it (the
-    placeholders stay until then)."""
+    it (with its sandbox init, if it uses one), minus the options that pass
+    descriptors; and what ends it (the placeholders stay until then)."""
     from corral._launch import plan_launch
     from corral._request import ExecRequest
     from corral.sandbox import select_backend
@@ -61,7 +62,7 @@ def corral_mounts(bwrap: str) -> tuple[list[str], Callable[[], None]]:
     for arg in launch.argv[1:]:
         if skip:
             skip = False
-        elif arg in ("--json-status-fd", "--sync-fd", "--seccomp"):
+        elif arg in ("--json-status-fd", "--sync-fd", "--seccomp", "--report-fd", "--seccomp-fd"):
             skip = True
         else:
             args.append(arg)

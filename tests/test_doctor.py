@@ -26,9 +26,10 @@ def test_json_report():
     report = json.loads(proc.stdout)
     machine = report["machine"]
     for key in ("landlock", "seccomp", "user_namespaces", "user_namespace_capabilities",
-                "proc_mount", "bwrap", "cgroup"):
+                "proc_mount", "bwrap", "sandbox_init", "cgroup"):
         assert set(machine[key]) == {"available", "detail"} and machine[key]["detail"]
     assert machine["landlock"]["available"] == (machine["landlock_abi"] > 0)
+    assert not machine["sandbox_init"]["available"] or machine["bwrap"]["available"]
     assert set(report["policies"]) == {"full-access", "read-only", "workspace-write"}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import corral
+from corral.sandbox.bwrap import find_bwrap
 from corral.sandbox.guards import runtime_dir_path
 from corral.sandbox.probe import probe_machine
 
@@ -28,6 +29,23 @@ _BWRAP = probe_machine().bwrap
 pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
 
 GIT = "git -c user.name=agent -c user.email=agent@example.com"
+
+
+@pytest.fixture(autouse=True, params=["init", "bwrap"])
+def binds_made_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs twice: with the protected paths bound by corral's
+    sandbox init (where this machine can run it), and by bwrap itself (its
+    fallback).  Commands run through the CLI use what the machine picks."""
+    from corral.sandbox import bwrap
+
+    found = bwrap.bwrap_backend()
+    assert found is not None
+    if request.param == "init" and found.init is None:
+        pytest.skip(f"corral's sandbox init cannot work here: "
+                    f"{bwrap.sandbox_init_absence(found.path)}")
+    if request.param == "bwrap":
+        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: bwrap.BwrapBackend(found.path))
+    return str(request.param)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -388,6 +406,69 @@ def test_as_an_unprivileged_user(repo):
     assert not (repo / ".envrc").exists()
     control = subprocess.run([*drop, "sh", "-c", f"echo x > {repo.parent}/outside/new"], cwd="/")
     assert control.returncode == 0
+
+
+@pytest.mark.parametrize("attack", [
+    "mount -t tmpfs none /mnt", "mount --bind . .git/hooks", "umount .git/hooks",
+    "unshare --user --map-root-user true", "chroot / true",
+])
+def test_privileged_operations_fail(repo, attack):
+    """The sandbox init mounts before the command starts; the command cannot."""
+    result = sandboxed(["sh", "-c", f"echo started; {attack}"], repo)
+    assert result.stdout == "started\n" and result.exit_code != 0
+    if os.geteuid() == 0 and not attack.startswith(("umount", "mount --bind")):
+        control = corral.run(["unshare", "--mount", "sh", "-c", attack], policy="full-access")
+        assert control.exit_code == 0, control.aggregated_output
+
+
+def test_the_command_holds_no_capability(repo):
+    status = dict(line.split(":\t", 1) for line in
+                  sandboxed(["cat", "/proc/self/status"], repo).stdout.splitlines())
+    for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[field], 16) == 0, (field, status[field])
+    assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
+    # The control: what bwrap hands the init, had the init kept it.
+    kept = subprocess.run([find_bwrap(), "--unshare-all", "--unshare-user", "--ro-bind", "/", "/",
+                           "--proc", "/proc", "--dev", "/dev", "--cap-drop", "ALL", "--cap-add",
+                           "CAP_SYS_ADMIN", "grep", "CapEff", "/proc/self/status"],
+                          capture_output=True, text=True, check=True).stdout
+    assert int(kept.split()[1], 16) != 0
+
+
+def test_a_bind_that_fails_is_a_setup_error(repo, monkeypatch):
+    from corral.sandbox.bwrap import BwrapBackend
+
+    real = BwrapBackend._protect
+
+    def broken(*args):  # type: ignore[no-untyped-def]
+        return [*real(*args), ("--ro-bind", str(repo / "gone" / "x"))]
+
+    monkeypatch.setattr(BwrapBackend, "_protect", staticmethod(broken))
+    with pytest.raises(corral.SandboxSetupError, match=r"could not be set up: .*gone/x: No such"):
+        sandboxed(["sh", "-c", "echo ran > ran"], repo)
+    assert not (repo / "ran").exists()
+
+
+def test_a_protected_path_under_a_denied_directory(repo):
+    """A denied directory's cover hides its protected paths: nothing to bind there."""
+    policy = corral.SandboxPolicy.workspace_write(deny_read=(str(repo / ".git"),))
+    result = sandboxed(["sh", "-c", "echo started; cat .git/config || echo unreadable; "
+                        "echo x > .git/config || echo unwritable; echo ok > made"], repo,
+                       policy=policy)
+    assert result.stdout == "started\nunreadable\nunwritable\n", result.aggregated_output
+    assert (repo / "made").read_text() == "ok\n" and "x" not in (repo / ".git" / "config").read_text()
+
+
+def test_an_argv0_override(repo, binds_made_by):
+    from corral.sandbox.bwrap import bwrap_backend
+
+    backend = bwrap_backend()
+    assert backend is not None
+    if binds_made_by == "bwrap" and backend.version() < (0, 9):
+        with pytest.raises(corral.PolicyError, match="0.9"):
+            sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom")
+    else:  # the init execs the command itself, with any bwrap
+        assert sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom").stdout == "custom\n"
 
 
 def test_corrals_own_installation_is_protected():

@@ -670,6 +670,7 @@ def _doctor(as_json: bool) -> int:
         ("  with capabilities", _yes_no(probe.user_namespace_capabilities)),
         ("  /proc mountable", _yes_no(probe.proc_mount)),
         ("bubblewrap", _yes_no(probe.bwrap)),
+        ("  sandbox init", _yes_no(probe.sandbox_init)),
         ("cgroup v2", _yes_no(probe.cgroup)),
     ]
     print("Machine")

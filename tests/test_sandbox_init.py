@@ -1,0 +1,92 @@
+"""corral's sandbox init, run by hand: its command line, its reports, its exec.
+
+Inside a sandbox it is covered by the workspace-write tests (each runs with
+and without it).  Here it runs outside any sandbox, so it is never asked to
+mount on the host: a bind is only tried where it must fail (as nobody).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from corral.sandbox.bwrap import _SANDBOX_INIT
+
+pytestmark = pytest.mark.skipif(not os.access(_SANDBOX_INIT, os.X_OK),
+                                reason=f"{_SANDBOX_INIT} was not built (not Linux?)")
+
+
+def init(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([_SANDBOX_INIT, *args], capture_output=True, text=True, timeout=30,
+                          **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--frobnicate", "x", "--", "true", "true"], "unknown option --frobnicate"),
+    (["--ro-bind"], "no value for --ro-bind"),
+    (["--ro-bind", "/x"], "no command after --"),
+    (["--", "true"], "no command after --"),
+    (["--seccomp-fd", "seven", "--", "true", "true"], "not a file descriptor: seven"),
+    (["--", "/nonexistent/corral-program", "x"], "cannot run /nonexistent/corral-program: No such"),
+])
+def test_a_bad_command_line_runs_nothing(args, message):
+    proc = init(*args)
+    assert proc.returncode == 125 and proc.stdout == ""
+    assert proc.stderr.startswith("corral-setup-error: ") and message in proc.stderr, proc.stderr
+
+
+def test_the_report_goes_to_its_descriptor_and_the_command_never_holds_it():
+    read_end, write_end = os.pipe()
+    try:
+        failed = init("--report-fd", str(write_end), "--", "/nonexistent/x", "x",
+                      pass_fds=(write_end,))
+        ran = init("--report-fd", str(write_end), "--", "ls", "ls", "/proc/self/fd",
+                   pass_fds=(write_end,))
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end) as report:
+        assert report.read() == ("corral-setup-error: cannot run /nonexistent/x: "
+                                 "No such file or directory\n")
+    assert failed.returncode == 125 and failed.stderr == ""
+    assert ran.returncode == 0 and str(write_end) not in ran.stdout.split()
+
+
+def test_the_command_gets_its_argv0_and_no_capability():
+    proc = init("--", "/bin/sh", "custom", "-c", "echo $0; grep -E '^Cap(Prm|Eff|Bnd|Amb)' "
+                "/proc/self/status; grep NoNewPrivs /proc/self/status")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "custom"
+    assert all(int(line.split()[1], 16) == 0 for line in lines[1:5]), lines
+    assert lines[5].split() == ["NoNewPrivs:", "1"]
+
+
+def test_the_seccomp_program_is_loaded():
+    from corral.sandbox.seccomp import build_program
+
+    fd = os.memfd_create("program")
+    os.write(fd, build_program(deny_unix_sockets=True, deny_unix_datagrams=False))
+    os.lseek(fd, 0, os.SEEK_SET)
+    try:
+        code = "import socket; socket.socket(socket.AF_UNIX)"
+        loaded = init("--seccomp-fd", str(fd), "--", sys.executable, "python", "-c", code,
+                      pass_fds=(fd,))
+        control = init("--", sys.executable, "python", "-c", code)
+    finally:
+        os.close(fd)
+    assert loaded.returncode != 0 and "PermissionError" in loaded.stderr, loaded.stderr
+    assert control.returncode == 0, control.stderr
+
+
+def test_a_bind_it_may_not_make_is_reported():
+    # Without CAP_SYS_ADMIN (as a user, outside any namespace) mount must fail.
+    drop = ([] if os.geteuid() != 0 else
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+    proc = subprocess.run([*drop, _SANDBOX_INIT, "--ro-bind", "/dev", "--", "true", "true"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 125
+    assert proc.stderr == ("corral-setup-error: cannot bind read-only /dev: "
+                           "Operation not permitted\n")
