@@ -421,6 +421,17 @@ def test_privileged_operations_fail(repo, attack):
         assert control.exit_code == 0, control.aggregated_output
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root could write a global sysctl anyway")
+def test_kernel_tunables_stay_read_only_even_for_root(repo):
+    # Writes the current value back, so the control changes nothing on the host.
+    tunable = "/proc/sys/vm/overcommit_ratio"
+    script = f"echo started; cat {tunable} > v && cat v > {tunable} && echo written"
+    result = sandboxed(["sh", "-c", script], repo)
+    assert result.stdout == "started\n" and result.exit_code != 0
+    control = corral.run(["sh", "-c", script], cwd=repo, policy="full-access")
+    assert control.stdout == "started\nwritten\n", control.aggregated_output
+
+
 def test_the_command_holds_no_capability(repo):
     status = dict(line.split(":\t", 1) for line in
                   sandboxed(["cat", "/proc/self/status"], repo).stdout.splitlines())

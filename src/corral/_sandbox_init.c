@@ -2,15 +2,17 @@
  * _sandbox_init: the first program bubblewrap runs in a workspace-write
  * sandbox; it finishes the mounts and becomes the command.
  *
- *   _sandbox_init --report-fd FD [--seccomp-fd FD]
+ *   _sandbox_init --report-fd FD [--seccomp-fd FD] [--map-ids UID:GID]
  *                 [--bind PATH | --ro-bind PATH]... -- PROGRAM ARGV0 [ARG]...
  *
  * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
- * makes the whole tree read-only too (mount_setattr, Linux 5.12).  Then
- * every capability goes (the bounding and ambient sets first: as uid 0 an
- * exec would regain the bounding set), the seccomp program read from
- * --seccomp-fd is loaded, and PROGRAM is exec'd with ARGV0 as argv[0],
- * searched on PATH like execvp.
+ * makes the whole tree read-only too (mount_setattr, Linux 5.12).  With
+ * --map-ids (for a caller other than root, whom bwrap maps to uid 0 so that
+ * the init may mount) a nested user namespace maps UID and GID back to that
+ * uid 0, as bwrap does itself otherwise.  Then every capability goes (the
+ * bounding and ambient sets first: as uid 0 an exec would regain the
+ * bounding set), the seccomp program read from --seccomp-fd is loaded, and
+ * PROGRAM is exec'd with ARGV0 as argv[0], searched on PATH like execvp.
  *
  * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
  * it makes, whose length grows with every mount, so the protected paths of a
@@ -33,6 +35,7 @@
 #include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -82,6 +85,35 @@ static int descriptor(const char *text)
     return (int)fd;
 }
 
+static void write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail("cannot open", path, errno);
+    ssize_t n = write(fd, text, strlen(text));
+    int error = errno;
+    close(fd);
+    if (n != (ssize_t)strlen(text))
+        fail("cannot write", path, n < 0 ? error : EIO);
+}
+
+/* Becomes UID and GID in a new user namespace, mapped to the current ones. */
+static void map_ids(const char *ids)
+{
+    unsigned int uid, gid;
+    char end;
+    if (sscanf(ids, "%u:%u%c", &uid, &gid, &end) != 2)
+        fail("not UID:GID:", ids, EINVAL);
+    if (unshare(CLONE_NEWUSER) != 0)
+        fail("cannot create a user namespace", "", errno);
+    char map[64];
+    write_file("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof(map), "%u 0 1\n", uid);
+    write_file("/proc/self/uid_map", map);
+    snprintf(map, sizeof(map), "%u 0 1\n", gid);
+    write_file("/proc/self/gid_map", map);
+}
+
 static void bind_over_itself(const char *path, int read_only)
 {
     const char *action = read_only ? "cannot bind read-only" : "cannot bind";
@@ -97,10 +129,11 @@ static void bind_over_itself(const char *path, int read_only)
 
 static void drop_capabilities(void)
 {
-    /* EINVAL ends the loop past the kernel's last capability. */
+    /* EINVAL ends the loop past the kernel's last capability; EPERM means
+     * there is no CAP_SETPCAP, and so no capability to lose. */
     for (int cap = 0; cap < 64; cap++) {
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
-            if (errno == EINVAL)
+            if (errno == EINVAL || errno == EPERM)
                 break;
             fail("cannot drop the capability bounding set", "", errno);
         }
@@ -144,6 +177,7 @@ static void load_seccomp(int fd)
 int main(int argc, char **argv)
 {
     int seccomp_fd = -1;
+    const char *ids = NULL;
     int i = 1;
     /* The report descriptor first, so that every later failure reaches it. */
     if (i + 1 < argc && strcmp(argv[i], "--report-fd") == 0) {
@@ -160,18 +194,22 @@ int main(int argc, char **argv)
             fail("no value for", argv[i], EINVAL);
         if (strcmp(argv[i], "--seccomp-fd") == 0)
             seccomp_fd = descriptor(argv[i + 1]);
+        else if (strcmp(argv[i], "--map-ids") == 0)
+            ids = argv[i + 1];
         else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0)
             fail("unknown option", argv[i], EINVAL);
     }
     if (i + 2 >= argc)
         fail("no command after --", "", EINVAL);
     for (int j = binds; j < i; j += 2) {
-        if (strcmp(argv[j], "--seccomp-fd") != 0)
+        if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
     }
-    drop_capabilities();
+    if (ids != NULL)
+        map_ids(ids);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         fail("cannot set no_new_privs", "", errno);
+    drop_capabilities();
     if (seccomp_fd >= 0)
         load_seccomp(seccomp_fd);
     const char *program = argv[i + 1];

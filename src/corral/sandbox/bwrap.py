@@ -8,20 +8,22 @@ no new privileges:
   bound read-write over it, and then their protected paths read-only again
   (a missing one gets a placeholder, see :mod:`.guards`); the directories
   between a root and a protected path are bound too, because a mount point
-  cannot be renamed: ``mv .git elsewhere`` cannot take the hooks with it.
-  Those last binds are made by corral's sandbox init (``_sandbox_init.c``),
-  which bwrap runs first with the capability to mount, and which then drops
-  every capability, loads the seccomp program and becomes the command: bwrap
-  itself pays a pass over the whole mount table for each bind.  Where the
-  init cannot work (a setuid bwrap run by a user, Linux before 5.12, a
-  container refusing ``mount_setattr``), bwrap makes them, with the same
-  result;
+  cannot be renamed: ``mv .git elsewhere`` cannot take the hooks with it;
 * ``/proc`` shows only the sandbox's own processes, and its kernel tunables
   (``/proc/sys``, ``sysrq-trigger``, ``irq``, ``bus``) are read-only even
   when corral runs as root;
 * ``/tmp`` (and ``$TMPDIR``) is the session's private directory (see
   :mod:`.session`), ``/dev`` a minimal private one; host processes can be
   neither seen, signalled nor traced;
+* under ``workspace-write``, the binds of a path over itself (protected
+  paths, the directories leading to them, kernel tunables) are made by
+  corral's sandbox init
+  (``_sandbox_init.c``), which bwrap runs first with the capability to
+  mount, and which then drops every capability, loads the seccomp program
+  and becomes the command: bwrap itself pays a pass over the whole mount
+  table for each bind.  Where the init cannot work (a setuid bwrap run by a
+  user, Linux before 5.12, a container refusing ``mount_setattr``), bwrap
+  makes them, with the same result;
 * denied paths are covered: a directory by an empty tmpfs with mode 000 (111
   when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
   an empty mode-000 file;
@@ -208,22 +210,29 @@ class BwrapBackend(SandboxBackend):
             if root != "/" and not under_hidden(root):
                 args += ["--bind", root, root]
         args += ["--dev", "/dev", "--proc", "/proc"]
-        if os.geteuid() == 0:
-            # Root in the sandbox is root to the kernel's permission checks on
-            # /proc files, with or without capabilities: global sysctls, IRQ
-            # affinity and sysrq would be writable.  bwrap covers only what
-            # looks writable to it, which a 0555 directory does not.
-            for kernel in _KERNEL_TUNABLES:
-                if os.path.exists(kernel):
-                    args += ["--ro-bind", kernel, kernel]
+        # Root in the sandbox is root to the kernel's permission checks on
+        # /proc files, with or without capabilities: global sysctls, IRQ
+        # affinity and sysrq would be writable.  bwrap covers only what looks
+        # writable to it, which a 0555 directory does not.
+        tunables = [kernel for kernel in _KERNEL_TUNABLES
+                    if os.geteuid() == 0 and os.path.exists(kernel)]
+        binds = [] if plan is None else self._protect(plan, owned, cleanups, args)
+        denied = deny_read_paths(policy)
+        # Where the init runs (for a workspace's binds; its exec costs more
+        # than the tunables alone), it makes every bind of a path over itself,
+        # for each of which bwrap would pay a pass over the mount table.
+        init = self.init if binds else None
+        if init is None:
+            for kernel in tunables:
+                args += ["--ro-bind", kernel, kernel]
+        else:
+            binds = [("--ro-bind", kernel) for kernel in tunables] + binds
         for path in hidden:
             # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
             args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
-        binds = [] if plan is None else self._protect(plan, owned, cleanups, args)
-        denied = deny_read_paths(policy)
-        init = self.init if binds else None
+        to_bwrap, to_init = _init_user()
         if init is not None:
-            args += _INIT_CAPABILITIES
+            args += [*_INIT_CAPABILITIES, *to_bwrap]
             # What a covered directory hides needs no protection, and cannot
             # be bound: the cover is made first.
             covers = [path + "/" for path in denied if os.path.isdir(path)]
@@ -256,7 +265,7 @@ class BwrapBackend(SandboxBackend):
             # bwrap closes its status descriptor in the sandbox: the init reports on a copy.
             report = os.dup(status_write)
             owned.append(report)
-            init_args = ["--report-fd", str(report), "--seccomp-fd", str(program)]
+            init_args = ["--report-fd", str(report), "--seccomp-fd", str(program), *to_init]
             for option, path in binds:
                 init_args += [option, path]
             return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
@@ -342,6 +351,19 @@ class BwrapBackend(SandboxBackend):
         if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
             return -(returncode - _SIGNAL_BASE)
         return returncode
+
+
+def _init_user() -> tuple[list[str], list[str]]:
+    """bwrap's and the init's options for the sandbox's user.  bwrap maps a
+    caller other than root to uid 0 and, after its mounts, back in a nested
+    user namespace, where no capability reaches the mounts; so the caller
+    is made uid 0 to bwrap, and the init maps it back after its binds."""
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        return [], []
+    # Mapping uid 0 of the parent namespace takes CAP_SETFCAP (Linux 5.12).
+    return (["--uid", "0", "--gid", "0", "--cap-add", "CAP_SETFCAP"],
+            ["--map-ids", f"{uid}:{gid}"])
 
 
 def _placeholder_or_gone(path: str) -> bool:
@@ -438,8 +460,9 @@ def trial_sandbox(path: str, init: str | None = None) -> str | None:
     """
     command: tuple[str, ...] = ("true",)
     if init is not None:
-        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, "--", init, "--report-fd", "2",
-                   "--ro-bind", "/dev", "--", "true", "true")
+        to_bwrap, to_init = _init_user()
+        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, "--", init,
+                   "--report-fd", "2", *to_init, "--ro-bind", "/dev", "--", "true", "true")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.posix_spawn(path, [path, *_TRIAL, *command], {"PATH": "/usr/bin:/bin"},
