@@ -32,7 +32,10 @@ HOST = textwrap.dedent(
     """
     import sys, corral
     from corral.sandbox.session import session_tmp
-    corral.run(["sh", "-c", "echo x > /tmp/f"], cwd=sys.argv[1])
+    # Nested, read-only, and symlinks out of it (to what must survive it).
+    corral.run(["sh", "-c", "echo x > /tmp/f; chmod 444 /tmp/f; mkdir -p /tmp/a/b; "
+                "echo x > /tmp/a/b/g; ln -s $PWD/keep /tmp/a/dirlink; "
+                "ln -s $PWD/keep/file /tmp/filelink"], cwd=sys.argv[1])
     print(session_tmp(), flush=True)
     if sys.argv[2] == "wait":
         corral.run(["sleep", "30"], cwd=sys.argv[1], timeout=None)
@@ -41,11 +44,14 @@ HOST = textwrap.dedent(
 
 
 def test_the_directory_goes_when_the_session_ends(host_dir):
+    (host_dir / "keep").mkdir()
+    (host_dir / "keep" / "file").write_text("kept\n")
     proc = subprocess.run([sys.executable, "-c", HOST, str(host_dir), "exit"],
                           capture_output=True, text=True, timeout=60)
     path = proc.stdout.strip()
     assert proc.returncode == 0 and "corral-session-" in path, proc.stderr
     assert not os.path.exists(path)
+    assert (host_dir / "keep" / "file").read_text() == "kept\n"  # links were not followed
 
 
 def test_the_directory_goes_when_the_session_is_killed(host_dir):
