@@ -75,8 +75,13 @@ def test_no_socket_reaches_the_host(host_dir):
             f"socket.create_connection(('127.0.0.1', {port}), 2); print('tcp') ")
     unix_code = ("import socket; print('started', flush=True); s = socket.socket(socket.AF_UNIX); "
                  f"s.connect({unix_path!r}); print('unix')")
+    abstract_name = f"\0corral-landlock-{os.getpid()}".encode()
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind(abstract_name)
+    abstract.listen()
+    abstract_code = unix_code.replace(repr(unix_path), repr(abstract_name)).replace("unix'", "abstract'")
     try:
-        for script, word in ((code, "tcp"), (unix_code, "unix")):
+        for script, word in ((code, "tcp"), (unix_code, "unix"), (abstract_code, "abstract")):
             sandboxed = corral.run([PYTHON, "-c", script], policy=POLICY)
             assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
             control = corral.run([PYTHON, "-c", script], policy="full-access")
@@ -84,6 +89,7 @@ def test_no_socket_reaches_the_host(host_dir):
     finally:
         server.close()
         unix.close()
+        abstract.close()
 
 
 def test_a_host_loopback_service_is_refused_and_reported(tcp_listener):

@@ -233,7 +233,7 @@ def ask(path):
         return f"refused {e.errno}"
 own = f"/tmp/own-{os.getpid()}.sock"  # the session's /tmp is shared by its runs
 serve(own, b"tmp"); print(ask(own)); os.unlink(own)
-serve("root.sock", b"root"); print(ask(os.path.abspath("root.sock")))  # bound by a bare name
+serve(os.path.abspath("root.sock"), b"root"); print(ask("root.sock"))  # a relative address
 os.unlink("root.sock")
 link = f"/tmp/link-{os.getpid()}.sock"
 os.symlink(sys.argv[1], link); print(ask(link)); os.unlink(link)
@@ -251,6 +251,79 @@ def test_a_command_reaches_its_own_sockets_and_no_host_one(services, workspace):
     targets = sorted(str(d.target) for d in result.denials)
     assert len(targets) == 2 and other in targets
     assert any(t.startswith("/tmp/link-") for t in targets)
+
+
+SAME_NAME = """
+import os, socket, sys
+own = socket.socket(socket.AF_UNIX); own.bind("other.sock"); own.listen()  # a relative name
+os.chdir(os.path.dirname(sys.argv[1]))  # where a host socket has the same name
+for address in (sys.argv[1], "other.sock"):
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(address); print(c.recv(20).decode().strip())
+    except OSError as e:
+        print(f"refused {e.errno}")
+"""
+
+
+def test_a_host_socket_named_like_one_of_the_runs_own_stays_out_of_reach(services, workspace):
+    """A relative name in the kernel's table of listening sockets does not say
+    where it was bound: it must not vouch for a host socket of that name."""
+    _, other = services
+    result = corral.run([PYTHON, "-c", SAME_NAME, other], cwd=workspace, timeout=60)
+    assert result.stdout == "refused 13\nrefused 13\n", result.aggregated_output
+    assert [d.target for d in result.denials] == [other, "'other.sock'"]
+    (workspace / "other.sock").unlink()
+    control = corral.run([PYTHON, "-c", SAME_NAME, other], cwd=workspace, policy="full-access",
+                         timeout=60)
+    assert control.stdout == "other.sock\nother.sock\n", control.aggregated_output
+
+
+ABSTRACT = """
+import socket, sys, threading
+def ask(name):
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(name); return c.recv(20).decode()
+    except OSError as e:
+        return f"refused {e.errno}"
+own = socket.socket(socket.AF_UNIX); own.bind(b"\\0corral-own-" + sys.argv[1].encode()); own.listen()
+threading.Thread(target=lambda: own.accept()[0].sendall(b"own"), daemon=True).start()
+print(ask(b"\\0corral-own-" + sys.argv[1].encode()))
+print(ask(b"\\0" + sys.argv[1].encode()))
+"""
+
+
+@pytest.fixture
+def host_abstract_socket() -> Iterator[str]:
+    """A host service on an abstract Unix socket (as X11 and some D-Bus buses use)."""
+    name = f"corral-host-{os.getpid()}"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(b"\0" + name.encode())
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"host")
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield name
+    server.close()
+
+
+def test_abstract_sockets_reach_the_runs_own_and_no_host_one(host_abstract_socket, workspace):
+    """Abstract names belong to a network namespace: the run's own has only its own
+    (Python's multiprocessing listens on such names)."""
+    result = corral.run([PYTHON, "-c", ABSTRACT, host_abstract_socket], cwd=workspace, timeout=60)
+    assert result.stdout == "own\nrefused 111\n", result.aggregated_output
+    control = corral.run([PYTHON, "-c", ABSTRACT, host_abstract_socket], cwd=workspace,
+                         policy="full-access", timeout=60)
+    assert control.stdout == "own\nhost\n", control.aggregated_output
 
 
 SWAP_DIRECTORY = """

@@ -14,13 +14,17 @@ each call itself, on the command's own socket (duplicated with
 outcome: a check followed by "continue" could be raced by another thread of
 the command swapping the descriptor or the address.
 
-* An AF_UNIX connect reaches an allowed host path, or a socket that lies, in
-  the command's view, beneath one of its own directories (its session's
-  ``/tmp``, the writable roots): that socket is found by opening its
-  directory with ``openat2`` confined to the sandbox's root, then the socket
-  beneath that very directory, and connected to through the pinned
-  descriptor, so no rename or symlink swap during the check changes what is
-  reached.  Anything else is refused with EACCES and recorded as a denial.
+* An AF_UNIX connect reaches an allowed host path, or one of the command's
+  own sockets: in the run's own network namespace (bwrap), one that a
+  listening socket of that namespace is bound at by an absolute path;
+  without one (Landlock), one beneath the session's ``/tmp``.  The socket is
+  found by opening its directory (with ``openat2`` confined to the sandbox's
+  root, or from the command's working directory for a relative address),
+  then the socket beneath that very directory, and connected to through the
+  pinned descriptor, so no rename or symlink swap during the check changes
+  what is reached.  An abstract address reaches what it names in the run's
+  own network namespace, where every name is the run's; without one, it is
+  refused.  Anything else is refused with EACCES and recorded as a denial.
   Datagram sockets, which could reach a path through ``sendto`` without
   ``connect``, are refused when created.
 * A TCP connect inside the run's own network namespace (bwrap) goes where it
@@ -238,18 +242,26 @@ class SocketGate:
 
     def _connect_unix(self, pid: int, sock: int, address: int,
                       length: int) -> tuple[int, int, int]:
-        path = _read_path(pid, address, length)
-        if path is None:
+        raw = _read_memory(pid, address, length) if 2 < length <= 2 + _SUN_PATH_MAX else None
+        path = None if raw is None else _unix_name(raw)
+        if raw is None or path is None:
             return 0, errno.EINVAL, 0
+        if path.startswith("@") and self._private_network:
+            # Abstract names belong to a network namespace: in one of the
+            # run's own, every one is the run's.
+            return _perform(_cgate.connect_address, sock, raw)
         target = path if path in self.allowed else self._own_socket(pid, path)
         if target == _MISSING:
             return 0, errno.ENOENT, 0  # nothing there in its view: nothing refused
         if target is None:
             shown = path if path.startswith("/") else repr(path)
-            self.denials.append(Denial(
-                DenialKind.UNIX_SOCKET, shown,
-                f"host Unix socket {shown} is not allowed: add --allow-unix-socket "
-                f"{shown} (allow_unix_sockets), or --network", "connect() refused"))
+            if path.startswith("@"):
+                remedy = (f"abstract Unix socket {shown} may be the host's (without a network "
+                          "namespace of its own, this backend cannot tell): rerun with --network")
+            else:
+                remedy = (f"host Unix socket {shown} is not allowed: add --allow-unix-socket "
+                          f"{shown} (allow_unix_sockets), or --network")
+            self.denials.append(Denial(DenialKind.UNIX_SOCKET, shown, remedy, "connect() refused"))
             return 0, errno.EACCES, 0
         try:
             return _perform(_cgate.connect_unix, sock, os.fsencode(target))
@@ -333,10 +345,10 @@ class SocketGate:
 
         With a private network namespace, a socket is the command's own if a
         process of the run listens on it: a listening socket of that
-        namespace is bound at a path that is this very socket.  Without one,
-        if it lies beneath one of the ``own`` directories.
+        namespace is bound, by an absolute path, at this very socket.
+        Without one, if it lies beneath one of the ``own`` directories.
         """
-        if not path.startswith("/") or not (self._private_network or self._own):
+        if path.startswith("@") or not (self._private_network or self._own):
             return None
         try:
             root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -347,10 +359,18 @@ class SocketGate:
             # The directory first, then the socket beneath that very directory
             # (not followed if a symlink): what is checked below is that
             # socket, whatever the command renames meanwhile.
-            relative = path.lstrip("/")
-            parent = _cgate.open_in_root(root, os.fsencode(os.path.dirname(relative) or "."),
-                                         os.O_PATH | os.O_DIRECTORY)
-            pinned = os.open(os.path.basename(relative),
+            directory = os.path.dirname(path.lstrip("/")) or "."
+            if path.startswith("/"):
+                parent = _cgate.open_in_root(root, os.fsencode(directory),
+                                             os.O_PATH | os.O_DIRECTORY)
+            else:  # from the command's working directory; the checks below hold wherever it leads
+                cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    parent = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
+                                     dir_fd=cwd)
+                finally:
+                    os.close(cwd)
+            pinned = os.open(os.path.basename(path),
                              os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             if not stat.S_ISSOCK(os.fstat(pinned).st_mode):
                 return None
@@ -393,41 +413,32 @@ class SocketGate:
 
 def _listening(pid: int, root: int) -> set[tuple[int, int]]:
     """The sockets that listening sockets of ``pid``'s network namespace are
-    bound at, as (device, inode) in its view of the filesystem.  A socket
-    bound by a bare name (no slash) is looked for in ``pid``'s working
-    directory, where a server and its client usually both are."""
+    bound at, as (device, inode) in its view of the filesystem.
+
+    Only sockets bound by an absolute path count.  A relative name says
+    nothing of the directory it was bound in: looked for anywhere else (the
+    working directory of the client, or of the server, which may have moved
+    since), it could name a host socket of the same name, which would then
+    pass for the run's own."""
     try:
         with open(f"/proc/{pid}/net/unix", "rb") as table:
             lines = table.read().splitlines()[1:]
     except OSError:
         return set()
     found = set()
-    cwd = -1
-    try:
-        for line in lines:
-            fields = line.split(None, 7)
-            # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
-            if len(fields) < 8 or not int(fields[3], 16) & 0x10000:
-                continue
-            bound = fields[7]
-            try:
-                if bound.startswith(b"/"):
-                    fd = _cgate.open_in_root(root, bound.lstrip(b"/"), os.O_PATH)
-                elif bound not in (b".", b"..") and b"/" not in bound and bound[:1] != b"@":
-                    if cwd < 0:
-                        cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                    fd = os.open(bound, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cwd)
-                else:
-                    continue
-            except OSError:
-                continue
-            try:
-                found.add(_identity_fd(fd))
-            finally:
-                os.close(fd)
-    finally:
-        if cwd >= 0:
-            os.close(cwd)
+    for line in lines:
+        fields = line.split(None, 7)
+        # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
+        if len(fields) < 8 or not int(fields[3], 16) & 0x10000 or not fields[7].startswith(b"/"):
+            continue
+        try:
+            fd = _cgate.open_in_root(root, fields[7].lstrip(b"/"), os.O_PATH)
+        except OSError:
+            continue
+        try:
+            found.add(_identity_fd(fd))
+        finally:
+            os.close(fd)
     return found
 
 
@@ -539,14 +550,9 @@ def tcp_listeners(pid: int) -> list[tuple[bytes, int, int]]:
     return found
 
 
-def _read_path(pid: int, address: int, length: int) -> str | None:
-    """The name in the ``sockaddr_un`` at ``address`` in ``pid`` (abstract
-    names start with ``@``), or None if it is no such address."""
-    if not 2 < length <= 2 + _SUN_PATH_MAX:
-        return None
-    raw = _read_memory(pid, address, length)
-    if raw is None:
-        return None
+def _unix_name(raw: bytes) -> str | None:
+    """The name in the ``sockaddr_un`` ``raw`` (abstract names start with
+    ``@``), or None if it is no such address."""
     family, = struct.unpack_from("<H", raw)
     if family != _AF_UNIX:
         return None
