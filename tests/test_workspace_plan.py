@@ -25,6 +25,20 @@ def test_a_plain_directory(tmp_path):
     assert not any("/.git/" in path for path in plan.missing + plan.pinned)
 
 
+def test_dangling_links_protect_what_they_name(tmp_path):
+    (tmp_path / ".envrc").symlink_to("sub/envrc")  # inside, its directory exists
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".profile").symlink_to("/nonexistent/profile")  # outside every root
+    (tmp_path / ".zshrc").symlink_to(".zshrc")  # a loop names nothing
+    (tmp_path / ".bashrc").symlink_to("sub")  # not dangling: bound where it points
+    plan = _plan(tmp_path)
+    assert str(tmp_path / "sub" / "envrc") in plan.missing and str(tmp_path / "sub") in plan.pinned
+    assert str(tmp_path / ".bashrc") in plan.protected
+    for name in (".envrc", ".profile", ".zshrc"):
+        assert str(tmp_path / name) not in plan.protected + plan.missing
+    assert not any(path.startswith("/nonexistent") for path in plan.missing)
+
+
 def test_a_repository_and_its_submodules(tmp_path):
     git = tmp_path / ".git"
     (git / "hooks").mkdir(parents=True)

@@ -192,6 +192,19 @@ def test_missing_protected_paths_cannot_be_created(repo, name):
     assert control.exit_code == 0 and (repo / name).read_text() == "evil\n"
 
 
+def test_a_dangling_protected_link_cannot_be_written_through(repo):
+    """A dangling link used to fail every run here; what it names inside the
+    root is protected as a missing path, what it names elsewhere cannot be made."""
+    (repo / ".envrc").symlink_to("envrc.real")
+    (repo / ".profile").symlink_to("/nonexistent/corral-profile")
+    result = sandboxed(["sh", "-c", "echo started; echo x > .envrc; echo x > .profile; "
+                        "echo ok > made"], repo)
+    assert result.stdout == "started\n" and result.exit_code == 0, result.aggregated_output
+    assert (repo / "made").exists() and not os.path.lexists(repo / "envrc.real")
+    control = corral.run(["sh", "-c", "echo x > .envrc"], cwd=repo, policy="full-access")
+    assert control.exit_code == 0 and (repo / "envrc.real").read_text() == "x\n"
+
+
 def test_missing_hooks_directory_cannot_be_created(repo):
     _git(repo, "config", "core.hooksPath", ".git/hooks")
     subprocess.run(["rm", "-rf", str(repo / ".git" / "hooks")], check=True)

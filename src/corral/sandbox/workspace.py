@@ -78,6 +78,12 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
                 protected.append(path)
     existing, missing, pinned = [], [], []
     for path in dict.fromkeys(protected):
+        if os.path.islink(path) and not os.path.exists(path):
+            # A dangling link: what it names could be created through it, so
+            # that is what needs protecting (a loop names nothing).
+            path = os.path.realpath(path)
+            if os.path.islink(path):
+                continue
         owner = _root_of(path, roots)
         if owner is None or path == owner:
             continue
@@ -92,8 +98,8 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
             pinned.append(parent)
             parent = os.path.dirname(parent)
     roots.sort(key=len)
-    return WorkspacePlan(tuple(roots), tuple(existing), tuple(missing),
-                         tuple(sorted(set(pinned), key=len)))
+    return WorkspacePlan(tuple(roots), tuple(dict.fromkeys(existing)),
+                         tuple(dict.fromkeys(missing)), tuple(sorted(set(pinned), key=len)))
 
 
 def _own_installation() -> tuple[str, ...]:
