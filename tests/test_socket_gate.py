@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -324,6 +325,65 @@ def test_abstract_sockets_reach_the_runs_own_and_no_host_one(host_abstract_socke
     control = corral.run([PYTHON, "-c", ABSTRACT, host_abstract_socket], cwd=workspace,
                          policy="full-access", timeout=60)
     assert control.stdout == "own\nhost\n", control.aggregated_output
+
+
+FULL_BACKLOG = """
+import os, socket, sys, threading, time
+if sys.argv[1] == "unix":
+    server = socket.socket(socket.AF_UNIX); server.bind(f"/tmp/backlog-{os.getpid()}.sock")
+else:
+    server = socket.socket(); server.bind(("127.0.0.1", 0))
+server.listen(0)  # room for one pending connection, never accepted
+def tick():
+    while True:
+        os.write(1, b"tick\\n"); time.sleep(0.1)
+threading.Thread(target=tick, daemon=True).start()
+for n in range(3):
+    client = socket.socket(server.family); client.connect(server.getsockname())
+    os.write(1, f"connected {n}\\n".encode())
+"""
+
+
+@pytest.mark.parametrize("family", ["unix", "tcp"])
+def test_a_connect_that_cannot_complete_stops_neither_output_nor_the_clock(family, workspace):
+    """The gate makes the command's connect itself: were it to block (a
+    server's backlog full), corral's loop would stop with it, the timeout too."""
+    outcome: list[corral.ExecResult] = []
+    seen: list[str] = []
+    worker = threading.Thread(daemon=True, target=lambda: outcome.append(corral.run(
+        [PYTHON, "-c", FULL_BACKLOG, family], cwd=workspace, timeout=1.5,
+        on_output=lambda event: seen.append(event.data.decode()))))
+    worker.start()
+    worker.join(20)
+    assert outcome, "corral did not return: its loop waited for the gate's connect"
+    result = outcome[0]
+    assert result.timed_out and "connected 0" in result.stdout, result.aggregated_output
+    assert "connected 2" not in result.stdout
+    assert "".join(seen).count("tick") >= 5  # output kept flowing while the connect waited
+
+
+ACCEPTED_LATER = """
+import os, socket, sys, threading, time
+if sys.argv[1] == "unix":
+    server = socket.socket(socket.AF_UNIX); server.bind(f"/tmp/later-{os.getpid()}.sock")
+else:
+    server = socket.socket(); server.bind(("127.0.0.1", 0))
+server.listen(0)
+first = socket.socket(server.family); first.connect(server.getsockname())
+def accept_later():
+    time.sleep(0.3); print("accepting", flush=True)
+    server.accept(); server.accept()
+threading.Thread(target=accept_later).start()
+second = socket.socket(server.family); second.connect(server.getsockname())
+print("second connected", flush=True)
+"""
+
+
+@pytest.mark.parametrize("family", ["unix", "tcp"])
+def test_a_connect_that_waits_completes_when_the_server_accepts(family, workspace):
+    result = corral.run([PYTHON, "-c", ACCEPTED_LATER, family], cwd=workspace, timeout=30)
+    assert result.exit_code == 0, result.aggregated_output
+    assert result.stdout == "accepting\nsecond connected\n"
 
 
 SWAP_DIRECTORY = """

@@ -76,7 +76,7 @@ def collect(
 
     ``gate`` (or None) receives the listener of the run's seccomp notifier,
     then answers its notifications (the run's ``connect`` calls) as they
-    come.  On any exception (KeyboardInterrupt included) the whole run is
+    come, and as the connects it could not complete at once do.  On any exception (KeyboardInterrupt included) the whole run is
     killed and reaped before the exception propagates.
     """
     streams = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
@@ -141,7 +141,14 @@ def collect(
                 wait_ms = max(1, int(remaining * 1000 + 0.999))
                 if proc.pidfd < 0 and drain_deadline is None:
                     wait_ms = min(wait_ms, _EXIT_POLL_PERIOD_MS)
-            for fd, events in poller.poll(wait_ms):
+            gate_due = gate.wake_in() if gate is not None and gate_fd >= 0 else None
+            if gate_due is not None:
+                due_ms = int(gate_due * 1000 + 0.999)
+                wait_ms = due_ms if wait_ms < 0 else min(wait_ms, due_ms)
+            ready = poller.poll(wait_ms)
+            if gate_due is not None and not any(fd == gate_fd for fd, _ in ready):
+                ready.append((gate_fd, select.POLLIN))  # a connect to try again
+            for fd, events in ready:
                 if fd == gate_fd:
                     assert gate is not None
                     if not events & select.POLLIN or not gate.handle():

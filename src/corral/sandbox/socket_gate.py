@@ -37,9 +37,11 @@ the command swapping the descriptor or the address.
   Landlock refuses any TCP bind or connect the command makes itself.
 
 The gate runs inside the collect stage's poll loop (:meth:`fileno`,
-:meth:`handle`); a command blocked in ``connect`` waits only for one loop
-turn.  The gate's own connect blocks while a loopback server's backlog is
-full (hundreds of pending connections), and the loop with it.
+:meth:`handle`, :meth:`wake_in`) and never blocks it: a connect that cannot
+complete at once (a server's backlog full, a TCP handshake under way) is
+made without blocking, and its notification answered once the connect
+completes, the command's thread waiting meanwhile as in a blocking
+``connect``, while the loop goes on reading output and keeping deadlines.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
 import stat
 import struct
+import time
 
 from .._errors import PolicyError
 from .._policy import SandboxPolicy
@@ -70,9 +74,10 @@ __all__ = ["SocketGate", "gate_supported", "open_gate", "tcp_listeners"]
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
 _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
+_IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
-_SOL_SOCKET, _SO_DOMAIN = 1, 39
+_SOL_SOCKET, _SO_ERROR, _SO_DOMAIN = 1, 4, 39
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 # Notified system calls by number, for this machine's architecture.
@@ -80,6 +85,24 @@ _CALLS = {number: name for name, number in SOCKET_CALLS.get(os.uname().machine, 
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
 _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
+# A Unix connect refused for a full backlog is tried again after this long,
+# doubling up to the second figure (the kernel offers nothing to wait on).
+_RETRY_FIRST, _RETRY_MOST = 0.001, 0.05
+_PARKED = (0, -1, 0)  # what a connect under way answers: nothing yet
+
+
+class _Parked:
+    """A connect under way for the notification ``notif_id``: on ``sock`` (a
+    duplicate of the command's socket), tried again at ``retry_at`` (a Unix
+    socket) or answered when ``sock`` becomes writable (TCP).  ``kept`` is a
+    descriptor the address names (a pinned socket), or -1."""
+
+    __slots__ = ("notif_id", "sock", "call", "argument", "kept", "retry_at", "delay")
+
+    def __init__(self, notif_id: int, sock: int, call: Callable[[int, Any], None],
+                 argument: Any, kept: int, retry_at: float | None) -> None:
+        self.notif_id, self.sock, self.call, self.argument = notif_id, sock, call, argument
+        self.kept, self.retry_at, self.delay = kept, retry_at, _RETRY_FIRST
 
 
 def gate_supported() -> bool:
@@ -155,6 +178,8 @@ class SocketGate:
         self._bound: set[int] = set()  # the inodes of the TCP sockets it bound for the run
         self._ours, self.child_end = _cgate.socketpair()
         self._listener = -1
+        self._ready = select.epoll()  # the listener, and TCP sockets whose connect is under way
+        self._parked: dict[int, _Parked] = {}  # by the socket's inode
 
     def receive(self) -> None:
         """Takes the listener the spawned child sent; call once, after spawn."""
@@ -165,38 +190,151 @@ class SocketGate:
         finally:
             os.close(self._ours)
             self._ours = -1
+        self._ready.register(self._listener, select.EPOLLIN)
 
     def fileno(self) -> int:
-        return self._listener
+        """Readable when :meth:`handle` has something to do."""
+        return self._ready.fileno()
+
+    def wake_in(self) -> float | None:
+        """Seconds until :meth:`handle` must run even if :meth:`fileno` stays
+        quiet (a connect to try again), or None."""
+        due = [p.retry_at for p in self._parked.values() if p.retry_at is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def close(self) -> None:
+        for parked in self._parked.values():
+            self._drop(parked)
+        self._parked.clear()
         for fd in (self._listener, self.child_end, self._ours):
             if fd >= 0:
                 os.close(fd)
         self._listener = self.child_end = self._ours = -1
+        self._ready.close()
 
     def handle(self) -> bool:
-        """Answers one pending notification; False once no process can send more."""
+        """Answers what is ready: notifications, and connects that have
+        completed or are due for another try.  False once no process can
+        send more."""
+        alive = True
+        for fd, events in self._ready.poll(0):
+            if fd != self._listener:
+                self._completed(fd)
+            elif events & select.EPOLLIN:
+                alive = self._answer_one() and alive
+            else:
+                alive = False  # no process is left under the filter
+        now = time.monotonic()
+        for parked in list(self._parked.values()):
+            if parked.retry_at is not None and parked.retry_at <= now:
+                self._retry(parked)
+        return alive
+
+    def _answer_one(self) -> bool:
         buffer = bytearray(_NOTIF_SIZE)
         try:
             fcntl.ioctl(self._listener, _IOCTL_RECV, buffer, True)
         except OSError as exc:
-            if exc.errno in (errno.EINTR, errno.ENOENT):
-                return True  # interrupted, or the caller died meanwhile
-            return False
+            return exc.errno in (errno.EINTR, errno.ENOENT)  # interrupted, or the caller died
         notif_id, pid, _, number = struct.unpack_from("<QIIi", buffer)
         sockfd, arg1, arg2 = struct.unpack_from("<3Q", buffer, 32)
-        value, error, flags = self._decide(_CALLS.get(number, ""), pid, sockfd & 0xFFFFFFFF,
-                                           arg1, arg2)
+        answer = self._decide(notif_id, _CALLS.get(number, ""), pid, sockfd & 0xFFFFFFFF,
+                              arg1, arg2)
+        if answer is not _PARKED:
+            self._send(notif_id, *answer)
+        return True
+
+    def _send(self, notif_id: int, value: int, error: int, flags: int = 0) -> None:
         response = struct.pack("<QqiI", notif_id, value, -error if error else 0, flags)
         try:
             fcntl.ioctl(self._listener, _IOCTL_SEND, response)
         except OSError as exc:
             if exc.errno != errno.ENOENT:  # the caller is gone: nothing to answer
                 raise
+
+    def _connect(self, notif_id: int, sock: int, call: Callable[[int, Any], None],
+                 argument: Any, kept: int = -1) -> tuple[int, int, int]:
+        """Makes the command's connect on ``sock`` without blocking the gate.
+
+        A non-blocking socket gets the kernel's answer as it is.  A blocking
+        one is connected with O_NONBLOCK set for the call (the flag belongs
+        to the socket the command shares, and is put back at once); if that
+        cannot complete now, a duplicate is parked and the notification
+        answered later (:data:`_PARKED`).  ``kept`` (a descriptor ``argument``
+        names, or -1) is duplicated for the parked connect's later tries."""
+        identity = os.fstat(sock).st_ino
+        earlier = self._parked.get(identity)
+        if earlier is not None:
+            if self._still_waiting(earlier.notif_id):
+                return 0, errno.EALREADY, 0  # another thread's connect is under way
+            earlier.notif_id = notif_id  # the same call again, restarted after a signal
+            return _PARKED
+        flags = fcntl.fcntl(sock, fcntl.F_GETFL)
+        if flags & os.O_NONBLOCK:
+            return _perform(call, sock, argument)
+        fcntl.fcntl(sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            answer = _perform(call, sock, argument)
+        finally:
+            fcntl.fcntl(sock, fcntl.F_SETFL, flags)
+        if answer[1] not in (errno.EINPROGRESS, errno.EAGAIN):
+            return answer
+        parked = _Parked(notif_id, os.dup(sock), call, argument, -1, None)
+        if answer[1] == errno.EAGAIN:  # a Unix socket's server has a full backlog
+            if kept >= 0:
+                parked.kept = os.dup(kept)
+                parked.argument = os.fsencode(f"/proc/self/fd/{parked.kept}")
+            parked.retry_at = time.monotonic() + parked.delay
+        else:
+            self._ready.register(parked.sock, select.EPOLLOUT)
+        self._parked[identity] = parked
+        return _PARKED
+
+    def _completed(self, sock: int) -> None:
+        """A parked TCP connect is over: its outcome is the socket's error."""
+        for identity, parked in self._parked.items():
+            if parked.sock == sock:
+                error = _cgate.socket_option(sock, _SOL_SOCKET, _SO_ERROR)
+                del self._parked[identity]
+                self._send(parked.notif_id, 0, error)
+                self._drop(parked)
+                return
+
+    def _retry(self, parked: _Parked) -> None:
+        identity = os.fstat(parked.sock).st_ino
+        if not self._still_waiting(parked.notif_id):
+            del self._parked[identity]  # the caller is gone, or will ask again
+            self._drop(parked)
+            return
+        flags = fcntl.fcntl(parked.sock, fcntl.F_GETFL)
+        fcntl.fcntl(parked.sock, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            answer = _perform(parked.call, parked.sock, parked.argument)
+        finally:
+            fcntl.fcntl(parked.sock, fcntl.F_SETFL, flags)
+        if answer[1] == errno.EAGAIN:
+            parked.delay = min(parked.delay * 2, _RETRY_MOST)
+            parked.retry_at = time.monotonic() + parked.delay
+            return
+        del self._parked[identity]
+        self._send(parked.notif_id, *answer)
+        self._drop(parked)
+
+    def _still_waiting(self, notif_id: int) -> bool:
+        try:
+            fcntl.ioctl(self._listener, _IOCTL_ID_VALID, struct.pack("<Q", notif_id))
+        except OSError:
+            return False
         return True
 
-    def _decide(self, call: str, pid: int, sockfd: int, arg1: int,
+    def _drop(self, parked: _Parked) -> None:
+        if parked.retry_at is None:
+            self._ready.unregister(parked.sock)
+        for fd in (parked.sock, parked.kept):
+            if fd >= 0:
+                os.close(fd)
+
+    def _decide(self, notif_id: int, call: str, pid: int, sockfd: int, arg1: int,
                 arg2: int) -> tuple[int, int, int]:
         """(return value, errno, flags) for one ``call`` (connect, bind or
         listen) on the command's descriptor ``sockfd``.  corral makes the
@@ -228,19 +366,19 @@ class SocketGate:
                     # A path, which the filesystem rules govern; were a TCP
                     # socket swapped in meanwhile, Landlock refuses its bind.
                     return 0, 0, _FLAG_CONTINUE
-                return self._connect_unix(pid, sock, arg1, arg2)
+                return self._connect_unix(notif_id, pid, sock, arg1, arg2)
             raw = _read_memory(pid, arg1, arg2)
             if raw is None:
                 return 0, errno.EINVAL, 0
             if call == "bind":
                 return self._bind_inet(sock, domain, raw)
-            return self._connect_inet(pid, sock, raw)
+            return self._connect_inet(notif_id, pid, sock, raw)
         except OSError as exc:
             return 0, exc.errno or errno.EBADF, 0
         finally:
             os.close(sock)  # the command's own descriptor stays open, bound or connected
 
-    def _connect_unix(self, pid: int, sock: int, address: int,
+    def _connect_unix(self, notif_id: int, pid: int, sock: int, address: int,
                       length: int) -> tuple[int, int, int]:
         raw = _read_memory(pid, address, length) if 2 < length <= 2 + _SUN_PATH_MAX else None
         path = None if raw is None else _unix_name(raw)
@@ -249,7 +387,7 @@ class SocketGate:
         if path.startswith("@") and self._private_network:
             # Abstract names belong to a network namespace: in one of the
             # run's own, every one is the run's.
-            return _perform(_cgate.connect_address, sock, raw)
+            return self._connect(notif_id, sock, _cgate.connect_address, raw)
         target = path if path in self.allowed else self._own_socket(pid, path)
         if target == _MISSING:
             return 0, errno.ENOENT, 0  # nothing there in its view: nothing refused
@@ -264,19 +402,21 @@ class SocketGate:
             self.denials.append(Denial(DenialKind.UNIX_SOCKET, shown, remedy, "connect() refused"))
             return 0, errno.EACCES, 0
         try:
-            return _perform(_cgate.connect_unix, sock, os.fsencode(target))
+            pinned = int(target.rsplit("/", 1)[1]) if target.startswith("/proc/self/fd/") else -1
+            return self._connect(notif_id, sock, _cgate.connect_unix, os.fsencode(target), pinned)
         finally:
             if target.startswith("/proc/self/fd/"):
                 os.close(int(target.rsplit("/", 1)[1]))
 
-    def _connect_inet(self, pid: int, sock: int, raw: bytes) -> tuple[int, int, int]:
+    def _connect_inet(self, notif_id: int, pid: int, sock: int,
+                      raw: bytes) -> tuple[int, int, int]:
         """A TCP connect: anywhere in a network namespace of the run's own
         (it has only loopback); otherwise only to a server of this run."""
         endpoint = _inet_endpoint(raw)
         if self._private_network or endpoint is None:
             # Its own namespace, or no address to check (AF_UNSPEC
             # disconnects; anything else the kernel refuses).
-            return _perform(_cgate.connect_address, sock, raw)
+            return self._connect(notif_id, sock, _cgate.connect_address, raw)
         address, port = endpoint
         shown = _show(address, port)
         if _kind(address) == "other":
@@ -293,7 +433,7 @@ class SocketGate:
                 f"{shown} is a service of the host, not of this run: rerun with --network "
                 "(network=True) to reach it", "connect() refused"))
             return 0, errno.EACCES, 0
-        return _perform(_cgate.connect_address, sock, raw)
+        return self._connect(notif_id, sock, _cgate.connect_address, raw)
 
     def _bind_inet(self, sock: int, domain: int, raw: bytes) -> tuple[int, int, int]:
         """A TCP bind, made on loopback: the wildcard address becomes loopback
