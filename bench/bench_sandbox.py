@@ -78,7 +78,8 @@ def measure(runs: int, bwrap: str, cli: str) -> None:
     mounts, end = corral_mounts(bwrap)
     library = {
         "bare bwrap via subprocess.run  (floor)": lambda: subprocess.run([bwrap, *BARE]),
-        f"bwrap with corral's {mounts.count('--bind') + mounts.count('--ro-bind')} binds": (
+        f"{'bwrap + init' if any(m.endswith('_sandbox_init') for m in mounts) else 'bwrap'} "
+        f"with corral's {mounts.count('--bind') + mounts.count('--ro-bind')} binds": (
             lambda: subprocess.run(mounts, check=True)),
         "corral.run(['true'])  (workspace-write)": lambda: corral.run(["true"]),
         "corral.run(['true'], policy='read-only')": lambda: corral.run(["true"], policy="read-only"),
