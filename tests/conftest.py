@@ -70,6 +70,25 @@ def child_pids() -> set[int]:
     return pids
 
 
+def greet_every_client(server: socket.socket, greeting: bytes) -> None:
+    """Serves ``greeting`` to each client of the listening ``server``, in a
+    thread that ends when the server is closed."""
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                conn.sendall(greeting)
+            except OSError:
+                pass  # a racing client may be gone already
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 @pytest.fixture
 def host_dir() -> Iterator[Path]:
     """A directory outside /tmp (which the sandbox replaces), as real user files are."""
@@ -84,20 +103,6 @@ def host_dir() -> Iterator[Path]:
 def tcp_listener() -> Iterator[tuple[str, int]]:
     """A TCP server on the host's loopback that greets every client."""
     server = socket.create_server(("127.0.0.1", 0))
-    server.settimeout(10)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.sendall(b"hello from the host\n")
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    greet_every_client(server, b"hello from the host\n")
     yield server.getsockname()
-    stop.set()
     server.close()

@@ -12,13 +12,13 @@ import os
 import socket
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import corral
+from conftest import greet_every_client
 from corral.sandbox.probe import probe_machine
 
 _BWRAP = probe_machine().bwrap
@@ -36,21 +36,7 @@ def services(host_dir: Path) -> Iterator[tuple[str, str]]:
         server.bind(path)
         server.listen(64)
         servers.append(server)
-
-        def serve(server: socket.socket = server, name: bytes = os.path.basename(path).encode()
-                  ) -> None:
-            while True:
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    return
-                try:
-                    conn.sendall(name + b"\n")
-                except OSError:
-                    pass  # a racing client may be gone already
-                conn.close()
-
-        threading.Thread(target=serve, daemon=True).start()
+        greet_every_client(server, os.path.basename(path).encode() + b"\n")
     os.chmod(host_dir, 0o755)
     yield paths
     for server in servers:
@@ -221,17 +207,20 @@ def test_bad_allowlists_are_refused(host_dir):
         corral.SandboxPolicy(corral.PolicyKind.FULL_ACCESS, allow_unix_sockets=("/x.sock",))
 
 
-OWN = """
+# What the attacks below share: a server of the run's own, and a client.
+CLIENT = """
 import os, socket, sys, threading
-def serve(path, word):
-    server = socket.socket(socket.AF_UNIX); server.bind(path); server.listen()
+def serve(address, word):
+    server = socket.socket(socket.AF_UNIX); server.bind(address); server.listen()
     threading.Thread(target=lambda: server.accept()[0].sendall(word), daemon=True).start()
-def ask(path):
+def ask(address):
     c = socket.socket(socket.AF_UNIX)
     try:
-        c.connect(path); return c.recv(20).decode()
+        c.connect(address); return c.recv(20).decode()
     except OSError as e:
         return f"refused {e.errno}"
+"""
+OWN = CLIENT + """
 own = f"/tmp/own-{os.getpid()}.sock"  # the session's /tmp is shared by its runs
 serve(own, b"tmp"); print(ask(own)); os.unlink(own)
 serve(os.path.abspath("root.sock"), b"root"); print(ask("root.sock"))  # a relative address
@@ -280,16 +269,8 @@ def test_a_host_socket_named_like_one_of_the_runs_own_stays_out_of_reach(service
     assert control.stdout == "other.sock\nother.sock\n", control.aggregated_output
 
 
-ABSTRACT = """
-import socket, sys, threading
-def ask(name):
-    c = socket.socket(socket.AF_UNIX)
-    try:
-        c.connect(name); return c.recv(20).decode()
-    except OSError as e:
-        return f"refused {e.errno}"
-own = socket.socket(socket.AF_UNIX); own.bind(b"\\0corral-own-" + sys.argv[1].encode()); own.listen()
-threading.Thread(target=lambda: own.accept()[0].sendall(b"own"), daemon=True).start()
+ABSTRACT = CLIENT + """
+serve(b"\\0corral-own-" + sys.argv[1].encode(), b"own")
 print(ask(b"\\0corral-own-" + sys.argv[1].encode()))
 print(ask(b"\\0" + sys.argv[1].encode()))
 """
@@ -302,17 +283,7 @@ def host_abstract_socket() -> Iterator[str]:
     server = socket.socket(socket.AF_UNIX)
     server.bind(b"\0" + name.encode())
     server.listen(8)
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            conn.sendall(b"host")
-            conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
+    greet_every_client(server, b"host")
     yield name
     server.close()
 
@@ -442,8 +413,7 @@ def test_a_host_service_socket_inside_the_workspace_stays_out_of_reach(workspace
     host_socket = socket.socket(socket.AF_UNIX)
     host_socket.bind(str(workspace / "daemon.sock"))
     host_socket.listen(8)
-    threading.Thread(target=lambda: [host_socket.accept()[0].sendall(b"daemon")
-                                     for _ in range(8)], daemon=True).start()
+    greet_every_client(host_socket, b"daemon")
     try:
         refused = corral.run([PYTHON, "-c", CONNECT, str(workspace / "daemon.sock")],
                              cwd=workspace)

@@ -450,7 +450,7 @@ class SocketGate:
             shown = _show(address, port)
             self.denials.append(Denial(
                 DenialKind.NETWORK, shown,
-                f"without network a server listens on loopback only: bind 127.0.0.1, or rerun "
+                "without network a server listens on loopback only: bind 127.0.0.1, or rerun "
                 "with --network (network=True)", "bind() refused"))
             return 0, errno.EADDRNOTAVAIL, 0
         if kind == "wildcard":
