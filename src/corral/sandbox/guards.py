@@ -10,11 +10,15 @@ where a FIFO would block, nothing can be put inside it, and it is the
 cheapest inode to create and remove (no data block, unlike a directory).
 
 * each run that uses placeholders writes a *record* in corral's runtime
-  directory (``$XDG_RUNTIME_DIR/corral`` or ``/tmp/corral-<uid>``) and holds
-  an exclusive lock on it; the lock's file description is also handed to
-  bwrap (``--sync-fd``), whose processes outside the command keep it until
-  the sandbox is gone, so a record stays locked exactly as long as corral or
-  the sandbox lives, however either of them ends;
+  directory (``$XDG_RUNTIME_DIR/corral`` or ``/tmp/corral-<uid>``), and
+  holds an exclusive lock on an empty *hold* file beside it; the lock's file
+  description is also handed to bwrap (``--sync-fd``), whose processes
+  outside the command keep it until the sandbox is gone, so a run stays live
+  exactly as long as corral or the sandbox does, however either of them ends.
+  That lock is not on the record itself: a command that reached bwrap's
+  descriptors (``/proc/1/fd``) could then rewrite the list of what the next
+  sweep deletes.  corral locks the record too, for as long as it lives, for
+  the sake of earlier versions of corral, which look at that lock alone;
 * a *sweep* removes the placeholders of unlocked records that no locked
   record also uses.  Sweeps run when a run ends, and from the watchdog when
   corral itself dies (see :func:`corral._containment.ensure_watchdog`);
@@ -48,6 +52,7 @@ __all__ = ["Guard", "guard_placeholders", "private_dir", "runtime_dir", "runtime
            "sweep"]
 
 _RECORD_PREFIX = "run-"
+_HOLD_PREFIX = "hold-"  # then the record's name without its prefix
 _MUTEX = "mutex"
 _ids = itertools.count(1)
 _local_lock = threading.Lock()
@@ -97,14 +102,16 @@ def _owned_private(path: str, uid: int) -> bool:
 class Guard:
     """The placeholders one run relies on; :meth:`release` when the run is over.
 
-    ``lock_fd`` is the record's locked descriptor, to be inherited by the
-    sandbox (a dup shares the lock).
+    ``lock_fd`` is the locked descriptor of the run's hold file, to be
+    inherited by the sandbox (a dup shares the lock).
     """
 
-    def __init__(self, directory: str, record: str, lock_fd: int) -> None:
+    def __init__(self, directory: str, record: str, lock_fd: int, record_fd: int) -> None:
         self.directory = directory
         self.record = record
+        self.hold = _hold_of(record)
         self.lock_fd = lock_fd
+        self._record_fd = record_fd
 
     def release(self, patience: float = 2.0) -> None:
         """Drops this run's claim and removes placeholders nobody else needs.
@@ -117,7 +124,8 @@ class Guard:
             return
         os.close(self.lock_fd)
         self.lock_fd = -1
-        _wait_unlocked(self.record, patience)
+        _wait_unlocked(self.hold, patience)
+        os.close(self._record_fd)
         sweep(self.directory)
 
 
@@ -160,8 +168,13 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
     with _local_lock, _Mutex(directory):
         live = _sweep_locked(directory)
         record = os.path.join(directory, f"{_RECORD_PREFIX}{process_token()}-{next(_ids)}")
-        fd = os.open(record, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # The hold first: a record found without a locked hold is a dead run's.
+        hold = os.open(_hold_of(record), os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                       0o400)
+        fd = -1
         try:
+            fcntl.flock(hold, fcntl.LOCK_EX)
+            fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             bound = []
             made: str | None = None  # a socket placeholder of this run's, to link the others to
@@ -189,10 +202,17 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
                 # finds what was created.
                 os.write(fd, _entry(st, path))
         except BaseException:
-            os.close(fd)
+            os.close(hold)
+            if fd >= 0:
+                os.close(fd)
             _sweep_locked(directory)
             raise
-    return Guard(directory, record, fd), tuple(bound)
+    return Guard(directory, record, hold, fd), tuple(bound)
+
+
+def _hold_of(record: str) -> str:
+    directory, name = os.path.split(record)
+    return os.path.join(directory, _HOLD_PREFIX + name[len(_RECORD_PREFIX):])
 
 
 def _make_placeholder(path: str, made: str | None) -> str | None:
@@ -249,7 +269,15 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
     live: set[tuple[int, int]] = set()
     live_paths: set[str] = set()  # a path a live run relies on is kept, whatever is there
     dead: list[tuple[str, list[tuple[int, int, str]]]] = []
-    for name in os.listdir(directory):
+    names = os.listdir(directory)
+    records = {name[len(_RECORD_PREFIX):] for name in names if name.startswith(_RECORD_PREFIX)}
+    for name in names:
+        if name.startswith(_HOLD_PREFIX) and name[len(_HOLD_PREFIX):] not in records:
+            # A run that died before writing its record, or whose record a
+            # sweep just removed: gone once nobody holds it.
+            if not _held(os.path.join(directory, name)):
+                _unlink_quietly(os.path.join(directory, name))
+    for name in names:
         if not name.startswith(_RECORD_PREFIX):
             continue
         path = os.path.join(directory, name)
@@ -259,15 +287,13 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
             continue
         try:
             entries = _read_entries(fd)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                live.update((dev, ino) for dev, ino, _ in entries)
-                live_paths.update(path for _, _, path in entries)
-                continue
-            dead.append((path, entries))
         finally:
             os.close(fd)
+        if _held(_hold_of(path)):
+            live.update((dev, ino) for dev, ino, _ in entries)
+            live_paths.update(path for _, _, path in entries)
+        else:
+            dead.append((path, entries))
     for record, entries in dead:
         for dev, ino, path in entries:
             # By path, not inode: a run's placeholders are links to one inode,
@@ -284,7 +310,30 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
             except OSError:
                 pass
         os.unlink(record)
+        _unlink_quietly(_hold_of(record))
     return live
+
+
+def _held(hold: str) -> bool:
+    """Whether a live run (corral, or its sandbox) holds the lock on ``hold``."""
+    try:
+        fd = os.open(hold, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _read_entries(fd: int) -> list[tuple[int, int, str]]:
