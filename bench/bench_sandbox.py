@@ -62,7 +62,8 @@ def corral_mounts(bwrap: str) -> tuple[list[str], Callable[[], None]]:
     for arg in launch.argv[1:]:
         if skip:
             skip = False
-        elif arg in ("--json-status-fd", "--sync-fd", "--seccomp", "--report-fd", "--seccomp-fd"):
+        elif arg in ("--json-status-fd", "--sync-fd", "--seccomp", "--report-fd", "--seccomp-fd",
+                     "--listener-socket"):
             skip = True
         else:
             args.append(arg)

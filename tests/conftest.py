@@ -106,3 +106,21 @@ def tcp_listener() -> Iterator[tuple[str, int]]:
     greet_every_client(server, b"hello from the host\n")
     yield server.getsockname()
     server.close()
+
+
+@pytest.fixture(params=["init", "bwrap"])
+def binds_made_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A test using this runs twice: with the protected paths bound by
+    corral's sandbox init (where this machine can run it), and by bwrap
+    itself (its fallback).  Commands run through the CLI use what the
+    machine picks."""
+    from corral.sandbox import bwrap
+
+    found = bwrap.bwrap_backend()
+    assert found is not None
+    if request.param == "init" and found.init is None:
+        pytest.skip(f"corral's sandbox init cannot work here: "
+                    f"{bwrap.sandbox_init_absence(found.path)}")
+    if request.param == "bwrap":
+        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: bwrap.BwrapBackend(found.path))
+    return str(request.param)

@@ -31,6 +31,7 @@ def init(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     (["--", "true"], "no command after --"),
     (["--seccomp-fd", "seven", "--", "true", "true"], "not a file descriptor: seven"),
     (["--", "/nonexistent/corral-program", "x"], "cannot run /nonexistent/corral-program: No such"),
+    (["--listener-socket", "3", "--", "true", "true"], "--listener-socket needs --seccomp-fd"),
 ])
 def test_a_bad_command_line_runs_nothing(args, message):
     proc = init(*args)
@@ -93,3 +94,31 @@ def test_a_bind_it_may_not_make_is_reported():
     assert proc.returncode == 125
     assert proc.stderr == ("corral-setup-error: cannot bind read-only /dev: "
                            "Operation not permitted\n")
+
+
+def test_the_listener_and_a_diagnostics_socket_are_sent_before_the_command_runs():
+    """With --listener-socket, the seccomp program is loaded with a listener,
+    sent with a NETLINK_SOCK_DIAG socket over that socket; the command holds
+    neither the socket nor the listener."""
+    from corral import _cgate
+    from corral.sandbox.seccomp import build_program
+
+    ours, theirs = _cgate.socketpair()
+    program = os.memfd_create("program")
+    os.write(program, build_program(witness_writes=True))
+    os.lseek(program, 0, os.SEEK_SET)
+    try:
+        proc = init("--seccomp-fd", str(program), "--listener-socket", str(theirs), "--",
+                    "ls", "ls", "/proc/self/fd", pass_fds=(program, theirs))
+        listener, diag = _cgate.receive_fds(ours)
+    finally:
+        for fd in (ours, theirs, program):
+            os.close(fd)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert os.readlink(f"/proc/self/fd/{listener}") == "anon_inode:seccomp notify"
+        assert _cgate.socket_option(diag, 1, 39) == 16  # SO_DOMAIN: AF_NETLINK
+        assert str(theirs) not in proc.stdout.split() and str(program) not in proc.stdout.split()
+    finally:
+        os.close(listener)
+        os.close(diag)

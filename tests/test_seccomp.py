@@ -189,3 +189,50 @@ def test_foreign_architecture_is_rejected_at_build_time():
     with pytest.raises(ValueError, match="corral knows"):
         build_program("riscv64")
     assert build_program("aarch64") != build_program("x86_64")
+
+
+def families() -> list[int]:
+    results = []
+    for family, kind in ((40, 1), (2, 1), (10, 1), (16, 3), (1, 1), (1, 2)):  # vsock first
+        fd = libc.socket(family, kind, 0)
+        results.append(_errno_of(fd))
+        if fd >= 0:
+            os.close(fd)
+    return results
+
+
+def test_only_the_families_a_network_namespace_contains():
+    """AF_VSOCK reaches past a network namespace (to the hypervisor)."""
+    program = build_program(namespaced_families=True, deny_unix_datagrams=True)
+    found = in_child(families, program)
+    assert found[0] == errno.EPERM and found[1:] == [0, 0, 0, 0, errno.EPERM]
+    control = in_child(families, None)
+    assert control[1:] == [0, 0, 0, 0, 0]  # vsock may be missing from the kernel (EAFNOSUPPORT)
+
+
+def writes(directory: str) -> list[int]:
+    """Without a listener, a notified call fails with ENOSYS: which calls are notified."""
+    path = os.path.join(directory, "probe")
+    reading = libc.open(os.fsencode(os.path.join(directory, "existing")), os.O_RDONLY)
+    found = [_errno_of(reading)]
+    if reading >= 0:
+        os.close(reading)
+    for flags in (os.O_WRONLY, os.O_RDWR, os.O_CREAT | os.O_WRONLY, os.O_TRUNC):
+        fd = libc.open(os.fsencode(path), flags, 0o600)
+        found.append(_errno_of(fd))
+        if fd >= 0:
+            os.close(fd)
+    found.append(_errno_of(libc.mkdir(os.fsencode(path), 0o700)))
+    found.append(_errno_of(libc.unlink(os.fsencode(os.path.join(directory, "existing")))))
+    found.append(_errno_of(libc.access(os.fsencode(directory), 0)))
+    return found
+
+
+def test_the_witness_is_told_of_writes_only(tmp_path):
+    (tmp_path / "existing").write_text("")
+    program = build_program(witness_writes=True)
+    assert in_child(lambda: writes(str(tmp_path)), program) == [0] + [errno.ENOSYS] * 6 + [0]
+    assert (tmp_path / "existing").exists()
+    # Unfiltered, each call gets the kernel's own answer.
+    assert in_child(lambda: writes(str(tmp_path)), None) == [
+        0, errno.ENOENT, errno.ENOENT, 0, 0, errno.EEXIST, 0, 0]

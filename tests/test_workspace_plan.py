@@ -33,10 +33,11 @@ def test_dangling_links_protect_what_they_name(tmp_path):
     (tmp_path / ".bashrc").symlink_to("sub")  # not dangling: bound where it points
     plan = _plan(tmp_path)
     assert str(tmp_path / "sub" / "envrc") in plan.missing and str(tmp_path / "sub") in plan.pinned
-    assert str(tmp_path / ".bashrc") in plan.protected
-    for name in (".envrc", ".profile", ".zshrc"):
-        assert str(tmp_path / name) not in plan.protected + plan.missing
-    assert not any(path.startswith("/nonexistent") for path in plan.missing)
+    assert str(tmp_path / "sub") in plan.protected  # where .bashrc points
+    # The links themselves too: each could be removed and a file made in its place.
+    for name in (".envrc", ".profile", ".zshrc", ".bashrc"):
+        assert str(tmp_path / name) in plan.protected
+    assert not any(path.startswith("/nonexistent") for path in plan.protected + plan.missing)
 
 
 def test_a_repository_and_its_submodules(tmp_path):
@@ -64,11 +65,51 @@ def test_a_linked_worktree_adds_its_git_directories(tmp_path):
     work = tmp_path / "wt"
     work.mkdir()
     (work / ".git").write_text(f"gitdir: {gitdir}\n")
+    (gitdir / "gitdir").write_text(f"{work / '.git'}\n")  # git's record of the worktree
     plan = _plan(work)
     assert set(plan.roots) == {str(work), str(gitdir), str(common)}
-    for path in (work / ".git", gitdir / "commondir", common / "hooks", common / "config"):
+    for path in (work / ".git", gitdir / "commondir", gitdir / "gitdir", common / "hooks",
+                 common / "config"):
         assert str(path) in plan.protected
     assert str(gitdir / "hooks") in plan.missing
+
+
+def test_a_git_pointer_nothing_confirms_is_not_followed(tmp_path):
+    """A sandboxed command can write a .git file where there is none: the
+    directory it names must not become writable to the next run."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".git").write_text(f"gitdir: {outside}\n")
+    plan = _plan(work)
+    assert plan.roots == (str(work),)
+    assert str(work / ".git") in plan.protected
+    # Nor a worktree directory of another checkout, nor a common directory
+    # the pointer's own directory names, where git never puts one.
+    other = tmp_path / "main" / ".git" / "worktrees" / "other"
+    other.mkdir(parents=True)
+    (other / "gitdir").write_text(f"{tmp_path / 'other' / '.git'}\n")
+    (work / ".git").write_text(f"gitdir: {other}\n")
+    assert _plan(work).roots == (str(work),)
+    forged = work / "forged"
+    forged.mkdir()
+    (forged / "gitdir").write_text(f"{work / '.git'}\n")
+    (forged / "commondir").write_text(f"{outside}\n")
+    (work / ".git").write_text("gitdir: forged\n")
+    assert _plan(work).roots == (str(work),)
+
+
+def test_a_submodule_checkout_adds_the_git_directory_that_names_it(tmp_path):
+    gitdir = tmp_path / "super" / ".git" / "modules" / "sub"
+    gitdir.mkdir(parents=True)
+    work = tmp_path / "sub"
+    work.mkdir()
+    (gitdir / "config").write_text("[core]\n\tbare = false\n\tworktree = ../../../../sub\n")
+    (work / ".git").write_text(f"gitdir: {gitdir}\n")
+    plan = _plan(work)
+    assert set(plan.roots) == {str(work), str(gitdir)}
+    assert str(gitdir / "config") in plan.protected
 
 
 def test_extra_roots_absolute_entries_and_errors(tmp_path, monkeypatch):

@@ -31,21 +31,11 @@ pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: 
 GIT = "git -c user.name=agent -c user.email=agent@example.com"
 
 
-@pytest.fixture(autouse=True, params=["init", "bwrap"])
-def binds_made_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test runs twice: with the protected paths bound by corral's
-    sandbox init (where this machine can run it), and by bwrap itself (its
-    fallback).  Commands run through the CLI use what the machine picks."""
-    from corral.sandbox import bwrap
-
-    found = bwrap.bwrap_backend()
-    assert found is not None
-    if request.param == "init" and found.init is None:
-        pytest.skip(f"corral's sandbox init cannot work here: "
-                    f"{bwrap.sandbox_init_absence(found.path)}")
-    if request.param == "bwrap":
-        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: bwrap.BwrapBackend(found.path))
-    return str(request.param)
+@pytest.fixture(autouse=True)
+def every_test_both_ways(binds_made_by: str) -> str:
+    """Every test runs twice: with the protected paths bound by corral's init
+    and by bwrap itself (see conftest's ``binds_made_by``)."""
+    return binds_made_by
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -192,15 +182,32 @@ def test_missing_protected_paths_cannot_be_created(repo, name):
     assert control.exit_code == 0 and (repo / name).read_text() == "evil\n"
 
 
-def test_a_dangling_protected_link_cannot_be_written_through(repo):
+def test_a_dangling_protected_link_cannot_be_written_through(repo, binds_made_by):
     """A dangling link used to fail every run here; what it names inside the
-    root is protected as a missing path, what it names elsewhere cannot be made."""
+    root is protected as a missing path, what it names elsewhere cannot be made.
+    The link itself is protected by corral's init; bwrap alone cannot, so
+    there the caller must accept that, or the run is refused."""
     (repo / ".envrc").symlink_to("envrc.real")
     (repo / ".profile").symlink_to("/nonexistent/corral-profile")
-    result = sandboxed(["sh", "-c", "echo started; echo x > .envrc; echo x > .profile; "
-                        "echo ok > made"], repo)
+    script = ["sh", "-c", "echo started; echo x > .envrc; echo x > .profile; rm .envrc; "
+              "echo ok > made"]
+    accepted = {}
+    if binds_made_by == "bwrap":
+        with pytest.raises(corral.PolicyError, match=r"/(\.envrc|\.profile) is a symbolic link"):
+            sandboxed(script, repo)
+        assert not (repo / "made").exists()
+        accepted = {"policy": corral.SandboxPolicy.workspace_write(
+            accept_weaker=("unprotected-paths",))}
+    result = sandboxed(script, repo, **accepted)
     assert result.stdout == "started\n" and result.exit_code == 0, result.aggregated_output
     assert (repo / "made").exists() and not os.path.lexists(repo / "envrc.real")
+    if binds_made_by == "init":
+        assert (repo / ".envrc").is_symlink()
+        assert {(d.target, d.evidence.split("(")[0]) for d in result.denials} >= {
+            (str(repo / "envrc.real"), "openat"), (str(repo / ".envrc"), "unlinkat")}
+    else:  # accepted: the link could be removed
+        assert not os.path.lexists(repo / ".envrc")
+        (repo / ".envrc").symlink_to("envrc.real")
     control = corral.run(["sh", "-c", "echo x > .envrc"], cwd=repo, policy="full-access")
     assert control.exit_code == 0 and (repo / "envrc.real").read_text() == "x\n"
 

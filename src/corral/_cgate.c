@@ -4,7 +4,8 @@
  * `corral run` imports neither ctypes nor socket (5 ms of start-up together).
  *
  * socketpair() -> (fd, fd)            a Unix stream pair, close-on-exec
- * receive_fd(sock) -> fd              one descriptor sent with SCM_RIGHTS
+ * receive_fds(sock) -> (fd, ...)     the one or two descriptors of one
+ *                                     SCM_RIGHTS message
  * pidfd_getfd(pidfd, fd) -> fd        a duplicate of another process's fd
  * socket_option(fd, level, name) -> int
  *                                     an int socket option (SO_DOMAIN, ...)
@@ -17,6 +18,11 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
+ * serve(listener, writable, operands) -> (handle, fd)
+ *                                     a thread that answers the run's
+ *                                     writes itself and passes the rest on
+ *                                     (see "The server" below)
+ * stop(handle)                        ends that thread, once
  *
  * Each raises OSError with the system call's errno.
  */
@@ -25,9 +31,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/seccomp.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -49,16 +66,16 @@ gate_socketpair(PyObject *self, PyObject *unused)
 }
 
 static PyObject *
-gate_receive_fd(PyObject *self, PyObject *args)
+gate_receive_fds(PyObject *self, PyObject *args)
 {
     int sock;
-    if (!PyArg_ParseTuple(args, "i:receive_fd", &sock))
+    if (!PyArg_ParseTuple(args, "i:receive_fds", &sock))
         return NULL;
     char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof(int))];
+        char space[CMSG_SPACE(2 * sizeof(int))];
     } control;
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1,
@@ -72,13 +89,17 @@ gate_receive_fd(PyObject *self, PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
     if (got == 0 || cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET ||
-        cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len != CMSG_LEN(sizeof(int))) {
+        cmsg->cmsg_type != SCM_RIGHTS || (cmsg->cmsg_len != CMSG_LEN(sizeof(int)) &&
+                                          cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)))) {
         errno = EPROTO;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    int fd;
-    memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-    return PyLong_FromLong(fd);
+    int fds[2] = {-1, -1};
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
+    if (count == 1)
+        return Py_BuildValue("(i)", fds[0]);
+    return Py_BuildValue("(ii)", fds[0], fds[1]);
 }
 
 static PyObject *
@@ -207,9 +228,468 @@ gate_socket_name(PyObject *self, PyObject *args)
                                      size < sizeof(address) ? size : sizeof(address));
 }
 
+/*
+ * The write witness (see corral/sandbox/witness.py), in C because it runs
+ * for every write a sandboxed command makes.  What a write does where it
+ * lands:
+ */
+enum write_kind {
+    CHANGE,      /* changes what exists (open for writing, chmod, utimes, ...) */
+    OPEN_CREATE, /* opens for writing, creating it if missing (O_CREAT) */
+    CREATE,      /* creates it; it must not exist (mkdir, link, symlink, ...) */
+    REMOVE,      /* removes it (unlink, rmdir, a rename's source) */
+    REPLACE,     /* creates it or replaces what is there (a rename's target) */
+};
+/* The NUL-terminated string at address in pid, read a page at a time. */
+static int read_path(pid_t pid, unsigned long address, char *path, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        size_t page = 4096 - (address + got) % 4096;
+        size_t want = page < size - got ? page : size - got;
+        struct iovec local = {.iov_base = path + got, .iov_len = want};
+        struct iovec remote = {.iov_base = (void *)(address + got), .iov_len = want};
+        ssize_t n = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
+        if (n <= 0)
+            return -1;
+        if (memchr(path + got, 0, (size_t)n) != NULL)
+            return 0;
+        got += (size_t)n;
+    }
+    return -1;
+}
+
+static int open_beneath(int root, const char *path, int follow)
+{
+    struct open_how how = {
+        .flags = O_PATH | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW),
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    while (*path == '/')
+        path++;
+    return (int)syscall(SYS_openat2, root, *path ? path : ".", &how, sizeof(how));
+}
+
+static int read_only_mount(int fd)
+{
+    struct statvfs status;
+    return fstatvfs(fd, &status) == 0 && (status.f_flag & ST_RDONLY);
+}
+
+static int mount_id(int fd, unsigned long long *id)
+{
+    struct statx status;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &status) != 0 ||
+        !(status.stx_mask & STATX_MNT_ID))
+        return -1;
+    *id = status.stx_mnt_id;
+    return 0;
+}
+
+/*
+ * The server: a thread of its own that takes every notification of a run's
+ * seccomp listener, so that a write waits for a few system calls in C, not
+ * for corral's Python loop to wake up (a notification answered there costs
+ * the command some 80 microseconds on a small VM; here about 10).
+ *
+ * A write call (one of operands) is looked at (refusal, below) and answered
+ * at once with CONTINUE: the kernel's own checks decide.  A suspect write is
+ * reported on the returned descriptor (a pipe) as a message "W", the call's
+ * number (int32), the errno the sandbox gives it (int32), the path's length
+ * (uint16) and the path, as the command sees it.  Any other notification
+ * (the socket gate's) is passed on unanswered as "N" and the struct
+ * seccomp_notif.  Each message is one write of at most PIPE_BUF bytes, so
+ * a read of the pipe returns whole messages.  The pipe ends (EOF) when the
+ * listener does: no process is left under the filter.
+ *
+ * writable is None where the sandbox refuses writes with read-only mounts
+ * (bwrap, EROFS): a write is refused if the mount it lands on is read-only,
+ * or if it removes a mount point (EBUSY).  Otherwise it is the real paths
+ * of Landlock's rules (EACCES beneath none of them).  Creating over a
+ * socket (ENXIO, EEXIST) is reported too: a protected path's placeholder,
+ * or not, as the caller knows.  operands are (number, directory argument or
+ * -1, path argument, action, flags argument or NO_FLAGS, CREAT_FLAGS,
+ * OPEN_HOW_FLAGS), sorted by number.
+ */
+struct operand {
+    int number, dir_arg, path_arg, action, flags_arg;
+};
+/* An operand's action, and its flags_arg when it has no flags argument. */
+enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE };
+enum { NO_FLAGS = -1, CREAT_FLAGS = -2, OPEN_HOW_FLAGS = -3 };
+
+struct server {
+    pthread_t thread;
+    int listener, root, stop, report;
+    char **writable;           /* NULL-terminated real paths, or NULL (read-only mounts) */
+    struct operand *operands;
+    size_t count;
+};
+
+static int under(const char *real, char **writable)
+{
+    for (char **base = writable; *base; base++) {
+        size_t length = strlen(*base);
+        while (length > 1 && (*base)[length - 1] == '/')
+            length--;
+        if (strncmp(real, *base, length) == 0 &&
+            (real[length] == 0 || real[length] == '/' || length == 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* The path of the object open at fd, as this process sees it. */
+static int shown(int fd, char *path, size_t size)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, size - 1);
+    if (n <= 0 || path[0] != '/')
+        return -1;
+    path[n] = 0;
+    return 0;
+}
+
+static int landed_refused(int fd, char **writable)
+{
+    char real[PATH_MAX];
+    if (writable == NULL)
+        return read_only_mount(fd);
+    return shown(fd, real, sizeof(real)) == 0 && !under(real, writable);
+}
+
+/*
+ * Whether a write of kind to full (absolute in the command's view) is one
+ * the sandbox refuses: 0 if not, else the errno the command gets, with the
+ * path it concerns in found.
+ */
+static int refusal(const struct server *server, const char *full, enum write_kind kind,
+                   int follow, char *found, size_t size)
+{
+    char parent_path[PATH_MAX + 1];
+    size_t length = strlen(full);
+    while (length > 1 && full[length - 1] == '/')
+        length--;
+    const char *slash = full + length;
+    while (slash > full && slash[-1] != '/')
+        slash--;
+    size_t name = (size_t)(full + length - slash);
+    if (name == 0 || (name == 1 && slash[0] == '.') ||
+        (name == 2 && slash[0] == '.' && slash[1] == '.'))
+        return 0; /* "/", "." and ".." are never created or removed */
+    memcpy(parent_path, full, (size_t)(slash - full));
+    parent_path[slash - full] = 0;
+    int refused_with = server->writable == NULL ? EROFS : EACCES;
+
+    int target = open_beneath(server->root, full, follow);
+    int result = 0;
+    if (target >= 0) {
+        struct stat status;
+        int socket = fstat(target, &status) == 0 && S_ISSOCK(status.st_mode);
+        if ((kind == OPEN_CREATE || kind == CREATE) && socket)
+            result = kind == CREATE ? EEXIST : ENXIO; /* a placeholder? the caller knows */
+        else if (kind == CHANGE || kind == OPEN_CREATE)
+            result = landed_refused(target, server->writable) ? refused_with : 0;
+        else if (kind == REMOVE || kind == REPLACE) {
+            int parent = open_beneath(server->root, parent_path, 1);
+            unsigned long long here, above;
+            if (parent < 0)
+                result = 0;
+            else if (server->writable == NULL && mount_id(target, &here) == 0 &&
+                     mount_id(parent, &above) == 0 && here != above)
+                result = EBUSY; /* a mount point of the sandbox's */
+            else if (landed_refused(parent, server->writable)) {
+                char directory[PATH_MAX];
+                result = refused_with;
+                if (shown(parent, directory, sizeof(directory)) == 0)
+                    snprintf(found, size, "%s/%.*s", strcmp(directory, "/") ? directory : "",
+                             (int)name, slash);
+                else
+                    snprintf(found, size, "%s", full);
+                close(parent);
+                close(target);
+                return result;
+            }
+            if (parent >= 0)
+                close(parent);
+        }
+        if (result && shown(target, found, size) != 0)
+            snprintf(found, size, "%s", full);
+        close(target);
+        return result;
+    }
+    if (errno != ENOENT || kind == CHANGE || kind == REMOVE)
+        return 0; /* nothing there: ENOENT, the command's own */
+    int parent = open_beneath(server->root, parent_path, 1);
+    if (parent < 0)
+        return 0;
+    if (landed_refused(parent, server->writable)) {
+        char directory[PATH_MAX];
+        result = refused_with;
+        if (shown(parent, directory, sizeof(directory)) == 0)
+            snprintf(found, size, "%s/%.*s", strcmp(directory, "/") ? directory : "", (int)name,
+                     slash);
+        else
+            snprintf(found, size, "%s", full);
+    }
+    close(parent);
+    return result;
+}
+
+/* The absolute path, in pid's view, a write operand names; -1 if none. */
+static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *full,
+                        size_t size)
+{
+    char path[PATH_MAX];
+    if (address == 0 || read_path(pid, (unsigned long)address, path, sizeof(path)) != 0 ||
+        path[0] == 0)
+        return -1; /* unreadable, or empty (AT_EMPTY_PATH): nothing to vouch for */
+    if (path[0] == '/') {
+        snprintf(full, size, "%s", path);
+        return 0;
+    }
+    char link[64], base[PATH_MAX];
+    if (dirfd == AT_FDCWD)
+        snprintf(link, sizeof(link), "/proc/%d/cwd", pid);
+    else
+        snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, dirfd);
+    ssize_t n = readlink(link, base, sizeof(base) - 1);
+    if (n <= 0 || base[0] != '/')
+        return -1;
+    base[n] = 0;
+    if (n >= 10 && strcmp(base + n - 10, " (deleted)") == 0)
+        return -1;
+    snprintf(full, size, "%s/%s", n == 1 ? "" : base, path);
+    return 0;
+}
+
+#define O_WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
+
+static void look_at(struct server *server, const struct seccomp_notif *notif,
+                    const struct operand *op)
+{
+    unsigned long long flags = 0;
+    if (op->flags_arg == CREAT_FLAGS) {
+        flags = O_CREAT | O_WRONLY;
+    } else if (op->flags_arg == OPEN_HOW_FLAGS) {
+        struct iovec local = {.iov_base = &flags, .iov_len = sizeof(flags)};
+        struct iovec remote = {.iov_base = (void *)notif->data.args[2], .iov_len = sizeof(flags)};
+        if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != sizeof(flags))
+            return;
+    } else if (op->flags_arg >= 0) {
+        flags = notif->data.args[op->flags_arg] & 0xFFFFFFFFu;
+    }
+    enum write_kind kind;
+    int follow = 0;
+    switch (op->action) {
+    case ACT_OPEN:
+        if (!(flags & O_WRITING))
+            return;
+        kind = flags & O_CREAT ? OPEN_CREATE : CHANGE;
+        follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
+        break;
+    case ACT_CHANGE:
+        kind = CHANGE;
+        follow = !(flags & AT_SYMLINK_NOFOLLOW);
+        break;
+    case ACT_LCHANGE:
+        kind = CHANGE;
+        break;
+    case ACT_CREATE:
+        kind = CREATE;
+        break;
+    case ACT_REMOVE:
+        kind = REMOVE;
+        break;
+    default:
+        kind = REPLACE;
+    }
+    int dirfd = op->dir_arg < 0 ? AT_FDCWD : (int)(notif->data.args[op->dir_arg] & 0xFFFFFFFFu);
+    char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
+    if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
+                     sizeof(full)) != 0)
+        return;
+    int error = refusal(server, full, kind, follow, found, sizeof(found));
+    if (error == 0)
+        return;
+    char message[PIPE_BUF];
+    size_t length = strlen(found);
+    if (length > sizeof(message) - 11)
+        return; /* too long to report in one message */
+    int number = op->number;
+    unsigned short size = (unsigned short)length;
+    message[0] = 'W';
+    memcpy(message + 1, &number, 4);
+    memcpy(message + 5, &error, 4);
+    memcpy(message + 9, &size, 2);
+    memcpy(message + 11, found, length);
+    (void)!write(server->report, message, 11 + length);
+}
+
+static void *serve_notifications(void *argument)
+{
+    struct server *server = argument;
+    for (;;) {
+        struct pollfd wait[2] = {{server->listener, POLLIN, 0}, {server->stop, POLLIN, 0}};
+        if (poll(wait, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (wait[1].revents)
+            break;
+        if (!(wait[0].revents & POLLIN))
+            break; /* no process is left under the filter */
+        struct seccomp_notif notif;
+        memset(&notif, 0, sizeof(notif));
+        if (ioctl(server->listener, SECCOMP_IOCTL_NOTIF_RECV, &notif) != 0) {
+            if (errno == EINTR || errno == ENOENT)
+                continue; /* interrupted, or the caller died meanwhile */
+            break;
+        }
+        if (server->root < 0) {
+            /* The run's processes share one root (chroot and pivot_root are
+             * refused): the first to write shows where it is. */
+            char link[64];
+            snprintf(link, sizeof(link), "/proc/%u/root", notif.pid);
+            server->root = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        }
+        const struct operand *found = NULL;
+        for (size_t i = 0; i < server->count && found == NULL; i++) {
+            if (server->operands[i].number == notif.data.nr)
+                found = &server->operands[i];
+        }
+        if (found == NULL) {
+            char message[1 + sizeof(notif)];
+            message[0] = 'N';
+            memcpy(message + 1, &notif, sizeof(notif));
+            if (write(server->report, message, sizeof(message)) != (ssize_t)sizeof(message))
+                break;
+            continue;
+        }
+        for (const struct operand *op = found;
+             op < server->operands + server->count && op->number == notif.data.nr; op++)
+            look_at(server, &notif, op);
+        struct seccomp_notif_resp response = {
+            .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+        };
+        (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
+    }
+    close(server->report);
+    server->report = -1;
+    return NULL;
+}
+
+static void free_server(struct server *server)
+{
+    if (server->writable) {
+        for (char **path = server->writable; *path; path++)
+            free(*path);
+        free(server->writable);
+    }
+    free(server->operands);
+    if (server->stop >= 0)
+        close(server->stop);
+    if (server->root >= 0)
+        close(server->root);
+    free(server);
+}
+
+static PyObject *
+gate_serve(PyObject *self, PyObject *args)
+{
+    int listener;
+    PyObject *writable, *operands;
+    if (!PyArg_ParseTuple(args, "iOO!:serve", &listener, &writable, &PyTuple_Type, &operands))
+        return NULL;
+    struct server *server = calloc(1, sizeof(*server));
+    if (server == NULL)
+        return PyErr_NoMemory();
+    server->listener = listener;
+    server->root = server->stop = server->report = -1;
+    server->count = (size_t)PyTuple_GET_SIZE(operands);
+    server->operands = calloc(server->count + 1, sizeof(struct operand));
+    if (server->operands == NULL) {
+        free_server(server);
+        return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < server->count; i++) {
+        struct operand *op = &server->operands[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(operands, (Py_ssize_t)i), "iiiii", &op->number,
+                              &op->dir_arg, &op->path_arg, &op->action, &op->flags_arg) ||
+            op->path_arg < 0 || op->path_arg > 5 || op->dir_arg > 5 || op->flags_arg > 5) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad operand");
+            free_server(server);
+            return NULL;
+        }
+    }
+    if (writable != Py_None) {
+        if (!PyTuple_Check(writable)) {
+            PyErr_SetString(PyExc_TypeError, "writable must be a tuple of bytes or None");
+            free_server(server);
+            return NULL;
+        }
+        Py_ssize_t count = PyTuple_GET_SIZE(writable);
+        server->writable = calloc((size_t)count + 1, sizeof(char *));
+        for (Py_ssize_t i = 0; server->writable != NULL && i < count; i++) {
+            PyObject *item = PyTuple_GET_ITEM(writable, i);
+            if (!PyBytes_Check(item)) {
+                PyErr_SetString(PyExc_TypeError, "writable must be a tuple of bytes or None");
+                free_server(server);
+                return NULL;
+            }
+            server->writable[i] = strdup(PyBytes_AS_STRING(item));
+            if (server->writable[i] == NULL) {
+                free_server(server);
+                return PyErr_NoMemory();
+            }
+        }
+        if (server->writable == NULL) {
+            free_server(server);
+            return PyErr_NoMemory();
+        }
+    }
+    int pipe_fds[2];
+    server->stop = eventfd(0, EFD_CLOEXEC);
+    if (server->stop < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        free_server(server);
+        return NULL;
+    }
+    server->report = pipe_fds[1];
+    int error = pthread_create(&server->thread, NULL, serve_notifications, server);
+    if (error != 0) {
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        free_server(server);
+        errno = error;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return Py_BuildValue("(Ki)", (unsigned long long)(uintptr_t)server, pipe_fds[0]);
+}
+
+static PyObject *
+gate_stop(PyObject *self, PyObject *args)
+{
+    unsigned long long handle;
+    if (!PyArg_ParseTuple(args, "K:stop", &handle))
+        return NULL;
+    struct server *server = (struct server *)(uintptr_t)handle;
+    unsigned long long one = 1;
+    (void)!write(server->stop, &one, sizeof(one));
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(server->thread, NULL);
+    Py_END_ALLOW_THREADS
+    free_server(server);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef gate_methods[] = {
     {"socketpair", gate_socketpair, METH_NOARGS, "A close-on-exec Unix stream socket pair."},
-    {"receive_fd", gate_receive_fd, METH_VARARGS, "One descriptor sent with SCM_RIGHTS."},
+    {"receive_fds", gate_receive_fds, METH_VARARGS,
+     "The one or two descriptors of one SCM_RIGHTS message."},
     {"pidfd_getfd", gate_pidfd_getfd, METH_VARARGS, "Duplicate another process's fd."},
     {"socket_option", gate_socket_option, METH_VARARGS, "An int socket option."},
     {"open_in_root", gate_open_in_root, METH_VARARGS, "openat2 confined to a root."},
@@ -218,6 +698,8 @@ static PyMethodDef gate_methods[] = {
     {"connect_address", gate_connect_address, METH_VARARGS, "connect() to a raw sockaddr."},
     {"listen", gate_listen, METH_VARARGS, "listen()."},
     {"socket_name", gate_socket_name, METH_VARARGS, "getsockname() as a raw sockaddr."},
+    {"serve", gate_serve, METH_VARARGS, "A thread serving a seccomp listener."},
+    {"stop", gate_stop, METH_VARARGS, "Ends a thread serve() started."},
     {NULL, NULL, 0, NULL},
 };
 

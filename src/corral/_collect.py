@@ -74,9 +74,9 @@ def collect(
 ) -> Collected:
     """Runs the loop to the end of the run; always leaves no process behind.
 
-    ``gate`` (or None) receives the listener of the run's seccomp notifier,
-    then answers its notifications (the run's ``connect`` calls) as they
-    come, and as the connects it could not complete at once do.  On any exception (KeyboardInterrupt included) the whole run is
+    ``gate`` (or None) takes the listener of the run's seccomp notifier,
+    then answers its notifications (the run's socket calls and writes) as
+    they come, and as the connects it could not complete at once do.  On any exception (KeyboardInterrupt included) the whole run is
     killed and reaped before the exception propagates.
     """
     streams = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
@@ -115,7 +115,7 @@ def collect(
 
     try:
         if gate is not None:
-            gate.receive()  # the listener the child sent before exec
+            gate.started()
             gate_fd = gate.fileno()
             poller.register(gate_fd, select.POLLIN)
         while streams or drain_deadline is None:

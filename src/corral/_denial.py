@@ -17,13 +17,15 @@ denial, and a denial swallowed by a pipeline that exits 0 is missed.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
 from ._policy import PolicyKind, SandboxPolicy
 from ._result import Denial, DenialKind
 
-__all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "find_denials", "is_likely_sandbox_denied"]
+__all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "explain_refusal", "find_denials",
+           "is_likely_sandbox_denied", "policy_paths"]
 
 #: Lower-case phrases whose presence in the output suggests a denial.
 DENIAL_KEYWORDS = (
@@ -151,6 +153,24 @@ def find_denials(
                 "the command wrote where the policy does not allow; give the directory it needs "
                 "with --writable DIR", erofs.strip()[:500])
     return tuple(found.values())
+
+
+def policy_paths(policy: SandboxPolicy, cwd: str) -> _PolicyPaths:
+    """Where ``policy`` lets a command started in ``cwd`` write and read,
+    for :func:`explain_refusal`."""
+    return _PolicyPaths(policy, cwd)
+
+
+def explain_refusal(paths: _PolicyPaths, policy: SandboxPolicy, path: str, error: int,
+                    evidence: str) -> Denial | None:
+    """The denial for a write to ``path`` the sandbox refused with ``error``
+    (an errno), as the sandbox itself saw it (see :mod:`corral.sandbox.witness`),
+    or None where the policy does not explain the refusal or the user could
+    not write there without a sandbox either."""
+    target = path if os.path.lexists(path) else paths.nearest_directory(path)
+    if error == errno.EROFS and not os.access(target, os.W_OK):
+        return None  # a read-only mount is checked before permissions
+    return _path_denial(path, {errno.errorcode.get(error, "")}, policy, paths, evidence)
 
 
 class _PolicyPaths:

@@ -141,7 +141,7 @@ def execute(
     collected = replace(collected, returncode=backend.decode_status(collected.returncode))
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,
-        capture, backend.name, tuple(gate.denials) if gate is not None else (),
+        capture, backend.name, gate.refusals() if gate is not None else (),
     )
 
 

@@ -38,9 +38,11 @@ class LaunchSpec:
     closed by the engine once the process has started (or failed to);
     ``status_fd`` (or -1) is read by the backend after the run, then closed;
     ``cleanups`` run once the run is over (removing what the backend made for
-    this run only).  ``socket_gate`` (or None) decides the command's
-    ``connect`` calls: ``seccomp_program`` is then its notifier, loaded with a
-    listener that the gate receives after spawn and the collect loop serves.
+    this run only).  ``socket_gate`` (or None) serves the command's
+    seccomp notifications (socket calls, writes): the child loads
+    ``seccomp_program`` with a listener and sends it to the gate, or, without
+    one, a program the child runs does (corral's init under bwrap); the
+    collect loop serves it.
     """
 
     program: str

@@ -2,17 +2,26 @@
  * _sandbox_init: the first program bubblewrap runs in a workspace-write
  * sandbox; it finishes the mounts and becomes the command.
  *
- *   _sandbox_init --report-fd FD [--seccomp-fd FD] [--map-ids UID:GID]
- *                 [--bind PATH | --ro-bind PATH]... -- PROGRAM ARGV0 [ARG]...
+ *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
+ *                 [--map-ids UID:GID] [--bind PATH | --ro-bind PATH]...
+ *                 -- PROGRAM ARGV0 [ARG]...
  *
  * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
- * makes the whole tree read-only too (mount_setattr, Linux 5.12).  With
+ * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
+ * that is a symbolic link is mounted over as the link itself (open_tree,
+ * move_mount), so that it can be neither removed nor replaced; what it
+ * points to is protected by a PATH of its own.  With
  * --map-ids (for a caller other than root, whom bwrap maps to uid 0 so that
  * the init may mount) a nested user namespace maps UID and GID back to that
  * uid 0, as bwrap does itself otherwise.  Then every capability goes (the
  * bounding and ambient sets first: as uid 0 an exec would regain the
  * bounding set), the seccomp program read from --seccomp-fd is loaded, and
  * PROGRAM is exec'd with ARGV0 as argv[0], searched on PATH like execvp.
+ * With --listener-socket (a Unix socket) the program is loaded with a new
+ * listener for its user notifications, which is sent over that socket
+ * (SCM_RIGHTS) to corral, whose gate answers them; with it goes a
+ * NETLINK_SOCK_DIAG socket of the sandbox's network namespace, where the gate
+ * learns which socket files the run's listening Unix sockets were bound to.
  *
  * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
  * it makes, whose length grows with every mount, so the protected paths of a
@@ -34,18 +43,37 @@
 #include <string.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef SYS_mount_setattr
 #define SYS_mount_setattr 442
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#endif
 #ifndef AT_RECURSIVE
 #define AT_RECURSIVE 0x8000
+#endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
 #define ATTR_RDONLY 0x00000001
 #define ATTR_NOSUID 0x00000002
@@ -114,14 +142,33 @@ static void map_ids(const char *ids)
     write_file("/proc/self/gid_map", map);
 }
 
+/* Mounts the symbolic link at path over itself, not what it points to. */
+static void pin_link(const char *path, const char *action, struct attributes *attributes)
+{
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, path,
+                            OPEN_TREE_CLONE | O_CLOEXEC | AT_SYMLINK_NOFOLLOW);
+    if (tree < 0)
+        fail(action, path, errno);
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, attributes,
+                sizeof(*attributes)) != 0 ||
+        syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        fail(action, path, errno);
+    close(tree);
+}
+
 static void bind_over_itself(const char *path, int read_only)
 {
     const char *action = read_only ? "cannot bind read-only" : "cannot bind";
-    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0)
-        fail(action, path, errno);
     struct attributes attributes = {
         .attr_set = ATTR_NOSUID | ATTR_NODEV | (read_only ? ATTR_RDONLY : 0),
     };
+    struct stat status;
+    if (lstat(path, &status) == 0 && S_ISLNK(status.st_mode)) {
+        pin_link(path, action, &attributes);
+        return;
+    }
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0)
+        fail(action, path, errno);
     if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attributes,
                 sizeof(attributes)) != 0)
         fail(action, path, errno);
@@ -147,7 +194,42 @@ static void drop_capabilities(void)
         fail("cannot drop capabilities", "", errno);
 }
 
-static void load_seccomp(int fd)
+/* Sends fd, and extra if it is not -1, over the Unix socket sock, then
+ * closes them all. */
+static void send_descriptors(int sock, int fd, int extra)
+{
+    char byte = 0;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(2 * sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    int fds[2] = {fd, extra};
+    int count = extra >= 0 ? 2 : 1;
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = control.space, .msg_controllen = CMSG_SPACE(count * sizeof(int)),
+    };
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(count * sizeof(int));
+    memcpy(CMSG_DATA(cmsg), fds, count * sizeof(int));
+    ssize_t sent;
+    do
+        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    int error = errno;
+    close(fd);
+    if (extra >= 0)
+        close(extra);
+    close(sock);
+    if (sent != 1)
+        fail("cannot send the seccomp listener", "", sent < 0 ? error : EIO);
+}
+
+static void load_seccomp(int fd, int listener_socket)
 {
     static unsigned char program[MAX_PROGRAM + 1];
     size_t length = 0;
@@ -170,13 +252,24 @@ static void load_seccomp(int fd)
         .len = (unsigned short)(length / sizeof(struct sock_filter)),
         .filter = (struct sock_filter *)program,
     };
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+    if (listener_socket < 0) {
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+            fail("cannot load the seccomp program", "", errno);
+        return;
+    }
+    int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (listener < 0)
         fail("cannot load the seccomp program", "", errno);
+    /* Without one (no netlink here), the gate takes none of the run's Unix
+     * sockets for its own. */
+    int diag = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    send_descriptors(listener_socket, listener, diag);
 }
 
 int main(int argc, char **argv)
 {
-    int seccomp_fd = -1;
+    int seccomp_fd = -1, listener_socket = -1;
     const char *ids = NULL;
     int i = 1;
     /* The report descriptor first, so that every later failure reaches it. */
@@ -194,6 +287,8 @@ int main(int argc, char **argv)
             fail("no value for", argv[i], EINVAL);
         if (strcmp(argv[i], "--seccomp-fd") == 0)
             seccomp_fd = descriptor(argv[i + 1]);
+        else if (strcmp(argv[i], "--listener-socket") == 0)
+            listener_socket = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--map-ids") == 0)
             ids = argv[i + 1];
         else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0)
@@ -201,6 +296,8 @@ int main(int argc, char **argv)
     }
     if (i + 2 >= argc)
         fail("no command after --", "", EINVAL);
+    if (listener_socket >= 0 && seccomp_fd < 0)
+        fail("--listener-socket needs", "--seccomp-fd", EINVAL);
     for (int j = binds; j < i; j += 2) {
         if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
@@ -211,7 +308,7 @@ int main(int argc, char **argv)
         fail("cannot set no_new_privs", "", errno);
     drop_capabilities();
     if (seccomp_fd >= 0)
-        load_seccomp(seccomp_fd);
+        load_seccomp(seccomp_fd, listener_socket);
     const char *program = argv[i + 1];
     execvp(program, argv + i + 2);
     /* The command's own failure to start, as bwrap would report it. */

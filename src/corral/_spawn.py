@@ -96,7 +96,9 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
                 int(_PARENT_DEATH_SIGNAL),
                 launch.landlock_ruleset,
                 launch.seccomp_program,
-                -1 if launch.socket_gate is None else launch.socket_gate.child_end,
+                # Without a program here, the gate's listener comes from further on.
+                -1 if launch.socket_gate is None or launch.seccomp_program is None
+                else launch.socket_gate.child_end,
                 launch.drop_capabilities,
                 launch.terminal,
             )

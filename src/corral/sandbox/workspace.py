@@ -18,7 +18,15 @@ what git *executes* must not be writable:
 * a root whose ``.git`` is a file (a linked worktree, a submodule) points to
   a git directory elsewhere: that directory and its common directory become
   writable roots too (a commit writes there), with the ``.git`` file, the
-  ``commondir`` pointer, the hooks and the configs protected.
+  pointers, the hooks and the configs protected.
+
+A sandboxed command can write a ``.git`` file wherever there is none, so a
+pointer is followed only when git's own records, where the command could not
+write them, confirm it: a linked worktree's git directory names the ``.git``
+file back (its ``gitdir`` file) and lies in its common directory's
+``worktrees``; a submodule's names the root as its ``core.worktree``.  A
+pointer nothing confirms is protected and not followed: otherwise one run
+could make any directory writable to the next.
 """
 
 from __future__ import annotations
@@ -64,7 +72,10 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
             raise PolicyError(f"writable root {given!r} {what}")
         _add_root(roots, path)
     protected: list[str] = []
-    for root in list(roots):
+    done = 0
+    while done < len(roots):  # a worktree's git directories join the roots as they are found
+        root = roots[done]
+        done += 1
         for entry in policy.protected:
             if not entry.startswith(("/", "~")):
                 protected.append(os.path.join(root, entry))
@@ -76,14 +87,10 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
             path = os.path.join(os.path.realpath(os.path.dirname(given)), os.path.basename(given))
             if _root_of(path, roots) is not None:
                 protected.append(path)
-    existing, missing, pinned = [], [], []
-    for path in dict.fromkeys(protected):
-        if os.path.islink(path) and not os.path.exists(path):
-            # A dangling link: what it names could be created through it, so
-            # that is what needs protecting (a loop names nothing).
-            path = os.path.realpath(path)
-            if os.path.islink(path):
-                continue
+    existing: list[str] = []
+    missing: list[str] = []
+    pinned: list[str] = []
+    for path in _with_link_targets(dict.fromkeys(protected)):
         owner = _root_of(path, roots)
         if owner is None or path == owner:
             continue
@@ -100,6 +107,22 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
     roots.sort(key=len)
     return WorkspacePlan(tuple(roots), tuple(dict.fromkeys(existing)),
                          tuple(dict.fromkeys(missing)), tuple(sorted(set(pinned), key=len)))
+
+
+def _with_link_targets(paths: dict[str, None]) -> list[str]:
+    """``paths``, each symbolic link among them followed by what it names.
+
+    The link is protected itself (it could be removed and a file made in its
+    place), and so is what it points to, existing or not (a dangling link
+    would create it); a loop names nothing."""
+    found = []
+    for path in paths:
+        found.append(path)
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if not os.path.islink(target):
+                found.append(target)
+    return found
 
 
 def _own_installation() -> tuple[str, ...]:
@@ -141,13 +164,52 @@ def _git_protections(root: str, roots: list[str]) -> list[str]:
     gitdir = _read_pointer(dot_git, "gitdir: ", root)
     if gitdir is None:
         return [dot_git]
-    common = _read_pointer(os.path.join(gitdir, "commondir"), "", gitdir) or gitdir
+    common = _read_pointer(os.path.join(gitdir, "commondir"), "", gitdir)
+    if common is not None and os.path.dirname(gitdir) != os.path.join(common, "worktrees"):
+        return [dot_git]  # not where git keeps a worktree's directory
+    common = common or gitdir
+    if not (_names_back(gitdir, dot_git) or _core_worktree(gitdir) == root):
+        return [dot_git]
     for path in (gitdir, common):
         _add_root(roots, path)
-    found = [dot_git, os.path.join(gitdir, "commondir"), os.path.join(gitdir, "config"),
-             os.path.join(gitdir, "config.worktree"), os.path.join(gitdir, "hooks"),
-             os.path.join(common, "config"), os.path.join(common, "hooks")]
+    found = [dot_git, os.path.join(gitdir, "commondir"), os.path.join(gitdir, "gitdir"),
+             os.path.join(gitdir, "config"), os.path.join(gitdir, "config.worktree"),
+             os.path.join(gitdir, "hooks"), os.path.join(common, "config"),
+             os.path.join(common, "hooks")]
     return found + _module_protections(os.path.join(common, "modules"), _MAX_MODULE_DEPTH)
+
+
+def _names_back(gitdir: str, dot_git: str) -> bool:
+    """Whether the linked worktree directory ``gitdir`` records ``dot_git``
+    as its worktree's ``.git`` file (git's ``gitdir`` file)."""
+    try:
+        with open(os.path.join(gitdir, "gitdir"), encoding="utf-8",
+                  errors="surrogateescape") as f:
+            named = f.read(4096).strip()
+    except OSError:
+        return False
+    return bool(named) and os.path.realpath(os.path.join(gitdir, named)) == dot_git
+
+
+def _core_worktree(gitdir: str) -> str | None:
+    """The real path of ``core.worktree`` in ``gitdir``'s config (git sets it
+    in a submodule's git directory), or None."""
+    try:
+        with open(os.path.join(gitdir, "config"), encoding="utf-8",
+                  errors="surrogateescape") as f:
+            lines = f.read(1 << 16).splitlines()
+    except OSError:
+        return None
+    section = ""
+    for line in lines:
+        text = line.strip()
+        if text.startswith("["):
+            section = text.strip("[]").strip().lower()
+        elif section == "core" and "=" in text:
+            key, _, value = text.partition("=")
+            if key.strip().lower() == "worktree":
+                return os.path.realpath(os.path.join(gitdir, value.strip().strip('"')))
+    return None
 
 
 def _module_protections(modules: str, depth: int) -> list[str]:

@@ -1,0 +1,70 @@
+"""What the write witness costs a command that writes many files.
+
+Under a sandbox, every system call that writes to a path waits while corral
+looks at it (see ``corral/sandbox/witness.py``).  This runs one command that
+creates, writes and removes N files in the workspace (``N`` opens for
+writing and ``N`` unlinks: ``2N`` notified calls) three ways, interleaved:
+without a sandbox, under workspace-write with the witness turned off (the
+rest of the sandbox unchanged), and under workspace-write as corral runs it.
+The ratio of the last two is the witness's price; the figure per call is
+their difference over ``2N``.
+Run: ``python bench/bench_writes.py [RUNS] [N]``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from _common import interleaved, table
+
+import corral
+import corral.sandbox.bwrap
+import corral.sandbox.landlock
+
+SCRIPT = """
+import os, sys
+for i in range(int(sys.argv[1])):
+    with open(f"f{i}", "w") as f:
+        f.write("x")
+for i in range(int(sys.argv[1])):
+    os.unlink(f"f{i}")
+"""
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    files = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
+    with tempfile.TemporaryDirectory(prefix="corral-bench-", dir=os.environ.get("CORRAL_BENCH_DIR", "/var/tmp")) as workspace:
+        subprocess.run(["git", "init", "-q", workspace], check=True)
+        argv = [sys.executable, "-c", SCRIPT, str(files)]
+
+        def run(policy: str) -> None:
+            result = corral.run(argv, cwd=workspace, policy=policy)
+            assert result.exit_code == 0 and result.denials == (), result.output.text
+
+        def without_witness() -> None:
+            real = corral.sandbox.bwrap.WriteWitness
+            corral.sandbox.bwrap.WriteWitness = lambda *a, **k: None  # type: ignore[assignment,misc]
+            try:
+                run("workspace-write")
+            finally:
+                corral.sandbox.bwrap.WriteWitness = real  # type: ignore[misc]
+
+        times = interleaved({
+            "no sandbox (full-access)": lambda: run("full-access"),
+            "workspace-write, witness off": without_witness,
+            "workspace-write  (corral's default)": lambda: run("workspace-write"),
+        }, runs, warmup=3)
+    table(f"{files} files created, written and removed; {runs} runs each, interleaved", times,
+          baseline="workspace-write, witness off")
+    extra = (statistics.median(times["workspace-write  (corral's default)"])
+             - statistics.median(times["workspace-write, witness off"]))
+    print(f"\n  witness: {extra / (2 * files) * 1e6:.1f} us per notified call")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The write witness: each write the sandbox refuses, with its path, as it happens.
+
+A denial read from a command's output is a guess, and a command that fails
+without a word (``touch /usr/x 2>/dev/null || exit 1``) leaves nothing to
+read.  So the seccomp program of a sandboxed command turns every system call
+that writes to a path into a user notification (``witness_writes``, see
+:mod:`.seccomp`).  The call waits while a thread of corral's, in C
+(``serve`` in ``_cgate.c``), looks at what it would write, in the command's
+own view of the filesystem; then the kernel carries it out
+(SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+
+The witness enforces nothing.  The kernel does, with the sandbox's
+read-only mounts (bwrap) or Landlock rules; the witness asks the same
+question of the same objects: is the mount the write lands on read-only, or
+is it beneath none of the writable Landlock rules, is the path a mount point
+the sandbox made, or a protected path's placeholder?  A command that changes
+a path between the look and the call can only spoil its own report.
+
+A refusal is recorded only when the sandbox made the difference: not when
+the user could not write there anyway (the kernel reports EROFS for a
+read-only mount before it checks permissions), and not for a path the policy
+lets the command write.  Each becomes a :class:`~corral.Denial` with the
+remedy :func:`corral._denial.explain_refusal` gives for that path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from .._policy import SandboxPolicy
+from .._result import Denial
+from .seccomp import WRITE_CALLS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["WriteWitness"]
+
+# What each call does to the paths it names: (argument of the directory fd
+# or -1, argument of the path, action, argument of its flags or a code).
+# The actions, as _cgate.c numbers them:
+_OPEN = 0     # opens for writing; with O_CREAT creates it if missing
+_CHANGE = 1   # changes what is at the path (contents, mode, owner, times)
+_LCHANGE = 2  # the same, not following a final symlink
+_CREATE = 3   # creates the path, which must not exist
+_REMOVE = 4   # removes the path: its directory changes
+_REPLACE = 5  # creates the path or replaces what is there (a rename's target)
+_NO_FLAGS, _CREAT_FLAGS, _OPEN_HOW_FLAGS = -1, -2, -3
+_OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "open": ((-1, 0, _OPEN, 1),),
+    "openat": ((0, 1, _OPEN, 2),),
+    "openat2": ((0, 1, _OPEN, _OPEN_HOW_FLAGS),),
+    "creat": ((-1, 0, _OPEN, _CREAT_FLAGS),),
+    "truncate": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "mkdir": ((-1, 0, _CREATE, _NO_FLAGS),),
+    "mkdirat": ((0, 1, _CREATE, _NO_FLAGS),),
+    "mknod": ((-1, 0, _CREATE, _NO_FLAGS),),
+    "mknodat": ((0, 1, _CREATE, _NO_FLAGS),),
+    "rmdir": ((-1, 0, _REMOVE, _NO_FLAGS),),
+    "unlink": ((-1, 0, _REMOVE, _NO_FLAGS),),
+    "unlinkat": ((0, 1, _REMOVE, _NO_FLAGS),),
+    "rename": ((-1, 0, _REMOVE, _NO_FLAGS), (-1, 1, _REPLACE, _NO_FLAGS)),
+    "renameat": ((0, 1, _REMOVE, _NO_FLAGS), (2, 3, _REPLACE, _NO_FLAGS)),
+    "renameat2": ((0, 1, _REMOVE, _NO_FLAGS), (2, 3, _REPLACE, _NO_FLAGS)),
+    "link": ((-1, 1, _CREATE, _NO_FLAGS),),
+    "linkat": ((2, 3, _CREATE, _NO_FLAGS),),
+    "symlink": ((-1, 1, _CREATE, _NO_FLAGS),),
+    "symlinkat": ((1, 2, _CREATE, _NO_FLAGS),),
+    "chmod": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "fchmodat": ((0, 1, _CHANGE, _NO_FLAGS),),
+    "fchmodat2": ((0, 1, _CHANGE, 3),),
+    "chown": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "lchown": ((-1, 0, _LCHANGE, _NO_FLAGS),),
+    "fchownat": ((0, 1, _CHANGE, 4),),
+    "utime": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "utimes": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "futimesat": ((0, 1, _CHANGE, _NO_FLAGS),),
+    "utimensat": ((0, 1, _CHANGE, 3),),
+    "setxattr": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "lsetxattr": ((-1, 0, _LCHANGE, _NO_FLAGS),),
+    "removexattr": ((-1, 0, _CHANGE, _NO_FLAGS),),
+    "lremovexattr": ((-1, 0, _LCHANGE, _NO_FLAGS),),
+}
+_MAX_DENIALS = 20
+
+
+class WriteWitness:
+    """Records the writes one sandboxed run is refused.
+
+    ``writable`` is None where the sandbox refuses writes with read-only
+    mounts (bwrap), else the paths beneath which Landlock lets the command
+    write.  ``placeholders`` are protected paths that did not exist, which
+    the sandbox keeps from being created.  ``policy`` and ``cwd`` are the
+    run's, for the remedies.
+    """
+
+    def __init__(self, policy: SandboxPolicy, cwd: str, writable: tuple[str, ...] | None,
+                 placeholders: tuple[str, ...] = ()) -> None:
+        self._policy, self._cwd = policy, cwd
+        self.writable = None if writable is None else tuple(
+            os.fsencode(os.path.realpath(path)) for path in writable)
+        self._placeholders = frozenset(placeholders)
+        self._paths: Any = None  # what the policy allows, worked out at the first refusal
+        self._seen: set[str] = set()
+        self.denials: list[Denial] = []
+
+    @staticmethod
+    def operands() -> tuple[tuple[int, int, int, int, int], ...]:
+        """What ``serve`` needs to know of each write call of this machine,
+        sorted by number."""
+        found = []
+        for name, number in WRITE_CALLS.get(os.uname().machine, {}).items():
+            found += [(number, *operand) for operand in _OPERANDS[name]]
+        return tuple(sorted(found, key=lambda operand: operand[0]))
+
+    def record(self, number: int, error: int, path: str) -> None:
+        """Records the refusal ``serve`` saw: the write call ``number``
+        given ``error`` for ``path``, unless the sandbox did not cause it."""
+        if error in (errno.ENXIO, errno.EEXIST) and path not in self._placeholders:
+            return  # a socket of the command's own, not a placeholder
+        if path in self._seen or len(self.denials) >= _MAX_DENIALS:
+            return
+        self._seen.add(path)
+        from .._denial import explain_refusal, policy_paths  # only once something is refused
+
+        if self._paths is None:
+            self._paths = policy_paths(self._policy, self._cwd)
+        call = _NAMES.get(number, f"system call {number}")
+        denial = explain_refusal(self._paths, self._policy, path, error,
+                                 f"{call}() refused: {os.strerror(error)}")
+        if denial is not None:
+            self.denials.append(denial)
+
+
+_NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}

@@ -1,0 +1,407 @@
+"""Escapes a reviewer found: each is attempted for real through corral and must fail.
+
+Where it is cheap, the same attack is run where nothing stops it (full-access,
+or the target named as a writable root) and must succeed there, so that each
+test shows it tests something.  Host targets live in ``host_dir`` (under
+/var/tmp, which the sandbox sees read-only, as real user files are); the
+servers a test needs are started by the test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import corral
+from conftest import greet_every_client
+from corral.sandbox.probe import probe_machine
+
+_BWRAP = probe_machine().bwrap
+pytestmark = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="only a root caller's sandbox runs as the uid of bwrap's PID 1 and can reach its /proc")
+
+PYTHON = os.path.realpath(sys.executable)
+GIT = "git -c user.name=agent -c user.email=agent@example.com"
+
+
+def sandboxed(script: str, cwd: Path, **kwargs: object) -> corral.ExecResult:
+    return corral.run(["sh", "-c", script], cwd=cwd, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def _listing(directory: Path) -> dict[str, bytes]:
+    """Every name in ``directory`` (recursively) with its content, or what it is."""
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(directory))] = b"-> " + os.fsencode(os.readlink(path))
+        elif path.is_file():
+            found[str(path.relative_to(directory))] = path.read_bytes()
+        else:
+            found[str(path.relative_to(directory))] = b"<not a file>"
+    return found
+
+
+@pytest.fixture
+def workspace(host_dir: Path) -> Path:
+    (host_dir / "ws").mkdir()
+    return host_dir / "ws"
+
+
+@pytest.fixture
+def outside(host_dir: Path) -> Path:
+    """A directory of the user's next to the workspace, which no run may write."""
+    (host_dir / "outside").mkdir()
+    (host_dir / "outside" / "file").write_text("original\n")
+    return host_dir / "outside"
+
+
+# 1. A .git pointer planted by one run must not make anything writable to the next.
+
+WRITE_OUTSIDE = ('O={outside}; echo started; echo evil > "$O/new"; echo evil >> "$O/file"; '
+                 'mkdir -p "$O/hooks" && echo evil > "$O/hooks/pre-commit"; '
+                 'test -e "$O/new" || test -e "$O/hooks/pre-commit"')
+
+PLANTS = {
+    # .git names the outside directory itself
+    "gitdir": 'echo "gitdir: {outside}" > .git',
+    # .git names a directory of the workspace whose commondir names the outside
+    "commondir": ('mkdir -p fake && echo "{outside}" > fake/commondir && '
+                  'echo "$PWD/.git" > fake/gitdir && echo "gitdir: fake" > .git'),
+}
+
+
+@pytest.mark.parametrize("plant", PLANTS.values(), ids=PLANTS.keys())
+def test_a_planted_git_pointer_opens_nothing_to_the_next_run(workspace, outside, plant,
+                                                             binds_made_by):
+    first = sandboxed(plant.format(outside=outside), workspace)
+    assert first.exit_code == 0 or not (workspace / ".git").exists(), first.aggregated_output
+    before = _listing(outside)
+    attack = WRITE_OUTSIDE.format(outside=outside)
+    second = sandboxed(attack, workspace)
+    assert second.stdout.startswith("started"), second.aggregated_output
+    assert _listing(outside) == before, "the second run wrote through the planted .git pointer"
+    assert second.exit_code != 0
+    # The control: the same script writes there once the directory is a root indeed.
+    control = sandboxed(attack, workspace,
+                        policy=corral.SandboxPolicy.workspace_write(writable=(str(outside),)))
+    assert control.exit_code == 0 and (outside / "new").read_text() == "evil\n"
+
+
+@pytest.fixture
+def linked_worktree(host_dir: Path) -> tuple[Path, Path, Path]:
+    """(repository, its linked worktree, the worktree's git directory)."""
+    repo = host_dir / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "README").write_text("hello\n")
+    (repo / ".git" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "first")
+    worktree = host_dir / "wt"
+    _git(repo, "worktree", "add", "-q", str(worktree))
+    gitdir = Path(_git(worktree, "rev-parse", "--absolute-git-dir").strip())
+    assert gitdir.parent == repo / ".git" / "worktrees"
+    return repo, worktree, gitdir
+
+
+def test_a_real_worktrees_git_directory_commits_but_its_hooks_stay_read_only(
+        linked_worktree, binds_made_by):
+    repo, worktree, gitdir = linked_worktree
+    commit = sandboxed(f"echo wt > wt-file && {GIT} add wt-file && {GIT} commit -qm in-worktree",
+                       worktree)
+    assert commit.exit_code == 0, commit.aggregated_output  # the control: git works there
+    assert "in-worktree" in _git(worktree, "log", "--format=%s")
+    before_git, before_common = _listing(gitdir), _listing(repo / ".git" / "hooks")
+    pointer, back = (worktree / ".git").read_text(), (gitdir / "gitdir").read_text()
+    for attack in ['mkdir -p "$(git rev-parse --git-dir)/hooks"; '
+                   'echo evil > "$(git rev-parse --git-dir)/hooks/post-checkout"',
+                   f'mkdir -p {gitdir}/hooks; echo evil > {gitdir}/hooks/pre-commit',
+                   'echo evil > "$(git rev-parse --git-common-dir)/hooks/pre-commit"',
+                   f'echo /tmp/evil/.git > {gitdir}/gitdir',
+                   f'echo "gitdir: {repo}/.git" > .git']:
+        result = sandboxed(f"echo started; {attack}", worktree)
+        assert result.stdout.startswith("started") and result.exit_code != 0, (
+            f"{attack}: {result.aggregated_output}")
+    assert _listing(gitdir) == before_git
+    assert _listing(repo / ".git" / "hooks") == before_common
+    assert (worktree / ".git").read_text() == pointer and (gitdir / "gitdir").read_text() == back
+
+
+def test_a_pointer_to_another_worktrees_git_directory_opens_nothing(
+        linked_worktree, workspace, binds_made_by):
+    """A workspace that is no repository points its .git at a real worktree's
+    git directory (which does not name it back): the next run must write
+    neither there nor in the repository's common directory."""
+    repo, worktree, gitdir = linked_worktree
+    attack = (f'echo started; echo evil > {gitdir}/planted; echo evil > {repo}/.git/planted; '
+              f'echo evil > {gitdir}/HEAD; mkdir -p {gitdir}/hooks && '
+              f'echo evil > {gitdir}/hooks/post-checkout; echo evil > {repo}/.git/hooks/pre-commit')
+    plant = sandboxed(f'echo "gitdir: {gitdir}" > .git', workspace)
+    assert plant.exit_code == 0 or not (workspace / ".git").exists(), plant.aggregated_output
+    before = _listing(repo / ".git")
+    result = sandboxed(attack, workspace)
+    assert result.stdout.startswith("started"), result.aggregated_output
+    assert not (gitdir / "planted").exists() and not (repo / ".git" / "planted").exists(), \
+        "a run wrote into another repository's git directories through a planted .git"
+    assert _listing(repo / ".git") == before
+    assert result.exit_code != 0
+    # The control: from the worktree the pointer belongs to, its git directory is writable.
+    control = sandboxed(f"echo x > {gitdir}/planted", worktree)
+    assert control.exit_code == 0, control.aggregated_output
+
+
+# 2. Unix sockets: a run's own listening socket must not vouch for a host one
+# that the command puts under its name.
+
+SWAP_CLIENT = """
+import os, socket, sys, threading
+host, own, how = sys.argv[1], sys.argv[2], sys.argv[3]
+server = socket.socket(socket.AF_UNIX); server.bind(own); server.listen(8)
+def serve():
+    while True:
+        server.accept()[0].sendall(b"own greeting")
+threading.Thread(target=serve, daemon=True).start()
+try:
+    if how == "symlink":
+        os.unlink(own); os.symlink(host, own)
+    elif how == "link":
+        os.unlink(own); os.link(host, own)
+    elif how == "rename":
+        os.rename(host, own)
+except OSError as e:  # a sandbox may refuse the swap itself: then it reaches nothing either
+    print("swap failed", e.errno)
+for address in (own, host):
+    c = socket.socket(socket.AF_UNIX); c.settimeout(5)
+    try:
+        c.connect(address); print(address, c.recv(100).decode() or "nothing")
+    except OSError as e:
+        print(address, "refused", e.errno)
+    c.close()
+try:
+    os.unlink(own)  # the session's /tmp is shared by its runs
+except OSError:
+    pass
+"""
+
+
+@pytest.fixture
+def host_service(host_dir: Path) -> Iterator[Path]:
+    """A host service listening on a Unix socket outside the workspace."""
+    (host_dir / "svc").mkdir()
+    path = host_dir / "svc" / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(16)
+    greet_every_client(server, b"HOST SERVICE")
+    yield path
+    server.close()
+
+
+def test_a_symlink_swapped_over_the_runs_own_socket_reaches_no_host_service(
+        host_service, workspace):
+    own = f"/tmp/own-swap-{os.getpid()}.sock"  # the session's private /tmp
+    result = corral.run([PYTHON, "-c", SWAP_CLIENT, str(host_service), own, "symlink"],
+                        cwd=workspace, timeout=30)
+    assert result.exit_code == 0, result.aggregated_output
+    assert "HOST SERVICE" not in result.stdout, result.stdout
+    # Controls: without the swap the run reaches its own server; unsandboxed, the swap
+    # reaches the host's.
+    plain = corral.run([PYTHON, "-c", SWAP_CLIENT, str(host_service), own, "none"],
+                       cwd=workspace, timeout=30)
+    assert plain.stdout.splitlines()[0] == f"{own} own greeting", plain.aggregated_output
+    control = corral.run([PYTHON, "-c", SWAP_CLIENT, str(host_service),
+                          str(workspace / "own.sock"), "symlink"],
+                         cwd=workspace, policy="full-access", timeout=30)
+    assert control.stdout.count("HOST SERVICE") == 2, control.aggregated_output
+
+
+@pytest.mark.parametrize("how", ["link", "rename"])
+def test_a_host_socket_linked_or_renamed_over_the_runs_own_reaches_nothing(workspace, how):
+    """A host service listening inside a writable root (as ~/.docker/run/docker.sock
+    in a home directory): the command binds its own socket, then puts the host's
+    under that name (a hard link, or a rename), and connects."""
+    host_path, own_path = workspace / "host.sock", workspace / "own.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(host_path))
+    server.listen(16)
+    greet_every_client(server, b"HOST SERVICE")
+    try:
+        result = corral.run([PYTHON, "-c", SWAP_CLIENT, str(host_path), str(own_path), how],
+                            cwd=workspace, timeout=30)
+        assert result.exit_code == 0, result.aggregated_output
+        assert "HOST SERVICE" not in result.stdout, result.stdout
+        for name in ("host.sock", "own.sock"):
+            if os.path.lexists(workspace / name):
+                os.unlink(workspace / name)
+        server.close()
+        # Controls: a fresh host service; without a swap the run reaches its own; with
+        # nothing checking, the swap reaches the host's.
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(host_path))
+        server.listen(16)
+        greet_every_client(server, b"HOST SERVICE")
+        plain = corral.run([PYTHON, "-c", SWAP_CLIENT, str(host_path), str(own_path), "none"],
+                           cwd=workspace, timeout=30)
+        assert plain.stdout.splitlines()[0] == f"{own_path} own greeting", plain.aggregated_output
+        control = corral.run([PYTHON, "-c", SWAP_CLIENT, str(host_path), str(own_path), how],
+                             cwd=workspace, policy="full-access", timeout=30)
+        assert f"{own_path} HOST SERVICE" in control.stdout, control.aggregated_output
+    finally:
+        server.close()
+
+
+# 3 and 4. As root, the sandbox's command runs as the uid of bwrap's PID 1: it
+# must not reach what PID 1 holds.
+
+TRUNCATE_RECORD = ('echo started; for fd in /proc/1/fd/*; do case "$(readlink $fd)" in '
+                   '*/run-*) : > $fd && echo truncated;; esac; done')
+FORGE_RECORD = ('echo started; H={host}; for fd in /proc/1/fd/*; do case "$(readlink $fd)" in '
+                '*/run-*) printf "%s:%s:%s\\0" "$(stat -c %d $H)" "$(stat -c %i $H)" "$H" >> $fd '
+                '&& echo forged;; esac; done')
+
+
+@needs_root
+@pytest.mark.parametrize("attack", [TRUNCATE_RECORD, FORGE_RECORD], ids=["truncate", "forge"])
+def test_the_placeholder_record_cannot_be_rewritten_through_pid_1(host_dir, workspace, attack):
+    """Truncated, the record no longer names the run's placeholders (they stay in the
+    workspace); forged, it names a host socket, which the sweep after the run deletes."""
+    (host_dir / "svc").mkdir()
+    host_socket = socket.socket(socket.AF_UNIX)
+    host_socket.bind(str(host_dir / "svc" / "host.sock"))
+    host_socket.listen(1)
+    try:
+        before = set(os.listdir(workspace))
+        result = sandboxed(attack.format(host=host_dir / "svc" / "host.sock"), workspace)
+        assert result.stdout.startswith("started"), result.aggregated_output
+        assert set(os.listdir(workspace)) == before, (
+            f"placeholders left behind: {result.stdout!r}")
+        # The next run sweeps what dead runs' records name, as the watchdog would.
+        assert sandboxed("true", workspace).exit_code == 0
+        assert (host_dir / "svc" / "host.sock").is_socket(), (
+            f"the sweep deleted a host socket named by a forged record: {result.stdout!r}")
+    finally:
+        host_socket.close()
+
+
+PID1_PROBE = """
+import errno
+def attempt(path, mode):
+    try:
+        with open(path, mode) as f:
+            if "r" in mode and "+" not in mode:
+                f.read()
+        return "opened"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+print("mem=" + attempt("/proc/1/mem", "r+b"))
+print("environ=" + attempt("/proc/1/environ", "rb"))
+print("own mem=" + attempt("/proc/self/mem", "r+b"))
+print("own environ=" + attempt("/proc/self/environ", "rb"))
+"""
+
+
+@needs_root
+def test_pid_1s_memory_and_environment_are_out_of_reach(workspace):
+    """Writing bwrap's PID 1's memory runs code outside corral's seccomp program;
+    its environment is the caller's, before corral filtered the secrets out."""
+    result = corral.run(["python3", "-c", PID1_PROBE], cwd=workspace, timeout=30)
+    assert result.exit_code == 0, result.aggregated_output
+    outcome = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    # The controls: the probe itself works on the command's own process.
+    assert outcome["own mem"] == "opened" and outcome["own environ"] == "opened", outcome
+    assert outcome["mem"] in ("EACCES", "EPERM"), f"/proc/1/mem opened for writing: {outcome}"
+    assert outcome["environ"] in ("EACCES", "EPERM"), f"/proc/1/environ was read: {outcome}"
+
+
+# 5. A protected path that is a symlink: the link itself must stay.
+
+SYMLINK_ATTACKS = {
+    "replace .envrc": "rm .envrc && echo evil > .envrc",
+    "replace .bashrc": "rm .bashrc && echo evil > .bashrc",
+    "rename .envrc away": "mv .envrc x",
+    "rename .bashrc away": "mv .bashrc x",
+    "write through .envrc": "echo evil > .envrc",
+    "write through .bashrc": "echo evil >> .bashrc",
+}
+
+
+@pytest.fixture
+def linked_rc_files(workspace: Path) -> Path:
+    """A git workspace whose .envrc and .bashrc are relative symlinks to its own files."""
+    _git(workspace, "init", "-q")
+    (workspace / "envrc.shared").write_text("use flake\n")
+    (workspace / "dotfiles").mkdir()
+    (workspace / "dotfiles" / "bashrc").write_text("alias ll='ls -l'\n")
+    (workspace / ".envrc").symlink_to("envrc.shared")
+    (workspace / ".bashrc").symlink_to("dotfiles/bashrc")
+    return workspace
+
+
+@pytest.mark.parametrize("attack", SYMLINK_ATTACKS.values(), ids=SYMLINK_ATTACKS.keys())
+def test_a_protected_path_that_is_a_symlink_cannot_be_replaced(linked_rc_files, attack,
+                                                               binds_made_by):
+    ws = linked_rc_files
+    before = _listing(ws)
+    if binds_made_by == "bwrap":
+        # bwrap alone binds what a link points to, never the link: the run is
+        # refused rather than left open to this.
+        with pytest.raises(corral.PolicyError, match="is a symbolic link"):
+            sandboxed(f"echo started; {attack}", ws)
+        assert _listing(ws) == before
+        return
+    result = sandboxed(f"echo started; {attack}", ws)
+    assert result.stdout.startswith("started"), result.aggregated_output
+    after = _listing(ws)
+    assert after.get(".envrc") == b"-> envrc.shared", f".envrc is now {after.get('.envrc')!r}"
+    assert after.get(".bashrc") == b"-> dotfiles/bashrc", f".bashrc is now {after.get('.bashrc')!r}"
+    assert after.get("envrc.shared") == b"use flake\n"
+    assert after.get("dotfiles/bashrc") == b"alias ll='ls -l'\n"
+    assert after == before
+    assert result.exit_code != 0, result.aggregated_output
+    control = sandboxed(attack, ws, policy="full-access")
+    assert control.exit_code == 0 and _listing(ws) != before, control.aggregated_output
+
+
+# 6. Without network, no socket family reaches past the run's own namespace.
+
+FAMILIES = """
+import socket
+def create(name, *args):
+    try:
+        socket.socket(*args).close(); print(name, "created")
+    except OSError as e:
+        print(name, "refused", e.errno)
+create("vsock", socket.AF_VSOCK, socket.SOCK_STREAM)
+create("inet", socket.AF_INET, socket.SOCK_STREAM)
+create("inet6", socket.AF_INET6, socket.SOCK_STREAM)
+create("netlink", socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+"""
+
+
+@pytest.mark.parametrize("policy", ["workspace-write", "read-only"])
+def test_vsock_sockets_cannot_be_created_without_network(workspace, policy):
+    """A vsock socket reaches the hypervisor and its other guests, which no network
+    namespace confines; the families programs need are still created."""
+    result = corral.run([PYTHON, "-c", FAMILIES], cwd=workspace, policy=policy, timeout=30)
+    assert result.exit_code == 0, result.aggregated_output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("vsock refused"), result.stdout
+    assert lines[1:] == ["inet created", "inet6 created", "netlink created"], result.stdout
+    control = corral.run([PYTHON, "-c", FAMILIES], cwd=workspace, policy="full-access",
+                         timeout=30)
+    if control.stdout.startswith("vsock refused 97"):
+        pytest.skip("this kernel has no vsock: the sandbox's refusal proves nothing")
+    assert control.stdout.startswith("vsock created"), control.aggregated_output

@@ -1,0 +1,173 @@
+"""The write witness: each write the sandbox refuses is reported with its path,
+even when the command says nothing about it.
+
+Each test makes the write silently (errors to /dev/null), so the report can
+only come from the witness, not from the output.  The same writes are made
+without a sandbox, and succeed, so each test shows the sandbox refused them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import corral
+import corral.sandbox.bwrap
+from corral.sandbox.bwrap import bwrap_backend
+from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+ABI, WHY = landlock_abi()
+_FOUND = bwrap_backend()
+ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths")
+
+
+@pytest.fixture(params=["bwrap", "landlock"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both rungs: bwrap (with corral's init, which loads the witness's
+    filter) and Landlock."""
+    if request.param == "bwrap" and (_FOUND is None or _FOUND.init is None):
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    if request.param == "landlock":
+        if ABI < LandlockBackend.MINIMUM_ABI:
+            pytest.skip(f"Landlock ABI {ABI} here ({WHY or 'too old'})")
+        monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
+    return str(request.param)
+
+
+@pytest.fixture
+def workspace(host_dir: Path) -> Path:
+    (host_dir / "ws").mkdir()
+    outside = host_dir / "outside"
+    outside.mkdir()
+    (outside / "file").write_text("original\n")
+    return host_dir / "ws"
+
+
+def _policy(backend: str, kind: str = "workspace-write", **options: object) -> corral.SandboxPolicy:
+    accept = ACCEPTED if backend == "landlock" else ()
+    if kind == "read-only":
+        return corral.SandboxPolicy.read_only(accept_weaker=accept, **options)  # type: ignore[arg-type]
+    return corral.SandboxPolicy.workspace_write(accept_weaker=accept, **options)  # type: ignore[arg-type]
+
+
+def _refused(result: corral.ExecResult) -> set[tuple[str | None, str]]:
+    """(target, system call) of each write denial."""
+    return {(d.target, d.evidence.split("(")[0]) for d in result.denials
+            if d.kind is corral.DenialKind.WRITE}
+
+
+@pytest.mark.parametrize("network", [False, True], ids=["no-network", "network"])
+def test_a_silent_refused_write_is_reported_with_its_path(backend, workspace, network):
+    outside = workspace.parent / "outside"
+    script = f"echo started; exec 2>/dev/null; echo evil > {outside}/new; exit 3"
+    result = corral.run(["sh", "-c", script], cwd=workspace,
+                        policy=_policy(backend, network=network))
+    assert result.sandbox == backend and result.exit_code == 3
+    assert result.output.text == "started\n"  # nothing for a text heuristic to read
+    [denial] = result.denials
+    assert denial.kind is corral.DenialKind.WRITE and denial.target == str(outside / "new")
+    assert denial.remedy == f"outside the writable roots: add --writable {outside}"
+    assert denial.evidence.startswith("openat() refused: ")
+    assert not (outside / "new").exists()
+    control = corral.run(["sh", "-c", script], cwd=workspace, policy="full-access")
+    assert control.exit_code == 3 and (outside / "new").exists() and control.denials == ()
+
+
+# Every kind of write, each silent; what each names outside the roots.
+WRITES = """
+import os, sys
+outside = sys.argv[1]
+def attempt(call, *args):
+    try:
+        call(*args)
+    except OSError:
+        pass
+attempt(os.mkdir, f"{outside}/dir")
+attempt(os.unlink, f"{outside}/file")
+attempt(os.rename, f"{outside}/file", "moved-in")
+attempt(os.rename, "mine", f"{outside}/moved-out")
+attempt(os.symlink, "/etc/passwd", f"{outside}/link")
+attempt(os.link, "mine", f"{outside}/hardlink")
+attempt(os.chmod, f"{outside}/file", 0o777)
+attempt(os.utime, f"{outside}/file")
+attempt(os.truncate, f"{outside}/file", 0)
+attempt(os.open, f"{outside}/file", os.O_WRONLY | os.O_APPEND)
+"""
+
+
+def test_every_kind_of_write_is_reported(backend, workspace):
+    outside = workspace.parent / "outside"
+    (workspace / "mine").write_text("mine\n")
+    result = corral.run([sys.executable, "-c", WRITES, str(outside)], cwd=workspace,
+                        policy=_policy(backend))
+    assert result.exit_code == 0, result.output.text
+    # A path refused again is reported once, with the first call refused.
+    assert {target for target, _ in _refused(result)} == {
+        str(outside / name) for name in ("dir", "file", "moved-out", "link", "hardlink")}
+    assert (outside / "file").read_text() == "original\n"
+    assert sorted(os.listdir(outside)) == ["file"]
+    control = corral.run([sys.executable, "-c", WRITES, str(outside)], cwd=workspace,
+                         policy="full-access")
+    assert control.exit_code == 0 and (outside / "dir").is_dir()
+
+
+def test_writes_the_policy_allows_report_nothing(backend, workspace):
+    script = ("set -e; mkdir d; echo a > d/a; mv d/a b; ln -s b c; chmod 600 b; touch b; "
+              "rm c; rmdir d; echo t > \"$TMPDIR/t\"; rm \"$TMPDIR/t\"; echo x > /dev/null")
+    result = corral.run(["sh", "-c", script], cwd=workspace, policy=_policy(backend))
+    assert result.exit_code == 0 and result.denials == (), result.output.text
+
+
+def test_refusals_of_protected_paths_are_reported(workspace):
+    if _FOUND is None or _FOUND.init is None:
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    (workspace / ".git").mkdir()
+    (workspace / ".git" / "config").write_text("[core]\n")
+    script = ("exec 2>/dev/null; mkdir .git/hooks; echo > .envrc; rm .git/config; "
+              "echo x >> .git/config; mv .git/config elsewhere; true")
+    result = corral.run(["sh", "-c", script], cwd=workspace)
+    assert result.exit_code == 0
+    git = workspace / ".git"
+    assert _refused(result) == {
+        (str(git / "hooks"), "mkdir"), (str(workspace / ".envrc"), "openat"),
+        (str(git / "config"), "unlinkat"),
+    }
+    for denial in result.denials:
+        assert "is protected" in denial.remedy
+    assert (git / "config").read_text() == "[core]\n" and not (workspace / ".envrc").exists()
+
+
+def test_read_only_reports_a_write_to_the_working_directory(backend, workspace):
+    result = corral.run(["sh", "-c", "exec 2>/dev/null; echo x > made; mkdir sub"],
+                        cwd=workspace, policy=_policy(backend, "read-only"))
+    assert result.exit_code != 0
+    assert _refused(result) == {(str(workspace / "made"), "openat"),
+                                (str(workspace / "sub"), "mkdir")}
+    assert all("use workspace-write with --writable" in d.remedy for d in result.denials)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write /usr: run as another user")
+def test_nothing_is_reported_where_the_user_cannot_write_anyway(backend, workspace):
+    result = corral.run(["sh", "-c", "exec 2>/dev/null; echo x > /usr/corral-witness"],
+                        cwd=workspace, policy=_policy(backend))
+    assert result.exit_code != 0 and result.denials == ()
+
+
+BAD_POINTERS = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.open.argtypes = [ctypes.c_void_p, ctypes.c_int]
+for pointer in (None, 1, 0xFFFFFFFFFFFF0000):
+    assert libc.open(pointer, os.O_WRONLY | os.O_CREAT) == -1
+    assert ctypes.get_errno() == 14  # EFAULT: the kernel's verdict, not the witness's
+print("ok")
+"""
+
+
+def test_a_path_the_witness_cannot_read_changes_nothing(backend, workspace):
+    result = corral.run([sys.executable, "-c", BAD_POINTERS], cwd=workspace,
+                        policy=_policy(backend))
+    assert result.stdout == "ok\n" and result.exit_code == 0 and result.denials == ()
