@@ -47,12 +47,12 @@ def main() -> None:
             assert result.exit_code == 0 and result.denials == (), result.output.text
 
         def without_witness() -> None:
-            real = corral.sandbox.bwrap.WriteWitness
-            corral.sandbox.bwrap.WriteWitness = lambda *a, **k: None  # type: ignore[assignment,misc]
+            real = corral.sandbox.bwrap.Witness
+            corral.sandbox.bwrap.Witness = lambda *a, **k: None  # type: ignore[assignment,misc]
             try:
                 run("workspace-write")
             finally:
-                corral.sandbox.bwrap.WriteWitness = real  # type: ignore[misc]
+                corral.sandbox.bwrap.Witness = real  # type: ignore[misc]
 
         times = interleaved({
             "no sandbox (full-access)": lambda: run("full-access"),

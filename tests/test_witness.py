@@ -171,3 +171,49 @@ def test_a_path_the_witness_cannot_read_changes_nothing(backend, workspace):
     result = corral.run([sys.executable, "-c", BAD_POINTERS], cwd=workspace,
                         policy=_policy(backend))
     assert result.stdout == "ok\n" and result.exit_code == 0 and result.denials == ()
+
+
+PRIVILEGED = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+outcomes = []
+for call in (lambda: libc.unshare(0x10000000),  # CLONE_NEWUSER
+             lambda: libc.mount(b"none", b"/mnt", b"tmpfs", 0, None),
+             lambda: libc.ptrace(16, os.getppid(), None, None)):  # PTRACE_ATTACH
+    outcomes.append(ctypes.get_errno() if call() != 0 else 0)
+print(outcomes)
+"""
+
+
+def test_a_refused_privileged_call_is_reported(backend, workspace):
+    result = corral.run([sys.executable, "-c", PRIVILEGED], cwd=workspace, policy=_policy(backend))
+    assert result.exit_code == 0 and result.stdout == "[1, 1, 1]\n"  # EPERM, as the filter gives
+    assert [(d.kind, d.target) for d in result.denials] == [
+        (corral.DenialKind.PRIVILEGE, name) for name in ("unshare", "mount", "ptrace")]
+    assert result.denials[0].evidence == "unshare() refused: Operation not permitted"
+
+
+UNREACHABLE = """
+import socket
+for family, address in ((socket.AF_INET, ("192.0.2.1", 443)), (socket.AF_INET6, ("2001:db8::1", 80)),
+                        (socket.AF_INET, ("198.51.100.7", 53))):
+    kind = socket.SOCK_DGRAM if address[1] == 53 else socket.SOCK_STREAM
+    try:
+        socket.socket(family, kind).connect(address)
+    except OSError as e:
+        print(e.errno)
+"""
+
+
+def test_an_address_beyond_the_sandbox_is_a_network_denial(workspace):
+    """Without network, a bwrap run's namespace has loopback only: a connect
+    anywhere else (a silent one too) needs network, and says so."""
+    if _FOUND is None:
+        pytest.skip("bwrap is not available here")
+    result = corral.run([sys.executable, "-c", UNREACHABLE], cwd=workspace)
+    assert result.stdout.split() == ["101"] * 3  # ENETUNREACH
+    assert [(d.kind, d.target) for d in result.denials] == [
+        (corral.DenialKind.NETWORK, target)
+        for target in ("192.0.2.1:443", "[2001:db8::1]:80", "198.51.100.7:53")]
+    assert all(d.remedy == "needs network: rerun with --network (network=True)"
+               for d in result.denials)

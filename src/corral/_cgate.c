@@ -18,7 +18,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(listener, writable, operands) -> (handle, fd)
+ * serve(listener, writable, operands, refused) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -296,9 +296,10 @@ static int mount_id(int fd, unsigned long long *id)
  * at once with CONTINUE: the kernel's own checks decide.  A suspect write is
  * reported on the returned descriptor (a pipe) as a message "W", the call's
  * number (int32), the errno the sandbox gives it (int32), the path's length
- * (uint16) and the path, as the command sees it.  Any other notification
- * (the socket gate's) is passed on unanswered as "N" and the struct
- * seccomp_notif.  Each message is one write of at most PIPE_BUF bytes, so
+ * (uint16) and the path, as the command sees it.  A call in refused (the
+ * privileged calls the sandbox refuses) is answered EPERM and reported as
+ * "P" and its number (int32).  Any other notification (the socket gate's)
+ * is passed on unanswered as "N" and the struct seccomp_notif.  Each message is one write of at most PIPE_BUF bytes, so
  * a read of the pipe returns whole messages.  The pipe ends (EOF) when the
  * listener does: no process is left under the filter.
  *
@@ -324,6 +325,8 @@ struct server {
     char **writable;           /* NULL-terminated real paths, or NULL (read-only mounts) */
     struct operand *operands;
     size_t count;
+    int *refused;
+    size_t refused_count;
 };
 
 static int under(const char *real, char **writable)
@@ -555,6 +558,17 @@ static void *serve_notifications(void *argument)
             snprintf(link, sizeof(link), "/proc/%u/root", notif.pid);
             server->root = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
         }
+        int privileged = 0;
+        for (size_t i = 0; i < server->refused_count && !privileged; i++)
+            privileged = server->refused[i] == notif.data.nr;
+        if (privileged) {
+            struct seccomp_notif_resp refusal = {.id = notif.id, .error = -EPERM};
+            (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &refusal);
+            char message[5] = {'P'};
+            memcpy(message + 1, &notif.data.nr, 4);
+            (void)!write(server->report, message, sizeof(message));
+            continue;
+        }
         const struct operand *found = NULL;
         for (size_t i = 0; i < server->count && found == NULL; i++) {
             if (server->operands[i].number == notif.data.nr)
@@ -589,6 +603,7 @@ static void free_server(struct server *server)
         free(server->writable);
     }
     free(server->operands);
+    free(server->refused);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)
@@ -600,8 +615,9 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    PyObject *writable, *operands;
-    if (!PyArg_ParseTuple(args, "iOO!:serve", &listener, &writable, &PyTuple_Type, &operands))
+    PyObject *writable, *operands, *refused;
+    if (!PyArg_ParseTuple(args, "iOO!O!:serve", &listener, &writable, &PyTuple_Type, &operands,
+                          &PyTuple_Type, &refused))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -610,9 +626,19 @@ gate_serve(PyObject *self, PyObject *args)
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
-    if (server->operands == NULL) {
+    server->refused_count = (size_t)PyTuple_GET_SIZE(refused);
+    server->refused = calloc(server->refused_count + 1, sizeof(int));
+    if (server->operands == NULL || server->refused == NULL) {
         free_server(server);
         return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < server->refused_count; i++) {
+        long number = PyLong_AsLong(PyTuple_GET_ITEM(refused, (Py_ssize_t)i));
+        if (number == -1 && PyErr_Occurred()) {
+            free_server(server);
+            return NULL;
+        }
+        server->refused[i] = (int)number;
     }
     for (size_t i = 0; i < server->count; i++) {
         struct operand *op = &server->operands[i];

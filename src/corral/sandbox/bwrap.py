@@ -64,7 +64,7 @@ from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
 from .socket_gate import SocketGate, gate_supported, open_gate
-from .witness import WriteWitness
+from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
@@ -168,7 +168,7 @@ class BwrapBackend(SandboxBackend):
         # program with a listener: for the gate, and for the witness of the
         # command's writes, which the read-only mounts refuse with EROFS.
         init = self.init
-        witness = None if init is None else WriteWitness(
+        witness = None if init is None else Witness(
             policy, cwd, None, placeholders=() if plan is None else plan.missing)
         # Its own sockets are the ones it listens on in its network namespace.
         gate = open_gate(policy, (), private_network=True, witness=witness)
@@ -293,7 +293,7 @@ class BwrapBackend(SandboxBackend):
                                        deny_unix_datagrams=gated,
                                        namespaced_families=not policy.network,
                                        notify=("connect",) if gated and init is not None else (),
-                                       witness_writes=witness),
+                                       witness_writes=witness, witness_privileges=witness),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]

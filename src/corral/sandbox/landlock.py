@@ -31,7 +31,7 @@ from .base import SandboxBackend
 from .seccomp import build_program
 from .session import session_tmp
 from .socket_gate import open_gate
-from .witness import WriteWitness
+from .witness import Witness
 from .workspace import deny_read_paths, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
@@ -186,7 +186,7 @@ class LandlockBackend(SandboxBackend):
         private_tmp = session_tmp()
         writable = [private_tmp, "/dev/null", *roots]
         # What Landlock refuses (EACCES) is a write beneath none of the rules.
-        witness = WriteWitness(policy, cwd, tuple(writable))
+        witness = Witness(policy, cwd, tuple(writable))
         # Without network the only sockets are Unix stream and TCP ones, each
         # connect decided by the gate: a Unix one reaches an allowed socket or
         # its own, which without a network namespace of its own means beneath
@@ -216,7 +216,7 @@ class LandlockBackend(SandboxBackend):
                 deny_unix_datagrams=gated,
                 loopback_tcp=gated,
                 notify=("connect", "bind", "listen") if gated else (),
-                witness_writes=gate is not None),
+                witness_writes=gate is not None, witness_privileges=gate is not None),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

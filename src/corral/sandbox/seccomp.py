@@ -39,7 +39,11 @@ program:
   into a user notification, so that corral learns the path of each write the
   sandbox refuses (see :mod:`corral.sandbox.witness`).  ``open`` and
   ``openat`` notify only with a flag that writes (O_WRONLY, O_RDWR, O_CREAT,
-  O_TRUNC); ``openat2``, whose flags a filter cannot read, always.
+  O_TRUNC); ``openat2``, whose flags a filter cannot read, always;
+* with ``witness_privileges``, turns the refused privileged calls (the
+  EPERM list above, clone with a CLONE_NEW* flag) into user notifications,
+  for corral to answer EPERM and report; should the listener be gone, the
+  kernel answers ENOSYS: refused either way.
 
 ``notify`` names system calls (``connect``, ``bind``, ``listen``) turned into
 seccomp user notifications, for corral to decide (see
@@ -59,7 +63,7 @@ import os
 import struct
 
 __all__ = ["DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
-           "build_connect_notifier", "build_program"]
+           "build_connect_notifier", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -180,6 +184,19 @@ class _Assembler:
         return distance
 
 
+def privileged_calls(arch: str | None = None) -> dict[int, str]:
+    """The privileged calls ``witness_privileges`` notifies, by number, for
+    ``arch`` (default: this machine's)."""
+    arch = arch or os.uname().machine
+    if arch not in _ARCH_INDEX:
+        return {}
+    column = _ARCH_INDEX[arch]
+    found = {numbers[column]: name for name, numbers in _NUMBERS.items()
+             if numbers[column] is not None}
+    found[_CLONE[arch]] = "clone"
+    return found  # type: ignore[return-value]
+
+
 @functools.cache  # the same few programs, for every sandboxed run
 def build_program(
     arch: str | None = None,
@@ -191,6 +208,7 @@ def build_program(
     loopback_tcp: bool = False,
     notify: tuple[str, ...] = (),
     witness_writes: bool = False,
+    witness_privileges: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -211,7 +229,7 @@ def build_program(
     if arch == "x86_64":
         asm.jump(_JGE, _X32_SYSCALL_BIT, "deny", None)
     for number in numbers:
-        asm.jump(_JEQ, number, "deny", None)
+        asm.jump(_JEQ, number, "privileged", None)
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
     if deny_network and deny_unix_sockets:
@@ -233,7 +251,7 @@ def build_program(
     # in a second ALLOW of their own.
     asm.label("clone")
     asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
-    asm.jump(_JSET, _CLONE_NEW_FLAGS, "deny", "allow")
+    asm.jump(_JSET, _CLONE_NEW_FLAGS, "privileged", "allow")
     if not (deny_network and deny_unix_sockets) and (
             deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families):
         asm.label("socket")
@@ -270,13 +288,15 @@ def build_program(
         asm.jump(_JSET, _WRITING_OPEN, "notify", "allow")
     asm.label("allow")
     asm.ret(_RET_ALLOW)
+    asm.label("privileged")
+    asm.ret(_RET_USER_NOTIF if witness_privileges else _RET_ERRNO | errno.EPERM)
     asm.label("deny")
     asm.ret(_RET_ERRNO | errno.EPERM)
     asm.label("nosys")
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify or writes:
+    if notify or writes or witness_privileges:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

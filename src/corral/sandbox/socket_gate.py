@@ -39,9 +39,11 @@ the command swapping the descriptor or the address.
   Landlock refuses any TCP bind or connect the command makes itself.
 
 The gate serves the run's seccomp listener, so it also hands the run's
-writes to its :class:`~corral.sandbox.witness.WriteWitness` (when the
-program has ``witness_writes``), which records the ones the sandbox refuses;
-with network, that is all a gate does.
+writes and privileged calls to its :class:`~corral.sandbox.witness.Witness`
+(when the program notifies them), which records the ones the sandbox
+refuses; with network, that is all a gate does.  A thread in C
+(``_cgate.serve``) takes every notification: it answers writes and
+privileged calls itself and passes the socket calls on to :meth:`handle`.
 
 The listener comes over a Unix socket (:attr:`SocketGate.child_end`), from
 the spawned child or, under bwrap, from corral's init in the sandbox, and is
@@ -67,7 +69,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
 from .seccomp import SOCKET_CALLS
-from .witness import WriteWitness
+from .witness import Witness
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs a sandboxed `corral run` 4 ms to import
@@ -139,7 +141,7 @@ _supported: bool | None = None
 
 
 def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool,
-              witness: WriteWitness | None = None) -> SocketGate | None:
+              witness: Witness | None = None) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
     ``own``, ``private_network`` and ``witness``), or None where the kernel
     cannot run one (then no Unix socket may be used without network, and
@@ -185,7 +187,7 @@ class SocketGate:
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
                  bind_paths: tuple[str, ...] = (), private_network: bool = False,
-                 witness: WriteWitness | None = None) -> None:
+                 witness: Witness | None = None) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
@@ -236,7 +238,8 @@ class SocketGate:
         witness = self.witness
         self._server, self._reports = _cgate.serve(
             self._listener, None if witness is None else witness.writable,
-            () if witness is None else WriteWitness.operands())
+            () if witness is None else Witness.operands(),
+            () if witness is None else Witness.privileged())
         self._ready.register(self._reports, select.EPOLLIN)
         return True
 
@@ -309,6 +312,10 @@ class SocketGate:
                     path = os.fsdecode(data[offset + 11:offset + 11 + size])
                     self.witness.record(number, error, path)
                 offset += 11 + size
+            elif data[offset:offset + 1] == b"P" and offset + 5 <= len(data):
+                if self.witness is not None:
+                    self.witness.record_privileged(struct.unpack_from("<i", data, offset + 1)[0])
+                offset += 5
             else:
                 break  # the rest of a report comes with the next read
         self._unread = data[offset:]
@@ -493,13 +500,19 @@ class SocketGate:
 
     def _connect_inet(self, notif_id: int, pid: int, sock: int,
                       raw: bytes) -> tuple[int, int, int]:
-        """A TCP connect: anywhere in a network namespace of the run's own
-        (it has only loopback); otherwise only to a server of this run."""
+        """An inet connect: anywhere in a network namespace of the run's own
+        (it has only loopback: any other address is unreachable, a denial);
+        otherwise only to a server of this run."""
         endpoint = _inet_endpoint(raw)
         if self._private_network or endpoint is None:
             # Its own namespace, or no address to check (AF_UNSPEC
             # disconnects; anything else the kernel refuses).
-            return self._connect(notif_id, sock, _cgate.connect_address, raw)
+            answer = self._connect(notif_id, sock, _cgate.connect_address, raw)
+            if endpoint is not None and answer[1] == errno.ENETUNREACH:
+                self.denials.append(Denial(
+                    DenialKind.NETWORK, _show(*endpoint),
+                    "needs network: rerun with --network (network=True)", "connect() refused"))
+            return answer
         address, port = endpoint
         shown = _show(address, port)
         if _kind(address) == "other":

@@ -1,4 +1,4 @@
-"""The write witness: each write the sandbox refuses, with its path, as it happens.
+"""The witness: each write and privileged call the sandbox refuses, as it happens.
 
 A denial read from a command's output is a guess, and a command that fails
 without a word (``touch /usr/x 2>/dev/null || exit 1``) leaves nothing to
@@ -21,6 +21,11 @@ the user could not write there anyway (the kernel reports EROFS for a
 read-only mount before it checks permissions), and not for a path the policy
 lets the command write.  Each becomes a :class:`~corral.Denial` with the
 remedy :func:`corral._denial.explain_refusal` gives for that path.
+
+The privileged calls the seccomp program refuses (``mount``, ``unshare``,
+``ptrace``, ... see :mod:`.seccomp`) come the same way
+(``witness_privileges``): the thread answers EPERM, as the filter itself
+would, and the witness reports which call it was.
 """
 
 from __future__ import annotations
@@ -29,14 +34,14 @@ import errno
 import os
 
 from .._policy import SandboxPolicy
-from .._result import Denial
-from .seccomp import WRITE_CALLS
+from .._result import Denial, DenialKind
+from .seccomp import WRITE_CALLS, privileged_calls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["WriteWitness"]
+__all__ = ["Witness"]
 
 # What each call does to the paths it names: (argument of the directory fd
 # or -1, argument of the path, action, argument of its flags or a code).
@@ -86,8 +91,8 @@ _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
 _MAX_DENIALS = 20
 
 
-class WriteWitness:
-    """Records the writes one sandboxed run is refused.
+class Witness:
+    """Records the writes and privileged calls one sandboxed run is refused.
 
     ``writable`` is None where the sandbox refuses writes with read-only
     mounts (bwrap), else the paths beneath which Landlock lets the command
@@ -105,6 +110,11 @@ class WriteWitness:
         self._paths: Any = None  # what the policy allows, worked out at the first refusal
         self._seen: set[str] = set()
         self.denials: list[Denial] = []
+
+    @staticmethod
+    def privileged() -> tuple[int, ...]:
+        """The privileged calls ``serve`` refuses, by number."""
+        return tuple(privileged_calls())
 
     @staticmethod
     def operands() -> tuple[tuple[int, int, int, int, int], ...]:
@@ -132,6 +142,18 @@ class WriteWitness:
                                  f"{call}() refused: {os.strerror(error)}")
         if denial is not None:
             self.denials.append(denial)
+
+
+    def record_privileged(self, number: int) -> None:
+        """Records the privileged call ``number`` ``serve`` refused."""
+        name = privileged_calls().get(number, f"system call {number}")
+        if f"privileged {name}" in self._seen or len(self.denials) >= _MAX_DENIALS:
+            return
+        self._seen.add(f"privileged {name}")
+        self.denials.append(Denial(
+            DenialKind.PRIVILEGE, name,
+            f"needs privileges no sandbox grants ({name}); only full access can run it",
+            f"{name}() refused: {os.strerror(errno.EPERM)}"))
 
 
 _NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}
