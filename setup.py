@@ -14,7 +14,10 @@ import sys
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-FLAGS = ["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+# The code runs beside sandboxed commands and reads what they pass: an
+# overflow must stop the process, not corrupt it.
+FLAGS = ["-std=gnu11", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter",
+         "-fstack-protector-strong", "-D_FORTIFY_SOURCE=2"]
 
 ext_modules = [Extension("corral._ccount", sources=["src/corral/_ccount.c"], extra_compile_args=FLAGS)]
 if sys.platform.startswith("linux"):
@@ -22,8 +25,6 @@ if sys.platform.startswith("linux"):
         Extension(f"corral.{name}", sources=[f"src/corral/{name}.c"], extra_compile_args=FLAGS)
         for name in ("_cspawn", "_cgate")
     ]
-
-
 
 class BuildWithPrograms(build_ext):
     """Builds the extensions, then the helper programs into the same package

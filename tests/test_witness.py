@@ -217,3 +217,28 @@ def test_an_address_beyond_the_sandbox_is_a_network_denial(workspace):
         for target in ("192.0.2.1:443", "[2001:db8::1]:80", "198.51.100.7:53")]
     assert all(d.remedy == "needs network: rerun with --network (network=True)"
                for d in result.denials)
+
+
+LONG_PATHS = """
+import errno, os
+name = "d" * 250
+for _ in range(15):  # a working directory of some 3800 characters
+    os.mkdir(name)
+    os.chdir(name)
+far = "/".join(["e" * 250] * 15) + "/file"  # and a relative path as long
+try:
+    open(far, "w")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+with open("x" * 255, "w") as f:
+    f.write("deep")
+print(open("x" * 255).read())
+"""
+
+
+def test_paths_longer_than_path_max_are_looked_at_safely(backend, workspace):
+    """The witness joins the working directory and a relative path: longer
+    than PATH_MAX together, they are left alone, and the write goes on."""
+    result = corral.run([sys.executable, "-c", LONG_PATHS], cwd=workspace, policy=_policy(backend))
+    assert result.exit_code == 0 and result.stdout == "ENOENT\ndeep\n", result.output.text
+    assert result.denials == ()

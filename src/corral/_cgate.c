@@ -370,8 +370,10 @@ static int landed_refused(int fd, char **writable)
 static int refusal(const struct server *server, const char *full, enum write_kind kind,
                    int follow, char *found, size_t size)
 {
-    char parent_path[PATH_MAX + 1];
+    char parent_path[PATH_MAX];
     size_t length = strlen(full);
+    if (length >= PATH_MAX)
+        return 0; /* the kernel refuses it (ENAMETOOLONG) */
     while (length > 1 && full[length - 1] == '/')
         length--;
     const char *slash = full + length;

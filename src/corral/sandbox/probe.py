@@ -183,10 +183,12 @@ def _sandbox_init() -> Capability:
     path = find_bwrap()
     problem = "no usable bwrap" if path is None else sandbox_init_absence(path)
     if problem is None:
-        return Capability(True, "corral binds a workspace's protected paths inside the sandbox, "
-                                "two system calls each")
-    return Capability(False, f"bwrap binds the protected paths itself, a slower way to the same "
-                             f"sandbox ({problem})")
+        return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
+                                "links too), gives the command a user namespace of its own, and "
+                                "reports each refused write and privileged call")
+    return Capability(False, f"bwrap binds the protected paths itself: a protected symbolic link "
+                             f"is refused, refused writes are known only from the command's "
+                             f"output, and a run's own Unix sockets are refused ({problem})")
 
 
 def _container() -> str | None:
