@@ -5,7 +5,7 @@ system calls of the Unix socket gate; ``_ccount`` counts newlines in captured
 output.  Without them corral falls back to its portable spawn path (no
 sandbox) and to ``bytes.count``.  ``_sandbox_init`` (Linux only) is not an
 extension but a program of its own, built beside them: bubblewrap runs it
-first in a workspace-write sandbox.
+first in its sandboxes.
 """
 
 import os

@@ -1,6 +1,6 @@
 /*
- * _sandbox_init: the first program bubblewrap runs in a workspace-write
- * sandbox; it finishes the mounts and becomes the command.
+ * _sandbox_init: the first program bubblewrap runs in corral's sandboxes;
+ * it finishes the mounts and becomes the command.
  *
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
  *                 [--map-ids UID:GID] [--bind PATH | --ro-bind PATH]...
