@@ -45,7 +45,8 @@ def test_then_landlock_runs_it_once_its_weaknesses_are_accepted(broken_bwrap, ho
     with pytest.raises(corral.PolicyError, match="unprotected-paths"):
         corral.run(["true"], cwd=host_dir)
     policy = corral.SandboxPolicy.workspace_write(accept_weaker=(
-        "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths"))
+        "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
+        "changeable-attributes"))
     result = corral.run(["sh", "-c", "echo ok > made; echo x > ../outside"], cwd=host_dir,
                         policy=policy)
     assert result.sandbox == "landlock" and result.exit_code != 0

@@ -23,7 +23,7 @@ ABI, WHY = landlock_abi()
 pytestmark = pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
                                 reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})")
 PYTHON = os.path.realpath(sys.executable)
-ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read")
+ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "changeable-attributes")
 POLICY = corral.SandboxPolicy.read_only(accept_weaker=ACCEPTED)
 
 
@@ -37,6 +37,7 @@ def test_refused_until_the_weaker_guarantees_are_accepted():
         corral.run(["true"], policy="read-only")
     message = str(info.value)
     assert "bubblewrap" in message and "shared-tmp" in message and "visible-processes" in message
+    assert "changeable-attributes" in message
     result = corral.run(["sh", "-c", 'echo "$CORRAL_SANDBOX $CORRAL_SANDBOX_NETWORK_DISABLED"'],
                         policy=POLICY)
     assert result.stdout == "landlock 1\n" and result.sandbox == "landlock"

@@ -21,7 +21,8 @@ from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
 _FOUND = bwrap_backend()
-ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths")
+ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
+            "changeable-attributes")
 
 
 @pytest.fixture(params=["bwrap", "landlock"])

@@ -19,7 +19,8 @@ from corral.sandbox.landlock import LandlockBackend, landlock_abi
 ABI, WHY = landlock_abi()
 pytestmark = pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
                                 reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})")
-ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths")
+ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
+            "changeable-attributes")
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +71,24 @@ def test_the_accepted_weakness_is_real(workspace):
     policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
     result = corral.run(["sh", "-c", "echo x > .envrc"], cwd=workspace, policy=policy)
     assert result.exit_code == 0 and (workspace / ".envrc").exists()
+
+
+def test_attributes_outside_the_roots_are_changeable_as_accepted(workspace):
+    """Landlock has no right for a file's mode, owner, times or extended
+    attributes: the run is refused until that is accepted by name, and then
+    a change outside the roots happens, and is not reported as refused."""
+    outside = workspace.parent / "outside" / "file"
+    script = f"chmod 600 {outside} && touch -d @0 {outside}"
+    with pytest.raises(corral.PolicyError, match="changeable-attributes"):
+        corral.run(["sh", "-c", script], cwd=workspace, policy=corral.SandboxPolicy.workspace_write(
+            accept_weaker=tuple(n for n in ACCEPTED if n != "changeable-attributes")))
+    assert outside.stat().st_mode & 0o777 != 0o600
+    policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
+    result = corral.run(["sh", "-c", script], cwd=workspace, policy=policy)
+    assert result.exit_code == 0
+    # touch's open for writing was refused (reported); its utimensat was not.
+    assert [d.evidence.split("(")[0] for d in result.denials] == ["openat"]
+    assert outside.stat().st_mode & 0o777 == 0o600 and outside.stat().st_mtime == 0
 
 
 def test_unix_sockets_reach_their_own_and_the_allowed_ones(workspace):

@@ -22,7 +22,10 @@
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
- * stop(handle)                        ends that thread, once
+ * stop(handle)                        asks that thread to end (it closes its
+ *                                     end of the pipe when it does)
+ * join(handle)                        waits for it to end, once, after stop
+ *                                     and after reading the pipe to its end
  *
  * Each raises OSError with the system call's errno.
  */
@@ -469,6 +472,13 @@ static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *
     return 0;
 }
 
+/* Whether the notification still waits: until it is answered, its pid is its caller's. */
+static int still_waiting(const struct server *server, const struct seccomp_notif *notif)
+{
+    __u64 id = notif->id;
+    return ioctl(server->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
+}
+
 #define O_WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 
 static void look_at(struct server *server, const struct seccomp_notif *notif,
@@ -516,8 +526,8 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
                      sizeof(full)) != 0)
         return;
     int error = refusal(server, full, kind, follow, found, sizeof(found));
-    if (error == 0)
-        return;
+    if (error == 0 || !still_waiting(server, notif))
+        return; /* nothing refused, or what was read may be another process's */
     char message[PIPE_BUF];
     size_t length = strlen(found);
     if (length > sizeof(message) - 11)
@@ -555,10 +565,15 @@ static void *serve_notifications(void *argument)
         }
         if (server->root < 0) {
             /* The run's processes share one root (chroot and pivot_root are
-             * refused): the first to write shows where it is. */
+             * refused): the first to write shows where it is, if it is still
+             * waiting (else its pid may be another process's by now). */
             char link[64];
             snprintf(link, sizeof(link), "/proc/%u/root", notif.pid);
             server->root = open(link, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (server->root >= 0 && !still_waiting(server, &notif)) {
+                close(server->root);
+                server->root = -1;
+            }
         }
         int privileged = 0;
         for (size_t i = 0; i < server->refused_count && !privileged; i++)
@@ -707,6 +722,18 @@ gate_stop(PyObject *self, PyObject *args)
     struct server *server = (struct server *)(uintptr_t)handle;
     unsigned long long one = 1;
     (void)!write(server->stop, &one, sizeof(one));
+    Py_RETURN_NONE;
+}
+
+/* Joined only once the pipe has been read to its end: a thread blocked
+ * writing to a full pipe would never see the stop. */
+static PyObject *
+gate_join(PyObject *self, PyObject *args)
+{
+    unsigned long long handle;
+    if (!PyArg_ParseTuple(args, "K:join", &handle))
+        return NULL;
+    struct server *server = (struct server *)(uintptr_t)handle;
     Py_BEGIN_ALLOW_THREADS
     pthread_join(server->thread, NULL);
     Py_END_ALLOW_THREADS
@@ -727,7 +754,8 @@ static PyMethodDef gate_methods[] = {
     {"listen", gate_listen, METH_VARARGS, "listen()."},
     {"socket_name", gate_socket_name, METH_VARARGS, "getsockname() as a raw sockaddr."},
     {"serve", gate_serve, METH_VARARGS, "A thread serving a seccomp listener."},
-    {"stop", gate_stop, METH_VARARGS, "Ends a thread serve() started."},
+    {"stop", gate_stop, METH_VARARGS, "Asks a thread serve() started to end."},
+    {"join", gate_join, METH_VARARGS, "Waits for a stopped thread, its pipe read to its end."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -89,8 +89,8 @@ options:
   --accept-weaker NAME   accept a named weaker guarantee so that the Landlock
                          backend may run a sandboxed policy where bubblewrap
                          cannot (shared-tmp, no-deny-read, visible-processes,
-                         unprotected-paths; repeatable; the error says which
-                         are needed)
+                         changeable-attributes, unprotected-paths; repeatable;
+                         the error says which are needed)
   --max-output SIZE      bytes kept per stream as head and tail (default 1M)
   --spill                also write the complete output to a new temporary file
   --spill-to PATH        also write the complete output to PATH
@@ -643,7 +643,8 @@ def _doctor(as_json: bool) -> int:
                      ".envrc, editor and agent config stay read-only and cannot be created; "
                      "Unix sockets reach only the command's own and --allow-unix-socket ones")
     elif probe.landlock_abi >= 6:
-        weaker = "shared-tmp, visible-processes and, with secrets present, no-deny-read"
+        weaker = ("shared-tmp, visible-processes, changeable-attributes and, with secrets "
+                  "present, no-deny-read")
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
                      f"it if you accept its weaker guarantees (--accept-weaker {weaker})")
         workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "

@@ -274,6 +274,8 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
         return Denial(DenialKind.PRIVILEGE, path,
                       "kernel tunables are read-only in the sandbox; only full access can "
                       "change them", evidence)
+    if path.startswith("/proc/"):
+        return None  # another process's /proc entries: permissions, not the policy
     if paths.within(path, paths.roots) is not None:
         return None  # writable under the policy: the error is the command's own
     if path.startswith(("/tmp/", "/dev/")) or path in ("/tmp", "/dev"):

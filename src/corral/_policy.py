@@ -57,6 +57,10 @@ WEAKER_GUARANTEES = {
                          "or traced)",
     "unprotected-paths": "protected paths inside writable roots (.git/hooks, .envrc, "
                          "editor and agent config, ...) stay writable",
+    "changeable-attributes": "modes, owners, times and extended attributes of files outside "
+                             "the writable roots stay changeable (Landlock has no right for "
+                             "them; with corral running as root, that includes setting the "
+                             "setuid bit on root's programs)",
 }
 
 

@@ -171,7 +171,7 @@ class LandlockBackend(SandboxBackend):
     @staticmethod
     def weaker_guarantees(policy: SandboxPolicy) -> list[str]:
         """The names from WEAKER_GUARANTEES this backend needs accepted for ``policy``."""
-        needed = ["shared-tmp", "visible-processes"]
+        needed = ["shared-tmp", "visible-processes", "changeable-attributes"]
         if deny_read_paths(policy):
             needed.append("no-deny-read")
         if policy.kind is PolicyKind.WORKSPACE_WRITE and policy.protected:
@@ -216,7 +216,8 @@ class LandlockBackend(SandboxBackend):
                 deny_unix_datagrams=gated,
                 loopback_tcp=gated,
                 notify=("connect", "bind", "listen") if gated else (),
-                witness_writes=gate is not None, witness_privileges=gate is not None),
+                witness_writes=gate is not None, witness_attributes=False,
+                witness_privileges=gate is not None),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

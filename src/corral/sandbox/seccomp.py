@@ -39,7 +39,9 @@ program:
   into a user notification, so that corral learns the path of each write the
   sandbox refuses (see :mod:`corral.sandbox.witness`).  ``open`` and
   ``openat`` notify only with a flag that writes (O_WRONLY, O_RDWR, O_CREAT,
-  O_TRUNC); ``openat2``, whose flags a filter cannot read, always;
+  O_TRUNC); ``openat2``, whose flags a filter cannot read, always; without
+  ``witness_attributes``, the calls that change only attributes
+  (:data:`ATTRIBUTE_CALLS`) are left out;
 * with ``witness_privileges``, turns the refused privileged calls (the
   EPERM list above, clone with a CLONE_NEW* flag) into user notifications,
   for corral to answer EPERM and report; should the listener be gone, the
@@ -62,7 +64,7 @@ import functools
 import os
 import struct
 
-__all__ = ["DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
            "build_connect_notifier", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -108,6 +110,11 @@ WRITE_CALLS = {
         "setxattr": 5, "lsetxattr": 6, "removexattr": 14, "lremovexattr": 15,
     },
 }
+#: The write calls that change only a file's attributes (mode, owner, times,
+#: extended attributes), which Landlock has no right for.
+ATTRIBUTE_CALLS = frozenset({
+    "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes",
+    "futimesat", "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr"})
 # Where the flags of open and openat are (an offset in seccomp_data), and the
 # flags that make an open write: O_WRONLY | O_RDWR | O_CREAT | O_TRUNC.
 _OPEN_FLAGS = {"open": 24, "openat": 32}
@@ -208,6 +215,7 @@ def build_program(
     loopback_tcp: bool = False,
     notify: tuple[str, ...] = (),
     witness_writes: bool = False,
+    witness_attributes: bool = True,
     witness_privileges: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
@@ -238,7 +246,8 @@ def build_program(
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     for call in notify:
         asm.jump(_JEQ, SOCKET_CALLS[arch][call], "notify", None)
-    writes = WRITE_CALLS[arch] if witness_writes else {}
+    writes = {name: number for name, number in WRITE_CALLS[arch].items()
+              if witness_writes and (witness_attributes or name not in ATTRIBUTE_CALLS)}
     for call, number in writes.items():
         asm.jump(_JEQ, number, f"flags{_OPEN_FLAGS[call]}" if call in _OPEN_FLAGS else "notify",
                  None)

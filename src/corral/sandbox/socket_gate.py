@@ -238,7 +238,7 @@ class SocketGate:
         witness = self.witness
         self._server, self._reports = _cgate.serve(
             self._listener, None if witness is None else witness.writable,
-            () if witness is None else Witness.operands(),
+            () if witness is None else witness.operands(),
             () if witness is None else Witness.privileged())
         self._ready.register(self._reports, select.EPOLLIN)
         return True
@@ -258,9 +258,10 @@ class SocketGate:
         releases every descriptor; call once the run is over."""
         if self._server:
             _cgate.stop(self._server)
-            self._server = 0
-            while self._read_reports():
+            while self._read_reports():  # to its end: the thread may wait on a full pipe
                 pass
+            _cgate.join(self._server)
+            self._server = 0
         for parked in self._parked.values():
             self._drop(parked)
         self._parked.clear()
@@ -324,8 +325,11 @@ class SocketGate:
     def _answer(self, notification: bytes) -> None:
         notif_id, pid, _, number = struct.unpack_from("<QIIi", notification)
         args = struct.unpack_from("<6Q", notification, 32)
-        answer = self._decide(notif_id, _CALLS.get(number, ""), pid, args[0] & 0xFFFFFFFF,
-                              args[1], args[2])
+        call = _CALLS.get(number)
+        if call is None:  # a call nobody asked to be told of: refused, never let through
+            self._send(notif_id, 0, errno.EPERM)
+            return
+        answer = self._decide(notif_id, call, pid, _signed(args[0]), args[1], args[2])
         if answer is not _PARKED:
             self._send(notif_id, *answer)
 

@@ -35,7 +35,7 @@ import os
 
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import WRITE_CALLS, privileged_calls
+from .seccomp import ATTRIBUTE_CALLS, WRITE_CALLS, privileged_calls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "lremovexattr": ((-1, 0, _LCHANGE, _NO_FLAGS),),
 }
 _MAX_DENIALS = 20
+_MAX_SEEN = 1000  # paths looked at once; past that, the witness stops remembering
 
 
 class Witness:
@@ -116,12 +117,16 @@ class Witness:
         """The privileged calls ``serve`` refuses, by number."""
         return tuple(privileged_calls())
 
-    @staticmethod
-    def operands() -> tuple[tuple[int, int, int, int, int], ...]:
-        """What ``serve`` needs to know of each write call of this machine,
-        sorted by number."""
+    def operands(self) -> tuple[tuple[int, int, int, int, int], ...]:
+        """What ``serve`` needs to know of each write call of this machine
+        the sandbox refuses outside its writable places, sorted by number.
+        Landlock has no right for a file's attributes: under it, changing
+        them is not refused (the ``changeable-attributes`` the caller
+        accepted), so it is not reported either."""
         found = []
         for name, number in WRITE_CALLS.get(os.uname().machine, {}).items():
+            if self.writable is not None and name in ATTRIBUTE_CALLS:
+                continue
             found += [(number, *operand) for operand in _OPERANDS[name]]
         return tuple(sorted(found, key=lambda operand: operand[0]))
 
@@ -130,7 +135,7 @@ class Witness:
         given ``error`` for ``path``, unless the sandbox did not cause it."""
         if error in (errno.ENXIO, errno.EEXIST) and path not in self._placeholders:
             return  # a socket of the command's own, not a placeholder
-        if path in self._seen or len(self.denials) >= _MAX_DENIALS:
+        if path in self._seen or len(self.denials) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN:
             return
         self._seen.add(path)
         from .._denial import explain_refusal, policy_paths  # only once something is refused
