@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -423,3 +424,66 @@ def test_a_host_service_socket_inside_the_workspace_stays_out_of_reach(workspace
         assert control.stdout == "daemon"
     finally:
         host_socket.close()
+
+
+BLOCKED_CALLERS = """
+import ctypes, os, socket, sys, threading
+from corral.sandbox.seccomp import build_connect_notifier
+
+program = build_connect_notifier()
+buffer = ctypes.create_string_buffer(program)
+class Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Program(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(38, 1, 0, 0, 0)  # no_new_privs
+listener = libc.syscall(317, 1, 8, ctypes.byref(fprog))  # seccomp(SET_MODE_FILTER, NEW_LISTENER)
+socket.send_fds(socket.socket(fileno=int(sys.argv[1])), [b"x"], [listener])
+os.close(listener)
+def call():
+    socket.socket(socket.AF_UNIX).connect_ex("/nonexistent/corral")
+for _ in range(1500):  # each blocks in its notification; together more than a pipe holds
+    threading.Thread(target=call, daemon=True).start()
+print("waiting", flush=True)
+threading.Event().wait()
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the script's seccomp call is x86_64's")
+def test_a_run_ends_even_when_its_notifications_fill_the_servers_pipe():
+    """The thread serving the listener passes each socket call on through a
+    pipe; with 1500 callers waiting and nobody reading, it blocks on a
+    full pipe.  Ending the gate must still return (it once joined the thread
+    before reading the pipe, and waited forever)."""
+    import subprocess
+
+    from corral.sandbox.socket_gate import SocketGate
+
+    gate = SocketGate(())
+    child = subprocess.Popen([sys.executable, "-c", BLOCKED_CALLERS, str(gate.child_end)],
+                             pass_fds=(gate.child_end,), stdout=subprocess.PIPE, text=True)
+    try:
+        gate.started()
+        assert child.stdout is not None and child.stdout.readline() == "waiting\n"
+        assert gate._take_listener()  # what handle() does first; then nothing is read
+        deadline = time.monotonic() + 10
+        while _unread_bytes(gate._reports) < 60000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _unread_bytes(gate._reports) >= 60000, "the pipe never filled"  # 64 KiB, in pages
+        closer = threading.Thread(target=gate.close, daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "closing the gate hung on its server thread"
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _unread_bytes(fd: int) -> int:
+    import array
+    import fcntl
+    import termios
+
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count, True)
+    return count[0]

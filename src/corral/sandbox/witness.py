@@ -135,7 +135,8 @@ class Witness:
         given ``error`` for ``path``, unless the sandbox did not cause it."""
         if error in (errno.ENXIO, errno.EEXIST) and path not in self._placeholders:
             return  # a socket of the command's own, not a placeholder
-        if path in self._seen or len(self.denials) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN:
+        full = len(self.denials) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN
+        if path in self._seen or full:
             return
         self._seen.add(path)
         from .._denial import explain_refusal, policy_paths  # only once something is refused
@@ -147,7 +148,6 @@ class Witness:
                                  f"{call}() refused: {os.strerror(error)}")
         if denial is not None:
             self.denials.append(denial)
-
 
     def record_privileged(self, number: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused."""
