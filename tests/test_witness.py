@@ -243,3 +243,60 @@ def test_paths_longer_than_path_max_are_looked_at_safely(backend, workspace):
     result = corral.run([sys.executable, "-c", LONG_PATHS], cwd=workspace, policy=_policy(backend))
     assert result.exit_code == 0 and result.stdout == "ENOENT\ndeep\n", result.output.text
     assert result.denials == ()
+
+
+ON_DESCRIPTORS = """
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+for call in (lambda: os.fchmod(fd, 0o600), lambda: os.utime(fd),
+             lambda: os.setxattr(fd, "user.corral", b"x")):
+    try:
+        call()
+    except OSError:
+        pass
+"""
+
+
+def test_a_refused_change_through_a_descriptor_is_reported(workspace):
+    """fchmod, futimens and fsetxattr name no path: the witness reports the
+    file the descriptor is open on (bubblewrap's read-only mounts refuse them;
+    Landlock has no right for attributes at all)."""
+    if _FOUND is None or _FOUND.init is None:
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    outside = workspace.parent / "outside" / "file"
+    before = outside.stat()
+    result = corral.run([sys.executable, "-c", ON_DESCRIPTORS, str(outside)], cwd=workspace)
+    assert result.exit_code == 0 and result.output.text == ""
+    assert [(d.target, d.evidence.split("(")[0]) for d in result.denials] == [
+        (str(outside), "fchmod")]  # once per path: the first call refused
+    assert outside.stat().st_mode == before.st_mode and outside.stat().st_mtime == before.st_mtime
+    control = corral.run([sys.executable, "-c", ON_DESCRIPTORS, str(outside)], cwd=workspace,
+                         policy="full-access")
+    assert control.exit_code == 0 and outside.stat().st_mode & 0o777 == 0o600
+
+
+RESOLVE = """
+import socket
+try:
+    socket.getaddrinfo("pypi.org", 443)
+except OSError:
+    pass
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.53", 53))  # as glibc's resolver does with systemd-resolved
+try:
+    s.send(b"query")
+    s.recv(512)
+except OSError:
+    pass
+"""
+
+
+def test_a_name_server_on_loopback_the_run_lacks_is_a_network_denial(workspace):
+    if _FOUND is None:
+        pytest.skip("bwrap is not available here")
+    result = corral.run([sys.executable, "-c", RESOLVE], cwd=workspace)
+    assert result.exit_code == 0 and result.output.text == ""
+    assert ("network", "127.0.0.53:53") in [(d.kind.value, d.target) for d in result.denials]
+    with_network = corral.run([sys.executable, "-c", RESOLVE], cwd=workspace,
+                              policy=corral.SandboxPolicy.workspace_write(network=True))
+    assert with_network.exit_code == 0 and with_network.denials == ()

@@ -312,7 +312,8 @@ static int mount_id(int fd, unsigned long long *id)
  * of Landlock's rules (EACCES beneath none of them).  Creating over a
  * socket (ENXIO, EEXIST) is reported too: a protected path's placeholder,
  * or not, as the caller knows.  operands are (number, directory argument or
- * -1, path argument, action, flags argument or NO_FLAGS, CREAT_FLAGS,
+ * -1, path argument or -1 for a call on a descriptor (the directory
+ * argument then), action, flags argument or NO_FLAGS, CREAT_FLAGS,
  * OPEN_HOW_FLAGS), sorted by number.
  */
 struct operand {
@@ -472,6 +473,22 @@ static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *
     return 0;
 }
 
+/* Whether a change to what pid has open at fd is refused (the errno, and
+ * its path in found), for the calls that name a descriptor, not a path. */
+static int fd_refusal(const struct server *server, pid_t pid, int fd, char *found, size_t size)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
+    int target = open(link, O_PATH | O_CLOEXEC); /* the open file itself */
+    if (target < 0)
+        return 0;
+    int result = 0;
+    if (landed_refused(target, server->writable) && shown(target, found, size) == 0)
+        result = server->writable == NULL ? EROFS : EACCES;
+    close(target);
+    return result;
+}
+
 /* Whether the notification still waits: until it is answered, its pid is its caller's. */
 static int still_waiting(const struct server *server, const struct seccomp_notif *notif)
 {
@@ -522,10 +539,17 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
     }
     int dirfd = op->dir_arg < 0 ? AT_FDCWD : (int)(notif->data.args[op->dir_arg] & 0xFFFFFFFFu);
     char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
-    if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
-                     sizeof(full)) != 0)
-        return;
-    int error = refusal(server, full, kind, follow, found, sizeof(found));
+    int error;
+    if (op->path_arg < 0 || (kind == CHANGE && notif->data.args[op->path_arg] == 0 &&
+                             dirfd != AT_FDCWD)) {
+        /* fchmod and the like, or utimensat(fd, NULL): what fd is open on */
+        error = fd_refusal(server, (pid_t)notif->pid, dirfd, found, sizeof(found));
+    } else {
+        if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
+                         sizeof(full)) != 0)
+            return;
+        error = refusal(server, full, kind, follow, found, sizeof(found));
+    }
     if (error == 0 || !still_waiting(server, notif))
         return; /* nothing refused, or what was read may be another process's */
     char message[PIPE_BUF];
@@ -661,7 +685,8 @@ gate_serve(PyObject *self, PyObject *args)
         struct operand *op = &server->operands[i];
         if (!PyArg_ParseTuple(PyTuple_GET_ITEM(operands, (Py_ssize_t)i), "iiiii", &op->number,
                               &op->dir_arg, &op->path_arg, &op->action, &op->flags_arg) ||
-            op->path_arg < 0 || op->path_arg > 5 || op->dir_arg > 5 || op->flags_arg > 5) {
+            op->path_arg < -1 || op->path_arg > 5 || op->dir_arg > 5 || op->flags_arg > 5 ||
+            (op->path_arg < 0 && op->dir_arg < 0)) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "bad operand");
             free_server(server);

@@ -102,19 +102,22 @@ WRITE_CALLS = {
         "chmod": 90, "fchmodat": 268, "fchmodat2": 452, "chown": 92, "lchown": 94,
         "fchownat": 260, "utime": 132, "utimes": 235, "futimesat": 261, "utimensat": 280,
         "setxattr": 188, "lsetxattr": 189, "removexattr": 197, "lremovexattr": 198,
+        "fchmod": 91, "fchown": 93, "fsetxattr": 190, "fremovexattr": 199,
     },
     "aarch64": {
         "openat": 56, "openat2": 437, "truncate": 45, "mkdirat": 34, "mknodat": 33,
         "unlinkat": 35, "renameat": 38, "renameat2": 276, "linkat": 37, "symlinkat": 36,
         "fchmodat": 53, "fchmodat2": 452, "fchownat": 54, "utimensat": 88,
         "setxattr": 5, "lsetxattr": 6, "removexattr": 14, "lremovexattr": 15,
+        "fchmod": 52, "fchown": 55, "fsetxattr": 7, "fremovexattr": 16,
     },
 }
 #: The write calls that change only a file's attributes (mode, owner, times,
 #: extended attributes), which Landlock has no right for.
 ATTRIBUTE_CALLS = frozenset({
     "chmod", "fchmodat", "fchmodat2", "chown", "lchown", "fchownat", "utime", "utimes",
-    "futimesat", "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr"})
+    "futimesat", "utimensat", "setxattr", "lsetxattr", "removexattr", "lremovexattr",
+    "fchmod", "fchown", "fsetxattr", "fremovexattr"})
 # Where the flags of open and openat are (an offset in seccomp_data), and the
 # flags that make an open write: O_WRONLY | O_RDWR | O_CREAT | O_TRUNC.
 _OPEN_FLAGS = {"open": 24, "openat": 32}

@@ -93,6 +93,7 @@ _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
 _SOL_SOCKET, _SO_ERROR, _SO_DOMAIN = 1, 4, 39
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
+_DNS_PORT = 53
 # Notified system calls by number, for this machine's architecture.
 _CALLS = {number: name for name, number in SOCKET_CALLS.get(os.uname().machine, {}).items()}
 _SUN_PATH_MAX = 108
@@ -516,6 +517,14 @@ class SocketGate:
                 self.denials.append(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
                     "needs network: rerun with --network (network=True)", "connect() refused"))
+            elif (endpoint is not None and endpoint[1] == _DNS_PORT
+                  and _kind(endpoint[0]) != "other" and not _port_in_use(pid, _DNS_PORT)):
+                # The host's resolver on loopback (127.0.0.53): not in this
+                # namespace, so no name resolves, however quietly that fails.
+                self.denials.append(Denial(
+                    DenialKind.NETWORK, _show(*endpoint),
+                    "names cannot be resolved without network: rerun with --network "
+                    "(network=True)", "connect() to a name server the sandbox does not have"))
             return answer
         address, port = endpoint
         shown = _show(address, port)
@@ -785,6 +794,22 @@ def _loopback_listeners(pid: int, port: int) -> set[int]:
     network namespace at an address a loopback connect reaches."""
     return {inode for address, listening, inode in tcp_listeners(pid)
             if listening == port and _kind(address) != "other"}
+
+
+def _port_in_use(pid: int, port: int) -> bool:
+    """Whether a socket of ``pid``'s network namespace is bound to ``port``
+    (TCP or UDP, any address), from ``/proc/<pid>/net``."""
+    wanted = f":{port:04X}".encode()
+    for table in ("udp", "udp6", "tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}", "rb") as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        if any(len(fields) > 1 and fields[1].endswith(wanted)
+               for fields in (line.split() for line in lines)):
+            return True
+    return False
 
 
 def tcp_listeners(pid: int) -> list[tuple[bytes, int, int]]:

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Witness"]
 
 # What each call does to the paths it names: (argument of the directory fd
-# or -1, argument of the path, action, argument of its flags or a code).
+# or -1, argument of the path or -1 for a call on a descriptor, action,
+# argument of its flags or a code).
 # The actions, as _cgate.c numbers them:
 _OPEN = 0     # opens for writing; with O_CREAT creates it if missing
 _CHANGE = 1   # changes what is at the path (contents, mode, owner, times)
@@ -87,6 +88,11 @@ _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "lsetxattr": ((-1, 0, _LCHANGE, _NO_FLAGS),),
     "removexattr": ((-1, 0, _CHANGE, _NO_FLAGS),),
     "lremovexattr": ((-1, 0, _LCHANGE, _NO_FLAGS),),
+    # On a descriptor: what it is open on (utimensat(fd, NULL) is taken so too).
+    "fchmod": ((0, -1, _CHANGE, _NO_FLAGS),),
+    "fchown": ((0, -1, _CHANGE, _NO_FLAGS),),
+    "fsetxattr": ((0, -1, _CHANGE, _NO_FLAGS),),
+    "fremovexattr": ((0, -1, _CHANGE, _NO_FLAGS),),
 }
 _MAX_DENIALS = 20
 _MAX_SEEN = 1000  # paths looked at once; past that, the witness stops remembering
