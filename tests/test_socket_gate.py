@@ -487,3 +487,19 @@ def _unread_bytes(fd: int) -> int:
     count = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, count, True)
     return count[0]
+
+
+def test_the_gate_keeps_each_refusal_once_and_at_most_twenty():
+    """A command refused in a loop must not grow corral's memory with it."""
+    from corral.sandbox.socket_gate import SocketGate
+
+    gate = SocketGate(())
+    try:
+        for _ in range(1000):
+            gate._refused(corral.Denial(corral.DenialKind.NETWORK, "192.0.2.1:443", "r", "e"))
+        assert len(gate.denials) == 1
+        for port in range(1000):
+            gate._refused(corral.Denial(corral.DenialKind.NETWORK, f"192.0.2.1:{port}", "r", "e"))
+        assert len(gate.denials) == 20
+    finally:
+        gate.close()

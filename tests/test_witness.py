@@ -300,3 +300,4 @@ def test_a_name_server_on_loopback_the_run_lacks_is_a_network_denial(workspace):
     with_network = corral.run([sys.executable, "-c", RESOLVE], cwd=workspace,
                               policy=corral.SandboxPolicy.workspace_write(network=True))
     assert with_network.exit_code == 0 and with_network.denials == ()
+

@@ -48,11 +48,12 @@ privileged calls itself and passes the socket calls on to :meth:`handle`.
 The listener comes over a Unix socket (:attr:`SocketGate.child_end`), from
 the spawned child or, under bwrap, from corral's init in the sandbox, and is
 taken as it arrives.  The gate runs inside the collect stage's poll loop
-(:meth:`fileno`, :meth:`handle`, :meth:`wake_in`) and never blocks it: a connect that cannot
-complete at once (a server's backlog full, a TCP handshake under way) is
-made without blocking, and its notification answered once the connect
-completes, the command's thread waiting meanwhile as in a blocking
-``connect``, while the loop goes on reading output and keeping deadlines.
+(:meth:`fileno`, :meth:`handle`, :meth:`wake_in`) and never blocks it: a
+connect that cannot complete at once (a server's backlog full, a TCP
+handshake under way) is made without blocking, and its notification
+answered once the connect completes, the command's thread waiting meanwhile
+as in a blocking ``connect``, while the loop goes on reading output and
+keeping deadlines.
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ _SOL_SOCKET, _SO_ERROR, _SO_DOMAIN = 1, 4, 39
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 _DNS_PORT = 53
+_MAX_DENIALS = 20
 # Notified system calls by number, for this machine's architecture.
 _CALLS = {number: name for name, number in SOCKET_CALLS.get(os.uname().machine, {}).items()}
 _SUN_PATH_MAX = 108
@@ -219,6 +221,12 @@ class SocketGate:
         """What the run was refused: sockets, then writes."""
         return (*self.denials, *(self.witness.denials if self.witness is not None else ()))
 
+    def _refused(self, denial: Denial) -> None:
+        """Records a refusal once (a command may try the same thing in a loop)."""
+        if len(self.denials) < _MAX_DENIALS and not any(
+                (d.kind, d.target) == (denial.kind, denial.target) for d in self.denials):
+            self.denials.append(denial)
+
     def _take_listener(self) -> bool:
         """Takes the listener sent over :attr:`child_end`, and has a thread
         serve it; False if none came."""
@@ -294,10 +302,7 @@ class SocketGate:
         """Takes the server's reports: notifications to answer, refused
         writes to record.  False once the server has ended (no process is
         left under the filter)."""
-        try:
-            data = self._unread + os.read(self._reports, 65536)
-        except BlockingIOError:
-            return True
+        data = self._unread + os.read(self._reports, 65536)
         if len(data) == len(self._unread):
             self._unread = b""
             return False
@@ -444,7 +449,7 @@ class SocketGate:
             sock = _cgate.pidfd_getfd(pidfd, sockfd)
         except OSError as exc:
             if exc.errno == errno.EPERM:  # e.g. Yama's ptrace_scope 2 or 3
-                self.denials.append(Denial(
+                self._refused(Denial(
                     DenialKind.NETWORK, None,
                     "corral may not inspect the command's socket here (pidfd_getfd: EPERM; "
                     "kernel.yama.ptrace_scope above 1?), so no socket may connect: use "
@@ -494,7 +499,7 @@ class SocketGate:
             else:
                 remedy = (f"host Unix socket {shown} is not allowed: add --allow-unix-socket "
                           f"{shown} (allow_unix_sockets), or --network")
-            self.denials.append(Denial(DenialKind.UNIX_SOCKET, shown, remedy, "connect() refused"))
+            self._refused(Denial(DenialKind.UNIX_SOCKET, shown, remedy, "connect() refused"))
             return 0, errno.EACCES, 0
         try:
             pinned = int(target.rsplit("/", 1)[1]) if target.startswith("/proc/self/fd/") else -1
@@ -514,14 +519,14 @@ class SocketGate:
             # disconnects; anything else the kernel refuses).
             answer = self._connect(notif_id, sock, _cgate.connect_address, raw)
             if endpoint is not None and answer[1] == errno.ENETUNREACH:
-                self.denials.append(Denial(
+                self._refused(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
                     "needs network: rerun with --network (network=True)", "connect() refused"))
             elif (endpoint is not None and endpoint[1] == _DNS_PORT
                   and _kind(endpoint[0]) != "other" and not _port_in_use(pid, _DNS_PORT)):
                 # The host's resolver on loopback (127.0.0.53): not in this
                 # namespace, so no name resolves, however quietly that fails.
-                self.denials.append(Denial(
+                self._refused(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
                     "names cannot be resolved without network: rerun with --network "
                     "(network=True)", "connect() to a name server the sandbox does not have"))
@@ -529,7 +534,7 @@ class SocketGate:
         address, port = endpoint
         shown = _show(address, port)
         if _kind(address) == "other":
-            self.denials.append(Denial(
+            self._refused(Denial(
                 DenialKind.NETWORK, shown, "needs network: rerun with --network (network=True)",
                 "connect() refused"))
             return 0, errno.EACCES, 0
@@ -537,7 +542,7 @@ class SocketGate:
         if owner is None:
             return 0, errno.ECONNREFUSED, 0  # nothing listens there: nothing refused
         if not owner:
-            self.denials.append(Denial(
+            self._refused(Denial(
                 DenialKind.NETWORK, shown,
                 f"{shown} is a service of the host, not of this run: rerun with --network "
                 "(network=True) to reach it", "connect() refused"))
@@ -557,7 +562,7 @@ class SocketGate:
         kind = _kind(address)
         if kind == "other":
             shown = _show(address, port)
-            self.denials.append(Denial(
+            self._refused(Denial(
                 DenialKind.NETWORK, shown,
                 "without network a server listens on loopback only: bind 127.0.0.1, or rerun "
                 "with --network (network=True)", "bind() refused"))
