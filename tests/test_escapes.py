@@ -405,3 +405,50 @@ def test_vsock_sockets_cannot_be_created_without_network(workspace, policy):
     if control.stdout.startswith("vsock refused 97"):
         pytest.skip("this kernel has no vsock: the sandbox's refusal proves nothing")
     assert control.stdout.startswith("vsock created"), control.aggregated_output
+
+
+# 7. Without network, a datagram socket of a pair sends to no host socket.
+
+DATAGRAM_PAIR = """
+import socket, sys
+try:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.sendto(b"from the sandbox", sys.argv[1])
+    print("sent")
+except OSError as e:
+    print("refused", e.errno)
+a, b = socket.socketpair()
+a.sendall(b"x")
+print("stream pair", b.recv(1).decode())
+"""
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "landlock"])
+def test_a_datagram_pair_sends_to_no_host_socket(host_dir, workspace, backend, monkeypatch):
+    """``sendto`` on a datagram socket of a ``socketpair`` takes any path:
+    syslog's /dev/log or any service's datagram socket would be in reach."""
+    from corral.sandbox import bwrap
+    from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+    policy: corral.SandboxPolicy | str = "workspace-write"
+    if backend == "landlock":
+        if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
+            pytest.skip("no Landlock ABI 6 here")
+        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: None)
+        policy = corral.SandboxPolicy.workspace_write(accept_weaker=(
+            "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
+            "changeable-attributes"))
+    path = str(host_dir / "service.dgram")
+    service = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    service.bind(path)
+    service.settimeout(0.5)
+    try:
+        result = corral.run([PYTHON, "-c", DATAGRAM_PAIR, path], cwd=workspace, policy=policy)
+        assert result.stdout == "refused 1\nstream pair x\n", result.aggregated_output
+        with pytest.raises(TimeoutError):
+            service.recv(100)
+        control = corral.run([PYTHON, "-c", DATAGRAM_PAIR, path], cwd=workspace,
+                             policy="full-access")
+        assert control.stdout.startswith("sent\n") and service.recv(100) == b"from the sandbox"
+    finally:
+        service.close()

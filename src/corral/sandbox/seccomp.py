@@ -20,13 +20,15 @@ program:
   backends without a network namespace);
 * with ``deny_unix_sockets``, refuses AF_UNIX sockets, whose paths reach the
   host's services (docker.sock, ssh-agent, D-Bus) through any readable
-  directory; ``socketpair`` stays allowed.  Both options together refuse
+  directory; ``socketpair`` stays allowed, but not for datagrams: a datagram
+  socket of a pair still sends to any path given to ``sendto``.  Both options together refuse
   every socket (no network namespace to contain any of them);
 * with ``namespaced_families``, refuses every socket family but those a
   network namespace contains (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK): for
   a backend whose private network namespace is what keeps the network out,
   since some families reach past it (AF_VSOCK reaches the hypervisor);
-* with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only: the
+* with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only (from
+  ``socket`` and ``socketpair``): the
   stream and seqpacket ones that remain reach a path only through
   ``connect``, which :func:`build_connect_notifier` hands to corral;
 * with ``loopback_tcp`` (and ``deny_network``), lets TCP sockets of AF_INET
@@ -127,6 +129,7 @@ _SENDS = {"x86_64": ((44, 40), (46, 32), (307, 40)),     # sendto, sendmsg, send
           "aarch64": ((206, 40), (211, 32), (269, 40))}
 _CLONE3 = {"x86_64": 435, "aarch64": 435}
 _SOCKET = {"x86_64": 41, "aarch64": 198}
+_SOCKETPAIR = {"x86_64": 53, "aarch64": 199}
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 _ARCH_INDEX = {"x86_64": 0, "aarch64": 1}
 
@@ -247,6 +250,9 @@ def build_program(
         asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
     elif deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
+    datagram_pairs = deny_unix_sockets or deny_unix_datagrams
+    if datagram_pairs:
+        asm.jump(_JEQ, _SOCKETPAIR[arch], "pair", None)
     for call in notify:
         asm.jump(_JEQ, SOCKET_CALLS[arch][call], "notify", None)
     writes = {name: number for name, number in WRITE_CALLS[arch].items()
@@ -294,6 +300,13 @@ def build_program(
             asm.label(f"send{offset}")
             asm.load(offset)  # the flags
             asm.jump(_JSET, _MSG_FASTOPEN, "deny", "allow")
+    if datagram_pairs:
+        asm.label("pair")
+        asm.load(_ARG0)  # the family
+        asm.jump(_JEQ, _AF_UNIX, None, "allow")
+        asm.load(_ARG1)  # the type
+        asm.mask(_SOCK_TYPE_MASK)
+        asm.jump(_JEQ, _SOCK_DGRAM, "deny", "allow")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)
