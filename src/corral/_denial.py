@@ -288,6 +288,9 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
                   "copy instead")
     elif policy.kind is PolicyKind.WORKSPACE_WRITE:
         remedy = f"outside the writable roots: add --writable {directory}"
+    elif paths.within(directory, (os.path.realpath(paths.cwd),)) is not None:
+        remedy = (f"{policy.name} writes nowhere: use workspace-write, which writes beneath "
+                  "the working directory")
     else:
         remedy = (f"{policy.name} writes nowhere: use workspace-write with "
                   f"--writable {directory}")
