@@ -302,3 +302,28 @@ def test_a_name_server_on_loopback_the_run_lacks_is_a_network_denial(workspace):
                               policy=corral.SandboxPolicy.workspace_write(network=True))
     assert with_network.exit_code == 0 and with_network.denials == ()
 
+
+
+DATAGRAMS = """
+import socket
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", 0))
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.sendto(b"ping", server.getsockname())  # the run's own, on loopback
+print(server.recv(10).decode())
+for address in (("192.0.2.9", 53), ("198.51.100.1", 9)):
+    try:
+        client.sendto(b"x", address)
+    except OSError as e:
+        print(e.errno)
+"""
+
+
+def test_a_datagram_sent_beyond_loopback_is_a_network_denial(workspace):
+    if _FOUND is None or _FOUND.init is None:
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    result = corral.run([sys.executable, "-c", DATAGRAMS], cwd=workspace)
+    assert result.stdout.split() == ["ping", "101", "101"]  # ENETUNREACH
+    assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
+        ("network", "192.0.2.9:53", "sendto() refused"),
+        ("network", "198.51.100.1:9", "sendto() refused")]

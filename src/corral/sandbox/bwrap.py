@@ -292,7 +292,8 @@ class BwrapBackend(SandboxBackend):
         program = _memfd(build_program(deny_unix_sockets=not policy.network and not gated,
                                        deny_unix_datagrams=gated,
                                        namespaced_families=not policy.network,
-                                       notify=("connect",) if gated and init is not None else (),
+                                       notify=("connect", "sendto") if gated and init is not None
+                                       else (),
                                        witness_writes=witness, witness_privileges=witness),
                          owned)
         args += ["--chdir", cwd]

@@ -49,8 +49,9 @@ program:
   for corral to answer EPERM and report; should the listener be gone, the
   kernel answers ENOSYS: refused either way.
 
-``notify`` names system calls (``connect``, ``bind``, ``listen``) turned into
-seccomp user notifications, for corral to decide (see
+``notify`` names system calls (``connect``, ``bind``, ``listen``, and
+``sendto`` when it names a destination) turned into seccomp user
+notifications, for corral to decide (see
 :mod:`corral.sandbox.socket_gate`); :func:`build_connect_notifier` is a
 program doing only that for ``connect``, for bwrap when it loads the main
 program itself (without corral's init).
@@ -90,8 +91,8 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
 #: The socket calls the gate can be notified of, by architecture.
-SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50},
-                "aarch64": {"connect": 203, "bind": 200, "listen": 201}}
+SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44},
+                "aarch64": {"connect": 203, "bind": 200, "listen": 201, "sendto": 206}}
 _CONNECT = {arch: calls["connect"] for arch, calls in SOCKET_CALLS.items()}
 #: The system calls that write to a path, by architecture (aarch64 has only
 #: the ``*at`` forms).
@@ -144,7 +145,7 @@ _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
 _SOCK_STREAM, _SOCK_DGRAM, _SOCK_TYPE_MASK = 1, 2, 0xF  # type also carries NONBLOCK|CLOEXEC
 _IPPROTO_TCP = 6
 _MSG_FASTOPEN = 0x20000000
-_ARG1, _ARG2 = 24, 32
+_ARG1, _ARG2, _ARG4 = 24, 32, 48
 _RET_USER_NOTIF = 0x7FC00000
 
 # Classic BPF opcodes and seccomp return values.
@@ -254,7 +255,8 @@ def build_program(
     if datagram_pairs:
         asm.jump(_JEQ, _SOCKETPAIR[arch], "pair", None)
     for call in notify:
-        asm.jump(_JEQ, SOCKET_CALLS[arch][call], "notify", None)
+        asm.jump(_JEQ, SOCKET_CALLS[arch][call], "addressed" if call == "sendto" else "notify",
+                 None)
     writes = {name: number for name, number in WRITE_CALLS[arch].items()
               if witness_writes and (witness_attributes or name not in ATTRIBUTE_CALLS)}
     for call, number in writes.items():
@@ -300,6 +302,14 @@ def build_program(
             asm.label(f"send{offset}")
             asm.load(offset)  # the flags
             asm.jump(_JSET, _MSG_FASTOPEN, "deny", "allow")
+    if "sendto" in notify:
+        if tcp:
+            raise ValueError("sendto is notified only where TCP Fast Open needs no check")
+        asm.label("addressed")  # only a sendto that names where to: dest_addr, a pointer
+        asm.load(_ARG4)
+        asm.jump(_JEQ, 0, None, "notify")
+        asm.load(_ARG4 + 4)
+        asm.jump(_JEQ, 0, "allow", "notify")
     if datagram_pairs:
         asm.label("pair")
         asm.load(_ARG0)  # the family

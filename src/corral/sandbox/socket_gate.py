@@ -335,6 +335,12 @@ class SocketGate:
         if call is None:  # a call nobody asked to be told of: refused, never let through
             self._send(notif_id, 0, errno.EPERM)
             return
+        if call == "sendto":
+            self._sent_to(pid, args[4], args[5])
+            # In the run's own network namespace, where no Unix datagram
+            # socket can be made: the kernel's answer is the one to give.
+            self._send(notif_id, 0, 0, _FLAG_CONTINUE)
+            return
         answer = self._decide(notif_id, call, pid, _signed(args[0]), args[1], args[2])
         if answer is not _PARKED:
             self._send(notif_id, *answer)
@@ -477,6 +483,16 @@ class SocketGate:
             return 0, exc.errno or errno.EBADF, 0
         finally:
             os.close(sock)  # the command's own descriptor stays open, bound or connected
+
+    def _sent_to(self, pid: int, address: int, length: int) -> None:
+        """A datagram sent to an address beyond loopback, without network:
+        the run's namespace has no route there (ENETUNREACH), a denial."""
+        raw = _read_memory(pid, address, length)
+        endpoint = None if raw is None else _inet_endpoint(raw)
+        if endpoint is not None and _kind(endpoint[0]) == "other":
+            self._refused(Denial(
+                DenialKind.NETWORK, _show(*endpoint),
+                "needs network: rerun with --network (network=True)", "sendto() refused"))
 
     def _connect_unix(self, notif_id: int, pid: int, sock: int, address: int,
                       length: int) -> tuple[int, int, int]:
