@@ -327,3 +327,43 @@ def test_a_datagram_sent_beyond_loopback_is_a_network_denial(workspace):
     assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
         ("network", "192.0.2.9:53", "sendto() refused"),
         ("network", "198.51.100.1:9", "sendto() refused")]
+
+
+SECRETS = """
+import os
+for path in ("{home}/.ssh/id_ed25519", "{home}/.aws/credentials", "{home}/.netrc"):
+    try:
+        open(path).read()
+    except OSError:
+        pass
+try:
+    os.listdir("{home}/.ssh")
+except OSError:
+    pass
+print(open("{home}/.ssh/known_hosts").read(), end="")
+"""
+
+
+def test_a_silent_read_of_a_hidden_secret_is_reported(host_dir, workspace, monkeypatch):
+    """Deny-read paths are covered by filesystems corral serves: a read there
+    is refused (EACCES, as a mode-000 cover would) and reported, however
+    quietly the command takes it; ~/.ssh/known_hosts stays readable."""
+    if _FOUND is None or _FOUND.init is None:
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        pytest.skip("/dev/fuse cannot be opened here: refused reads are known from the output")
+    home = host_dir / "home"
+    for name, text in ((".ssh/id_ed25519", "KEY\n"), (".ssh/known_hosts", "host key\n"),
+                       (".aws/credentials", "secret\n"), (".netrc", "password\n")):
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+    monkeypatch.setenv("HOME", str(home))
+    script = SECRETS.format(home=home)
+    result = corral.run([sys.executable, "-c", script], cwd=workspace)
+    assert result.exit_code == 0 and result.output.text == "host key\n"
+    assert {(d.kind.value, d.target) for d in result.denials} == {
+        ("read", str(home / ".ssh" / "id_ed25519")), ("read", str(home / ".aws" / "credentials")),
+        ("read", str(home / ".netrc")), ("read", str(home / ".ssh"))}
+    assert all("deny-read" in d.remedy for d in result.denials)
+    control = corral.run([sys.executable, "-c", script], cwd=workspace, policy="full-access")
+    assert control.exit_code == 0 and control.denials == ()
