@@ -4,8 +4,8 @@
  * `corral run` imports neither ctypes nor socket (5 ms of start-up together).
  *
  * socketpair() -> (fd, fd)            a Unix stream pair, close-on-exec
- * receive_fds(sock) -> (fd, ...)     the descriptors of one SCM_RIGHTS
- *                                     message (at most 66)
+ * receive_fds(sock) -> (fd, ...)     the one or two descriptors of one
+ *                                     SCM_RIGHTS message
  * pidfd_getfd(pidfd, fd) -> fd        a duplicate of another process's fd
  * socket_option(fd, level, name) -> int
  *                                     an int socket option (SO_DOMAIN, ...)
@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <linux/fuse.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
 #include <string.h>
@@ -79,7 +78,7 @@ gate_receive_fds(PyObject *self, PyObject *args)
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(66 * sizeof(int))];
+        char space[CMSG_SPACE(2 * sizeof(int))];
     } control;
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1,
@@ -93,24 +92,17 @@ gate_receive_fds(PyObject *self, PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
     if (got == 0 || cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET ||
-        cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len < CMSG_LEN(sizeof(int)) ||
-        (msg.msg_flags & MSG_CTRUNC)) {
+        cmsg->cmsg_type != SCM_RIGHTS || (cmsg->cmsg_len != CMSG_LEN(sizeof(int)) &&
+                                          cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)))) {
         errno = EPROTO;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    int fds[66];
+    int fds[2] = {-1, -1};
     size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
-    PyObject *result = PyTuple_New((Py_ssize_t)count);
-    for (size_t i = 0; result != NULL && i < count; i++) {
-        PyObject *fd = PyLong_FromLong(fds[i]);
-        if (fd == NULL) {
-            Py_CLEAR(result);
-            break;
-        }
-        PyTuple_SET_ITEM(result, (Py_ssize_t)i, fd);
-    }
-    return result;
+    if (count == 1)
+        return Py_BuildValue("(i)", fds[0]);
+    return Py_BuildValue("(ii)", fds[0], fds[1]);
 }
 
 static PyObject *
@@ -322,9 +314,7 @@ static int mount_id(int fd, unsigned long long *id)
  * or not, as the caller knows.  operands are (number, directory argument or
  * -1, path argument or -1 for a call on a descriptor (the directory
  * argument then), action, flags argument or NO_FLAGS, CREAT_FLAGS,
- * OPEN_HOW_FLAGS), sorted by number.  covers are (FUSE descriptor, is a
- * directory, path, kept name or b"", kept descriptor or -1): the server owns
- * and closes those descriptors.
+ * OPEN_HOW_FLAGS), sorted by number.
  */
 struct operand {
     int number, dir_arg, path_arg, action, flags_arg;
@@ -332,15 +322,6 @@ struct operand {
 /* An operand's action, and its flags_arg when it has no flags argument. */
 enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE };
 enum { NO_FLAGS = -1, CREAT_FLAGS = -2, OPEN_HOW_FLAGS = -3 };
-
-/* A deny-read path covered by a FUSE filesystem of corral's (see "Covers"). */
-struct cover {
-    int fuse;                 /* the connection, -1 once it is gone */
-    int directory;            /* the path is a directory (else a file) */
-    char path[PATH_MAX];
-    char kept[NAME_MAX + 1];  /* a file inside that stays readable, or "" */
-    int kept_fd;              /* that file, open for reading, or -1 */
-};
 
 struct server {
     pthread_t thread;
@@ -350,10 +331,6 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
-    struct cover *covers;
-    size_t cover_count;
-    pthread_t cover_thread;    /* serves the covers, when there are any */
-    int cover_report;          /* its copy of report */
 };
 
 static int under(const char *real, char **writable)
@@ -589,214 +566,6 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
     (void)!write(server->report, message, 11 + length);
 }
 
-/*
- * Covers.  A deny-read path may be covered by a FUSE filesystem whose
- * requests this thread answers: every lookup in it, every open of it, is
- * refused with EACCES, as a mode-000 cover would be, and reported on the
- * pipe as "R", the path's length (uint16) and the path.  A kept file (a
- * directory's known_hosts) is looked up as node 2 and read from the real
- * file.  Only the requests a read needs are answered; others get ENOSYS.
- */
-#define ROOT_NODE 1
-#define KEPT_NODE 2
-
-static void reply(int fuse, uint64_t unique, int error, const void *data, size_t size)
-{
-    struct fuse_out_header header = {
-        .len = (uint32_t)(sizeof(header) + size), .error = error, .unique = unique,
-    };
-    struct iovec parts[2] = {{&header, sizeof(header)}, {(void *)data, size}};
-    (void)!writev(fuse, parts, size ? 2 : 1);
-}
-
-static void report_read(struct server *server, const struct fuse_in_header *in,
-                        const struct cover *cover, const char *name, size_t length)
-{
-    if (in->pid == 0)
-        return; /* from outside the sandbox's PID namespace: the witness looking, not the run */
-    char message[PIPE_BUF];
-    char path[PATH_MAX + NAME_MAX + 2];
-    int n = length ? snprintf(path, sizeof(path), "%s/%.*s", cover->path, (int)length, name)
-                   : snprintf(path, sizeof(path), "%s", cover->path);
-    if (n < 0 || (size_t)n > sizeof(message) - 3)
-        return;
-    unsigned short size = (unsigned short)n;
-    message[0] = 'R';
-    memcpy(message + 1, &size, 2);
-    memcpy(message + 3, path, (size_t)n);
-    (void)!write(server->cover_report, message, 3 + (size_t)n);
-}
-
-static void fill_attributes(const struct cover *cover, uint64_t node, struct fuse_attr *attr)
-{
-    memset(attr, 0, sizeof(*attr));
-    attr->ino = node;
-    attr->nlink = 1;
-    attr->blksize = 4096;
-    if (node == KEPT_NODE && cover->kept_fd >= 0) {
-        struct stat status;
-        if (fstat(cover->kept_fd, &status) == 0) {
-            attr->size = (uint64_t)status.st_size;
-            attr->mtime = (uint64_t)status.st_mtime;
-            attr->ctime = (uint64_t)status.st_ctime;
-            attr->atime = (uint64_t)status.st_atime;
-        }
-        attr->mode = S_IFREG | 0444;
-        return;
-    }
-    /* As the mode-000 cover it stands for (111: a kept file can be reached). */
-    attr->mode = cover->directory ? (S_IFDIR | (cover->kept[0] ? 0111 : 0)) : S_IFREG;
-    attr->nlink = cover->directory ? 2 : 1;
-}
-
-static void serve_cover(struct server *server, struct cover *cover)
-{
-    char request[FUSE_MIN_READ_BUFFER + 65536]; /* on this thread's stack: one server per run */
-    ssize_t got = read(cover->fuse, request, sizeof(request));
-    if (got < 0) {
-        if (errno != EINTR && errno != EAGAIN && errno != ENOENT) {
-            close(cover->fuse); /* ENODEV: the sandbox, and its mount, are gone */
-            cover->fuse = -1;
-        }
-        return;
-    }
-    if ((size_t)got < sizeof(struct fuse_in_header))
-        return;
-    struct fuse_in_header in;
-    memcpy(&in, request, sizeof(in));
-    if (in.len > (uint32_t)got || in.len < sizeof(in))
-        return;
-    const char *body = request + sizeof(in);
-    size_t body_size = in.len - sizeof(in);
-    switch (in.opcode) {
-    case FUSE_INIT: {
-        struct fuse_init_in init;
-        memset(&init, 0, sizeof(init));
-        memcpy(&init, body, body_size < sizeof(init) ? body_size : sizeof(init));
-        struct fuse_init_out out;
-        memset(&out, 0, sizeof(out));
-        out.major = FUSE_KERNEL_VERSION;
-        out.minor = init.minor < 31 ? init.minor : 31;
-        out.max_readahead = init.max_readahead;
-        out.max_background = 16;
-        out.congestion_threshold = 12;
-        out.max_write = 4096;
-        out.time_gran = 1;
-        reply(cover->fuse, in.unique, 0, &out, sizeof(out));
-        return;
-    }
-    case FUSE_LOOKUP: {
-        size_t length = strnlen(body, body_size);
-        if (in.nodeid == ROOT_NODE && cover->kept[0] && cover->kept_fd >= 0 &&
-            length == strlen(cover->kept) && memcmp(body, cover->kept, length) == 0) {
-            struct fuse_entry_out entry;
-            memset(&entry, 0, sizeof(entry));
-            entry.nodeid = KEPT_NODE;
-            entry.generation = 1;
-            fill_attributes(cover, KEPT_NODE, &entry.attr);
-            reply(cover->fuse, in.unique, 0, &entry, sizeof(entry));
-            return;
-        }
-        report_read(server, &in, cover, body, length);
-        reply(cover->fuse, in.unique, -EACCES, NULL, 0);
-        return;
-    }
-    case FUSE_GETATTR: {
-        struct fuse_attr_out out;
-        memset(&out, 0, sizeof(out));
-        fill_attributes(cover, in.nodeid, &out.attr);
-        reply(cover->fuse, in.unique, 0, &out, sizeof(out));
-        return;
-    }
-    case FUSE_OPEN:
-    case FUSE_OPENDIR:
-        if (in.nodeid == KEPT_NODE && in.opcode == FUSE_OPEN) {
-            struct fuse_open_out out;
-            memset(&out, 0, sizeof(out));
-            reply(cover->fuse, in.unique, 0, &out, sizeof(out));
-            return;
-        }
-        report_read(server, &in, cover, "", 0);
-        reply(cover->fuse, in.unique, -EACCES, NULL, 0);
-        return;
-    case FUSE_ACCESS:
-        if (in.nodeid == KEPT_NODE) {
-            reply(cover->fuse, in.unique, 0, NULL, 0);
-            return;
-        }
-        report_read(server, &in, cover, "", 0);
-        reply(cover->fuse, in.unique, -EACCES, NULL, 0);
-        return;
-    case FUSE_READ: {
-        struct fuse_read_in read_in;
-        memset(&read_in, 0, sizeof(read_in));
-        memcpy(&read_in, body, body_size < sizeof(read_in) ? body_size : sizeof(read_in));
-        char data[65536];
-        size_t size = read_in.size < sizeof(data) ? read_in.size : sizeof(data);
-        ssize_t n = in.nodeid == KEPT_NODE && cover->kept_fd >= 0
-                        ? pread(cover->kept_fd, data, size, (off_t)read_in.offset) : -1;
-        if (n < 0)
-            reply(cover->fuse, in.unique, -EACCES, NULL, 0);
-        else
-            reply(cover->fuse, in.unique, 0, data, (size_t)n);
-        return;
-    }
-    case FUSE_STATFS: {
-        struct fuse_statfs_out out;
-        memset(&out, 0, sizeof(out));
-        out.st.bsize = out.st.frsize = 4096;
-        out.st.namelen = NAME_MAX;
-        reply(cover->fuse, in.unique, 0, &out, sizeof(out));
-        return;
-    }
-    case FUSE_RELEASE:
-    case FUSE_RELEASEDIR:
-    case FUSE_FLUSH:
-    case FUSE_DESTROY:
-        reply(cover->fuse, in.unique, 0, NULL, 0);
-        return;
-    case FUSE_FORGET:
-    case FUSE_BATCH_FORGET:
-    case FUSE_INTERRUPT:
-        return; /* no answer is expected */
-    default:
-        reply(cover->fuse, in.unique, -ENOSYS, NULL, 0);
-    }
-}
-
-#define MAX_COVERS 64
-
-/* A thread of its own: the witness resolves paths in the sandbox, a cover's
- * among them, and so must never wait for itself to answer. */
-static void *serve_covers(void *argument)
-{
-    struct server *server = argument;
-    for (;;) {
-        struct pollfd wait[1 + MAX_COVERS] = {{server->stop, POLLIN, 0}};
-        size_t open_covers = 0;
-        for (size_t i = 0; i < server->cover_count; i++) {
-            wait[1 + i] = (struct pollfd){server->covers[i].fuse, POLLIN, 0};
-            open_covers += server->covers[i].fuse >= 0;
-        }
-        if (open_covers == 0)
-            break;
-        if (poll(wait, 1 + server->cover_count, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (wait[0].revents)
-            break;
-        for (size_t i = 0; i < server->cover_count; i++) {
-            if (wait[1 + i].revents)
-                serve_cover(server, &server->covers[i]);
-        }
-    }
-    close(server->cover_report);
-    server->cover_report = -1;
-    return NULL;
-}
-
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -876,13 +645,6 @@ static void free_server(struct server *server)
     }
     free(server->operands);
     free(server->refused);
-    for (size_t i = 0; i < server->cover_count; i++) {
-        if (server->covers[i].fuse >= 0)
-            close(server->covers[i].fuse);
-        if (server->covers[i].kept_fd >= 0)
-            close(server->covers[i].kept_fd);
-    }
-    free(server->covers);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)
@@ -894,14 +656,10 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    PyObject *writable, *operands, *refused, *covers;
-    if (!PyArg_ParseTuple(args, "iOO!O!O!:serve", &listener, &writable, &PyTuple_Type,
-                          &operands, &PyTuple_Type, &refused, &PyTuple_Type, &covers))
+    PyObject *writable, *operands, *refused;
+    if (!PyArg_ParseTuple(args, "iOO!O!:serve", &listener, &writable, &PyTuple_Type, &operands,
+                          &PyTuple_Type, &refused))
         return NULL;
-    if (PyTuple_GET_SIZE(covers) > MAX_COVERS) {
-        PyErr_SetString(PyExc_ValueError, "too many covers");
-        return NULL;
-    }
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
@@ -914,31 +672,6 @@ gate_serve(PyObject *self, PyObject *args)
     if (server->operands == NULL || server->refused == NULL) {
         free_server(server);
         return PyErr_NoMemory();
-    }
-    server->covers = calloc((size_t)PyTuple_GET_SIZE(covers) + 1, sizeof(struct cover));
-    if (server->covers == NULL) {
-        free_server(server);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(covers); i++) {
-        struct cover *cover = &server->covers[i];
-        const char *path, *kept;
-        Py_ssize_t path_size, kept_size;
-        cover->fuse = cover->kept_fd = -1;
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(covers, i), "iiy#y#i", &cover->fuse,
-                              &cover->directory, &path, &path_size, &kept, &kept_size,
-                              &cover->kept_fd) ||
-            path_size >= (Py_ssize_t)sizeof(cover->path) ||
-            kept_size >= (Py_ssize_t)sizeof(cover->kept)) {
-            cover->fuse = cover->kept_fd = -1; /* the caller's, not ours to close */
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "bad cover");
-            free_server(server);
-            return NULL;
-        }
-        memcpy(cover->path, path, (size_t)path_size);
-        memcpy(cover->kept, kept, (size_t)kept_size);
-        server->cover_count++;
     }
     for (size_t i = 0; i < server->refused_count; i++) {
         long number = PyLong_AsLong(PyTuple_GET_ITEM(refused, (Py_ssize_t)i));
@@ -994,22 +727,7 @@ gate_serve(PyObject *self, PyObject *args)
         return NULL;
     }
     server->report = pipe_fds[1];
-    server->cover_report = -1;
-    int error = 0;
-    if (server->cover_count) {
-        server->cover_report = fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, 0);
-        error = server->cover_report < 0 ? errno
-                : pthread_create(&server->cover_thread, NULL, serve_covers, server);
-        if (error != 0 && server->cover_report >= 0)
-            close(server->cover_report);
-    }
-    if (error == 0) {
-        error = pthread_create(&server->thread, NULL, serve_notifications, server);
-        if (error != 0 && server->cover_count) {
-            (void)!write(server->stop, &(unsigned long long){1}, sizeof(unsigned long long));
-            pthread_join(server->cover_thread, NULL);
-        }
-    }
+    int error = pthread_create(&server->thread, NULL, serve_notifications, server);
     if (error != 0) {
         close(pipe_fds[0]);
         close(pipe_fds[1]);
@@ -1043,8 +761,6 @@ gate_join(PyObject *self, PyObject *args)
     struct server *server = (struct server *)(uintptr_t)handle;
     Py_BEGIN_ALLOW_THREADS
     pthread_join(server->thread, NULL);
-    if (server->cover_count)
-        pthread_join(server->cover_thread, NULL);
     Py_END_ALLOW_THREADS
     free_server(server);
     Py_RETURN_NONE;

@@ -4,18 +4,13 @@
  *
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
  *                 [--map-ids UID:GID] [--bind PATH | --ro-bind PATH]...
- *                 [--cover-directory PATH | --cover-file PATH]...
  *                 -- PROGRAM ARGV0 [ARG]...
  *
  * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
  * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
  * that is a symbolic link is mounted over as the link itself (open_tree,
  * move_mount), so that it can be neither removed nor replaced; what it
- * points to is protected by a PATH of its own.  Each --cover-* mounts over
- * its PATH a FUSE filesystem (a deny-read path, where corral refuses every
- * read and reports it) on a /dev/fuse descriptor opened here (one opened
- * outside this user namespace cannot be mounted in it), sent to corral with
- * the listener; /dev/fuse is then taken out of the command's view.  With
+ * points to is protected by a PATH of its own.  With
  * --map-ids (for a caller other than root, whom bwrap maps to uid 0 so that
  * the init may mount) a nested user namespace maps UID and GID back to that
  * uid 0, as bwrap does itself otherwise.  Then every capability goes (the
@@ -179,25 +174,6 @@ static void bind_over_itself(const char *path, int read_only)
         fail(action, path, errno);
 }
 
-#define MAX_COVERS 64
-static int covers[MAX_COVERS];
-static int cover_count;
-
-static void cover(const char *path, int directory)
-{
-    if (cover_count == MAX_COVERS)
-        fail("too many covers at", path, E2BIG);
-    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        fail("cannot open /dev/fuse to cover", path, errno);
-    char options[128];
-    snprintf(options, sizeof(options), "fd=%d,rootmode=%o,user_id=%u,group_id=%u", fd,
-             directory ? S_IFDIR : S_IFREG, (unsigned)getuid(), (unsigned)getgid());
-    if (mount("corral", path, "fuse", MS_NOSUID | MS_NODEV, options) != 0)
-        fail("cannot cover", path, errno);
-    covers[cover_count++] = fd;
-}
-
 static void drop_capabilities(void)
 {
     /* EINVAL ends the loop past the kernel's last capability; EPERM means
@@ -218,21 +194,19 @@ static void drop_capabilities(void)
         fail("cannot drop capabilities", "", errno);
 }
 
-/* Sends fd, extra and the covers' descriptors over the Unix socket sock,
- * then closes them all. */
+/* Sends fd, and extra if it is not -1, over the Unix socket sock, then
+ * closes them all. */
 static void send_descriptors(int sock, int fd, int extra)
 {
     char byte = 0;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE((2 + MAX_COVERS) * sizeof(int))];
+        char space[CMSG_SPACE(2 * sizeof(int))];
     } control;
     memset(&control, 0, sizeof(control));
-    int fds[2 + MAX_COVERS] = {fd, extra};
-    int count = 2;
-    for (int i = 0; i < cover_count; i++)
-        fds[count++] = covers[i];
+    int fds[2] = {fd, extra};
+    int count = extra >= 0 ? 2 : 1;
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1,
         .msg_control = control.space, .msg_controllen = CMSG_SPACE(count * sizeof(int)),
@@ -248,9 +222,8 @@ static void send_descriptors(int sock, int fd, int extra)
     while (sent < 0 && errno == EINTR);
     int error = errno;
     close(fd);
-    close(extra);
-    for (int i = 0; i < cover_count; i++)
-        close(covers[i]);
+    if (extra >= 0)
+        close(extra);
     close(sock);
     if (sent != 1)
         fail("cannot send the seccomp listener", "", sent < 0 ? error : EIO);
@@ -288,10 +261,9 @@ static void load_seccomp(int fd, int listener_socket)
                                 SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (listener < 0)
         fail("cannot load the seccomp program", "", errno);
-    /* The gate's way to tell the run's own Unix sockets from the host's. */
+    /* Without one (no netlink here), the gate takes none of the run's Unix
+     * sockets for its own. */
     int diag = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (diag < 0)
-        fail("cannot open a NETLINK_SOCK_DIAG socket", "", errno);
     send_descriptors(listener_socket, listener, diag);
 }
 
@@ -319,8 +291,7 @@ int main(int argc, char **argv)
             listener_socket = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--map-ids") == 0)
             ids = argv[i + 1];
-        else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0 &&
-                 strcmp(argv[i], "--cover-directory") != 0 && strcmp(argv[i], "--cover-file") != 0)
+        else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0)
             fail("unknown option", argv[i], EINVAL);
     }
     if (i + 2 >= argc)
@@ -330,11 +301,7 @@ int main(int argc, char **argv)
     for (int j = binds; j < i; j += 2) {
         if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
-        else if (strcmp(argv[j], "--cover-directory") == 0 || strcmp(argv[j], "--cover-file") == 0)
-            cover(argv[j + 1], strcmp(argv[j], "--cover-directory") == 0);
     }
-    if (cover_count && umount2("/dev/fuse", MNT_DETACH) != 0)
-        fail("cannot take /dev/fuse out of the sandbox", "", errno);
     if (ids != NULL)
         map_ids(ids);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)

@@ -31,12 +31,9 @@ no new privileges:
   ``connect`` is notified (no witness; own Unix sockets cannot be told from
   the host's, so none is reached), and root's command shares bwrap's user
   namespace;
-* denied paths are covered: where the caller may open /dev/fuse and the
-  init runs, by a FUSE filesystem corral serves, which refuses every read
-  (EACCES) and reports it (``~/.ssh/known_hosts`` stays readable, served
-  from the real file); otherwise a directory by an empty tmpfs with mode 000
-  (111 when a file inside stays readable, bound back), a file by an empty
-  mode-000 file, whose refusals only the command's output shows;
+* denied paths are covered: a directory by an empty tmpfs with mode 000 (111
+  when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
+  an empty mode-000 file;
 * without network the namespace has only its own loopback (a server the
   command starts on 127.0.0.1 works; the host's do not), ``/run`` is hidden,
   only the socket families a network namespace contains can be created
@@ -282,12 +279,7 @@ class BwrapBackend(SandboxBackend):
         if init is None:
             for option, path in binds:
                 args += [option, path, path]
-        fused: list[str] = []
-        if init is not None and gate is not None and gate.witness is not None:
-            fused = _fuse_covers(denied, gate)
-        args += self._deny_read([path for path in denied if path not in fused], owned)
-        if fused:  # for the init to open, and then to take out of the command's view
-            args += ["--dev-bind", "/dev/fuse", "/dev/fuse"]
+        args += self._deny_read(denied, owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
@@ -315,8 +307,6 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--listener-socket", str(gate.child_end)]
             for option, path in binds:
                 init_args += [option, path]
-            for directory, path in gate.covers_to_mount if gate is not None else ():
-                init_args += ["--cover-directory" if directory else "--cover-file", path]
             return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
         args += ["--seccomp", str(program)]
         if os.path.basename(name) == os.path.basename(launch.program):
@@ -419,34 +409,6 @@ def _init_user() -> tuple[list[str], list[str]]:
     if uid != 0:
         to_bwrap = ["--uid", "0", "--gid", "0", *to_bwrap]
     return to_bwrap, ["--map-ids", f"{uid}:{gid}"]
-
-
-def _fuse_covers(denied: list[str], gate: SocketGate) -> list[str]:
-    """The deny-read paths to cover with a FUSE filesystem corral serves (see
-    "Covers" in ``_cgate.c``): a read there is refused and reported by the
-    witness.  The init opens /dev/fuse for each (a descriptor opened outside
-    the sandbox's user namespace cannot be mounted there): where the caller
-    may not open it (its mode, a container without it), none is, and the
-    covers are mode-000 ones, whose refusals only the command's output
-    shows.  A directory with more than one file to keep readable, or one
-    deeper inside, keeps its tmpfs."""
-    if not denied or not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return []
-    exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
-    covered: list[str] = []
-    for path in denied:
-        directory = os.path.isdir(path)
-        kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
-        if directory and (len(kept) > 1 or any("/" in e[len(path) + 1:] for e in kept)):
-            continue
-        kept_fd = os.open(kept[0], os.O_RDONLY | os.O_CLOEXEC) if kept and directory else -1
-        real = os.path.realpath(path)
-        gate.covers.append((int(directory), os.fsencode(real),
-                            os.fsencode(os.path.basename(kept[0])) if kept_fd >= 0 else b"",
-                            kept_fd))
-        gate.covers_to_mount.append((directory, real))
-        covered.append(path)
-    return covered
 
 
 def _placeholder_or_gone(path: str) -> bool:

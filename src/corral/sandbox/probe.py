@@ -183,13 +183,9 @@ def _sandbox_init() -> Capability:
     path = find_bwrap()
     problem = "no usable bwrap" if path is None else sandbox_init_absence(path)
     if problem is None:
-        reads = ("and each refused read of a deny-read path (FUSE covers)"
-                 if os.access("/dev/fuse", os.R_OK | os.W_OK) else
-                 "(a refused read of a deny-read path only from the output: this user cannot "
-                 "open /dev/fuse)")
         return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
                                 "links too), gives the command a user namespace of its own, and "
-                                f"reports each refused write and privileged call {reads}")
+                                "reports each refused write and privileged call")
     return Capability(False, f"bwrap binds the protected paths itself: a protected symbolic link "
                              f"is refused, refused writes are known only from the command's "
                              f"output, and a run's own Unix sockets are refused ({problem})")

@@ -209,12 +209,6 @@ class SocketGate:
         self._ready = select.epoll()
         self._ready.register(self._ours, select.EPOLLIN)
         self._parked: dict[int, _Parked] = {}  # by the socket's inode
-        # Deny-read paths covered by FUSE: (is a directory, path, kept name,
-        # kept descriptor), for _cgate.serve (which then owns the descriptors,
-        # the FUSE ones the init sends with the listener), and what the init
-        # mounts: (is a directory, path).
-        self.covers: list[tuple[int, bytes, bytes, int]] = []
-        self.covers_to_mount: list[tuple[bool, str]] = []
 
     def started(self) -> None:
         """Closes corral's copy of :attr:`child_end`; call once, after spawn
@@ -238,19 +232,12 @@ class SocketGate:
         serve it; False if none came."""
         self._ready.unregister(self._ours)
         try:
-            received = _cgate.receive_fds(self._ours)
+            self._listener, self._diag = (*_cgate.receive_fds(self._ours), -1)[:2]
         except OSError:
             return False  # the sandbox was not set up: nothing will be notified
         finally:
             os.close(self._ours)
             self._ours = -1
-        self._listener, self._diag = (*received, -1)[:2]
-        fuses = received[2:]
-        if len(fuses) != len(self.covers):  # not the init's message: serve no cover
-            for fd in fuses:
-                os.close(fd)
-            fuses = ()
-        covers = tuple((fuse, *cover) for fuse, cover in zip(fuses, self.covers))
         try:
             # The notifying task and the thread waiting for it are woken on
             # the same CPU (Linux 6.6): a round trip costs less.
@@ -261,9 +248,7 @@ class SocketGate:
         self._server, self._reports = _cgate.serve(
             self._listener, None if witness is None else witness.writable,
             () if witness is None else witness.operands(),
-            () if witness is None else Witness.privileged(), covers)
-        if covers:
-            self.covers = []  # the server's now
+            () if witness is None else Witness.privileged())
         self._ready.register(self._reports, select.EPOLLIN)
         return True
 
@@ -289,10 +274,6 @@ class SocketGate:
         for parked in self._parked.values():
             self._drop(parked)
         self._parked.clear()
-        for cover in self.covers:  # never served: the run did not start
-            if cover[3] >= 0:
-                os.close(cover[3])
-        self.covers = []
         for fd in (self._listener, self.child_end, self._ours, self._diag, self._reports):
             if fd >= 0:
                 os.close(fd)
@@ -338,13 +319,6 @@ class SocketGate:
                     path = os.fsdecode(data[offset + 11:offset + 11 + size])
                     self.witness.record(number, error, path)
                 offset += 11 + size
-            elif data[offset:offset + 1] == b"R" and offset + 3 <= len(data):
-                size, = struct.unpack_from("<H", data, offset + 1)
-                if offset + 3 + size > len(data):
-                    break
-                if self.witness is not None:
-                    self.witness.record_read(os.fsdecode(data[offset + 3:offset + 3 + size]))
-                offset += 3 + size
             elif data[offset:offset + 1] == b"P" and offset + 5 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(struct.unpack_from("<i", data, offset + 1)[0])

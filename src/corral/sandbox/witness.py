@@ -141,11 +141,6 @@ class Witness:
         given ``error`` for ``path``, unless the sandbox did not cause it."""
         if error in (errno.ENXIO, errno.EEXIST) and path not in self._placeholders:
             return  # a socket of the command's own, not a placeholder
-        self.record_refusal(path, error, _NAMES.get(number, f"system call {number}"))
-
-    def record_refusal(self, path: str, error: int, call: str) -> None:
-        """Records that ``call`` was refused ``path`` with ``error``, where
-        the policy explains it."""
         full = len(self.denials) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN
         if path in self._seen or full:
             return
@@ -154,14 +149,11 @@ class Witness:
 
         if self._paths is None:
             self._paths = policy_paths(self._policy, self._cwd)
+        call = _NAMES.get(number, f"system call {number}")
         denial = explain_refusal(self._paths, self._policy, path, error,
                                  f"{call}() refused: {os.strerror(error)}")
         if denial is not None:
             self.denials.append(denial)
-
-    def record_read(self, path: str) -> None:
-        """Records a read of the deny-read ``path`` that a cover refused."""
-        self.record_refusal(path, errno.EACCES, "open")
 
     def record_privileged(self, number: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused."""
