@@ -76,8 +76,9 @@ def collect(
 
     ``gate`` (or None) takes the listener of the run's seccomp notifier,
     then answers its notifications (the run's socket calls and writes) as
-    they come, and as the connects it could not complete at once do.  On any exception (KeyboardInterrupt included) the whole run is
-    killed and reaped before the exception propagates.
+    they come, and as the connects it could not complete at once do.  On
+    any exception (KeyboardInterrupt included) the whole run is killed and
+    reaped before the exception propagates.
     """
     streams = {proc.stdout: Stream.STDOUT, proc.stderr: Stream.STDERR}
     poller = select.poll()

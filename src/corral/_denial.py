@@ -24,8 +24,16 @@ import signal
 from ._policy import PolicyKind, SandboxPolicy
 from ._result import Denial, DenialKind
 
-__all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "explain_refusal", "find_denials",
-           "is_likely_sandbox_denied", "policy_paths"]
+__all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "NEEDS_NETWORK", "explain_refusal",
+           "find_denials", "is_likely_sandbox_denied", "policy_paths", "privilege_remedy"]
+
+#: The remedy of a network denial.
+NEEDS_NETWORK = "needs network: rerun with --network (network=True)"
+
+
+def privilege_remedy(name: str) -> str:
+    """The remedy of a refused privileged operation ``name``."""
+    return f"needs privileges no sandbox grants ({name}); only full access can run it"
 
 #: Lower-case phrases whose presence in the output suggests a denial.
 DENIAL_KEYWORDS = (
@@ -233,13 +241,12 @@ def _line_denials(line: str, raw_context: str, policy: SandboxPolicy,
                        "(network=True)", evidence)]
     if not policy.network and any(text in lowered for text in _NETWORK_ERRORS):
         return [Denial(DenialKind.NETWORK, _address(line),
-                       "needs network: rerun with --network (network=True)", evidence)]
+                       NEEDS_NETWORK, evidence)]
     if "no new privileges" in lowered or ("EPERM" in errors and any(
             word in lowered.replace(":", " ").split() for word in _PRIVILEGED_WORDS)):
         word = next((w for w in _PRIVILEGED_WORDS if w in lowered), "privileges")
         return [Denial(DenialKind.PRIVILEGE, word,
-                       f"needs privileges no sandbox grants ({word}); only full access can run it",
-                       evidence)]
+                       privilege_remedy(word), evidence)]
     if not errors:
         return denials
     for token in _path_tokens(line):

@@ -198,6 +198,7 @@ class _Assembler:
         return distance
 
 
+@functools.cache
 def privileged_calls(arch: str | None = None) -> dict[int, str]:
     """The privileged calls ``witness_privileges`` notifies, by number, for
     ``arch`` (default: this machine's)."""

@@ -68,6 +68,7 @@ import time
 
 from .._errors import PolicyError
 from .._policy import SandboxPolicy
+from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
 from .seccomp import SOCKET_CALLS
 from .witness import Witness
@@ -492,7 +493,7 @@ class SocketGate:
         if endpoint is not None and _kind(endpoint[0]) == "other":
             self._refused(Denial(
                 DenialKind.NETWORK, _show(*endpoint),
-                "needs network: rerun with --network (network=True)", "sendto() refused"))
+                NEEDS_NETWORK, "sendto() refused"))
 
     def _connect_unix(self, notif_id: int, pid: int, sock: int, address: int,
                       length: int) -> tuple[int, int, int]:
@@ -537,7 +538,7 @@ class SocketGate:
             if endpoint is not None and answer[1] == errno.ENETUNREACH:
                 self._refused(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
-                    "needs network: rerun with --network (network=True)", "connect() refused"))
+                    NEEDS_NETWORK, "connect() refused"))
             elif (endpoint is not None and endpoint[1] == _DNS_PORT
                   and _kind(endpoint[0]) != "other" and not _port_in_use(pid, _DNS_PORT)):
                 # The host's resolver on loopback (127.0.0.53): not in this
@@ -551,7 +552,7 @@ class SocketGate:
         shown = _show(address, port)
         if _kind(address) == "other":
             self._refused(Denial(
-                DenialKind.NETWORK, shown, "needs network: rerun with --network (network=True)",
+                DenialKind.NETWORK, shown, NEEDS_NETWORK,
                 "connect() refused"))
             return 0, errno.EACCES, 0
         owner = self._listener_owner(pid, port)
@@ -821,39 +822,37 @@ def _port_in_use(pid: int, port: int) -> bool:
     """Whether a socket of ``pid``'s network namespace is bound to ``port``
     (TCP or UDP, any address), from ``/proc/<pid>/net``."""
     wanted = f":{port:04X}".encode()
-    for table in ("udp", "udp6", "tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}", "rb") as f:
-                lines = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        if any(len(fields) > 1 and fields[1].endswith(wanted)
-               for fields in (line.split() for line in lines)):
-            return True
-    return False
+    return any(len(fields) > 1 and fields[1].endswith(wanted)
+               for fields in _net_rows(pid, ("udp", "udp6", "tcp", "tcp6")))
 
 
 def tcp_listeners(pid: int) -> list[tuple[bytes, int, int]]:
     """(address, port, socket inode) of every TCP socket listening in ``pid``'s
     network namespace, from ``/proc/<pid>/net/tcp`` and ``tcp6``."""
     found = []
-    for table in ("tcp", "tcp6"):
+    for fields in _net_rows(pid, ("tcp", "tcp6")):
+        # sl local_address rem_address st ... uid timeout inode; st 0A = LISTEN
+        if len(fields) < 10 or fields[3] != b"0A":
+            continue
+        hex_address, _, hex_port = fields[1].partition(b":")
+        # The kernel prints each 32-bit word in host order.
+        words = bytes.fromhex(hex_address.decode())
+        address = b"".join(words[i:i + 4][::-1] for i in range(0, len(words), 4))
+        found.append((address, int(hex_port, 16), int(fields[9])))
+    return found
+
+
+def _net_rows(pid: int, tables: tuple[str, ...]) -> list[list[bytes]]:
+    """The rows, split into fields, of ``pid``'s ``/proc/<pid>/net`` tables
+    (a table that cannot be read has none)."""
+    rows = []
+    for table in tables:
         try:
             with open(f"/proc/{pid}/net/{table}", "rb") as f:
-                lines = f.read().splitlines()[1:]
+                rows += [line.split() for line in f.read().splitlines()[1:]]
         except OSError:
             continue
-        for line in lines:
-            # sl local_address rem_address st ... uid timeout inode; st 0A = LISTEN
-            fields = line.split()
-            if len(fields) < 10 or fields[3] != b"0A":
-                continue
-            hex_address, _, hex_port = fields[1].partition(b":")
-            # The kernel prints each 32-bit word in host order.
-            words = bytes.fromhex(hex_address.decode())
-            address = b"".join(words[i:i + 4][::-1] for i in range(0, len(words), 4))
-            found.append((address, int(hex_port, 16), int(fields[9])))
-    return found
+    return rows
 
 
 def _unix_name(raw: bytes) -> str | None:

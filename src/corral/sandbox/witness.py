@@ -161,10 +161,10 @@ class Witness:
         if f"privileged {name}" in self._seen or len(self.denials) >= _MAX_DENIALS:
             return
         self._seen.add(f"privileged {name}")
-        self.denials.append(Denial(
-            DenialKind.PRIVILEGE, name,
-            f"needs privileges no sandbox grants ({name}); only full access can run it",
-            f"{name}() refused: {os.strerror(errno.EPERM)}"))
+        from .._denial import privilege_remedy
+
+        self.denials.append(Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name),
+                                   f"{name}() refused: {os.strerror(errno.EPERM)}"))
 
 
 _NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}
