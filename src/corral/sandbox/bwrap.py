@@ -288,13 +288,13 @@ class BwrapBackend(SandboxBackend):
         # ones, which reach a path without connect, are refused; without a
         # gate (an old kernel), so are all Unix sockets.
         gated = not policy.network and gate_supported()
-        witness = init is not None and gate is not None and gate.witness is not None
+        witnessed = init is not None and gate is not None and gate.witness is not None
         program = _memfd(build_program(deny_unix_sockets=not policy.network and not gated,
                                        deny_unix_datagrams=gated,
                                        namespaced_families=not policy.network,
                                        notify=("connect", "sendto") if gated and init is not None
                                        else (),
-                                       witness_writes=witness, witness_privileges=witness),
+                                       witness_writes=witnessed, witness_privileges=witnessed),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]
