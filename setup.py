@@ -38,7 +38,8 @@ class BuildWithPrograms(build_ext):
         for name in self.programs:
             objects = self.compiler.compile([f"src/corral/{name}.c"], output_dir=self.build_temp,
                                             extra_postargs=FLAGS)
-            self.compiler.link_executable(objects, name, output_dir=package_dir)
+            self.compiler.link_executable(objects, name, output_dir=package_dir,
+                                          libraries=["pthread"])
 
 
 setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildWithPrograms})

@@ -112,15 +112,16 @@ def tcp_listener() -> Iterator[tuple[str, int]]:
 def binds_made_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """A test using this runs twice: with the protected paths bound by
     corral's sandbox init (where this machine can run it), and by bwrap
-    itself (its fallback).  Commands run through the CLI use what the
-    machine picks."""
+    itself (its fallback, where the init only loads the seccomp program).
+    Commands run through the CLI use what the machine picks."""
     from corral.sandbox import bwrap
 
     found = bwrap.bwrap_backend()
     assert found is not None
-    if request.param == "init" and found.init is None:
+    if request.param == "init" and not found.init_mounts:
         pytest.skip(f"corral's sandbox init cannot work here: "
                     f"{bwrap.sandbox_init_absence(found.path)}")
     if request.param == "bwrap":
-        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: bwrap.BwrapBackend(found.path))
+        fallback = bwrap.BwrapBackend(found.path, found.init, init_mounts=False)
+        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: fallback)
     return str(request.param)

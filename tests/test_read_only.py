@@ -80,6 +80,8 @@ def test_host_loopback_tcp_is_unreachable(tcp_listener):
     sandboxed, control = both([PYTHON, "-c", code])
     assert sandboxed.stdout.startswith("started")  # it ran, and then failed to connect
     assert sandboxed.exit_code != 0 and "hello" not in sandboxed.stdout
+    assert [(d.kind, d.target) for d in sandboxed.denials] == [
+        (corral.DenialKind.NETWORK, f"{host}:{port}")]
     assert control.exit_code == 0 and "hello from the host" in control.stdout
 
 

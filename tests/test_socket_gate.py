@@ -394,16 +394,33 @@ def test_swapping_a_directory_under_the_check_reaches_no_host_socket(services, h
 
 def test_without_the_gate_unix_sockets_are_refused_outright(monkeypatch, services, workspace):
     """Kernels before 5.6 cannot run the gate: no Unix socket then, and no allowlist."""
-    import corral.sandbox.bwrap as bwrap
     import corral.sandbox.socket_gate as socket_gate
 
     monkeypatch.setattr(socket_gate, "_supported", False)
-    monkeypatch.setattr(bwrap, "gate_supported", lambda: False)
     allowed, _ = services
     code = "import socket; socket.socket(socket.AF_UNIX); print('created')"
     result = corral.run([PYTHON, "-c", code], cwd=workspace)
     assert result.exit_code != 0 and "created" not in result.stdout
     with pytest.raises(corral.PolicyError, match="Linux 5.6"):
+        corral.run(["true"], cwd=workspace,
+                   policy=corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,)))
+
+
+def test_without_the_init_unix_sockets_are_refused_outright(monkeypatch, services, workspace):
+    """In bwrap's sandbox the gate's listener comes from corral's init:
+    where the init cannot run, no Unix socket, and no allowlist."""
+    import corral.sandbox.bwrap as bwrap
+
+    found = bwrap.bwrap_backend()
+    if found is None:
+        pytest.skip(f"no usable bwrap here: {bwrap.bwrap_absence()}")
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: bwrap.BwrapBackend(found.path, None))
+    allowed, _ = services
+    code = "import socket; socket.socket(socket.AF_UNIX); print('created')"
+    result = corral.run([PYTHON, "-c", code], cwd=workspace)
+    assert result.sandbox == "bwrap"
+    assert result.exit_code != 0 and "created" not in result.stdout
+    with pytest.raises(corral.PolicyError, match="sandbox init"):
         corral.run(["true"], cwd=workspace,
                    policy=corral.SandboxPolicy.workspace_write(allow_unix_sockets=(allowed,)))
 
@@ -428,9 +445,9 @@ def test_a_host_service_socket_inside_the_workspace_stays_out_of_reach(workspace
 
 BLOCKED_CALLERS = """
 import ctypes, os, socket, sys, threading
-from corral.sandbox.seccomp import build_connect_notifier
+from corral.sandbox.seccomp import build_program
 
-program = build_connect_notifier()
+program = build_program(notify=("connect",))
 buffer = ctypes.create_string_buffer(program)
 class Program(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]

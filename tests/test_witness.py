@@ -16,7 +16,7 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
-from corral.sandbox.bwrap import bwrap_backend
+from corral.sandbox.bwrap import BwrapBackend, bwrap_backend
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
@@ -25,12 +25,18 @@ ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-path
             "changeable-attributes")
 
 
-@pytest.fixture(params=["bwrap", "landlock"])
+@pytest.fixture(params=["bwrap", "bwrap-binds", "landlock"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both rungs: bwrap (with corral's init, which loads the witness's
-    filter) and Landlock."""
-    if request.param == "bwrap" and (_FOUND is None or _FOUND.init is None):
+    filter; "bwrap-binds" where bwrap makes the binds, as with a setuid
+    bwrap or before Linux 5.12, and the init only loads the filter) and
+    Landlock."""
+    if request.param.startswith("bwrap") and (_FOUND is None or _FOUND.init is None):
         pytest.skip("bwrap with corral's sandbox init is not available here")
+    if request.param == "bwrap-binds":
+        assert _FOUND is not None
+        fallback = BwrapBackend(_FOUND.path, _FOUND.init, init_mounts=False)
+        monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: fallback)
     if request.param == "landlock":
         if ABI < LandlockBackend.MINIMUM_ABI:
             pytest.skip(f"Landlock ABI {ABI} here ({WHY or 'too old'})")
@@ -66,7 +72,7 @@ def test_a_silent_refused_write_is_reported_with_its_path(backend, workspace, ne
     script = f"echo started; exec 2>/dev/null; echo evil > {outside}/new; exit 3"
     result = corral.run(["sh", "-c", script], cwd=workspace,
                         policy=_policy(backend, network=network))
-    assert result.sandbox == backend and result.exit_code == 3
+    assert result.sandbox == backend.removesuffix("-binds") and result.exit_code == 3
     assert result.output.text == "started\n"  # nothing for a text heuristic to read
     [denial] = result.denials
     assert denial.kind is corral.DenialKind.WRITE and denial.target == str(outside / "new")
@@ -305,17 +311,42 @@ def test_a_name_server_on_loopback_the_run_lacks_is_a_network_denial(workspace):
 
 
 DATAGRAMS = """
-import socket
+import ctypes, socket, struct
 server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 server.bind(("127.0.0.1", 0))
 client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 client.sendto(b"ping", server.getsockname())  # the run's own, on loopback
-print(server.recv(10).decode())
+client.sendmsg([b"ping"], [], 0, server.getsockname())
+print(server.recv(10).decode(), server.recv(10).decode())
 for address in (("192.0.2.9", 53), ("198.51.100.1", 9)):
     try:
         client.sendto(b"x", address)
     except OSError as e:
         print(e.errno)
+try:
+    client.sendmsg([b"x"], [], 0, ("192.0.2.10", 53))
+except OSError as e:
+    print(e.errno)
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for address in (("2001:db8::1", 53), ("::ffff:192.0.2.11", 53)):
+    try:
+        six.sendmsg([b"x"], [], 0, address)
+    except OSError as e:
+        print(e.errno)
+
+class Header(ctypes.Structure):  # struct msghdr
+    _fields_ = [("name", ctypes.c_char_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.c_void_p), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class Message(ctypes.Structure):  # struct mmsghdr
+    _fields_ = [("header", Header), ("len", ctypes.c_uint)]
+def inet(host, port):
+    return struct.pack("<H", socket.AF_INET) + struct.pack(">H", port) + socket.inet_aton(host) + bytes(8)
+names = [inet(*server.getsockname()), inet("203.0.113.7", 7)]
+messages = (Message * 2)(*(Message(Header(name, len(name))) for name in names))
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.sendmmsg(client.fileno(), messages, 2, 0))  # the first is sent, the second refused
 """
 
 
@@ -323,7 +354,12 @@ def test_a_datagram_sent_beyond_loopback_is_a_network_denial(workspace):
     if _FOUND is None or _FOUND.init is None:
         pytest.skip("bwrap with corral's sandbox init is not available here")
     result = corral.run([sys.executable, "-c", DATAGRAMS], cwd=workspace)
-    assert result.stdout.split() == ["ping", "101", "101"]  # ENETUNREACH
+    # ENETUNREACH for each, bar the sendmmsg's first message
+    assert result.stdout.split() == ["ping", "ping", "101", "101", "101", "101", "101", "1"]
     assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
         ("network", "192.0.2.9:53", "sendto() refused"),
-        ("network", "198.51.100.1:9", "sendto() refused")]
+        ("network", "198.51.100.1:9", "sendto() refused"),
+        ("network", "192.0.2.10:53", "sendmsg() refused"),
+        ("network", "[2001:db8::1]:53", "sendmsg() refused"),
+        ("network", "[::ffff:192.0.2.11]:53", "sendmsg() refused"),
+        ("network", "203.0.113.7:7", "sendmmsg() refused")]

@@ -490,16 +490,20 @@ def test_a_protected_path_under_a_denied_directory(repo):
     assert (repo / "made").read_text() == "ok\n" and "x" not in (repo / ".git" / "config").read_text()
 
 
-def test_an_argv0_override(repo, binds_made_by):
-    from corral.sandbox.bwrap import bwrap_backend
+def test_an_argv0_override(repo, binds_made_by, monkeypatch):
+    from corral.sandbox import bwrap
 
-    backend = bwrap_backend()
-    assert backend is not None
-    if binds_made_by == "bwrap" and backend.version() < (0, 9):
-        with pytest.raises(corral.PolicyError, match="0.9"):
-            sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom")
-    else:  # the init execs the command itself, with any bwrap
-        assert sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom").stdout == "custom\n"
+    # The init execs the command itself, with any bwrap.
+    assert sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom").stdout == "custom\n"
+    if binds_made_by == "bwrap":  # and without the init, bwrap must do it
+        backend = bwrap.bwrap_backend()
+        assert backend is not None
+        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: bwrap.BwrapBackend(backend.path))
+        if backend.version() < (0, 9):
+            with pytest.raises(corral.PolicyError, match="0.9"):
+                sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom")
+        else:
+            assert sandboxed(["sh", "-c", "echo $0"], repo, arg0="custom").stdout == "custom\n"
 
 
 def test_corrals_own_installation_is_protected():

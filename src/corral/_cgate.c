@@ -18,7 +18,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(listener, writable, operands, refused) -> (handle, fd)
+ * serve(listener, writable, operands, refused, sends) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -49,6 +49,8 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <unistd.h>
 #include <linux/openat2.h>
 
@@ -301,9 +303,14 @@ static int mount_id(int fd, unsigned long long *id)
  * number (int32), the errno the sandbox gives it (int32), the path's length
  * (uint16) and the path, as the command sees it.  A call in refused (the
  * privileged calls the sandbox refuses) is answered EPERM and reported as
- * "P" and its number (int32).  Any other notification (the socket gate's)
- * is passed on unanswered as "N" and the struct seccomp_notif.  Each message is one write of at most PIPE_BUF bytes, so
- * a read of the pipe returns whole messages.  The pipe ends (EOF) when the
+ * "P" and its number (int32).  sends are the numbers of sendmsg and
+ * sendmmsg (or -1): each is let through, and the address each of its
+ * messages names, if it is an inet one beyond loopback (which the run's own
+ * network namespace cannot reach), reported as "S", 0 for sendmsg or 1 for
+ * sendmmsg (uint8), its length (uint8) and the struct sockaddr.  Any other notification (the socket gate's) is passed
+ * on unanswered as "N" and the struct seccomp_notif.  Each message is one
+ * write of at most PIPE_BUF bytes, so a read of the pipe returns whole
+ * messages.  The pipe ends (EOF) when the
  * listener does: no process is left under the filter.
  *
  * writable is None where the sandbox refuses writes with read-only mounts
@@ -331,6 +338,7 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
+    int sendmsg, sendmmsg;
 };
 
 static int under(const char *real, char **writable)
@@ -566,6 +574,62 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
     (void)!write(server->report, message, 11 + length);
 }
 
+/* Whether the inet address raw (length bytes) is beyond loopback: neither a
+ * loopback nor a wildcard address, IPv4 or IPv4-mapped. */
+static int beyond_loopback(const unsigned char *raw, size_t length)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char zero[16];
+    sa_family_t family;
+    memcpy(&family, raw, sizeof(family));
+    const unsigned char *v4 = NULL;
+    if (family == AF_INET && length >= sizeof(struct sockaddr_in)) {
+        v4 = raw + offsetof(struct sockaddr_in, sin_addr);
+    } else if (family == AF_INET6 && length >= sizeof(struct sockaddr_in6)) {
+        const unsigned char *v6 = raw + offsetof(struct sockaddr_in6, sin6_addr);
+        if (memcmp(v6, mapped, sizeof(mapped)) == 0)
+            v4 = v6 + sizeof(mapped);
+        else
+            return memcmp(v6, zero, 15) != 0 || (v6[15] != 0 && v6[15] != 1);
+    } else {
+        return 0;
+    }
+    return v4[0] != 127 && memcmp(v4, zero, 4) != 0;
+}
+
+/* Reports the address of each message of a sendmsg (count 0) or sendmmsg
+ * (count messages) at address in pid that lies beyond loopback. */
+static void look_at_sends(struct server *server, pid_t pid, unsigned long long address,
+                          unsigned long long count)
+{
+    /* struct mmsghdr begins with its struct msghdr; a few are enough to
+     * learn where a command sends. */
+    struct mmsghdr headers[8];
+    size_t stride = count ? sizeof(struct mmsghdr) : sizeof(struct msghdr);
+    size_t wanted = count ? (count < 8 ? count : 8) : 1;
+    struct iovec local = {.iov_base = headers, .iov_len = stride * wanted};
+    struct iovec remote = {.iov_base = (void *)address, .iov_len = local.iov_len};
+    ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
+    for (size_t i = 0; got > 0 && i < (size_t)got / stride; i++) {
+        const struct msghdr *header = (const void *)((const char *)headers + i * stride);
+        unsigned char message[3 + sizeof(struct sockaddr_in6)];
+        size_t length = header->msg_namelen;
+        if (header->msg_name == NULL || length < sizeof(sa_family_t))
+            continue;
+        if (length > sizeof(struct sockaddr_in6))
+            length = sizeof(struct sockaddr_in6);
+        struct iovec name = {.iov_base = message + 3, .iov_len = length};
+        struct iovec there = {.iov_base = header->msg_name, .iov_len = length};
+        if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length ||
+            !beyond_loopback(message + 3, length))
+            continue;
+        message[0] = 'S';
+        message[1] = count != 0;
+        message[2] = (unsigned char)length;
+        (void)!write(server->report, message, 3 + length);
+    }
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -608,6 +672,15 @@ static void *serve_notifications(void *argument)
             char message[5] = {'P'};
             memcpy(message + 1, &notif.data.nr, 4);
             (void)!write(server->report, message, sizeof(message));
+            continue;
+        }
+        if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg) {
+            look_at_sends(server, (pid_t)notif.pid, notif.data.args[1],
+                          notif.data.nr == server->sendmsg ? 0 : notif.data.args[2]);
+            struct seccomp_notif_resp response = {
+                .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+            };
+            (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
             continue;
         }
         const struct operand *found = NULL;
@@ -656,14 +729,17 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
+    int sendmsg_number, sendmmsg_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!:serve", &listener, &writable, &PyTuple_Type, &operands,
-                          &PyTuple_Type, &refused))
+    if (!PyArg_ParseTuple(args, "iOO!O!(ii):serve", &listener, &writable, &PyTuple_Type,
+                          &operands, &PyTuple_Type, &refused, &sendmsg_number, &sendmmsg_number))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     server->listener = listener;
+    server->sendmsg = sendmsg_number;
+    server->sendmmsg = sendmmsg_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));

@@ -46,6 +46,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -229,6 +230,27 @@ static void send_descriptors(int sock, int fd, int extra)
         fail("cannot send the seccomp listener", "", sent < 0 ? error : EIO);
 }
 
+/* The listener goes to corral from a thread the filter does not cover (a
+ * filter is the calling thread's): the filter notifies sendmsg, and the
+ * sendmsg carrying the listener would wait for corral to answer through
+ * that very listener. */
+struct handoff {
+    int sock, listener, diag, go[2];
+};
+
+static void *hand_over(void *argument)
+{
+    struct handoff *handoff = argument;
+    char byte;
+    ssize_t n;
+    do
+        n = read(handoff->go[0], &byte, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1)
+        send_descriptors(handoff->sock, handoff->listener, handoff->diag);
+    return NULL;
+}
+
 static void load_seccomp(int fd, int listener_socket)
 {
     static unsigned char program[MAX_PROGRAM + 1];
@@ -257,14 +279,25 @@ static void load_seccomp(int fd, int listener_socket)
             fail("cannot load the seccomp program", "", errno);
         return;
     }
-    int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                                SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
-    if (listener < 0)
+    struct handoff handoff = {.sock = listener_socket};
+    pthread_t thread;
+    if (pipe2(handoff.go, O_CLOEXEC) != 0)
+        fail("cannot make a pipe", "", errno);
+    int error = pthread_create(&thread, NULL, hand_over, &handoff);
+    if (error != 0)
+        fail("cannot start a thread", "", error);
+    handoff.listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                    SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (handoff.listener < 0)
         fail("cannot load the seccomp program", "", errno);
     /* Without one (no netlink here), the gate takes none of the run's Unix
      * sockets for its own. */
-    int diag = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    send_descriptors(listener_socket, listener, diag);
+    handoff.diag = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (write(handoff.go[1], "", 1) != 1)
+        fail("cannot write to a pipe", "", errno);
+    pthread_join(thread, NULL);
+    close(handoff.go[0]);
+    close(handoff.go[1]);
 }
 
 int main(int argc, char **argv)

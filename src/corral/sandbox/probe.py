@@ -178,7 +178,7 @@ def _bwrap() -> Capability:
 
 def _sandbox_init() -> Capability:
     """Whether corral's sandbox init binds the protected paths in bwrap's sandbox."""
-    from .bwrap import find_bwrap, sandbox_init_absence
+    from .bwrap import find_bwrap, sandbox_init_absence, sandbox_init_unusable
 
     path = find_bwrap()
     problem = "no usable bwrap" if path is None else sandbox_init_absence(path)
@@ -186,9 +186,16 @@ def _sandbox_init() -> Capability:
         return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
                                 "links too), gives the command a user namespace of its own, and "
                                 "reports each refused write and privileged call")
+    unusable = "no usable bwrap" if path is None else sandbox_init_unusable(path)
+    if unusable is None:
+        return Capability(False, f"bwrap binds the protected paths itself, so a protected "
+                                 f"symbolic link is refused ({problem}); corral's init still "
+                                 f"loads the seccomp filter: each refused write and privileged "
+                                 f"call is reported, and a run's own Unix sockets work")
     return Capability(False, f"bwrap binds the protected paths itself: a protected symbolic link "
                              f"is refused, refused writes are known only from the command's "
-                             f"output, and a run's own Unix sockets are refused ({problem})")
+                             f"output, and no Unix socket is reachable without network "
+                             f"({unusable})")
 
 
 def _container() -> str | None:

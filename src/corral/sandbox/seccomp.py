@@ -30,7 +30,7 @@ program:
 * with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only (from
   ``socket`` and ``socketpair``): the
   stream and seqpacket ones that remain reach a path only through
-  ``connect``, which :func:`build_connect_notifier` hands to corral;
+  ``connect``, which ``notify`` hands to corral;
 * with ``loopback_tcp`` (and ``deny_network``), lets TCP sockets of AF_INET
   and AF_INET6 be created, for a backend whose gate lets them bind and reach
   only loopback, and refuses TCP Fast Open (``sendto``/``sendmsg`` with
@@ -49,12 +49,10 @@ program:
   for corral to answer EPERM and report; should the listener be gone, the
   kernel answers ENOSYS: refused either way.
 
-``notify`` names system calls (``connect``, ``bind``, ``listen``, and
-``sendto`` when it names a destination) turned into seccomp user
-notifications, for corral to decide (see
-:mod:`corral.sandbox.socket_gate`); :func:`build_connect_notifier` is a
-program doing only that for ``connect``, for bwrap when it loads the main
-program itself (without corral's init).
+``notify`` names system calls (``connect``, ``bind``, ``listen``,
+``sendto`` when it names a destination, ``sendmsg`` and ``sendmmsg``, whose
+destinations a filter cannot read) turned into seccomp user notifications, for corral to decide (see
+:mod:`corral.sandbox.socket_gate`).
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -68,7 +66,7 @@ import os
 import struct
 
 __all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
-           "build_connect_notifier", "build_program", "privileged_calls"]
+           "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -91,8 +89,10 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
 #: The socket calls the gate can be notified of, by architecture.
-SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44},
-                "aarch64": {"connect": 203, "bind": 200, "listen": 201, "sendto": 206}}
+SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44,
+                           "sendmsg": 46, "sendmmsg": 307},
+                "aarch64": {"connect": 203, "bind": 200, "listen": 201, "sendto": 206,
+                            "sendmsg": 211, "sendmmsg": 269}}
 _CONNECT = {arch: calls["connect"] for arch, calls in SOCKET_CALLS.items()}
 #: The system calls that write to a path, by architecture (aarch64 has only
 #: the ``*at`` forms).
@@ -303,9 +303,9 @@ def build_program(
             asm.label(f"send{offset}")
             asm.load(offset)  # the flags
             asm.jump(_JSET, _MSG_FASTOPEN, "deny", "allow")
+    if tcp and {"sendto", "sendmsg", "sendmmsg"} & set(notify):
+        raise ValueError("sends are notified only where TCP Fast Open needs no check")
     if "sendto" in notify:
-        if tcp:
-            raise ValueError("sendto is notified only where TCP Fast Open needs no check")
         asm.label("addressed")  # only a sendto that names where to: dest_addr, a pointer
         asm.load(_ARG4)
         asm.jump(_JEQ, 0, None, "notify")
@@ -335,25 +335,4 @@ def build_program(
     if notify or writes or witness_privileges:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
-    return asm.assemble()
-
-
-@functools.cache
-def build_connect_notifier(arch: str | None = None) -> bytes:
-    """A program that sends every native ``connect`` to its listener (a seccomp
-    user notification) and allows everything else; load it with
-    ``SECCOMP_FILTER_FLAG_NEW_LISTENER``.  Foreign architectures are left to
-    the main program, which kills them."""
-    arch = arch or os.uname().machine
-    if arch not in _AUDIT_ARCH:
-        raise ValueError(f"no seccomp filter for {arch}")
-    asm = _Assembler()
-    asm.load(_ARCH)
-    asm.jump(_JEQ, _AUDIT_ARCH[arch], None, "allow")
-    asm.load(_NR)
-    asm.jump(_JEQ, _CONNECT[arch], "notify", "allow")
-    asm.label("notify")
-    asm.ret(_RET_USER_NOTIF)
-    asm.label("allow")
-    asm.ret(_RET_ALLOW)
     return asm.assemble()

@@ -6,9 +6,9 @@ ssh-agent, D-Bus) would connect it to a host service.  Where there is no
 network namespace (the Landlock backend), a TCP socket is one too: the
 host's loopback services listen there.  So every ``connect`` (and, without a
 network namespace, every ``bind`` and ``listen``) is handed to corral through
-a seccomp user notification (:func:`~corral.sandbox.seccomp.build_program`
-or, for bwrap, :func:`~corral.sandbox.seccomp.build_connect_notifier`,
-loaded by the spawn stage, the listener handed back to corral).  corral makes
+a seccomp user notification (:func:`~corral.sandbox.seccomp.build_program`,
+loaded by the spawn stage or, for bwrap, by corral's sandbox init, the
+listener handed back to corral).  corral makes
 each call itself, on the command's own socket (duplicated with
 ``pidfd_getfd``), with its own copy of the address, and answers with the
 outcome: a check followed by "continue" could be raced by another thread of
@@ -98,7 +98,8 @@ _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 _DNS_PORT = 53
 _MAX_DENIALS = 20
 # Notified system calls by number, for this machine's architecture.
-_CALLS = {number: name for name, number in SOCKET_CALLS.get(os.uname().machine, {}).items()}
+_SENDS = SOCKET_CALLS.get(os.uname().machine, {})
+_CALLS = {number: name for name, number in _SENDS.items()}
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
 _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
@@ -249,7 +250,8 @@ class SocketGate:
         self._server, self._reports = _cgate.serve(
             self._listener, None if witness is None else witness.writable,
             () if witness is None else witness.operands(),
-            () if witness is None else Witness.privileged())
+            () if witness is None else Witness.privileged(),
+            (_SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1)))
         self._ready.register(self._reports, select.EPOLLIN)
         return True
 
@@ -320,6 +322,13 @@ class SocketGate:
                     path = os.fsdecode(data[offset + 11:offset + 11 + size])
                     self.witness.record(number, error, path)
                 offset += 11 + size
+            elif data[offset:offset + 1] == b"S" and offset + 3 <= len(data):
+                size = data[offset + 2]
+                if offset + 3 + size > len(data):
+                    break
+                self._sent_to(data[offset + 3:offset + 3 + size],
+                              "sendmmsg" if data[offset + 1] else "sendmsg")
+                offset += 3 + size
             elif data[offset:offset + 1] == b"P" and offset + 5 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(struct.unpack_from("<i", data, offset + 1)[0])
@@ -337,7 +346,9 @@ class SocketGate:
             self._send(notif_id, 0, errno.EPERM)
             return
         if call == "sendto":
-            self._sent_to(pid, args[4], args[5])
+            raw = _read_memory(pid, args[4], args[5])
+            if raw is not None:
+                self._sent_to(raw, "sendto")
             # In the run's own network namespace, where no Unix datagram
             # socket can be made: the kernel's answer is the one to give.
             self._send(notif_id, 0, 0, _FLAG_CONTINUE)
@@ -485,15 +496,15 @@ class SocketGate:
         finally:
             os.close(sock)  # the command's own descriptor stays open, bound or connected
 
-    def _sent_to(self, pid: int, address: int, length: int) -> None:
-        """A datagram sent to an address beyond loopback, without network:
-        the run's namespace has no route there (ENETUNREACH), a denial."""
-        raw = _read_memory(pid, address, length)
-        endpoint = None if raw is None else _inet_endpoint(raw)
+    def _sent_to(self, raw: bytes, call: str) -> None:
+        """A datagram sent to the address ``raw`` by ``call``: beyond
+        loopback, without network, the run's namespace has no route there
+        (ENETUNREACH), a denial."""
+        endpoint = _inet_endpoint(raw)
         if endpoint is not None and _kind(endpoint[0]) == "other":
             self._refused(Denial(
                 DenialKind.NETWORK, _show(*endpoint),
-                NEEDS_NETWORK, "sendto() refused"))
+                NEEDS_NETWORK, f"{call}() refused"))
 
     def _connect_unix(self, notif_id: int, pid: int, sock: int, address: int,
                       length: int) -> tuple[int, int, int]:
@@ -528,7 +539,8 @@ class SocketGate:
     def _connect_inet(self, notif_id: int, pid: int, sock: int,
                       raw: bytes) -> tuple[int, int, int]:
         """An inet connect: anywhere in a network namespace of the run's own
-        (it has only loopback: any other address is unreachable, a denial);
+        (it has only loopback: any other address is unreachable, a denial,
+        and so is a port of loopback where only the host has a server);
         otherwise only to a server of this run."""
         endpoint = _inet_endpoint(raw)
         if self._private_network or endpoint is None:
@@ -547,6 +559,10 @@ class SocketGate:
                     DenialKind.NETWORK, _show(*endpoint),
                     "names cannot be resolved without network: rerun with --network "
                     "(network=True)", "connect() to a name server the sandbox does not have"))
+            elif (endpoint is not None and _kind(endpoint[0]) != "other"
+                  and not _loopback_listeners(pid, endpoint[1])
+                  and _loopback_listeners(os.getpid(), endpoint[1])):
+                self._refused(_host_service(_show(*endpoint)))
             return answer
         address, port = endpoint
         shown = _show(address, port)
@@ -559,10 +575,7 @@ class SocketGate:
         if owner is None:
             return 0, errno.ECONNREFUSED, 0  # nothing listens there: nothing refused
         if not owner:
-            self._refused(Denial(
-                DenialKind.NETWORK, shown,
-                f"{shown} is a service of the host, not of this run: rerun with --network "
-                "(network=True) to reach it", "connect() refused"))
+            self._refused(_host_service(shown))
             return 0, errno.EACCES, 0
         return self._connect(notif_id, sock, _cgate.connect_address, raw)
 
@@ -795,6 +808,8 @@ def _show(address: bytes, port: int) -> str:
     import ipaddress  # only to report a denial
 
     ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"[::ffff:{ip.ipv4_mapped}]:{port}"  # as every Python shows it
     return f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}"
 
 
@@ -809,6 +824,12 @@ def _loopback_address(sock: int, domain: int, raw: bytes) -> bytes:
     loopback = bytes(15) + b"\x01" if v6only else bytes(10) + b"\xff\xff" + bytes([127, 0, 0, 1])
     rest = raw[24:28] if len(raw) >= 28 else bytes(4)  # the scope id
     return struct.pack("<H", _AF_INET6) + port + (raw[4:8] or bytes(4)) + loopback + rest
+
+
+def _host_service(shown: str) -> Denial:
+    return Denial(DenialKind.NETWORK, shown,
+                  f"{shown} is a service of the host, not of this run: rerun with --network "
+                  "(network=True) to reach it", "connect() refused")
 
 
 def _loopback_listeners(pid: int, port: int) -> set[int]:
