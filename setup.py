@@ -5,7 +5,8 @@ system calls of the Unix socket gate; ``_ccount`` counts newlines in captured
 output.  Without them corral falls back to its portable spawn path (no
 sandbox) and to ``bytes.count``.  ``_sandbox_init`` (Linux only) is not an
 extension but a program of its own, built beside them: bubblewrap runs it
-first in its sandboxes.
+first in its sandboxes; so is ``_cover_server``, which serves the
+filesystems that cover deny-read paths.
 """
 
 import os
@@ -30,7 +31,7 @@ class BuildWithPrograms(build_ext):
     """Builds the extensions, then the helper programs into the same package
     directory (the source tree for an editable install)."""
 
-    programs = ("_sandbox_init",) if sys.platform.startswith("linux") else ()
+    programs = ("_sandbox_init", "_cover_server") if sys.platform.startswith("linux") else ()
 
     def run(self) -> None:
         super().run()

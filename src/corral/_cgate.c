@@ -3,9 +3,12 @@
  * command (see corral/sandbox/socket_gate.py), in C so that a sandboxed
  * `corral run` imports neither ctypes nor socket (5 ms of start-up together).
  *
- * socketpair() -> (fd, fd)            a Unix stream pair, close-on-exec
- * receive_fds(sock) -> (fd, ...)     the one or two descriptors of one
- *                                     SCM_RIGHTS message
+ * socketpair(packets=False) -> (fd, fd)
+ *                                     a Unix stream (or seqpacket) pair,
+ *                                     close-on-exec
+ * send_fds(sock, data, fds) -> None  data with descriptors (SCM_RIGHTS)
+ * receive_fds(sock) -> (fd, ...)     the descriptors of one SCM_RIGHTS
+ *                                     message (at most 66)
  * pidfd_getfd(pidfd, fd) -> fd        a duplicate of another process's fd
  * socket_option(fd, level, name) -> int
  *                                     an int socket option (SO_DOMAIN, ...)
@@ -62,12 +65,61 @@
 #endif
 
 static PyObject *
-gate_socketpair(PyObject *self, PyObject *unused)
+gate_socketpair(PyObject *self, PyObject *args)
 {
-    int fds[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+    int packets = 0, fds[2];
+    if (!PyArg_ParseTuple(args, "|p:socketpair", &packets))
+        return NULL;
+    if (socketpair(AF_UNIX, (packets ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC, 0, fds) != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     return Py_BuildValue("(ii)", fds[0], fds[1]);
+}
+
+#define MAX_FDS 66
+
+static PyObject *
+gate_send_fds(PyObject *self, PyObject *args)
+{
+    int sock;
+    const char *data;
+    Py_ssize_t size;
+    PyObject *given;
+    if (!PyArg_ParseTuple(args, "iy#O!:send_fds", &sock, &data, &size, &PyTuple_Type, &given))
+        return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(given);
+    if (count < 1 || count > MAX_FDS || size < 1) {
+        PyErr_SetString(PyExc_ValueError, "send_fds needs data and 1 to 66 descriptors");
+        return NULL;
+    }
+    int fds[MAX_FDS];
+    for (Py_ssize_t i = 0; i < count; i++) {
+        long fd = PyLong_AsLong(PyTuple_GET_ITEM(given, i));
+        if (fd == -1 && PyErr_Occurred())
+            return NULL;
+        fds[i] = (int)fd;
+    }
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = (size_t)size};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(MAX_FDS * sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1,
+        .msg_control = control.space, .msg_controllen = CMSG_SPACE((size_t)count * sizeof(int)),
+    };
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN((size_t)count * sizeof(int));
+    memcpy(CMSG_DATA(cmsg), fds, (size_t)count * sizeof(int));
+    ssize_t sent;
+    do
+        sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -80,7 +132,7 @@ gate_receive_fds(PyObject *self, PyObject *args)
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(2 * sizeof(int))];
+        char space[CMSG_SPACE(MAX_FDS * sizeof(int))];
     } control;
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1,
@@ -94,17 +146,24 @@ gate_receive_fds(PyObject *self, PyObject *args)
         return PyErr_SetFromErrno(PyExc_OSError);
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
     if (got == 0 || cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET ||
-        cmsg->cmsg_type != SCM_RIGHTS || (cmsg->cmsg_len != CMSG_LEN(sizeof(int)) &&
-                                          cmsg->cmsg_len != CMSG_LEN(2 * sizeof(int)))) {
+        cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len < CMSG_LEN(sizeof(int)) ||
+        (msg.msg_flags & MSG_CTRUNC)) {
         errno = EPROTO;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    int fds[2] = {-1, -1};
+    int fds[MAX_FDS];
     size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
     memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
-    if (count == 1)
-        return Py_BuildValue("(i)", fds[0]);
-    return Py_BuildValue("(ii)", fds[0], fds[1]);
+    PyObject *result = PyTuple_New((Py_ssize_t)count);
+    for (size_t i = 0; result != NULL && i < count; i++) {
+        PyObject *fd = PyLong_FromLong(fds[i]);
+        if (fd == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyTuple_SET_ITEM(result, (Py_ssize_t)i, fd);
+    }
+    return result;
 }
 
 static PyObject *
@@ -843,9 +902,11 @@ gate_join(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef gate_methods[] = {
-    {"socketpair", gate_socketpair, METH_NOARGS, "A close-on-exec Unix stream socket pair."},
+    {"socketpair", gate_socketpair, METH_VARARGS,
+     "A close-on-exec Unix stream (or seqpacket) socket pair."},
+    {"send_fds", gate_send_fds, METH_VARARGS, "Sends data and descriptors (SCM_RIGHTS)."},
     {"receive_fds", gate_receive_fds, METH_VARARGS,
-     "The one or two descriptors of one SCM_RIGHTS message."},
+     "The descriptors of one SCM_RIGHTS message (at most 66)."},
     {"pidfd_getfd", gate_pidfd_getfd, METH_VARARGS, "Duplicate another process's fd."},
     {"socket_option", gate_socket_option, METH_VARARGS, "An int socket option."},
     {"open_in_root", gate_open_in_root, METH_VARARGS, "openat2 confined to a root."},

@@ -4,13 +4,20 @@
  *
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
  *                 [--map-ids UID:GID] [--bind PATH | --ro-bind PATH]...
+ *                 [--cover-directory PATH | --cover-file PATH]...
  *                 -- PROGRAM ARGV0 [ARG]...
  *
  * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
  * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
  * that is a symbolic link is mounted over as the link itself (open_tree,
  * move_mount), so that it can be neither removed nor replaced; what it
- * points to is protected by a PATH of its own.  With
+ * points to is protected by a PATH of its own.  Each --cover-* mounts over
+ * its PATH, read-only, a FUSE filesystem (a deny-read path, where corral's
+ * _cover_server refuses every read and reports it) on a /dev/fuse
+ * descriptor opened here (one opened outside this user namespace cannot be
+ * mounted in it), sent to corral with the listener; /dev/fuse is then taken
+ * out of the command's view.  The working directory is then entered again
+ * (bwrap entered it before these mounts).  With
  * --map-ids (for a caller other than root, whom bwrap maps to uid 0 so that
  * the init may mount) a nested user namespace maps UID and GID back to that
  * uid 0, as bwrap does itself otherwise.  Then every capability goes (the
@@ -19,8 +26,8 @@
  * PROGRAM is exec'd with ARGV0 as argv[0], searched on PATH like execvp.
  * With --listener-socket (a Unix socket) the program is loaded with a new
  * listener for its user notifications, which is sent over that socket
- * (SCM_RIGHTS) to corral, whose gate answers them; with it goes a
- * NETLINK_SOCK_DIAG socket of the sandbox's network namespace, where the gate
+ * (SCM_RIGHTS) to corral, whose gate answers them; with it go the covers'
+ * descriptors, in order, and last a NETLINK_SOCK_DIAG socket of the sandbox's network namespace, where the gate
  * learns which socket files the run's listening Unix sockets were bound to.
  *
  * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
@@ -38,6 +45,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +94,12 @@ struct attributes {
 };
 
 #define SETUP_FAILED 125
+#define MAX_COVERS 64
 #define MAX_PROGRAM (4096 * sizeof(struct sock_filter))
 
 static int report_fd = -1;
+static int covers[MAX_COVERS];
+static int cover_count;
 
 /* Reports "ACTION SUBJECT: strerror(error)" and exits. */
 static void fail(const char *action, const char *subject, int error)
@@ -175,6 +186,36 @@ static void bind_over_itself(const char *path, int read_only)
         fail(action, path, errno);
 }
 
+static void cover(const char *path, int directory)
+{
+    if (cover_count == MAX_COVERS)
+        fail("too many covers at", path, E2BIG);
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        fail("cannot open /dev/fuse to cover", path, errno);
+    char options[128];
+    snprintf(options, sizeof(options), "fd=%d,rootmode=%o,user_id=%u,group_id=%u", fd,
+             directory ? S_IFDIR : S_IFREG, (unsigned)getuid(), (unsigned)getgid());
+    if (mount("corral", path, "fuse", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              options) != 0)
+        fail("cannot cover", path, errno);
+    covers[cover_count++] = fd;
+}
+
+/* The working directory, looked up again: bwrap entered it before these
+ * mounts, and a directory entered stays on the mount it was entered on.  A
+ * working directory inside a protected path (or one bound to keep it in
+ * place) would otherwise be the writable one beneath, and one beneath a
+ * cover the uncovered one. */
+static void enter_again(void)
+{
+    char here[PATH_MAX];
+    if (getcwd(here, sizeof(here)) == NULL)
+        fail("cannot find the working directory", "", errno);
+    if (chdir(here) != 0)
+        fail("cannot enter the working directory", here, errno);
+}
+
 static void drop_capabilities(void)
 {
     /* EINVAL ends the loop past the kernel's last capability; EPERM means
@@ -195,19 +236,23 @@ static void drop_capabilities(void)
         fail("cannot drop capabilities", "", errno);
 }
 
-/* Sends fd, and extra if it is not -1, over the Unix socket sock, then
- * closes them all. */
+/* Sends fd, the covers' descriptors and extra if it is not -1 over the
+ * Unix socket sock, then closes them all. */
 static void send_descriptors(int sock, int fd, int extra)
 {
     char byte = 0;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
         struct cmsghdr header;
-        char space[CMSG_SPACE(2 * sizeof(int))];
+        char space[CMSG_SPACE((2 + MAX_COVERS) * sizeof(int))];
     } control;
     memset(&control, 0, sizeof(control));
-    int fds[2] = {fd, extra};
-    int count = extra >= 0 ? 2 : 1;
+    int fds[2 + MAX_COVERS] = {fd};
+    int count = 1;
+    for (int i = 0; i < cover_count; i++)
+        fds[count++] = covers[i];
+    if (extra >= 0)
+        fds[count++] = extra;
     struct msghdr msg = {
         .msg_iov = &iov, .msg_iovlen = 1,
         .msg_control = control.space, .msg_controllen = CMSG_SPACE(count * sizeof(int)),
@@ -222,9 +267,8 @@ static void send_descriptors(int sock, int fd, int extra)
         sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
     while (sent < 0 && errno == EINTR);
     int error = errno;
-    close(fd);
-    if (extra >= 0)
-        close(extra);
+    for (int i = 0; i < count; i++)
+        close(fds[i]);
     close(sock);
     if (sent != 1)
         fail("cannot send the seccomp listener", "", sent < 0 ? error : EIO);
@@ -324,7 +368,9 @@ int main(int argc, char **argv)
             listener_socket = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--map-ids") == 0)
             ids = argv[i + 1];
-        else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0)
+        else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0 &&
+                 strcmp(argv[i], "--cover-directory") != 0 &&
+                 strcmp(argv[i], "--cover-file") != 0)
             fail("unknown option", argv[i], EINVAL);
     }
     if (i + 2 >= argc)
@@ -334,7 +380,12 @@ int main(int argc, char **argv)
     for (int j = binds; j < i; j += 2) {
         if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
+        else if (strcmp(argv[j], "--cover-directory") == 0 || strcmp(argv[j], "--cover-file") == 0)
+            cover(argv[j + 1], strcmp(argv[j], "--cover-directory") == 0);
     }
+    if (cover_count && umount2("/dev/fuse", MNT_DETACH) != 0)
+        fail("cannot take /dev/fuse out of the sandbox", "", errno);
+    enter_again();
     if (ids != NULL)
         map_ids(ids);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)

@@ -73,8 +73,8 @@ from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_program
 from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
 
-__all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "find_bwrap", "sandbox_init_absence",
-           "sandbox_init_unusable", "trial_sandbox"]
+__all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence", "find_bwrap",
+           "sandbox_init_absence", "sandbox_init_unusable", "trial_sandbox"]
 
 # What /proc lets root change for the whole machine.
 _KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
@@ -143,14 +143,18 @@ class BwrapBackend(SandboxBackend):
     ``init_mounts`` the init makes the binds of paths over themselves and
     gives the command a user namespace of its own; without (see
     :func:`sandbox_init_absence`), bwrap makes them and the init only loads
-    the seccomp program."""
+    the seccomp program.  With ``covers`` (and the init's mounts) the
+    deny-read paths are covered by filesystems corral serves (see
+    :mod:`.covers`), which report each read they refuse."""
 
     name: str | None = "bwrap"
 
-    def __init__(self, path: str, init: str | None = None, *, init_mounts: bool = True) -> None:
+    def __init__(self, path: str, init: str | None = None, *, init_mounts: bool = True,
+                 covers: bool = False) -> None:
         self.path = path
         self.init = init
         self.init_mounts = init is not None and init_mounts
+        self.covers = self.init_mounts and covers
         self.setuid = _setuid_for_user(path)
         self._version: tuple[int, ...] | None = None
 
@@ -264,6 +268,12 @@ class BwrapBackend(SandboxBackend):
         binds = [] if plan is None else [
             bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
         denied = deny_read_paths(policy)
+        for secret in denied:
+            real = os.path.realpath(secret)
+            if cwd == real or cwd.startswith(real + "/"):
+                raise PolicyError(f"the working directory {cwd} is inside {secret}, which is "
+                                  "hidden from sandboxed commands (deny-read): run elsewhere, "
+                                  "or drop it from deny_read")
         # Where the init runs, it makes every bind of a path over itself, for
         # each of which bwrap would pay a pass over the mount table.
         if not mounts_by_init:
@@ -293,7 +303,10 @@ class BwrapBackend(SandboxBackend):
         if not mounts_by_init:
             for option, path in binds:
                 args += [option, path, path]
-        args += self._deny_read(denied, owned)
+        covers = self._covers(denied, gate) if mounts_by_init else []
+        if covers:  # for the init to open, and then to take out of the command's view
+            args += ["--dev-bind", "/dev/fuse", "/dev/fuse"]
+        args += self._deny_read([path for path in denied if path not in covers], owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
@@ -320,6 +333,8 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--listener-socket", str(gate.child_end)]
             for option, path in binds if mounts_by_init else ():
                 init_args += [option, path]
+            for path, directory, _ in [] if gate is None else gate.covers:
+                init_args += ["--cover-directory" if directory else "--cover-file", path]
             return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
         args += ["--seccomp", str(program)]
         if os.path.basename(name) == os.path.basename(launch.program):
@@ -366,6 +381,36 @@ class BwrapBackend(SandboxBackend):
             if any(path.startswith(h + "/") for h in hidden) and path not in needed:
                 needed.append(path)
         return needed
+
+    def _covers(self, denied: list[str], gate: SocketGate | None) -> list[str]:
+        """The deny-read paths to cover with filesystems corral serves, which
+        report each read they refuse (see :mod:`.covers`), recorded in
+        ``gate.covers`` for the init to mount.  None where they cannot be
+        served here; and a directory with more than one file to keep
+        readable, or one deeper inside, keeps a tmpfs cover."""
+        if not denied or not self.covers or gate is None or gate.witness is None:
+            return []
+        from .covers import cover_server
+
+        if cover_server() is None:
+            return []
+        exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
+        covered = []
+        for path in denied:
+            directory = os.path.isdir(path)
+            kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
+            if directory and (len(kept) > 1 or any("/" in e[len(path) + 1:] for e in kept)):
+                continue
+            kept_file = None
+            if directory and kept:
+                try:
+                    kept_file = (os.path.basename(kept[0]),
+                                 os.open(kept[0], os.O_RDONLY | os.O_CLOEXEC))
+                except OSError:
+                    continue
+            gate.covers.append((os.path.realpath(path), directory, kept_file))
+            covered.append(path)
+        return covered
 
     @staticmethod
     def _deny_read(denied: list[str], owned: list[int]) -> list[str]:
@@ -467,12 +512,14 @@ def _namespaces(setuid: bool, network: bool) -> list[str]:
 @dataclass(frozen=True)
 class _Verdicts:
     """Why bwrap cannot build a sandbox here, why corral's init cannot make
-    its binds in one, and why it cannot run in one at all (each None if it
+    its binds in one, why it cannot run in one at all, and why it cannot
+    cover deny-read paths with filesystems corral serves (each None if it
     can)."""
 
     bwrap: str | None
     init_mounts: str | None
     init: str | None
+    covers: str | None
 
 
 _lock = threading.Lock()
@@ -506,7 +553,7 @@ def bwrap_backend() -> BwrapBackend | None:
         _absence = f"{path} cannot build a sandbox here ({verdicts.bwrap})"
         return None
     return BwrapBackend(path, _SANDBOX_INIT if verdicts.init is None else None,
-                        init_mounts=verdicts.init_mounts is None)
+                        init_mounts=verdicts.init_mounts is None, covers=verdicts.covers is None)
 
 
 def bwrap_absence() -> str:
@@ -519,6 +566,13 @@ def sandbox_init_absence(path: str) -> str | None:
     bwrap at ``path`` (so that bwrap makes them), or None if it can."""
     verdicts = _verdicts(path)
     return verdicts.bwrap or verdicts.init_mounts
+
+
+def covers_absence(path: str) -> str | None:
+    """Why deny-read paths cannot be covered by filesystems corral serves in
+    a sandbox of the bwrap at ``path`` (see :mod:`.covers`), or None."""
+    verdicts = _verdicts(path)
+    return verdicts.bwrap or verdicts.init_mounts or verdicts.covers
 
 
 def sandbox_init_unusable(path: str) -> str | None:
@@ -545,11 +599,12 @@ def _init_obstacles(path: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = True) -> str | None:
+def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = True,
+                  covers: bool = False) -> str | None:
     """Builds a minimal sandbox with the bwrap at ``path`` and runs ``true`` in
     it, through ``init`` (corral's sandbox init) if given: binding ``/dev``
-    read-only with ``init_mounts``, else loading no more than a seccomp
-    program.
+    read-only with ``init_mounts`` (and with ``covers``, covering ``/tmp``
+    with a FUSE filesystem), else loading no more than a seccomp program.
 
     Returns None if that worked, else what went wrong (bwrap's own message:
     no user namespaces, an AppArmor restriction, no /proc...; or the init's).
@@ -562,8 +617,11 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
     command: tuple[str, ...] = ("true",)
     if init is not None and init_mounts:
         to_bwrap, to_init = _init_user()
-        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, "--", init,
-                   "--report-fd", "2", *to_init, "--ro-bind", "/dev", "--", "true", "true")
+        # Binding /dev read-only makes it nodev too: /dev/fuse could not be opened.
+        mounts = (("--cover-directory", "/tmp") if covers else ("--ro-bind", "/dev"))
+        fuse = ("--dev-bind", "/dev/fuse", "/dev/fuse") if covers else ()
+        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, *fuse, "--", init,
+                   "--report-fd", "2", *to_init, *mounts, "--", "true", "true")
     elif init is not None:
         program = _memfd(build_program(), owned)
         command = ("--cap-drop", "ALL", "--", init, "--report-fd", "2", "--seccomp-fd",
@@ -617,7 +675,10 @@ def _trial_cached(path: str) -> _Verdicts:
     is not: it may be fixed)."""
     from .guards import runtime_dir
 
+    from .covers import cover_absence
+
     mounts_problem, init_problem = _init_obstacles(path)
+    covers_problem = cover_absence()
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             key = f"{f.read().strip()} {os.stat(path).st_mtime_ns} {path}"
@@ -629,9 +690,9 @@ def _trial_cached(path: str) -> _Verdicts:
     try:
         with open(marker, encoding="utf-8", errors="replace") as f:
             remembered, *found = f.read().split("\n")
-        if key and remembered == key and len(found) == 2:
+        if key and remembered == key and len(found) == 3:
             return _Verdicts(None, mounts_problem or found[0] or None,
-                             init_problem or found[1] or None)
+                             init_problem or found[1] or None, covers_problem or found[2] or None)
     except OSError:
         pass
     problem = trial_sandbox(path)
@@ -643,11 +704,16 @@ def _trial_cached(path: str) -> _Verdicts:
         failure = trial_sandbox(path, _SANDBOX_INIT, init_mounts=False)
         if failure is not None:
             init_problem = f"it failed in a trial sandbox: {failure}"
+    if problem is None and mounts_problem is None and covers_problem is None:
+        failure = trial_sandbox(path, _SANDBOX_INIT, covers=True)
+        if failure is not None:
+            covers_problem = f"a FUSE cover failed in a trial sandbox: {failure}"
     if problem is None and marker:
         try:
             with open(marker + ".new", "w", encoding="utf-8") as f:
-                f.write(f"{key}\n{mounts_problem or ''}\n{init_problem or ''}")
+                f.write(f"{key}\n{mounts_problem or ''}\n{init_problem or ''}\n"
+                        f"{covers_problem or ''}")
             os.replace(marker + ".new", marker)
         except OSError:
             pass
-    return _Verdicts(problem, mounts_problem, init_problem)
+    return _Verdicts(problem, mounts_problem, init_problem, covers_problem)

@@ -178,14 +178,20 @@ def _bwrap() -> Capability:
 
 def _sandbox_init() -> Capability:
     """Whether corral's sandbox init binds the protected paths in bwrap's sandbox."""
-    from .bwrap import find_bwrap, sandbox_init_absence, sandbox_init_unusable
+    from .bwrap import covers_absence, find_bwrap, sandbox_init_absence, sandbox_init_unusable
 
     path = find_bwrap()
     problem = "no usable bwrap" if path is None else sandbox_init_absence(path)
     if problem is None:
+        assert path is not None
+        uncovered = covers_absence(path)
+        reads = ("each refused read of a deny-read path (corral serves the covers)"
+                 if uncovered is None else
+                 f"not a refused read of a deny-read path, known only from the output "
+                 f"({uncovered})")
         return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
                                 "links too), gives the command a user namespace of its own, and "
-                                "reports each refused write and privileged call")
+                                f"reports each refused write and privileged call, and {reads}")
     unusable = "no usable bwrap" if path is None else sandbox_init_unusable(path)
     if unusable is None:
         return Capability(False, f"bwrap binds the protected paths itself, so a protected "

@@ -211,6 +211,13 @@ class SocketGate:
         self._ready = select.epoll()
         self._ready.register(self._ours, select.EPOLLIN)
         self._parked: dict[int, _Parked] = {}  # by the socket's inode
+        # Deny-read paths corral's init covers with FUSE filesystems, in its
+        # order: (path, is a directory, a file inside kept readable: its
+        # name and a descriptor open for reading, or None); and the pipe
+        # the cover server reports their refused reads on.
+        self.covers: list[tuple[str, bool, tuple[str, int] | None]] = []
+        self._reads = -1
+        self._unread_reads = b""
 
     def started(self) -> None:
         """Closes corral's copy of :attr:`child_end`; call once, after spawn
@@ -234,12 +241,16 @@ class SocketGate:
         serve it; False if none came."""
         self._ready.unregister(self._ours)
         try:
-            self._listener, self._diag = (*_cgate.receive_fds(self._ours), -1)[:2]
+            received = _cgate.receive_fds(self._ours)
         except OSError:
             return False  # the sandbox was not set up: nothing will be notified
         finally:
             os.close(self._ours)
             self._ours = -1
+        # The listener, the covers' connections in order, and the
+        # NETLINK_SOCK_DIAG socket if the init could open one.
+        self._listener, self._diag = received[0], (*received[1 + len(self.covers):], -1)[0]
+        self._serve_covers(received[1:1 + len(self.covers)])
         try:
             # The notifying task and the thread waiting for it are woken on
             # the same CPU (Linux 6.6): a round trip costs less.
@@ -254,6 +265,38 @@ class SocketGate:
             (_SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1)))
         self._ready.register(self._reports, select.EPOLLIN)
         return True
+
+    def _serve_covers(self, connections: tuple[int, ...]) -> None:
+        """Hands each cover's connection to the cover server, with the pipe
+        it reports on.  A connection that cannot be handed over is closed:
+        it aborts, and a read there fails all the same."""
+        from .covers import cover_server
+
+        server = cover_server() if connections else None
+        if server is not None:
+            self._reads, report = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            for fuse, (path, directory, kept) in zip(connections, self.covers):
+                server.add(fuse, report, path, directory, kept)
+            os.close(report)
+            self._ready.register(self._reads, select.EPOLLIN)
+        for fd in connections:
+            os.close(fd)
+
+    def _read_covers(self) -> None:
+        """Takes the cover server's reports of refused reads."""
+        try:
+            data = self._unread_reads + os.read(self._reads, 65536)
+        except BlockingIOError:
+            return
+        offset = 0
+        while offset + 3 <= len(data):
+            size, = struct.unpack_from("<H", data, offset + 1)
+            if offset + 3 + size > len(data):
+                break
+            if self.witness is not None and data[offset:offset + 1] == b"R":
+                self.witness.record_read(os.fsdecode(data[offset + 3:offset + 3 + size]))
+            offset += 3 + size
+        self._unread_reads = data[offset:]
 
     def fileno(self) -> int:
         """Readable when :meth:`handle` has something to do."""
@@ -274,13 +317,23 @@ class SocketGate:
                 pass
             _cgate.join(self._server)
             self._server = 0
+        if self._reads >= 0:
+            # The server reports a read before it answers it: whatever the
+            # command was refused is in the pipe by now.
+            self._read_covers()
+        for _, _, kept in self.covers:
+            if kept is not None:
+                os.close(kept[1])
+        self.covers = []
         for parked in self._parked.values():
             self._drop(parked)
         self._parked.clear()
-        for fd in (self._listener, self.child_end, self._ours, self._diag, self._reports):
+        for fd in (self._listener, self.child_end, self._ours, self._diag, self._reports,
+                   self._reads):
             if fd >= 0:
                 os.close(fd)
         self._listener = self.child_end = self._ours = self._diag = self._reports = -1
+        self._reads = -1
         self._ready.close()
 
     def handle(self) -> bool:
@@ -293,6 +346,8 @@ class SocketGate:
                 alive = self._take_listener() and alive
             elif fd == self._reports:
                 alive = self._read_reports() and alive
+            elif fd == self._reads:
+                self._read_covers()
             else:
                 self._completed(fd)
         now = time.monotonic()

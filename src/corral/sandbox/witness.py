@@ -1,4 +1,4 @@
-"""The witness: each write and privileged call the sandbox refuses, as it happens.
+"""The witness: each write, privileged call and hidden read the sandbox refuses, as it happens.
 
 A denial read from a command's output is a guess, and a command that fails
 without a word (``touch /usr/x 2>/dev/null || exit 1``) leaves nothing to
@@ -25,7 +25,8 @@ remedy :func:`corral._denial.explain_refusal` gives for that path.
 The privileged calls the seccomp program refuses (``mount``, ``unshare``,
 ``ptrace``, ... see :mod:`.seccomp`) come the same way
 (``witness_privileges``): the thread answers EPERM, as the filter itself
-would, and the witness reports which call it was.
+would, and the witness reports which call it was.  A read of a deny-read
+path comes from the filesystem that covers it (see :mod:`.covers`).
 """
 
 from __future__ import annotations
@@ -141,6 +142,14 @@ class Witness:
         given ``error`` for ``path``, unless the sandbox did not cause it."""
         if error in (errno.ENXIO, errno.EEXIST) and path not in self._placeholders:
             return  # a socket of the command's own, not a placeholder
+        self._refusal(path, error, _NAMES.get(number, f"system call {number}"))
+
+    def record_read(self, path: str) -> None:
+        """Records a read of ``path`` that a deny-read cover refused (see
+        :mod:`.covers`)."""
+        self._refusal(path, errno.EACCES, "open")
+
+    def _refusal(self, path: str, error: int, call: str) -> None:
         full = len(self.denials) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN
         if path in self._seen or full:
             return
@@ -149,7 +158,6 @@ class Witness:
 
         if self._paths is None:
             self._paths = policy_paths(self._policy, self._cwd)
-        call = _NAMES.get(number, f"system call {number}")
         denial = explain_refusal(self._paths, self._policy, path, error,
                                  f"{call}() refused: {os.strerror(error)}")
         if denial is not None:

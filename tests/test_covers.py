@@ -1,0 +1,177 @@
+"""Deny-read covers served by corral: a refused read is reported with its path.
+
+Each read is made silently (its error to /dev/null), so only the cover
+itself can tell.  The controls run the same reads under mode-000 covers
+(what corral does where it cannot serve them): nothing to read from, and so
+no denial; and without the sandbox, where the secrets are there to read.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import corral
+import corral.sandbox.bwrap as bwrap
+from corral.sandbox.covers import cover_absence
+
+_FOUND = bwrap.bwrap_backend()
+pytestmark = pytest.mark.skipif(
+    _FOUND is None or not _FOUND.covers,
+    reason=f"deny-read covers are not served here: "
+           f"{cover_absence() or (_FOUND and bwrap.covers_absence(_FOUND.path))}")
+PYTHON = os.path.realpath(sys.executable)
+
+
+@pytest.fixture
+def home(host_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home with secrets where the default deny-read list looks."""
+    ssh = host_dir / ".ssh"
+    ssh.mkdir()
+    (ssh / "known_hosts").write_text("github.com ssh-ed25519 AAAA\n")
+    (ssh / "id_ed25519").write_text("PRIVATE KEY\n")
+    (host_dir / ".aws").mkdir()
+    (host_dir / ".aws" / "credentials").write_text("aws_secret_access_key = x\n")
+    (host_dir / ".netrc").write_text("machine x password hunter2\n")
+    (host_dir / "work").mkdir()
+    monkeypatch.setenv("HOME", str(host_dir))
+    return host_dir
+
+
+SILENT_READS = ("exec 2>/dev/null; cat ~/.ssh/known_hosts; cat ~/.ssh/id_ed25519; "
+                "ls ~/.aws; test -r ~/.aws/credentials; cat ~/.netrc; exit 3")
+
+
+def test_a_silent_read_of_a_hidden_secret_is_reported(home):
+    result = corral.run(["sh", "-c", SILENT_READS], cwd=home / "work")
+    assert result.exit_code == 3 and result.sandbox == "bwrap"
+    assert result.stdout == "github.com ssh-ed25519 AAAA\n"  # known_hosts stays readable
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("read", f"{home}/.ssh/id_ed25519"), ("read", f"{home}/.aws"),
+        ("read", f"{home}/.aws/credentials"), ("read", f"{home}/.netrc")]
+    assert all("deny-read" in d.remedy for d in result.denials)
+    control = corral.run(["sh", "-c", SILENT_READS], cwd=home / "work", policy="full-access")
+    assert "PRIVATE KEY" in control.stdout and "hunter2" in control.stdout
+
+
+def test_mode_000_covers_hide_the_same_and_report_nothing(home, monkeypatch):
+    """What the covers add: the same reads under mode-000 covers."""
+    assert _FOUND is not None
+    plain = bwrap.BwrapBackend(_FOUND.path, _FOUND.init, covers=False)
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: plain)
+    result = corral.run(["sh", "-c", SILENT_READS], cwd=home / "work")
+    assert result.exit_code == 3 and result.stdout == "github.com ssh-ed25519 AAAA\n"
+    assert result.denials == ()
+
+
+def test_a_write_beneath_a_cover_is_refused_as_hidden(home):
+    """The path cannot even be looked up: the refusal is the cover's."""
+    result = corral.run(["sh", "-c", "echo x > ~/.ssh/config 2>/dev/null; exit 3"],
+                        cwd=home / "work")
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("read", f"{home}/.ssh/config")]
+    assert "deny-read" in result.denials[0].remedy
+    assert not (home / ".ssh" / "config").exists()
+
+
+def test_corrals_own_look_is_not_a_read(home):
+    """The gate makes a Unix connect itself, looking the path up in the
+    sandbox: the command looks up nothing, so no read is reported (the
+    server tells corral's requests apart: they come from outside the
+    sandbox's PID namespace)."""
+    code = ("import os, socket; "
+            "print(socket.socket(socket.AF_UNIX).connect_ex(os.path.expanduser("
+            "'~/.ssh/agent.sock')))")
+    result = corral.run([PYTHON, "-c", code], cwd=home / "work")
+    assert result.stdout == "13\n"  # EACCES
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("unix-socket", f"{home}/.ssh/agent.sock")]
+
+
+def test_a_working_directory_inside_a_hidden_path_is_refused(home):
+    with pytest.raises(corral.PolicyError, match="deny-read"):
+        corral.run(["cat", "id_ed25519"], cwd=home / ".ssh")
+
+
+FLOOD = """
+import os, socket, sys, threading
+home = os.environ["HOME"]
+def look():
+    for i in range(100000):
+        try:
+            os.stat(f"{home}/.ssh/k{i}")
+        except OSError:
+            pass
+        try:
+            open(f"{home}/.ssh/w{i}", "w")
+        except OSError:
+            pass
+        try:
+            socket.socket(socket.AF_UNIX).connect(f"{home}/.ssh/agent{i}.sock")
+        except OSError:
+            pass
+for _ in range(8):
+    threading.Thread(target=look, daemon=True).start()
+print("flooding", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_a_flood_of_lookups_stops_neither_the_clock_nor_corral(home):
+    """Lookups, writes (which the witness resolves) and connects (which the
+    gate resolves) beneath a cover, from eight threads: the run still ends
+    at its timeout."""
+    started = time.monotonic()
+    result = corral.run([PYTHON, "-c", FLOOD], cwd=home / "work", timeout=3)
+    assert result.timed_out and result.stdout == "flooding\n"
+    assert time.monotonic() - started < 10
+    assert "read" in {d.kind.value for d in result.denials}
+
+
+def test_a_killed_corral_ends_even_while_it_looks_into_a_cover(home):
+    """corral's own threads look into covers; killed meanwhile, it must
+    still end (a FUSE server among its threads would leave it waiting for
+    ever on a request only that server could answer), and its cover server
+    with it."""
+    script = ("import corral, sys; "
+              f"corral.run([{PYTHON!r}, '-c', sys.argv[1]], cwd={str(home / 'work')!r})")
+    corral_process = subprocess.Popen([sys.executable, "-c", script, FLOOD],
+                                      stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)  # the flood under way
+        servers = _cover_servers(parent=corral_process.pid)
+        assert servers, "no cover server started"
+        corral_process.send_signal(signal.SIGKILL)
+        corral_process.wait(timeout=10)
+    finally:
+        if corral_process.poll() is None:
+            corral_process.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and set(servers) & set(_cover_servers()):
+        time.sleep(0.1)
+    assert not set(servers) & set(_cover_servers()), "its cover server outlived it"
+
+
+def _cover_servers(parent: int | None = None) -> list[int]:
+    """The running cover servers (of ``parent`` only, if given)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                command = f.read()
+        except OSError:
+            continue
+        if (command.startswith(b"_cover_server") and fields[0] != "Z"
+                and (parent is None or int(fields[1]) == parent)):
+            found.append(int(entry))
+    return found
