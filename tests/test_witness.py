@@ -201,6 +201,36 @@ def test_a_refused_privileged_call_is_reported(backend, workspace):
     assert result.denials[0].evidence == "unshare() refused: Operation not permitted"
 
 
+SOCKETS = """
+import socket
+for family, kind in ((socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_VSOCK, socket.SOCK_STREAM),
+                     (socket.AF_UNIX, socket.SOCK_DGRAM), (socket.AF_INET, socket.SOCK_DGRAM)):
+    try:
+        socket.socket(family, kind).close()
+        print(0)
+    except OSError as e:
+        print(e.errno)
+"""
+
+
+def test_a_refused_socket_is_reported(backend, workspace):
+    """A family the run's network namespace lacks (bwrap), anything but TCP
+    (Landlock), a Unix datagram socket (both): refused, silently, and
+    reported."""
+    result = corral.run([sys.executable, "-c", SOCKETS], cwd=workspace, policy=_policy(backend))
+    udp = "0" if backend.startswith("bwrap") else "1"  # the namespace's own loopback
+    assert result.stdout.split() == ["1", "1", "1", udp]  # EPERM
+    expected = [("AF_PACKET SOCK_RAW", "raw and packet"), ("AF_VSOCK SOCK_STREAM", "network"),
+                ("AF_UNIX SOCK_DGRAM", "network")] + (
+        [] if udp == "0" else [("AF_INET SOCK_DGRAM", "network")])
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("network", target) for target, _ in expected]
+    assert all(words in d.remedy for d, (_, words) in zip(result.denials, expected))
+    with_network = corral.run([sys.executable, "-c", SOCKETS], cwd=workspace,
+                              policy=_policy(backend, network=True))
+    assert with_network.denials == () and with_network.stdout.split()[1:] == ["0", "0", "0"]
+
+
 UNREACHABLE = """
 import socket
 for family, address in ((socket.AF_INET, ("192.0.2.1", 443)), (socket.AF_INET6, ("2001:db8::1", 80)),

@@ -361,8 +361,9 @@ static int mount_id(int fd, unsigned long long *id)
  * reported on the returned descriptor (a pipe) as a message "W", the call's
  * number (int32), the errno the sandbox gives it (int32), the path's length
  * (uint16) and the path, as the command sees it.  A call in refused (the
- * privileged calls the sandbox refuses) is answered EPERM and reported as
- * "P" and its number (int32).  sends are the numbers of sendmsg and
+ * privileged calls the sandbox refuses, and the socket calls it refuses) is
+ * answered EPERM and reported as "P", its number (int32) and the low 32 bits
+ * of its first two arguments (uint32 each: a socket's family and type).  sends are the numbers of sendmsg and
  * sendmmsg (or -1): each is let through, and the address each of its
  * messages names, if it is an inet one beyond loopback (which the run's own
  * network namespace cannot reach), reported as "S", 0 for sendmsg or 1 for
@@ -728,8 +729,13 @@ static void *serve_notifications(void *argument)
         if (privileged) {
             struct seccomp_notif_resp refusal = {.id = notif.id, .error = -EPERM};
             (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &refusal);
-            char message[5] = {'P'};
+            /* The first two arguments: a refused socket's family and type. */
+            char message[13] = {'P'};
+            unsigned int first = (unsigned int)notif.data.args[0];
+            unsigned int second = (unsigned int)notif.data.args[1];
             memcpy(message + 1, &notif.data.nr, 4);
+            memcpy(message + 5, &first, 4);
+            memcpy(message + 9, &second, 4);
             (void)!write(server->report, message, sizeof(message));
             continue;
         }

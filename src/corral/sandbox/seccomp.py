@@ -45,14 +45,15 @@ program:
   ``witness_attributes``, the calls that change only attributes
   (:data:`ATTRIBUTE_CALLS`) are left out;
 * with ``witness_privileges``, turns the refused privileged calls (the
-  EPERM list above, clone with a CLONE_NEW* flag) into user notifications,
+  EPERM list above, clone with a CLONE_NEW* flag) and the refused
+  ``socket`` and ``socketpair`` calls into user notifications,
   for corral to answer EPERM and report; should the listener be gone, the
   kernel answers ENOSYS: refused either way.
 
 ``notify`` names system calls (``connect``, ``bind``, ``listen``,
 ``sendto`` when it names a destination, ``sendmsg`` and ``sendmmsg``, whose
-destinations a filter cannot read) turned into seccomp user notifications, for corral to decide (see
-:mod:`corral.sandbox.socket_gate`).
+destinations a filter cannot read) turned into seccomp user notifications,
+for corral to decide (see :mod:`corral.sandbox.socket_gate`).
 
 :func:`build_program` returns the ``struct sock_filter`` array as bytes, ready
 for ``seccomp(SECCOMP_SET_MODE_FILTER)`` or bwrap's ``--seccomp FD``.
@@ -209,6 +210,8 @@ def privileged_calls(arch: str | None = None) -> dict[int, str]:
     found = {numbers[column]: name for name, numbers in _NUMBERS.items()
              if numbers[column] is not None}
     found[_CLONE[arch]] = "clone"
+    found[_SOCKET[arch]] = "socket"  # a family or type the policy refuses
+    found[_SOCKETPAIR[arch]] = "socketpair"
     return found  # type: ignore[return-value]
 
 
@@ -249,7 +252,7 @@ def build_program(
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
     if deny_network and deny_unix_sockets:
-        asm.jump(_JEQ, _SOCKET[arch], "deny", None)  # every family
+        asm.jump(_JEQ, _SOCKET[arch], "privileged", None)  # every family
     elif deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families:
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     datagram_pairs = deny_unix_sockets or deny_unix_datagrams
@@ -277,27 +280,28 @@ def build_program(
             deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families):
         asm.label("socket")
         asm.load(_ARG0)  # the family
-        unix = "deny" if deny_unix_sockets else ("unix" if deny_unix_datagrams else "allow")
+        unix = "privileged" if deny_unix_sockets else ("unix" if deny_unix_datagrams else "allow")
         if tcp:
             asm.jump(_JEQ, _AF_INET, "inet", None)
             asm.jump(_JEQ, _AF_INET6, "inet", None)
         elif namespaced_families and not deny_network:
             for family in (_AF_INET, _AF_INET6, _AF_NETLINK):
                 asm.jump(_JEQ, family, "allow", None)
-        asm.jump(_JEQ, _AF_UNIX, unix, "deny" if deny_network or namespaced_families else "allow")
+        refused = "privileged" if deny_network or namespaced_families else "allow"
+        asm.jump(_JEQ, _AF_UNIX, unix, refused)
         if tcp:
             asm.label("inet")  # TCP only: no UDP, raw, SCTP or MPTCP
             asm.load(_ARG1)
             asm.mask(_SOCK_TYPE_MASK)
-            asm.jump(_JEQ, _SOCK_STREAM, None, "deny")
+            asm.jump(_JEQ, _SOCK_STREAM, None, "privileged")
             asm.load(_ARG2)  # the protocol
             asm.jump(_JEQ, 0, "allow", None)
-            asm.jump(_JEQ, _IPPROTO_TCP, "allow", "deny")
+            asm.jump(_JEQ, _IPPROTO_TCP, "allow", "privileged")
         if unix == "unix":
             asm.label("unix")
             asm.load(_ARG1)  # the type
             asm.jump(_JSET, _SOCK_TYPE_MASK & ~_SOCK_DGRAM, "allow", None)
-            asm.jump(_JSET, _SOCK_DGRAM, "deny", "allow")
+            asm.jump(_JSET, _SOCK_DGRAM, "privileged", "allow")
     if tcp:
         for offset in sorted({offset for _, offset in _SENDS[arch]}):
             asm.label(f"send{offset}")
@@ -317,7 +321,7 @@ def build_program(
         asm.jump(_JEQ, _AF_UNIX, None, "allow")
         asm.load(_ARG1)  # the type
         asm.mask(_SOCK_TYPE_MASK)
-        asm.jump(_JEQ, _SOCK_DGRAM, "deny", "allow")
+        asm.jump(_JEQ, _SOCK_DGRAM, "privileged", "allow")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)

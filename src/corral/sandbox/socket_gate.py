@@ -384,10 +384,10 @@ class SocketGate:
                 self._sent_to(data[offset + 3:offset + 3 + size],
                               "sendmmsg" if data[offset + 1] else "sendmsg")
                 offset += 3 + size
-            elif data[offset:offset + 1] == b"P" and offset + 5 <= len(data):
+            elif data[offset:offset + 1] == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
-                    self.witness.record_privileged(struct.unpack_from("<i", data, offset + 1)[0])
-                offset += 5
+                    self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))
+                offset += 13
             else:
                 break  # the rest of a report comes with the next read
         self._unread = data[offset:]

@@ -116,7 +116,7 @@ class Witness:
             os.fsencode(os.path.realpath(path)) for path in writable)
         self._placeholders = frozenset(placeholders)
         self._paths: Any = None  # what the policy allows, worked out at the first refusal
-        self._seen: set[str] = set()
+        self._seen: set[object] = set()
         self.denials: list[Denial] = []
 
     @staticmethod
@@ -163,16 +163,44 @@ class Witness:
         if denial is not None:
             self.denials.append(denial)
 
-    def record_privileged(self, number: int) -> None:
-        """Records the privileged call ``number`` ``serve`` refused."""
+    def record_privileged(self, number: int, first: int = 0, second: int = 0) -> None:
+        """Records the privileged call ``number`` ``serve`` refused, or the
+        socket call: then ``first`` and ``second`` are its family and type."""
         name = privileged_calls().get(number, f"system call {number}")
-        if f"privileged {name}" in self._seen or len(self.denials) >= _MAX_DENIALS:
-            return
-        self._seen.add(f"privileged {name}")
-        from .._denial import privilege_remedy
+        evidence = f"{name}() refused: {os.strerror(errno.EPERM)}"
+        if name in ("socket", "socketpair"):
+            denial = _socket_denial(first, second, evidence)
+        else:
+            from .._denial import privilege_remedy
 
-        self.denials.append(Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name),
-                                   f"{name}() refused: {os.strerror(errno.EPERM)}"))
+            denial = Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name), evidence)
+        if (denial.kind, denial.target) in self._seen or len(self.denials) >= _MAX_DENIALS:
+            return
+        self._seen.add((denial.kind, denial.target))
+        self.denials.append(denial)
+
+
+def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
+    """A socket of ``family`` and ``kind`` (its type, with flags) refused:
+    one the run's network namespace does not contain, a Unix datagram one
+    (it reaches any path), or (under Landlock) anything but TCP."""
+    import socket  # only once something is refused
+
+    try:
+        family_name = socket.AddressFamily(family).name
+    except ValueError:
+        family_name = f"family {family}"
+    try:
+        kind_name = socket.SocketKind(kind & 0xF).name
+    except ValueError:
+        kind_name = f"type {kind & 0xF}"
+    from .._denial import NEEDS_NETWORK
+
+    remedy = NEEDS_NETWORK
+    if family == socket.AF_PACKET or kind & 0xF == socket.SOCK_RAW:
+        remedy = ("raw and packet sockets take a privilege no sandboxed command holds: only "
+                  "full access has it")
+    return Denial(DenialKind.NETWORK, f"{family_name} {kind_name}", remedy, evidence)
 
 
 _NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}
