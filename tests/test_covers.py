@@ -185,3 +185,19 @@ def test_the_cover_trial_does_not_look_into_its_own_cover(monkeypatch, tmp_path)
     started = time.monotonic()
     assert bwrap.trial_sandbox(_FOUND.path, _FOUND.init, covers=True) is None
     assert time.monotonic() - started < 5
+
+
+def test_a_cover_server_that_died_is_started_again(home):
+    from corral.sandbox.covers import cover_server
+
+    first = corral.run(["sh", "-c", "cat ~/.netrc 2>/dev/null; exit 3"], cwd=home / "work")
+    assert [d.target for d in first.denials] == [f"{home}/.netrc"]
+    for pid in _cover_servers(parent=os.getpid()):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    server = cover_server()
+    while server is not None and not server.gone() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again = corral.run(["sh", "-c", "cat ~/.netrc 2>/dev/null; exit 3"], cwd=home / "work")
+    assert [d.target for d in again.denials] == [f"{home}/.netrc"]
+    assert _cover_servers(parent=os.getpid())

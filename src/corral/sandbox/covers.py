@@ -60,22 +60,48 @@ class CoverServer:
         self._control = control
         self._lock = threading.Lock()
 
+    def gone(self) -> bool:
+        """Whether the server has ended (its end of the socket is closed)."""
+        import select
+
+        if self._control < 0:
+            return True
+        watch = select.poll()
+        watch.register(self._control, select.POLLIN)
+        return any(events & (select.POLLHUP | select.POLLERR) for _, events in watch.poll(0))
+
     def add(self, fuse: int, report: int, path: str, directory: bool,
             kept: tuple[str, int] | None) -> bool:
         """Hands the server a cover of ``path``: its FUSE connection, the
         pipe to report on and, for a directory, a file inside that stays
         readable (its name and a descriptor open for reading).  The
         descriptors stay the caller's to close.  False if the server is
-        gone (the connection then aborts, and every read there fails)."""
+        gone (the connection then aborts, and every read there fails; the
+        next run starts another)."""
+        global _server
         data = (b"D" if directory else b"F") + os.fsencode(path) + b"\0"
         data += (os.fsencode(kept[0]) if kept else b"") + b"\0"
         fds = (fuse, report) + ((kept[1],) if kept else ())
         with self._lock:
+            if self._control < 0:
+                return False
             try:
                 _cgate.send_fds(self._control, data, fds)
+                return True
             except OSError:
-                return False
-        return True
+                pass
+        self.close()
+        with _server_lock:
+            if _server is self:
+                _server = None
+        return False
+
+    def close(self) -> None:
+        """Lets the server go (it ends when no process holds the socket)."""
+        with self._lock:
+            if self._control >= 0:
+                os.close(self._control)
+                self._control = -1
 
 
 _server: CoverServer | None = None
@@ -83,10 +109,13 @@ _server_lock = threading.Lock()
 
 
 def cover_server() -> CoverServer | None:
-    """This process's cover server, started on first use; None if it
-    cannot start."""
+    """This process's cover server, started on first use (and again if it
+    ended); None if it cannot start."""
     global _server
     with _server_lock:
+        if _server is not None and _server.gone():
+            _server.close()
+            _server = None
         if _server is None:
             from .._spawn import spawn_helper
 
