@@ -201,3 +201,88 @@ def test_a_cover_server_that_died_is_started_again(home):
     again = corral.run(["sh", "-c", "cat ~/.netrc 2>/dev/null; exit 3"], cwd=home / "work")
     assert [d.target for d in again.denials] == [f"{home}/.netrc"]
     assert _cover_servers(parent=os.getpid())
+
+
+def test_a_large_kept_file_reads_whole_even_mapped(home):
+    """The kernel's reads of a kept file are no larger than the server
+    answers (max_read): a mapped page past 64 KiB once raised SIGBUS."""
+    content = "".join(f"host{i} ssh-ed25519 AAAA\n" for i in range(5000)).encode()
+    (home / ".ssh" / "known_hosts").write_bytes(content)
+    code = ("import mmap, os, sys; f = open(os.path.expanduser('~/.ssh/known_hosts'), 'rb'); "
+            "m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ); "
+            "sys.stdout.write(str(m[len(m) - 10]) + ' ' + str(m[:] == f.read()))")
+    result = corral.run([PYTHON, "-c", code], cwd=home / "work")
+    assert len(content) > 100000
+    assert result.exit_code == 0 and result.stdout == f"{content[-10]} True", result.stderr
+
+
+def test_the_directory_of_a_kept_file_can_be_entered(home):
+    result = corral.run(["sh", "-c", "cd ~/.ssh && cat known_hosts && test -x ."],
+                        cwd=home / "work")
+    assert result.exit_code == 0 and result.stdout == "github.com ssh-ed25519 AAAA\n"
+    assert result.denials == ()
+
+
+def test_a_hidden_path_beneath_another_is_hidden_with_it(home):
+    policy = corral.SandboxPolicy.read_only(deny_read=(f"{home}/.aws", f"{home}/.aws/credentials"))
+    result = corral.run(["sh", "-c", "cat ~/.aws/credentials 2>/dev/null; exit 3"],
+                        cwd=home / "work", policy=policy, timeout=20)
+    assert result.exit_code == 3 and not result.timed_out
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("read", f"{home}/.aws/credentials")]
+
+
+def test_more_hidden_paths_than_the_init_covers_are_hidden_all_the_same(home):
+    many = home / "many"
+    many.mkdir()
+    for i in range(70):
+        (many / f"f{i}").write_text(f"secret {i}\n")
+    policy = corral.SandboxPolicy.read_only(deny_read=(f"{many}/*",))
+    result = corral.run(["sh", "-c", f"cat {many}/f0 {many}/f69 2>/dev/null; exit 3"],
+                        cwd=home / "work", policy=policy)
+    assert result.exit_code == 3 and "secret" not in result.stdout
+    assert ("read", f"{many}/f0") in [(d.kind.value, d.target) for d in result.denials]
+
+
+WITHDRAWN = """
+import os, signal, sys, threading, time
+hidden, other = sys.argv[1], sys.argv[2]
+worst = 0.0
+for _ in range(150):
+    children = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                try:
+                    os.stat(hidden + "/x")
+                except OSError:
+                    pass
+        children.append(pid)
+    time.sleep(0.005)
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    for pid in children:
+        os.waitpid(pid, 0)
+    started = time.monotonic()
+    try:
+        os.stat(other + "/y")
+    except OSError:
+        pass
+    worst = max(worst, time.monotonic() - started)
+print(round(worst, 3))
+"""
+
+
+def test_a_lookup_withdrawn_by_a_killed_caller_stalls_no_other_cover(home):
+    """A caller killed while its request waits takes the request back; the
+    server, woken for it, must not then wait in read() for the next one,
+    while every other cover waits for it."""
+    hidden, other = home / "hidden", home / "other"
+    hidden.mkdir()
+    other.mkdir()
+    policy = corral.SandboxPolicy.read_only(deny_read=(str(hidden), str(other)))
+    result = corral.run([PYTHON, "-c", WITHDRAWN, str(hidden), str(other)], cwd=home / "work",
+                        policy=policy, timeout=60)
+    assert result.exit_code == 0, result.stderr
+    assert float(result.stdout) < 1.0

@@ -380,6 +380,18 @@ print(libc.sendmmsg(client.fileno(), messages, 2, 0))  # the first is sent, the 
 """
 
 
+def test_a_destination_a_stream_socket_ignores_is_no_denial(workspace):
+    """A connected TCP socket ignores the destination sendmsg names."""
+    if _FOUND is None or _FOUND.init is None:
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    code = ("import socket; server = socket.create_server(('127.0.0.1', 0)); "
+            "client = socket.create_connection(server.getsockname()); "
+            "print(client.sendmsg([b'x'], [], 0, ('192.0.2.1', 80)), "
+            "server.accept()[0].recv(1).decode())")
+    result = corral.run([sys.executable, "-c", code], cwd=workspace)
+    assert result.stdout == "1 x\n" and result.denials == ()
+
+
 def test_a_datagram_sent_beyond_loopback_is_a_network_denial(workspace):
     if _FOUND is None or _FOUND.init is None:
         pytest.skip("bwrap with corral's sandbox init is not available here")

@@ -60,6 +60,9 @@
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -145,15 +148,21 @@ gate_receive_fds(PyObject *self, PyObject *args)
     if (got < 0)
         return PyErr_SetFromErrno(PyExc_OSError);
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    if (got == 0 || cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET ||
-        cmsg->cmsg_type != SCM_RIGHTS || cmsg->cmsg_len < CMSG_LEN(sizeof(int)) ||
-        (msg.msg_flags & MSG_CTRUNC)) {
+    int fds[MAX_FDS];
+    size_t count = 0;
+    if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+        cmsg->cmsg_len >= CMSG_LEN(0)) {
+        count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (count > MAX_FDS)
+            count = MAX_FDS;
+        memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
+    }
+    if (got == 0 || count == 0 || (msg.msg_flags & MSG_CTRUNC)) {
+        for (size_t i = 0; i < count; i++)
+            close(fds[i]);
         errno = EPROTO;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    int fds[MAX_FDS];
-    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
     PyObject *result = PyTuple_New((Py_ssize_t)count);
     for (size_t i = 0; result != NULL && i < count; i++) {
         PyObject *fd = PyLong_FromLong(fds[i]);
@@ -645,7 +654,7 @@ static int beyond_loopback(const unsigned char *raw, size_t length)
     const unsigned char *v4 = NULL;
     if (family == AF_INET && length >= sizeof(struct sockaddr_in)) {
         v4 = raw + offsetof(struct sockaddr_in, sin_addr);
-    } else if (family == AF_INET6 && length >= sizeof(struct sockaddr_in6)) {
+    } else if (family == AF_INET6 && length >= 24) { /* the kernel takes RFC 2133's 24 bytes */
         const unsigned char *v6 = raw + offsetof(struct sockaddr_in6, sin6_addr);
         if (memcmp(v6, mapped, sizeof(mapped)) == 0)
             v4 = v6 + sizeof(mapped);
@@ -657,19 +666,45 @@ static int beyond_loopback(const unsigned char *raw, size_t length)
     return v4[0] != 127 && memcmp(v4, zero, 4) != 0;
 }
 
-/* Reports the address of each message of a sendmsg (count 0) or sendmmsg
- * (count messages) at address in pid that lies beyond loopback. */
-static void look_at_sends(struct server *server, pid_t pid, unsigned long long address,
-                          unsigned long long count)
+/* Whether the command's descriptor fd is an inet datagram (or raw)
+ * socket: a stream one ignores a destination, and one of another family
+ * refuses it for a reason of its own. */
+static int sends_datagrams(pid_t pid, int fd)
 {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0)
+        return 0;
+    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+    close(pidfd);
+    if (copy < 0)
+        return 0;
+    int type = 0, domain = 0;
+    socklen_t size = sizeof(type);
+    int inet = getsockopt(copy, SOL_SOCKET, SO_TYPE, &type, &size) == 0 &&
+               (size = sizeof(domain), getsockopt(copy, SOL_SOCKET, SO_DOMAIN, &domain, &size)) == 0 &&
+               (domain == AF_INET || domain == AF_INET6) && (type == SOCK_DGRAM || type == SOCK_RAW);
+    close(copy);
+    return inet;
+}
+
+/* Reports the address of each message of a sendmsg or sendmmsg that lies
+ * beyond loopback, sent on an inet datagram socket. */
+static void look_at_sends(struct server *server, const struct seccomp_notif *notif)
+{
+    pid_t pid = (pid_t)notif->pid;
+    int multiple = notif->data.nr == server->sendmmsg;
+    unsigned int count = multiple ? (unsigned int)notif->data.args[2] : 1;
     /* struct mmsghdr begins with its struct msghdr; a few are enough to
      * learn where a command sends. */
     struct mmsghdr headers[8];
-    size_t stride = count ? sizeof(struct mmsghdr) : sizeof(struct msghdr);
-    size_t wanted = count ? (count < 8 ? count : 8) : 1;
+    size_t stride = multiple ? sizeof(struct mmsghdr) : sizeof(struct msghdr);
+    size_t wanted = count < 8 ? count : 8;
+    if (wanted == 0)
+        return;
     struct iovec local = {.iov_base = headers, .iov_len = stride * wanted};
-    struct iovec remote = {.iov_base = (void *)address, .iov_len = local.iov_len};
+    struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = local.iov_len};
     ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
+    int checked = 0;
     for (size_t i = 0; got > 0 && i < (size_t)got / stride; i++) {
         const struct msghdr *header = (const void *)((const char *)headers + i * stride);
         unsigned char message[3 + sizeof(struct sockaddr_in6)];
@@ -683,8 +718,14 @@ static void look_at_sends(struct server *server, pid_t pid, unsigned long long a
         if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length ||
             !beyond_loopback(message + 3, length))
             continue;
+        /* What was read is the caller's only while it waits (else the pid
+         * may be another process's by now). */
+        if (!checked && (!still_waiting(server, notif) ||
+                         !sends_datagrams(pid, (int)(notif->data.args[0] & 0xFFFFFFFFu))))
+            return;
+        checked = 1;
         message[0] = 'S';
-        message[1] = count != 0;
+        message[1] = (unsigned char)multiple;
         message[2] = (unsigned char)length;
         (void)!write(server->report, message, 3 + length);
     }
@@ -740,8 +781,7 @@ static void *serve_notifications(void *argument)
             continue;
         }
         if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg) {
-            look_at_sends(server, (pid_t)notif.pid, notif.data.args[1],
-                          notif.data.nr == server->sendmsg ? 0 : notif.data.args[2]);
+            look_at_sends(server, &notif);
             struct seccomp_notif_resp response = {
                 .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
             };

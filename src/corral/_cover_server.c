@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -127,7 +128,10 @@ static void answer(const struct cover *cover, const struct fuse_in_header *in,
         struct fuse_init_out out;
         memset(&out, 0, sizeof(out));
         out.major = FUSE_KERNEL_VERSION;
-        out.minor = init.minor < 31 ? init.minor : 31;
+        /* Past 7.31 nothing here changes; the reply's size is the same
+         * from 7.23 on. */
+        uint32_t most = FUSE_KERNEL_MINOR_VERSION < 31 ? FUSE_KERNEL_MINOR_VERSION : 31;
+        out.minor = init.minor < most ? init.minor : most;
         out.max_readahead = init.max_readahead;
         out.max_background = 16;
         out.congestion_threshold = 12;
@@ -168,9 +172,18 @@ static void answer(const struct cover *cover, const struct fuse_in_header *in,
         /* fall through */
     case FUSE_OPENDIR:
     case FUSE_ACCESS:
-        if (in->opcode == FUSE_ACCESS && in->nodeid == KEPT_NODE) {
-            reply(fuse, in->unique, 0, NULL, 0);
-            return;
+        if (in->opcode == FUSE_ACCESS) {
+            struct fuse_access_in access;
+            memset(&access, 0, sizeof(access));
+            memcpy(&access, body, body_size < sizeof(access) ? body_size : sizeof(access));
+            /* The kept file may be read, and its directory (111) searched
+             * and entered, as with a mode-000 cover. */
+            int searched = in->nodeid == ROOT_NODE && cover->kept_fd >= 0 &&
+                           (access.mask & ~(uint32_t)X_OK) == 0;
+            if ((in->nodeid == KEPT_NODE && !(access.mask & W_OK)) || searched) {
+                reply(fuse, in->unique, 0, NULL, 0);
+                return;
+            }
         }
         report_read(in, cover, "", 0);
         reply(fuse, in->unique, -EACCES, NULL, 0);
@@ -252,15 +265,18 @@ static int add_cover(void)
     if (got <= 0)
         return got < 0 && (errno == EINTR || errno == EAGAIN);
     data[got] = 0;
-    int fds[3] = {-1, -1, -1};
+    int fds[4] = {-1, -1, -1, -1}; /* what the control space holds, at most */
     size_t count = 0;
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
     if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS) {
         count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (count > 4)
+            count = 4;
         memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
     }
     const char *path = data + 1, *kept = path + strlen(path) + 1;
-    int usable = count >= 2 && (data[0] == 'D' || data[0] == 'F') && kept < data + got &&
+    int usable = count >= 2 && count <= 3 && !(msg.msg_flags & MSG_CTRUNC) &&
+                 (data[0] == 'D' || data[0] == 'F') && kept < data + got &&
                  strlen(path) < PATH_MAX && strlen(kept) <= NAME_MAX &&
                  (count == 3) == (*kept != 0) && cover_count < MAX_COVERS;
     if (!usable) {
@@ -276,9 +292,14 @@ static int add_cover(void)
     cover->directory = data[0] == 'D';
     strcpy(cover->path, path);
     strcpy(cover->kept, kept);
-    int flags = fcntl(cover->report, F_GETFL);
-    if (flags >= 0)
-        (void)fcntl(cover->report, F_SETFL, flags | O_NONBLOCK);
+    /* Neither end may block: a request withdrawn between poll and read (its
+     * caller killed) would otherwise hold the read, and every cover, until
+     * the next one came. */
+    for (int i = 0; i < 2; i++) {
+        int flags = fcntl(fds[i], F_GETFL);
+        if (flags >= 0)
+            (void)fcntl(fds[i], F_SETFL, flags | O_NONBLOCK);
+    }
     return 1;
 }
 

@@ -194,7 +194,9 @@ static void cover(const char *path, int directory)
     if (fd < 0)
         fail("cannot open /dev/fuse to cover", path, errno);
     char options[128];
-    snprintf(options, sizeof(options), "fd=%d,rootmode=%o,user_id=%u,group_id=%u", fd,
+    /* max_read: what the server answers a read with at most. */
+    snprintf(options, sizeof(options),
+             "fd=%d,rootmode=%o,user_id=%u,group_id=%u,max_read=65536", fd,
              directory ? S_IFDIR : S_IFREG, (unsigned)getuid(), (unsigned)getgid());
     if (mount("corral", path, "fuse", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
               options) != 0)

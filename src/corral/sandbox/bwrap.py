@@ -85,6 +85,7 @@ _SANDBOX_INIT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 # bounding set.
 _INIT_CAPABILITIES = ("--cap-add", "CAP_SYS_ADMIN", "--cap-add", "CAP_SETPCAP")
 _SETUP_ERROR = b"corral-setup-error: "
+_MAX_COVERS = 64  # the init's limit; any more are mode-000 covers
 # What the gate decides (connect) and watches for addresses beyond loopback.
 _NOTIFIED = ("connect", "sendto", "sendmsg", "sendmmsg")
 
@@ -267,7 +268,9 @@ class BwrapBackend(SandboxBackend):
                 "the weaker guarantee 'unprotected-paths'")
         binds = [] if plan is None else [
             bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
-        denied = deny_read_paths(policy)
+        # A path beneath another is hidden with it (and a cover cannot be
+        # mounted beneath another).
+        denied = _outermost(deny_read_paths(policy))
         for secret in denied:
             real = os.path.realpath(secret)
             if cwd == real or cwd.startswith(real + "/"):
@@ -395,8 +398,8 @@ class BwrapBackend(SandboxBackend):
         if cover_server() is None:
             return []
         exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
-        covered = []
-        for path in denied:
+        covered: list[str] = []
+        for path in denied[:_MAX_COVERS]:
             directory = os.path.isdir(path)
             kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
             if directory and (len(kept) > 1 or any("/" in e[len(path) + 1:] for e in kept)):
@@ -448,6 +451,13 @@ class BwrapBackend(SandboxBackend):
         if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
             return -(returncode - _SIGNAL_BASE)
         return returncode
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """``paths`` without those beneath another of them (by real path)."""
+    real = {path: os.path.realpath(path) for path in paths}
+    return [path for path in paths if not any(
+        real[path].startswith(real[other].rstrip("/") + "/") for other in paths if other != path)]
 
 
 def _init_user() -> tuple[list[str], list[str]]:
