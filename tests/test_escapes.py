@@ -297,33 +297,75 @@ def test_the_placeholder_record_cannot_be_rewritten_through_pid_1(host_dir, work
 
 
 PID1_PROBE = """
-import errno
-def attempt(path, mode):
-    try:
-        with open(path, mode) as f:
-            if "r" in mode and "+" not in mode:
-                f.read()
-        return "opened"
-    except OSError as e:
-        return errno.errorcode.get(e.errno, str(e.errno))
-print("mem=" + attempt("/proc/1/mem", "r+b"))
-print("environ=" + attempt("/proc/1/environ", "rb"))
-print("own mem=" + attempt("/proc/self/mem", "r+b"))
-print("own environ=" + attempt("/proc/self/environ", "rb"))
+import os
+status = dict(line.split(":", 1) for line in open("/proc/1/status"))
+print(status["Seccomp"].strip(), status["NoNewPrivs"].strip(), status["CapEff"].strip())
+print(open("/proc/1/environ", "rb").read() == open("/proc/self/environ", "rb").read())
+print(sorted(os.readlink(f"/proc/1/fd/{fd}").startswith("/") for fd in os.listdir("/proc/1/fd")))
 """
 
 
-@needs_root
-def test_pid_1s_memory_and_environment_are_out_of_reach(workspace):
-    """Writing bwrap's PID 1's memory runs code outside corral's seccomp program;
-    its environment is the caller's, before corral filtered the secrets out."""
-    result = corral.run(["python3", "-c", PID1_PROBE], cwd=workspace, timeout=30)
+def test_pid_1_holds_nothing_the_command_lacks(workspace, binds_made_by):
+    """The sandbox's PID 1 is corral's init, reaping: under the same seccomp
+    program, without a capability, with the command's own environment, and
+    holding at most a file (the run's hold on its placeholders).  bwrap's
+    own PID 1 had none of that (a command of its user could write its memory
+    and run code outside the filter)."""
+    result = corral.run([PYTHON, "-c", PID1_PROBE], cwd=workspace, timeout=30)
     assert result.exit_code == 0, result.aggregated_output
-    outcome = dict(line.split("=", 1) for line in result.stdout.splitlines())
-    # The controls: the probe itself works on the command's own process.
-    assert outcome["own mem"] == "opened" and outcome["own environ"] == "opened", outcome
-    assert outcome["mem"] in ("EACCES", "EPERM"), f"/proc/1/mem opened for writing: {outcome}"
-    assert outcome["environ"] in ("EACCES", "EPERM"), f"/proc/1/environ was read: {outcome}"
+    seccomp, no_new_privs, capabilities = result.stdout.splitlines()[0].split()
+    assert (seccomp, no_new_privs, int(capabilities, 16)) == ("2", "1", 0), result.stdout
+    assert result.stdout.splitlines()[1:] in (["True", "[]"], ["True", "[True]"]), result.stdout
+
+
+# Run inside the sandbox: writes an execve("/bin/sh", "-c", CMD) stub at the
+# address PID 1's pending system call returns to, through /proc/1/mem; an
+# orphan that exits wakes PID 1 from wait().
+PID1_TAKEOVER = """
+import os, struct, sys, time
+cmd = sys.argv[1].encode()
+pc = int(open("/proc/1/syscall").read().split()[-1], 16)
+data = pc + 29
+sh, dc, c = b"/bin/sh\\0", b"-c\\0", cmd + b"\\0"
+a_sh, a_dc = data, data + len(sh); a_c = a_dc + len(dc)
+a_argv = (a_c + len(c) + 7) & ~7
+code = (b"\\x48\\xbf" + struct.pack("<Q", a_sh) + b"\\x48\\xbe" + struct.pack("<Q", a_argv)
+        + b"\\x31\\xd2\\xb8\\x3b\\x00\\x00\\x00\\x0f\\x05")
+payload = code + sh + dc + c + b"\\0" * (a_argv - a_c - len(c)) + struct.pack("<4Q", a_sh, a_dc, a_c, 0)
+fd = os.open("/proc/1/mem", os.O_RDWR)
+os.pwrite(fd, payload, pc)
+if os.fork() == 0:
+    if os.fork() == 0:
+        time.sleep(0.2)
+        os._exit(0)
+    os._exit(0)
+os.wait()
+time.sleep(3)
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the injected code is x86_64's")
+def test_code_run_in_pid_1_stays_under_the_filter(host_dir, workspace, binds_made_by):
+    """A command that writes code into PID 1 runs it there: under the
+    filter, so the host socket stays out of reach."""
+    (host_dir / "svc").mkdir()
+    host_socket = socket.socket(socket.AF_UNIX)
+    host_socket.bind(str(host_dir / "svc" / "host.sock"))
+    host_socket.listen(4)
+    greet_every_client(host_socket, b"HOST SERVICE REACHED\n")
+    report = workspace / "pid1"
+    connect = (f"import socket; s = socket.socket(socket.AF_UNIX); "
+               f"s.connect('{host_dir}/svc/host.sock'); print(s.recv(64).decode())")
+    injected = (f"grep Seccomp: /proc/self/status > {report}; "
+                f"{PYTHON} -c \"{connect}\" >> {report} 2>&1")
+    try:
+        sandboxed_run = corral.run([PYTHON, "-c", PID1_TAKEOVER, injected], cwd=workspace,
+                                   timeout=30)
+    finally:
+        host_socket.close()
+    text = report.read_text()
+    assert text.startswith("Seccomp:\t2"), (text, sandboxed_run.aggregated_output)
+    assert "HOST SERVICE REACHED" not in text
 
 
 # 5. A protected path that is a symlink: the link itself must stay.

@@ -3,7 +3,7 @@
  * it finishes the mounts and becomes the command.
  *
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
- *                 [--map-ids UID:GID] [--bind PATH | --ro-bind PATH]...
+ *                 [--map-ids UID:GID] [--hold-fd FD] [--bind PATH | --ro-bind PATH]...
  *                 [--cover-directory PATH | --cover-file PATH]...
  *                 -- PROGRAM ARGV0 [ARG]...
  *
@@ -61,6 +61,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef SYS_mount_setattr
@@ -346,9 +347,47 @@ static void load_seccomp(int fd, int listener_socket)
     close(handoff.go[1]);
 }
 
+/*
+ * As the sandbox's PID 1 (bwrap --as-pid-1, which then leaves no process of
+ * its own in the sandbox: one there, outside the seccomp filter, would be
+ * the command's to take over through /proc/1/mem wherever they share a user),
+ * the init stays, under the filter and without a capability, to reap what
+ * the command leaves, and ends as the command does (with 128+N for signal
+ * N, as bwrap's PID 1 would), which ends every process left in the sandbox.
+ * It keeps hold_fd (bwrap's --sync-fd) open meanwhile; the command gets no
+ * copy.
+ */
+static void reap_for(const char *program, char **argv, int hold_fd)
+{
+    if (hold_fd >= 0 && fcntl(hold_fd, F_SETFD, FD_CLOEXEC) != 0)
+        fail("bad --hold-fd", "", errno);
+    pid_t command = fork();
+    if (command < 0)
+        fail("cannot fork the command", "", errno);
+    if (command == 0) {
+        execvp(program, argv);
+        fail("cannot run", program, errno);
+    }
+    /* Only the command's output: its pipes end when it and its heirs do. */
+    close(STDIN_FILENO);
+    close(STDOUT_FILENO);
+    close(STDERR_FILENO);
+    close(report_fd);
+    for (;;) {
+        int status;
+        pid_t ended = waitpid(-1, &status, 0);
+        if (ended < 0 && errno == EINTR)
+            continue;
+        if (ended < 0)
+            _exit(SETUP_FAILED); /* no child left: cannot happen */
+        if (ended == command)
+            _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    }
+}
+
 int main(int argc, char **argv)
 {
-    int seccomp_fd = -1, listener_socket = -1;
+    int seccomp_fd = -1, listener_socket = -1, hold_fd = -1;
     const char *ids = NULL;
     int i = 1;
     /* The report descriptor first, so that every later failure reaches it. */
@@ -370,6 +409,8 @@ int main(int argc, char **argv)
             listener_socket = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--map-ids") == 0)
             ids = argv[i + 1];
+        else if (strcmp(argv[i], "--hold-fd") == 0)
+            hold_fd = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0 &&
                  strcmp(argv[i], "--cover-directory") != 0 &&
                  strcmp(argv[i], "--cover-file") != 0)
@@ -382,12 +423,15 @@ int main(int argc, char **argv)
     for (int j = binds; j < i; j += 2) {
         if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
-        else if (strcmp(argv[j], "--cover-directory") == 0 || strcmp(argv[j], "--cover-file") == 0)
+    }
+    /* Before the covers: until corral serves them, a look into one waits. */
+    enter_again();
+    for (int j = binds; j < i; j += 2) {
+        if (strcmp(argv[j], "--cover-directory") == 0 || strcmp(argv[j], "--cover-file") == 0)
             cover(argv[j + 1], strcmp(argv[j], "--cover-directory") == 0);
     }
     if (cover_count && umount2("/dev/fuse", MNT_DETACH) != 0)
         fail("cannot take /dev/fuse out of the sandbox", "", errno);
-    enter_again();
     if (ids != NULL)
         map_ids(ids);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -396,6 +440,8 @@ int main(int argc, char **argv)
     if (seccomp_fd >= 0)
         load_seccomp(seccomp_fd, listener_socket);
     const char *program = argv[i + 1];
+    if (getpid() == 1)
+        reap_for(program, argv + i + 2, hold_fd);
     execvp(program, argv + i + 2);
     /* The command's own failure to start, as bwrap would report it. */
     fail("cannot run", program, errno);

@@ -21,10 +21,11 @@ no new privileges:
   mount (bwrap itself pays a pass over the whole mount table for each
   bind).  The init binds a protected symbolic link as the link itself, so
   it can be neither removed nor replaced; puts the command in a user
-  namespace of its own, even for root, so that it holds no power over
-  bwrap's PID 1 (its descriptors, its memory); drops every capability;
-  and loads the seccomp program with a listener for corral's gate and the
-  :mod:`.witness` of its writes.  Where the init cannot mount (a setuid
+  namespace of its own, even for root; drops every capability; loads the
+  seccomp program with a listener for corral's gate and the
+  :mod:`.witness` of its writes; and stays as the sandbox's PID 1
+  (``--as-pid-1``), reaping, under that program: bwrap's own PID 1 ran
+  outside it, and a command of the same user could write its memory.  Where the init cannot mount (a setuid
   bwrap run by a user, Linux before 5.12, a container refusing
   ``mount_setattr``), bwrap makes the binds, a protected symbolic link is
   refused unless the caller accepts ``unprotected-paths``, and root's
@@ -332,13 +333,17 @@ class BwrapBackend(SandboxBackend):
             report = os.dup(status_write)
             owned.append(report)
             init_args = ["--report-fd", str(report), "--seccomp-fd", str(program), *to_init]
+            if "--sync-fd" in args:  # held by the init, the sandbox's PID 1
+                init_args += ["--hold-fd", args[args.index("--sync-fd") + 1]]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
             for option, path in binds if mounts_by_init else ():
                 init_args += [option, path]
             for path, directory, _ in [] if gate is None else gate.covers:
                 init_args += ["--cover-directory" if directory else "--cover-file", path]
-            return [*args, "--", init, *init_args, "--", launch.program, *launch.argv]
+            # No process of bwrap's in the sandbox: the init is its PID 1.
+            return [*args, "--as-pid-1", "--", init, *init_args, "--", launch.program,
+                    *launch.argv]
         args += ["--seccomp", str(program)]
         if os.path.basename(name) == os.path.basename(launch.program):
             # bwrap finds it on the same PATH, in the same view of the
@@ -633,12 +638,12 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
         # Binding /dev read-only makes it nodev too: /dev/fuse could not be opened.
         mounts = (("--cover-directory", "/tmp") if covers else ("--ro-bind", "/dev"))
         fuse = ("--dev-bind", "/dev/fuse", "/dev/fuse") if covers else ()
-        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, *fuse, "--", init,
-                   "--report-fd", "2", *to_init, *mounts, "--", "true", "true")
+        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, *fuse, "--as-pid-1",
+                   "--", init, "--report-fd", "2", *to_init, *mounts, "--", "true", "true")
     elif init is not None:
         program = _memfd(build_program(), owned)
-        command = ("--cap-drop", "ALL", "--", init, "--report-fd", "2", "--seccomp-fd",
-                   str(program), "--", "true", "true")
+        command = ("--cap-drop", "ALL", "--as-pid-1", "--", init, "--report-fd", "2",
+                   "--seccomp-fd", str(program), "--", "true", "true")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.posix_spawn(path, [path, *_namespaces(setuid, network=False), *_TRIAL, *command],
