@@ -286,3 +286,101 @@ def test_a_lookup_withdrawn_by_a_killed_caller_stalls_no_other_cover(home):
                         policy=policy, timeout=60)
     assert result.exit_code == 0, result.stderr
     assert float(result.stdout) < 1.0
+
+
+@pytest.mark.parametrize("served", [True, False], ids=["served", "mode-000"])
+@pytest.mark.parametrize("how", ["symlink", "hard link"])
+def test_a_kept_file_that_could_be_a_secret_is_hidden_too(home, monkeypatch, served, how):
+    """known_hosts stays readable only as a file of its own: a dotfiles link
+    into a writable root could be pointed at the private key by a command
+    there, and a hard link may be the key itself."""
+    assert _FOUND is not None
+    backend = bwrap.BwrapBackend(_FOUND.path, _FOUND.init, covers=served)
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: backend)
+    known_hosts = home / ".ssh" / "known_hosts"
+    known_hosts.unlink()
+    if how == "symlink":
+        (home / "work" / "dot").symlink_to(home / ".ssh" / "id_ed25519")
+        known_hosts.symlink_to(home / "work" / "dot")
+    else:
+        os.link(home / ".ssh" / "id_ed25519", known_hosts)
+    result = corral.run(["sh", "-c", "cat ~/.ssh/known_hosts"], cwd=home / "work")
+    assert result.exit_code != 0 and "PRIVATE" not in result.stdout
+    control = corral.run(["sh", "-c", "cat ~/.ssh/known_hosts"], cwd=home / "work",
+                         policy="full-access")
+    assert "PRIVATE KEY" in control.stdout
+
+
+def test_a_hidden_path_inside_the_workspace_keeps_its_place(home):
+    """Renamed or replaced by one run, it would be the next run's to read."""
+    (home / "store").mkdir()
+    (home / "store" / "private.key").write_text("gpg secret\n")
+    (home / ".gnupg").symlink_to(home / "store")
+    (home / ".docker").mkdir()
+    (home / ".docker" / "config.json").write_text("docker secret\n")
+    moved = corral.run(["sh", "-c", "mv ~/.docker ~/.d2; rm ~/.gnupg && mkdir ~/.gnupg"],
+                       cwd=home)
+    assert moved.exit_code != 0
+    assert {(d.kind.value, d.target) for d in moved.denials} >= {
+        ("write", f"{home}/.docker"), ("write", f"{home}/.gnupg")}
+    assert (home / ".gnupg").is_symlink() and (home / ".docker" / "config.json").exists()
+    read = corral.run(["sh", "-c", "cat ~/.d2/config.json ~/.gnupg/private.key"], cwd=home)
+    assert "secret" not in read.stdout
+    control = corral.run(["sh", "-c", "mv ~/.docker ~/.d2 && mv ~/.d2 ~/.docker"], cwd=home,
+                         policy="full-access")
+    assert control.exit_code == 0
+
+
+def test_a_relative_hidden_path_is_the_runs(home, monkeypatch):
+    project = home / "work"
+    (project / ".env").write_text("TOKEN=s3cr3t\n")
+    monkeypatch.chdir("/")
+    policy = corral.SandboxPolicy.read_only(deny_read=(".env", "*.pem"))
+    result = corral.run(["cat", ".env"], cwd=project, policy=policy)
+    assert result.exit_code != 0 and "s3cr3t" not in result.stdout
+    assert [(d.kind.value, d.target) for d in result.denials] == [("read", f"{project}/.env")]
+
+
+def test_a_hidden_link_to_nothing_hides_nothing_and_fails_no_run(home):
+    """A command may leave one there (~/.git-credentials is hidden by default)."""
+    (home / ".git-credentials").symlink_to("/nonexistent/corral")
+    result = corral.run(["true"], cwd=home / "work")
+    assert result.exit_code == 0, result.stderr
+
+
+FORKED = """
+import os, sys, time, corral
+corral.run(["true"], cwd=sys.argv[1])
+servers = []
+for entry in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{entry}/stat") as f:
+            parent = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{entry}/cmdline", "rb") as f:
+            if f.read().startswith(b"_cover_server") and parent == os.getpid():
+                servers.append(entry)
+    except OSError:
+        pass
+child = os.fork()
+if child == 0:
+    os.close(1)
+    time.sleep(30)
+    os._exit(0)
+print(child, " ".join(servers), flush=True)
+"""
+
+
+def test_a_forked_child_does_not_keep_the_cover_server(home):
+    """The server ends when its corral does, even if a child forked after a
+    covered run lives on."""
+    process = subprocess.run([sys.executable, "-c", FORKED, str(home / "work")],
+                             capture_output=True, text=True, timeout=60)
+    child, *servers = [int(pid) for pid in process.stdout.split()]
+    try:
+        assert servers, process.stderr
+        deadline = time.monotonic() + 10
+        while set(servers) & set(_cover_servers()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not set(servers) & set(_cover_servers()), "the cover server outlived its corral"
+    finally:
+        os.kill(child, signal.SIGKILL)

@@ -201,7 +201,7 @@ class _PolicyPaths:
                 self.roots = (os.path.realpath(cwd),)
         from .sandbox.workspace import deny_read_paths
 
-        self.deny_read = tuple(os.path.realpath(p) for p in deny_read_paths(policy))
+        self.deny_read = tuple(os.path.realpath(p) for p in deny_read_paths(policy, cwd))
 
     def absolute(self, token: str) -> str:
         path = os.path.normpath(os.path.join(self.cwd, os.path.expanduser(token)))

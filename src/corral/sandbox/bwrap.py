@@ -271,7 +271,7 @@ class BwrapBackend(SandboxBackend):
             bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
         # A path beneath another is hidden with it (and a cover cannot be
         # mounted beneath another).
-        denied = _outermost(deny_read_paths(policy))
+        denied = _outermost(deny_read_paths(policy, cwd))
         for secret in denied:
             real = os.path.realpath(secret)
             if cwd == real or cwd.startswith(real + "/"):
@@ -402,34 +402,34 @@ class BwrapBackend(SandboxBackend):
 
         if cover_server() is None:
             return []
-        exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
         covered: list[str] = []
         for path in denied[:_MAX_COVERS]:
             directory = os.path.isdir(path)
-            kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
-            if directory and (len(kept) > 1 or any("/" in e[len(path) + 1:] for e in kept)):
+            kept = _kept_inside(path) if directory else []
+            if len(kept) > 1 or any("/" in inner[len(path) + 1:] for inner in kept):
                 continue
             kept_file = None
-            if directory and kept:
-                try:
-                    kept_file = (os.path.basename(kept[0]),
-                                 os.open(kept[0], os.O_RDONLY | os.O_CLOEXEC))
-                except OSError:
-                    continue
+            if kept:
+                fd = _open_kept(kept[0])
+                if fd is not None:
+                    kept_file = (os.path.basename(kept[0]), fd)
             gate.covers.append((os.path.realpath(path), directory, kept_file))
             covered.append(path)
         return covered
 
-    @staticmethod
-    def _deny_read(denied: list[str], owned: list[int]) -> list[str]:
+    def _deny_read(self, denied: list[str], owned: list[int]) -> list[str]:
         args: list[str] = []
-        exceptions = [os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS]
         for path in denied:
             if os.path.isdir(path):
-                kept = [e for e in exceptions if e.startswith(path + "/") and os.path.isfile(e)]
-                args += ["--perms", "0111" if kept else "0000", "--tmpfs", path]
+                kept = _kept_inside(path)
+                # A setuid bwrap makes what it binds into the tmpfs as the
+                # user: 0111 would keep it from making the kept file there.
+                made = "0711" if kept and self.setuid else ("0111" if kept else "0000")
+                args += ["--perms", made, "--tmpfs", path]
                 for inner in kept:
                     args += ["--ro-bind", inner, inner]
+                if made == "0711":
+                    args += ["--chmod", "0111", path]
                 args += ["--remount-ro", path]
             else:
                 args += ["--perms", "0000", "--ro-bind-data", str(_memfd(b"", owned)), path]
@@ -456,6 +456,43 @@ class BwrapBackend(SandboxBackend):
         if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
             return -(returncode - _SIGNAL_BASE)
         return returncode
+
+
+def _kept_inside(directory: str) -> list[str]:
+    """The files inside the hidden ``directory`` that stay readable
+    (``~/.ssh/known_hosts``): each a regular file, neither a link (a dotfiles
+    link into a writable root could be pointed at ``~/.ssh/id_ed25519``) nor
+    one of several hard links (one of which could be a secret's)."""
+    import stat
+
+    kept = []
+    for inner in (os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS):
+        if not inner.startswith(directory + "/"):
+            continue
+        try:
+            status = os.lstat(inner)
+        except OSError:
+            continue
+        if stat.S_ISREG(status.st_mode) and status.st_nlink == 1:
+            kept.append(inner)
+    return kept
+
+
+def _open_kept(path: str) -> int | None:
+    """``path``, a file kept readable inside a hidden directory, open for
+    reading; None if what was opened is no longer what :func:`_kept_inside`
+    allows."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    status = os.fstat(fd)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _outermost(paths: list[str]) -> list[str]:

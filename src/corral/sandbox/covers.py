@@ -108,6 +108,20 @@ _server: CoverServer | None = None
 _server_lock = threading.Lock()
 
 
+def _forget_in_child() -> None:
+    """A forked child lets its parent's server go: held there, the socket
+    would keep the server alive after the parent ended."""
+    global _server, _server_lock
+    _server_lock = threading.Lock()
+    if _server is not None:
+        _server._lock = threading.Lock()
+        _server.close()
+        _server = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def cover_server() -> CoverServer | None:
     """This process's cover server, started on first use (and again if it
     ended); None if it cannot start."""

@@ -285,9 +285,15 @@ class SocketGate:
     def _read_covers(self) -> None:
         """Takes the cover server's reports of refused reads."""
         try:
-            data = self._unread_reads + os.read(self._reads, 65536)
+            chunk = os.read(self._reads, 65536)
         except BlockingIOError:
             return
+        if not chunk:  # the server is gone, or was never given a cover
+            self._ready.unregister(self._reads)
+            os.close(self._reads)
+            self._reads = -1
+            return
+        data = self._unread_reads + chunk
         offset = 0
         while offset + 3 <= len(data):
             size, = struct.unpack_from("<H", data, offset + 1)

@@ -90,6 +90,19 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
     existing: list[str] = []
     missing: list[str] = []
     pinned: list[str] = []
+    # A hidden path inside a root keeps its place, and a link to one stays
+    # that link: renamed or replaced there, it would not be hidden from the
+    # next run (a cover is mounted where the path is found).
+    for path in deny_read_paths(policy, cwd):
+        given = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+        if os.path.islink(given) and _root_of(given, roots) not in (None, given):
+            protected.append(given)
+        for hidden in (given, os.path.realpath(path)):
+            owner = _root_of(hidden, roots)
+            parent = os.path.dirname(hidden)
+            while owner is not None and parent != owner and len(parent) > len(owner):
+                pinned.append(parent)
+                parent = os.path.dirname(parent)
     for path in _with_link_targets(dict.fromkeys(protected)):
         owner = _root_of(path, roots)
         if owner is None or path == owner:
@@ -250,23 +263,25 @@ def _read_pointer(path: str, prefix: str, base: str) -> str | None:
 _WILDCARDS = frozenset("*?[")
 
 
-def deny_read_paths(policy: SandboxPolicy) -> list[str]:
-    """The existing paths ``policy.deny_read`` names, globs expanded.
+def deny_read_paths(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
+    """The existing paths ``policy.deny_read`` names, globs expanded, a
+    relative one beneath ``cwd`` (the run's working directory; default: this
+    process's).
 
     A glob is matched once, at the start of the run, one directory level per
     wildcard component (``**`` is refused when the policy is made), so the
     cost follows the pattern, never the size of the tree it points into.  A
-    path that does not exist is left out: there is nothing to hide, and
-    creating it is a write the policy rules on.
+    path that does not exist is left out (a symbolic link to nothing too):
+    there is nothing to hide, and creating it is a write the policy rules on.
     """
     found: list[str] = []
     for entry in policy.deny_read:
-        path = os.path.expanduser(entry)
+        path = os.path.join(cwd or os.getcwd(), os.path.expanduser(entry))
         if _WILDCARDS.isdisjoint(path):
-            if os.path.lexists(path):
+            if os.path.exists(path):
                 found.append(path)
             continue
         import glob  # only for patterns
 
-        found += sorted(glob.glob(path, include_hidden=True))
+        found += sorted(p for p in glob.glob(path, include_hidden=True) if os.path.exists(p))
     return list(dict.fromkeys(found))
