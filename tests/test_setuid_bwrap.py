@@ -58,6 +58,9 @@ def layout(host_dir: Path) -> Iterator[dict[str, str]]:
     repo, outside = host_dir / "ws", host_dir / "outside"
     repo.mkdir()
     outside.mkdir()
+    (host_dir / "home" / ".ssh").mkdir(parents=True)
+    (host_dir / "home" / ".ssh" / "known_hosts").write_text("github.com ssh-ed25519 AAAA\n")
+    (host_dir / "home" / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     tcp = socket.create_server(("127.0.0.1", 0))
     unix = socket.socket(socket.AF_UNIX)
@@ -69,7 +72,7 @@ def layout(host_dir: Path) -> Iterator[dict[str, str]]:
     os.chmod(host_dir, 0o755)
     try:
         yield {"repo": str(repo), "outside": str(outside), "port": str(tcp.getsockname()[1]),
-               "unix": str(host_dir / "service.sock")}
+               "unix": str(host_dir / "service.sock"), "home": str(host_dir / "home")}
     finally:
         tcp.close()
         unix.close()
@@ -108,13 +111,16 @@ print(client.recv(64).decode())
 os.unlink("own.sock")
 '''], cwd={repo!r}, timeout=30)
 results["own unix"] = [own.sandbox, own.stdout, own.timed_out, []]
+ssh = corral.run(["sh", "-c", "cat ~/.ssh/known_hosts; cat ~/.ssh/id_ed25519"], cwd={repo!r})
+results["ssh"] = [ssh.sandbox, ssh.stdout, ssh.timed_out, []]
 print(json.dumps(results))
 """
 
 
-def as_nobody(argv: list[str], path: str, cwd: str = "/") -> subprocess.CompletedProcess[str]:
+def as_nobody(argv: list[str], path: str, cwd: str = "/",
+              home: str = "/nonexistent") -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NOBODY, *argv], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "HOME": "/nonexistent", "XDG_RUNTIME_DIR": "",
+                          env={**os.environ, "HOME": home, "XDG_RUNTIME_DIR": "",
                                "PATH": f"{path}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
 
 
@@ -126,7 +132,7 @@ def test_a_setuid_bwrap_confines_a_user_and_reports_what_it_refuses(setuid_bwrap
     script = SCRIPT.format(python=python, **layout)
     started = time.monotonic()
     proc = as_nobody([sys.executable, "-c", script, json.dumps(attacks)],
-                     os.path.dirname(setuid_bwrap))
+                     os.path.dirname(setuid_bwrap), home=layout["home"])
     if proc.returncode != 0 and "Permission denied" in proc.stderr:
         pytest.skip("this interpreter is not usable by nobody")
     assert proc.returncode == 0, proc.stderr
@@ -136,6 +142,8 @@ def test_a_setuid_bwrap_confines_a_user_and_reports_what_it_refuses(setuid_bwrap
     assert results.pop("backend") == [setuid_bwrap, True, True, False]
     repo, outside = layout["repo"], layout["outside"]
     assert results.pop("own unix")[:3] == ["bwrap", "own service\n", False]
+    # The secrets are hidden, known_hosts not.
+    assert results.pop("ssh")[:3] == ["bwrap", "github.com ssh-ed25519 AAAA\n", False]
     for name, (sandbox, stdout, timed_out, _) in results.items():
         assert (sandbox, stdout, timed_out) == ("bwrap", "", False), name
     # Every refusal was silent: the witness and the gate report them.
