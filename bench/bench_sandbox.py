@@ -63,7 +63,7 @@ def corral_mounts(bwrap: str) -> tuple[list[str], Callable[[], None]]:
         if skip:
             skip = False
         elif arg in ("--json-status-fd", "--sync-fd", "--seccomp", "--report-fd", "--seccomp-fd",
-                     "--listener-socket"):
+                     "--listener-socket", "--hold-fd"):
             skip = True
         else:
             args.append(arg)

@@ -4,7 +4,7 @@
  *
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
  *                 [--map-ids UID:GID] [--hold-fd FD] [--bind PATH | --ro-bind PATH]...
- *                 [--cover-directory PATH | --cover-file PATH]...
+ *                 [--fuse-fd FD] [--cover-directory PATH | --cover-file PATH]...
  *                 -- PROGRAM ARGV0 [ARG]...
  *
  * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
@@ -14,9 +14,10 @@
  * points to is protected by a PATH of its own.  Each --cover-* mounts over
  * its PATH, read-only, a FUSE filesystem (a deny-read path, where corral's
  * _cover_server refuses every read and reports it) on a /dev/fuse
- * descriptor opened here (one opened outside this user namespace cannot be
- * mounted in it), sent to corral with the listener; /dev/fuse is then taken
- * out of the command's view.  The working directory is then entered again
+ * descriptor opened here, through --fuse-fd (/dev/fuse opened by corral
+ * with O_PATH, never shown in the sandbox: one opened for reading outside
+ * this user namespace could not be mounted in it), sent to corral with the
+ * listener.  Before the covers, the working directory is entered again
  * (bwrap entered it before these mounts).  With
  * --map-ids (for a caller other than root, whom bwrap maps to uid 0 so that
  * the init may mount) a nested user namespace maps UID and GID back to that
@@ -99,6 +100,7 @@ struct attributes {
 #define MAX_PROGRAM (4096 * sizeof(struct sock_filter))
 
 static int report_fd = -1;
+static int fuse_fd = -1;
 static int covers[MAX_COVERS];
 static int cover_count;
 
@@ -191,7 +193,11 @@ static void cover(const char *path, int directory)
 {
     if (cover_count == MAX_COVERS)
         fail("too many covers at", path, E2BIG);
-    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fuse_fd < 0)
+        fail("--cover needs", "--fuse-fd", EINVAL);
+    char device[64];
+    snprintf(device, sizeof(device), "/proc/self/fd/%d", fuse_fd);
+    int fd = open(device, O_RDWR | O_CLOEXEC);
     if (fd < 0)
         fail("cannot open /dev/fuse to cover", path, errno);
     char options[128];
@@ -411,6 +417,8 @@ int main(int argc, char **argv)
             ids = argv[i + 1];
         else if (strcmp(argv[i], "--hold-fd") == 0)
             hold_fd = descriptor(argv[i + 1]);
+        else if (strcmp(argv[i], "--fuse-fd") == 0)
+            fuse_fd = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0 &&
                  strcmp(argv[i], "--cover-directory") != 0 &&
                  strcmp(argv[i], "--cover-file") != 0)
@@ -430,8 +438,8 @@ int main(int argc, char **argv)
         if (strcmp(argv[j], "--cover-directory") == 0 || strcmp(argv[j], "--cover-file") == 0)
             cover(argv[j + 1], strcmp(argv[j], "--cover-directory") == 0);
     }
-    if (cover_count && umount2("/dev/fuse", MNT_DETACH) != 0)
-        fail("cannot take /dev/fuse out of the sandbox", "", errno);
+    if (fuse_fd >= 0)
+        close(fuse_fd);
     if (ids != NULL)
         map_ids(ids);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)

@@ -54,18 +54,15 @@ left in the namespace.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
-import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
-from .._record import replace
+from .._record import record, replace
 from .base import SandboxBackend
 from .guards import guard_placeholders
 from .session import session_tmp
@@ -308,8 +305,10 @@ class BwrapBackend(SandboxBackend):
             for option, path in binds:
                 args += [option, path, path]
         covers = self._covers(denied, gate) if mounts_by_init else []
-        if covers:  # for the init to open, and then to take out of the command's view
-            args += ["--dev-bind", "/dev/fuse", "/dev/fuse"]
+        fuse = -1
+        if covers:  # for the init to open for its covers; the sandbox has no /dev/fuse
+            fuse = os.open("/dev/fuse", os.O_PATH)
+            owned.append(fuse)
         args += self._deny_read([path for path in denied if path not in covers], owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:
@@ -339,6 +338,8 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--listener-socket", str(gate.child_end)]
             for option, path in binds if mounts_by_init else ():
                 init_args += [option, path]
+            if fuse >= 0:
+                init_args += ["--fuse-fd", str(fuse)]
             for path, directory, _ in [] if gate is None else gate.covers:
                 init_args += ["--cover-directory" if directory else "--cover-file", path]
             # No process of bwrap's in the sandbox: the init is its PID 1.
@@ -561,7 +562,7 @@ def _namespaces(setuid: bool, network: bool) -> list[str]:
     return ["--unshare-all", "--unshare-user", *(["--share-net"] if network else [])]
 
 
-@dataclass(frozen=True)
+@record
 class _Verdicts:
     """Why bwrap cannot build a sandbox here, why corral's init cannot make
     its binds in one, why it cannot run in one at all, and why it cannot
@@ -672,11 +673,14 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
     command: tuple[str, ...] = ("true",)
     if init is not None and init_mounts:
         to_bwrap, to_init = _init_user()
-        # Binding /dev read-only makes it nodev too: /dev/fuse could not be opened.
-        mounts = (("--cover-directory", "/tmp") if covers else ("--ro-bind", "/dev"))
-        fuse = ("--dev-bind", "/dev/fuse", "/dev/fuse") if covers else ()
-        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, *fuse, "--as-pid-1",
-                   "--", init, "--report-fd", "2", *to_init, *mounts, "--", "true", "true")
+        cover: tuple[str, ...] = ()
+        if covers:
+            owned.append(os.open("/dev/fuse", os.O_PATH))
+            os.set_inheritable(owned[-1], True)
+            cover = ("--fuse-fd", str(owned[-1]), "--cover-directory", "/tmp")
+        command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, "--as-pid-1", "--", init,
+                   "--report-fd", "2", *to_init, "--ro-bind", "/dev", *cover, "--",
+                   "true", "true")
     elif init is not None:
         program = _memfd(build_program(), owned)
         command = ("--cap-drop", "ALL", "--as-pid-1", "--", init, "--report-fd", "2",
@@ -704,8 +708,10 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
     finally:
         os.close(pidfd)
     if not exited:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, 9)  # SIGKILL
+        except OSError:
+            pass
     _, status = os.waitpid(pid, 0)
     os.set_blocking(read_end, False)
     try:
