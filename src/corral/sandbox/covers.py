@@ -49,7 +49,7 @@ def cover_absence() -> str | None:
     if not os.path.exists(_FUSE):
         return f"there is no {_FUSE} (modprobe fuse, or pass the device to the container)"
     if not os.access(_FUSE, os.R_OK | os.W_OK):
-        return f"this user may not open {_FUSE} (its mode is not 0666)"
+        return f"this user may not open {_FUSE}: its mode is not 0666"
     return None
 
 

@@ -197,7 +197,8 @@ def _sandbox_init() -> Capability:
         return Capability(False, f"bwrap binds the protected paths itself, so a protected "
                                  f"symbolic link is refused ({problem}); corral's init still "
                                  f"loads the seccomp filter: each refused write and privileged "
-                                 f"call is reported, and a run's own Unix sockets work")
+                                 f"call is reported, and a run's own Unix sockets work; a refused "
+                                 f"read of a deny-read path is known only from the output")
     return Capability(False, f"bwrap binds the protected paths itself: a protected symbolic link "
                              f"is refused, refused writes are known only from the command's "
                              f"output, and no Unix socket is reachable without network "
