@@ -384,3 +384,35 @@ def test_a_forked_child_does_not_keep_the_cover_server(home):
         assert not set(servers) & set(_cover_servers()), "the cover server outlived its corral"
     finally:
         os.kill(child, signal.SIGKILL)
+
+
+def test_a_link_on_the_way_to_a_hidden_path_stays_that_link(home):
+    """~/.config a dotfiles link, ~/.config/gh hidden, the home writable:
+    replacing the link would leave the next run nothing to cover."""
+    (home / "dotfiles" / "config" / "gh").mkdir(parents=True)
+    (home / "dotfiles" / "config" / "gh" / "hosts.yml").write_text("TOKEN=ghp_SECRET\n")
+    (home / ".config").symlink_to(home / "dotfiles" / "config")
+    moved = corral.run(["sh", "-c", "mv ~/.config ~/.config-old && mkdir ~/.config"], cwd=home)
+    assert moved.exit_code != 0 and (home / ".config").is_symlink()
+    read = corral.run(["sh", "-c", "cat ~/dotfiles/config/gh/hosts.yml"], cwd=home)
+    assert "SECRET" not in read.stdout
+    control = corral.run(["sh", "-c", "mv ~/.config ~/.config-old && mv ~/.config-old ~/.config"],
+                         cwd=home, policy="full-access")
+    assert control.exit_code == 0
+
+
+def test_a_hidden_path_the_sandbox_does_not_show_fails_no_run(host_dir):
+    """The host's /tmp is not the sandbox's: nothing to cover there."""
+    import tempfile
+
+    secret = Path(tempfile.mkdtemp(prefix="corral-secret-", dir="/tmp"))
+    try:
+        (secret / "token").write_text("s3cr3t\n")
+        policy = corral.SandboxPolicy.read_only(deny_read=(str(secret),))
+        result = corral.run(["sh", "-c", f"cat {secret}/token; true"], cwd=host_dir,
+                            policy=policy)
+        assert result.exit_code == 0 and "s3cr3t" not in result.stdout
+    finally:
+        import shutil
+
+        shutil.rmtree(secret)

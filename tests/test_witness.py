@@ -387,9 +387,10 @@ def test_a_destination_a_stream_socket_ignores_is_no_denial(workspace):
     code = ("import socket; server = socket.create_server(('127.0.0.1', 0)); "
             "client = socket.create_connection(server.getsockname()); "
             "print(client.sendmsg([b'x'], [], 0, ('192.0.2.1', 80)), "
-            "server.accept()[0].recv(1).decode())")
+            "client.sendto(b'y', ('192.0.2.1', 80)), "
+            "server.accept()[0].recv(2).decode())")
     result = corral.run([sys.executable, "-c", code], cwd=workspace)
-    assert result.stdout == "1 x\n" and result.denials == ()
+    assert result.stdout == "1 1 xy\n" and result.denials == ()
 
 
 def test_a_datagram_sent_beyond_loopback_is_a_network_denial(workspace):

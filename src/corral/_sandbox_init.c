@@ -367,6 +367,14 @@ static void reap_for(const char *program, char **argv, int hold_fd)
 {
     if (hold_fd >= 0 && fcntl(hold_fd, F_SETFD, FD_CLOEXEC) != 0)
         fail("bad --hold-fd", "", errno);
+    /* Out of the command's reach (its /proc/1/mem, fd, environ), from
+     * before the command exists: were it to write this process's memory, it
+     * could let go of hold_fd, whose lock is corral's own, and have the
+     * placeholders swept while the sandbox still relies on them.  The
+     * command's exec makes it dumpable again; no capability of its reaches
+     * past this. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fail("cannot make PID 1 undumpable", "", errno);
     pid_t command = fork();
     if (command < 0)
         fail("cannot fork the command", "", errno);

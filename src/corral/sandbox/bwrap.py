@@ -24,8 +24,9 @@ no new privileges:
   namespace of its own, even for root; drops every capability; loads the
   seccomp program with a listener for corral's gate and the
   :mod:`.witness` of its writes; and stays as the sandbox's PID 1
-  (``--as-pid-1``), reaping, under that program: bwrap's own PID 1 ran
-  outside it, and a command of the same user could write its memory.  Where the init cannot mount (a setuid
+  (``--as-pid-1``), reaping, under that program and not dumpable: bwrap's
+  own PID 1 ran outside it, and a command of the same user could write its
+  memory.  Where the init cannot mount (a setuid
   bwrap run by a user, Linux before 5.12, a container refusing
   ``mount_setattr``), bwrap makes the binds, a protected symbolic link is
   refused unless the caller accepts ``unprotected-paths``, and root's
@@ -268,7 +269,8 @@ class BwrapBackend(SandboxBackend):
             bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
         # A path beneath another is hidden with it (and a cover cannot be
         # mounted beneath another).
-        denied = _outermost(deny_read_paths(policy, cwd))
+        denied = [path for path in _outermost(deny_read_paths(policy, cwd))
+                   if not covered(os.path.realpath(path))]  # out of sight already
         for secret in denied:
             real = os.path.realpath(secret)
             if cwd == real or cwd.startswith(real + "/"):

@@ -92,7 +92,8 @@ _IOCTL_SET_FLAGS = 0x40082104  # SECCOMP_IOCTL_NOTIF_SET_FLAGS
 _SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6)
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
-_SOL_SOCKET, _SO_ERROR, _SO_DOMAIN = 1, 4, 39
+_SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_DOMAIN = 1, 3, 4, 39
+_SOCK_DGRAM, _SOCK_RAW = 2, 3
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 _DNS_PORT = 53
@@ -408,7 +409,10 @@ class SocketGate:
             return
         if call == "sendto":
             raw = _read_memory(pid, args[4], args[5])
-            if raw is not None:
+            endpoint = None if raw is None else _inet_endpoint(raw)
+            # A stream socket ignores the destination: nothing is refused.
+            if (raw is not None and endpoint is not None and _kind(endpoint[0]) == "other"
+                    and self._sends_datagrams(notif_id, pid, _signed(args[0]))):
                 self._sent_to(raw, "sendto")
             # In the run's own network namespace, where no Unix datagram
             # socket can be made: the kernel's answer is the one to give.
@@ -556,6 +560,31 @@ class SocketGate:
             return 0, exc.errno or errno.EBADF, 0
         finally:
             os.close(sock)  # the command's own descriptor stays open, bound or connected
+
+    def _sends_datagrams(self, notif_id: int, pid: int, sockfd: int) -> bool:
+        """Whether the command's ``sockfd`` is an inet datagram (or raw)
+        socket, asked while its call still waits (else the pid may be
+        another process's)."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return False
+        try:
+            if not self._still_waiting(notif_id):
+                return False
+            sock = _cgate.pidfd_getfd(pidfd, sockfd)
+        except OSError:
+            return False
+        finally:
+            os.close(pidfd)
+        try:
+            return (_cgate.socket_option(sock, _SOL_SOCKET, _SO_DOMAIN) in (_AF_INET, _AF_INET6)
+                    and _cgate.socket_option(sock, _SOL_SOCKET, _SO_TYPE) in (_SOCK_DGRAM,
+                                                                               _SOCK_RAW))
+        except OSError:
+            return False
+        finally:
+            os.close(sock)
 
     def _sent_to(self, raw: bytes, call: str) -> None:
         """A datagram sent to the address ``raw`` by ``call``: beyond

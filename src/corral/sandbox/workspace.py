@@ -90,13 +90,18 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
     existing: list[str] = []
     missing: list[str] = []
     pinned: list[str] = []
-    # A hidden path inside a root keeps its place, and a link to one stays
-    # that link: renamed or replaced there, it would not be hidden from the
-    # next run (a cover is mounted where the path is found).
+    # A hidden path inside a root keeps its place, and every link on the way
+    # to one stays that link: renamed or replaced there, it would not be
+    # hidden from the next run (a cover is mounted where the path is found).
     for path in deny_read_paths(policy, cwd):
         given = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-        if os.path.islink(given) and _root_of(given, roots) not in (None, given):
-            protected.append(given)
+        step = os.path.abspath(path)
+        while step != "/":
+            if os.path.islink(step):
+                link = os.path.join(os.path.realpath(os.path.dirname(step)), os.path.basename(step))
+                if _root_of(link, roots) not in (None, link):
+                    protected.append(link)
+            step = os.path.dirname(step)
         for hidden in (given, os.path.realpath(path)):
             owner = _root_of(hidden, roots)
             parent = os.path.dirname(hidden)
