@@ -49,3 +49,24 @@ def test_a_link_another_run_still_uses_is_kept(host_dir: Path) -> None:
     assert not first.exists() and stat.S_ISSOCK(shared.lstat().st_mode)
     guard_b.release()
     assert not os.path.lexists(shared)
+
+
+def test_the_sandbox_cannot_let_go_of_corrals_hold(host_dir: Path) -> None:
+    """The sandbox's hold is an open file of its own: unlocking it (a command
+    that reached it) leaves the run live while corral holds its own, and
+    the run ends only when both have let go."""
+    import fcntl
+
+    guard, _ = guards.guard_placeholders((str(host_dir / ".envrc"),))
+    sandbox = guard.sandbox_hold()
+    try:
+        fcntl.flock(sandbox, fcntl.LOCK_UN)
+        assert guards._held(guard.hold)
+        fcntl.flock(sandbox, fcntl.LOCK_SH)
+        os.close(guard.lock_fd)
+        guard.lock_fd = os.open(os.devnull, os.O_RDONLY)  # corral gone, the sandbox not
+        assert guards._held(guard.hold)
+    finally:
+        os.close(sandbox)
+    assert not guards._held(guard.hold)
+    guard.release(patience=0)

@@ -373,7 +373,7 @@ class BwrapBackend(SandboxBackend):
         if claimed:
             guard, placeholders = guard_placeholders(claimed)
             cleanups.append(guard.release)
-            sync_fd = os.dup(guard.lock_fd)  # bwrap holds the claim while the sandbox lives
+            sync_fd = guard.sandbox_hold()  # held while the sandbox lives
             owned.append(sync_fd)
             args += ["--sync-fd", str(sync_fd)]
             protected += placeholders

@@ -11,13 +11,14 @@ cheapest inode to create and remove (no data block, unlike a directory).
 
 * each run that uses placeholders writes a *record* in corral's runtime
   directory (``$XDG_RUNTIME_DIR/corral`` or ``/tmp/corral-<uid>``), and
-  holds an exclusive lock on an empty *hold* file beside it; the lock's file
-  description is also handed to bwrap (``--sync-fd``), whose processes
-  outside the command keep it until the sandbox is gone, so a run stays live
-  exactly as long as corral or the sandbox does, however either of them ends.
-  That lock is not on the record itself: a command that reached bwrap's
-  descriptors (``/proc/1/fd``) could then rewrite the list of what the next
-  sweep deletes.  corral locks the record too, for as long as it lives, for
+  holds a shared lock on an empty *hold* file beside it; the sandbox holds
+  another, on an open file of its own (``--sync-fd``, kept by the sandbox's
+  PID 1 outside the command), until it is gone, so a run stays live exactly
+  as long as corral or the sandbox does, however either of them ends, and
+  neither can let go of the other's.  A sweep takes a run for dead when it
+  can lock the hold exclusively.  That lock is not on the record itself: a
+  command that reached the sandbox's descriptors (``/proc/1/fd``) could then
+  rewrite the list of what the next sweep deletes.  corral locks the record too, for as long as it lives, for
   the sake of earlier versions of corral, which look at that lock alone;
 * a *sweep* removes the placeholders of unlocked records that no locked
   record also uses.  Sweeps run when a run ends, and from the watchdog when
@@ -102,8 +103,8 @@ def _owned_private(path: str, uid: int) -> bool:
 class Guard:
     """The placeholders one run relies on; :meth:`release` when the run is over.
 
-    ``lock_fd`` is the locked descriptor of the run's hold file, to be
-    inherited by the sandbox (a dup shares the lock).
+    ``lock_fd`` is corral's locked descriptor of the run's hold file; the
+    sandbox holds one of its own (:meth:`sandbox_hold`).
     """
 
     def __init__(self, directory: str, record: str, lock_fd: int, record_fd: int) -> None:
@@ -112,6 +113,15 @@ class Guard:
         self.hold = _hold_of(record)
         self.lock_fd = lock_fd
         self._record_fd = record_fd
+
+    def sandbox_hold(self) -> int:
+        """A descriptor of the hold file, with a shared lock of its own, for
+        the sandbox to keep while it lives.  Its own open file: a lock is
+        the open file's, and one the sandbox shared with corral's, the
+        sandbox could let go of for corral too."""
+        fd = os.open(self.hold, os.O_RDONLY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
 
     def release(self, patience: float = 2.0) -> None:
         """Drops this run's claim and removes placeholders nobody else needs.
@@ -173,7 +183,7 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
                        0o400)
         fd = -1
         try:
-            fcntl.flock(hold, fcntl.LOCK_EX)
+            fcntl.flock(hold, fcntl.LOCK_SH)  # shared with the sandbox's (see sandbox_hold)
             fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             bound = []
