@@ -201,6 +201,29 @@ def test_a_refused_privileged_call_is_reported(backend, workspace):
     assert result.denials[0].evidence == "unshare() refused: Operation not permitted"
 
 
+@pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
+def test_a_signal_to_a_host_process_is_reported(backend, workspace):
+    """The sandbox's PID namespace does not hold the host's processes: kill
+    finds none (ESRCH), silently; a process of the run's own, or one that
+    exists nowhere, is no denial.  (Landlock has no PID namespace: its scope
+    refuses such a signal with EPERM, which the output shows.)"""
+    import subprocess
+
+    host = subprocess.Popen(["sleep", "60"])
+    try:
+        script = (f"kill -0 {host.pid} 2>/dev/null; echo $?; sleep 5 & kill $!; "
+                  "kill -0 2147483000 2>/dev/null; exit 3")
+        result = corral.run(["sh", "-c", script], cwd=workspace, policy=_policy(backend))
+        assert result.exit_code == 3 and result.stdout == "1\n"
+        assert [(d.kind.value, d.target) for d in result.denials] == [
+            ("privilege", f"process {host.pid}")]
+        control = corral.run(["sh", "-c", f"kill -0 {host.pid}"], policy="full-access")
+        assert control.exit_code == 0
+    finally:
+        host.kill()
+        host.wait()
+
+
 SOCKETS = """
 import socket
 for family, kind in ((socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_VSOCK, socket.SOCK_STREAM),

@@ -21,7 +21,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(listener, writable, operands, refused, sends) -> (handle, fd)
+ * serve(listener, writable, operands, refused, observed) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -372,15 +372,18 @@ static int mount_id(int fd, unsigned long long *id)
  * (uint16) and the path, as the command sees it.  A call in refused (the
  * privileged calls the sandbox refuses, and the socket calls it refuses) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
- * of its first two arguments (uint32 each: a socket's family and type).  sends are the numbers of sendmsg and
- * sendmmsg (or -1): each is let through, and the address each of its
- * messages names, if it is an inet one beyond loopback (which the run's own
- * network namespace cannot reach), reported as "S", 0 for sendmsg or 1 for
- * sendmmsg (uint8), its length (uint8) and the struct sockaddr.  Any other notification (the socket gate's) is passed
- * on unanswered as "N" and the struct seccomp_notif.  Each message is one
- * write of at most PIPE_BUF bytes, so a read of the pipe returns whole
- * messages.  The pipe ends (EOF) when the
- * listener does: no process is left under the filter.
+ * of its first two arguments (uint32 each: a socket's family and type).
+ * observed are the numbers of sendmsg, sendmmsg and kill (or -1), each let
+ * through.  The address each message of a send names, if it is an inet one
+ * beyond loopback (which the run's own network namespace cannot reach), is
+ * reported as "S", 0 for sendmsg or 1 for sendmmsg (uint8), its length
+ * (uint8) and the struct sockaddr.  A kill of a process the sandbox's PID
+ * namespace does not hold, but corral's does, is reported as "K" and the
+ * pid (int32).  Any other notification (the socket gate's) is passed on
+ * unanswered as "N" and the struct seccomp_notif.  Each message is one write
+ * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
+ * The pipe ends (EOF) when the listener does: no process is left under the
+ * filter.
  *
  * writable is None where the sandbox refuses writes with read-only mounts
  * (bwrap, EROFS): a write is refused if the mount it lands on is read-only,
@@ -407,7 +410,7 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
-    int sendmsg, sendmmsg;
+    int sendmsg, sendmmsg, kill;
 };
 
 static int under(const char *real, char **writable)
@@ -731,6 +734,28 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
     }
 }
 
+/* Reports a kill of a process outside the sandbox: one its /proc (the
+ * sandbox's PID namespace) does not show, but corral's does. */
+static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
+{
+    int target = (int)(notif->data.args[0] & 0xFFFFFFFFu);
+    char path[32];
+    snprintf(path, sizeof(path), "proc/%d", target);
+    int inside = server->root < 0 ? -1 : open_beneath(server->root, path, 0);
+    if (inside >= 0 || server->root < 0) {
+        if (inside >= 0)
+            close(inside);
+        return;
+    }
+    struct stat status;
+    snprintf(path, sizeof(path), "/proc/%d", target);
+    if (stat(path, &status) != 0 || !still_waiting(server, notif))
+        return;
+    char message[5] = {'K'};
+    memcpy(message + 1, &target, 4);
+    (void)!write(server->report, message, sizeof(message));
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -780,8 +805,12 @@ static void *serve_notifications(void *argument)
             (void)!write(server->report, message, sizeof(message));
             continue;
         }
-        if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg) {
-            look_at_sends(server, &notif);
+        if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg ||
+            notif.data.nr == server->kill) {
+            if (notif.data.nr == server->kill)
+                look_at_kill(server, &notif);
+            else
+                look_at_sends(server, &notif);
             struct seccomp_notif_resp response = {
                 .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
             };
@@ -834,10 +863,11 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    int sendmsg_number, sendmmsg_number;
+    int sendmsg_number, sendmmsg_number, kill_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(ii):serve", &listener, &writable, &PyTuple_Type,
-                          &operands, &PyTuple_Type, &refused, &sendmsg_number, &sendmmsg_number))
+    if (!PyArg_ParseTuple(args, "iOO!O!(iii):serve", &listener, &writable, &PyTuple_Type,
+                          &operands, &PyTuple_Type, &refused, &sendmsg_number, &sendmmsg_number,
+                          &kill_number))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -845,6 +875,7 @@ gate_serve(PyObject *self, PyObject *args)
     server->listener = listener;
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
+    server->kill = kill_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));

@@ -325,7 +325,8 @@ class BwrapBackend(SandboxBackend):
                                        deny_unix_datagrams=gated,
                                        namespaced_families=not policy.network,
                                        notify=_NOTIFIED if gated else (),
-                                       witness_writes=witnessed, witness_privileges=witnessed),
+                                       witness_writes=witnessed, witness_privileges=witnessed,
+                                       witness_signals=witnessed),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]

@@ -44,6 +44,10 @@ program:
   O_TRUNC); ``openat2``, whose flags a filter cannot read, always; without
   ``witness_attributes``, the calls that change only attributes
   (:data:`ATTRIBUTE_CALLS`) are left out;
+* with ``witness_signals``, turns ``kill`` of one process by its pid into a
+  user notification, for corral to let through and report when the
+  process is outside the sandbox's PID namespace (for a backend that has
+  one);
 * with ``witness_privileges``, turns the refused privileged calls (the
   EPERM list above, clone with a CLONE_NEW* flag) and the refused
   ``socket`` and ``socketpair`` calls into user notifications,
@@ -89,6 +93,8 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "userfaultfd": (323, 282),
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
+#: kill, which a witness of signals watches, by architecture.
+KILL = {"x86_64": 62, "aarch64": 129}
 #: The socket calls the gate can be notified of, by architecture.
 SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44,
                            "sendmsg": 46, "sendmmsg": 307},
@@ -228,6 +234,7 @@ def build_program(
     witness_writes: bool = False,
     witness_attributes: bool = True,
     witness_privileges: bool = False,
+    witness_signals: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -270,6 +277,8 @@ def build_program(
     if tcp:
         for number, offset in _SENDS[arch]:
             asm.jump(_JEQ, number, f"send{offset}", None)
+    if witness_signals:
+        asm.jump(_JEQ, KILL[arch], "kill_one", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
     # in a second ALLOW of their own.
@@ -322,6 +331,11 @@ def build_program(
         asm.load(_ARG1)  # the type
         asm.mask(_SOCK_TYPE_MASK)
         asm.jump(_JEQ, _SOCK_DGRAM, "privileged", "allow")
+    if witness_signals:
+        asm.label("kill_one")  # a process by its pid: not 0, not a group (negative)
+        asm.load(_ARG0)
+        asm.jump(_JSET, 0x80000000, "allow", None)
+        asm.jump(_JEQ, 0, "allow", "notify")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)
@@ -336,7 +350,7 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify or writes or witness_privileges:
+    if notify or writes or witness_privileges or witness_signals:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()
