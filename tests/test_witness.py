@@ -224,6 +224,33 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
         host.wait()
 
 
+BINDS = """
+import socket, sys
+for path in (sys.argv[1], "own.sock"):
+    try:
+        socket.socket(socket.AF_UNIX).bind(path)
+        print("bound")
+    except OSError as e:
+        print(e.errno)
+socket.socket().bind(("127.0.0.1", 0))
+socket.socket(socket.AF_UNIX).bind("\\0corral-abstract")
+"""
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
+def test_a_unix_socket_bound_where_no_file_may_be_made_is_reported(backend, workspace):
+    """A socket file is a new file: outside the roots, refused (EROFS) and
+    reported as a write; one in the workspace, a TCP or an abstract bind,
+    nothing."""
+    outside = workspace.parent / "outside" / "service.sock"
+    result = corral.run([sys.executable, "-c", BINDS, str(outside)], cwd=workspace,
+                        policy=_policy(backend))
+    assert result.exit_code == 0 and result.stdout.split() == ["30", "bound"]  # EROFS
+    assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
+        ("write", str(outside), "bind() refused: Read-only file system")]
+    assert not outside.exists() and (workspace / "own.sock").exists()
+
+
 SOCKETS = """
 import socket
 for family, kind in ((socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_VSOCK, socket.SOCK_STREAM),

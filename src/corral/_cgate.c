@@ -373,8 +373,9 @@ static int mount_id(int fd, unsigned long long *id)
  * privileged calls the sandbox refuses, and the socket calls it refuses) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
- * observed are the numbers of sendmsg, sendmmsg and kill (or -1), each let
- * through.  The address each message of a send names, if it is an inet one
+ * observed are the numbers of sendmsg, sendmmsg, kill and bind (or -1),
+ * each let through.  A bind of a Unix socket to a path the sandbox refuses
+ * to create is reported as a write ("W", as above).  The address each message of a send names, if it is an inet one
  * beyond loopback (which the run's own network namespace cannot reach), is
  * reported as "S", 0 for sendmsg or 1 for sendmmsg (uint8), its length
  * (uint8) and the struct sockaddr.  A kill of a process the sandbox's PID
@@ -410,7 +411,7 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
-    int sendmsg, sendmmsg, kill;
+    int sendmsg, sendmmsg, kill, bind;
 };
 
 static int under(const char *real, char **writable)
@@ -576,6 +577,22 @@ static int still_waiting(const struct server *server, const struct seccomp_notif
     return ioctl(server->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
+/* Reports a refused write: "W", as serve describes it. */
+static void report_write(struct server *server, int number, int error, const char *found)
+{
+    char message[PIPE_BUF];
+    size_t length = strlen(found);
+    if (length > sizeof(message) - 11)
+        return; /* too long to report in one message */
+    unsigned short size = (unsigned short)length;
+    message[0] = 'W';
+    memcpy(message + 1, &number, 4);
+    memcpy(message + 5, &error, 4);
+    memcpy(message + 9, &size, 2);
+    memcpy(message + 11, found, length);
+    (void)!write(server->report, message, 11 + length);
+}
+
 #define O_WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 
 static void look_at(struct server *server, const struct seccomp_notif *notif,
@@ -632,19 +649,9 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
     }
     if (error == 0 || !still_waiting(server, notif))
         return; /* nothing refused, or what was read may be another process's */
-    char message[PIPE_BUF];
-    size_t length = strlen(found);
-    if (length > sizeof(message) - 11)
-        return; /* too long to report in one message */
-    int number = op->number;
-    unsigned short size = (unsigned short)length;
-    message[0] = 'W';
-    memcpy(message + 1, &number, 4);
-    memcpy(message + 5, &error, 4);
-    memcpy(message + 9, &size, 2);
-    memcpy(message + 11, found, length);
-    (void)!write(server->report, message, 11 + length);
+    report_write(server, op->number, error, found);
 }
+
 
 /* Whether the inet address raw (length bytes) is beyond loopback: neither a
  * loopback nor a wildcard address, IPv4 or IPv4-mapped. */
@@ -734,6 +741,42 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
     }
 }
 
+/* Reports a bind of a Unix socket to a path the sandbox refuses to create
+ * (the socket file is a new file there). */
+static void look_at_bind(struct server *server, const struct seccomp_notif *notif)
+{
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof(address));
+    size_t length = notif->data.args[2] & 0xFFFFFFFFu;
+    if (length > sizeof(address))
+        length = sizeof(address);
+    if (length <= offsetof(struct sockaddr_un, sun_path))
+        return;
+    struct iovec local = {.iov_base = &address, .iov_len = length};
+    struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = length};
+    if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)length ||
+        address.sun_family != AF_UNIX || address.sun_path[0] == 0)
+        return; /* another family, or an abstract name: no file */
+    char name[sizeof(address.sun_path) + 1];
+    memcpy(name, address.sun_path, sizeof(address.sun_path));
+    name[length - offsetof(struct sockaddr_un, sun_path)] = 0;
+    char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
+    if (name[0] == '/') {
+        snprintf(full, sizeof(full), "%s", name);
+    } else {
+        char link[64], base[PATH_MAX];
+        snprintf(link, sizeof(link), "/proc/%u/cwd", notif->pid);
+        ssize_t n = readlink(link, base, sizeof(base) - 1);
+        if (n <= 0 || base[0] != '/')
+            return;
+        base[n] = 0;
+        snprintf(full, sizeof(full), "%s/%s", n == 1 ? "" : base, name);
+    }
+    int error = refusal(server, full, CREATE, 0, found, sizeof(found));
+    if (error != 0 && still_waiting(server, notif))
+        report_write(server, notif->data.nr, error, found);
+}
+
 /* Reports a kill of a process outside the sandbox: one its /proc (the
  * sandbox's PID namespace) does not show, but corral's does. */
 static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
@@ -806,9 +849,11 @@ static void *serve_notifications(void *argument)
             continue;
         }
         if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg ||
-            notif.data.nr == server->kill) {
+            notif.data.nr == server->kill || notif.data.nr == server->bind) {
             if (notif.data.nr == server->kill)
                 look_at_kill(server, &notif);
+            else if (notif.data.nr == server->bind)
+                look_at_bind(server, &notif);
             else
                 look_at_sends(server, &notif);
             struct seccomp_notif_resp response = {
@@ -863,11 +908,11 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    int sendmsg_number, sendmmsg_number, kill_number;
+    int sendmsg_number, sendmmsg_number, kill_number, bind_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iii):serve", &listener, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiii):serve", &listener, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendmsg_number, &sendmmsg_number,
-                          &kill_number))
+                          &kill_number, &bind_number))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -876,6 +921,7 @@ gate_serve(PyObject *self, PyObject *args)
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->kill = kill_number;
+    server->bind = bind_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));

@@ -44,10 +44,10 @@ program:
   O_TRUNC); ``openat2``, whose flags a filter cannot read, always; without
   ``witness_attributes``, the calls that change only attributes
   (:data:`ATTRIBUTE_CALLS`) are left out;
-* with ``witness_signals``, turns ``kill`` of one process by its pid into a
-  user notification, for corral to let through and report when the
-  process is outside the sandbox's PID namespace (for a backend that has
-  one);
+* with ``witness_signals``, turns ``kill`` of one process by its pid, and
+  ``bind``, into user notifications, for corral to let through and report
+  a process outside the sandbox's PID namespace, or a Unix socket file the
+  sandbox refuses to create (for a backend with namespaces of its own);
 * with ``witness_privileges``, turns the refused privileged calls (the
   EPERM list above, clone with a CLONE_NEW* flag) and the refused
   ``socket`` and ``socketpair`` calls into user notifications,
@@ -279,6 +279,8 @@ def build_program(
             asm.jump(_JEQ, number, f"send{offset}", None)
     if witness_signals:
         asm.jump(_JEQ, KILL[arch], "kill_one", None)
+        if "bind" not in notify:  # where the gate does not decide binds
+            asm.jump(_JEQ, SOCKET_CALLS[arch]["bind"], "notify", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
     # in a second ALLOW of their own.

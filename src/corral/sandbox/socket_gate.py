@@ -264,7 +264,9 @@ class SocketGate:
             () if witness is None else witness.operands(),
             () if witness is None else Witness.privileged(),
             (_SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
-             KILL.get(os.uname().machine, -1)))
+             # In the run's own namespaces only: elsewhere bind is the gate's.
+             KILL.get(os.uname().machine, -1) if self._private_network else -1,
+             _SENDS.get("bind", -1) if self._private_network else -1))
         self._ready.register(self._reports, select.EPOLLIN)
         return True
 

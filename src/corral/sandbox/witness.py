@@ -36,7 +36,7 @@ import os
 
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import ATTRIBUTE_CALLS, WRITE_CALLS, privileged_calls
+from .seccomp import ATTRIBUTE_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -216,3 +216,4 @@ def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
 
 
 _NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}
+_NAMES[SOCKET_CALLS.get(os.uname().machine, {}).get("bind", -1)] = "bind"  # a socket file
