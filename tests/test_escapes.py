@@ -296,7 +296,12 @@ PID1_PROBE = """
 import errno, os
 status = dict(line.split(":", 1) for line in open("/proc/1/status"))
 print(status["Seccomp"].strip(), status["NoNewPrivs"].strip(), status["CapEff"].strip())
-for path in ["/proc/1/mem", "/proc/1/environ"] + [f"/proc/1/fd/{fd}" for fd in os.listdir("/proc/1/fd")]:
+try:
+    descriptors = [f"/proc/1/fd/{fd}" for fd in os.listdir("/proc/1/fd")]
+except PermissionError:
+    descriptors = []
+    print("/proc/1/fd EACCES")
+for path in ["/proc/1/mem", "/proc/1/environ", *descriptors]:
     try:
         open(path, "r+b" if path.endswith("mem") else "rb").close()
         print(path, "opened")
