@@ -514,3 +514,16 @@ def test_corrals_own_installation_is_protected():
                         cwd=os.path.dirname(prefix), timeout=30)
     assert result.exit_code != 0 and not os.path.exists(planted)
     assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE, planted)]
+
+
+def test_corrals_runtime_directory_is_out_of_the_commands_sight(repo, monkeypatch, host_dir):
+    """With network /run is not hidden: the records there, and the mutex
+    every run takes, would be the command's to lock, stalling other runs."""
+    runtime = host_dir / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    corral.run(["true"], cwd=repo)  # makes the runtime directory and its files
+    assert (runtime / "corral").is_dir() and os.listdir(runtime / "corral")
+    policy = corral.SandboxPolicy.workspace_write(network=True)
+    result = corral.run(["ls", "-A", str(runtime / "corral")], cwd=repo, policy=policy)
+    assert result.exit_code == 0 and result.stdout == ""

@@ -373,14 +373,12 @@ static int mount_id(int fd, unsigned long long *id)
  * privileged calls the sandbox refuses, and the socket calls it refuses) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
- * observed are the numbers of sendmsg, sendmmsg, kill and bind (or -1),
- * each let through.  A bind of a Unix socket to a path the sandbox refuses
+ * observed are the numbers of sendmsg, sendmmsg and bind (or -1), each
+ * let through.  A bind of a Unix socket to a path the sandbox refuses
  * to create is reported as a write ("W", as above).  The address each message of a send names, if it is an inet one
  * beyond loopback (which the run's own network namespace cannot reach), is
  * reported as "S", 0 for sendmsg or 1 for sendmmsg (uint8), its length
- * (uint8) and the struct sockaddr.  A kill of a process the sandbox's PID
- * namespace does not hold, but corral's does, is reported as "K" and the
- * pid (int32).  Any other notification (the socket gate's) is passed on
+ * (uint8) and the struct sockaddr.  Any other notification (the socket gate's) is passed on
  * unanswered as "N" and the struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
  * The pipe ends (EOF) when the listener does: no process is left under the
@@ -411,7 +409,7 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
-    int sendmsg, sendmmsg, kill, bind;
+    int sendmsg, sendmmsg, bind;
 };
 
 static int under(const char *real, char **writable)
@@ -741,6 +739,29 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
     }
 }
 
+/* Whether the caller's descriptor args[0] is a Unix socket, asked while
+ * the caller still waits: a bad descriptor, or a socket of another family,
+ * fails for a reason of its own. */
+static int is_unix_socket(struct server *server, const struct seccomp_notif *notif)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, notif->pid, 0);
+    if (pidfd < 0)
+        return 0;
+    int copy = still_waiting(server, notif)
+                   ? (int)syscall(SYS_pidfd_getfd, pidfd,
+                                  (int)(notif->data.args[0] & 0xFFFFFFFFu), 0)
+                   : -1;
+    close(pidfd);
+    if (copy < 0)
+        return 0;
+    int domain = 0;
+    socklen_t size = sizeof(domain);
+    int unix_socket = getsockopt(copy, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0 &&
+                      domain == AF_UNIX;
+    close(copy);
+    return unix_socket;
+}
+
 /* Reports a bind of a Unix socket to a path the sandbox refuses to create
  * (the socket file is a new file there). */
 static void look_at_bind(struct server *server, const struct seccomp_notif *notif)
@@ -748,10 +769,8 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
     struct sockaddr_un address;
     memset(&address, 0, sizeof(address));
     size_t length = notif->data.args[2] & 0xFFFFFFFFu;
-    if (length > sizeof(address))
-        length = sizeof(address);
-    if (length <= offsetof(struct sockaddr_un, sun_path))
-        return;
+    if (length > sizeof(address) || length <= offsetof(struct sockaddr_un, sun_path))
+        return; /* EINVAL: the kernel refuses it itself */
     struct iovec local = {.iov_base = &address, .iov_len = length};
     struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = length};
     if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)length ||
@@ -773,30 +792,8 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
         snprintf(full, sizeof(full), "%s/%s", n == 1 ? "" : base, name);
     }
     int error = refusal(server, full, CREATE, 0, found, sizeof(found));
-    if (error != 0 && still_waiting(server, notif))
+    if (error != 0 && is_unix_socket(server, notif))
         report_write(server, notif->data.nr, error, found);
-}
-
-/* Reports a kill of a process outside the sandbox: one its /proc (the
- * sandbox's PID namespace) does not show, but corral's does. */
-static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
-{
-    int target = (int)(notif->data.args[0] & 0xFFFFFFFFu);
-    char path[32];
-    snprintf(path, sizeof(path), "proc/%d", target);
-    int inside = server->root < 0 ? -1 : open_beneath(server->root, path, 0);
-    if (inside >= 0 || server->root < 0) {
-        if (inside >= 0)
-            close(inside);
-        return;
-    }
-    struct stat status;
-    snprintf(path, sizeof(path), "/proc/%d", target);
-    if (stat(path, &status) != 0 || !still_waiting(server, notif))
-        return;
-    char message[5] = {'K'};
-    memcpy(message + 1, &target, 4);
-    (void)!write(server->report, message, sizeof(message));
 }
 
 static void *serve_notifications(void *argument)
@@ -849,10 +846,8 @@ static void *serve_notifications(void *argument)
             continue;
         }
         if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg ||
-            notif.data.nr == server->kill || notif.data.nr == server->bind) {
-            if (notif.data.nr == server->kill)
-                look_at_kill(server, &notif);
-            else if (notif.data.nr == server->bind)
+            notif.data.nr == server->bind) {
+            if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
             else
                 look_at_sends(server, &notif);
@@ -908,11 +903,11 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    int sendmsg_number, sendmmsg_number, kill_number, bind_number;
+    int sendmsg_number, sendmmsg_number, bind_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiii):serve", &listener, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iii):serve", &listener, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendmsg_number, &sendmmsg_number,
-                          &kill_number, &bind_number))
+                          &bind_number))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -920,7 +915,6 @@ gate_serve(PyObject *self, PyObject *args)
     server->listener = listener;
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
-    server->kill = kill_number;
     server->bind = bind_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);

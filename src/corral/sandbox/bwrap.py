@@ -65,7 +65,7 @@ from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
 from .._record import record, replace
 from .base import SandboxBackend
-from .guards import guard_placeholders
+from .guards import guard_placeholders, runtime_dir_path
 from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
@@ -287,6 +287,12 @@ class BwrapBackend(SandboxBackend):
         for path in hidden:
             # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
             args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
+        # corral's runtime directory (its records, their locks, its mutex) is
+        # none of the command's business: a lock taken there could stall
+        # every other run of this user.
+        private = runtime_dir_path()
+        if not covered(private) and os.path.isdir(private):
+            args += ["--tmpfs", private]
         to_bwrap, to_init = _init_user() if mounts_by_init else ([], [])
         if mounts_by_init:
             args += [*_INIT_CAPABILITIES, *to_bwrap]
@@ -326,7 +332,7 @@ class BwrapBackend(SandboxBackend):
                                        namespaced_families=not policy.network,
                                        notify=_NOTIFIED if gated else (),
                                        witness_writes=witnessed, witness_privileges=witnessed,
-                                       witness_signals=witnessed),
+                                       witness_binds=witnessed),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]

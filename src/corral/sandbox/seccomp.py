@@ -44,10 +44,9 @@ program:
   O_TRUNC); ``openat2``, whose flags a filter cannot read, always; without
   ``witness_attributes``, the calls that change only attributes
   (:data:`ATTRIBUTE_CALLS`) are left out;
-* with ``witness_signals``, turns ``kill`` of one process by its pid, and
-  ``bind``, into user notifications, for corral to let through and report
-  a process outside the sandbox's PID namespace, or a Unix socket file the
-  sandbox refuses to create (for a backend with namespaces of its own);
+* with ``witness_binds``, turns ``bind`` into a user notification, for
+  corral to let through and report a Unix socket file the sandbox refuses
+  to create (for a backend whose gate does not decide binds);
 * with ``witness_privileges``, turns the refused privileged calls (the
   EPERM list above, clone with a CLONE_NEW* flag) and the refused
   ``socket`` and ``socketpair`` calls into user notifications,
@@ -93,8 +92,6 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "userfaultfd": (323, 282),
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
-#: kill, which a witness of signals watches, by architecture.
-KILL = {"x86_64": 62, "aarch64": 129}
 #: The socket calls the gate can be notified of, by architecture.
 SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44,
                            "sendmsg": 46, "sendmmsg": 307},
@@ -234,7 +231,7 @@ def build_program(
     witness_writes: bool = False,
     witness_attributes: bool = True,
     witness_privileges: bool = False,
-    witness_signals: bool = False,
+    witness_binds: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -277,10 +274,10 @@ def build_program(
     if tcp:
         for number, offset in _SENDS[arch]:
             asm.jump(_JEQ, number, f"send{offset}", None)
-    if witness_signals:
-        asm.jump(_JEQ, KILL[arch], "kill_one", None)
-        if "bind" not in notify:  # where the gate does not decide binds
-            asm.jump(_JEQ, SOCKET_CALLS[arch]["bind"], "notify", None)
+    if witness_binds:
+        if "bind" in notify:
+            raise ValueError("bind is watched only where the gate does not decide it")
+        asm.jump(_JEQ, SOCKET_CALLS[arch]["bind"], "notify", None)
     asm.ret(_RET_ALLOW)
     # Classic BPF only jumps forward: the argument checks come after, and end
     # in a second ALLOW of their own.
@@ -333,11 +330,6 @@ def build_program(
         asm.load(_ARG1)  # the type
         asm.mask(_SOCK_TYPE_MASK)
         asm.jump(_JEQ, _SOCK_DGRAM, "privileged", "allow")
-    if witness_signals:
-        asm.label("kill_one")  # a process by its pid: not 0, not a group (negative)
-        asm.load(_ARG0)
-        asm.jump(_JSET, 0x80000000, "allow", None)
-        asm.jump(_JEQ, 0, "allow", "notify")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)
@@ -352,7 +344,7 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify or writes or witness_privileges or witness_signals:
+    if notify or writes or witness_privileges or witness_binds:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

@@ -70,7 +70,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import KILL, SOCKET_CALLS
+from .seccomp import SOCKET_CALLS
 from .witness import Witness
 
 TYPE_CHECKING = False
@@ -265,7 +265,6 @@ class SocketGate:
             () if witness is None else Witness.privileged(),
             (_SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
              # In the run's own namespaces only: elsewhere bind is the gate's.
-             KILL.get(os.uname().machine, -1) if self._private_network else -1,
              _SENDS.get("bind", -1) if self._private_network else -1))
         self._ready.register(self._reports, select.EPOLLIN)
         return True
@@ -394,10 +393,6 @@ class SocketGate:
                 self._sent_to(data[offset + 3:offset + 3 + size],
                               "sendmmsg" if data[offset + 1] else "sendmsg")
                 offset += 3 + size
-            elif data[offset:offset + 1] == b"K" and offset + 5 <= len(data):
-                if self.witness is not None:
-                    self.witness.record_hidden_process(struct.unpack_from("<i", data, offset + 1)[0])
-                offset += 5
             elif data[offset:offset + 1] == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))

@@ -163,18 +163,6 @@ class Witness:
         if denial is not None:
             self.denials.append(denial)
 
-    def record_hidden_process(self, pid: int) -> None:
-        """Records a kill of ``pid``, a process outside the sandbox's PID
-        namespace (which cannot see it, so the kernel answers ESRCH)."""
-        target = f"process {pid}"
-        if (DenialKind.PRIVILEGE, target) in self._seen or len(self.denials) >= _MAX_DENIALS:
-            return
-        self._seen.add((DenialKind.PRIVILEGE, target))
-        self.denials.append(Denial(
-            DenialKind.PRIVILEGE, target,
-            f"process {pid} is outside the sandbox, which can neither see nor signal it: only "
-            "full access can", f"kill() refused: {os.strerror(errno.ESRCH)}"))
-
     def record_privileged(self, number: int, first: int = 0, second: int = 0) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
         socket call: then ``first`` and ``second`` are its family and type."""
