@@ -95,6 +95,9 @@ def test_host_udp_is_unreachable():
     try:
         sent = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
         assert sent.stdout == "sent\n"  # delivered to the sandbox's own loopback
+        # ...where nothing of the run's is at that port, while the host serves it.
+        assert [(d.kind, d.target, d.evidence) for d in sent.denials] == [
+            (corral.DenialKind.NETWORK, f"127.0.0.1:{port}", "sendto() refused")]
         with pytest.raises(socket.timeout):
             receiver.recvfrom(10)
         corral.run([PYTHON, "-c", code], policy="full-access")

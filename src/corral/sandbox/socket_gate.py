@@ -219,6 +219,7 @@ class SocketGate:
         self.covers: list[tuple[str, bool, tuple[str, int] | None]] = []
         self._reads = -1
         self._unread_reads = b""
+        self._looked: set[int] = set()  # loopback ports a datagram was sent to
 
     def started(self) -> None:
         """Closes corral's copy of :attr:`child_end`; call once, after spawn
@@ -416,6 +417,11 @@ class SocketGate:
             if (raw is not None and endpoint is not None and _kind(endpoint[0]) == "other"
                     and self._sends_datagrams(notif_id, pid, _signed(args[0]))):
                 self._sent_to(raw, "sendto")
+            elif (endpoint is not None and endpoint[1] not in self._looked
+                  and self._private_network):
+                self._looked.add(endpoint[1])  # once a port: a client may send thousands
+                if self._sends_datagrams(notif_id, pid, _signed(args[0])):
+                    self._host_loopback(pid, endpoint, "sendto")
             # In the run's own network namespace, where no Unix datagram
             # socket can be made: the kernel's answer is the one to give.
             self._send(notif_id, 0, 0, _FLAG_CONTINUE)
@@ -563,6 +569,22 @@ class SocketGate:
         finally:
             os.close(sock)  # the command's own descriptor stays open, bound or connected
 
+    def _host_loopback(self, pid: int, endpoint: tuple[bytes, int], call: str) -> None:
+        """A connect or datagram to ``endpoint`` on loopback, in the run's own
+        network namespace: a denial if no socket of the run's is at that
+        port while the host serves it (a name server, 127.0.0.53, above
+        all: then no name resolves, however quietly that fails)."""
+        address, port = endpoint
+        if _kind(address) == "other" or _port_in_use(pid, port):
+            return
+        if port == _DNS_PORT:
+            self._refused(Denial(
+                DenialKind.NETWORK, _show(*endpoint),
+                "names cannot be resolved without network: rerun with --network "
+                "(network=True)", f"{call}() to a name server the sandbox does not have"))
+        elif _loopback_servers(os.getpid(), port):
+            self._refused(_host_service(_show(*endpoint), call))
+
     def _sends_datagrams(self, notif_id: int, pid: int, sockfd: int) -> bool:
         """Whether the command's ``sockfd`` is an inet datagram (or raw)
         socket, asked while its call still waits (else the pid may be
@@ -643,18 +665,8 @@ class SocketGate:
                 self._refused(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
                     NEEDS_NETWORK, "connect() refused"))
-            elif (endpoint is not None and endpoint[1] == _DNS_PORT
-                  and _kind(endpoint[0]) != "other" and not _port_in_use(pid, _DNS_PORT)):
-                # The host's resolver on loopback (127.0.0.53): not in this
-                # namespace, so no name resolves, however quietly that fails.
-                self._refused(Denial(
-                    DenialKind.NETWORK, _show(*endpoint),
-                    "names cannot be resolved without network: rerun with --network "
-                    "(network=True)", "connect() to a name server the sandbox does not have"))
-            elif (endpoint is not None and _kind(endpoint[0]) != "other"
-                  and not _loopback_listeners(pid, endpoint[1])
-                  and _loopback_listeners(os.getpid(), endpoint[1])):
-                self._refused(_host_service(_show(*endpoint)))
+            elif endpoint is not None:
+                self._host_loopback(pid, endpoint, "connect")
             return answer
         address, port = endpoint
         shown = _show(address, port)
@@ -918,10 +930,18 @@ def _loopback_address(sock: int, domain: int, raw: bytes) -> bytes:
     return struct.pack("<H", _AF_INET6) + port + (raw[4:8] or bytes(4)) + loopback + rest
 
 
-def _host_service(shown: str) -> Denial:
+def _host_service(shown: str, call: str = "connect") -> Denial:
     return Denial(DenialKind.NETWORK, shown,
                   f"{shown} is a service of the host, not of this run: rerun with --network "
-                  "(network=True) to reach it", "connect() refused")
+                  "(network=True) to reach it", f"{call}() refused")
+
+
+def _loopback_servers(pid: int, port: int) -> bool:
+    """Whether ``pid``'s network namespace serves ``port`` where loopback
+    reaches: a TCP listener, or a bound UDP socket."""
+    return bool(_loopback_listeners(pid, port)) or any(
+        bound == port and _kind(address) != "other"
+        for address, bound, _ in _sockets(pid, ("udp", "udp6")))
 
 
 def _loopback_listeners(pid: int, port: int) -> set[int]:
@@ -942,10 +962,17 @@ def _port_in_use(pid: int, port: int) -> bool:
 def tcp_listeners(pid: int) -> list[tuple[bytes, int, int]]:
     """(address, port, socket inode) of every TCP socket listening in ``pid``'s
     network namespace, from ``/proc/<pid>/net/tcp`` and ``tcp6``."""
+    return _sockets(pid, ("tcp", "tcp6"), listening=True)
+
+
+def _sockets(pid: int, tables: tuple[str, ...],
+             listening: bool = False) -> list[tuple[bytes, int, int]]:
+    """(address, port, socket inode) of the sockets in ``pid``'s ``tables``
+    (only the listening ones with ``listening``)."""
     found = []
-    for fields in _net_rows(pid, ("tcp", "tcp6")):
+    for fields in _net_rows(pid, tables):
         # sl local_address rem_address st ... uid timeout inode; st 0A = LISTEN
-        if len(fields) < 10 or fields[3] != b"0A":
+        if len(fields) < 10 or (listening and fields[3] != b"0A"):
             continue
         hex_address, _, hex_port = fields[1].partition(b":")
         # The kernel prints each 32-bit word in host order.
