@@ -260,8 +260,8 @@ def test_a_host_socket_linked_or_renamed_over_the_runs_own_reaches_nothing(works
         server.close()
 
 
-# 3 and 4. As root, the sandbox's command runs as the uid of bwrap's PID 1: it
-# must not reach what PID 1 holds.
+# 3 and 4. The sandbox's command runs as the uid of its PID 1: it must not
+# reach what PID 1 holds.
 
 TRUNCATE_RECORD = ('echo started; for fd in /proc/1/fd/*; do case "$(readlink $fd)" in '
                    '*/run-*) : > $fd && echo truncated;; esac; done')

