@@ -525,14 +525,10 @@ static int refusal(const struct server *server, const char *full, enum write_kin
     return result;
 }
 
-/* The absolute path, in pid's view, a write operand names; -1 if none. */
-static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *full,
-                        size_t size)
+/* path, as pid names it relative to dirfd (AT_FDCWD: its working
+ * directory), made absolute in full; -1 if its directory is gone. */
+static int absolute_path(pid_t pid, int dirfd, const char *path, char *full, size_t size)
 {
-    char path[PATH_MAX];
-    if (address == 0 || read_path(pid, (unsigned long)address, path, sizeof(path)) != 0 ||
-        path[0] == 0)
-        return -1; /* unreadable, or empty (AT_EMPTY_PATH): nothing to vouch for */
     if (path[0] == '/') {
         snprintf(full, size, "%s", path);
         return 0;
@@ -550,6 +546,17 @@ static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *
         return -1;
     snprintf(full, size, "%s/%s", n == 1 ? "" : base, path);
     return 0;
+}
+
+/* The absolute path, in pid's view, a write operand names; -1 if none. */
+static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *full,
+                        size_t size)
+{
+    char path[PATH_MAX];
+    if (address == 0 || read_path(pid, (unsigned long)address, path, sizeof(path)) != 0 ||
+        path[0] == 0)
+        return -1; /* unreadable, or empty (AT_EMPTY_PATH): nothing to vouch for */
+    return absolute_path(pid, dirfd, path, full, size);
 }
 
 /* Whether a change to what pid has open at fd is refused (the errno, and
@@ -674,25 +681,29 @@ static int beyond_loopback(const unsigned char *raw, size_t length)
     return v4[0] != 127 && memcmp(v4, zero, 4) != 0;
 }
 
-/* Whether the command's descriptor fd is an inet datagram (or raw)
- * socket: a stream one ignores a destination, and one of another family
- * refuses it for a reason of its own. */
-static int sends_datagrams(pid_t pid, int fd)
+/* The family and type of the socket the caller names by its first
+ * argument, taken with pidfd_getfd while the call still waits (else the pid
+ * may be another process's by now); 0 if it is one, -1 if not. */
+static int caller_socket(struct server *server, const struct seccomp_notif *notif, int *domain,
+                         int *type)
 {
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int pidfd = (int)syscall(SYS_pidfd_open, notif->pid, 0);
     if (pidfd < 0)
-        return 0;
-    int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        return -1;
+    int copy = still_waiting(server, notif)
+                   ? (int)syscall(SYS_pidfd_getfd, pidfd,
+                                  (int)(notif->data.args[0] & 0xFFFFFFFFu), 0)
+                   : -1;
     close(pidfd);
     if (copy < 0)
-        return 0;
-    int type = 0, domain = 0;
-    socklen_t size = sizeof(type);
-    int inet = getsockopt(copy, SOL_SOCKET, SO_TYPE, &type, &size) == 0 &&
-               (size = sizeof(domain), getsockopt(copy, SOL_SOCKET, SO_DOMAIN, &domain, &size)) == 0 &&
-               (domain == AF_INET || domain == AF_INET6) && (type == SOCK_DGRAM || type == SOCK_RAW);
+        return -1;
+    socklen_t size = sizeof(*domain);
+    int found = getsockopt(copy, SOL_SOCKET, SO_DOMAIN, domain, &size);
+    size = sizeof(*type);
+    if (found == 0)
+        found = getsockopt(copy, SOL_SOCKET, SO_TYPE, type, &size);
     close(copy);
-    return inet;
+    return found;
 }
 
 /* Reports the address of each message of a sendmsg or sendmmsg that lies
@@ -726,10 +737,12 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
         if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length ||
             !beyond_loopback(message + 3, length))
             continue;
-        /* What was read is the caller's only while it waits (else the pid
-         * may be another process's by now). */
-        if (!checked && (!still_waiting(server, notif) ||
-                         !sends_datagrams(pid, (int)(notif->data.args[0] & 0xFFFFFFFFu))))
+        /* A stream socket ignores the destination, and one of another
+         * family refuses it for a reason of its own. */
+        int domain, type;
+        if (!checked && (caller_socket(server, notif, &domain, &type) != 0 ||
+                         (domain != AF_INET && domain != AF_INET6) ||
+                         (type != SOCK_DGRAM && type != SOCK_RAW)))
             return;
         checked = 1;
         message[0] = 'S';
@@ -737,29 +750,6 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
         message[2] = (unsigned char)length;
         (void)!write(server->report, message, 3 + length);
     }
-}
-
-/* Whether the caller's descriptor args[0] is a Unix socket, asked while
- * the caller still waits: a bad descriptor, or a socket of another family,
- * fails for a reason of its own. */
-static int is_unix_socket(struct server *server, const struct seccomp_notif *notif)
-{
-    int pidfd = (int)syscall(SYS_pidfd_open, notif->pid, 0);
-    if (pidfd < 0)
-        return 0;
-    int copy = still_waiting(server, notif)
-                   ? (int)syscall(SYS_pidfd_getfd, pidfd,
-                                  (int)(notif->data.args[0] & 0xFFFFFFFFu), 0)
-                   : -1;
-    close(pidfd);
-    if (copy < 0)
-        return 0;
-    int domain = 0;
-    socklen_t size = sizeof(domain);
-    int unix_socket = getsockopt(copy, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0 &&
-                      domain == AF_UNIX;
-    close(copy);
-    return unix_socket;
 }
 
 /* Reports a bind of a Unix socket to a path the sandbox refuses to create
@@ -780,19 +770,13 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
     memcpy(name, address.sun_path, sizeof(address.sun_path));
     name[length - offsetof(struct sockaddr_un, sun_path)] = 0;
     char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
-    if (name[0] == '/') {
-        snprintf(full, sizeof(full), "%s", name);
-    } else {
-        char link[64], base[PATH_MAX];
-        snprintf(link, sizeof(link), "/proc/%u/cwd", notif->pid);
-        ssize_t n = readlink(link, base, sizeof(base) - 1);
-        if (n <= 0 || base[0] != '/')
-            return;
-        base[n] = 0;
-        snprintf(full, sizeof(full), "%s/%s", n == 1 ? "" : base, name);
-    }
+    if (absolute_path((pid_t)notif->pid, AT_FDCWD, name, full, sizeof(full)) != 0)
+        return;
     int error = refusal(server, full, CREATE, 0, found, sizeof(found));
-    if (error != 0 && is_unix_socket(server, notif))
+    /* A bad descriptor, or a socket of another family, fails for a reason
+     * of its own. */
+    int domain, type;
+    if (error != 0 && caller_socket(server, notif, &domain, &type) == 0 && domain == AF_UNIX)
         report_write(server, notif->data.nr, error, found);
 }
 

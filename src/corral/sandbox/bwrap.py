@@ -181,7 +181,9 @@ class BwrapBackend(SandboxBackend):
             # bwrap would fail with a message about its own setup; say what is wrong.
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
-        plan = plan_workspace(policy, cwd) if policy.kind is PolicyKind.WORKSPACE_WRITE else None
+        hidden = deny_read_paths(policy, cwd)  # looked up once: the plan needs them too
+        plan = (plan_workspace(policy, cwd, hidden) if policy.kind is PolicyKind.WORKSPACE_WRITE
+                else None)
         # corral's init loads the seccomp program with a listener: for the
         # gate, and for the witness of the command's writes, which the
         # read-only mounts refuse with EROFS.
@@ -202,8 +204,8 @@ class BwrapBackend(SandboxBackend):
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
-                    *self._arguments(launch, policy, cwd, plan, init, owned, cleanups, gate,
-                                     status_write)]
+                    *self._arguments(launch, policy, cwd, plan, hidden, init, owned, cleanups,
+                                     gate, status_write)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
@@ -233,7 +235,8 @@ class BwrapBackend(SandboxBackend):
         )
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
-                   plan: WorkspacePlan | None, init: str | None, owned: list[int],
+                   plan: WorkspacePlan | None, hidden_paths: list[str], init: str | None,
+                   owned: list[int],
                    cleanups: list[Callable[[], object]], gate: SocketGate | None,
                    status_write: int) -> list[str]:
         mounts_by_init = self.init_mounts
@@ -270,7 +273,7 @@ class BwrapBackend(SandboxBackend):
             bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
         # A path beneath another is hidden with it (and a cover cannot be
         # mounted beneath another).
-        denied = [path for path in _outermost(deny_read_paths(policy, cwd))
+        denied = [path for path in _outermost(hidden_paths)
                    if not covered(os.path.realpath(path))]  # out of sight already
         for secret in denied:
             real = os.path.realpath(secret)

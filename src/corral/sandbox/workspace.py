@@ -58,8 +58,10 @@ class WorkspacePlan:
     pinned: tuple[str, ...]
 
 
-def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
-    """The writable roots and protected paths for ``policy`` run in ``cwd``.
+def plan_workspace(policy: SandboxPolicy, cwd: str,
+                   hidden_paths: list[str] | None = None) -> WorkspacePlan:
+    """The writable roots and protected paths for ``policy`` run in ``cwd``;
+    ``hidden_paths`` are its :func:`deny_read_paths` there, if already found.
 
     Raises :class:`PolicyError` when a writable root does not exist or is not
     a directory.
@@ -93,7 +95,7 @@ def plan_workspace(policy: SandboxPolicy, cwd: str) -> WorkspacePlan:
     # A hidden path inside a root keeps its place, and every link on the way
     # to one stays that link: renamed or replaced there, it would not be
     # hidden from the next run (a cover is mounted where the path is found).
-    for path in deny_read_paths(policy, cwd):
+    for path in deny_read_paths(policy, cwd) if hidden_paths is None else hidden_paths:
         given = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
         step = os.path.abspath(path)
         while step != "/":
