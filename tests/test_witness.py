@@ -201,6 +201,41 @@ def test_a_refused_privileged_call_is_reported(backend, workspace):
     assert result.denials[0].evidence == "unshare() refused: Operation not permitted"
 
 
+DEVICES = """
+import os, sys
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+        print("opened")
+    except OSError as e:
+        print(e.errno)
+"""
+
+
+def _device_the_sandbox_lacks() -> str:
+    """A device of the host's this user may open for writing that bwrap's
+    minimal /dev does not have."""
+    for path in ("/dev/net/tun", "/dev/kvm", "/dev/fuse", "/dev/loop-control", "/dev/kmsg"):
+        if os.path.exists(path) and os.access(path, os.W_OK):
+            return path
+    pytest.skip("no device here that this user may open and bwrap's /dev lacks")
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
+def test_a_device_the_sandbox_lacks_is_reported(backend, workspace):
+    """Opened for writing, silently: reported with its path.  A device that
+    is in the sandbox's /dev, or that the host lacks too, is not."""
+    device = _device_the_sandbox_lacks()
+    argv = [sys.executable, "-c", DEVICES, device, "/dev/null", "/dev/corral-no-such-device"]
+    unconfined = corral.run(argv, cwd=workspace, policy="full-access")
+    assert unconfined.stdout.split() == ["opened", "opened", "2"]
+    result = corral.run(argv, cwd=workspace, policy=_policy(backend))
+    assert result.exit_code == 0 and result.stdout.split() == ["2", "opened", "2"]  # ENOENT
+    assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
+        ("privilege", device, f"openat({device}): not in the sandbox's /dev")]
+    assert result.denials[0].remedy.endswith(f"{device} needs full access")
+
+
 BINDS = """
 import ctypes, socket, struct, sys
 for path in (sys.argv[1], "own.sock"):

@@ -389,7 +389,8 @@ static int mount_id(int fd, unsigned long long *id)
  * or if it removes a mount point (EBUSY).  Otherwise it is the real paths
  * of Landlock's rules (EACCES beneath none of them).  Creating over a
  * socket (ENXIO, EEXIST) is reported too: a protected path's placeholder,
- * or not, as the caller knows.  operands are (number, directory argument or
+ * or not, as the caller knows; and, with ENOENT, an open for writing of a
+ * device the host has and the sandbox's own /dev lacks.  operands are (number, directory argument or
  * -1, path argument or -1 for a call on a descriptor (the directory
  * argument then), action, flags argument or NO_FLAGS, CREAT_FLAGS,
  * OPEN_HOW_FLAGS), sorted by number.
@@ -443,6 +444,20 @@ static int landed_refused(int fd, char **writable)
     if (writable == NULL)
         return read_only_mount(fd);
     return shown(fd, real, sizeof(real)) == 0 && !under(real, writable);
+}
+
+/*
+ * Whether full, which the sandbox's /dev lacks (bwrap makes a minimal
+ * one), names a device this process may open for writing in its own view,
+ * the host's: a command that opens it for writing gets ENOENT (or, with
+ * O_CREAT, a plain file) because of the sandbox.
+ */
+static int missing_device(const char *full)
+{
+    struct stat status;
+    return strncmp(full, "/dev/", 5) == 0 && strstr(full, "/../") == NULL &&
+           stat(full, &status) == 0 && (S_ISCHR(status.st_mode) || S_ISBLK(status.st_mode)) &&
+           access(full, W_OK) == 0;
 }
 
 /*
@@ -506,6 +521,11 @@ static int refusal(const struct server *server, const char *full, enum write_kin
             snprintf(found, size, "%s", full);
         close(target);
         return result;
+    }
+    if (errno == ENOENT && (kind == CHANGE || kind == OPEN_CREATE) && server->writable == NULL &&
+        missing_device(full)) {
+        snprintf(found, size, "%s", full);
+        return ENOENT;
     }
     if (errno != ENOENT || kind == CHANGE || kind == REMOVE)
         return 0; /* nothing there: ENOENT, the command's own */

@@ -16,6 +16,11 @@ is it beneath none of the writable Landlock rules, is the path a mount point
 the sandbox made, or a protected path's placeholder?  A command that changes
 a path between the look and the call can only spoil its own report.
 
+A device the host has and bwrap's minimal /dev lacks (``/dev/kvm``,
+``/dev/net/tun``), opened for writing, is reported too, as a privilege
+(only full access has the host's devices); one opened only for reading is
+not seen, as no read is.
+
 A refusal is recorded only when the sandbox made the difference: not when
 the user could not write there anyway (the kernel reports EROFS for a
 read-only mount before it checks permissions), and not for a path the policy
@@ -139,10 +144,25 @@ class Witness:
 
     def record(self, number: int, error: int, path: str) -> None:
         """Records the refusal ``serve`` saw: the write call ``number``
-        given ``error`` for ``path``, unless the sandbox did not cause it."""
+        given ``error`` for ``path``, unless the sandbox did not cause it.
+        ENOENT: ``path`` is a device the host has and the sandbox's /dev lacks."""
         if error in (errno.ENXIO, errno.EEXIST) and path not in self._placeholders:
             return  # a socket of the command's own, not a placeholder
-        self._refusal(path, error, _NAMES.get(number, f"system call {number}"))
+        call = _NAMES.get(number, f"system call {number}")
+        if error == errno.ENOENT:
+            self._missing_device(path, call)
+        else:
+            self._refusal(path, error, call)
+
+    def _missing_device(self, path: str, call: str) -> None:
+        if path in self._seen or len(self.denials) >= _MAX_DENIALS:
+            return
+        self._seen.add(path)
+        self.denials.append(Denial(
+            DenialKind.PRIVILEGE, path,
+            f"the sandbox's /dev has only null, zero, full, random, urandom, tty and ptys: "
+            f"{path} needs full access",
+            f"{call}({path}): not in the sandbox's /dev"))
 
     def record_read(self, path: str) -> None:
         """Records a read of ``path`` that a deny-read cover refused (see
