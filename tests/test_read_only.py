@@ -85,19 +85,21 @@ def test_host_loopback_tcp_is_unreachable(tcp_listener):
     assert control.exit_code == 0 and "hello from the host" in control.stdout
 
 
-def test_host_udp_is_unreachable():
+@pytest.mark.parametrize("call", ["sendto", "sendmsg"])
+def test_host_udp_is_unreachable(call):
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.settimeout(2)
     port = receiver.getsockname()[1]
+    send = "sendto(b'ping', " if call == "sendto" else "sendmsg([b'ping'], [], 0, "
     code = ("import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
-            f".sendto(b'ping', ('127.0.0.1', {port})); print('sent')")
+            f".{send}('127.0.0.1', {port})); print('sent')")
     try:
         sent = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
         assert sent.stdout == "sent\n"  # delivered to the sandbox's own loopback
         # ...where nothing of the run's is at that port, while the host serves it.
         assert [(d.kind, d.target, d.evidence) for d in sent.denials] == [
-            (corral.DenialKind.NETWORK, f"127.0.0.1:{port}", "sendto() refused")]
+            (corral.DenialKind.NETWORK, f"127.0.0.1:{port}", f"{call}() refused")]
         with pytest.raises(socket.timeout):
             receiver.recvfrom(10)
         corral.run([PYTHON, "-c", code], policy="full-access")

@@ -374,12 +374,16 @@ static int mount_id(int fd, unsigned long long *id)
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendmsg, sendmmsg and bind (or -1), each
- * let through.  A bind of a Unix socket to a path the sandbox refuses
- * to create is reported as a write ("W", as above).  The address each message of a send names, if it is an inet one
- * beyond loopback (which the run's own network namespace cannot reach), is
- * reported as "S", 0 for sendmsg or 1 for sendmmsg (uint8), its length
- * (uint8) and the struct sockaddr.  Any other notification (the socket gate's) is passed on
- * unanswered as "N" and the struct seccomp_notif.  Each message is one write
+ * let through.  A bind of a Unix socket to a path the sandbox refuses to
+ * create is reported as a write ("W", as above).  The address each message
+ * of a send on an inet datagram socket names, if it is beyond loopback
+ * (which the run's own network namespace cannot reach), is reported as "S",
+ * 0 for sendmsg or 1 for sendmmsg (uint8), its length (uint8) and the struct
+ * sockaddr.  The first send to each loopback port is passed on unanswered
+ * as "L", the struct seccomp_notif, then as "S" without its "S": whether
+ * the host serves that port is asked while the call waits.  Any other
+ * notification (the socket gate's) is passed on unanswered as "N" and the
+ * struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
  * The pipe ends (EOF) when the listener does: no process is left under the
  * filter.
@@ -411,6 +415,7 @@ struct server {
     int *refused;
     size_t refused_count;
     int sendmsg, sendmmsg, bind;
+    unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
 
 static int under(const char *real, char **writable)
@@ -727,8 +732,11 @@ static int caller_socket(struct server *server, const struct seccomp_notif *noti
 }
 
 /* Reports the address of each message of a sendmsg or sendmmsg that lies
- * beyond loopback, sent on an inet datagram socket. */
-static void look_at_sends(struct server *server, const struct seccomp_notif *notif)
+ * beyond loopback, sent on an inet datagram socket.  The first message to
+ * each loopback port is passed on to be looked at while the call waits ("L",
+ * the struct seccomp_notif, then as "S"): 1 if it was, and the call is left
+ * unanswered. */
+static int look_at_sends(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t pid = (pid_t)notif->pid;
     int multiple = notif->data.nr == server->sendmmsg;
@@ -739,11 +747,13 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
     size_t stride = multiple ? sizeof(struct mmsghdr) : sizeof(struct msghdr);
     size_t wanted = count < 8 ? count : 8;
     if (wanted == 0)
-        return;
+        return 0;
     struct iovec local = {.iov_base = headers, .iov_len = stride * wanted};
     struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = local.iov_len};
     ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
     int checked = 0;
+    char passed[1 + sizeof(*notif) + 2 + sizeof(struct sockaddr_in6)];
+    size_t passed_length = 0;
     for (size_t i = 0; got > 0 && i < (size_t)got / stride; i++) {
         const struct msghdr *header = (const void *)((const char *)headers + i * stride);
         unsigned char message[3 + sizeof(struct sockaddr_in6)];
@@ -754,8 +764,19 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
             length = sizeof(struct sockaddr_in6);
         struct iovec name = {.iov_base = message + 3, .iov_len = length};
         struct iovec there = {.iov_base = header->msg_name, .iov_len = length};
-        if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length ||
-            !beyond_loopback(message + 3, length))
+        if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length)
+            continue;
+        sa_family_t family;
+        memcpy(&family, message + 3, sizeof(family));
+        if ((family != AF_INET || length < sizeof(struct sockaddr_in)) &&
+            (family != AF_INET6 || length < 24))
+            continue;
+        int beyond = beyond_loopback(message + 3, length);
+        unsigned short port; /* sin_port and sin6_port share their place */
+        memcpy(&port, message + 3 + offsetof(struct sockaddr_in, sin_port), sizeof(port));
+        port = ntohs(port);
+        int looked = server->looked[port / 8] & (1 << (port % 8));
+        if (!beyond && (looked || passed_length))
             continue;
         /* A stream socket ignores the destination, and one of another
          * family refuses it for a reason of its own. */
@@ -763,13 +784,22 @@ static void look_at_sends(struct server *server, const struct seccomp_notif *not
         if (!checked && (caller_socket(server, notif, &domain, &type) != 0 ||
                          (domain != AF_INET && domain != AF_INET6) ||
                          (type != SOCK_DGRAM && type != SOCK_RAW)))
-            return;
+            return 0;
         checked = 1;
         message[0] = 'S';
         message[1] = (unsigned char)multiple;
         message[2] = (unsigned char)length;
-        (void)!write(server->report, message, 3 + length);
+        if (beyond) {
+            (void)!write(server->report, message, 3 + length);
+        } else {
+            server->looked[port / 8] |= (unsigned char)(1 << (port % 8));
+            passed[0] = 'L';
+            memcpy(passed + 1, notif, sizeof(*notif));
+            memcpy(passed + 1 + sizeof(*notif), message + 1, 2 + length);
+            passed_length = 1 + sizeof(*notif) + 2 + length;
+        }
     }
+    return passed_length && write(server->report, passed, passed_length) == (ssize_t)passed_length;
 }
 
 /* Reports a bind of a Unix socket to a path the sandbox refuses to create
@@ -853,8 +883,8 @@ static void *serve_notifications(void *argument)
             notif.data.nr == server->bind) {
             if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
-            else
-                look_at_sends(server, &notif);
+            else if (look_at_sends(server, &notif))
+                continue; /* answered once looked at */
             struct seccomp_notif_resp response = {
                 .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
             };

@@ -387,6 +387,14 @@ class SocketGate:
                     path = os.fsdecode(data[offset + 11:offset + 11 + size])
                     self.witness.record(number, error, path)
                 offset += 11 + size
+            elif data[offset:offset + 1] == b"L" and offset + 3 + _NOTIF_SIZE <= len(data):
+                start = offset + 1 + _NOTIF_SIZE
+                size = data[start + 1]
+                if start + 2 + size > len(data):
+                    break
+                self._sent_on_loopback(data[offset + 1:start], data[start + 2:start + 2 + size],
+                                       "sendmmsg" if data[start] else "sendmsg")
+                offset = start + 2 + size
             elif data[offset:offset + 1] == b"S" and offset + 3 <= len(data):
                 size = data[offset + 2]
                 if offset + 3 + size > len(data):
@@ -609,6 +617,16 @@ class SocketGate:
             return False
         finally:
             os.close(sock)
+
+    def _sent_on_loopback(self, notification: bytes, raw: bytes, call: str) -> None:
+        """The first datagram ``call`` sends to a loopback port, passed on
+        by the server unanswered: looked at while the call waits (its pid is
+        its caller's), then let through."""
+        notif_id, pid = struct.unpack_from("<QI", notification)
+        endpoint = _inet_endpoint(raw)
+        if endpoint is not None and self._private_network:
+            self._host_loopback(pid, endpoint, call)
+        self._send(notif_id, 0, 0, _FLAG_CONTINUE)
 
     def _sent_to(self, raw: bytes, call: str) -> None:
         """A datagram sent to the address ``raw`` by ``call``: beyond
