@@ -108,6 +108,23 @@ def test_host_udp_is_unreachable(call):
         receiver.close()
 
 
+def test_a_datagram_the_host_would_not_receive_either_is_no_denial():
+    """The host serves the port on 127.0.0.1 only: a datagram to ::1 or to
+    127.0.0.2 would not reach it without a sandbox either."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    port = receiver.getsockname()[1]
+    code = ("import socket; "
+            f"socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).sendmsg([b'x'], [], 0, ('::1', {port})); "
+            f"socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.2', {port})); "
+            "print('sent')")
+    try:
+        sent = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
+        assert sent.stdout == "sent\n" and sent.denials == ()
+    finally:
+        receiver.close()
+
+
 def test_loopback_server_inside_the_run_works():
     code = textwrap.dedent(
         """

@@ -9,6 +9,9 @@ without a sandbox, and succeed, so each test shows the sandbox refused them.
 from __future__ import annotations
 
 import os
+import shutil
+import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -234,6 +237,56 @@ def test_a_device_the_sandbox_lacks_is_reported(backend, workspace):
     assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
         ("privilege", device, f"openat({device}): not in the sandbox's /dev")]
     assert result.denials[0].remedy.endswith(f"{device} needs full access")
+
+
+def test_the_standard_streams_by_name_are_no_missing_devices(workspace):
+    """/dev/stdout, /dev/stderr and /dev/fd/N lead through the run's /proc:
+    writing to them is no denial, whatever corral's own descriptors are
+    (here /dev/null, a device the sandbox has under another name)."""
+    if _FOUND is None or _FOUND.init is None:
+        pytest.skip("bwrap with corral's sandbox init is not available here")
+    code = ("import corral; print(corral.run(['sh', '-c', 'echo 1 >/dev/stdout; echo 2 "
+            ">/dev/stderr; echo 3 >/dev/fd/2']).denials)")
+    ran = subprocess.run([sys.executable, "-c", code], cwd=workspace, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, check=True)
+    assert ran.stdout == "()\n"
+
+
+def _privileged_program(directory: Path) -> tuple[str, str]:
+    """A program that gains a privilege when run, and a silent shell test
+    that holds only if it has it: as root, a copy of ``id`` set-user-ID to
+    nobody; else a set-user-ID ``passwd``, which reads /etc/shadow."""
+    if os.geteuid() == 0:
+        program = directory / "id"
+        shutil.copy("/usr/bin/id", program)
+        os.chown(program, 65534, -1)
+        program.chmod(0o4755)
+        return str(program), f'[ "$({program} -u)" = 65534 ]'
+    passwd = shutil.which("passwd")
+    if passwd is None or not os.stat(passwd).st_mode & stat.S_ISUID:
+        pytest.skip("no set-user-ID passwd here")
+    return passwd, f"{passwd} -S >/dev/null 2>&1"
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
+def test_a_program_run_without_its_privilege_is_reported_if_the_run_fails(backend, workspace):
+    """no_new_privs voids set-user-ID: silently, so the report comes from the
+    exec itself, and only for a run that failed (a program may do without).
+    Under Landlock execs are not watched: the spawn itself would wait."""
+    program, check = _privileged_program(workspace.parent)
+    control = corral.run(["sh", "-c", check], cwd=workspace, policy="full-access")
+    assert control.exit_code == 0
+    failed = corral.run(["sh", "-c", check], cwd=workspace, policy=_policy(backend))
+    assert failed.exit_code != 0 and failed.output.text == ""
+    assert [(d.kind.value, d.target) for d in failed.denials] == [("privilege", program)]
+    assert failed.denials[0].evidence == (
+        f"execve({program}): ran without its privilege (no new privileges)")
+    succeeded = corral.run(["sh", "-c", f"{check}; exit 0"], cwd=workspace,
+                           policy=_policy(backend))
+    assert succeeded.exit_code == 0 and succeeded.denials == ()
+    plain = corral.run(["sh", "-c", "id -u >/dev/null; exit 3"], cwd=workspace,
+                       policy=_policy(backend))
+    assert plain.exit_code == 3 and plain.denials == ()
 
 
 BINDS = """

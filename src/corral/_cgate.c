@@ -52,6 +52,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <unistd.h>
@@ -381,7 +382,9 @@ static int mount_id(int fd, unsigned long long *id)
  * 0 for sendmsg or 1 for sendmmsg (uint8), its length (uint8) and the struct
  * sockaddr.  The first send to each loopback port is passed on unanswered
  * as "L", the struct seccomp_notif, then as "S" without its "S": whether
- * the host serves that port is asked while the call waits.  Any other
+ * the host serves that port is asked while the call waits.  An exec
+ * (action ACT_EXEC) of a program that would gain a privilege outside the
+ * sandbox is reported as "X", the path's length (uint16) and the path.  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
  * struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
@@ -403,7 +406,7 @@ struct operand {
     int number, dir_arg, path_arg, action, flags_arg;
 };
 /* An operand's action, and its flags_arg when it has no flags argument. */
-enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE };
+enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE, ACT_EXEC };
 enum { NO_FLAGS = -1, CREAT_FLAGS = -2, OPEN_HOW_FLAGS = -3 };
 
 struct server {
@@ -452,17 +455,38 @@ static int landed_refused(int fd, char **writable)
 }
 
 /*
- * Whether full, which the sandbox's /dev lacks (bwrap makes a minimal
- * one), names a device this process may open for writing in its own view,
- * the host's: a command that opens it for writing gets ENOENT (or, with
- * O_CREAT, a plain file) because of the sandbox.
+ * Whether full names, in the sandbox's /dev (bwrap makes a minimal one),
+ * nothing, with no symlink on the way (/dev/stdout and /dev/fd lead through
+ * the run's /proc, where this thread is no process), while in this
+ * process's own view, the host's, it is a device this process may open for
+ * writing (magic links not followed): a command that opens it for writing
+ * gets ENOENT (or, with O_CREAT, a plain file) because of the sandbox.
  */
-static int missing_device(const char *full)
+static int missing_device(const struct server *server, const char *full)
 {
+    if (strncmp(full, "/dev/", 5) != 0 || strstr(full, "/../") != NULL)
+        return 0;
+    struct open_how inside = {
+        .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+    };
+    int found = (int)syscall(SYS_openat2, server->root, full + 1, &inside, sizeof(inside));
+    if (found >= 0 || errno != ENOENT) {
+        if (found >= 0)
+            close(found);
+        return 0;
+    }
+    struct open_how outside = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_NO_MAGICLINKS};
+    int device = (int)syscall(SYS_openat2, AT_FDCWD, full, &outside, sizeof(outside));
+    if (device < 0)
+        return 0;
     struct stat status;
-    return strncmp(full, "/dev/", 5) == 0 && strstr(full, "/../") == NULL &&
-           stat(full, &status) == 0 && (S_ISCHR(status.st_mode) || S_ISBLK(status.st_mode)) &&
-           access(full, W_OK) == 0;
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", device);
+    int usable = fstat(device, &status) == 0 &&
+                 (S_ISCHR(status.st_mode) || S_ISBLK(status.st_mode)) &&
+                 access(link, W_OK) == 0;
+    close(device);
+    return usable;
 }
 
 /*
@@ -528,7 +552,7 @@ static int refusal(const struct server *server, const char *full, enum write_kin
         return result;
     }
     if (errno == ENOENT && (kind == CHANGE || kind == OPEN_CREATE) && server->writable == NULL &&
-        missing_device(full)) {
+        missing_device(server, full)) {
         snprintf(found, size, "%s", full);
         return ENOENT;
     }
@@ -625,9 +649,77 @@ static void report_write(struct server *server, int number, int error, const cha
 
 #define O_WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 
+/*
+ * Whether the program open at fd would gain a privilege when run, outside
+ * a sandbox: set-user-ID to another user, set-group-ID to a group this
+ * process is not in, or file capabilities.  Under no_new_privs (and on the
+ * sandbox's nosuid mounts) it runs without it.
+ */
+static int privileged_program(int fd)
+{
+    struct stat status;
+    if (fstat(fd, &status) != 0 || !S_ISREG(status.st_mode) ||
+        !(status.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH)))
+        return 0;
+    if ((status.st_mode & S_ISUID) && status.st_uid != geteuid())
+        return 1;
+    if ((status.st_mode & S_ISGID) && (status.st_mode & S_IXGRP) &&
+        status.st_gid != getegid()) {
+        gid_t groups[256];
+        int count = getgroups(256, groups);
+        int member = 0;
+        for (int i = 0; i < count && !member; i++)
+            member = groups[i] == status.st_gid;
+        if (!member)
+            return 1;
+    }
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    return getxattr(link, "security.capability", NULL, 0) > 0;
+}
+
+/* Reports a privileged program being run ("X", as serve describes it). */
+static void look_at_exec(struct server *server, const struct seccomp_notif *notif,
+                         const struct operand *op)
+{
+    int dirfd = op->dir_arg < 0 ? AT_FDCWD : (int)(notif->data.args[op->dir_arg] & 0xFFFFFFFFu);
+    int flags = op->flags_arg < 0 ? 0 : (int)(notif->data.args[op->flags_arg] & 0xFFFFFFFFu);
+    char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
+    int program;
+    if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
+                     sizeof(full)) == 0) {
+        program = open_beneath(server->root, full, !(flags & AT_SYMLINK_NOFOLLOW));
+    } else if (dirfd != AT_FDCWD && (flags & AT_EMPTY_PATH)) {
+        char link[64]; /* fexecve: the file the descriptor is open on */
+        snprintf(link, sizeof(link), "/proc/%u/fd/%d", notif->pid, dirfd);
+        program = open(link, O_PATH | O_CLOEXEC);
+    } else {
+        return;
+    }
+    if (program < 0)
+        return;
+    int privileged = privileged_program(program) && shown(program, found, sizeof(found)) == 0;
+    close(program);
+    if (!privileged || !still_waiting(server, notif))
+        return;
+    char message[PIPE_BUF];
+    size_t length = strlen(found);
+    if (length > sizeof(message) - 3)
+        return;
+    unsigned short size = (unsigned short)length;
+    message[0] = 'X';
+    memcpy(message + 1, &size, 2);
+    memcpy(message + 3, found, length);
+    (void)!write(server->report, message, 3 + length);
+}
+
 static void look_at(struct server *server, const struct seccomp_notif *notif,
                     const struct operand *op)
 {
+    if (op->action == ACT_EXEC) {
+        look_at_exec(server, notif, op);
+        return;
+    }
     unsigned long long flags = 0;
     if (op->flags_arg == CREAT_FLAGS) {
         flags = O_CREAT | O_WRONLY;

@@ -139,9 +139,10 @@ def execute(
         if launch is not None:
             launch.finish()
     collected = replace(collected, returncode=backend.decode_status(collected.returncode))
+    failed = collected.ending is not Ending.EXITED or collected.returncode != 0
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,
-        capture, backend.name, gate.refusals() if gate is not None else (),
+        capture, backend.name, gate.refusals(failed) if gate is not None else (),
     )
 
 

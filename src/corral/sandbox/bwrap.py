@@ -336,7 +336,7 @@ class BwrapBackend(SandboxBackend):
                                        namespaced_families=not policy.network,
                                        notify=_NOTIFIED if gated else (),
                                        witness_writes=witnessed, witness_privileges=witnessed,
-                                       witness_binds=witnessed),
+                                       witness_binds=witnessed, witness_execs=witnessed),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]

@@ -217,6 +217,8 @@ class LandlockBackend(SandboxBackend):
                 loopback_tcp=gated,
                 notify=("connect", "bind", "listen") if gated else (),
                 witness_writes=gate is not None, witness_attributes=False,
+                # Not witness_execs: the command's own exec would wait for
+                # a listener corral takes only once the spawn has returned.
                 witness_privileges=gate is not None),
             socket_gate=gate,
             drop_capabilities=True,

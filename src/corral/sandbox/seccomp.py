@@ -44,6 +44,9 @@ program:
   O_TRUNC); ``openat2``, whose flags a filter cannot read, always; without
   ``witness_attributes``, the calls that change only attributes
   (:data:`ATTRIBUTE_CALLS`) are left out;
+* with ``witness_execs``, turns ``execve`` and ``execveat`` into user
+  notifications, so that corral learns which set-user-ID, set-group-ID or
+  file-capability programs ran without the privilege they would have had;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);
@@ -69,7 +72,7 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
            "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -119,6 +122,9 @@ WRITE_CALLS = {
         "fchmod": 52, "fchown": 55, "fsetxattr": 7, "fremovexattr": 16,
     },
 }
+#: The system calls that run a program, by architecture.
+EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},
+              "aarch64": {"execve": 221, "execveat": 281}}
 #: The write calls that change only a file's attributes (mode, owner, times,
 #: extended attributes), which Landlock has no right for.
 ATTRIBUTE_CALLS = frozenset({
@@ -232,6 +238,7 @@ def build_program(
     witness_attributes: bool = True,
     witness_privileges: bool = False,
     witness_binds: bool = False,
+    witness_execs: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -270,6 +277,9 @@ def build_program(
     for call, number in writes.items():
         asm.jump(_JEQ, number, f"flags{_OPEN_FLAGS[call]}" if call in _OPEN_FLAGS else "notify",
                  None)
+    if witness_execs:
+        for number in EXEC_CALLS[arch].values():
+            asm.jump(_JEQ, number, "notify", None)
     tcp = deny_network and loopback_tcp and not deny_unix_sockets
     if tcp:
         for number, offset in _SENDS[arch]:
@@ -344,7 +354,7 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify or writes or witness_privileges or witness_binds:
+    if notify or writes or witness_privileges or witness_binds or witness_execs:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

@@ -93,7 +93,7 @@ _SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6)
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
 _SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_DOMAIN = 1, 3, 4, 39
-_SOCK_DGRAM, _SOCK_RAW = 2, 3
+_SOCK_STREAM, _SOCK_DGRAM, _SOCK_RAW = 1, 2, 3
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 _DNS_PORT = 53
@@ -220,6 +220,7 @@ class SocketGate:
         self._reads = -1
         self._unread_reads = b""
         self._looked: set[int] = set()  # loopback ports a datagram was sent to
+        self._host_servers: tuple[float, list[tuple[bytes, int]]] | None = None  # when, what
 
     def started(self) -> None:
         """Closes corral's copy of :attr:`child_end`; call once, after spawn
@@ -228,9 +229,13 @@ class SocketGate:
         os.close(self.child_end)
         self.child_end = -1
 
-    def refusals(self) -> tuple[Denial, ...]:
-        """What the run was refused: sockets, then writes."""
-        return (*self.denials, *(self.witness.denials if self.witness is not None else ()))
+    def refusals(self, failed: bool) -> tuple[Denial, ...]:
+        """What the run was refused: sockets, then writes; then, if the run
+        ``failed``, the privileged programs that ran without their privilege."""
+        witness = self.witness
+        if witness is None:
+            return tuple(self.denials)
+        return (*self.denials, *witness.denials, *(witness.if_failed if failed else ()))
 
     def _refused(self, denial: Denial) -> None:
         """Records a refusal once (a command may try the same thing in a loop)."""
@@ -402,6 +407,13 @@ class SocketGate:
                 self._sent_to(data[offset + 3:offset + 3 + size],
                               "sendmmsg" if data[offset + 1] else "sendmsg")
                 offset += 3 + size
+            elif data[offset:offset + 1] == b"X" and offset + 3 <= len(data):
+                (size,) = struct.unpack_from("<H", data, offset + 1)
+                if offset + 3 + size > len(data):
+                    break
+                if self.witness is not None:
+                    self.witness.record_program(os.fsdecode(data[offset + 3:offset + 3 + size]))
+                offset += 3 + size
             elif data[offset:offset + 1] == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))
@@ -429,7 +441,7 @@ class SocketGate:
                   and self._private_network):
                 self._looked.add(endpoint[1])  # once a port: a client may send thousands
                 if self._sends_datagrams(notif_id, pid, _signed(args[0])):
-                    self._host_loopback(pid, endpoint, "sendto")
+                    self._host_loopback(notif_id, pid, endpoint, "sendto")
             # In the run's own network namespace, where no Unix datagram
             # socket can be made: the kernel's answer is the one to give.
             self._send(notif_id, 0, 0, _FLAG_CONTINUE)
@@ -577,21 +589,41 @@ class SocketGate:
         finally:
             os.close(sock)  # the command's own descriptor stays open, bound or connected
 
-    def _host_loopback(self, pid: int, endpoint: tuple[bytes, int], call: str) -> None:
+    def _host_loopback(self, notif_id: int, pid: int, endpoint: tuple[bytes, int],
+                       call: str) -> None:
         """A connect or datagram to ``endpoint`` on loopback, in the run's own
-        network namespace: a denial if no socket of the run's is at that
-        port while the host serves it (a name server, 127.0.0.53, above
-        all: then no name resolves, however quietly that fails)."""
+        network namespace, whose call still waits: a denial if no socket of
+        the run's is at that port while the host serves it (a name server,
+        127.0.0.53, above all: then no name resolves, however quietly that
+        fails).  The host's servers are looked at first, from a snapshot at
+        most a second old: reading a ``/proc/net`` table costs milliseconds,
+        and a client may send to thousands of ports."""
         address, port = endpoint
-        if _kind(address) == "other" or _port_in_use(pid, port):
+        if _kind(address) == "other":
             return
         if port == _DNS_PORT:
-            self._refused(Denial(
+            denial = Denial(
                 DenialKind.NETWORK, _show(*endpoint),
                 "names cannot be resolved without network: rerun with --network "
-                "(network=True)", f"{call}() to a name server the sandbox does not have"))
-        elif _loopback_servers(os.getpid(), port):
-            self._refused(_host_service(_show(*endpoint), call))
+                "(network=True)", f"{call}() to a name server the sandbox does not have")
+        elif self._host_serves(address, port):
+            denial = _host_service(_show(*endpoint), call)
+        else:
+            return
+        # Read while the call waits: its pid is its caller's, in the run.
+        if not _port_in_use(pid, port) and self._still_waiting(notif_id):
+            self._refused(denial)
+
+    def _host_serves(self, address: bytes, port: int) -> bool:
+        """Whether a server of the host's (a TCP listener, a bound UDP
+        socket) is at ``port`` where a packet to ``address`` reaches it."""
+        now = time.monotonic()
+        if self._host_servers is None or now - self._host_servers[0] > 1:
+            me = os.getpid()
+            self._host_servers = now, [
+                (bound, at) for bound, at, _ in (*tcp_listeners(me),
+                                                 *_sockets(me, ("udp", "udp6")))]
+        return any(at == port and _reaches(address, bound) for bound, at in self._host_servers[1])
 
     def _sends_datagrams(self, notif_id: int, pid: int, sockfd: int) -> bool:
         """Whether the command's ``sockfd`` is an inet datagram (or raw)
@@ -625,7 +657,7 @@ class SocketGate:
         notif_id, pid = struct.unpack_from("<QI", notification)
         endpoint = _inet_endpoint(raw)
         if endpoint is not None and self._private_network:
-            self._host_loopback(pid, endpoint, call)
+            self._host_loopback(notif_id, pid, endpoint, call)
         self._send(notif_id, 0, 0, _FLAG_CONTINUE)
 
     def _sent_to(self, raw: bytes, call: str) -> None:
@@ -683,8 +715,10 @@ class SocketGate:
                 self._refused(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
                     NEEDS_NETWORK, "connect() refused"))
-            elif endpoint is not None:
-                self._host_loopback(pid, endpoint, "connect")
+            elif endpoint is not None and not (  # a TCP connect made: nothing refused
+                    answer[1] == 0
+                    and _cgate.socket_option(sock, _SOL_SOCKET, _SO_TYPE) == _SOCK_STREAM):
+                self._host_loopback(notif_id, pid, endpoint, "connect")
             return answer
         address, port = endpoint
         shown = _show(address, port)
@@ -954,12 +988,17 @@ def _host_service(shown: str, call: str = "connect") -> Denial:
                   "(network=True) to reach it", f"{call}() refused")
 
 
-def _loopback_servers(pid: int, port: int) -> bool:
-    """Whether ``pid``'s network namespace serves ``port`` where loopback
-    reaches: a TCP listener, or a bound UDP socket."""
-    return bool(_loopback_listeners(pid, port)) or any(
-        bound == port and _kind(address) != "other"
-        for address, bound, _ in _sockets(pid, ("udp", "udp6")))
+def _reaches(destination: bytes, bound: bytes) -> bool:
+    """Whether a packet to the loopback or wildcard ``destination`` reaches
+    a socket bound to ``bound`` (4 or 16 bytes each; an IPv6 wildcard
+    socket is taken for dual-stack, Linux's default)."""
+    def plain(address: bytes) -> bytes:
+        return address[12:] if address[:12] == bytes(10) + b"\xff\xff" else address
+
+    destination, bound = plain(destination), plain(bound)
+    if destination == bytes(len(destination)):  # a wildcard reaches loopback
+        destination = bytes([127, 0, 0, 1]) if len(destination) == 4 else bytes(15) + b"\x01"
+    return bound in (destination, bytes(len(destination))) or bound == bytes(16)
 
 
 def _loopback_listeners(pid: int, port: int) -> set[int]:

@@ -19,7 +19,11 @@ a path between the look and the call can only spoil its own report.
 A device the host has and bwrap's minimal /dev lacks (``/dev/kvm``,
 ``/dev/net/tun``), opened for writing, is reported too, as a privilege
 (only full access has the host's devices); one opened only for reading is
-not seen, as no read is.
+not seen, as no read is.  Under bwrap each ``execve`` is looked at: a
+set-user-ID, set-group-ID or file-capability program runs without its
+privilege in any sandbox (no new privileges), which is reported only if the
+run then fails (:attr:`Witness.if_failed`), since many such programs do
+without.
 
 A refusal is recorded only when the sandbox made the difference: not when
 the user could not write there anyway (the kernel reports EROFS for a
@@ -41,7 +45,7 @@ import os
 
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import ATTRIBUTE_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
+from .seccomp import ATTRIBUTE_CALLS, EXEC_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,6 +63,7 @@ _LCHANGE = 2  # the same, not following a final symlink
 _CREATE = 3   # creates the path, which must not exist
 _REMOVE = 4   # removes the path: its directory changes
 _REPLACE = 5  # creates the path or replaces what is there (a rename's target)
+_EXEC = 6     # runs the program at the path (or, with AT_EMPTY_PATH, the descriptor's)
 _NO_FLAGS, _CREAT_FLAGS, _OPEN_HOW_FLAGS = -1, -2, -3
 _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "open": ((-1, 0, _OPEN, 1),),
@@ -99,6 +104,8 @@ _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "fchown": ((0, -1, _CHANGE, _NO_FLAGS),),
     "fsetxattr": ((0, -1, _CHANGE, _NO_FLAGS),),
     "fremovexattr": ((0, -1, _CHANGE, _NO_FLAGS),),
+    "execve": ((-1, 0, _EXEC, _NO_FLAGS),),
+    "execveat": ((0, 1, _EXEC, 4),),
 }
 _MAX_DENIALS = 20
 _MAX_SEEN = 1000  # paths looked at once; past that, the witness stops remembering
@@ -123,6 +130,9 @@ class Witness:
         self._paths: Any = None  # what the policy allows, worked out at the first refusal
         self._seen: set[object] = set()
         self.denials: list[Denial] = []
+        #: Denials that count only if the run failed: a privileged program
+        #: may do without its privilege.
+        self.if_failed: list[Denial] = []
 
     @staticmethod
     def privileged() -> tuple[int, ...]:
@@ -131,12 +141,14 @@ class Witness:
 
     def operands(self) -> tuple[tuple[int, int, int, int, int], ...]:
         """What ``serve`` needs to know of each write call of this machine
-        the sandbox refuses outside its writable places, sorted by number.
-        Landlock has no right for a file's attributes: under it, changing
-        them is not refused (the ``changeable-attributes`` the caller
-        accepted), so it is not reported either."""
+        the sandbox refuses outside its writable places, and of each exec
+        call, sorted by number.  Landlock has no right for a file's
+        attributes: under it, changing them is not refused (the
+        ``changeable-attributes`` the caller accepted), so it is not
+        reported either."""
         found = []
-        for name, number in WRITE_CALLS.get(os.uname().machine, {}).items():
+        machine = os.uname().machine
+        for name, number in {**WRITE_CALLS.get(machine, {}), **EXEC_CALLS.get(machine, {})}.items():
             if self.writable is not None and name in ATTRIBUTE_CALLS:
                 continue
             found += [(number, *operand) for operand in _OPERANDS[name]]
@@ -182,6 +194,19 @@ class Witness:
                                  f"{call}() refused: {os.strerror(error)}")
         if denial is not None:
             self.denials.append(denial)
+
+    def record_program(self, path: str) -> None:
+        """Records that the program at ``path``, which would gain a privilege
+        when run (set-user-ID, set-group-ID, file capabilities), ran without
+        it: a denial only if the run then failed (see :attr:`if_failed`)."""
+        if path in self._seen or len(self.if_failed) >= _MAX_DENIALS:
+            return
+        self._seen.add(path)
+        self.if_failed.append(Denial(
+            DenialKind.PRIVILEGE, path,
+            f"{os.path.basename(path)} needs the privilege it is installed with (set-user-ID, "
+            "set-group-ID or capabilities), which no sandbox grants; only full access runs it "
+            "with it", f"execve({path}): ran without its privilege (no new privileges)"))
 
     def record_privileged(self, number: int, first: int = 0, second: int = 0) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
