@@ -13,7 +13,6 @@ Run: ``python bench/bench_execs.py [RUNS] [N]``.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from _common import interleaved, table
 
 import corral
 import corral.sandbox.bwrap
+from corral.sandbox.seccomp import build_program
 
 LOOP = 'i=0; while [ "$i" -lt "$1" ]; do /bin/true; i=$((i + 1)); done'
 
@@ -39,13 +39,13 @@ def main() -> None:
             assert result.exit_code == 0 and result.denials == (), result.output.text
 
         def execs_not_looked_at() -> None:
-            real = corral.sandbox.bwrap.build_program
-            corral.sandbox.bwrap.build_program = (  # type: ignore[assignment]
-                lambda *args, **options: real(*args, **{**options, "witness_execs": False}))
+            real = build_program
+            setattr(corral.sandbox.bwrap, "build_program",
+                    lambda *args, **options: real(*args, **{**options, "witness_execs": False}))
             try:
                 run("workspace-write")
             finally:
-                corral.sandbox.bwrap.build_program = real
+                setattr(corral.sandbox.bwrap, "build_program", real)
 
         times = interleaved({
             "no sandbox (full-access)": lambda: run("full-access"),
