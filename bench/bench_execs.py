@@ -13,12 +13,11 @@ Run: ``python bench/bench_execs.py [RUNS] [N]``.
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
 
-from _common import interleaved, table
+from _common import price, replaced
 
 import corral
 import corral.sandbox.bwrap
@@ -39,24 +38,16 @@ def main() -> None:
             assert result.exit_code == 0 and result.denials == (), result.output.text
 
         def execs_not_looked_at() -> None:
-            real = build_program
-            setattr(corral.sandbox.bwrap, "build_program",
-                    lambda *args, **options: real(*args, **{**options, "witness_execs": False}))
-            try:
+            with replaced(corral.sandbox.bwrap, "build_program", lambda *args, **options:
+                          build_program(*args, **{**options, "witness_execs": False})):
                 run("workspace-write")
-            finally:
-                setattr(corral.sandbox.bwrap, "build_program", real)
 
-        times = interleaved({
+        price(f"/bin/true run {execs} times by a shell loop; {runs} runs each, interleaved", {
             "no sandbox (full-access)": lambda: run("full-access"),
             "workspace-write, execs not looked at": execs_not_looked_at,
             "workspace-write  (corral's default)": lambda: run("workspace-write"),
-        }, runs, warmup=3)
-    table(f"/bin/true run {execs} times by a shell loop; {runs} runs each, interleaved", times,
-          baseline="workspace-write, execs not looked at")
-    extra = (statistics.median(times["workspace-write  (corral's default)"])
-             - statistics.median(times["workspace-write, execs not looked at"]))
-    print(f"\n  looking at execs: {extra / execs * 1e6:.1f} us per exec")
+        }, runs, "workspace-write, execs not looked at", "workspace-write  (corral's default)",
+            execs, "looking at execs (an exec)")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,11 @@ Run: ``python bench/bench_writes.py [RUNS] [N]``.
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 
-from _common import interleaved, table
+from _common import price, replaced
 
 import corral
 import corral.sandbox.bwrap
@@ -47,23 +46,15 @@ def main() -> None:
             assert result.exit_code == 0 and result.denials == (), result.output.text
 
         def without_witness() -> None:
-            real = corral.sandbox.bwrap.Witness
-            corral.sandbox.bwrap.Witness = lambda *a, **k: None  # type: ignore[assignment,misc]
-            try:
+            with replaced(corral.sandbox.bwrap, "Witness", lambda *args, **options: None):
                 run("workspace-write")
-            finally:
-                corral.sandbox.bwrap.Witness = real  # type: ignore[misc]
 
-        times = interleaved({
+        price(f"{files} files created, written and removed; {runs} runs each, interleaved", {
             "no sandbox (full-access)": lambda: run("full-access"),
             "workspace-write, witness off": without_witness,
             "workspace-write  (corral's default)": lambda: run("workspace-write"),
-        }, runs, warmup=3)
-    table(f"{files} files created, written and removed; {runs} runs each, interleaved", times,
-          baseline="workspace-write, witness off")
-    extra = (statistics.median(times["workspace-write  (corral's default)"])
-             - statistics.median(times["workspace-write, witness off"]))
-    print(f"\n  witness: {extra / (2 * files) * 1e6:.1f} us per notified call")
+        }, runs, "workspace-write, witness off", "workspace-write  (corral's default)",
+            2 * files, "witness (a notified call)")
 
 
 if __name__ == "__main__":

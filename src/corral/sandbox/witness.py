@@ -167,9 +167,8 @@ class Witness:
             self._refusal(path, error, call)
 
     def _missing_device(self, path: str, call: str) -> None:
-        if path in self._seen or len(self.denials) >= _MAX_DENIALS:
+        if not self._first(path, self.denials):
             return
-        self._seen.add(path)
         self.denials.append(Denial(
             DenialKind.PRIVILEGE, path,
             f"the sandbox's /dev has only null, zero, full, random, urandom, tty and ptys: "
@@ -181,11 +180,17 @@ class Witness:
         :mod:`.covers`)."""
         self._refusal(path, errno.EACCES, "open")
 
+    def _first(self, key: object, into: list[Denial]) -> bool:
+        """Whether ``key`` (a path, or what else names a refusal) is seen for
+        the first time with room left in ``into``; it is seen from now on."""
+        if key in self._seen or len(into) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN:
+            return False
+        self._seen.add(key)
+        return True
+
     def _refusal(self, path: str, error: int, call: str) -> None:
-        full = len(self.denials) >= _MAX_DENIALS or len(self._seen) >= _MAX_SEEN
-        if path in self._seen or full:
+        if not self._first(path, self.denials):
             return
-        self._seen.add(path)
         from .._denial import explain_refusal, policy_paths  # only once something is refused
 
         if self._paths is None:
@@ -199,9 +204,8 @@ class Witness:
         """Records that the program at ``path``, which would gain a privilege
         when run (set-user-ID, set-group-ID, file capabilities), ran without
         it: a denial only if the run then failed (see :attr:`if_failed`)."""
-        if path in self._seen or len(self.if_failed) >= _MAX_DENIALS:
+        if not self._first(("execve", path), self.if_failed):
             return
-        self._seen.add(path)
         self.if_failed.append(Denial(
             DenialKind.PRIVILEGE, path,
             f"{os.path.basename(path)} needs the privilege it is installed with (set-user-ID, "
@@ -219,10 +223,8 @@ class Witness:
             from .._denial import privilege_remedy
 
             denial = Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name), evidence)
-        if (denial.kind, denial.target) in self._seen or len(self.denials) >= _MAX_DENIALS:
-            return
-        self._seen.add((denial.kind, denial.target))
-        self.denials.append(denial)
+        if self._first((denial.kind, denial.target), self.denials):
+            self.denials.append(denial)
 
 
 def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
