@@ -472,7 +472,8 @@ def test_a_bind_that_fails_is_a_setup_error(repo, monkeypatch):
     real = BwrapBackend._protect
 
     def broken(*args):  # type: ignore[no-untyped-def]
-        return [*real(*args), ("--ro-bind", str(repo / "gone" / "x"))]
+        binds, hold = real(*args)
+        return [*binds, ("--ro-bind", str(repo / "gone" / "x"))], hold
 
     monkeypatch.setattr(BwrapBackend, "_protect", staticmethod(broken))
     with pytest.raises(corral.SandboxSetupError, match=r"could not be set up: .*gone/x: No such"):

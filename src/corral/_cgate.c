@@ -608,13 +608,19 @@ static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *
     return absolute_path(pid, dirfd, path, full, size);
 }
 
+/* The file pid has open at fd itself, as an O_PATH descriptor; -1 if none. */
+static int open_caller_fd(pid_t pid, int fd)
+{
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
+    return open(link, O_PATH | O_CLOEXEC);
+}
+
 /* Whether a change to what pid has open at fd is refused (the errno, and
  * its path in found), for the calls that name a descriptor, not a path. */
 static int fd_refusal(const struct server *server, pid_t pid, int fd, char *found, size_t size)
 {
-    char link[64];
-    snprintf(link, sizeof(link), "/proc/%d/fd/%d", pid, fd);
-    int target = open(link, O_PATH | O_CLOEXEC); /* the open file itself */
+    int target = open_caller_fd(pid, fd);
     if (target < 0)
         return 0;
     int result = 0;
@@ -631,20 +637,29 @@ static int still_waiting(const struct server *server, const struct seccomp_notif
     return ioctl(server->listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
+/* Reports a message of head (its letter and fixed fields), then the
+ * length of path (uint16) and path, in one write. */
+static void report_path(struct server *server, const char *head, size_t head_length,
+                        const char *path)
+{
+    char message[PIPE_BUF];
+    size_t length = strlen(path);
+    if (length > sizeof(message) - head_length - 2)
+        return; /* too long to report in one message */
+    unsigned short size = (unsigned short)length;
+    memcpy(message, head, head_length);
+    memcpy(message + head_length, &size, 2);
+    memcpy(message + head_length + 2, path, length);
+    (void)!write(server->report, message, head_length + 2 + length);
+}
+
 /* Reports a refused write: "W", as serve describes it. */
 static void report_write(struct server *server, int number, int error, const char *found)
 {
-    char message[PIPE_BUF];
-    size_t length = strlen(found);
-    if (length > sizeof(message) - 11)
-        return; /* too long to report in one message */
-    unsigned short size = (unsigned short)length;
-    message[0] = 'W';
-    memcpy(message + 1, &number, 4);
-    memcpy(message + 5, &error, 4);
-    memcpy(message + 9, &size, 2);
-    memcpy(message + 11, found, length);
-    (void)!write(server->report, message, 11 + length);
+    char head[9] = {'W'};
+    memcpy(head + 1, &number, 4);
+    memcpy(head + 5, &error, 4);
+    report_path(server, head, sizeof(head), found);
 }
 
 #define O_WRITING (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
@@ -690,9 +705,7 @@ static void look_at_exec(struct server *server, const struct seccomp_notif *noti
                      sizeof(full)) == 0) {
         program = open_beneath(server->root, full, !(flags & AT_SYMLINK_NOFOLLOW));
     } else if (dirfd != AT_FDCWD && (flags & AT_EMPTY_PATH)) {
-        char link[64]; /* fexecve: the file the descriptor is open on */
-        snprintf(link, sizeof(link), "/proc/%u/fd/%d", notif->pid, dirfd);
-        program = open(link, O_PATH | O_CLOEXEC);
+        program = open_caller_fd((pid_t)notif->pid, dirfd); /* fexecve */
     } else {
         return;
     }
@@ -700,17 +713,8 @@ static void look_at_exec(struct server *server, const struct seccomp_notif *noti
         return;
     int privileged = privileged_program(program) && shown(program, found, sizeof(found)) == 0;
     close(program);
-    if (!privileged || !still_waiting(server, notif))
-        return;
-    char message[PIPE_BUF];
-    size_t length = strlen(found);
-    if (length > sizeof(message) - 3)
-        return;
-    unsigned short size = (unsigned short)length;
-    message[0] = 'X';
-    memcpy(message + 1, &size, 2);
-    memcpy(message + 3, found, length);
-    (void)!write(server->report, message, 3 + length);
+    if (privileged && still_waiting(server, notif))
+        report_path(server, "X", 1, found);
 }
 
 static void look_at(struct server *server, const struct seccomp_notif *notif,

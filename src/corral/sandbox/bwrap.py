@@ -60,6 +60,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable
+from typing import NamedTuple
 
 from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
@@ -269,16 +270,19 @@ class BwrapBackend(SandboxBackend):
                 f"sandbox init's mounts, not in use here ({sandbox_init_absence(self.path)}). "
                 "Replace the link by the file, drop it from the protected paths, or accept "
                 "the weaker guarantee 'unprotected-paths'")
-        binds = [] if plan is None else [
-            bind for bind in self._protect(plan, owned, cleanups, args) if bind[1] not in links]
+        binds: list[tuple[str, str]] = []
+        hold = -1  # the placeholders' hold, for the sandbox to keep while it lives
+        if plan is not None:
+            protected, hold = self._protect(plan, owned, cleanups, args)
+            binds = [bind for bind in protected if bind[1] not in links]
         # A path beneath another is hidden with it (and a cover cannot be
         # mounted beneath another).
-        denied = [path for path in _outermost(hidden_paths)
-                   if not covered(os.path.realpath(path))]  # out of sight already
+        real = {path: os.path.realpath(path) for path in hidden_paths}
+        denied = [_Hidden.of(path, real[path]) for path in _outermost(hidden_paths, real)
+                  if not covered(real[path])]  # out of sight already
         for secret in denied:
-            real = os.path.realpath(secret)
-            if cwd == real or cwd.startswith(real + "/"):
-                raise PolicyError(f"the working directory {cwd} is inside {secret}, which is "
+            if cwd == secret.real or cwd.startswith(secret.real + "/"):
+                raise PolicyError(f"the working directory {cwd} is inside {secret.path}, which is "
                                   "hidden from sandboxed commands (deny-read): run elsewhere, "
                                   "or drop it from deny_read")
         # Where the init runs, it makes every bind of a path over itself, for
@@ -302,7 +306,7 @@ class BwrapBackend(SandboxBackend):
             args += [*_INIT_CAPABILITIES, *to_bwrap]
             # What a covered directory hides needs no protection, and cannot
             # be bound: the cover is made first.
-            covers = [path + "/" for path in denied if os.path.isdir(path)]
+            covers = [secret.path + "/" for secret in denied if secret.directory]
             binds = [(option, path) for option, path in binds if not path.startswith(tuple(covers))]
         for needed in self._still_needed(hidden, cwd, launch.program, init):
             if not any(needed == r or needed.startswith(r.rstrip("/") + "/") for r in roots):
@@ -316,12 +320,12 @@ class BwrapBackend(SandboxBackend):
         if not mounts_by_init:
             for option, path in binds:
                 args += [option, path, path]
-        covers = self._covers(denied, gate) if mounts_by_init else []
+        served = self._covers(denied, gate) if mounts_by_init else []
         fuse = -1
-        if covers:  # for the init to open for its covers; the sandbox has no /dev/fuse
+        if served:  # for the init to open for its covers; the sandbox has no /dev/fuse
             fuse = os.open("/dev/fuse", os.O_PATH)
             owned.append(fuse)
-        args += self._deny_read([path for path in denied if path not in covers], owned)
+        args += self._deny_read([secret for secret in denied if secret not in served], owned)
         arch = os.uname().machine
         if arch not in SUPPORTED_ARCHES:
             raise PolicyError(f"corral has no seccomp filter for {arch}: "
@@ -330,7 +334,7 @@ class BwrapBackend(SandboxBackend):
         # ones, which reach a path without connect, are refused; without a
         # gate (an old kernel), so are all Unix sockets.
         gated = not policy.network and gate is not None
-        witnessed = gate is not None and gate.witness is not None
+        witnessed = gate is not None  # the init's gate has a witness
         program = _memfd(build_program(deny_unix_sockets=not policy.network and not gated,
                                        deny_unix_datagrams=gated,
                                        namespaced_families=not policy.network,
@@ -345,8 +349,8 @@ class BwrapBackend(SandboxBackend):
             report = os.dup(status_write)
             owned.append(report)
             init_args = ["--report-fd", str(report), "--seccomp-fd", str(program), *to_init]
-            if "--sync-fd" in args:  # held by the init, the sandbox's PID 1
-                init_args += ["--hold-fd", args[args.index("--sync-fd") + 1]]
+            if hold >= 0:  # held by the init, the sandbox's PID 1
+                init_args += ["--hold-fd", str(hold)]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
             for option, path in binds if mounts_by_init else ():
@@ -370,17 +374,18 @@ class BwrapBackend(SandboxBackend):
 
     @staticmethod
     def _protect(plan: WorkspacePlan, owned: list[int], cleanups: list[Callable[[], object]],
-                 args: list[str]) -> list[tuple[str, str]]:
+                 args: list[str]) -> tuple[list[tuple[str, str]], int]:
         """The binds over themselves, in order, that keep the plan's protected
         paths read-only, missing ones included (through placeholders, whose
         claim goes to ``args``), and the directories leading to them in
-        place."""
+        place; and the descriptor of the placeholders' hold (-1: none)."""
         binds = [("--bind", path) for path in plan.pinned]
         # A protected path that is a socket may be another run's placeholder:
         # this run must claim it too, or that run's end would remove it.  One
         # gone since the plan was made was one, just swept: it is missing again.
         claimed = plan.missing + tuple(p for p in plan.protected if _placeholder_or_gone(p))
         protected = tuple(p for p in plan.protected if p not in claimed)
+        sync_fd = -1
         if claimed:
             guard, placeholders = guard_placeholders(claimed)
             cleanups.append(guard.release)
@@ -388,7 +393,7 @@ class BwrapBackend(SandboxBackend):
             owned.append(sync_fd)
             args += ["--sync-fd", str(sync_fd)]
             protected += placeholders
-        return binds + [("--ro-bind", path) for path in protected]
+        return binds + [("--ro-bind", path) for path in protected], sync_fd
 
     @staticmethod
     def _still_needed(hidden: list[str], cwd: str, program: str, init: str | None) -> list[str]:
@@ -404,7 +409,7 @@ class BwrapBackend(SandboxBackend):
                 needed.append(path)
         return needed
 
-    def _covers(self, denied: list[str], gate: SocketGate | None) -> list[str]:
+    def _covers(self, denied: list[_Hidden], gate: SocketGate | None) -> list[_Hidden]:
         """The deny-read paths to cover with filesystems corral serves, which
         report each read they refuse (see :mod:`.covers`), recorded in
         ``gate.covers`` for the init to mount.  None where they cannot be
@@ -416,26 +421,25 @@ class BwrapBackend(SandboxBackend):
 
         if cover_server() is None:
             return []
-        covered: list[str] = []
-        for path in denied[:_MAX_COVERS]:
-            directory = os.path.isdir(path)
-            kept = _kept_inside(path) if directory else []
-            if len(kept) > 1 or any("/" in inner[len(path) + 1:] for inner in kept):
+        covered: list[_Hidden] = []
+        for secret in denied[:_MAX_COVERS]:
+            kept = secret.kept
+            if len(kept) > 1 or any("/" in inner[len(secret.path) + 1:] for inner in kept):
                 continue
             kept_file = None
             if kept:
                 fd = _open_kept(kept[0])
                 if fd is not None:
                     kept_file = (os.path.basename(kept[0]), fd)
-            gate.covers.append((os.path.realpath(path), directory, kept_file))
-            covered.append(path)
+            gate.covers.append((secret.real, secret.directory, kept_file))
+            covered.append(secret)
         return covered
 
-    def _deny_read(self, denied: list[str], owned: list[int]) -> list[str]:
+    def _deny_read(self, denied: list[_Hidden], owned: list[int]) -> list[str]:
         args: list[str] = []
-        for path in denied:
-            if os.path.isdir(path):
-                kept = _kept_inside(path)
+        for secret in denied:
+            path, kept = secret.path, secret.kept
+            if secret.directory:
                 # A setuid bwrap makes what it binds into the tmpfs as the
                 # user: 0111 would keep it from making the kept file there.
                 made = "0711" if kept and self.setuid else ("0111" if kept else "0000")
@@ -509,9 +513,23 @@ def _open_kept(path: str) -> int | None:
     return fd
 
 
-def _outermost(paths: list[str]) -> list[str]:
-    """``paths`` without those beneath another of them (by real path)."""
-    real = {path: os.path.realpath(path) for path in paths}
+class _Hidden(NamedTuple):
+    """A deny-read path to hide, as the run's arguments need it: looked up once."""
+
+    path: str
+    real: str
+    directory: bool
+    kept: list[str]  # what stays readable inside a directory (see _kept_inside)
+
+    @classmethod
+    def of(cls, path: str, real: str) -> _Hidden:
+        directory = os.path.isdir(path)
+        return cls(path, real, directory, _kept_inside(path) if directory else [])
+
+
+def _outermost(paths: list[str], real: dict[str, str]) -> list[str]:
+    """``paths`` without those beneath another of them (by ``real``, their
+    real paths)."""
     return [path for path in paths if not any(
         real[path].startswith(real[other].rstrip("/") + "/") for other in paths if other != path)]
 

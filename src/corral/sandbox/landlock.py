@@ -216,6 +216,9 @@ class LandlockBackend(SandboxBackend):
                 deny_unix_datagrams=gated,
                 loopback_tcp=gated,
                 notify=("connect", "bind", "listen") if gated else (),
+                # Landlock has no right for a file's attributes: changing
+                # them is not refused (the ``changeable-attributes`` the
+                # caller accepted), so it is not watched either.
                 witness_writes=gate is not None, witness_attributes=False,
                 # Not witness_execs: the command's own exec would wait for
                 # a listener corral takes only once the spawn has returned.

@@ -72,8 +72,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES", "WRITE_CALLS",
-           "build_program", "privileged_calls"]
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES",
+           "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -100,7 +100,6 @@ SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44
                            "sendmsg": 46, "sendmmsg": 307},
                 "aarch64": {"connect": 203, "bind": 200, "listen": 201, "sendto": 206,
                             "sendmsg": 211, "sendmmsg": 269}}
-_CONNECT = {arch: calls["connect"] for arch, calls in SOCKET_CALLS.items()}
 #: The system calls that write to a path, by architecture (aarch64 has only
 #: the ``*at`` forms).
 WRITE_CALLS = {

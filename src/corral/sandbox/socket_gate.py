@@ -239,9 +239,14 @@ class SocketGate:
 
     def _refused(self, denial: Denial) -> None:
         """Records a refusal once (a command may try the same thing in a loop)."""
-        if len(self.denials) < _MAX_DENIALS and not any(
-                (d.kind, d.target) == (denial.kind, denial.target) for d in self.denials):
+        if not self._recorded(denial):
             self.denials.append(denial)
+
+    def _recorded(self, denial: Denial) -> bool:
+        """Whether ``denial`` (its kind and target) is recorded already, or no
+        more can be."""
+        return len(self.denials) >= _MAX_DENIALS or any(
+            (d.kind, d.target) == (denial.kind, denial.target) for d in self.denials)
 
     def _take_listener(self) -> bool:
         """Takes the listener sent over :attr:`child_end`, and has a thread
@@ -304,13 +309,10 @@ class SocketGate:
             return
         data = self._unread_reads + chunk
         offset = 0
-        while offset + 3 <= len(data):
-            size, = struct.unpack_from("<H", data, offset + 1)
-            if offset + 3 + size > len(data):
-                break
+        while (framed := _framed_path(data, offset, 1)) is not None:
             if self.witness is not None and data[offset:offset + 1] == b"R":
-                self.witness.record_read(os.fsdecode(data[offset + 3:offset + 3 + size]))
-            offset += 3 + size
+                self.witness.record_read(os.fsdecode(framed[0]))
+            offset = framed[1]
         self._unread_reads = data[offset:]
 
     def fileno(self) -> int:
@@ -381,40 +383,28 @@ class SocketGate:
             return False
         offset = 0
         while offset < len(data):
-            if data[offset:offset + 1] == b"N" and offset + 1 + _NOTIF_SIZE <= len(data):
+            kind = data[offset:offset + 1]
+            if kind == b"N" and offset + 1 + _NOTIF_SIZE <= len(data):
                 self._answer(data[offset + 1:offset + 1 + _NOTIF_SIZE])
                 offset += 1 + _NOTIF_SIZE
-            elif data[offset:offset + 1] == b"W" and offset + 11 <= len(data):
-                number, error, size = struct.unpack_from("<iiH", data, offset + 1)
-                if offset + 11 + size > len(data):
-                    break
+            elif kind == b"W" and (framed := _framed_path(data, offset, 9)) is not None:
                 if self.witness is not None:
-                    path = os.fsdecode(data[offset + 11:offset + 11 + size])
-                    self.witness.record(number, error, path)
-                offset += 11 + size
-            elif data[offset:offset + 1] == b"L" and offset + 3 + _NOTIF_SIZE <= len(data):
-                start = offset + 1 + _NOTIF_SIZE
-                size = data[start + 1]
-                if start + 2 + size > len(data):
-                    break
-                self._sent_on_loopback(data[offset + 1:start], data[start + 2:start + 2 + size],
-                                       "sendmmsg" if data[start] else "sendmsg")
-                offset = start + 2 + size
-            elif data[offset:offset + 1] == b"S" and offset + 3 <= len(data):
-                size = data[offset + 2]
-                if offset + 3 + size > len(data):
-                    break
-                self._sent_to(data[offset + 3:offset + 3 + size],
-                              "sendmmsg" if data[offset + 1] else "sendmsg")
-                offset += 3 + size
-            elif data[offset:offset + 1] == b"X" and offset + 3 <= len(data):
-                (size,) = struct.unpack_from("<H", data, offset + 1)
-                if offset + 3 + size > len(data):
-                    break
+                    number, error = struct.unpack_from("<ii", data, offset + 1)
+                    self.witness.record(number, error, os.fsdecode(framed[0]))
+                offset = framed[1]
+            elif kind == b"X" and (framed := _framed_path(data, offset, 1)) is not None:
                 if self.witness is not None:
-                    self.witness.record_program(os.fsdecode(data[offset + 3:offset + 3 + size]))
-                offset += 3 + size
-            elif data[offset:offset + 1] == b"P" and offset + 13 <= len(data):
+                    self.witness.record_program(os.fsdecode(framed[0]))
+                offset = framed[1]
+            elif kind in b"SL" and (sent := _framed_send(data, offset)) is not None:
+                call = "sendmmsg" if sent[1] else "sendmsg"
+                if kind == b"S":
+                    self._sent_to(sent[0], call)
+                else:
+                    self._sent_on_loopback(data[offset + 1:offset + 1 + _NOTIF_SIZE], sent[0],
+                                           call)
+                offset = sent[2]
+            elif kind == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))
                 offset += 13
@@ -611,8 +601,9 @@ class SocketGate:
         else:
             return
         # Read while the call waits: its pid is its caller's, in the run.
-        if not _port_in_use(pid, port) and self._still_waiting(notif_id):
-            self._refused(denial)
+        if (not self._recorded(denial) and not _port_in_use(pid, port)
+                and self._still_waiting(notif_id)):
+            self.denials.append(denial)
 
     def _host_serves(self, address: bytes, port: int) -> bool:
         """Whether a server of the host's (a TCP listener, a bound UDP
@@ -936,6 +927,28 @@ def _read_memory(pid: int, address: int, length: int) -> bytes | None:
     except (OSError, OverflowError, ValueError):
         return None
     return raw if len(raw) == length else None
+
+
+def _framed_path(data: bytes, offset: int, head: int) -> tuple[bytes, int] | None:
+    """The path of the report at ``offset`` in ``data`` (``head`` bytes of
+    its own, then the path's length, uint16, then the path) and where the
+    next report begins; None until all of it has been read."""
+    if offset + head + 2 > len(data):
+        return None
+    size, = struct.unpack_from("<H", data, offset + head)
+    end = offset + head + 2 + size
+    return (data[offset + head + 2:end], end) if end <= len(data) else None
+
+
+def _framed_send(data: bytes, offset: int) -> tuple[bytes, int, int] | None:
+    """The address of the "S" or "L" report at ``offset`` in ``data``, whether
+    a ``sendmmsg`` sent there, and where the next report begins; None until
+    all of it has been read.  An "L" carries the notification first."""
+    start = offset + 1 + (_NOTIF_SIZE if data[offset:offset + 1] == b"L" else 0)
+    if start + 2 > len(data):
+        return None
+    end = start + 2 + data[start + 1]
+    return (data[start + 2:end], data[start], end) if end <= len(data) else None
 
 
 def _inet_endpoint(raw: bytes) -> tuple[bytes, int] | None:

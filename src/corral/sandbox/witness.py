@@ -45,7 +45,7 @@ import os
 
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import ATTRIBUTE_CALLS, EXEC_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
+from .seccomp import EXEC_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -139,20 +139,18 @@ class Witness:
         """The privileged calls ``serve`` refuses, by number."""
         return tuple(privileged_calls())
 
-    def operands(self) -> tuple[tuple[int, int, int, int, int], ...]:
-        """What ``serve`` needs to know of each write call of this machine
-        the sandbox refuses outside its writable places, and of each exec
-        call, sorted by number.  Landlock has no right for a file's
-        attributes: under it, changing them is not refused (the
-        ``changeable-attributes`` the caller accepted), so it is not
-        reported either."""
-        found = []
+    @staticmethod
+    def operands() -> tuple[tuple[int, int, int, int, int], ...]:
+        """What ``serve`` needs to know of each write call and each exec
+        call of this machine, sorted by number (the seccomp program decides
+        which of them are notified)."""
         machine = os.uname().machine
-        for name, number in {**WRITE_CALLS.get(machine, {}), **EXEC_CALLS.get(machine, {})}.items():
-            if self.writable is not None and name in ATTRIBUTE_CALLS:
-                continue
-            found += [(number, *operand) for operand in _OPERANDS[name]]
-        return tuple(sorted(found, key=lambda operand: operand[0]))
+        return tuple(sorted(
+            ((number, *operand)
+             for name, number in {**WRITE_CALLS.get(machine, {}),
+                                  **EXEC_CALLS.get(machine, {})}.items()
+             for operand in _OPERANDS[name]),
+            key=lambda operand: operand[0]))
 
     def record(self, number: int, error: int, path: str) -> None:
         """Records the refusal ``serve`` saw: the write call ``number``
@@ -212,7 +210,7 @@ class Witness:
             "set-group-ID or capabilities), which no sandbox grants; only full access runs it "
             "with it", f"execve({path}): ran without its privilege (no new privileges)"))
 
-    def record_privileged(self, number: int, first: int = 0, second: int = 0) -> None:
+    def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
         socket call: then ``first`` and ``second`` are its family and type."""
         name = privileged_calls().get(number, f"system call {number}")
