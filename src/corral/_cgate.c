@@ -374,13 +374,13 @@ static int mount_id(int fd, unsigned long long *id)
  * privileged calls the sandbox refuses, and the socket calls it refuses) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
- * observed are the numbers of sendmsg, sendmmsg and bind (or -1), each
- * let through.  A bind of a Unix socket to a path the sandbox refuses to
- * create is reported as a write ("W", as above).  The address each message
- * of a send on an inet datagram socket names, if it is beyond loopback
- * (which the run's own network namespace cannot reach), is reported as "S",
- * 0 for sendmsg or 1 for sendmmsg (uint8), its length (uint8) and the struct
- * sockaddr.  The first send to each loopback port is passed on unanswered
+ * observed are the numbers of sendto, sendmsg, sendmmsg and bind (or -1),
+ * each let through.  A bind of a Unix socket to a path the sandbox refuses
+ * to create is reported as a write ("W", as above).  The address each
+ * message of a send on an inet datagram socket names, if it is beyond
+ * loopback (which the run's own network namespace cannot reach), is
+ * reported as "S", the call (uint8: 0 sendmsg, 1 sendmmsg, 2 sendto), its
+ * length (uint8) and the struct sockaddr.  The first send to each loopback port is passed on unanswered
  * as "L", the struct seccomp_notif, then as "S" without its "S": whether
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
@@ -417,7 +417,7 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
-    int sendmsg, sendmmsg, bind;
+    int sendto, sendmsg, sendmmsg, bind;
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
 
@@ -827,39 +827,55 @@ static int caller_socket(struct server *server, const struct seccomp_notif *noti
     return found;
 }
 
-/* Reports the address of each message of a sendmsg or sendmmsg that lies
- * beyond loopback, sent on an inet datagram socket.  The first message to
- * each loopback port is passed on to be looked at while the call waits ("L",
- * the struct seccomp_notif, then as "S"): 1 if it was, and the call is left
- * unanswered. */
+/* How a report names the call that sent. */
+enum { SENT_BY_SENDMSG, SENT_BY_SENDMMSG, SENT_BY_SENDTO };
+
+/* Reports the address of each message of a sendto, sendmsg or sendmmsg
+ * that lies beyond loopback, sent on an inet datagram socket.  The first
+ * message to each loopback port is passed on to be looked at while the call
+ * waits ("L", the struct seccomp_notif, then as "S"): 1 if it was, and the
+ * call is left unanswered. */
 static int look_at_sends(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t pid = (pid_t)notif->pid;
-    int multiple = notif->data.nr == server->sendmmsg;
-    unsigned int count = multiple ? (unsigned int)notif->data.args[2] : 1;
-    /* struct mmsghdr begins with its struct msghdr; a few are enough to
-     * learn where a command sends. */
-    struct mmsghdr headers[8];
-    size_t stride = multiple ? sizeof(struct mmsghdr) : sizeof(struct msghdr);
-    size_t wanted = count < 8 ? count : 8;
-    if (wanted == 0)
-        return 0;
-    struct iovec local = {.iov_base = headers, .iov_len = stride * wanted};
-    struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = local.iov_len};
-    ssize_t got = syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0);
+    int call = notif->data.nr == server->sendto ? SENT_BY_SENDTO
+               : notif->data.nr == server->sendmmsg ? SENT_BY_SENDMMSG : SENT_BY_SENDMSG;
+    /* Where each message goes: sendto's own address, or that of each
+     * struct msghdr (a struct mmsghdr begins with its own); a few are
+     * enough to learn where a command sends. */
+    void *names[8];
+    size_t lengths[8], count = 0;
+    if (call == SENT_BY_SENDTO) {
+        names[0] = (void *)notif->data.args[4];
+        lengths[0] = notif->data.args[5] & 0xFFFFFFFFu;
+        count = 1;
+    } else {
+        struct mmsghdr headers[8];
+        size_t stride = call == SENT_BY_SENDMMSG ? sizeof(struct mmsghdr) : sizeof(struct msghdr);
+        size_t wanted = call == SENT_BY_SENDMMSG ? (unsigned int)notif->data.args[2] : 1;
+        wanted = wanted < 8 ? wanted : 8;
+        struct iovec local = {.iov_base = headers, .iov_len = stride * wanted};
+        struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = local.iov_len};
+        ssize_t got = wanted ? syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) : 0;
+        for (; got > 0 && count < (size_t)got / stride; count++) {
+            const struct msghdr *header =
+                (const void *)((const char *)headers + count * stride);
+            names[count] = header->msg_name;
+            lengths[count] = header->msg_namelen;
+        }
+    }
     int checked = 0;
     char passed[1 + sizeof(*notif) + 2 + sizeof(struct sockaddr_in6)];
     size_t passed_length = 0;
-    for (size_t i = 0; got > 0 && i < (size_t)got / stride; i++) {
-        const struct msghdr *header = (const void *)((const char *)headers + i * stride);
+    for (size_t i = 0; i < count; i++) {
         unsigned char message[3 + sizeof(struct sockaddr_in6)];
-        size_t length = header->msg_namelen;
-        if (header->msg_name == NULL || length < sizeof(sa_family_t))
+        size_t length = lengths[i];
+        if (names[i] == NULL || length < sizeof(sa_family_t))
             continue;
         if (length > sizeof(struct sockaddr_in6))
             length = sizeof(struct sockaddr_in6);
         struct iovec name = {.iov_base = message + 3, .iov_len = length};
-        struct iovec there = {.iov_base = header->msg_name, .iov_len = length};
+        struct iovec there = {.iov_base = names[i], .iov_len = length};
         if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length)
             continue;
         sa_family_t family;
@@ -883,7 +899,7 @@ static int look_at_sends(struct server *server, const struct seccomp_notif *noti
             return 0;
         checked = 1;
         message[0] = 'S';
-        message[1] = (unsigned char)multiple;
+        message[1] = (unsigned char)call;
         message[2] = (unsigned char)length;
         if (beyond) {
             (void)!write(server->report, message, 3 + length);
@@ -975,7 +991,8 @@ static void *serve_notifications(void *argument)
             (void)!write(server->report, message, sizeof(message));
             continue;
         }
-        if (notif.data.nr == server->sendmsg || notif.data.nr == server->sendmmsg ||
+        if (notif.data.nr == server->sendto || notif.data.nr == server->sendmsg ||
+            notif.data.nr == server->sendmmsg ||
             notif.data.nr == server->bind) {
             if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
@@ -1033,16 +1050,17 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    int sendmsg_number, sendmmsg_number, bind_number;
+    int sendto_number, sendmsg_number, sendmmsg_number, bind_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iii):serve", &listener, &writable, &PyTuple_Type,
-                          &operands, &PyTuple_Type, &refused, &sendmsg_number, &sendmmsg_number,
-                          &bind_number))
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiii):serve", &listener, &writable, &PyTuple_Type,
+                          &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
+                          &sendmmsg_number, &bind_number))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     server->listener = listener;
+    server->sendto = sendto_number;
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->bind = bind_number;

@@ -42,8 +42,11 @@ The gate serves the run's seccomp listener, so it also hands the run's
 writes and privileged calls to its :class:`~corral.sandbox.witness.Witness`
 (when the program notifies them), which records the ones the sandbox
 refuses; with network, that is all a gate does.  A thread in C
-(``_cgate.serve``) takes every notification: it answers writes and
-privileged calls itself and passes the socket calls on to :meth:`handle`.
+(``_cgate.serve``) takes every notification: it answers writes, privileged
+calls and sends itself (reporting where a datagram went that the run's
+network namespace cannot deliver, and passing on the first one to each
+loopback port, to be looked at while it waits) and passes the other socket
+calls on to :meth:`handle`.
 
 The listener comes over a Unix socket (:attr:`SocketGate.child_end`), from
 the spawned child or, under bwrap, from corral's init in the sandbox, and is
@@ -93,7 +96,7 @@ _SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6)
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
 _SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_DOMAIN = 1, 3, 4, 39
-_SOCK_STREAM, _SOCK_DGRAM, _SOCK_RAW = 1, 2, 3
+_SOCK_STREAM = 1
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 _DNS_PORT = 53
@@ -101,6 +104,7 @@ _MAX_DENIALS = 20
 # Notified system calls by number, for this machine's architecture.
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
+_SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
 _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
@@ -219,7 +223,6 @@ class SocketGate:
         self.covers: list[tuple[str, bool, tuple[str, int] | None]] = []
         self._reads = -1
         self._unread_reads = b""
-        self._looked: set[int] = set()  # loopback ports a datagram was sent to
         self._host_servers: tuple[float, list[tuple[bytes, int]]] | None = None  # when, what
 
     def started(self) -> None:
@@ -274,7 +277,7 @@ class SocketGate:
             self._listener, None if witness is None else witness.writable,
             () if witness is None else witness.operands(),
             () if witness is None else Witness.privileged(),
-            (_SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
+            (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
              # In the run's own namespaces only: elsewhere bind is the gate's.
              _SENDS.get("bind", -1) if self._private_network else -1))
         self._ready.register(self._reports, select.EPOLLIN)
@@ -397,7 +400,7 @@ class SocketGate:
                     self.witness.record_program(os.fsdecode(framed[0]))
                 offset = framed[1]
             elif kind in b"SL" and (sent := _framed_send(data, offset)) is not None:
-                call = "sendmmsg" if sent[1] else "sendmsg"
+                call = _SENT_BY[sent[1]]
                 if kind == b"S":
                     self._sent_to(sent[0], call)
                 else:
@@ -419,22 +422,6 @@ class SocketGate:
         call = _CALLS.get(number)
         if call is None:  # a call nobody asked to be told of: refused, never let through
             self._send(notif_id, 0, errno.EPERM)
-            return
-        if call == "sendto":
-            raw = _read_memory(pid, args[4], args[5])
-            endpoint = None if raw is None else _inet_endpoint(raw)
-            # A stream socket ignores the destination: nothing is refused.
-            if (raw is not None and endpoint is not None and _kind(endpoint[0]) == "other"
-                    and self._sends_datagrams(notif_id, pid, _signed(args[0]))):
-                self._sent_to(raw, "sendto")
-            elif (endpoint is not None and endpoint[1] not in self._looked
-                  and self._private_network):
-                self._looked.add(endpoint[1])  # once a port: a client may send thousands
-                if self._sends_datagrams(notif_id, pid, _signed(args[0])):
-                    self._host_loopback(notif_id, pid, endpoint, "sendto")
-            # In the run's own network namespace, where no Unix datagram
-            # socket can be made: the kernel's answer is the one to give.
-            self._send(notif_id, 0, 0, _FLAG_CONTINUE)
             return
         answer = self._decide(notif_id, call, pid, _signed(args[0]), args[1], args[2])
         if answer is not _PARKED:
@@ -615,31 +602,6 @@ class SocketGate:
                 (bound, at) for bound, at, _ in (*tcp_listeners(me),
                                                  *_sockets(me, ("udp", "udp6")))]
         return any(at == port and _reaches(address, bound) for bound, at in self._host_servers[1])
-
-    def _sends_datagrams(self, notif_id: int, pid: int, sockfd: int) -> bool:
-        """Whether the command's ``sockfd`` is an inet datagram (or raw)
-        socket, asked while its call still waits (else the pid may be
-        another process's)."""
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            return False
-        try:
-            if not self._still_waiting(notif_id):
-                return False
-            sock = _cgate.pidfd_getfd(pidfd, sockfd)
-        except OSError:
-            return False
-        finally:
-            os.close(pidfd)
-        try:
-            return (_cgate.socket_option(sock, _SOL_SOCKET, _SO_DOMAIN) in (_AF_INET, _AF_INET6)
-                    and _cgate.socket_option(sock, _SOL_SOCKET, _SO_TYPE) in (_SOCK_DGRAM,
-                                                                               _SOCK_RAW))
-        except OSError:
-            return False
-        finally:
-            os.close(sock)
 
     def _sent_on_loopback(self, notification: bytes, raw: bytes, call: str) -> None:
         """The first datagram ``call`` sends to a loopback port, passed on
@@ -941,9 +903,10 @@ def _framed_path(data: bytes, offset: int, head: int) -> tuple[bytes, int] | Non
 
 
 def _framed_send(data: bytes, offset: int) -> tuple[bytes, int, int] | None:
-    """The address of the "S" or "L" report at ``offset`` in ``data``, whether
-    a ``sendmmsg`` sent there, and where the next report begins; None until
-    all of it has been read.  An "L" carries the notification first."""
+    """The address of the "S" or "L" report at ``offset`` in ``data``, which
+    call sent there (see :data:`_SENT_BY`), and where the next report
+    begins; None until all of it has been read.  An "L" carries the
+    notification first."""
     start = offset + 1 + (_NOTIF_SIZE if data[offset:offset + 1] == b"L" else 0)
     if start + 2 > len(data):
         return None
