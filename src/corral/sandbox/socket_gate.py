@@ -265,7 +265,6 @@ class SocketGate:
         # The listener, the covers' connections in order, and the
         # NETLINK_SOCK_DIAG socket if the init could open one.
         self._listener, self._diag = received[0], (*received[1 + len(self.covers):], -1)[0]
-        self._serve_covers(received[1:1 + len(self.covers)])
         try:
             # The notifying task and the thread waiting for it are woken on
             # the same CPU (Linux 6.6): a round trip costs less.
@@ -281,6 +280,9 @@ class SocketGate:
              # In the run's own namespaces only: elsewhere bind is the gate's.
              _SENDS.get("bind", -1) if self._private_network else -1))
         self._ready.register(self._reports, select.EPOLLIN)
+        # After the server, which the command's first exec waits for: a
+        # look into a cover waits for this hand-over, only a moment longer.
+        self._serve_covers(received[1:1 + len(self.covers)])
         return True
 
     def _serve_covers(self, connections: tuple[int, ...]) -> None:

@@ -41,6 +41,7 @@ path comes from the filesystem that covers it (see :mod:`.covers`).
 from __future__ import annotations
 
 import errno
+import functools
 import os
 
 from .._policy import SandboxPolicy
@@ -140,6 +141,7 @@ class Witness:
         return tuple(privileged_calls())
 
     @staticmethod
+    @functools.cache  # the same for every run
     def operands() -> tuple[tuple[int, int, int, int, int], ...]:
         """What ``serve`` needs to know of each write call and each exec
         call of this machine, sorted by number (the seccomp program decides
