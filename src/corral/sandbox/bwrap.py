@@ -60,7 +60,6 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from typing import NamedTuple
 
 from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
@@ -513,18 +512,19 @@ def _open_kept(path: str) -> int | None:
     return fd
 
 
-class _Hidden(NamedTuple):
+@record
+class _Hidden:
     """A deny-read path to hide, as the run's arguments need it: looked up once."""
 
     path: str
     real: str
     directory: bool
-    kept: list[str]  # what stays readable inside a directory (see _kept_inside)
+    kept: tuple[str, ...]  # what stays readable inside a directory (see _kept_inside)
 
     @classmethod
     def of(cls, path: str, real: str) -> _Hidden:
         directory = os.path.isdir(path)
-        return cls(path, real, directory, _kept_inside(path) if directory else [])
+        return cls(path, real, directory, tuple(_kept_inside(path)) if directory else ())
 
 
 def _outermost(paths: list[str], real: dict[str, str]) -> list[str]:
