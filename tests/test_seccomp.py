@@ -236,3 +236,16 @@ def test_the_witness_is_told_of_writes_only(tmp_path):
     # Unfiltered, each call gets the kernel's own answer.
     assert in_child(lambda: writes(str(tmp_path)), None) == [
         0, errno.ENOENT, errno.ENOENT, 0, 0, errno.EEXIST, 0, 0]
+
+
+def signals() -> list[int]:
+    """kill of one pid, of the caller's group by 0 and by its number."""
+    return [_errno_of(libc.kill(os.getpid(), 0)), _errno_of(libc.kill(0, 0)),
+            _errno_of(libc.kill(-os.getpgrp(), 0))]
+
+
+def test_the_witness_is_told_of_kills_of_one_pid_only():
+    program = build_program(witness_signals=True)
+    # Without a listener, a notified call gets ENOSYS.
+    assert in_child(signals, program) == [errno.ENOSYS, 0, 0]
+    assert in_child(signals, None) == [0, 0, 0]

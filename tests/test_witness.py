@@ -292,6 +292,36 @@ def test_a_program_run_without_its_privilege_is_reported_if_the_run_fails(backen
     assert plain.exit_code == 3 and plain.denials == ()
 
 
+@pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
+def test_a_signal_to_a_host_process_is_reported(backend, workspace):
+    """The sandbox's PID namespace has no host pid: kill finds no process
+    (ESRCH) and says nothing of why, so the report comes from the call.  A
+    pid the sandbox gave out and saw end fails the same way, and is not
+    reported.  (Under Landlock the host's processes are visible, and signal
+    scoping refuses with EPERM: not watched.)"""
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        script = f"kill -0 {victim.pid} 2>/dev/null || exit 3"
+        control = corral.run(["sh", "-c", script], cwd=workspace, policy="full-access")
+        assert control.exit_code == 0
+        failed = corral.run(["sh", "-c", script], cwd=workspace, policy=_policy(backend))
+        assert failed.exit_code == 3 and failed.output.text == ""
+        assert [(d.kind.value, d.target, d.evidence) for d in failed.denials] == [
+            ("privilege", f"pid {victim.pid}", f"kill({victim.pid}) refused: No such process "
+             "in the sandbox")]
+        assert f"pid {victim.pid} (sleep) is a process outside the sandbox" in (
+            failed.denials[0].remedy)
+        # The sandbox's own pids are small, and so are the host's first ones
+        # (pid 2 and on: as root, signalled without a sandbox).
+        gone = corral.run(["sh", "-c", "sleep 0 & p=$!; wait $p; kill -0 $p 2>/dev/null || "
+                           "exit 4"], cwd=workspace, policy=_policy(backend))
+        assert gone.exit_code == 4 and gone.denials == ()
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 BINDS = """
 import ctypes, socket, struct, sys
 for path in (sys.argv[1], "own.sock"):

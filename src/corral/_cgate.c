@@ -21,7 +21,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(listener, writable, operands, refused, observed) -> (handle, fd)
+ * serve(listener, writable, operands, refused, observed, init) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -39,6 +39,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -374,8 +375,8 @@ static int mount_id(int fd, unsigned long long *id)
  * privileged calls the sandbox refuses, and the socket calls it refuses) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
- * observed are the numbers of sendto, sendmsg, sendmmsg and bind (or -1),
- * each let through.  A bind of a Unix socket to a path the sandbox refuses
+ * observed are the numbers of sendto, sendmsg, sendmmsg, bind and kill (or
+ * -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
  * to create is reported as a write ("W", as above).  The address each
  * message of a send on an inet datagram socket names, if it is beyond
  * loopback (which the run's own network namespace cannot reach), is
@@ -384,7 +385,11 @@ static int mount_id(int fd, unsigned long long *id)
  * as "L", the struct seccomp_notif, then as "S" without its "S": whether
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
- * sandbox is reported as "X", the path's length (uint16) and the path.  Any other
+ * sandbox is reported as "X", the path's length (uint16) and the path.  A
+ * kill of a host process, which the sandbox's PID namespace does not have,
+ * is reported as "K", the pid (int32), the length of the process's name
+ * (uint16) and the name; init is the socket the sandbox's PID 1 answers on
+ * (see look_at_kill), or -1 where none does, and no kill is looked at.  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
  * struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
@@ -417,7 +422,9 @@ struct server {
     size_t count;
     int *refused;
     size_t refused_count;
-    int sendto, sendmsg, sendmmsg, bind;
+    int sendto, sendmsg, sendmmsg, bind, kill;
+    int init; /* the sandbox's PID 1 answers there, or -1 (not the server's to close) */
+    int last_known; /* the highest last pid it answered: the namespace's last only grows */
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
 
@@ -942,6 +949,62 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
         report_write(server, notif->data.nr, error, found);
 }
 
+/* The last pid the sandbox's PID namespace gave out, asked of its PID 1
+ * (only a process inside the namespace can read it), or -1.  One that
+ * does not answer within a second is not asked again: a late answer would
+ * be taken for the next question's. */
+static int last_pid(struct server *server)
+{
+    int last;
+    if (server->init >= 0 && write(server->init, "?", 1) == 1) {
+        struct pollfd wait = {server->init, POLLIN, 0};
+        int ready;
+        do
+            ready = poll(&wait, 1, 1000);
+        while (ready < 0 && errno == EINTR);
+        if (ready == 1 && read(server->init, &last, sizeof(last)) == sizeof(last)) {
+            if (last > server->last_known)
+                server->last_known = last;
+            return last;
+        }
+    }
+    server->init = -1;
+    return -1;
+}
+
+/*
+ * Reports a kill (of one pid above 0) that reaches no process because the
+ * pid is the host's: the host has a process there that this user may
+ * signal, and the sandbox's PID namespace never gave that pid out.  Pids
+ * are given out in rising order: one above the namespace's last is none of
+ * the sandbox's processes, past or present, as the call is made, whereas
+ * the ESRCH of a pid at or below it may be of a process the command saw
+ * end, and is left alone.  (Should the namespace give out more pids than
+ * pid_max, it starts again from the bottom, and a report may be wrong.)
+ */
+static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
+{
+    pid_t target = (pid_t)(notif->data.args[0] & 0xFFFFFFFFu);
+    if (target <= server->last_known || kill(target, 0) != 0)
+        return; /* the sandbox's, or no process outside that the user may signal */
+    int last = last_pid(server);
+    if (last < 0 || target <= last)
+        return;
+    char name[64] = "", link[64];
+    snprintf(link, sizeof(link), "/proc/%d/comm", (int)target);
+    int fd = open(link, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, name, sizeof(name) - 1);
+        close(fd);
+        name[n > 0 ? n : 0] = 0;
+        name[strcspn(name, "\n")] = 0;
+    }
+    char head[5] = {'K'};
+    memcpy(head + 1, &target, 4);
+    if (still_waiting(server, notif))
+        report_path(server, head, sizeof(head), name);
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -992,10 +1055,12 @@ static void *serve_notifications(void *argument)
             continue;
         }
         if (notif.data.nr == server->sendto || notif.data.nr == server->sendmsg ||
-            notif.data.nr == server->sendmmsg ||
-            notif.data.nr == server->bind) {
+            notif.data.nr == server->sendmmsg || notif.data.nr == server->bind ||
+            notif.data.nr == server->kill) {
             if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
+            else if (notif.data.nr == server->kill)
+                look_at_kill(server, &notif);
             else if (look_at_sends(server, &notif))
                 continue; /* answered once looked at */
             struct seccomp_notif_resp response = {
@@ -1050,11 +1115,11 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int listener;
-    int sendto_number, sendmsg_number, sendmmsg_number, bind_number;
+    int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number, init;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiii):serve", &listener, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii)i:serve", &listener, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
-                          &sendmmsg_number, &bind_number))
+                          &sendmmsg_number, &bind_number, &kill_number, &init))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -1064,6 +1129,8 @@ gate_serve(PyObject *self, PyObject *args)
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->bind = bind_number;
+    server->kill = init < 0 ? -1 : kill_number;
+    server->init = init;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));

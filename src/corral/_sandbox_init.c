@@ -30,6 +30,11 @@
  * (SCM_RIGHTS) to corral, whose gate answers them; with it go the covers'
  * descriptors, in order, and last a NETLINK_SOCK_DIAG socket of the sandbox's network namespace, where the gate
  * learns which socket files the run's listening Unix sockets were bound to.
+ * The socket stays open in the sandbox's PID 1 (below): each byte corral
+ * writes there is answered with the last pid the sandbox's PID namespace
+ * gave out (int32, -1 if unknown), which only a process inside it can read;
+ * by it corral tells a host pid the command tried to signal from one of the
+ * sandbox's own that is gone.
  *
  * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
  * it makes, whose length grows with every mount, so the protected paths of a
@@ -246,7 +251,7 @@ static void drop_capabilities(void)
 }
 
 /* Sends fd, the covers' descriptors and extra if it is not -1 over the
- * Unix socket sock, then closes them all. */
+ * Unix socket sock, then closes them (not sock). */
 static void send_descriptors(int sock, int fd, int extra)
 {
     char byte = 0;
@@ -278,7 +283,6 @@ static void send_descriptors(int sock, int fd, int extra)
     int error = errno;
     for (int i = 0; i < count; i++)
         close(fds[i]);
-    close(sock);
     if (sent != 1)
         fail("cannot send the seccomp listener", "", sent < 0 ? error : EIO);
 }
@@ -353,6 +357,36 @@ static void load_seccomp(int fd, int listener_socket)
     close(handoff.go[1]);
 }
 
+/* Answers each byte read from sock (corral's question) with the last pid
+ * of this PID namespace, read from last_pid, a descriptor of
+ * /proc/sys/kernel/ns_last_pid (which shows the reader's own namespace),
+ * until corral closes its end. */
+struct answers {
+    int sock, last_pid;
+};
+
+static void *answer_last_pid(void *argument)
+{
+    const struct answers *answers = argument;
+    for (;;) {
+        char byte;
+        ssize_t n = read(answers->sock, &byte, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 1)
+            return NULL;
+        char text[16];
+        ssize_t got = pread(answers->last_pid, text, sizeof(text) - 1, 0);
+        int last = -1;
+        if (got > 0) {
+            text[got] = 0;
+            last = atoi(text);
+        }
+        if (write(answers->sock, &last, sizeof(last)) != sizeof(last))
+            return NULL;
+    }
+}
+
 /*
  * As the sandbox's PID 1 (bwrap --as-pid-1, which then leaves no process of
  * its own in the sandbox: one there, outside the seccomp filter, would be
@@ -361,9 +395,11 @@ static void load_seccomp(int fd, int listener_socket)
  * the command leaves, and ends as the command does (with 128+N for signal
  * N, as bwrap's PID 1 would), which ends every process left in the sandbox.
  * It keeps hold_fd (bwrap's --sync-fd) open meanwhile; the command gets no
- * copy.
+ * copy.  With a listener socket (sock, else -1), a thread of its, under the
+ * filter as well, answers corral there (answer_last_pid); it starts after
+ * the command, so as not to change the command's pid.
  */
-static void reap_for(const char *program, char **argv, int hold_fd)
+static void reap_for(const char *program, char **argv, int hold_fd, int sock)
 {
     if (hold_fd >= 0 && fcntl(hold_fd, F_SETFD, FD_CLOEXEC) != 0)
         fail("bad --hold-fd", "", errno);
@@ -375,6 +411,14 @@ static void reap_for(const char *program, char **argv, int hold_fd)
      * past this. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         fail("cannot make PID 1 undumpable", "", errno);
+    static struct answers answers = {.sock = -1, .last_pid = -1};
+    if (sock >= 0) {
+        answers.sock = sock;
+        /* Opened before the fork: a failure here is reported like any other. */
+        answers.last_pid = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
+        if (answers.last_pid < 0)
+            fail("cannot open", "/proc/sys/kernel/ns_last_pid", errno);
+    }
     pid_t command = fork();
     if (command < 0)
         fail("cannot fork the command", "", errno);
@@ -382,6 +426,10 @@ static void reap_for(const char *program, char **argv, int hold_fd)
         execvp(program, argv);
         fail("cannot run", program, errno);
     }
+    pthread_t thread;
+    int error = sock >= 0 ? pthread_create(&thread, NULL, answer_last_pid, &answers) : 0;
+    if (error != 0)
+        close(sock); /* corral reads the end of it: no answer, no report */
     /* Only the command's output: its pipes end when it and its heirs do. */
     close(STDIN_FILENO);
     close(STDOUT_FILENO);
@@ -436,6 +484,8 @@ int main(int argc, char **argv)
         fail("no command after --", "", EINVAL);
     if (listener_socket >= 0 && seccomp_fd < 0)
         fail("--listener-socket needs", "--seccomp-fd", EINVAL);
+    if (listener_socket >= 0 && fcntl(listener_socket, F_SETFD, FD_CLOEXEC) != 0)
+        fail("bad --listener-socket", "", errno);
     for (int j = binds; j < i; j += 2) {
         if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
@@ -457,7 +507,7 @@ int main(int argc, char **argv)
         load_seccomp(seccomp_fd, listener_socket);
     const char *program = argv[i + 1];
     if (getpid() == 1)
-        reap_for(program, argv + i + 2, hold_fd);
+        reap_for(program, argv + i + 2, hold_fd, listener_socket);
     execvp(program, argv + i + 2);
     /* The command's own failure to start, as bwrap would report it. */
     fail("cannot run", program, errno);

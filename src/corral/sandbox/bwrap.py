@@ -339,7 +339,8 @@ class BwrapBackend(SandboxBackend):
                                        namespaced_families=not policy.network,
                                        notify=_NOTIFIED if gated else (),
                                        witness_writes=witnessed, witness_privileges=witnessed,
-                                       witness_binds=witnessed, witness_execs=witnessed),
+                                       witness_binds=witnessed, witness_execs=witnessed,
+                                       witness_signals=witnessed),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]
@@ -352,6 +353,7 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--hold-fd", str(hold)]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
+                gate.init_answers = True  # as PID 1, below
             for option, path in binds if mounts_by_init else ():
                 init_args += [option, path]
             if fuse >= 0:

@@ -47,6 +47,9 @@ program:
 * with ``witness_execs``, turns ``execve`` and ``execveat`` into user
   notifications, so that corral learns which set-user-ID, set-group-ID or
   file-capability programs ran without the privilege they would have had;
+* with ``witness_signals``, turns ``kill`` of a single process (a pid above
+  0) into a user notification, so that corral learns of a signal sent to a
+  host pid, which the sandbox's PID namespace does not have;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);
@@ -72,8 +75,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "SOCKET_CALLS", "SUPPORTED_ARCHES",
-           "WRITE_CALLS", "build_program", "privileged_calls"]
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
+           "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -124,6 +127,8 @@ WRITE_CALLS = {
 #: The system calls that run a program, by architecture.
 EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},
               "aarch64": {"execve": 221, "execveat": 281}}
+#: The system call that signals a process by its pid, by architecture.
+SIGNAL_CALLS = {"x86_64": {"kill": 62}, "aarch64": {"kill": 129}}
 #: The write calls that change only a file's attributes (mode, owner, times,
 #: extended attributes), which Landlock has no right for.
 ATTRIBUTE_CALLS = frozenset({
@@ -238,6 +243,7 @@ def build_program(
     witness_privileges: bool = False,
     witness_binds: bool = False,
     witness_execs: bool = False,
+    witness_signals: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -279,6 +285,8 @@ def build_program(
     if witness_execs:
         for number in EXEC_CALLS[arch].values():
             asm.jump(_JEQ, number, "notify", None)
+    if witness_signals:
+        asm.jump(_JEQ, SIGNAL_CALLS[arch]["kill"], "signal", None)
     tcp = deny_network and loopback_tcp and not deny_unix_sockets
     if tcp:
         for number, offset in _SENDS[arch]:
@@ -339,6 +347,11 @@ def build_program(
         asm.load(_ARG1)  # the type
         asm.mask(_SOCK_TYPE_MASK)
         asm.jump(_JEQ, _SOCK_DGRAM, "privileged", "allow")
+    if witness_signals:
+        asm.label("signal")  # a pid above 0: kill takes a pid_t, the low 32 bits
+        asm.load(_ARG0)
+        asm.jump(_JEQ, 0, "allow", None)
+        asm.jump(_JGE, 0x80000000, "allow", "notify")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)
@@ -353,7 +366,7 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify or writes or witness_privileges or witness_binds or witness_execs:
+    if notify or writes or witness_privileges or witness_binds or witness_execs or witness_signals:
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

@@ -73,7 +73,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import SOCKET_CALLS
+from .seccomp import SIGNAL_CALLS, SOCKET_CALLS
 from .witness import Witness
 
 TYPE_CHECKING = False
@@ -104,6 +104,7 @@ _MAX_DENIALS = 20
 # Notified system calls by number, for this machine's architecture.
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
+_KILL = SIGNAL_CALLS.get(os.uname().machine, {}).get("kill", -1)
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
@@ -192,7 +193,10 @@ class SocketGate:
     are where a mount-namespace backend must show the allowed sockets.
     ``witness`` (or None) is told of the run's writes.
     ``child_end`` is the socket the seccomp listener is sent over, by the
-    spawned child or by a program it runs.
+    spawned child or by a program it runs.  Set :attr:`init_answers` where
+    that program is corral's init as the sandbox's PID 1, which then
+    answers over it which pids the sandbox has given out: kills of host
+    pids are reported.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
@@ -206,6 +210,7 @@ class SocketGate:
         self.denials: list[Denial] = []
         self._bound: set[int] = set()  # the inodes of the TCP sockets it bound for the run
         self._ours, self.child_end = _cgate.socketpair()
+        self.init_answers = False
         self._listener = -1
         self._diag = -1  # a NETLINK_SOCK_DIAG socket of the run's network namespace, or -1
         # The thread serving the listener (_cgate.serve), and its reports.
@@ -258,10 +263,12 @@ class SocketGate:
         try:
             received = _cgate.receive_fds(self._ours)
         except OSError:
-            return False  # the sandbox was not set up: nothing will be notified
-        finally:
+            received = ()
+        if not (received and self.init_answers):
             os.close(self._ours)
             self._ours = -1
+        if not received:
+            return False  # the sandbox was not set up: nothing will be notified
         # The listener, the covers' connections in order, and the
         # NETLINK_SOCK_DIAG socket if the init could open one.
         self._listener, self._diag = received[0], (*received[1 + len(self.covers):], -1)[0]
@@ -278,7 +285,8 @@ class SocketGate:
             () if witness is None else Witness.privileged(),
             (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
              # In the run's own namespaces only: elsewhere bind is the gate's.
-             _SENDS.get("bind", -1) if self._private_network else -1))
+             _SENDS.get("bind", -1) if self._private_network else -1, _KILL),
+            self._ours)
         self._ready.register(self._reports, select.EPOLLIN)
         # After the server, which the command's first exec waits for: a
         # look into a cover waits for this hand-over, only a moment longer.
@@ -400,6 +408,11 @@ class SocketGate:
             elif kind == b"X" and (framed := _framed_path(data, offset, 1)) is not None:
                 if self.witness is not None:
                     self.witness.record_program(os.fsdecode(framed[0]))
+                offset = framed[1]
+            elif kind == b"K" and (framed := _framed_path(data, offset, 5)) is not None:
+                if self.witness is not None:
+                    [pid] = struct.unpack_from("<i", data, offset + 1)
+                    self.witness.record_signal(pid, os.fsdecode(framed[0]))
                 offset = framed[1]
             elif kind in b"SL" and (sent := _framed_send(data, offset)) is not None:
                 call = _SENT_BY[sent[1]]

@@ -23,7 +23,10 @@ not seen, as no read is.  Under bwrap each ``execve`` is looked at: a
 set-user-ID, set-group-ID or file-capability program runs without its
 privilege in any sandbox (no new privileges), which is reported only if the
 run then fails (:attr:`Witness.if_failed`), since many such programs do
-without.
+without.  A ``kill`` of a host pid, which finds no such process in the
+sandbox's PID namespace, is reported too (``_cgate.c`` tells a host pid from
+one of the sandbox's own that is gone by asking corral's init, the sandbox's
+PID 1).
 
 A refusal is recorded only when the sandbox made the difference: not when
 the user could not write there anyway (the kernel reports EROFS for a
@@ -211,6 +214,19 @@ class Witness:
             f"{os.path.basename(path)} needs the privilege it is installed with (set-user-ID, "
             "set-group-ID or capabilities), which no sandbox grants; only full access runs it "
             "with it", f"execve({path}): ran without its privilege (no new privileges)"))
+
+    def record_signal(self, pid: int, name: str) -> None:
+        """Records a ``kill`` of ``pid``, a process of the host named
+        ``name`` (empty if unknown), which the sandbox's PID namespace does
+        not have: the signal reached nothing (ESRCH)."""
+        if not self._first(("kill", pid), self.denials):
+            return
+        shown = f"pid {pid} ({name})" if name else f"pid {pid}"
+        self.denials.append(Denial(
+            DenialKind.PRIVILEGE, f"pid {pid}",
+            f"{shown} is a process outside the sandbox, which a sandboxed command can neither "
+            "see nor signal; only full access can",
+            f"kill({pid}) refused: {os.strerror(errno.ESRCH)} in the sandbox"))
 
     def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
