@@ -21,7 +21,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(listener, writable, operands, refused, observed, init) -> (handle, fd)
+ * serve(listener, source, writable, operands, refused, observed, init) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -59,6 +59,13 @@
 #include <unistd.h>
 #include <linux/openat2.h>
 
+/* Linux 6.6, which older headers lack; the flag goes by value. */
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS 0x40082104
+#endif
+#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP 1
+#endif
 #ifndef SYS_pidfd_getfd
 #define SYS_pidfd_getfd 438
 #endif
@@ -127,12 +134,11 @@ gate_send_fds(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-gate_receive_fds(PyObject *self, PyObject *args)
+/* The descriptors (at most MAX_FDS) of one SCM_RIGHTS message on sock,
+ * close-on-exec, into fds; their number, or -1 (errno EPROTO for a message
+ * without any). */
+static ssize_t receive_descriptors(int sock, int *fds)
 {
-    int sock;
-    if (!PyArg_ParseTuple(args, "i:receive_fds", &sock))
-        return NULL;
     char byte;
     struct iovec iov = {.iov_base = &byte, .iov_len = 1};
     union {
@@ -144,13 +150,12 @@ gate_receive_fds(PyObject *self, PyObject *args)
         .msg_control = control.space, .msg_controllen = sizeof(control.space),
     };
     ssize_t got;
-    Py_BEGIN_ALLOW_THREADS
-    got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    Py_END_ALLOW_THREADS
+    do
+        got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (got < 0 && errno == EINTR);
     if (got < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    int fds[MAX_FDS];
     size_t count = 0;
     if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
         cmsg->cmsg_len >= CMSG_LEN(0)) {
@@ -163,10 +168,26 @@ gate_receive_fds(PyObject *self, PyObject *args)
         for (size_t i = 0; i < count; i++)
             close(fds[i]);
         errno = EPROTO;
-        return PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
+    return (ssize_t)count;
+}
+
+static PyObject *
+gate_receive_fds(PyObject *self, PyObject *args)
+{
+    int sock;
+    if (!PyArg_ParseTuple(args, "i:receive_fds", &sock))
+        return NULL;
+    int fds[MAX_FDS];
+    ssize_t count;
+    Py_BEGIN_ALLOW_THREADS
+    count = receive_descriptors(sock, fds);
+    Py_END_ALLOW_THREADS
+    if (count < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
     PyObject *result = PyTuple_New((Py_ssize_t)count);
-    for (size_t i = 0; result != NULL && i < count; i++) {
+    for (ssize_t i = 0; result != NULL && i < count; i++) {
         PyObject *fd = PyLong_FromLong(fds[i]);
         if (fd == NULL) {
             Py_CLEAR(result);
@@ -366,6 +387,10 @@ static int mount_id(int fd, unsigned long long *id)
  * seccomp listener, so that a write waits for a few system calls in C, not
  * for corral's Python loop to wake up (a notification answered there costs
  * the command some 80 microseconds on a small VM; here about 10).
+ * listener is the seccomp listener, or -1: then the server first takes it
+ * from source, a Unix socket it comes over (SCM_RIGHTS), and reports it as
+ * "F" and its descriptor (int32), for a listener sent while corral cannot
+ * take it: by a spawned child whose exec, notified, waits for an answer.
  *
  * A write call (one of operands) is looked at (refusal, below) and answered
  * at once with CONTINUE: the kernel's own checks decide.  A suspect write is
@@ -423,6 +448,7 @@ struct server {
     int *refused;
     size_t refused_count;
     int sendto, sendmsg, sendmmsg, bind, kill;
+    int source; /* where the listener comes from, when listener is -1 (not the server's to close) */
     int init; /* the sandbox's PID 1 answers there, or -1 (not the server's to close) */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
@@ -1005,9 +1031,40 @@ static void look_at_kill(struct server *server, const struct seccomp_notif *noti
         report_path(server, head, sizeof(head), name);
 }
 
+/* Takes the listener sent over server->source (waiting for it, unless
+ * asked to stop) and reports it as "F" and its descriptor (int32); 0 if
+ * it came. */
+static int receive_listener(struct server *server)
+{
+    struct pollfd wait[2] = {{server->source, POLLIN, 0}, {server->stop, POLLIN, 0}};
+    int ready;
+    do
+        ready = poll(wait, 2, -1);
+    while (ready < 0 && errno == EINTR);
+    int fds[MAX_FDS];
+    ssize_t count = ready > 0 && !wait[1].revents ? receive_descriptors(server->source, fds) : -1;
+    if (count <= 0)
+        return -1; /* the command did not start: nothing is notified */
+    for (ssize_t i = 1; i < count; i++)
+        close(fds[i]);
+    server->listener = fds[0];
+    char message[5] = {'F'};
+    memcpy(message + 1, &server->listener, 4);
+    return write(server->report, message, sizeof(message)) == sizeof(message) ? 0 : -1;
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
+    if (server->listener < 0 && receive_listener(server) != 0) {
+        close(server->report);
+        server->report = -1;
+        return NULL;
+    }
+    /* The notifying task and this thread are woken on the same CPU (Linux
+     * 6.6): a round trip costs less.  An older kernel refuses it. */
+    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+                (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     for (;;) {
         struct pollfd wait[2] = {{server->listener, POLLIN, 0}, {server->stop, POLLIN, 0}};
         if (poll(wait, 2, -1) < 0) {
@@ -1114,17 +1171,22 @@ static void free_server(struct server *server)
 static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
-    int listener;
+    int listener, source;
     int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number, init;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii)i:serve", &listener, &writable, &PyTuple_Type,
-                          &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
-                          &sendmmsg_number, &bind_number, &kill_number, &init))
+    if (!PyArg_ParseTuple(args, "iiOO!O!(iiiii)i:serve", &listener, &source, &writable,
+                          &PyTuple_Type, &operands, &PyTuple_Type, &refused, &sendto_number,
+                          &sendmsg_number, &sendmmsg_number, &bind_number, &kill_number, &init))
         return NULL;
+    if ((listener < 0) == (source < 0)) {
+        PyErr_SetString(PyExc_ValueError, "serve needs a listener or a source, not both");
+        return NULL;
+    }
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     server->listener = listener;
+    server->source = source;
     server->sendto = sendto_number;
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;

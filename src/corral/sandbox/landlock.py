@@ -206,7 +206,7 @@ class LandlockBackend(SandboxBackend):
             env.pop("CORRAL_SANDBOX_NETWORK_DISABLED", None)
         else:
             env["CORRAL_SANDBOX_NETWORK_DISABLED"] = "1"
-        return replace(
+        transformed = replace(
             launch,
             env=env,
             landlock_ruleset=ruleset,
@@ -220,11 +220,14 @@ class LandlockBackend(SandboxBackend):
                 # them is not refused (the ``changeable-attributes`` the
                 # caller accepted), so it is not watched either.
                 witness_writes=gate is not None, witness_attributes=False,
-                # Not witness_execs: the command's own exec would wait for
-                # a listener corral takes only once the spawn has returned.
-                witness_privileges=gate is not None),
+                witness_execs=gate is not None, witness_privileges=gate is not None),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),
             cleanups=launch.cleanups + (() if gate is None else (gate.close,)),
         )
+        if gate is not None:
+            # The child sends the listener, then execs the command: that
+            # exec, notified, waits for the server, and the spawn for it.
+            gate.serve_before_spawn()
+        return transformed

@@ -91,8 +91,6 @@ __all__ = ["SocketGate", "gate_supported", "open_gate", "tcp_listeners"]
 _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
 _IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
-_IOCTL_SET_FLAGS = 0x40082104  # SECCOMP_IOCTL_NOTIF_SET_FLAGS
-_SYNC_WAKE_UP = 1  # SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6)
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
 _SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_DOMAIN = 1, 3, 4, 39
@@ -272,26 +270,33 @@ class SocketGate:
         # The listener, the covers' connections in order, and the
         # NETLINK_SOCK_DIAG socket if the init could open one.
         self._listener, self._diag = received[0], (*received[1 + len(self.covers):], -1)[0]
-        try:
-            # The notifying task and the thread waiting for it are woken on
-            # the same CPU (Linux 6.6): a round trip costs less.
-            fcntl.ioctl(self._listener, _IOCTL_SET_FLAGS, _SYNC_WAKE_UP)  # by value
-        except OSError:
-            pass  # an older kernel
+        self._start_server(self._listener, -1)
+        # After the server, which the command's first exec waits for: a
+        # look into a cover waits for this hand-over, only a moment longer.
+        self._serve_covers(received[1:1 + len(self.covers)])
+        return True
+
+    def serve_before_spawn(self) -> None:
+        """Has the server take the listener itself, as it comes over
+        :attr:`child_end`: for a listener the spawned child sends before it
+        execs the command, whose exec, notified, waits for the server while
+        the spawn waits for the exec.  Call once, before spawn."""
+        self._ready.unregister(self._ours)
+        self._start_server(-1, self._ours)
+
+    def _start_server(self, listener: int, source: int) -> None:
+        """Starts the thread that serves ``listener`` (or, if -1, the one
+        that comes over ``source``)."""
         witness = self.witness
         self._server, self._reports = _cgate.serve(
-            self._listener, None if witness is None else witness.writable,
+            listener, source, None if witness is None else witness.writable,
             () if witness is None else witness.operands(),
             () if witness is None else Witness.privileged(),
             (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
              # In the run's own namespaces only: elsewhere bind is the gate's.
              _SENDS.get("bind", -1) if self._private_network else -1, _KILL),
-            self._ours)
+            self._ours if self.init_answers else -1)
         self._ready.register(self._reports, select.EPOLLIN)
-        # After the server, which the command's first exec waits for: a
-        # look into a cover waits for this hand-over, only a moment longer.
-        self._serve_covers(received[1:1 + len(self.covers)])
-        return True
 
     def _serve_covers(self, connections: tuple[int, ...]) -> None:
         """Hands each cover's connection to the cover server, with the pipe
@@ -397,7 +402,10 @@ class SocketGate:
         offset = 0
         while offset < len(data):
             kind = data[offset:offset + 1]
-            if kind == b"N" and offset + 1 + _NOTIF_SIZE <= len(data):
+            if kind == b"F" and offset + 5 <= len(data):
+                [self._listener] = struct.unpack_from("<i", data, offset + 1)
+                offset += 5
+            elif kind == b"N" and offset + 1 + _NOTIF_SIZE <= len(data):
                 self._answer(data[offset + 1:offset + 1 + _NOTIF_SIZE])
                 offset += 1 + _NOTIF_SIZE
             elif kind == b"W" and (framed := _framed_path(data, offset, 9)) is not None:

@@ -19,7 +19,7 @@ a path between the look and the call can only spoil its own report.
 A device the host has and bwrap's minimal /dev lacks (``/dev/kvm``,
 ``/dev/net/tun``), opened for writing, is reported too, as a privilege
 (only full access has the host's devices); one opened only for reading is
-not seen, as no read is.  Under bwrap each ``execve`` is looked at: a
+not seen, as no read is.  Each ``execve`` is looked at: a
 set-user-ID, set-group-ID or file-capability program runs without its
 privilege in any sandbox (no new privileges), which is reported only if the
 run then fails (:attr:`Witness.if_failed`), since many such programs do
