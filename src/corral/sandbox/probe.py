@@ -191,13 +191,15 @@ def _sandbox_init() -> Capability:
                  f"({uncovered})")
         return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
                                 "links too), gives the command a user namespace of its own, and "
-                                f"reports each refused write and privileged call, and {reads}")
+                                f"reports each refused write and privileged call, each signal "
+                                f"sent to a host pid, and {reads}")
     unusable = "no usable bwrap" if path is None else sandbox_init_unusable(path)
     if unusable is None:
         return Capability(False, f"bwrap binds the protected paths itself, so a protected "
                                  f"symbolic link is refused ({problem}); corral's init still "
-                                 f"loads the seccomp filter: each refused write and privileged "
-                                 f"call is reported, and a run's own Unix sockets work; a refused "
+                                 f"loads the seccomp filter: each refused write, privileged "
+                                 f"call and signal sent to a host pid is reported, and a run's "
+                                 f"own Unix sockets work; a refused "
                                  f"read of a deny-read path is known only from the output")
     return Capability(False, f"bwrap binds the protected paths itself: a protected symbolic link "
                              f"is refused, refused writes are known only from the command's "
