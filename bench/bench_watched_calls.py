@@ -5,16 +5,19 @@ Under bubblewrap every ``execve`` waits while corral looks at the program
 every ``kill`` of a pid while corral looks at the target (a host pid the
 sandbox does not have? see ``corral/sandbox/witness.py``).  This runs one
 shell loop that makes the call N times (``execs``: runs ``/bin/true``;
-``kills``: ``kill -0`` of the shell itself, a builtin, so no exec) three
+``kills``: ``kill -0`` of the shell itself, a builtin, so no exec;
+``host-kills``: two of pids the sandbox never gave out, this process's and
+one likely free, so each kill asks corral's init, the sandbox's PID 1) three
 ways, interleaved: without a sandbox, under workspace-write with that call
 not looked at (the rest of the sandbox, the write witness included,
 unchanged), and under workspace-write as corral runs it.  The ratio of the
 last two is the price; the figure per call is their difference over ``N``.
-Run: ``python bench/bench_watched_calls.py [execs|kills] [RUNS] [N]``.
+Run: ``python bench/bench_watched_calls.py [execs|kills|host-kills] [RUNS] [N]``.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,9 @@ from corral.sandbox.seccomp import build_program
 CALLS = {
     "execs": ("/bin/true", "witness_execs"),
     "kills": ('kill -0 "$$"', "witness_signals"),
+    # Each of these a host pid the sandbox does not have: corral asks its init.
+    "host-kills": (f"kill -0 {os.getpid()} 2>/dev/null; kill -0 $(($$ + 100000)) 2>/dev/null",
+                   "witness_signals"),
 }
 
 

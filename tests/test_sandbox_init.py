@@ -122,3 +122,50 @@ def test_the_listener_and_a_diagnostics_socket_are_sent_before_the_command_runs(
     finally:
         os.close(listener)
         os.close(diag)
+
+
+def test_as_pid_1_it_answers_which_pids_its_namespace_gave_out():
+    """Only a process inside a PID namespace can read its last pid: as that
+    namespace's PID 1, the init answers each pid corral asks about with it,
+    and with whether the namespace has that pid now (which tells a pid it
+    never gave out from one of its own, present or gone)."""
+    import shutil
+    import struct
+
+    from corral import _cgate
+    from corral.sandbox.seccomp import build_program
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-Urpf", "--mount-proc", "true"]).returncode:
+        pytest.skip("no PID namespace to be PID 1 of here")
+    ours, theirs = _cgate.socketpair()
+    program = os.memfd_create("program")
+    os.write(program, build_program())
+    os.lseek(program, 0, os.SEEK_SET)
+    # The command's pid, and that of a child it saw end.
+    script = 'true & gone=$!; wait "$gone"; echo "$$ $gone"; exec cat'
+    proc = subprocess.Popen(
+        [unshare, "-Urpf", "--mount-proc", _SANDBOX_INIT, "--seccomp-fd", str(program),
+         "--listener-socket", str(theirs), "--", "sh", "sh", "-c", script],
+        pass_fds=(program, theirs), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    os.close(theirs)
+    os.close(program)
+    try:
+        for fd in _cgate.receive_fds(ours):
+            os.close(fd)
+        assert proc.stdout is not None
+        command, gone = map(int, proc.stdout.readline().split())
+
+        def ask(pid: int) -> tuple[int, int]:
+            os.write(ours, struct.pack("<i", pid))
+            return struct.unpack("<ii", os.read(ours, 8))
+
+        last, present = ask(command)
+        assert present == 1 and command < gone <= last < 100
+        assert ask(gone) == (last, 0)  # gone: at or below the last, not there
+        assert ask(last + 1) == (last, 0)  # never given out
+        assert ask(1) == (last, 1)  # the init itself
+    finally:
+        os.close(ours)
+        proc.communicate(timeout=10)
+    assert proc.returncode == 0

@@ -295,10 +295,11 @@ def test_a_program_run_without_its_privilege_is_reported_if_the_run_fails(backen
 @pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
 def test_a_signal_to_a_host_process_is_reported(backend, workspace):
     """The sandbox's PID namespace has no host pid: kill finds no process
-    (ESRCH) and says nothing of why, so the report comes from the call.  A
-    pid the sandbox gave out and saw end fails the same way, and is not
-    reported.  (Under Landlock the host's processes are visible, and signal
-    scoping refuses with EPERM: not watched.)"""
+    (ESRCH) and says nothing of why, so the report comes from the call, if
+    the run fails (a pid found dead is an answer a command may do well
+    with).  A pid the sandbox gave out and saw end fails the same way, and
+    is not reported.  (Under Landlock the host's processes are visible, and
+    signal scoping refuses with EPERM: not watched.)"""
     victim = subprocess.Popen(["sleep", "30"])
     try:
         script = f"kill -0 {victim.pid} 2>/dev/null || exit 3"
@@ -311,6 +312,10 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
              "in the sandbox")]
         assert f"pid {victim.pid} (sleep) is a process outside the sandbox" in (
             failed.denials[0].remedy)
+        succeeded = corral.run(["sh", "-c", f"kill -0 {victim.pid} 2>/dev/null; exit 0"],
+                               cwd=workspace,
+                               policy=_policy(backend))
+        assert succeeded.exit_code == 0 and succeeded.denials == ()
         # The sandbox's own pids are small, and so are the host's first ones
         # (pid 2 and on: as root, signalled without a sandbox).
         gone = corral.run(["sh", "-c", "sleep 0 & p=$!; wait $p; kill -0 $p 2>/dev/null || "

@@ -21,7 +21,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(listener, source, writable, operands, refused, observed, init) -> (handle, fd)
+ * serve(source, writable, operands, refused, observed, answers) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -39,7 +39,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -387,10 +386,10 @@ static int mount_id(int fd, unsigned long long *id)
  * seccomp listener, so that a write waits for a few system calls in C, not
  * for corral's Python loop to wake up (a notification answered there costs
  * the command some 80 microseconds on a small VM; here about 10).
- * listener is the seccomp listener, or -1: then the server first takes it
- * from source, a Unix socket it comes over (SCM_RIGHTS), and reports it as
- * "F" and its descriptor (int32), for a listener sent while corral cannot
- * take it: by a spawned child whose exec, notified, waits for an answer.
+ * The server first takes the listener from source, the Unix socket it comes
+ * over (SCM_RIGHTS) with whatever else the sender adds, and reports them all
+ * as "F", their number (uint8) and each descriptor (int32): the server
+ * starts before the command, whose first exec, notified, waits for it.
  *
  * A write call (one of operands) is looked at (refusal, below) and answered
  * at once with CONTINUE: the kernel's own checks decide.  A suspect write is
@@ -410,11 +409,10 @@ static int mount_id(int fd, unsigned long long *id)
  * as "L", the struct seccomp_notif, then as "S" without its "S": whether
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
- * sandbox is reported as "X", the path's length (uint16) and the path.  A
- * kill of a host process, which the sandbox's PID namespace does not have,
- * is reported as "K", the pid (int32), the length of the process's name
- * (uint16) and the name; init is the socket the sandbox's PID 1 answers on
- * (see look_at_kill), or -1 where none does, and no kill is looked at.  Any other
+ * sandbox is reported as "X", the path's length (uint16) and the path.
+ * With answers (source is then a socket the sandbox's PID 1 answers on), a
+ * kill of a pid the sandbox's PID namespace never gave out is reported as
+ * "K" and the pid (int32) (see look_at_kill); without, no kill is looked at.  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
  * struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
@@ -448,9 +446,10 @@ struct server {
     int *refused;
     size_t refused_count;
     int sendto, sendmsg, sendmmsg, bind, kill;
-    int source; /* where the listener comes from, when listener is -1 (not the server's to close) */
-    int init; /* the sandbox's PID 1 answers there, or -1 (not the server's to close) */
+    int source; /* where the listener comes from (not the server's to close) */
+    int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
+    int last_reported; /* the pid of the last "K": a loop of kills is reported once */
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
 
@@ -975,23 +974,36 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
         report_write(server, notif->data.nr, error, found);
 }
 
-/* The last pid the sandbox's PID namespace gave out, asked of its PID 1
- * (only a process inside the namespace can read it), or -1.  One that
- * does not answer within a second is not asked again: a late answer would
- * be taken for the next question's. */
-static int last_pid(struct server *server)
+/* Whether the sandbox's PID namespace never gave out pid (above the last
+ * pid it gave out, and not in its /proc), asked of its PID 1 on
+ * server->init, which alone can read that: 1 if so, 0 if not, -1 if it
+ * cannot say.  The namespace's last pid only grows (server->last_known is
+ * the highest seen): a pid at or below it is not asked about.  A PID 1 that
+ * does not answer within 100 ms is not asked again (a late answer would be
+ * taken for the next question's): the command can slow it down (it shares
+ * its user), and so lose its own reports, no more. */
+static int never_given_out(struct server *server, pid_t pid)
 {
-    int last;
-    if (server->init >= 0 && write(server->init, "?", 1) == 1) {
+    if (server->init < 0 || pid <= server->last_known)
+        return server->init < 0 ? -1 : 0;
+    int question = (int)pid, answer[2]; /* the last pid, and whether /proc has pid */
+    ssize_t n;
+    do
+        n = send(server->init, &question, sizeof(question), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n == sizeof(question)) {
         struct pollfd wait = {server->init, POLLIN, 0};
         int ready;
         do
-            ready = poll(&wait, 1, 1000);
+            ready = poll(&wait, 1, 100);
         while (ready < 0 && errno == EINTR);
-        if (ready == 1 && read(server->init, &last, sizeof(last)) == sizeof(last)) {
-            if (last > server->last_known)
-                server->last_known = last;
-            return last;
+        do
+            n = ready == 1 ? recv(server->init, answer, sizeof(answer), MSG_WAITALL) : -1;
+        while (n < 0 && errno == EINTR);
+        if (n == sizeof(answer) && answer[0] >= 0) {
+            if (answer[0] > server->last_known)
+                server->last_known = answer[0];
+            return pid > answer[0] && !answer[1];
         }
     }
     server->init = -1;
@@ -999,41 +1011,32 @@ static int last_pid(struct server *server)
 }
 
 /*
- * Reports a kill (of one pid above 0) that reaches no process because the
- * pid is the host's: the host has a process there that this user may
- * signal, and the sandbox's PID namespace never gave that pid out.  Pids
- * are given out in rising order: one above the namespace's last is none of
- * the sandbox's processes, past or present, as the call is made, whereas
- * the ESRCH of a pid at or below it may be of a process the command saw
- * end, and is left alone.  (Should the namespace give out more pids than
- * pid_max, it starts again from the bottom, and a report may be wrong.)
+ * Reports a kill of one pid (above 0) that the sandbox's PID namespace
+ * never gave out, as "K" and the pid (int32): the kill reaches no process
+ * (ESRCH), and whether the pid is the host's, a process the user might
+ * have signalled, corral looks up once the call is answered.  Pids are given
+ * out in rising order, so one above the namespace's last is none of the
+ * sandbox's processes, past or present, whereas the ESRCH of a pid at or
+ * below it may be of a process of the run's that has ended.  (A namespace
+ * that gives out more than pid_max pids starts again from the bottom: then
+ * a pid of the run's that has ended may be taken for none of its own.)
+ * Only what the sandbox knows decides what is done here, so that how long a
+ * kill takes tells the command nothing of the host's processes.
  */
 static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t target = (pid_t)(notif->data.args[0] & 0xFFFFFFFFu);
-    if (target <= server->last_known || kill(target, 0) != 0)
-        return; /* the sandbox's, or no process outside that the user may signal */
-    int last = last_pid(server);
-    if (last < 0 || target <= last)
+    if (target == server->last_reported || never_given_out(server, target) != 1)
         return;
-    char name[64] = "", link[64];
-    snprintf(link, sizeof(link), "/proc/%d/comm", (int)target);
-    int fd = open(link, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, name, sizeof(name) - 1);
-        close(fd);
-        name[n > 0 ? n : 0] = 0;
-        name[strcspn(name, "\n")] = 0;
-    }
-    char head[5] = {'K'};
-    memcpy(head + 1, &target, 4);
-    if (still_waiting(server, notif))
-        report_path(server, head, sizeof(head), name);
+    server->last_reported = target;
+    char message[5] = {'K'};
+    memcpy(message + 1, &target, 4);
+    (void)!write(server->report, message, sizeof(message));
 }
 
-/* Takes the listener sent over server->source (waiting for it, unless
- * asked to stop) and reports it as "F" and its descriptor (int32); 0 if
- * it came. */
+/* Takes the descriptors sent over server->source, the listener first
+ * (waiting for them, unless asked to stop), and reports them as "F", their
+ * number (uint8) and each descriptor (int32); 0 if they came. */
 static int receive_listener(struct server *server)
 {
     struct pollfd wait[2] = {{server->source, POLLIN, 0}, {server->stop, POLLIN, 0}};
@@ -1045,18 +1048,22 @@ static int receive_listener(struct server *server)
     ssize_t count = ready > 0 && !wait[1].revents ? receive_descriptors(server->source, fds) : -1;
     if (count <= 0)
         return -1; /* the command did not start: nothing is notified */
-    for (ssize_t i = 1; i < count; i++)
-        close(fds[i]);
+    char message[2 + MAX_FDS * sizeof(int)] = {'F', (char)count};
+    memcpy(message + 2, fds, (size_t)count * sizeof(int));
+    size_t length = 2 + (size_t)count * sizeof(int);
+    if (write(server->report, message, length) != (ssize_t)length) {
+        for (ssize_t i = 0; i < count; i++)
+            close(fds[i]);
+        return -1;
+    }
     server->listener = fds[0];
-    char message[5] = {'F'};
-    memcpy(message + 1, &server->listener, 4);
-    return write(server->report, message, sizeof(message)) == sizeof(message) ? 0 : -1;
+    return 0;
 }
 
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
-    if (server->listener < 0 && receive_listener(server) != 0) {
+    if (receive_listener(server) != 0) {
         close(server->report);
         server->report = -1;
         return NULL;
@@ -1171,28 +1178,24 @@ static void free_server(struct server *server)
 static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
-    int listener, source;
-    int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number, init;
+    int source, answers;
+    int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iiOO!O!(iiiii)i:serve", &listener, &source, &writable,
-                          &PyTuple_Type, &operands, &PyTuple_Type, &refused, &sendto_number,
-                          &sendmsg_number, &sendmmsg_number, &bind_number, &kill_number, &init))
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii)p:serve", &source, &writable, &PyTuple_Type,
+                          &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
+                          &sendmmsg_number, &bind_number, &kill_number, &answers))
         return NULL;
-    if ((listener < 0) == (source < 0)) {
-        PyErr_SetString(PyExc_ValueError, "serve needs a listener or a source, not both");
-        return NULL;
-    }
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
-    server->listener = listener;
+    server->listener = -1;
     server->source = source;
     server->sendto = sendto_number;
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->bind = bind_number;
-    server->kill = init < 0 ? -1 : kill_number;
-    server->init = init;
+    server->kill = answers ? kill_number : -1;
+    server->init = answers ? source : -1;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));

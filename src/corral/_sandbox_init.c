@@ -30,11 +30,12 @@
  * (SCM_RIGHTS) to corral, whose gate answers them; with it go the covers'
  * descriptors, in order, and last a NETLINK_SOCK_DIAG socket of the sandbox's network namespace, where the gate
  * learns which socket files the run's listening Unix sockets were bound to.
- * The socket stays open in the sandbox's PID 1 (below): each byte corral
- * writes there is answered with the last pid the sandbox's PID namespace
- * gave out (int32, -1 if unknown), which only a process inside it can read;
- * by it corral tells a host pid the command tried to signal from one of the
- * sandbox's own that is gone.
+ * The socket stays open in the sandbox's PID 1 (below): each pid (int32)
+ * corral writes there is answered with the last pid the sandbox's PID
+ * namespace gave out (int32, -1 if unknown), which only a process inside it
+ * can read, and whether the namespace has a process of that pid now
+ * (int32, 1 or 0); by them corral tells a host pid the command tried to
+ * signal from one of the sandbox's own, present or gone.
  *
  * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
  * it makes, whose length grows with every mount, so the protected paths of a
@@ -357,32 +358,35 @@ static void load_seccomp(int fd, int listener_socket)
     close(handoff.go[1]);
 }
 
-/* Answers each byte read from sock (corral's question) with the last pid
- * of this PID namespace, read from last_pid, a descriptor of
+/* Answers each pid read from sock (corral's question) with the last pid of
+ * this PID namespace, read from last_pid, a descriptor of
  * /proc/sys/kernel/ns_last_pid (which shows the reader's own namespace),
- * until corral closes its end. */
+ * and whether proc, the namespace's /proc, has that pid; until corral closes
+ * its end. */
 struct answers {
-    int sock, last_pid;
+    int sock, last_pid, proc;
 };
 
-static void *answer_last_pid(void *argument)
+static void *answer_pids(void *argument)
 {
     const struct answers *answers = argument;
     for (;;) {
-        char byte;
-        ssize_t n = read(answers->sock, &byte, 1);
+        int pid;
+        ssize_t n = recv(answers->sock, &pid, sizeof(pid), MSG_WAITALL);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n != 1)
+        if (n != sizeof(pid))
             return NULL;
         char text[16];
         ssize_t got = pread(answers->last_pid, text, sizeof(text) - 1, 0);
-        int last = -1;
+        int answer[2] = {-1, 0};
         if (got > 0) {
             text[got] = 0;
-            last = atoi(text);
+            answer[0] = atoi(text);
         }
-        if (write(answers->sock, &last, sizeof(last)) != sizeof(last))
+        snprintf(text, sizeof(text), "%d", pid);
+        answer[1] = faccessat(answers->proc, text, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+        if (send(answers->sock, answer, sizeof(answer), MSG_NOSIGNAL) != sizeof(answer))
             return NULL;
     }
 }
@@ -396,7 +400,7 @@ static void *answer_last_pid(void *argument)
  * N, as bwrap's PID 1 would), which ends every process left in the sandbox.
  * It keeps hold_fd (bwrap's --sync-fd) open meanwhile; the command gets no
  * copy.  With a listener socket (sock, else -1), a thread of its, under the
- * filter as well, answers corral there (answer_last_pid); it starts after
+ * filter as well, answers corral there (answer_pids); it starts after
  * the command, so as not to change the command's pid.
  */
 static void reap_for(const char *program, char **argv, int hold_fd, int sock)
@@ -411,13 +415,17 @@ static void reap_for(const char *program, char **argv, int hold_fd, int sock)
      * past this. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
         fail("cannot make PID 1 undumpable", "", errno);
-    static struct answers answers = {.sock = -1, .last_pid = -1};
+    static struct answers answers;
     if (sock >= 0) {
+        /* Without them (ns_last_pid needs CONFIG_CHECKPOINT_RESTORE) corral
+         * gets no answer, and reports no signal. */
         answers.sock = sock;
-        /* Opened before the fork: a failure here is reported like any other. */
         answers.last_pid = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
-        if (answers.last_pid < 0)
-            fail("cannot open", "/proc/sys/kernel/ns_last_pid", errno);
+        answers.proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (answers.last_pid < 0 || answers.proc < 0) {
+            close(sock);
+            sock = -1;
+        }
     }
     pid_t command = fork();
     if (command < 0)
@@ -427,7 +435,7 @@ static void reap_for(const char *program, char **argv, int hold_fd, int sock)
         fail("cannot run", program, errno);
     }
     pthread_t thread;
-    int error = sock >= 0 ? pthread_create(&thread, NULL, answer_last_pid, &answers) : 0;
+    int error = sock >= 0 ? pthread_create(&thread, NULL, answer_pids, &answers) : 0;
     if (error != 0)
         close(sock); /* corral reads the end of it: no answer, no report */
     /* Only the command's output: its pipes end when it and its heirs do. */

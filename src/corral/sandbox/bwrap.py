@@ -194,9 +194,10 @@ class BwrapBackend(SandboxBackend):
             raise PolicyError("allow_unix_sockets needs corral's sandbox init, which cannot run "
                               f"here ({sandbox_init_unusable(self.path) or 'not in use'}): use "
                               "--network, or leave the socket out")
-        # Its own sockets are the ones it listens on in its network namespace.
+        # Its own sockets are the ones it listens on in its network namespace;
+        # the init, the sandbox's PID 1, answers which pids it gave out.
         gate = None if init is None else open_gate(policy, (), private_network=True,
-                                                   witness=witness)
+                                                   witness=witness, init_answers=True)
         if gate is not None:
             cleanups.append(gate.close)
         try:
@@ -353,7 +354,6 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--hold-fd", str(hold)]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
-                gate.init_answers = True  # as PID 1, below
             for option, path in binds if mounts_by_init else ():
                 init_args += [option, path]
             if fuse >= 0:

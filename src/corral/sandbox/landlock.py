@@ -206,7 +206,7 @@ class LandlockBackend(SandboxBackend):
             env.pop("CORRAL_SANDBOX_NETWORK_DISABLED", None)
         else:
             env["CORRAL_SANDBOX_NETWORK_DISABLED"] = "1"
-        transformed = replace(
+        return replace(
             launch,
             env=env,
             landlock_ruleset=ruleset,
@@ -226,8 +226,3 @@ class LandlockBackend(SandboxBackend):
             owned_fds=launch.owned_fds + (ruleset,),
             cleanups=launch.cleanups + (() if gate is None else (gate.close,)),
         )
-        if gate is not None:
-            # The child sends the listener, then execs the command: that
-            # exec, notified, waits for the server, and the spawn for it.
-            gate.serve_before_spawn()
-        return transformed

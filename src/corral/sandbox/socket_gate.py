@@ -150,9 +150,9 @@ _supported: bool | None = None
 
 
 def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool,
-              witness: Witness | None = None) -> SocketGate | None:
+              witness: Witness | None = None, init_answers: bool = False) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
-    ``own``, ``private_network`` and ``witness``), or None where the kernel
+    ``own``, ``private_network``, ``witness`` and ``init_answers``), or None where the kernel
     cannot run one (then no Unix socket may be used without network, and
     refused writes are known only from the output) or, with network, where
     there is no ``witness``.  Raises :class:`PolicyError` for an allowed
@@ -178,7 +178,8 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
             raise PolicyError(f"allowed Unix socket {given!r} is not a socket")
         allowed += [path, real]
         bind_paths.append(real)
-    return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness)
+    return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness,
+                      init_answers)
 
 
 class SocketGate:
@@ -191,15 +192,16 @@ class SocketGate:
     are where a mount-namespace backend must show the allowed sockets.
     ``witness`` (or None) is told of the run's writes.
     ``child_end`` is the socket the seccomp listener is sent over, by the
-    spawned child or by a program it runs.  Set :attr:`init_answers` where
-    that program is corral's init as the sandbox's PID 1, which then
-    answers over it which pids the sandbox has given out: kills of host
-    pids are reported.
+    spawned child or by a program it runs; a thread of corral's, which
+    starts with the gate, takes it from there (the command's exec waits for
+    that thread).  With ``init_answers`` that program is corral's init as
+    the sandbox's PID 1, which then answers there which pids the sandbox
+    gave out: a kill of a host pid is reported.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
                  bind_paths: tuple[str, ...] = (), private_network: bool = False,
-                 witness: Witness | None = None) -> None:
+                 witness: Witness | None = None, init_answers: bool = False) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
@@ -208,16 +210,9 @@ class SocketGate:
         self.denials: list[Denial] = []
         self._bound: set[int] = set()  # the inodes of the TCP sockets it bound for the run
         self._ours, self.child_end = _cgate.socketpair()
-        self.init_answers = False
         self._listener = -1
         self._diag = -1  # a NETLINK_SOCK_DIAG socket of the run's network namespace, or -1
-        # The thread serving the listener (_cgate.serve), and its reports.
-        self._server, self._reports = 0, -1
         self._unread = b""  # the start of a report not read whole yet
-        # The socket the listener comes over, then the server's reports, and
-        # TCP sockets whose connect is under way.
-        self._ready = select.epoll()
-        self._ready.register(self._ours, select.EPOLLIN)
         self._parked: dict[int, _Parked] = {}  # by the socket's inode
         # Deny-read paths corral's init covers with FUSE filesystems, in its
         # order: (path, is a directory, a file inside kept readable: its
@@ -226,7 +221,25 @@ class SocketGate:
         self.covers: list[tuple[str, bool, tuple[str, int] | None]] = []
         self._reads = -1
         self._unread_reads = b""
+        self._closing = False
         self._host_servers: tuple[float, list[tuple[bytes, int]]] | None = None  # when, what
+        # The thread serving the listener (_cgate.serve), and its reports.
+        try:
+            self._server, self._reports = _cgate.serve(
+                self._ours, None if witness is None else witness.writable,
+                () if witness is None else witness.operands(),
+                () if witness is None else Witness.privileged(),
+                (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
+                 # In the run's own namespaces only: elsewhere bind is the gate's.
+                 _SENDS.get("bind", -1) if private_network else -1, _KILL),
+                init_answers)
+        except BaseException:
+            os.close(self._ours)
+            os.close(self.child_end)
+            raise
+        # The server's reports, and TCP sockets whose connect is under way.
+        self._ready = select.epoll()
+        self._ready.register(self._reports, select.EPOLLIN)
 
     def started(self) -> None:
         """Closes corral's copy of :attr:`child_end`; call once, after spawn
@@ -237,7 +250,8 @@ class SocketGate:
 
     def refusals(self, failed: bool) -> tuple[Denial, ...]:
         """What the run was refused: sockets, then writes; then, if the run
-        ``failed``, the privileged programs that ran without their privilege."""
+        ``failed``, the privileged programs that ran without their privilege
+        and the signals sent to host pids."""
         witness = self.witness
         if witness is None:
             return tuple(self.denials)
@@ -254,49 +268,34 @@ class SocketGate:
         return len(self.denials) >= _MAX_DENIALS or any(
             (d.kind, d.target) == (denial.kind, denial.target) for d in self.denials)
 
-    def _take_listener(self) -> bool:
-        """Takes the listener sent over :attr:`child_end`, and has a thread
-        serve it; False if none came."""
-        self._ready.unregister(self._ours)
+    def _take_listener(self, fds: tuple[int, ...]) -> None:
+        """Takes what came with the listener, which the server took: the
+        covers' connections in order, and the NETLINK_SOCK_DIAG socket if
+        corral's init could open one."""
+        self._listener = fds[0]
+        self._diag = (*fds[1 + len(self.covers):], -1)[0]
+        connections = fds[1:1 + len(self.covers)]
+        if self._closing:  # the run is over: nothing looks into a cover any more
+            for fd in connections:
+                os.close(fd)
+        else:
+            self._serve_covers(connections)
+
+    def _signalled(self, pid: int) -> None:
+        """Records the kill of ``pid``, which the sandbox never gave out, if
+        the host has a process there that the user may signal: the sandbox
+        kept the command from it."""
+        assert self.witness is not None
         try:
-            received = _cgate.receive_fds(self._ours)
+            os.kill(pid, 0)
         except OSError:
-            received = ()
-        if not (received and self.init_answers):
-            os.close(self._ours)
-            self._ours = -1
-        if not received:
-            return False  # the sandbox was not set up: nothing will be notified
-        # The listener, the covers' connections in order, and the
-        # NETLINK_SOCK_DIAG socket if the init could open one.
-        self._listener, self._diag = received[0], (*received[1 + len(self.covers):], -1)[0]
-        self._start_server(self._listener, -1)
-        # After the server, which the command's first exec waits for: a
-        # look into a cover waits for this hand-over, only a moment longer.
-        self._serve_covers(received[1:1 + len(self.covers)])
-        return True
-
-    def serve_before_spawn(self) -> None:
-        """Has the server take the listener itself, as it comes over
-        :attr:`child_end`: for a listener the spawned child sends before it
-        execs the command, whose exec, notified, waits for the server while
-        the spawn waits for the exec.  Call once, before spawn."""
-        self._ready.unregister(self._ours)
-        self._start_server(-1, self._ours)
-
-    def _start_server(self, listener: int, source: int) -> None:
-        """Starts the thread that serves ``listener`` (or, if -1, the one
-        that comes over ``source``)."""
-        witness = self.witness
-        self._server, self._reports = _cgate.serve(
-            listener, source, None if witness is None else witness.writable,
-            () if witness is None else witness.operands(),
-            () if witness is None else Witness.privileged(),
-            (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
-             # In the run's own namespaces only: elsewhere bind is the gate's.
-             _SENDS.get("bind", -1) if self._private_network else -1, _KILL),
-            self._ours if self.init_answers else -1)
-        self._ready.register(self._reports, select.EPOLLIN)
+            return  # none, or one the user could not signal anyway
+        try:
+            with open(f"/proc/{pid}/comm", "rb") as comm:
+                name = os.fsdecode(comm.read().strip())
+        except OSError:
+            name = ""
+        self.witness.record_signal(pid, name)
 
     def _serve_covers(self, connections: tuple[int, ...]) -> None:
         """Hands each cover's connection to the cover server, with the pipe
@@ -346,6 +345,7 @@ class SocketGate:
     def close(self) -> None:
         """Ends the server, takes in what it still had to report, and
         releases every descriptor; call once the run is over."""
+        self._closing = True
         if self._server:
             _cgate.stop(self._server)
             while self._read_reports():  # to its end: the thread may wait on a full pipe
@@ -377,9 +377,7 @@ class SocketGate:
         send more."""
         alive = True
         for fd, _ in self._ready.poll(0):
-            if fd == self._ours:
-                alive = self._take_listener() and alive
-            elif fd == self._reports:
+            if fd == self._reports:
                 alive = self._read_reports() and alive
             elif fd == self._reads:
                 self._read_covers()
@@ -402,9 +400,10 @@ class SocketGate:
         offset = 0
         while offset < len(data):
             kind = data[offset:offset + 1]
-            if kind == b"F" and offset + 5 <= len(data):
-                [self._listener] = struct.unpack_from("<i", data, offset + 1)
-                offset += 5
+            if kind == b"F" and offset + 2 <= len(data) and (
+                    end := offset + 2 + 4 * data[offset + 1]) <= len(data):
+                self._take_listener(struct.unpack_from(f"<{data[offset + 1]}i", data, offset + 2))
+                offset = end
             elif kind == b"N" and offset + 1 + _NOTIF_SIZE <= len(data):
                 self._answer(data[offset + 1:offset + 1 + _NOTIF_SIZE])
                 offset += 1 + _NOTIF_SIZE
@@ -417,11 +416,10 @@ class SocketGate:
                 if self.witness is not None:
                     self.witness.record_program(os.fsdecode(framed[0]))
                 offset = framed[1]
-            elif kind == b"K" and (framed := _framed_path(data, offset, 5)) is not None:
+            elif kind == b"K" and offset + 5 <= len(data):
                 if self.witness is not None:
-                    [pid] = struct.unpack_from("<i", data, offset + 1)
-                    self.witness.record_signal(pid, os.fsdecode(framed[0]))
-                offset = framed[1]
+                    self._signalled(*struct.unpack_from("<i", data, offset + 1))
+                offset += 5
             elif kind in b"SL" and (sent := _framed_send(data, offset)) is not None:
                 call = _SENT_BY[sent[1]]
                 if kind == b"S":

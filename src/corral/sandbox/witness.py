@@ -24,9 +24,10 @@ set-user-ID, set-group-ID or file-capability program runs without its
 privilege in any sandbox (no new privileges), which is reported only if the
 run then fails (:attr:`Witness.if_failed`), since many such programs do
 without.  A ``kill`` of a host pid, which finds no such process in the
-sandbox's PID namespace, is reported too (``_cgate.c`` tells a host pid from
-one of the sandbox's own that is gone by asking corral's init, the sandbox's
-PID 1).
+sandbox's PID namespace, is reported too, on the same terms (a command may
+ask whether a pid is alive and do well with the answer); ``_cgate.c`` tells
+a host pid from one of the sandbox's own that is gone by asking corral's
+init, the sandbox's PID 1.
 
 A refusal is recorded only when the sandbox made the difference: not when
 the user could not write there anyway (the kernel reports EROFS for a
@@ -135,7 +136,7 @@ class Witness:
         self._seen: set[object] = set()
         self.denials: list[Denial] = []
         #: Denials that count only if the run failed: a privileged program
-        #: may do without its privilege.
+        #: may do without its privilege, and a pid found dead is an answer.
         self.if_failed: list[Denial] = []
 
     @staticmethod
@@ -218,11 +219,13 @@ class Witness:
     def record_signal(self, pid: int, name: str) -> None:
         """Records a ``kill`` of ``pid``, a process of the host named
         ``name`` (empty if unknown), which the sandbox's PID namespace does
-        not have: the signal reached nothing (ESRCH)."""
-        if not self._first(("kill", pid), self.denials):
+        not have: the signal reached nothing (ESRCH).  A denial only if the
+        run then failed (see :attr:`if_failed`): a command that asks whether
+        a pid (in a lock or pid file) is alive may do well with the answer."""
+        if not self._first(("kill", pid), self.if_failed):
             return
         shown = f"pid {pid} ({name})" if name else f"pid {pid}"
-        self.denials.append(Denial(
+        self.if_failed.append(Denial(
             DenialKind.PRIVILEGE, f"pid {pid}",
             f"{shown} is a process outside the sandbox, which a sandboxed command can neither "
             "see nor signal; only full access can",
