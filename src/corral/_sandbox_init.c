@@ -423,6 +423,10 @@ static void reap_for(const char *program, char **argv, int hold_fd, int sock)
         answers.last_pid = open("/proc/sys/kernel/ns_last_pid", O_RDONLY | O_CLOEXEC);
         answers.proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (answers.last_pid < 0 || answers.proc < 0) {
+            if (answers.last_pid >= 0)
+                close(answers.last_pid);
+            if (answers.proc >= 0)
+                close(answers.proc);
             close(sock);
             sock = -1;
         }

@@ -50,7 +50,11 @@ calls on to :meth:`handle`.
 
 The listener comes over a Unix socket (:attr:`SocketGate.child_end`), from
 the spawned child or, under bwrap, from corral's init in the sandbox, and is
-taken as it arrives.  The gate runs inside the collect stage's poll loop
+taken by that thread as it arrives (the command's first exec, notified,
+waits for it, and the spawn for that exec).  Under bwrap the same socket
+then carries the thread's questions to the init, the sandbox's PID 1: a
+kill of a pid the sandbox never gave out, of a host process, is reported
+(the witness keeps it for a run that fails).  The gate runs inside the collect stage's poll loop
 (:meth:`fileno`, :meth:`handle`, :meth:`wake_in`) and never blocks it: a
 connect that cannot complete at once (a server's backlog full, a TCP
 handshake under way) is made without blocking, and its notification
