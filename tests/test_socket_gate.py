@@ -520,3 +520,86 @@ def test_the_gate_keeps_each_refusal_once_and_at_most_twenty():
         assert len(gate.denials) == 20
     finally:
         gate.close()
+
+
+KILLS = """
+import ctypes, os, socket, sys
+from corral.sandbox.seccomp import build_program
+
+program = build_program(witness_signals=True)
+buffer = ctypes.create_string_buffer(program)
+class Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Program(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.prctl(38, 1, 0, 0, 0)  # no_new_privs
+listener = libc.syscall(317, 1, 8, ctypes.byref(fprog))  # seccomp(SET_MODE_FILTER, NEW_LISTENER)
+sock = int(sys.argv[1])
+socket.send_fds(socket.socket(fileno=os.dup(sock)), [b"x"], [listener])
+os.close(listener)
+os.close(sock)  # the test answers in its place, as the sandbox's PID 1 would
+for pid in sys.argv[2:]:
+    try:
+        os.kill(int(pid), 0)
+    except OSError:
+        pass
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the script's seccomp call is x86_64's")
+def test_a_kill_is_reported_by_what_the_sandboxs_pid_1_answers(tmp_path):
+    """The server asks the sandbox's PID 1 about each kill of a pid above
+    the last it answered, and reports one the namespace never gave out
+    (above its last, not in its /proc); the gate keeps it for a failed run
+    if the host has that process.  Here the test answers in the init's
+    place: every rule is tried, as any user, whatever the host's pids."""
+    import struct
+    import subprocess
+
+    from corral.sandbox.socket_gate import SocketGate
+    from corral.sandbox.witness import Witness
+
+    victims = sorted((subprocess.Popen(["sleep", "30"]) for _ in range(5)), key=lambda p: p.pid)
+    first, reported, below, after, silent = (victim.pid for victim in victims)
+    answers = {
+        first: (first - 1, 1),  # in the namespace's /proc: one of its own after a wrap-around
+        reported: (reported - 1, 0),  # above the last, not there: never given out
+        below: (below, 0),  # at the last: may be one of its own that has ended
+        silent: None,  # no answer: never asked again in this run
+    }
+    witness = Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
+    gate = SocketGate((), witness=witness, init_answers=True)
+    asked = []
+
+    def init() -> None:
+        while True:
+            question = os.read(gate.child_end, 4)
+            if len(question) < 4:
+                return
+            [pid] = struct.unpack("<i", question)
+            asked.append(pid)
+            if answers.get(pid) is not None:
+                os.write(gate.child_end, struct.pack("<ii", *answers[pid]))
+
+    # The reported pid twice (reported once), then `below` again (at or
+    # below the last answered: not asked), then one more after the silence.
+    kills = [first, reported, reported, below, first, silent, after]
+    child = subprocess.Popen([sys.executable, "-c", KILLS, str(gate.child_end),
+                              *map(str, kills)], pass_fds=(gate.child_end,))
+    answering = threading.Thread(target=init, daemon=True)
+    answering.start()
+    try:
+        assert child.wait(10) == 0
+        deadline = time.monotonic() + 10
+        while gate.handle() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        gate.close()
+        assert asked == [first, reported, below, silent]
+        assert gate.refusals(failed=False) == ()
+        [denial] = gate.refusals(failed=True)
+        assert (denial.kind, denial.target) == (corral.DenialKind.PRIVILEGE, f"pid {reported}")
+        assert f"pid {reported} (sleep) is a process outside the sandbox" in denial.remedy
+    finally:
+        for victim in victims:
+            victim.kill()
+            victim.wait()

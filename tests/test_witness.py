@@ -300,6 +300,8 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
     with).  A pid the sandbox gave out and saw end fails the same way, and
     is not reported.  (Under Landlock the host's processes are visible, and
     signal scoping refuses with EPERM: not watched.)"""
+    if not os.path.exists("/proc/sys/kernel/ns_last_pid"):
+        pytest.skip("no ns_last_pid (a kernel without CONFIG_CHECKPOINT_RESTORE): not reported")
     victim = subprocess.Popen(["sleep", "30"])
     try:
         script = f"kill -0 {victim.pid} 2>/dev/null || exit 3"
@@ -321,6 +323,12 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
         gone = corral.run(["sh", "-c", "sleep 0 & p=$!; wait $p; kill -0 $p 2>/dev/null || "
                            "exit 4"], cwd=workspace, policy=_policy(backend))
         assert gone.exit_code == 4 and gone.denials == ()
+        # A pid the host has no process at either fails for a reason of its own.
+        free = next(pid for pid in range(victim.pid + 1000, 1 << 22)
+                    if not os.path.exists(f"/proc/{pid}"))
+        nowhere = corral.run(["sh", "-c", f"kill -0 {free} 2>/dev/null || exit 5"],
+                             cwd=workspace, policy=_policy(backend))
+        assert nowhere.exit_code == 5 and nowhere.denials == ()
         assert victim.poll() is None
     finally:
         victim.kill()

@@ -7,8 +7,6 @@
  *                                     a Unix stream (or seqpacket) pair,
  *                                     close-on-exec
  * send_fds(sock, data, fds) -> None  data with descriptors (SCM_RIGHTS)
- * receive_fds(sock) -> (fd, ...)     the descriptors of one SCM_RIGHTS
- *                                     message (at most 66)
  * pidfd_getfd(pidfd, fd) -> fd        a duplicate of another process's fd
  * socket_option(fd, level, name) -> int
  *                                     an int socket option (SO_DOMAIN, ...)
@@ -21,7 +19,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(source, writable, operands, refused, observed, answers) -> (handle, fd)
+ * serve(source, writable, operands, refused, observed) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -170,31 +168,6 @@ static ssize_t receive_descriptors(int sock, int *fds)
         return -1;
     }
     return (ssize_t)count;
-}
-
-static PyObject *
-gate_receive_fds(PyObject *self, PyObject *args)
-{
-    int sock;
-    if (!PyArg_ParseTuple(args, "i:receive_fds", &sock))
-        return NULL;
-    int fds[MAX_FDS];
-    ssize_t count;
-    Py_BEGIN_ALLOW_THREADS
-    count = receive_descriptors(sock, fds);
-    Py_END_ALLOW_THREADS
-    if (count < 0)
-        return PyErr_SetFromErrno(PyExc_OSError);
-    PyObject *result = PyTuple_New((Py_ssize_t)count);
-    for (ssize_t i = 0; result != NULL && i < count; i++) {
-        PyObject *fd = PyLong_FromLong(fds[i]);
-        if (fd == NULL) {
-            Py_CLEAR(result);
-            break;
-        }
-        PyTuple_SET_ITEM(result, (Py_ssize_t)i, fd);
-    }
-    return result;
 }
 
 static PyObject *
@@ -410,9 +383,9 @@ static int mount_id(int fd, unsigned long long *id)
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
  * sandbox is reported as "X", the path's length (uint16) and the path.
- * With answers (source is then a socket the sandbox's PID 1 answers on), a
- * kill of a pid the sandbox's PID namespace never gave out is reported as
- * "K" and the pid (int32) (see look_at_kill); without, no kill is looked at.  Any other
+ * With kill's number (source is then a socket the sandbox's PID 1 answers
+ * on), a kill of a pid the sandbox's PID namespace never gave out is
+ * reported as "K" and the pid (int32) (see look_at_kill).  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
  * struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
@@ -1178,12 +1151,12 @@ static void free_server(struct server *server)
 static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
-    int source, answers;
+    int source;
     int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii)p:serve", &source, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii):serve", &source, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
-                          &sendmmsg_number, &bind_number, &kill_number, &answers))
+                          &sendmmsg_number, &bind_number, &kill_number))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -1194,8 +1167,8 @@ gate_serve(PyObject *self, PyObject *args)
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->bind = bind_number;
-    server->kill = answers ? kill_number : -1;
-    server->init = answers ? source : -1;
+    server->kill = kill_number;
+    server->init = kill_number >= 0 ? source : -1;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
@@ -1302,8 +1275,6 @@ static PyMethodDef gate_methods[] = {
     {"socketpair", gate_socketpair, METH_VARARGS,
      "A close-on-exec Unix stream (or seqpacket) socket pair."},
     {"send_fds", gate_send_fds, METH_VARARGS, "Sends data and descriptors (SCM_RIGHTS)."},
-    {"receive_fds", gate_receive_fds, METH_VARARGS,
-     "The descriptors of one SCM_RIGHTS message (at most 66)."},
     {"pidfd_getfd", gate_pidfd_getfd, METH_VARARGS, "Duplicate another process's fd."},
     {"socket_option", gate_socket_option, METH_VARARGS, "An int socket option."},
     {"open_in_root", gate_open_in_root, METH_VARARGS, "openat2 confined to a root."},

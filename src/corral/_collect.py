@@ -74,9 +74,10 @@ def collect(
 ) -> Collected:
     """Runs the loop to the end of the run; always leaves no process behind.
 
-    ``gate`` (or None) takes the listener of the run's seccomp notifier,
-    then answers its notifications (the run's socket calls and writes) as
-    they come, and as the connects it could not complete at once do.  On
+    ``gate`` (or None), whose thread has taken the listener of the run's
+    seccomp notifier, answers the notifications that thread passes on (the
+    run's socket calls) as they come, and as the connects it could not
+    complete at once do.  On
     any exception (KeyboardInterrupt included) the whole run is killed and
     reaped before the exception propagates.
     """

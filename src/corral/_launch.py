@@ -42,7 +42,8 @@ class LaunchSpec:
     seccomp notifications (socket calls, writes): the child loads
     ``seccomp_program`` with a listener and sends it to the gate, or, without
     one, a program the child runs does (corral's init under bwrap); the
-    collect loop serves it.
+    gate's thread takes it, and the collect loop answers what that thread
+    passes on.
     """
 
     program: str

@@ -362,7 +362,9 @@ static void load_seccomp(int fd, int listener_socket)
  * this PID namespace, read from last_pid, a descriptor of
  * /proc/sys/kernel/ns_last_pid (which shows the reader's own namespace),
  * and whether proc, the namespace's /proc, has that pid; until corral closes
- * its end. */
+ * its end.  Under the filter, and asked by the thread that answers its
+ * notifications, it must make no notified call: recv, pread, faccessat and
+ * send (sendto without an address) are none. */
 struct answers {
     int sock, last_pid, proc;
 };
@@ -439,9 +441,11 @@ static void reap_for(const char *program, char **argv, int hold_fd, int sock)
         fail("cannot run", program, errno);
     }
     pthread_t thread;
-    int error = sock >= 0 ? pthread_create(&thread, NULL, answer_pids, &answers) : 0;
-    if (error != 0)
+    if (sock >= 0 && pthread_create(&thread, NULL, answer_pids, &answers) != 0) {
+        close(answers.last_pid);
+        close(answers.proc);
         close(sock); /* corral reads the end of it: no answer, no report */
+    }
     /* Only the command's output: its pipes end when it and its heirs do. */
     close(STDIN_FILENO);
     close(STDOUT_FILENO);

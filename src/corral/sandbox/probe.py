@@ -176,6 +176,14 @@ def _bwrap() -> Capability:
     return Capability(True, f"{path} ({version})")
 
 
+def _kills() -> str:
+    """What the init tells of a ``kill`` of a host pid here."""
+    if os.path.exists("/proc/sys/kernel/ns_last_pid"):
+        return "a kill of a host pid in a run that fails"
+    return ("not a kill of a host pid (no /proc/sys/kernel/ns_last_pid: a kernel without "
+            "CONFIG_CHECKPOINT_RESTORE)")
+
+
 def _sandbox_init() -> Capability:
     """Whether corral's sandbox init binds the protected paths in bwrap's sandbox."""
     from .bwrap import covers_absence, find_bwrap, sandbox_init_absence, sandbox_init_unusable
@@ -191,14 +199,14 @@ def _sandbox_init() -> Capability:
                  f"({uncovered})")
         return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
                                 "links too), gives the command a user namespace of its own, and "
-                                f"reports each refused write and privileged call, each signal "
-                                f"sent to a host pid, and {reads}")
+                                f"reports each refused write and privileged call, {_kills()}, "
+                                f"and {reads}")
     unusable = "no usable bwrap" if path is None else sandbox_init_unusable(path)
     if unusable is None:
         return Capability(False, f"bwrap binds the protected paths itself, so a protected "
                                  f"symbolic link is refused ({problem}); corral's init still "
-                                 f"loads the seccomp filter: each refused write, privileged "
-                                 f"call and signal sent to a host pid is reported, and a run's "
+                                 f"loads the seccomp filter: each refused write and privileged "
+                                 f"call is reported, {_kills()}, and a run's "
                                  f"own Unix sockets work; a refused "
                                  f"read of a deny-read path is known only from the output")
     return Capability(False, f"bwrap binds the protected paths itself: a protected symbolic link "

@@ -103,7 +103,7 @@ _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
 _DNS_PORT = 53
 _MAX_DENIALS = 20
-_MAX_SIGNALLED = 1000  # pids looked up per run; past that, kills go unreported
+_MAX_KILLED = 1000  # kills of host pids kept per run; past that, they go unreported
 # Notified system calls by number, for this machine's architecture.
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
@@ -214,6 +214,8 @@ class SocketGate:
         self.witness = witness
         self.denials: list[Denial] = []
         self._bound: set[int] = set()  # the inodes of the TCP sockets it bound for the run
+        # The server's reports, and TCP sockets whose connect is under way.
+        self._ready = select.epoll()
         self._ours, self.child_end = _cgate.socketpair()
         self._listener = -1
         self._diag = -1  # a NETLINK_SOCK_DIAG socket of the run's network namespace, or -1
@@ -227,7 +229,7 @@ class SocketGate:
         self._reads = -1
         self._unread_reads = b""
         self._closing = False
-        self._signalled_pids: set[int] = set()  # the pids of the "K" reports looked up
+        self._killed: dict[int, None] = {}  # the pids of the "K" reports, in order
         self._host_servers: tuple[float, list[tuple[bytes, int]]] | None = None  # when, what
         # The thread serving the listener (_cgate.serve), and its reports.
         try:
@@ -237,14 +239,13 @@ class SocketGate:
                 () if witness is None else Witness.privileged(),
                 (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
                  # In the run's own namespaces only: elsewhere bind is the gate's.
-                 _SENDS.get("bind", -1) if private_network else -1, _KILL),
-                init_answers)
+                 _SENDS.get("bind", -1) if private_network else -1,
+                 _KILL if init_answers else -1))
         except BaseException:
             os.close(self._ours)
             os.close(self.child_end)
+            self._ready.close()
             raise
-        # The server's reports, and TCP sockets whose connect is under way.
-        self._ready = select.epoll()
         self._ready.register(self._reports, select.EPOLLIN)
 
     def started(self) -> None:
@@ -261,6 +262,9 @@ class SocketGate:
         witness = self.witness
         if witness is None:
             return tuple(self.denials)
+        if failed:
+            for pid in self._killed:
+                self._signalled(pid)
         return (*self.denials, *witness.denials, *(witness.if_failed if failed else ()))
 
     def _refused(self, denial: Denial) -> None:
@@ -290,13 +294,9 @@ class SocketGate:
     def _signalled(self, pid: int) -> None:
         """Records the kill of ``pid``, which the sandbox never gave out, if
         the host has a process there that the user may signal: the sandbox
-        kept the command from it."""
+        kept the command from it.  Looked up only once the run has failed:
+        until then nothing the command could time depends on the host."""
         assert self.witness is not None
-        # Each pid is looked up once: a command that kills in a loop must not
-        # keep corral busy (nor time how busy, to learn of the host's pids).
-        if pid in self._signalled_pids or len(self._signalled_pids) >= _MAX_SIGNALLED:
-            return
-        self._signalled_pids.add(pid)
         try:
             os.kill(pid, 0)
         except OSError:
@@ -428,8 +428,8 @@ class SocketGate:
                     self.witness.record_program(os.fsdecode(framed[0]))
                 offset = framed[1]
             elif kind == b"K" and offset + 5 <= len(data):
-                if self.witness is not None:
-                    self._signalled(*struct.unpack_from("<i", data, offset + 1))
+                if len(self._killed) < _MAX_KILLED:
+                    self._killed[struct.unpack_from("<i", data, offset + 1)[0]] = None
                 offset += 5
             elif kind in b"SL" and (sent := _framed_send(data, offset)) is not None:
                 call = _SENT_BY[sent[1]]

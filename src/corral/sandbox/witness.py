@@ -23,8 +23,8 @@ not seen, as no read is.  Each ``execve`` is looked at: a
 set-user-ID, set-group-ID or file-capability program runs without its
 privilege in any sandbox (no new privileges), which is reported only if the
 run then fails (:attr:`Witness.if_failed`), since many such programs do
-without.  A ``kill`` of a host pid, which finds no such process in the
-sandbox's PID namespace, is reported too, on the same terms (a command may
+without.  Under bwrap a ``kill`` of a host pid, which finds no such process
+in the sandbox's PID namespace, is reported too, on the same terms (a command may
 ask whether a pid is alive and do well with the answer); ``_cgate.c`` tells
 a host pid from one of the sandbox's own that is gone by asking corral's
 init, the sandbox's PID 1.
