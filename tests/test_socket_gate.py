@@ -539,6 +539,10 @@ socket.send_fds(socket.socket(fileno=os.dup(sock)), [b"x"], [listener])
 os.close(listener)
 os.close(sock)  # the test answers in its place, as the sandbox's PID 1 would
 for pid in sys.argv[2:]:
+    if pid == "child":  # one of its own, under its filter, left running
+        import subprocess
+        pid = subprocess.Popen(["sleep", "30"]).pid
+        print(pid, flush=True)
     try:
         os.kill(int(pid), 0)
     except OSError:
@@ -603,3 +607,37 @@ def test_a_kill_is_reported_by_what_the_sandboxs_pid_1_answers(tmp_path):
         for victim in victims:
             victim.kill()
             victim.wait()
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the script's seccomp call is x86_64's")
+def test_without_a_pid_namespace_a_kill_outside_is_told_by_the_filters_a_process_has(tmp_path):
+    """Under Landlock (no PID namespace, no init to ask), a process of the
+    run's has its seccomp filter on top of corral's: a kill of one without
+    it is reported, of one with it (a child of the command) is not."""
+    import subprocess
+
+    from corral.sandbox.socket_gate import SocketGate
+    from corral.sandbox.witness import Witness
+
+    victim = subprocess.Popen(["sleep", "30"])
+    witness = Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
+    gate = SocketGate((), witness=witness)
+    child = subprocess.Popen([sys.executable, "-c", KILLS, str(gate.child_end), str(victim.pid),
+                              "child"], pass_fds=(gate.child_end,), stdout=subprocess.PIPE,
+                             text=True)
+    gate.started()
+    own = -1
+    try:
+        assert child.stdout is not None
+        own = int(child.stdout.readline())
+        assert child.wait(10) == 0
+        gate.close()  # reads what the server reported (before each kill went on)
+        [denial] = gate.refusals(failed=True)
+        assert (denial.target, denial.evidence) == (
+            f"pid {victim.pid}", f"kill({victim.pid}) refused: Operation not permitted in the "
+            "sandbox")
+    finally:
+        victim.kill()
+        victim.wait()
+        if own > 0:
+            os.kill(own, 9)

@@ -292,15 +292,14 @@ def test_a_program_run_without_its_privilege_is_reported_if_the_run_fails(backen
     assert plain.exit_code == 3 and plain.denials == ()
 
 
-@pytest.mark.parametrize("backend", ["bwrap", "bwrap-binds"], indirect=True)
 def test_a_signal_to_a_host_process_is_reported(backend, workspace):
     """The sandbox's PID namespace has no host pid: kill finds no process
     (ESRCH) and says nothing of why, so the report comes from the call, if
     the run fails (a pid found dead is an answer a command may do well
     with).  A pid the sandbox gave out and saw end fails the same way, and
-    is not reported.  (Under Landlock the host's processes are visible, and
-    signal scoping refuses with EPERM: not watched.)"""
-    if not os.path.exists("/proc/sys/kernel/ns_last_pid"):
+    is not reported.  Under Landlock the host's processes are in sight, and
+    its signal scoping refuses them (EPERM)."""
+    if backend != "landlock" and not os.path.exists("/proc/sys/kernel/ns_last_pid"):
         pytest.skip("no ns_last_pid (a kernel without CONFIG_CHECKPOINT_RESTORE): not reported")
     victim = subprocess.Popen(["sleep", "30"])
     try:
@@ -309,9 +308,10 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
         assert control.exit_code == 0
         failed = corral.run(["sh", "-c", script], cwd=workspace, policy=_policy(backend))
         assert failed.exit_code == 3 and failed.output.text == ""
+        error = "Operation not permitted" if backend == "landlock" else "No such process"
         assert [(d.kind.value, d.target, d.evidence) for d in failed.denials] == [
-            ("privilege", f"pid {victim.pid}", f"kill({victim.pid}) refused: No such process "
-             "in the sandbox")]
+            ("privilege", f"pid {victim.pid}", f"kill({victim.pid}) refused: {error} in the "
+             "sandbox")]
         assert f"pid {victim.pid} (sleep) is a process outside the sandbox" in (
             failed.denials[0].remedy)
         succeeded = corral.run(["sh", "-c", f"kill -0 {victim.pid} 2>/dev/null; exit 0"],
@@ -329,6 +329,10 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
         nowhere = corral.run(["sh", "-c", f"kill -0 {free} 2>/dev/null || exit 5"],
                              cwd=workspace, policy=_policy(backend))
         assert nowhere.exit_code == 5 and nowhere.denials == ()
+        # A process of the run's own is reached, and is none of the host's.
+        own = corral.run(["sh", "-c", "sleep 5 & kill -0 $! && kill $! && exit 6"],
+                         cwd=workspace, policy=_policy(backend))
+        assert own.exit_code == 6 and own.denials == ()
         assert victim.poll() is None
     finally:
         victim.kill()

@@ -19,7 +19,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(source, writable, operands, refused, observed) -> (handle, fd)
+ * serve(source, writable, operands, refused, observed, init_answers) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -383,9 +383,10 @@ static int mount_id(int fd, unsigned long long *id)
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
  * sandbox is reported as "X", the path's length (uint16) and the path.
- * With kill's number (source is then a socket the sandbox's PID 1 answers
- * on), a kill of a pid the sandbox's PID namespace never gave out is
- * reported as "K" and the pid (int32) (see look_at_kill).  Any other
+ * A kill that would reach a process outside the run and none of the run's
+ * is reported as "K" and the pid (int32) (see look_at_kill); with
+ * init_answers, source is a socket the sandbox's PID 1 answers on, which
+ * tells the two apart in a PID namespace of the run's own.  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
  * struct seccomp_notif.  Each message is one write
  * of at most PIPE_BUF bytes, so a read of the pipe returns whole messages.
@@ -423,6 +424,8 @@ struct server {
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
     int last_reported; /* the pid of the last "K": a loop of kills is reported once */
+    int own_filters; /* without init (Landlock), the seccomp filters corral's thread has */
+    int last_inside; /* the pid last found to be the run's, under Landlock: a loop of kills */
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
 
@@ -983,23 +986,63 @@ static int never_given_out(struct server *server, pid_t pid)
     return -1;
 }
 
+/* The number of seccomp filters of the process pid ("thread-self", or a pid),
+ * from its status in /proc, or -1 if there is none. */
+static int seccomp_filters(const char *pid)
+{
+    char path[64], status[4096];
+    snprintf(path, sizeof(path), "/proc/%s/status", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, status, sizeof(status) - 1);
+    close(fd);
+    status[n > 0 ? n : 0] = 0;
+    const char *line = strstr(status, "\nSeccomp_filters:");
+    return line == NULL ? -1 : atoi(line + strlen("\nSeccomp_filters:"));
+}
+
 /*
- * Reports a kill of one pid (above 0) that the sandbox's PID namespace
- * never gave out, as "K" and the pid (int32): the kill reaches no process
- * (ESRCH), and whether the pid is the host's, a process the user might
- * have signalled, corral looks up once the call is answered.  Pids are given
- * out in rising order, so one above the namespace's last is none of the
- * sandbox's processes, past or present, whereas the ESRCH of a pid at or
- * below it may be of a process of the run's that has ended.  (A namespace
- * that gives out more than pid_max pids starts again from the bottom: then
- * a pid of the run's that has ended may be taken for none of its own.)
- * Only what the sandbox knows decides what is done here, so that how long a
- * kill takes tells the command nothing of the host's processes.
+ * Whether a kill of target reaches no process of the run's and would reach a
+ * process outside it (whether one the user may signal, corral looks up once
+ * the run has failed).
+ *
+ * In a PID namespace of its own (server->init), such a pid is one the
+ * namespace never gave out: the kill reaches no process (ESRCH).  Pids are
+ * given out in rising order, so one above the namespace's last is none of
+ * the sandbox's processes, past or present, whereas the ESRCH of a pid at
+ * or below it may be of a process of the run's that has ended.  (A
+ * namespace that gives out more than pid_max pids starts again from the
+ * bottom: then a pid of the run's that has ended may be taken for none of
+ * its own.)  Only what the sandbox knows decides what is done here, so that
+ * how long a kill takes tells the command nothing of the host's processes.
+ *
+ * Under Landlock, where the host's processes are in sight, such a pid is a
+ * process without this run's seccomp filter, which every process of the
+ * run has, on top of those corral had (server->own_filters): Landlock's
+ * signal scoping refuses the kill (EPERM).  A process of another sandbox
+ * that has as many filters is taken for one of the run's, and not reported.
  */
+static int outside_the_run(struct server *server, pid_t target)
+{
+    if (server->own_filters < 0)
+        return never_given_out(server, target) == 1;
+    if (target == server->last_inside)
+        return 0; /* (should it end meanwhile and its pid be the host's, a report is missed) */
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)target);
+    int filters = seccomp_filters(pid);
+    if (filters > server->own_filters)
+        server->last_inside = target;
+    return filters >= 0 && filters <= server->own_filters;
+}
+
+/* Reports a kill of one pid (above 0) outside the run as "K" and the pid
+ * (int32), once for a loop of them. */
 static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t target = (pid_t)(notif->data.args[0] & 0xFFFFFFFFu);
-    if (target == server->last_reported || never_given_out(server, target) != 1)
+    if (target <= 0 || target == server->last_reported || !outside_the_run(server, target))
         return;
     server->last_reported = target;
     char message[5] = {'K'};
@@ -1151,12 +1194,12 @@ static void free_server(struct server *server)
 static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
-    int source;
+    int source, init_answers;
     int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii):serve", &source, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii)p:serve", &source, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
-                          &sendmmsg_number, &bind_number, &kill_number))
+                          &sendmmsg_number, &bind_number, &kill_number, &init_answers))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -1167,8 +1210,10 @@ gate_serve(PyObject *self, PyObject *args)
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->bind = bind_number;
-    server->kill = kill_number;
-    server->init = kill_number >= 0 ? source : -1;
+    server->init = init_answers ? source : -1;
+    /* The child that runs the command forks from this thread, and adds one. */
+    server->own_filters = init_answers ? -1 : seccomp_filters("thread-self");
+    server->kill = init_answers || server->own_filters >= 0 ? kill_number : -1;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));

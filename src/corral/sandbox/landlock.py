@@ -220,7 +220,8 @@ class LandlockBackend(SandboxBackend):
                 # them is not refused (the ``changeable-attributes`` the
                 # caller accepted), so it is not watched either.
                 witness_writes=gate is not None, witness_attributes=False,
-                witness_execs=gate is not None, witness_privileges=gate is not None),
+                witness_execs=gate is not None, witness_privileges=gate is not None,
+                witness_signals=gate is not None),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

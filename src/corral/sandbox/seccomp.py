@@ -49,7 +49,7 @@ program:
   file-capability programs ran without the privilege they would have had;
 * with ``witness_signals``, turns ``kill`` of a single process (a pid above
   0) into a user notification, so that corral learns of a signal sent to a
-  host pid, which the sandbox's PID namespace does not have;
+  process outside the run, which the sandbox keeps the command from;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);

@@ -201,7 +201,8 @@ class SocketGate:
     starts with the gate, takes it from there (the command's exec waits for
     that thread).  With ``init_answers`` that program is corral's init as
     the sandbox's PID 1, which then answers there which pids the sandbox
-    gave out: a kill of a host pid is reported.
+    gave out.  A kill of a pid outside the run (a host pid) is reported
+    under either (see ``look_at_kill`` in ``_cgate.c``).
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
@@ -230,6 +231,9 @@ class SocketGate:
         self._unread_reads = b""
         self._closing = False
         self._killed: dict[int, None] = {}  # the pids of the "K" reports, in order
+        # What a kill of a pid outside the run gets: a PID namespace of the
+        # run's own has no such process; Landlock's signal scoping refuses it.
+        self._kill_error = errno.ESRCH if init_answers else errno.EPERM
         self._host_servers: tuple[float, list[tuple[bytes, int]]] | None = None  # when, what
         # The thread serving the listener (_cgate.serve), and its reports.
         try:
@@ -239,8 +243,7 @@ class SocketGate:
                 () if witness is None else Witness.privileged(),
                 (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
                  # In the run's own namespaces only: elsewhere bind is the gate's.
-                 _SENDS.get("bind", -1) if private_network else -1,
-                 _KILL if init_answers else -1))
+                 _SENDS.get("bind", -1) if private_network else -1, _KILL), init_answers)
         except BaseException:
             os.close(self._ours)
             os.close(self.child_end)
@@ -306,7 +309,7 @@ class SocketGate:
                 name = os.fsdecode(comm.read().strip())
         except OSError:
             name = ""
-        self.witness.record_signal(pid, name)
+        self.witness.record_signal(pid, name, self._kill_error)
 
     def _serve_covers(self, connections: tuple[int, ...]) -> None:
         """Hands each cover's connection to the cover server, with the pipe

@@ -23,11 +23,13 @@ not seen, as no read is.  Each ``execve`` is looked at: a
 set-user-ID, set-group-ID or file-capability program runs without its
 privilege in any sandbox (no new privileges), which is reported only if the
 run then fails (:attr:`Witness.if_failed`), since many such programs do
-without.  Under bwrap a ``kill`` of a host pid, which finds no such process
-in the sandbox's PID namespace, is reported too, on the same terms (a command may
-ask whether a pid is alive and do well with the answer); ``_cgate.c`` tells
-a host pid from one of the sandbox's own that is gone by asking corral's
-init, the sandbox's PID 1.
+without.  A ``kill`` of a pid outside the run is reported too, on the same
+terms (a command may ask whether a pid is alive and do well with the
+answer): under bwrap the sandbox's PID namespace has no such process
+(``_cgate.c`` tells a host pid from one of the sandbox's own that is gone
+by asking corral's init, the sandbox's PID 1), under Landlock its signal
+scoping refuses it (a process without the run's seccomp filter is none of
+the run's).
 
 A refusal is recorded only when the sandbox made the difference: not when
 the user could not write there anyway (the kernel reports EROFS for a
@@ -216,20 +218,21 @@ class Witness:
             "set-group-ID or capabilities), which no sandbox grants; only full access runs it "
             "with it", f"execve({path}): ran without its privilege (no new privileges)"))
 
-    def record_signal(self, pid: int, name: str) -> None:
-        """Records a ``kill`` of ``pid``, a process of the host named
-        ``name`` (empty if unknown), which the sandbox's PID namespace does
-        not have: the signal reached nothing (ESRCH).  A denial only if the
-        run then failed (see :attr:`if_failed`): a command that asks whether
-        a pid (in a lock or pid file) is alive may do well with the answer."""
+    def record_signal(self, pid: int, name: str, error: int) -> None:
+        """Records a ``kill`` of ``pid``, a process outside the sandbox named
+        ``name`` (empty if unknown), which the sandbox refused with ``error``:
+        ESRCH where its PID namespace has no such process, EPERM from
+        Landlock's signal scoping.  A denial only if the run then failed (see
+        :attr:`if_failed`): a command that asks whether a pid (in a lock or
+        pid file) is alive may do well with the answer."""
         if not self._first(("kill", pid), self.if_failed):
             return
         shown = f"pid {pid} ({name})" if name else f"pid {pid}"
         self.if_failed.append(Denial(
             DenialKind.PRIVILEGE, f"pid {pid}",
-            f"{shown} is a process outside the sandbox, which a sandboxed command can neither "
-            "see nor signal; only full access can",
-            f"kill({pid}) refused: {os.strerror(errno.ESRCH)} in the sandbox"))
+            f"{shown} is a process outside the sandbox, which a sandboxed command cannot "
+            "signal; only full access can",
+            f"kill({pid}) refused: {os.strerror(error)} in the sandbox"))
 
     def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
