@@ -443,11 +443,13 @@ def test_a_host_service_socket_inside_the_workspace_stays_out_of_reach(workspace
         host_socket.close()
 
 
-BLOCKED_CALLERS = """
-import ctypes, os, socket, sys, threading
+# The start of a child's script: loads build_program(OPTIONS) with a new
+# listener, which it sends over the socket argv[1], as corral's spawn does.
+UNDER_A_LISTENER = """
+import ctypes, os, socket, sys
 from corral.sandbox.seccomp import build_program
 
-program = build_program(notify=("connect",))
+program = build_program(OPTIONS)
 buffer = ctypes.create_string_buffer(program)
 class Program(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -455,8 +457,13 @@ fprog = Program(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(38, 1, 0, 0, 0)  # no_new_privs
 listener = libc.syscall(317, 1, 8, ctypes.byref(fprog))  # seccomp(SET_MODE_FILTER, NEW_LISTENER)
-socket.send_fds(socket.socket(fileno=int(sys.argv[1])), [b"x"], [listener])
+sock = int(sys.argv[1])
+socket.send_fds(socket.socket(fileno=os.dup(sock)), [b"x"], [listener])
 os.close(listener)
+"""
+
+BLOCKED_CALLERS = UNDER_A_LISTENER.replace("OPTIONS", 'notify=("connect",)') + """
+import threading
 def call():
     socket.socket(socket.AF_UNIX).connect_ex("/nonexistent/corral")
 for _ in range(1500):  # each blocks in its notification; together more than a pipe holds
@@ -522,21 +529,7 @@ def test_the_gate_keeps_each_refusal_once_and_at_most_twenty():
         gate.close()
 
 
-KILLS = """
-import ctypes, os, socket, sys
-from corral.sandbox.seccomp import build_program
-
-program = build_program(witness_signals=True)
-buffer = ctypes.create_string_buffer(program)
-class Program(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-fprog = Program(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(38, 1, 0, 0, 0)  # no_new_privs
-listener = libc.syscall(317, 1, 8, ctypes.byref(fprog))  # seccomp(SET_MODE_FILTER, NEW_LISTENER)
-sock = int(sys.argv[1])
-socket.send_fds(socket.socket(fileno=os.dup(sock)), [b"x"], [listener])
-os.close(listener)
+KILLS = UNDER_A_LISTENER.replace("OPTIONS", "witness_signals=True") + """
 os.close(sock)  # the test answers in its place, as the sandbox's PID 1 would
 for pid in sys.argv[2:]:
     if pid == "child":  # one of its own, under its filter, left running
