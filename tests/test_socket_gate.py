@@ -567,22 +567,21 @@ def test_a_kill_is_reported_by_what_the_sandboxs_pid_1_answers(tmp_path):
     witness = Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
     gate = SocketGate((), witness=witness, init_answers=True)
     asked = []
+    pid_1 = os.dup(gate.child_end)  # its own: the gate closes child_end
 
     def init() -> None:
-        while True:
-            question = os.read(gate.child_end, 4)
-            if len(question) < 4:
-                return
+        while len(question := os.read(pid_1, 4)) == 4:  # until the gate closes its end
             [pid] = struct.unpack("<i", question)
             asked.append(pid)
             if answers.get(pid) is not None:
-                os.write(gate.child_end, struct.pack("<ii", *answers[pid]))
+                os.write(pid_1, struct.pack("<ii", *answers[pid]))
 
     # The reported pid twice (reported once), then `below` again (at or
     # below the last answered: not asked), then one more after the silence.
     kills = [first, reported, reported, below, first, silent, after]
     child = subprocess.Popen([sys.executable, "-c", KILLS, str(gate.child_end),
                               *map(str, kills)], pass_fds=(gate.child_end,))
+    gate.started()
     answering = threading.Thread(target=init, daemon=True)
     answering.start()
     try:
@@ -591,12 +590,15 @@ def test_a_kill_is_reported_by_what_the_sandboxs_pid_1_answers(tmp_path):
         while gate.handle() and time.monotonic() < deadline:
             time.sleep(0.01)
         gate.close()
+        answering.join(10)
+        assert not answering.is_alive()
         assert asked == [first, reported, below, silent]
         assert gate.refusals(failed=False) == ()
         [denial] = gate.refusals(failed=True)
         assert (denial.kind, denial.target) == (corral.DenialKind.PRIVILEGE, f"pid {reported}")
         assert f"pid {reported} (sleep) is a process outside the sandbox" in denial.remedy
     finally:
+        os.close(pid_1)
         for victim in victims:
             victim.kill()
             victim.wait()

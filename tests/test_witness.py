@@ -339,6 +339,35 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
         victim.wait()
 
 
+LONG_STATUS = """
+import sys
+import corral, corral.sandbox.bwrap
+corral.sandbox.bwrap.bwrap_backend = lambda: None  # the Landlock backend
+policy = corral.SandboxPolicy.workspace_write(accept_weaker=tuple(sys.argv[2:]))
+result = corral.run(["sh", "-c", f"kill -0 $$ || exit 4; kill -0 {sys.argv[1]} 2>/dev/null || exit 3"],
+                    policy=policy)
+print(result.sandbox, result.exit_code, [d.target for d in result.denials])
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may give itself 300 groups")
+@pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI, reason=f"Landlock ABI {ABI} here")
+def test_a_long_proc_status_is_read_to_its_seccomp_line(workspace):
+    """300 supplementary groups push the Seccomp_filters line of
+    /proc/<pid>/status past its first 4 KiB: read only that far, corral's own
+    count was unknown, and every kill of a Landlock run was refused."""
+    victim = subprocess.Popen(["sleep", "30"])
+    groups = ",".join(str(1_000_000_000 + i) for i in range(300))
+    try:
+        ran = subprocess.run(["setpriv", "--groups", groups, sys.executable, "-c", LONG_STATUS,
+                              str(victim.pid), *ACCEPTED], cwd=workspace, capture_output=True,
+                             text=True, timeout=60)
+        assert ran.stdout.split("\n")[0] == f"landlock 3 ['pid {victim.pid}']", ran.stderr
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 BINDS = """
 import ctypes, socket, struct, sys
 for path in (sys.argv[1], "own.sock"):

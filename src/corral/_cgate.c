@@ -424,7 +424,8 @@ struct server {
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
     int last_reported; /* the pid of the last "K": a loop of kills is reported once */
-    int own_filters; /* without init (Landlock), the seccomp filters corral's thread has */
+    int init_answers; /* whether the run has a PID namespace whose PID 1 answers on init */
+    int own_filters; /* without (Landlock), the seccomp filters corral's thread has, or -1 */
     int last_inside; /* the pid last found to be the run's, under Landlock: a loop of kills */
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
@@ -987,19 +988,26 @@ static int never_given_out(struct server *server, pid_t pid)
 }
 
 /* The number of seccomp filters of the process pid ("thread-self", or a pid),
- * from its status in /proc, or -1 if there is none. */
+ * from its status in /proc (read line by line: a long list of groups
+ * comes before it), or -1 if there is none. */
 static int seccomp_filters(const char *pid)
 {
-    char path[64], status[4096];
+    static const char key[] = "Seccomp_filters:";
+    char path[64];
     snprintf(path, sizeof(path), "/proc/%s/status", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    FILE *status = fopen(path, "re");
+    if (status == NULL)
         return -1;
-    ssize_t n = read(fd, status, sizeof(status) - 1);
-    close(fd);
-    status[n > 0 ? n : 0] = 0;
-    const char *line = strstr(status, "\nSeccomp_filters:");
-    return line == NULL ? -1 : atoi(line + strlen("\nSeccomp_filters:"));
+    char *line = NULL;
+    size_t size = 0;
+    int filters = -1;
+    while (filters < 0 && getline(&line, &size, status) > 0) {
+        if (strncmp(line, key, sizeof(key) - 1) == 0)
+            filters = atoi(line + sizeof(key) - 1);
+    }
+    free(line);
+    fclose(status);
+    return filters;
 }
 
 /*
@@ -1025,8 +1033,10 @@ static int seccomp_filters(const char *pid)
  */
 static int outside_the_run(struct server *server, pid_t target)
 {
-    if (server->own_filters < 0)
+    if (server->init_answers)
         return never_given_out(server, target) == 1;
+    if (server->own_filters < 0)
+        return 0; /* corral's own count is unknown: nothing to compare with */
     if (target == server->last_inside)
         return 0; /* (should it end meanwhile and its pid be the host's, a report is missed) */
     char pid[16];
@@ -1210,10 +1220,12 @@ gate_serve(PyObject *self, PyObject *args)
     server->sendmsg = sendmsg_number;
     server->sendmmsg = sendmmsg_number;
     server->bind = bind_number;
+    server->init_answers = init_answers;
     server->init = init_answers ? source : -1;
     /* The child that runs the command forks from this thread, and adds one. */
     server->own_filters = init_answers ? -1 : seccomp_filters("thread-self");
-    server->kill = init_answers || server->own_filters >= 0 ? kill_number : -1;
+    /* Each kill notified is let through here, whatever is known. */
+    server->kill = kill_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
