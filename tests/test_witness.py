@@ -608,3 +608,14 @@ def test_a_datagram_sent_beyond_loopback_is_a_network_denial(workspace):
         ("network", "[2001:db8::1]:53", "sendmsg() refused"),
         ("network", "[::ffff:192.0.2.11]:53", "sendmsg() refused"),
         ("network", "203.0.113.7:7", "sendmmsg() refused")]
+
+
+def test_the_command_holds_no_descriptor_of_corrals(backend, workspace):
+    """The listener's socket (on which the init answers about pids), the
+    init's report and hold descriptors, the covers' FUSE connections: none
+    reaches the command, which could answer in the init's place or hold the
+    sandbox open."""
+    code = "import os; print(sorted(int(fd) for fd in os.listdir('/proc/self/fd')))"
+    result = corral.run([sys.executable, "-c", code], cwd=workspace, policy=_policy(backend))
+    assert result.exit_code == 0, result.output.text
+    assert result.stdout == "[0, 1, 2, 3]\n"  # 3: the listing's own
