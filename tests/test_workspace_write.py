@@ -341,8 +341,8 @@ def test_a_placeholder_swept_while_the_sandbox_is_planned(repo, monkeypatch):
     os.mknod(repo / ".envrc", 0o444 | stat.S_IFSOCK)  # what a dying run leaves for a moment
     real_plan = bwrap.plan_workspace
 
-    def plan_then_swept(policy, cwd, hidden_paths=None):
-        plan = real_plan(policy, cwd, hidden_paths)
+    def plan_then_swept(policy, cwd, hidden=None):
+        plan = real_plan(policy, cwd, hidden)
         assert str(repo / ".envrc") in plan.protected
         (repo / ".envrc").unlink()
         return plan

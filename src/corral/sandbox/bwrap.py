@@ -181,9 +181,10 @@ class BwrapBackend(SandboxBackend):
             # bwrap would fail with a message about its own setup; say what is wrong.
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
-        hidden = deny_read_paths(policy, cwd)  # looked up once: the plan needs them too
-        plan = (plan_workspace(policy, cwd, hidden) if policy.kind is PolicyKind.WORKSPACE_WRITE
-                else None)
+        # Looked up once, with their real paths: the plan needs them too.
+        deny_read = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
+        plan = (plan_workspace(policy, cwd, deny_read)
+                if policy.kind is PolicyKind.WORKSPACE_WRITE else None)
         # corral's init loads the seccomp program with a listener: for the
         # gate, and for the witness of the command's writes, which the
         # read-only mounts refuse with EROFS.
@@ -205,7 +206,7 @@ class BwrapBackend(SandboxBackend):
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
-                    *self._arguments(launch, policy, cwd, plan, hidden, init, owned, cleanups,
+                    *self._arguments(launch, policy, cwd, plan, deny_read, init, owned, cleanups,
                                      gate, status_write)]
         except BaseException:
             for fd in owned:
@@ -236,7 +237,7 @@ class BwrapBackend(SandboxBackend):
         )
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
-                   plan: WorkspacePlan | None, hidden_paths: list[str], init: str | None,
+                   plan: WorkspacePlan | None, deny_read: dict[str, str], init: str | None,
                    owned: list[int],
                    cleanups: list[Callable[[], object]], gate: SocketGate | None,
                    status_write: int) -> list[str]:
@@ -277,9 +278,8 @@ class BwrapBackend(SandboxBackend):
             binds = [bind for bind in protected if bind[1] not in links]
         # A path beneath another is hidden with it (and a cover cannot be
         # mounted beneath another).
-        real = {path: os.path.realpath(path) for path in hidden_paths}
-        denied = [_Hidden.of(path, real[path]) for path in _outermost(hidden_paths, real)
-                  if not covered(real[path])]  # out of sight already
+        denied = [_Hidden.of(path, deny_read[path]) for path in _outermost(deny_read)
+                  if not covered(deny_read[path])]  # out of sight already
         for secret in denied:
             if cwd == secret.real or cwd.startswith(secret.real + "/"):
                 raise PolicyError(f"the working directory {cwd} is inside {secret.path}, which is "
@@ -529,11 +529,11 @@ class _Hidden:
         return cls(path, real, directory, tuple(_kept_inside(path)) if directory else ())
 
 
-def _outermost(paths: list[str], real: dict[str, str]) -> list[str]:
-    """``paths`` without those beneath another of them (by ``real``, their
-    real paths)."""
-    return [path for path in paths if not any(
-        real[path].startswith(real[other].rstrip("/") + "/") for other in paths if other != path)]
+def _outermost(real: dict[str, str]) -> list[str]:
+    """The paths of ``real`` (each with its real path) without those beneath
+    another of them."""
+    return [path for path in real if not any(
+        real[path].startswith(real[other].rstrip("/") + "/") for other in real if other != path)]
 
 
 def _init_user() -> tuple[list[str], list[str]]:

@@ -182,7 +182,8 @@ class LandlockBackend(SandboxBackend):
         roots: tuple[str, ...] = ()
         cwd = launch.cwd or os.getcwd()
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
-            roots = plan_workspace(policy, cwd).roots
+            # Only the roots: nothing is hidden here (``no-deny-read``).
+            roots = plan_workspace(policy, cwd, hidden={}).roots
         private_tmp = session_tmp()
         writable = [private_tmp, "/dev/null", *roots]
         # What Landlock refuses (EACCES) is a write beneath none of the rules.

@@ -59,9 +59,10 @@ class WorkspacePlan:
 
 
 def plan_workspace(policy: SandboxPolicy, cwd: str,
-                   hidden_paths: list[str] | None = None) -> WorkspacePlan:
+                   hidden: dict[str, str] | None = None) -> WorkspacePlan:
     """The writable roots and protected paths for ``policy`` run in ``cwd``;
-    ``hidden_paths`` are its :func:`deny_read_paths` there, if already found.
+    ``hidden`` are its :func:`deny_read_paths` there, each with its real
+    path, if already found (empty for a backend that hides nothing).
 
     Raises :class:`PolicyError` when a writable root does not exist or is not
     a directory.
@@ -95,7 +96,9 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     # A hidden path inside a root keeps its place, and every link on the way
     # to one stays that link: renamed or replaced there, it would not be
     # hidden from the next run (a cover is mounted where the path is found).
-    for path in deny_read_paths(policy, cwd) if hidden_paths is None else hidden_paths:
+    if hidden is None:
+        hidden = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
+    for path, real in hidden.items():
         given = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
         step = os.path.abspath(path)
         while step != "/":
@@ -104,9 +107,9 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
                 if _root_of(link, roots) not in (None, link):
                     protected.append(link)
             step = os.path.dirname(step)
-        for hidden in (given, os.path.realpath(path)):
-            owner = _root_of(hidden, roots)
-            parent = os.path.dirname(hidden)
+        for shown in (given, real):
+            owner = _root_of(shown, roots)
+            parent = os.path.dirname(shown)
             while owner is not None and parent != owner and len(parent) > len(owner):
                 pinned.append(parent)
                 parent = os.path.dirname(parent)
