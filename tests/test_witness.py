@@ -368,6 +368,30 @@ def test_a_long_proc_status_is_read_to_its_seccomp_line(workspace):
         victim.wait()
 
 
+GROUP_PROGRAM = """
+import sys
+import corral
+result = corral.run(["sh", "-c", f"{sys.argv[1]}; exit 3"])
+print(result.exit_code, [d.target for d in result.denials])
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may give itself 300 groups")
+def test_a_set_group_id_program_of_one_of_many_groups_is_no_privilege(workspace):
+    """A user in more than 256 groups: a set-group-ID program of one of
+    them gains nothing, and a failed run reports nothing of it (a list of 256
+    groups once made every such program look privileged)."""
+    groups = [1_000_000_000 + i for i in range(300)]
+    program = workspace.parent / "true"
+    shutil.copy("/bin/true", program)
+    os.chown(program, -1, groups[-1])
+    program.chmod(0o2755)
+    ran = subprocess.run(["setpriv", "--groups", ",".join(map(str, groups)), sys.executable,
+                          "-c", GROUP_PROGRAM, str(program)], cwd=workspace,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.stdout.split("\n")[0] == "3 []", ran.stderr
+
+
 BINDS = """
 import ctypes, socket, struct, sys
 for path in (sys.argv[1], "own.sock"):

@@ -423,7 +423,8 @@ struct server {
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
-    int last_reported; /* the pid of the last "K": a loop of kills is reported once */
+    int reported[8]; /* the pids of the last "K"s: a loop of kills is reported once */
+    unsigned int reports;
     int init_answers; /* whether the run has a PID namespace whose PID 1 answers on init */
     int own_filters; /* without (Landlock), the seccomp filters corral's thread has, or -1 */
     int last_inside; /* the pid last found to be the run's, under Landlock: a loop of kills */
@@ -689,11 +690,13 @@ static int privileged_program(int fd)
         return 1;
     if ((status.st_mode & S_ISGID) && (status.st_mode & S_IXGRP) &&
         status.st_gid != getegid()) {
-        gid_t groups[256];
-        int count = getgroups(256, groups);
-        int member = 0;
+        int size = getgroups(0, NULL);
+        gid_t *groups = size > 0 ? malloc((size_t)size * sizeof(gid_t)) : NULL;
+        int count = size <= 0 ? size : groups != NULL ? getgroups(size, groups) : -1;
+        int member = count < 0; /* not known (or changed meanwhile): say nothing */
         for (int i = 0; i < count && !member; i++)
             member = groups[i] == status.st_gid;
+        free(groups);
         if (!member)
             return 1;
     }
@@ -1029,7 +1032,8 @@ static int seccomp_filters(const char *pid)
  * process without this run's seccomp filter, which every process of the
  * run has, on top of those corral had (server->own_filters): Landlock's
  * signal scoping refuses the kill (EPERM).  A process of another sandbox
- * that has as many filters is taken for one of the run's, and not reported.
+ * that has at least as many filters is taken for one of the run's, and not
+ * reported.
  */
 static int outside_the_run(struct server *server, pid_t target)
 {
@@ -1048,13 +1052,18 @@ static int outside_the_run(struct server *server, pid_t target)
 }
 
 /* Reports a kill of one pid (above 0) outside the run as "K" and the pid
- * (int32), once for a loop of them. */
+ * (int32), once for a loop of kills of a few of them. */
 static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t target = (pid_t)(notif->data.args[0] & 0xFFFFFFFFu);
-    if (target <= 0 || target == server->last_reported || !outside_the_run(server, target))
+    const size_t kept = sizeof(server->reported) / sizeof(server->reported[0]);
+    for (size_t i = 0; i < kept && i < server->reports; i++) {
+        if (server->reported[i] == target)
+            return;
+    }
+    if (target <= 0 || !outside_the_run(server, target))
         return;
-    server->last_reported = target;
+    server->reported[server->reports++ % kept] = target;
     char message[5] = {'K'};
     memcpy(message + 1, &target, 4);
     (void)!write(server->report, message, sizeof(message));
