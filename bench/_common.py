@@ -7,10 +7,9 @@ medians and their ratio.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 
 def interleaved(
@@ -42,18 +41,6 @@ def table(title: str, times: dict[str, list[float]], baseline: str, unit: str = 
             f"  {name:<44} {med * scale:>8.3f}{unit} {p10 * scale:>8.3f}{unit}"
             f" {p90 * scale:>8.3f}{unit} {med / base:>7.2f}"
         )
-
-
-@contextlib.contextmanager
-def replaced(module: object, name: str, value: object) -> Iterator[None]:
-    """``module.name`` is ``value`` for the ``with`` block (to turn one part
-    of corral off and time the rest)."""
-    real = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, real)
 
 
 def price(title: str, candidates: dict[str, Callable[[], object]], runs: int, without: str,

@@ -1,18 +1,21 @@
 """What looking at each exec, or each kill, costs a command that makes many.
 
-Under bubblewrap every ``execve`` waits while corral looks at the program
-(is it set-user-ID, set-group-ID, or does it carry file capabilities?), and
-every ``kill`` of a pid while corral looks at the target (a host pid the
-sandbox does not have? see ``corral/sandbox/witness.py``).  This runs one
-shell loop that makes the call N times (``execs``: runs ``/bin/true``;
-``kills``: ``kill -0`` of the shell itself, a builtin, so no exec;
-``host-kills``: two of pids the sandbox never gave out, this process's and
-one likely free, so each kill asks corral's init, the sandbox's PID 1) three
-ways, interleaved: without a sandbox, under workspace-write with that call
-not looked at (the rest of the sandbox, the write witness included,
+Every ``execve`` waits while corral looks at the program (is it
+set-user-ID, set-group-ID, or does it carry file capabilities?), and every
+``kill`` of a pid while corral looks at the target (a host pid, outside the
+run? see ``corral/sandbox/witness.py``).  This runs one shell loop that
+makes the call N times per pass (``execs``: runs ``/bin/true``; ``kills``:
+``kill -0`` of the shell itself, a builtin, so no exec; ``host-kills``: two
+kills a pass, of this process and of a pid likely free, both outside the
+run, so that under bubblewrap each asks corral's init, the sandbox's PID 1,
+and under Landlock each reads the target's /proc status) three ways,
+interleaved: without a sandbox, under workspace-write with that call not
+looked at (the rest of the sandbox, the write witness included,
 unchanged), and under workspace-write as corral runs it.  The ratio of the
-last two is the price; the figure per call is their difference over ``N``.
-Run: ``python bench/bench_watched_calls.py [execs|kills|host-kills] [RUNS] [N]``.
+last two is the price; the figure per call is their difference over the
+calls made.  ``--landlock`` runs the sandboxed ways on the Landlock backend
+(its weaker guarantees accepted) instead of bubblewrap.
+Run: ``python bench/bench_watched_calls.py [execs|kills|host-kills] [RUNS] [N] [--landlock]``.
 """
 
 from __future__ import annotations
@@ -21,51 +24,64 @@ import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
-from _common import price, replaced
+from _common import price
 
 import corral
 import corral.sandbox.bwrap
+import corral.sandbox.landlock
 from corral.sandbox.seccomp import build_program
 
-# What each loop makes N times, and the build_program option that watches it.
+# What each loop makes per pass, how many calls that is, and the
+# build_program option that watches them.
 CALLS = {
-    "execs": ("/bin/true", "witness_execs"),
-    "kills": ('kill -0 "$$"', "witness_signals"),
-    # Each of these a host pid the sandbox does not have: corral asks its init.
+    "execs": ("/bin/true", 1, "witness_execs"),
+    "kills": ('kill -0 "$$"', 1, "witness_signals"),
     "host-kills": (f"kill -0 {os.getpid()} 2>/dev/null; kill -0 $(($$ + 100000)) 2>/dev/null",
-                   "witness_signals"),
+                   2, "witness_signals"),
 }
+LANDLOCK_ACCEPTS = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
+                    "changeable-attributes")
 
 
 def main() -> None:
-    what = sys.argv[1] if len(sys.argv) > 1 else "execs"
+    args = [arg for arg in sys.argv[1:] if arg != "--landlock"]
+    landlock = len(args) < len(sys.argv) - 1
+    what = args[0] if args else "execs"
     if what not in CALLS:
-        sys.exit(f"usage: bench_watched_calls.py [{'|'.join(CALLS)}] [RUNS] [N]")
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 30
-    count = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-    call, option = CALLS[what]
+        sys.exit(f"usage: bench_watched_calls.py [{'|'.join(CALLS)}] [RUNS] [N] [--landlock]")
+    runs = int(args[1]) if len(args) > 1 else 30
+    count = int(args[2]) if len(args) > 2 else 1000
+    call, per_pass, option = CALLS[what]
     loop = f'i=0; while [ "$i" -lt "$1" ]; do {call}; i=$((i + 1)); done'
+    backend = corral.sandbox.landlock if landlock else corral.sandbox.bwrap
+    sandboxed = corral.SandboxPolicy.workspace_write(
+        accept_weaker=LANDLOCK_ACCEPTS if landlock else ())
     with tempfile.TemporaryDirectory(prefix="corral-bench-", dir="/var/tmp") as workspace:
         subprocess.run(["git", "init", "-q", workspace], check=True)
         argv = ["sh", "-c", loop, "sh", str(count)]
 
-        def run(policy: str) -> None:
+        def run(policy: str | corral.SandboxPolicy) -> None:
             result = corral.run(argv, cwd=workspace, policy=policy)
             assert result.exit_code == 0 and result.denials == (), result.output.text
+            assert result.sandbox == ("landlock" if landlock else "bwrap") or policy == "full-access"
 
         def not_looked_at() -> None:
-            with replaced(corral.sandbox.bwrap, "build_program", lambda *args, **options:
-                          build_program(*args, **{**options, option: False})):
-                run("workspace-write")
+            with mock.patch.object(backend, "build_program", lambda *args, **options:
+                                   build_program(*args, **{**options, option: False})):
+                run(sandboxed)
 
         unwatched = f"workspace-write, {what} not looked at"
-        price(f"{call} run {count} times by a shell loop; {runs} runs each, interleaved", {
-            "no sandbox (full-access)": lambda: run("full-access"),
-            unwatched: not_looked_at,
-            "workspace-write  (corral's default)": lambda: run("workspace-write"),
-        }, runs, unwatched, "workspace-write  (corral's default)",
-            count, f"looking at {what} (one call)")
+        with mock.patch.object(corral.sandbox.bwrap, "bwrap_backend",
+                               (lambda: None) if landlock else corral.sandbox.bwrap.bwrap_backend):
+            price(f"{call} run {count} times by a shell loop ({'Landlock' if landlock else 'bwrap'})"
+                  f"; {runs} runs each, interleaved", {
+                      "no sandbox (full-access)": lambda: run("full-access"),
+                      unwatched: not_looked_at,
+                      "workspace-write  (corral's default)": lambda: run(sandboxed),
+                  }, runs, unwatched, "workspace-write  (corral's default)",
+                  per_pass * count, f"looking at {what} (one call)")
 
 
 if __name__ == "__main__":

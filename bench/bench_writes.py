@@ -17,8 +17,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
-from _common import price, replaced
+from _common import price
 
 import corral
 import corral.sandbox.bwrap
@@ -46,7 +47,7 @@ def main() -> None:
             assert result.exit_code == 0 and result.denials == (), result.output.text
 
         def without_witness() -> None:
-            with replaced(corral.sandbox.bwrap, "Witness", lambda *args, **options: None):
+            with mock.patch.object(corral.sandbox.bwrap, "Witness", lambda *args, **options: None):
                 run("workspace-write")
 
         price(f"{files} files created, written and removed; {runs} runs each, interleaved", {

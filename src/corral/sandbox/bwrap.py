@@ -482,8 +482,6 @@ def _kept_inside(directory: str) -> list[str]:
     (``~/.ssh/known_hosts``): each a regular file, neither a link (a dotfiles
     link into a writable root could be pointed at ``~/.ssh/id_ed25519``) nor
     one of several hard links (one of which could be a secret's)."""
-    import stat
-
     kept = []
     for inner in (os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS):
         if not inner.startswith(directory + "/"):
@@ -492,23 +490,28 @@ def _kept_inside(directory: str) -> list[str]:
             status = os.lstat(inner)
         except OSError:
             continue
-        if stat.S_ISREG(status.st_mode) and status.st_nlink == 1:
+        if _keepable(status):
             kept.append(inner)
     return kept
+
+
+def _keepable(status: os.stat_result) -> bool:
+    """Whether a file of ``status`` may stay readable inside a hidden
+    directory: a regular file, and the only name of its inode."""
+    import stat
+
+    return stat.S_ISREG(status.st_mode) and status.st_nlink == 1
 
 
 def _open_kept(path: str) -> int | None:
     """``path``, a file kept readable inside a hidden directory, open for
     reading; None if what was opened is no longer what :func:`_kept_inside`
     allows."""
-    import stat
-
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
-    status = os.fstat(fd)
-    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+    if not _keepable(os.fstat(fd)):
         os.close(fd)
         return None
     return fd

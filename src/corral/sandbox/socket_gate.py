@@ -267,6 +267,8 @@ class SocketGate:
             return tuple(self.denials)
         if failed:
             for pid in self._killed:
+                if len(witness.if_failed) >= _MAX_DENIALS:
+                    break  # no room left: nothing more to look up
                 self._signalled(pid)
         return (*self.denials, *witness.denials, *(witness.if_failed if failed else ()))
 
@@ -959,11 +961,15 @@ def _inet_endpoint(raw: bytes) -> tuple[bytes, int] | None:
     return None
 
 
+def _unmapped(address: bytes) -> bytes:
+    """A 4- or 16-byte IP address, an IPv4-mapped IPv6 one as IPv4."""
+    return address[12:] if address[:12] == bytes(10) + b"\xff\xff" else address
+
+
 def _kind(address: bytes) -> str:
     """"loopback", "wildcard" (it means loopback to connect, every address
     to bind) or "other", for a 4- or 16-byte IP address."""
-    if len(address) == 16 and address[:12] == bytes(10) + b"\xff\xff":
-        address = address[12:]  # IPv4-mapped
+    address = _unmapped(address)
     if address == bytes(len(address)):
         return "wildcard"
     if len(address) == 4:
@@ -1003,10 +1009,7 @@ def _reaches(destination: bytes, bound: bytes) -> bool:
     """Whether a packet to the loopback or wildcard ``destination`` reaches
     a socket bound to ``bound`` (4 or 16 bytes each; an IPv6 wildcard
     socket is taken for dual-stack, Linux's default)."""
-    def plain(address: bytes) -> bytes:
-        return address[12:] if address[:12] == bytes(10) + b"\xff\xff" else address
-
-    destination, bound = plain(destination), plain(bound)
+    destination, bound = _unmapped(destination), _unmapped(bound)
     if destination == bytes(len(destination)):  # a wildcard reaches loopback
         destination = bytes([127, 0, 0, 1]) if len(destination) == 4 else bytes(15) + b"\x01"
     return bound in (destination, bytes(len(destination))) or bound == bytes(16)
