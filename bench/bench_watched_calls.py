@@ -5,10 +5,10 @@ set-user-ID, set-group-ID, or does it carry file capabilities?), and every
 ``kill`` of a pid while corral looks at the target (a host pid, outside the
 run? see ``corral/sandbox/witness.py``).  This runs one shell loop that
 makes the call N times per pass (``execs``: runs ``/bin/true``; ``kills``:
-``kill -0`` of the shell itself, a builtin, so no exec; ``host-kills``: two
-kills a pass, of this process and of a pid likely free, both outside the
-run, so that under bubblewrap each asks corral's init, the sandbox's PID 1,
-and under Landlock each reads the target's /proc status) three ways,
+``kill -0`` of the shell itself, a builtin, so no exec; ``host-kills``: of
+a pid above any the sandbox gives out, a new one each pass, so that under
+bubblewrap each asks corral's init, the sandbox's PID 1, and under Landlock
+each looks for the target's /proc status) three ways,
 interleaved: without a sandbox, under workspace-write with that call not
 looked at (the rest of the sandbox, the write witness included,
 unchanged), and under workspace-write as corral runs it.  The ratio of the
@@ -20,7 +20,6 @@ Run: ``python bench/bench_watched_calls.py [execs|kills|host-kills] [RUNS] [N] [
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,13 +32,11 @@ import corral.sandbox.bwrap
 import corral.sandbox.landlock
 from corral.sandbox.seccomp import build_program
 
-# What each loop makes per pass, how many calls that is, and the
-# build_program option that watches them.
+# What each loop makes a pass, and the build_program option that watches it.
 CALLS = {
-    "execs": ("/bin/true", 1, "witness_execs"),
-    "kills": ('kill -0 "$$"', 1, "witness_signals"),
-    "host-kills": (f"kill -0 {os.getpid()} 2>/dev/null; kill -0 $(($$ + 100000)) 2>/dev/null",
-                   2, "witness_signals"),
+    "execs": ("/bin/true", "witness_execs"),
+    "kills": ('kill -0 "$$"', "witness_signals"),
+    "host-kills": ('kill -0 $(($$ + 100000 + i)) 2>/dev/null', "witness_signals"),
 }
 LANDLOCK_ACCEPTS = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
                     "changeable-attributes")
@@ -53,7 +50,7 @@ def main() -> None:
         sys.exit(f"usage: bench_watched_calls.py [{'|'.join(CALLS)}] [RUNS] [N] [--landlock]")
     runs = int(args[1]) if len(args) > 1 else 30
     count = int(args[2]) if len(args) > 2 else 1000
-    call, per_pass, option = CALLS[what]
+    call, option = CALLS[what]
     loop = f'i=0; while [ "$i" -lt "$1" ]; do {call}; i=$((i + 1)); done'
     backend = corral.sandbox.landlock if landlock else corral.sandbox.bwrap
     sandboxed = corral.SandboxPolicy.workspace_write(
@@ -81,7 +78,7 @@ def main() -> None:
                       unwatched: not_looked_at,
                       "workspace-write  (corral's default)": lambda: run(sandboxed),
                   }, runs, unwatched, "workspace-write  (corral's default)",
-                  per_pass * count, f"looking at {what} (one call)")
+                  count, f"looking at {what} (one call)")
 
 
 if __name__ == "__main__":
