@@ -63,8 +63,8 @@ def corral_mounts(bwrap: str) -> tuple[list[str], Callable[[], None]]:
         if skip:
             skip = False
         elif arg in ("--json-status-fd", "--sync-fd", "--seccomp", "--report-fd", "--seccomp-fd",
-                     "--listener-socket", "--hold-fd", "--fuse-fd", "--cover-directory",
-                     "--cover-file"):  # descriptors, and the covers they serve
+                     "--listener-socket", "--hold-fd", "--fuse-fd", "--environ-fd", "--args",
+                     "--cover-directory", "--cover-file"):  # descriptors, and the covers they serve
             skip = True
         else:
             args.append(arg)

@@ -502,3 +502,58 @@ def test_a_datagram_pair_sends_to_no_host_socket(host_dir, workspace, backend, m
         assert control.stdout.startswith("sent\n") and service.recv(100) == b"from the sandbox"
     finally:
         service.close()
+
+
+# 7. The command's environment acts on the command, not on what builds its sandbox.
+
+PRELOADED = r"""
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((constructor)) static void loaded(void)
+{
+    static const char *const targets[] = {MARKS};
+    for (unsigned i = 0; i < sizeof targets / sizeof *targets; i++) {
+        int fd = open(targets[i], O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            (void)write(fd, "loaded\n", 7);
+            close(fd);
+        }
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("setup", ["init", "bwrap-binds", "no-init"])
+def test_a_preloaded_library_runs_only_in_the_command(host_dir, workspace, outside, setup,
+                                                      monkeypatch):
+    """LD_PRELOAD (and LD_AUDIT, GLIBC_TUNABLES...) in the command's
+    environment once reached bwrap, which loaded the library outside the
+    sandbox, and corral's init, which loaded it with the capabilities to
+    make, or skip, the mounts that protect ``.git/hooks``.  The library
+    writes outside the roots and into the hooks: only the command may load
+    it, where both are read-only."""
+    from corral.sandbox import bwrap
+
+    found = bwrap.bwrap_backend()
+    assert found is not None
+    if setup == "init" and not found.init_mounts:
+        pytest.skip(f"corral's sandbox init cannot work here: "
+                    f"{bwrap.sandbox_init_absence(found.path)}")
+    if setup != "init":
+        chosen = bwrap.BwrapBackend(found.path, None if setup == "no-init" else found.init,
+                                    init_mounts=False)
+        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: chosen)
+    _git(workspace, "init", "-q")
+    marks = [outside / "escaped", workspace / ".git" / "hooks" / "pre-commit"]
+    source = host_dir / "preloaded.c"
+    source.write_text(PRELOADED.replace("MARKS", ", ".join(f'"{m}"' for m in marks)))
+    library = host_dir / "preloaded.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(library), str(source)], check=True)
+    env = {**os.environ, "LD_PRELOAD": str(library)}
+    script = 'echo "preload: $LD_PRELOAD"'
+
+    result = corral.run(["sh", "-c", script], cwd=workspace, env=env, timeout=30)
+    assert result.stdout == f"preload: {library}\n", result.aggregated_output
+    assert [m for m in marks if m.exists()] == []
+    control = corral.run(["sh", "-c", script], cwd=workspace, env=env, policy="full-access")
+    assert control.exit_code == 0 and all(m.read_text() == "loaded\n" for m in marks)

@@ -5,7 +5,7 @@
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
  *                 [--map-ids UID:GID] [--hold-fd FD] [--bind PATH | --ro-bind PATH]...
  *                 [--fuse-fd FD] [--cover-directory PATH | --cover-file PATH]...
- *                 -- PROGRAM ARGV0 [ARG]...
+ *                 [--environ-fd FD] -- PROGRAM ARGV0 [ARG]...
  *
  * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
  * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
@@ -24,7 +24,12 @@
  * uid 0, as bwrap does itself otherwise.  Then every capability goes (the
  * bounding and ambient sets first: as uid 0 an exec would regain the
  * bounding set), the seccomp program read from --seccomp-fd is loaded, and
- * PROGRAM is exec'd with ARGV0 as argv[0], searched on PATH like execvp.
+ * PROGRAM is exec'd with ARGV0 as argv[0], searched on PATH like execvp,
+ * in the environment read from --environ-fd ("NAME=VALUE" entries, each
+ * ended by a NUL; without it, the init's own).  The init itself runs in
+ * none of the command's environment (bwrap starts it in an empty one):
+ * LD_PRELOAD, LD_AUDIT or GLIBC_TUNABLES there would act on this process,
+ * which holds capabilities and makes the protective mounts, before main.
  * With --listener-socket (a Unix socket) the program is loaded with a new
  * listener for its user notifications, which is sent over that socket
  * (SCM_RIGHTS) to corral, whose gate answers them; with it go the covers'
@@ -132,6 +137,42 @@ static int descriptor(const char *text)
     if (errno || *end || end == text || fd < 0 || fd > 1 << 20)
         fail("not a file descriptor:", text, EINVAL);
     return (int)fd;
+}
+
+/* The NUL-ended entries read from fd to its end, as an environ array; the
+ * descriptor is closed, so the command never holds it. */
+static char **read_environ(int fd)
+{
+    size_t size = 0, capacity = 0;
+    char *data = NULL;
+    for (;;) {
+        if (size == capacity) {
+            capacity = capacity ? 2 * capacity : 1 << 16;
+            data = realloc(data, capacity + 1); /* + 1: a last entry left unended */
+            if (data == NULL)
+                fail("cannot read --environ-fd", "", ENOMEM);
+        }
+        ssize_t n = read(fd, data + size, capacity - size);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            fail("cannot read --environ-fd", "", errno);
+        if (n == 0)
+            break;
+        size += (size_t)n;
+    }
+    close(fd);
+    if (size > 0 && data[size - 1] != '\0')
+        data[size++] = '\0';
+    size_t count = 0;
+    for (size_t k = 0; k < size; k++)
+        count += data[k] == '\0';
+    char **entries = calloc(count + 1, sizeof *entries);
+    if (entries == NULL)
+        fail("cannot read --environ-fd", "", ENOMEM);
+    for (size_t k = 0, n = 0; k < size; k += strlen(data + k) + 1)
+        entries[n++] = data + k;
+    return entries;
 }
 
 static void write_file(const char *path, const char *text)
@@ -465,7 +506,7 @@ static void reap_for(const char *program, char **argv, int hold_fd, int sock)
 
 int main(int argc, char **argv)
 {
-    int seccomp_fd = -1, listener_socket = -1, hold_fd = -1;
+    int seccomp_fd = -1, listener_socket = -1, hold_fd = -1, environ_fd = -1;
     const char *ids = NULL;
     int i = 1;
     /* The report descriptor first, so that every later failure reaches it. */
@@ -491,6 +532,8 @@ int main(int argc, char **argv)
             hold_fd = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--fuse-fd") == 0)
             fuse_fd = descriptor(argv[i + 1]);
+        else if (strcmp(argv[i], "--environ-fd") == 0)
+            environ_fd = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0 &&
                  strcmp(argv[i], "--cover-directory") != 0 &&
                  strcmp(argv[i], "--cover-file") != 0)
@@ -502,6 +545,7 @@ int main(int argc, char **argv)
         fail("--listener-socket needs", "--seccomp-fd", EINVAL);
     if (listener_socket >= 0 && fcntl(listener_socket, F_SETFD, FD_CLOEXEC) != 0)
         fail("bad --listener-socket", "", errno);
+    char **command_environ = environ_fd >= 0 ? read_environ(environ_fd) : environ;
     for (int j = binds; j < i; j += 2) {
         if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
@@ -522,6 +566,7 @@ int main(int argc, char **argv)
     if (seccomp_fd >= 0)
         load_seccomp(seccomp_fd, listener_socket);
     const char *program = argv[i + 1];
+    environ = command_environ; /* execvp searches its PATH */
     if (getpid() == 1)
         reap_for(program, argv + i + 2, hold_fd, listener_socket);
     execvp(program, argv + i + 2);

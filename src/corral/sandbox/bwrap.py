@@ -201,13 +201,21 @@ class BwrapBackend(SandboxBackend):
                                                    witness=witness, init_answers=True)
         if gate is not None:
             cleanups.append(gate.close)
+        env = dict(launch.env)
+        env["CORRAL_SANDBOX"] = "bwrap"
+        env["TMPDIR"] = "/tmp"
+        env["PWD"] = cwd  # as bwrap sets it, where it is the one to start the command
+        if not policy.network:
+            env["CORRAL_SANDBOX_NETWORK_DISABLED"] = "1"
+        else:
+            env.pop("CORRAL_SANDBOX_NETWORK_DISABLED", None)
         try:
             # bwrap reports {"exit-code": N} there only if the command ran.
             status_fd, status_write = os.pipe2(os.O_CLOEXEC)
             owned.append(status_write)
             args = ["--json-status-fd", str(status_write),
                     *self._arguments(launch, policy, cwd, plan, deny_read, init, owned, cleanups,
-                                     gate, status_write)]
+                                     gate, status_write, env)]
         except BaseException:
             for fd in owned:
                 os.close(fd)
@@ -216,18 +224,15 @@ class BwrapBackend(SandboxBackend):
             for cleanup in cleanups:
                 cleanup()
             raise
-        env = dict(launch.env)
-        env["CORRAL_SANDBOX"] = "bwrap"
-        env["TMPDIR"] = "/tmp"
-        if not policy.network:
-            env["CORRAL_SANDBOX_NETWORK_DISABLED"] = "1"
-        else:
-            env.pop("CORRAL_SANDBOX_NETWORK_DISABLED", None)
         return replace(
             launch,
             program=self.path,
             argv=("bwrap", *args),
-            env=env,
+            # The command's environment is no business of bwrap's, which
+            # would load the LD_PRELOAD, LD_AUDIT or GLIBC_TUNABLES there
+            # outside the sandbox: it reaches the command through a
+            # descriptor (_command_environment).
+            env={},
             owned_fds=launch.owned_fds + tuple(owned),
             status_fd=status_fd,
             cleanups=launch.cleanups + tuple(cleanups),
@@ -240,7 +245,7 @@ class BwrapBackend(SandboxBackend):
                    plan: WorkspacePlan | None, deny_read: dict[str, str], init: str | None,
                    owned: list[int],
                    cleanups: list[Callable[[], object]], gate: SocketGate | None,
-                   status_write: int) -> list[str]:
+                   status_write: int, env: dict[str, str]) -> list[str]:
         mounts_by_init = self.init_mounts
         args = [*_namespaces(self.setuid, policy.network), "--die-with-parent", "--new-session",
                 "--cap-drop", "ALL"]
@@ -360,10 +365,13 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--fuse-fd", str(fuse)]
             for path, directory, _ in [] if gate is None else gate.covers:
                 init_args += ["--cover-directory" if directory else "--cover-file", path]
+            init_args += ["--environ-fd", str(_memfd(_command_environment(env), owned))]
             # No process of bwrap's in the sandbox: the init is its PID 1.
             return [*args, "--as-pid-1", "--", init, *init_args, "--", launch.program,
                     *launch.argv]
         args += ["--seccomp", str(program)]
+        # bwrap sets them as it reads them, after its own start, for the command only.
+        args += ["--args", str(_memfd(_command_environment(env, "--setenv"), owned))]
         if os.path.basename(name) == os.path.basename(launch.program):
             # bwrap finds it on the same PATH, in the same view of the
             # filesystem, and the command keeps its argv[0].
@@ -564,6 +572,17 @@ def _placeholder_or_gone(path: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def _command_environment(env: dict[str, str], option: str | None = None) -> bytes:
+    """``env`` as NUL-ended entries: ``NAME=VALUE`` for corral's init
+    (``--environ-fd``), or ``OPTION NAME VALUE`` for bwrap (``--args``).
+    Neither puts a value on a command line, where other users could read it."""
+    if option is None:
+        entries = [f"{name}={value}" for name, value in env.items()]
+    else:
+        entries = [part for name, value in env.items() for part in (option, name, value)]
+    return b"".join(os.fsencode(entry) + b"\0" for entry in entries)
 
 
 def _memfd(data: bytes, owned: list[int]) -> int:
