@@ -197,6 +197,34 @@ def test_deny_read_hides_a_planted_secret(host_dir):
     assert "s3cr3t" in control.stdout and "private" in control.stdout
 
 
+def test_a_secret_hidden_without_a_served_cover_is_reported_as_the_command_names_it(
+        host_dir, monkeypatch):
+    """Where corral cannot serve its covers (no /dev/fuse the user may open),
+    a hidden directory is an empty tmpfs, which keeps ``known_hosts`` only:
+    what the command prints is all there is to go on, and "No such file"
+    there is a refusal only for a file the host has."""
+    from corral.sandbox import bwrap
+
+    found = bwrap.bwrap_backend()
+    assert found is not None
+    plain = bwrap.BwrapBackend(found.path, found.init, covers=False)
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: plain)
+    (host_dir / ".ssh").mkdir()
+    (host_dir / ".ssh" / "known_hosts").write_text("github.com ssh-ed25519 AAAA\n")
+    (host_dir / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (host_dir / ".aws").mkdir()
+    (host_dir / ".aws" / "credentials").write_text("aws_secret_access_key = x\n")
+    (host_dir / "work").mkdir()
+    monkeypatch.setenv("HOME", str(host_dir))
+    script = "cat ~/.ssh/known_hosts ~/.ssh/id_ed25519 ~/.ssh/config ~/.aws/credentials"
+    result = corral.run(["sh", "-c", script], cwd=host_dir / "work")
+    assert result.exit_code == 1 and result.stdout == "github.com ssh-ed25519 AAAA\n"
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("read", f"{host_dir}/.ssh/id_ed25519"), ("read", f"{host_dir}/.aws/credentials")]
+    control = corral.run(["sh", "-c", script], cwd=host_dir / "work", policy="full-access")
+    assert "PRIVATE KEY" in control.stdout and "aws_secret_access_key" in control.stdout
+
+
 def test_deny_read_globs_hide_every_match(host_dir):
     for project in ("alpha", "beta", ".hidden"):
         (host_dir / project).mkdir()

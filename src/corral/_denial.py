@@ -94,6 +94,7 @@ _FILE_ERRORS = {
     "no such device or address": "ENXIO",
     "invalid cross-device link": "EXDEV", "exdev": "EXDEV",
     "not a directory": "ENOTDIR",
+    "no such file or directory": "ENOENT", "enoent": "ENOENT",
 }
 # Errors a write outside the roots gets (bwrap: EROFS; Landlock: EACCES, or
 # EXDEV for a link or rename across the boundary); the others only arise
@@ -261,11 +262,17 @@ def _line_denials(line: str, raw_context: str, policy: SandboxPolicy,
 def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _PolicyPaths,
                  evidence: str) -> Denial | None:
     hidden = paths.within(path, paths.deny_read)
-    if hidden is not None and "EACCES" in errors:
+    # Under a mode-000 cover a hidden directory's files are refused, or
+    # missing where the directory keeps one readable: missing in the sandbox
+    # and present on the host, a file was hidden.
+    if hidden is not None and ("EACCES" in errors
+                               or "ENOENT" in errors and os.path.lexists(path)):
         return Denial(DenialKind.READ, path,
                       f"{hidden} is hidden from sandboxed commands (deny-read); drop it from "
                       "deny_read (--no-default-deny-read) only if the command must read it",
                       evidence)
+    if not errors - {"ENOENT"}:
+        return None  # a path that is not there is no refusal of the policy's
     protected = paths.within(path, paths.protected)
     if protected is not None:
         return Denial(DenialKind.WRITE, path,
