@@ -58,23 +58,25 @@ def test_errors_the_policy_does_not_explain_are_not_denials(host_dir):
                         "sh: 1: cannot create /etc/x: Read-only file system", None) == ()
 
 
-def test_a_file_missing_only_in_the_sandbox_under_a_hidden_path_is_a_read(tmp_path):
+def test_a_file_missing_only_in_the_sandbox_under_a_hidden_path_is_a_read(host_dir, tmp_path):
     """A mode-000 cover keeps ``~/.ssh/known_hosts`` and shows nothing else:
     "No such file" for a file the host has there is a refused read; for one
-    the host lacks too, or anywhere else, it is nothing."""
-    ssh = tmp_path / ".ssh"
-    ssh.mkdir()
-    (ssh / "id_ed25519").write_text("key\n")
-    (tmp_path / ".envrc").write_text("x\n")
-    policy = corral.SandboxPolicy.workspace_write(deny_read=(str(ssh),))
-    output = "\n".join([
-        f"cat: {ssh}/id_ed25519: No such file or directory",
-        f"fatal: unable to read config file '{ssh}/config': No such file or directory",
-        f"cat: {tmp_path}/.envrc: No such file or directory",  # protected, not hidden
-        "Error: ENOENT: no such file or directory, open '/nonexistent/x'",
-    ])
-    assert _kinds(find_denials(policy, str(tmp_path), 1, output, "bwrap")) == [
-        ("read", f"{ssh}/id_ed25519")]
+    the host lacks too, or anywhere else, it is nothing.  Beneath /tmp the
+    sandbox's own /tmp hides the host's files, deny-read or not."""
+    for home in (host_dir, tmp_path):
+        ssh = home / ".ssh"
+        ssh.mkdir()
+        (ssh / "id_ed25519").write_text("key\n")
+        (home / ".envrc").write_text("x\n")
+        policy = corral.SandboxPolicy.workspace_write(deny_read=(str(ssh),))
+        output = "\n".join([
+            f"cat: {ssh}/id_ed25519: No such file or directory",
+            f"fatal: unable to read config file '{ssh}/config': No such file or directory",
+            f"cat: {home}/.envrc: No such file or directory",  # protected, not hidden
+            "Error: ENOENT: no such file or directory, open '/nonexistent/x'",
+        ])
+        hidden = [] if str(home).startswith("/tmp/") else [("read", f"{ssh}/id_ed25519")]
+        assert _kinds(find_denials(policy, str(home), 1, output, "bwrap")) == hidden
 
 
 def test_network_unix_sockets_and_privileges(tmp_path):

@@ -528,3 +528,22 @@ def test_corrals_runtime_directory_is_out_of_the_commands_sight(repo, monkeypatc
     policy = corral.SandboxPolicy.workspace_write(network=True)
     result = corral.run(["ls", "-A", str(runtime / "corral")], cwd=repo, policy=policy)
     assert result.exit_code == 0 and result.stdout == ""
+
+
+def test_the_whole_filesystem_as_the_root_still_shows_the_init_under_tmp(monkeypatch, tmp_path):
+    """The root "/" is bound before the sandbox's private /tmp hides the
+    host's: corral's init, installed under /tmp, must be bound back."""
+    from corral.sandbox import bwrap
+
+    found = bwrap.bwrap_backend()
+    assert found is not None and found.init is not None
+    init = tmp_path / "corral" / "_sandbox_init"
+    init.parent.mkdir()
+    init.write_bytes(Path(found.init).read_bytes())
+    init.chmod(0o755)
+    under_tmp = bwrap.BwrapBackend(found.path, str(init), init_mounts=found.init_mounts)
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: under_tmp)
+    monkeypatch.setenv("PATH", f"{os.path.dirname(found.path)}{os.pathsep}/usr/bin:/bin")
+    policy = corral.SandboxPolicy.workspace_write(protected=(), deny_read=())
+    result = corral.run(["sh", "-c", "echo ran"], cwd="/", policy=policy, timeout=30)
+    assert (result.exit_code, result.stdout) == (0, "ran\n"), result.aggregated_output

@@ -261,7 +261,8 @@ def _line_denials(line: str, raw_context: str, policy: SandboxPolicy,
 
 def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _PolicyPaths,
                  evidence: str) -> Denial | None:
-    hidden = paths.within(path, paths.deny_read)
+    # Beneath /tmp, the sandbox's own /tmp hides the host's, deny-read or not.
+    hidden = None if path.startswith("/tmp/") else paths.within(path, paths.deny_read)
     # Under a mode-000 cover a hidden directory's files are refused, or
     # missing where the directory keeps one readable: missing in the sandbox
     # and present on the host, a file was hidden.

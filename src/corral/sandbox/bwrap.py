@@ -295,6 +295,19 @@ class BwrapBackend(SandboxBackend):
             """Whether a mount made below covers ``path`` (a root there is bound after it)."""
             return any(path == h or path.startswith(h + "/") for h in (*hidden, "/dev"))
 
+        def shown(path: str) -> bool:
+            """Whether the sandbox shows the host's ``path``: not covered, or
+            inside a root bound after the cover ("/" is bound before)."""
+            return not covered(path) or any(covered(r) and (path == r or path.startswith(r + "/"))
+                                            for r in roots)
+
+        if plan is not None:
+            # What the sandbox does not show needs no protection (and has no
+            # mount point): the host's /tmp under a root "/", say.
+            plan = replace(plan, protected=tuple(filter(shown, plan.protected)),
+                           missing=tuple(filter(shown, plan.missing)),
+                           pinned=tuple(filter(shown, plan.pinned)))
+
         args += ["--bind" if "/" in roots else "--ro-bind", "/", "/"]
         for root in roots:
             if root != "/" and not covered(root):
@@ -353,7 +366,7 @@ class BwrapBackend(SandboxBackend):
             covers = [secret.path + "/" for secret in denied if secret.directory]
             binds = [(option, path) for option, path in binds if not path.startswith(tuple(covers))]
         for needed in self._still_needed(hidden, cwd, launch.program, init):
-            if not any(needed == r or needed.startswith(r.rstrip("/") + "/") for r in roots):
+            if not shown(needed):
                 args += ["--ro-bind", needed, needed]
         for root in roots:
             if root != "/" and covered(root):
