@@ -457,13 +457,17 @@ def test_vsock_sockets_cannot_be_created_without_network(workspace, policy):
     assert control.stdout.startswith("vsock created"), control.aggregated_output
 
 
-# 7. Without network, a datagram socket of a pair sends to no host socket.
+# 7. Without network, no Unix datagram socket, of any type or from a pair, sends to a host socket.
 
-DATAGRAM_PAIR = """
+UNIX_DATAGRAM = """
 import socket, sys
+call, kind, path = sys.argv[1], getattr(socket, sys.argv[2]), sys.argv[3]
 try:
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    a.sendto(b"from the sandbox", sys.argv[1])
+    if call == "socket":
+        a = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+    else:
+        a, b = socket.socketpair(socket.AF_UNIX, kind)
+    a.sendto(b"from the sandbox", path)
     print("sent")
 except OSError as e:
     print("refused", e.errno)
@@ -474,10 +478,16 @@ print("stream pair", b.recv(1).decode())
 
 
 @pytest.mark.parametrize("backend", ["bwrap", "landlock"])
-def test_a_datagram_pair_sends_to_no_host_socket(host_dir, workspace, backend, monkeypatch):
-    """``sendto`` on a datagram socket of a ``socketpair`` takes any path:
-    syslog's /dev/log or any service's datagram socket would be in reach."""
-    from corral.sandbox import bwrap
+@pytest.mark.parametrize("gated", [True, False], ids=["gate", "no-gate"])
+@pytest.mark.parametrize("call", ["socket", "socketpair"])
+@pytest.mark.parametrize("kind", ["SOCK_DGRAM", "SOCK_RAW"])
+def test_no_unix_datagram_socket_sends_to_a_host_socket(host_dir, workspace, backend, gated,
+                                                        call, kind, monkeypatch):
+    """``sendto`` on a Unix datagram socket takes any path: syslog's /dev/log
+    or any service's datagram socket would be in reach.  One comes from
+    ``socket`` and from ``socketpair`` alike, and the kernel makes one of
+    SOCK_RAW too; without the gate (kernels before 5.6) as well."""
+    from corral.sandbox import bwrap, socket_gate
     from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
     policy: corral.SandboxPolicy | str = "workspace-write"
@@ -488,17 +498,24 @@ def test_a_datagram_pair_sends_to_no_host_socket(host_dir, workspace, backend, m
         policy = corral.SandboxPolicy.workspace_write(accept_weaker=(
             "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
             "changeable-attributes"))
-    path = str(host_dir / "service.dgram")
+    if not gated:
+        monkeypatch.setattr(socket_gate, "_supported", False)
+    argv = [PYTHON, "-c", UNIX_DATAGRAM, call, kind, str(host_dir / "service.dgram")]
     service = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    service.bind(path)
+    service.bind(argv[-1])
     service.settimeout(0.5)
     try:
-        result = corral.run([PYTHON, "-c", DATAGRAM_PAIR, path], cwd=workspace, policy=policy)
+        result = corral.run(argv, cwd=workspace, policy=policy)
         assert result.stdout == "refused 1\nstream pair x\n", result.aggregated_output
+        assert result.sandbox == backend
+        if gated:  # the witness reports it: a datagram socket needs network, no privilege
+            from corral._denial import NEEDS_NETWORK
+
+            assert (f"AF_UNIX {kind}", NEEDS_NETWORK) in [
+                (denial.target, denial.remedy) for denial in result.denials], result.denials
         with pytest.raises(TimeoutError):
             service.recv(100)
-        control = corral.run([PYTHON, "-c", DATAGRAM_PAIR, path], cwd=workspace,
-                             policy="full-access")
+        control = corral.run(argv, cwd=workspace, policy="full-access")
         assert control.stdout.startswith("sent\n") and service.recv(100) == b"from the sandbox"
     finally:
         service.close()

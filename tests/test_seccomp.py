@@ -210,6 +210,39 @@ def test_only_the_families_a_network_namespace_contains():
     assert control[1:] == [0, 0, 0, 0, 0]  # vsock may be missing from the kernel (EAFNOSUPPORT)
 
 
+def unix_types() -> list[list[int]]:
+    """``socket`` and ``socketpair`` of AF_UNIX for stream, datagram, raw and
+    seqpacket, each non-blocking and close-on-exec."""
+    results = []
+    for kind in (1, 2, 3, 5):
+        kind |= os.O_NONBLOCK | os.O_CLOEXEC  # SOCK_NONBLOCK and SOCK_CLOEXEC are these
+        fd = libc.socket(1, kind, 0)
+        if fd >= 0:
+            os.close(fd)
+        pair = (ctypes.c_int * 2)()
+        paired = libc.socketpair(1, kind, 0, pair)
+        if paired == 0:
+            os.close(pair[0])
+            os.close(pair[1])
+        results.append([_errno_of(fd), _errno_of(paired)])
+    return results
+
+
+@pytest.mark.parametrize("options", [
+    {"deny_unix_datagrams": True, "namespaced_families": True},
+    {"deny_unix_sockets": True, "namespaced_families": True},
+    {"deny_network": True, "deny_unix_datagrams": True, "loopback_tcp": True},
+    {"deny_network": True, "deny_unix_sockets": True},
+], ids=["bwrap-gate", "bwrap-no-gate", "landlock-gate", "landlock-no-gate"])
+def test_unix_sockets_connect_or_are_refused(options):
+    """Where Unix datagrams are refused, every type but stream and seqpacket
+    is: the kernel makes a datagram socket of SOCK_RAW, which sends to any path."""
+    created = 0 if options.get("deny_unix_datagrams") else errno.EPERM
+    assert in_child(unix_types, build_program(**options)) == [
+        [created, 0], [errno.EPERM] * 2, [errno.EPERM] * 2, [created, 0]]
+    assert in_child(unix_types, None) == [[0, 0]] * 4
+
+
 def writes(directory: str) -> list[int]:
     """Without a listener, a notified call fails with ENOSYS: which calls are notified."""
     path = os.path.join(directory, "probe")

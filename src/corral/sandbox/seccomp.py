@@ -20,15 +20,17 @@ program:
   backends without a network namespace);
 * with ``deny_unix_sockets``, refuses AF_UNIX sockets, whose paths reach the
   host's services (docker.sock, ssh-agent, D-Bus) through any readable
-  directory; ``socketpair`` stays allowed, but not for datagrams: a datagram
-  socket of a pair still sends to any path given to ``sendto``.  Both options together refuse
-  every socket (no network namespace to contain any of them);
+  directory; ``socketpair`` stays allowed, but only for stream and seqpacket
+  sockets: a datagram socket of a pair still sends to any path given to
+  ``sendto``.  Both options together refuse every socket (no network
+  namespace to contain any of them);
 * with ``namespaced_families``, refuses every socket family but those a
   network namespace contains (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK): for
   a backend whose private network namespace is what keeps the network out,
   since some families reach past it (AF_VSOCK reaches the hypervisor);
 * with ``deny_unix_datagrams``, refuses AF_UNIX datagram sockets only (from
-  ``socket`` and ``socketpair``): the
+  ``socket`` and ``socketpair``), and so every type but SOCK_STREAM and
+  SOCK_SEQPACKET (the kernel makes a datagram socket of SOCK_RAW): the
   stream and seqpacket ones that remain reach a path only through
   ``connect``, which ``notify`` hands to corral;
 * with ``loopback_tcp`` (and ``deny_network``), lets TCP sockets of AF_INET
@@ -156,7 +158,7 @@ _X32_SYSCALL_BIT = 0x40000000
 _CLONE_NEW_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NS CGROUP UTS IPC
                     | 0x10000000 | 0x20000000 | 0x40000000)            # USER PID NET
 _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
-_SOCK_STREAM, _SOCK_DGRAM, _SOCK_TYPE_MASK = 1, 2, 0xF  # type also carries NONBLOCK|CLOEXEC
+_SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 5, 0xF  # type also carries NONBLOCK|CLOEXEC
 _IPPROTO_TCP = 6
 _MSG_FASTOPEN = 0x20000000
 _ARG1, _ARG2, _ARG4 = 24, 32, 48
@@ -322,11 +324,6 @@ def build_program(
             asm.load(_ARG2)  # the protocol
             asm.jump(_JEQ, 0, "allow", None)
             asm.jump(_JEQ, _IPPROTO_TCP, "allow", "privileged")
-        if unix == "unix":
-            asm.label("unix")
-            asm.load(_ARG1)  # the type
-            asm.jump(_JSET, _SOCK_TYPE_MASK & ~_SOCK_DGRAM, "allow", None)
-            asm.jump(_JSET, _SOCK_DGRAM, "privileged", "allow")
     if tcp:
         for offset in sorted({offset for _, offset in _SENDS[arch]}):
             asm.label(f"send{offset}")
@@ -343,10 +340,14 @@ def build_program(
     if datagram_pairs:
         asm.label("pair")
         asm.load(_ARG0)  # the family
-        asm.jump(_JEQ, _AF_UNIX, None, "allow")
+        asm.jump(_JEQ, _AF_UNIX, "unix", "allow")
+        # A stream or seqpacket type exactly: the kernel makes a datagram
+        # socket of SOCK_RAW too.
+        asm.label("unix")
         asm.load(_ARG1)  # the type
         asm.mask(_SOCK_TYPE_MASK)
-        asm.jump(_JEQ, _SOCK_DGRAM, "privileged", "allow")
+        asm.jump(_JEQ, _SOCK_STREAM, "allow", None)
+        asm.jump(_JEQ, _SOCK_SEQPACKET, "allow", "privileged")
     if witness_signals:
         asm.label("signal")  # a pid above 0: kill takes a pid_t, the low 32 bits
         asm.load(_ARG0)

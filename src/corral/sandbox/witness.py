@@ -266,7 +266,8 @@ def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
     from .._denial import NEEDS_NETWORK
 
     remedy = NEEDS_NETWORK
-    if family == socket.AF_PACKET or kind & 0xF == socket.SOCK_RAW:
+    # A Unix SOCK_RAW is a datagram socket to the kernel, and takes no privilege.
+    if family == socket.AF_PACKET or (kind & 0xF == socket.SOCK_RAW and family != socket.AF_UNIX):
         remedy = ("raw and packet sockets take a privilege no sandboxed command holds: only "
                   "full access has it")
     return Denial(DenialKind.NETWORK, f"{family_name} {kind_name}", remedy, evidence)
