@@ -131,6 +131,54 @@ def test_writes_the_policy_allows_report_nothing(backend, workspace):
     assert result.exit_code == 0 and result.denials == (), result.output.text
 
 
+# What the kernel lets through outside the roots: flock(1) opens its lock
+# file with O_CREAT, which creates nothing that exists.
+OPENS_THAT_WRITE_NOTHING = """
+import os, sys
+path = sys.argv[1]
+os.close(os.open(path, os.O_RDONLY | os.O_CREAT))
+try:
+    os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+except FileExistsError:
+    print("exists")
+"""
+
+
+def test_an_open_that_writes_nothing_is_no_denial(backend, workspace):
+    """An open of an existing file outside the roots is refused only when it
+    asks to write or truncate: O_CREAT alone, or with O_EXCL, is not."""
+    outside = workspace.parent / "outside"
+    result = corral.run([sys.executable, "-c", OPENS_THAT_WRITE_NOTHING, str(outside / "file")],
+                        cwd=workspace, policy=_policy(backend))
+    assert result.stdout == "exists\n" and result.exit_code == 0, result.output.text
+    assert result.denials == ()
+    truncate = "import os, sys; os.open(sys.argv[1], os.O_RDONLY | os.O_TRUNC)"
+    refused = corral.run([sys.executable, "-c", truncate, str(outside / "file")],
+                         cwd=workspace, policy=_policy(backend))
+    assert refused.exit_code != 0 and _refused(refused) == {(str(outside / "file"), "openat")}
+    assert (outside / "file").read_text() == "original\n"
+
+
+def test_a_write_to_a_fifo_outside_the_roots_is_refused_only_by_landlock(backend, workspace):
+    """A read-only mount refuses no write to a FIFO (nor to a socket or a
+    device: nothing is stored on it), and is no denial; Landlock refuses it."""
+    fifo = workspace.parent / "outside" / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so that a writer's open waits for none
+    try:
+        result = corral.run(["sh", "-c", f"exec 2>/dev/null; echo x > {fifo}"], cwd=workspace,
+                            policy=_policy(backend, "read-only"))
+        received = os.read(reader, 100)
+    finally:
+        os.close(reader)
+    if backend == "landlock":
+        assert result.exit_code != 0 and received == b""
+        assert _refused(result) == {(str(fifo), "openat")}
+    else:
+        assert result.exit_code == 0 and received == b"x\n"
+        assert result.denials == ()
+
+
 def test_refusals_of_protected_paths_are_reported(workspace):
     if _FOUND is None or _FOUND.init is None:
         pytest.skip("bwrap with corral's sandbox init is not available here")

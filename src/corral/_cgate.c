@@ -302,11 +302,11 @@ gate_socket_name(PyObject *self, PyObject *args)
  * lands:
  */
 enum write_kind {
-    CHANGE,      /* changes what exists (open for writing, chmod, utimes, ...) */
-    OPEN_CREATE, /* opens for writing, creating it if missing (O_CREAT) */
-    CREATE,      /* creates it; it must not exist (mkdir, link, symlink, ...) */
-    REMOVE,      /* removes it (unlink, rmdir, a rename's source) */
-    REPLACE,     /* creates it or replaces what is there (a rename's target) */
+    CHANGE,  /* changes what exists (chmod, utimes, truncate, ...) */
+    OPEN,    /* opens with flags that may write; with O_CREAT creates it if missing */
+    CREATE,  /* creates it; it must not exist (mkdir, link, symlink, ...) */
+    REMOVE,  /* removes it (unlink, rmdir, a rename's source) */
+    REPLACE, /* creates it or replaces what is there (a rename's target) */
 };
 /* The NUL-terminated string at address in pid, read a page at a time. */
 static int read_path(pid_t pid, unsigned long address, char *path, size_t size)
@@ -500,12 +500,37 @@ static int missing_device(const struct server *server, const char *full)
 }
 
 /*
+ * Whether an open with flags of target, which exists, writes to it where
+ * the sandbox could refuse that: write access, or O_TRUNC of a regular file.
+ * O_CREAT alone creates nothing that exists, and with O_EXCL it fails
+ * (EEXIST); a directory is opened for writing only to make an O_TMPFILE in
+ * it (else EISDIR), a symlink not followed never (ELOOP).  With
+ * read_only_mounts (bwrap, EROFS) a FIFO, socket or device is never
+ * refused: a read-only mount refuses writes only to what is stored on it;
+ * Landlock refuses them like any other file.  (The access mode O_ACCMODE
+ * itself asks for no access: ioctls only.)
+ */
+static int open_writes(int target, int flags, int read_only_mounts)
+{
+    struct stat status;
+    int access = flags & O_ACCMODE;
+    int writing = access == O_WRONLY || access == O_RDWR;
+    if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL) || fstat(target, &status) != 0)
+        return 0;
+    if (S_ISREG(status.st_mode))
+        return writing || (flags & O_TRUNC);
+    if (S_ISDIR(status.st_mode))
+        return writing && (flags & (O_TMPFILE | O_CREAT)) == O_TMPFILE;
+    return writing && !read_only_mounts && !S_ISLNK(status.st_mode);
+}
+
+/*
  * Whether a write of kind to full (absolute in the command's view) is one
  * the sandbox refuses: 0 if not, else the errno the command gets, with the
- * path it concerns in found.
+ * path it concerns in found.  flags are an OPEN's.
  */
 static int refusal(const struct server *server, const char *full, enum write_kind kind,
-                   int follow, char *found, size_t size)
+                   int flags, int follow, char *found, size_t size)
 {
     char parent_path[PATH_MAX];
     size_t length = strlen(full);
@@ -529,9 +554,11 @@ static int refusal(const struct server *server, const char *full, enum write_kin
     if (target >= 0) {
         struct stat status;
         int socket = fstat(target, &status) == 0 && S_ISSOCK(status.st_mode);
-        if ((kind == OPEN_CREATE || kind == CREATE) && socket)
+        int creates = kind == CREATE || (kind == OPEN && (flags & O_CREAT));
+        if (creates && socket)
             result = kind == CREATE ? EEXIST : ENXIO; /* a placeholder? the caller knows */
-        else if (kind == CHANGE || kind == OPEN_CREATE)
+        else if (kind == CHANGE ||
+                 (kind == OPEN && open_writes(target, flags, server->writable == NULL)))
             result = landed_refused(target, server->writable) ? refused_with : 0;
         else if (kind == REMOVE || kind == REPLACE) {
             int parent = open_beneath(server->root, parent_path, 1);
@@ -561,12 +588,12 @@ static int refusal(const struct server *server, const char *full, enum write_kin
         close(target);
         return result;
     }
-    if (errno == ENOENT && (kind == CHANGE || kind == OPEN_CREATE) && server->writable == NULL &&
+    if (errno == ENOENT && (kind == CHANGE || kind == OPEN) && server->writable == NULL &&
         missing_device(server, full)) {
         snprintf(found, size, "%s", full);
         return ENOENT;
     }
-    if (errno != ENOENT || kind == CHANGE || kind == REMOVE)
+    if (errno != ENOENT || kind == CHANGE || kind == REMOVE || (kind == OPEN && !(flags & O_CREAT)))
         return 0; /* nothing there: ENOENT, the command's own */
     int parent = open_beneath(server->root, parent_path, 1);
     if (parent < 0)
@@ -751,9 +778,9 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
     int follow = 0;
     switch (op->action) {
     case ACT_OPEN:
-        if (!(flags & O_WRITING))
-            return;
-        kind = flags & O_CREAT ? OPEN_CREATE : CHANGE;
+        if (!(flags & O_WRITING) || (flags & O_PATH))
+            return; /* O_PATH drops every flag that writes */
+        kind = OPEN;
         follow = !(flags & O_NOFOLLOW) && (flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL);
         break;
     case ACT_CHANGE:
@@ -783,7 +810,7 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
         if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
                          sizeof(full)) != 0)
             return;
-        error = refusal(server, full, kind, follow, found, sizeof(found));
+        error = refusal(server, full, kind, (int)flags, follow, found, sizeof(found));
     }
     if (error == 0 || !still_waiting(server, notif))
         return; /* nothing refused, or what was read may be another process's */
@@ -946,7 +973,7 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
     char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
     if (absolute_path((pid_t)notif->pid, AT_FDCWD, name, full, sizeof(full)) != 0)
         return;
-    int error = refusal(server, full, CREATE, 0, found, sizeof(found));
+    int error = refusal(server, full, CREATE, 0, 0, found, sizeof(found));
     /* A bad descriptor, or a socket of another family, fails for a reason
      * of its own. */
     int domain, type;
