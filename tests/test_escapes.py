@@ -457,6 +457,19 @@ def test_vsock_sockets_cannot_be_created_without_network(workspace, policy):
     assert control.stdout.startswith("vsock created"), control.aggregated_output
 
 
+def _on_landlock(monkeypatch: pytest.MonkeyPatch) -> corral.SandboxPolicy:
+    """The workspace-write policy, run on the Landlock backend from now on."""
+    from corral.sandbox import bwrap
+    from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+    if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
+        pytest.skip("no Landlock ABI 6 here")
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: None)
+    return corral.SandboxPolicy.workspace_write(accept_weaker=(
+        "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
+        "changeable-attributes"))
+
+
 # 7. Without network, no Unix datagram socket, of any type or from a pair, sends to a host socket.
 
 UNIX_DATAGRAM = """
@@ -487,17 +500,9 @@ def test_no_unix_datagram_socket_sends_to_a_host_socket(host_dir, workspace, bac
     or any service's datagram socket would be in reach.  One comes from
     ``socket`` and from ``socketpair`` alike, and the kernel makes one of
     SOCK_RAW too; without the gate (kernels before 5.6) as well."""
-    from corral.sandbox import bwrap, socket_gate
-    from corral.sandbox.landlock import LandlockBackend, landlock_abi
+    from corral.sandbox import socket_gate
 
-    policy: corral.SandboxPolicy | str = "workspace-write"
-    if backend == "landlock":
-        if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
-            pytest.skip("no Landlock ABI 6 here")
-        monkeypatch.setattr(bwrap, "bwrap_backend", lambda: None)
-        policy = corral.SandboxPolicy.workspace_write(accept_weaker=(
-            "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
-            "changeable-attributes"))
+    policy = _on_landlock(monkeypatch) if backend == "landlock" else "workspace-write"
     if not gated:
         monkeypatch.setattr(socket_gate, "_supported", False)
     argv = [PYTHON, "-c", UNIX_DATAGRAM, call, kind, str(host_dir / "service.dgram")]
@@ -521,7 +526,7 @@ def test_no_unix_datagram_socket_sends_to_a_host_socket(host_dir, workspace, bac
         service.close()
 
 
-# 7. The command's environment acts on the command, not on what builds its sandbox.
+# 8. The command's environment acts on the command, not on what builds its sandbox.
 
 PRELOADED = r"""
 #include <fcntl.h>
@@ -576,7 +581,7 @@ def test_a_preloaded_library_runs_only_in_the_command(host_dir, workspace, outsi
     assert control.exit_code == 0 and all(m.read_text() == "loaded\n" for m in marks)
 
 
-# 8. The bwrap corral runs, outside any sandbox, is never one a run could put in its way.
+# 9. The bwrap corral runs, outside any sandbox, is never one a run could put in its way.
 
 PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@\\"\\n" > {bin}/bwrap; '
                'chmod +x {bin}/bwrap')
@@ -609,3 +614,73 @@ def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, w
     assert control.exit_code == 0
     assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
     assert mark.read_text() == "outside\n"
+
+
+# 10. The gate makes the command's calls with corral's privileges: none may take one.
+
+PRIVILEGED_BIND = """
+import socket, sys
+port = int(sys.argv[1])
+for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    try:
+        socket.socket(family).bind((host, port)); print("bound")
+    except OSError as e:
+        print("refused", e.errno)
+socket.socket().bind(("127.0.0.1", 0)); print("bound any port")
+"""
+
+
+def _free_privileged_port() -> int:
+    """A port below ``ip_unprivileged_port_start`` free on loopback, IPv4 and IPv6."""
+    with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as setting:
+        start = int(setting.read())
+    for port in range(81, start):
+        try:
+            with socket.socket() as v4, socket.socket(socket.AF_INET6) as v6:
+                v4.bind(("127.0.0.1", port))
+                v6.bind(("::1", port))
+            return port
+        except PermissionError:
+            break
+        except OSError:
+            continue
+    pytest.skip("this caller cannot bind a privileged port: the sandbox's refusal proves nothing")
+
+
+def test_a_server_binds_no_privileged_port_on_landlock(workspace, monkeypatch):
+    """On Landlock the gate binds the command's TCP sockets itself: a root
+    caller's corral holds CAP_NET_BIND_SERVICE, which the command does not."""
+    argv = [PYTHON, "-c", PRIVILEGED_BIND, str(_free_privileged_port())]
+    result = corral.run(argv, cwd=workspace, policy=_on_landlock(monkeypatch))
+    assert result.sandbox == "landlock"
+    assert result.stdout == "refused 13\nrefused 13\nbound any port\n", result.aggregated_output
+    control = corral.run(argv, cwd=workspace, policy="full-access")
+    assert control.stdout == "bound\nbound\nbound any port\n", control.aggregated_output
+
+
+NETLINK_PEERS = """
+import socket
+for name, address in (("kernel", (0, 0)), ("group", (0, 1)), ("process", (4242, 0))):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+    try:
+        s.connect(address); print(name, "connected")
+    except OSError as e:
+        print(name, "refused", e.errno)
+"""
+
+
+def test_a_netlink_connect_takes_no_privilege_from_the_gate(workspace):
+    """Under bwrap the gate connects the command's sockets itself, in the run's
+    network namespace, over which corral holds CAP_NET_ADMIN: a netlink
+    connect to a multicast group or a process takes it, and the command
+    gets EPERM for it wherever it makes the call itself (with network)."""
+    refused = "kernel connected\ngroup refused 1\nprocess refused 1\n"
+    result = corral.run([PYTHON, "-c", NETLINK_PEERS], cwd=workspace, timeout=30)
+    assert result.sandbox == "bwrap" and result.stdout == refused, result.aggregated_output
+    itself = corral.run([PYTHON, "-c", NETLINK_PEERS], cwd=workspace, timeout=30,
+                        policy=corral.SandboxPolicy.workspace_write(network=True))
+    assert itself.stdout == refused, itself.aggregated_output
+    control = corral.run([PYTHON, "-c", NETLINK_PEERS], cwd=workspace, policy="full-access")
+    if control.stdout == refused:
+        pytest.skip("this caller holds no CAP_NET_ADMIN: the sandbox's refusal proves nothing")
+    assert control.stdout == "kernel connected\ngroup connected\nprocess connected\n"

@@ -37,6 +37,10 @@ the command swapping the descriptor or the address.
   loopback only where every server listening on that port is one the gate
   bound for this run: the host's services are refused (EACCES, a denial).
   Landlock refuses any TCP bind or connect the command makes itself.
+* corral makes each call with its own privileges, which the command lacks:
+  what would take a capability is refused as the kernel refuses the
+  command, a bind to a port below ``ip_unprivileged_port_start`` (EACCES),
+  a netlink connect to a process or a multicast group (EPERM).
 
 The gate serves the run's seccomp listener, so it also hands the run's
 writes and privileged calls to its :class:`~corral.sandbox.witness.Witness`
@@ -96,7 +100,7 @@ _NOTIF_SIZE = 80  # struct seccomp_notif
 _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
 _IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
-_AF_UNIX, _AF_INET, _AF_INET6 = 1, 2, 10
+_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
 _SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_DOMAIN = 1, 3, 4, 39
 _SOCK_STREAM = 1
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
@@ -597,6 +601,8 @@ class SocketGate:
                 return 0, errno.EINVAL, 0
             if call == "bind":
                 return self._bind_inet(sock, domain, raw)
+            if domain == _AF_NETLINK and _names_netlink_peers(raw):
+                return 0, errno.EPERM, 0
             return self._connect_inet(notif_id, pid, sock, raw)
         except OSError as exc:
             return 0, exc.errno or errno.EBADF, 0
@@ -728,7 +734,9 @@ class SocketGate:
     def _bind_inet(self, sock: int, domain: int, raw: bytes) -> tuple[int, int, int]:
         """A TCP bind, made on loopback: the wildcard address becomes loopback
         (as in a network namespace with only ``lo``); another address of
-        the host is refused."""
+        the host is refused, and so is a port below
+        ``ip_unprivileged_port_start`` (EACCES, as the kernel refuses the
+        command)."""
         endpoint = _inet_endpoint(raw)
         if endpoint is None:
             # Not an IPv4 or IPv6 address: refused, not passed on (the kernel
@@ -743,6 +751,9 @@ class SocketGate:
                 "without network a server listens on loopback only: bind 127.0.0.1, or rerun "
                 "with --network (network=True)", "bind() refused"))
             return 0, errno.EADDRNOTAVAIL, 0
+        if port and port < _unprivileged_port_start():
+            # corral may hold CAP_NET_BIND_SERVICE (a root caller); the command never does.
+            return 0, errno.EACCES, 0
         if kind == "wildcard":
             raw = _loopback_address(sock, domain, raw)
         result = _perform(_cgate.bind_address, sock, raw)
@@ -949,6 +960,29 @@ def _framed_send(data: bytes, offset: int) -> tuple[bytes, int, int] | None:
         return None
     end = start + 2 + data[start + 1]
     return (data[start + 2:end], data[start], end) if end <= len(data) else None
+
+
+def _names_netlink_peers(raw: bytes) -> bool:
+    """Whether the ``sockaddr_nl`` ``raw`` names a process or a multicast
+    group (``nl_pid``, ``nl_groups``).  A connect there takes CAP_NET_ADMIN
+    over the socket's network namespace, for every protocol but the few
+    that waive it (NETLINK_USERSOCK): corral holds it over the run's own,
+    the command never does, so the gate refuses every such connect with
+    the kernel's EPERM."""
+    if len(raw) < 12 or struct.unpack_from("<H", raw)[0] != _AF_NETLINK:
+        return False  # a disconnect (AF_UNSPEC), or what the kernel refuses itself (EINVAL)
+    return struct.unpack_from("<II", raw, 4) != (0, 0)
+
+
+def _unprivileged_port_start() -> int:
+    """The lowest port a process without CAP_NET_BIND_SERVICE may bind in
+    corral's network namespace (``ip_unprivileged_port_start``; 1024 if
+    that cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "rb") as setting:
+            return int(setting.read())
+    except (OSError, ValueError):
+        return 1024
 
 
 def _inet_endpoint(raw: bytes) -> tuple[bytes, int] | None:
