@@ -684,3 +684,22 @@ def test_a_netlink_connect_takes_no_privilege_from_the_gate(workspace):
     if control.stdout == refused:
         pytest.skip("this caller holds no CAP_NET_ADMIN: the sandbox's refusal proves nothing")
     assert control.stdout == "kernel connected\ngroup connected\nprocess connected\n"
+
+
+# 11. What a run leaves where git keeps a file must not stop the next one from starting.
+
+@pytest.mark.parametrize("fifo", ["commondir", "gitdir", "config"])
+def test_a_fifo_left_where_git_keeps_a_file_hangs_no_later_run(workspace, fifo):
+    """corral reads a .git file's git directory before the sandbox exists, so
+    before any timeout applies: an open of a FIFO there waited for ever."""
+    plant = sandboxed(f'echo "gitdir: fake" > .git && mkdir fake && mkfifo fake/{fifo}',
+                      workspace)
+    assert plant.exit_code == 0, plant.aggregated_output
+    assert (workspace / "fake" / fifo).is_fifo()
+    try:
+        later = subprocess.run([sys.executable, "-m", "corral", "run", "--timeout", "5", "--",
+                                "echo", "hello"], cwd=workspace, capture_output=True, text=True,
+                               timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the next run hung before starting its command")
+    assert later.returncode == 0 and later.stdout == "hello\n", later.stderr

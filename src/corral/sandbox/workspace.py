@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from .._errors import PolicyError
 from .._policy import SandboxPolicy
@@ -206,9 +207,7 @@ def _names_back(gitdir: str, dot_git: str) -> bool:
     """Whether the linked worktree directory ``gitdir`` records ``dot_git``
     as its worktree's ``.git`` file (git's ``gitdir`` file)."""
     try:
-        with open(os.path.join(gitdir, "gitdir"), encoding="utf-8",
-                  errors="surrogateescape") as f:
-            named = f.read(4096).strip()
+        named = _read_regular_file(os.path.join(gitdir, "gitdir"), 4096)
     except OSError:
         return False
     return bool(named) and os.path.realpath(os.path.join(gitdir, named)) == dot_git
@@ -218,9 +217,7 @@ def _core_worktree(gitdir: str) -> str | None:
     """The real path of ``core.worktree`` in ``gitdir``'s config (git sets it
     in a submodule's git directory), or None."""
     try:
-        with open(os.path.join(gitdir, "config"), encoding="utf-8",
-                  errors="surrogateescape") as f:
-            lines = f.read(1 << 16).splitlines()
+        lines = _read_regular_file(os.path.join(gitdir, "config"), 1 << 16).splitlines()
     except OSError:
         return None
     section = ""
@@ -258,8 +255,7 @@ def _module_protections(modules: str, depth: int) -> list[str]:
 def _read_pointer(path: str, prefix: str, base: str) -> str | None:
     """The directory a git pointer file names (``gitdir: X``, ``commondir``)."""
     try:
-        with open(path, encoding="utf-8", errors="surrogateescape") as f:
-            text = f.read(4096).strip()
+        text = _read_regular_file(path, 4096)
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None
@@ -268,6 +264,22 @@ def _read_pointer(path: str, prefix: str, base: str) -> str | None:
         return None
     target = os.path.realpath(os.path.join(base, text[len(prefix):]))
     return target if os.path.isdir(target) else None
+
+
+def _read_regular_file(path: str, limit: int) -> str:
+    """At most the first ``limit`` bytes of the file at ``path``, decoded and
+    stripped; empty if it is not a regular file.  The command may have left
+    anything where git keeps a file: a FIFO, which an open would wait on
+    for ever (before the run, so that no timeout applies), or a device.
+
+    Raises :class:`OSError` if it cannot be opened or read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return os.read(fd, limit).decode("utf-8", "surrogateescape").strip()
+    finally:
+        os.close(fd)
 
 
 _WILDCARDS = frozenset("*?[")
