@@ -703,3 +703,91 @@ def test_a_fifo_left_where_git_keeps_a_file_hangs_no_later_run(workspace, fifo):
     except subprocess.TimeoutExpired:
         pytest.fail("the next run hung before starting its command")
     assert later.returncode == 0 and later.stdout == "hello\n", later.stderr
+
+
+# 9. A link on the way to a protected path: corral works where the path really
+# is, and the link stays that link.
+
+def _run_watching(cwd: Path, watched: Path,
+                  **kwargs: object) -> tuple[corral.ExecResult, list[str]]:
+    """Runs a command that waits until the test has listed ``watched`` from
+    the host while the sandbox exists (its placeholders made); returns the
+    result and that listing."""
+    listing: list[str] = []
+
+    def look(event: corral.OutputEvent) -> None:
+        if b"ready" in event.data and not listing:
+            listing.extend(sorted(os.listdir(watched)))
+            (cwd / "go").write_text("")
+
+    result = corral.run(["sh", "-c", "echo ready; while [ ! -e go ]; do sleep 0.02; done"],
+                        cwd=cwd, timeout=30, on_output=look, **kwargs)  # type: ignore[arg-type]
+    (cwd / "go").unlink()
+    return result, listing
+
+
+@pytest.mark.parametrize("where", ["/var/tmp", "/tmp"])
+def test_a_git_link_out_of_the_roots_makes_corral_touch_nothing_there(host_dir, workspace, where,
+                                                                       binds_made_by):
+    """A .git link a run planted made corral, unsandboxed, make placeholders
+    where it points, and remove a socket of the user's found there; under
+    /tmp, which the sandbox does not show, every later run failed."""
+    import stat
+    import tempfile
+
+    victim = Path(tempfile.mkdtemp(prefix="corral-victim-", dir=where))
+    try:
+        os.mknod(victim / "config", 0o600 | stat.S_IFSOCK)  # the user's, say an agent's socket
+        before = os.lstat(victim / "config").st_ino
+        plant = sandboxed(f"ln -s {victim} .git", workspace)
+        assert plant.exit_code == 0, plant.aggregated_output
+        accepted: dict[str, object] = {}
+        if binds_made_by == "bwrap":  # bwrap alone cannot keep the link: refused, unless accepted
+            with pytest.raises(corral.PolicyError, match=r"/\.git is a symbolic link"):
+                sandboxed("true", workspace)
+            accepted = {"policy": corral.SandboxPolicy.workspace_write(
+                accept_weaker=("unprotected-paths",))}
+        for _ in range(2):  # and the next run works as well
+            result, during = _run_watching(workspace, victim, **accepted)
+            assert result.exit_code == 0, result.aggregated_output
+            assert during == ["config"], "corral made placeholders outside the roots"
+            assert sorted(os.listdir(victim)) == ["config"]
+            assert os.lstat(victim / "config").st_ino == before
+    finally:
+        import shutil
+
+        shutil.rmtree(victim)
+
+
+def test_a_git_link_inside_the_workspace_stays_that_link(workspace, binds_made_by):
+    """.git a link to the repository's real git directory in the workspace:
+    pointed at a directory of the command's, its hooks would run on the host."""
+    _git(workspace, "init", "-q")
+    (workspace / ".git").rename(workspace / "gitstore")
+    (workspace / ".git").symlink_to("gitstore")
+    (workspace / "gitstore" / "hooks" / "pre-commit").write_text("#!/bin/sh\nexit 0\n")
+    hooks = _listing(workspace / "gitstore" / "hooks")
+    repoint = ("mkdir -p evil/hooks && cp -R gitstore/. evil/ && "
+               "printf '#!/bin/sh\\ntouch pwned\\n' > evil/hooks/pre-commit && "
+               "ln -sfn evil .git")
+    attacks = [repoint, "mv .git moved", "rm .git && mkdir .git",
+               "echo evil > .git/hooks/pre-commit", "echo evil > gitstore/hooks/pre-commit"]
+    accepted: dict[str, object] = {}
+    if binds_made_by == "bwrap":
+        with pytest.raises(corral.PolicyError, match=r"/\.git is a symbolic link"):
+            sandboxed("true", workspace)
+        accepted = {"policy": corral.SandboxPolicy.workspace_write(
+            accept_weaker=("unprotected-paths",))}
+    commit = sandboxed(f"echo x > file && {GIT} add file && {GIT} commit -qm agent", workspace,
+                       **accepted)
+    assert commit.exit_code == 0, commit.aggregated_output  # the git directory is writable
+    if binds_made_by == "bwrap":
+        return
+    for attack in attacks:
+        result = sandboxed(f"echo started; {attack}", workspace)
+        assert result.stdout.startswith("started") and result.exit_code != 0, (
+            f"{attack}: {result.aggregated_output}")
+        assert os.readlink(workspace / ".git") == "gitstore", attack
+        assert _listing(workspace / "gitstore" / "hooks") == hooks, attack
+    control = sandboxed(repoint, workspace, policy="full-access")
+    assert control.exit_code == 0 and os.readlink(workspace / ".git") == "evil"

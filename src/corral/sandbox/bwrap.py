@@ -319,15 +319,17 @@ class BwrapBackend(SandboxBackend):
         # writable to it, which a 0555 directory does not.
         tunables = [kernel for kernel in _KERNEL_TUNABLES
                     if os.geteuid() == 0 and os.path.exists(kernel)]
+        # A protected path, or one on the way to a protected or hidden path.
         links = [] if plan is None or mounts_by_init else [
-            path for path in plan.protected if os.path.islink(path)]
+            path for path in (*plan.protected, *plan.pinned) if os.path.islink(path)]
         if links and "unprotected-paths" not in policy.accept_weaker:
             raise PolicyError(
-                f"{links[0]} is a symbolic link: bwrap can protect what it points to, not the "
-                "link itself, which the command could then replace; that takes corral's "
-                f"sandbox init's mounts, not in use here ({sandbox_init_absence(self.path)}). "
-                "Replace the link by the file, drop it from the protected paths, or accept "
-                "the weaker guarantee 'unprotected-paths'")
+                f"{links[0]} is a symbolic link that must stay one: bwrap can protect what it "
+                "points to, not the link itself, which the command could then replace; that "
+                "takes corral's sandbox init's mounts, not in use here "
+                f"({sandbox_init_absence(self.path)}). Replace the link by what it names, drop "
+                "the path from the protected paths, or accept the weaker guarantee "
+                "'unprotected-paths'")
         binds: list[tuple[str, str]] = []
         hold = -1  # the placeholders' hold, for the sandbox to keep while it lives
         if plan is not None:

@@ -5,6 +5,11 @@
 backend.  It only looks at the roots' top levels and their git metadata, so
 its cost does not grow with the size of a repository.
 
+A protected path is taken where it really is (the real path of its
+directory): one whose directory is a link out of every root is none of the
+plan's, and corral makes no placeholder there.  A link on the way that lies
+inside a root is pinned, so that the command cannot point it elsewhere.
+
 corral's own installation is protected too wherever it falls inside a root
 (a project's ``.venv``, say): the next run would execute what a command
 wrote there.
@@ -43,6 +48,8 @@ __all__ = ["WorkspacePlan", "deny_read_paths", "plan_workspace"]
 
 # How deep submodules nest inside .git/modules before corral stops looking.
 _MAX_MODULE_DEPTH = 4
+# How many symbolic links a path may lead through (the kernel's own limit).
+_MAX_LINKS = 40
 
 
 @record
@@ -75,40 +82,36 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
             what = "does not exist" if not os.path.lexists(path) else "is not a directory"
             raise PolicyError(f"writable root {given!r} {what}")
         _add_root(roots, path)
-    protected: list[str] = []
+    named: list[str] = []  # protected paths as named, links on the way not yet followed
     done = 0
     while done < len(roots):  # a worktree's git directories join the roots as they are found
         root = roots[done]
         done += 1
         for entry in policy.protected:
             if not entry.startswith(("/", "~")):
-                protected.append(os.path.join(root, entry))
-        protected += _git_protections(root, roots)
+                named.append(os.path.join(root, entry))
+        named += _git_protections(root, roots)
     for entry in (*policy.protected, *_own_installation()):
         if entry.startswith(("/", "~")):
-            given = os.path.abspath(os.path.expanduser(entry))
-            # Roots are real paths; so must be what is compared with them.
-            path = os.path.join(os.path.realpath(os.path.dirname(given)), os.path.basename(given))
-            if _root_of(path, roots) is not None:
-                protected.append(path)
+            named.append(os.path.abspath(os.path.expanduser(entry)))
+    pinned: list[str] = []
+    known = {root: root for root in roots}
+    # Roots are real paths; so must be what is compared with them, and what
+    # corral creates and removes placeholders at.
+    protected = [path for path in (_locate(path, roots, known, pinned) for path in named)
+                 if _root_of(path, roots) is not None]
     existing: list[str] = []
     missing: list[str] = []
-    pinned: list[str] = []
     # A hidden path inside a root keeps its place, and every link on the way
     # to one stays that link: renamed or replaced there, it would not be
     # hidden from the next run (a cover is mounted where the path is found).
     if hidden is None:
         hidden = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
     for path, real in hidden.items():
-        given = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
-        step = os.path.abspath(path)
-        while step != "/":
-            if os.path.islink(step):
-                link = os.path.join(os.path.realpath(os.path.dirname(step)), os.path.basename(step))
-                if _root_of(link, roots) not in (None, link):
-                    protected.append(link)
-            step = os.path.dirname(step)
-        for shown in (given, real):
+        located = _locate(path, roots, known, pinned)
+        if located != real and _root_of(located, roots) not in (None, located):
+            pinned.append(located)  # a link itself
+        for shown in (located, real):
             owner = _root_of(shown, roots)
             parent = os.path.dirname(shown)
             while owner is not None and parent != owner and len(parent) > len(owner):
@@ -131,6 +134,47 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     roots.sort(key=len)
     return WorkspacePlan(tuple(roots), tuple(dict.fromkeys(existing)),
                          tuple(dict.fromkeys(missing)), tuple(sorted(set(pinned), key=len)))
+
+
+def _locate(path: str, roots: list[str], known: dict[str, str], pinned: list[str]) -> str:
+    """Where ``path`` really is: the real path of its directory, and its name.
+
+    Each symbolic link on the way that lies inside a root (not a root
+    itself) is added to ``pinned``, so that it stays that link: pointed
+    elsewhere, it would take the path out of its protection (a ``.git``
+    link to a directory of the command's, with hooks of its own).
+    ``known`` maps directories to their real paths, each root to itself:
+    the directories many paths share are looked at once."""
+    return os.path.join(_real_directory(os.path.dirname(path), roots, known, pinned, 0),
+                        os.path.basename(path))
+
+
+def _real_directory(directory: str, roots: list[str], known: dict[str, str],
+                    pinned: list[str], links: int) -> str:
+    """The real path of ``directory`` (see :func:`_locate`), after ``links``
+    links followed; as :func:`os.path.realpath`, a loop is left unresolved."""
+    real = known.get(directory)
+    if real is not None:
+        return real
+    parent, name = os.path.split(directory)
+    if parent == directory:
+        return directory
+    real = _real_directory(parent, roots, known, pinned, links)
+    if name == "..":
+        real = os.path.dirname(real)
+    elif name not in ("", "."):
+        real = os.path.join(real, name)
+        try:
+            target = os.readlink(real)
+        except OSError:  # not a link (EINVAL), or nothing there
+            target = None
+        if target is not None and links < _MAX_LINKS:
+            if _root_of(real, roots) not in (None, real):
+                pinned.append(real)
+            target = os.path.join(os.path.dirname(real), target)
+            real = _real_directory(target, roots, known, pinned, links + 1)
+    known[directory] = real
+    return real
 
 
 def _with_link_targets(paths: dict[str, None]) -> list[str]:
