@@ -791,3 +791,69 @@ def test_a_git_link_inside_the_workspace_stays_that_link(workspace, binds_made_b
         assert _listing(workspace / "gitstore" / "hooks") == hooks, attack
     control = sandboxed(repoint, workspace, policy="full-access")
     assert control.exit_code == 0 and os.readlink(workspace / ".git") == "evil"
+
+
+# 10. What in a git directory tells git where to take hooks and config from.
+
+def _repository_with_a_submodule_and_a_worktree(host_dir: Path) -> Path:
+    source = host_dir / "subsource"
+    source.mkdir()
+    _git(source, "init", "-q")
+    _git(source, "commit", "-q", "--allow-empty", "-m", "sub")
+    ws = host_dir / "ws"
+    ws.mkdir()
+    _git(ws, "init", "-q")
+    (ws / "README").write_text("hello\n")
+    _git(ws, "add", "README")
+    _git(ws, "commit", "-qm", "first")
+    _git(ws, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(source), "sub")
+    _git(ws, "worktree", "add", "-q", str(host_dir / "wt"))
+    return ws
+
+
+# (the checkout git runs in, its git directory, the file written there)
+GIT_REDIRECTS = {
+    "commondir": ("ws", "ws/.git", "commondir"),
+    "config.worktree": ("ws", "ws/.git", "config.worktree"),
+    "submodule commondir": ("ws/sub", "ws/.git/modules/sub", "commondir"),
+    "worktree commondir": ("wt", "ws/.git/worktrees/wt", "commondir"),
+    "worktree config.worktree": ("wt", "ws/.git/worktrees/wt", "config.worktree"),
+}
+
+
+@pytest.mark.parametrize("redirect", GIT_REDIRECTS.values(), ids=GIT_REDIRECTS.keys())
+def test_git_takes_no_config_from_a_directory_of_the_commands(host_dir, redirect, binds_made_by):
+    """A commondir the command writes names a directory of its own, with a
+    config whose core.fsmonitor the user's next git status runs on the host;
+    so does a config.worktree where extensions.worktreeConfig is set."""
+    ws = _repository_with_a_submodule_and_a_worktree(host_dir)
+    _git(ws, "config", "extensions.worktreeConfig", "true")
+    checkout, gitdir, name = host_dir / redirect[0], host_dir / redirect[1], redirect[2]
+    mark = host_dir / "PWNED"
+    evil_config = f'[core]\\n\\tfsmonitor = "touch {mark}; false"\\n'
+    if name == "commondir":
+        attack = (f"mkdir -p evil && ln -s {ws}/.git/objects evil/objects && "
+                  f"ln -s {ws}/.git/refs evil/refs && cp {gitdir}/HEAD evil/ && "
+                  f"printf '{evil_config}' > evil/config && echo {ws}/evil > {gitdir}/{name}")
+    else:
+        attack = f"printf '{evil_config}' > {gitdir}/{name}"
+    before = (gitdir / name).read_bytes() if (gitdir / name).exists() else None
+
+    def host_git_status() -> None:
+        subprocess.run(["git", "status", "--porcelain"], cwd=checkout, capture_output=True)
+
+    result = sandboxed(f"echo started; {attack}", ws)
+    assert result.stdout == "started\n" and result.exit_code != 0, result.aggregated_output
+    assert {d.target for d in result.denials} == {str(gitdir / name)}
+    host_git_status()
+    assert not mark.exists(), "the host's git ran what the command planted"
+    assert subprocess.run(["git", "config", "--get", "core.fsmonitor"], cwd=checkout,
+                          capture_output=True).returncode == 1
+    after = (gitdir / name).read_bytes() if (gitdir / name).exists() else None
+    assert after == before  # and a placeholder is gone with the run
+    commit = sandboxed(f"echo x >> README && {GIT} commit -qam agent && {GIT} status", ws)
+    assert commit.exit_code == 0, commit.aggregated_output
+    control = sandboxed(attack, ws, policy="full-access")
+    assert control.exit_code == 0, control.aggregated_output
+    host_git_status()
+    assert mark.exists()

@@ -37,11 +37,13 @@ DEFAULT_READ_EXCEPTIONS = ("~/.ssh/known_hosts",)
 #: there when missing: what git, shells, direnv, editors and agents run or
 #: trust later, outside the sandbox.  A relative entry applies in each root;
 #: an absolute or ``~`` entry wherever it falls inside one.  Git's own
-#: metadata (objects, refs, the index) stays writable so commits work; the
-#: hooks and config of a worktree's or submodule's git directory are added
-#: wherever a root has them.
+#: metadata (objects, refs, the index) stays writable so commits work;
+#: ``commondir`` would name a directory of the command's to take hooks and
+#: config from.  The same of a worktree's or submodule's git directory are
+#: added wherever a root has them.
 DEFAULT_PROTECTED = (
-    ".git/hooks", ".git/config", ".gitmodules", ".gitconfig",
+    ".git/hooks", ".git/config", ".git/config.worktree", ".git/commondir", ".gitmodules",
+    ".gitconfig",
     ".bashrc", ".bash_profile", ".zshrc", ".zprofile", ".profile", ".envrc",
     ".vscode", ".idea", ".mcp.json", ".claude", ".codex", ".agents",
     "~/.config/corral",

@@ -69,7 +69,7 @@ from .._launch import LaunchSpec
 from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
 from .._record import record, replace
 from .base import SandboxBackend
-from .guards import guard_placeholders, runtime_dir_path
+from .guards import guard_placeholders, may_be_placeholder, runtime_dir_path
 from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
@@ -443,10 +443,9 @@ class BwrapBackend(SandboxBackend):
         claim goes to ``args``), and the directories leading to them in
         place; and the descriptor of the placeholders' hold (-1: none)."""
         binds = [("--bind", path) for path in plan.pinned]
-        # A protected path that is a socket may be another run's placeholder:
-        # this run must claim it too, or that run's end would remove it.  One
-        # gone since the plan was made was one, just swept: it is missing again.
-        claimed = plan.missing + tuple(p for p in plan.protected if _placeholder_or_gone(p))
+        # A protected path may be another run's placeholder: this run must
+        # claim it too, or that run's end would remove it.
+        claimed = plan.missing + tuple(p for p in plan.protected if may_be_placeholder(p))
         protected = tuple(p for p in plan.protected if p not in claimed)
         sync_fd = -1
         if claimed:
@@ -615,17 +614,6 @@ def _init_user() -> tuple[list[str], list[str]]:
     if uid != 0:
         to_bwrap = ["--uid", "0", "--gid", "0", *to_bwrap]
     return to_bwrap, ["--map-ids", f"{uid}:{gid}"]
-
-
-def _placeholder_or_gone(path: str) -> bool:
-    import stat
-
-    try:
-        return stat.S_ISSOCK(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
 
 
 def _command_environment(env: dict[str, str], option: str | None = None) -> bytes:

@@ -8,6 +8,10 @@ sandbox needs it any more.  A socket file, because git ignores it (``git
 add -A`` in the sandbox stages nothing), opening it fails at once (ENXIO)
 where a FIFO would block, nothing can be put inside it, and it is the
 cheapest inode to create and remove (no data block, unlike a directory).
+Where git reads a file whenever there is one (``commondir``,
+``config.worktree``), a socket it cannot read would fail every git command,
+the user's own on the host included: the placeholder there is a read-only
+file holding what git makes of the file's absence.
 
 * each run that uses placeholders writes a *record* in corral's runtime
   directory (``$XDG_RUNTIME_DIR/corral`` or ``/tmp/corral-<uid>``), and
@@ -24,13 +28,17 @@ cheapest inode to create and remove (no data block, unlike a directory).
   record also uses.  Sweeps run when a run ends, and from the watchdog when
   corral itself dies (see :func:`corral._containment.ensure_watchdog`);
 * a placeholder is removed only if it is still the socket corral created
-  (same device and inode, still a socket), so a file that replaced it is
-  never deleted, and never while a live run lists its path.  A socket found
-  at a protected path is taken for a placeholder (a crash may orphan one).
+  (same device and inode, still a socket; a file placeholder still a file
+  of its size), so a file that replaced it is never deleted, and never
+  while a live run lists its path.  A socket found at a protected path is
+  taken for a placeholder (a crash may orphan one); a file only while a
+  live run lists it as one (one a crash orphaned stays, read by git as
+  no file at all).
   Where a filesystem has no socket files, the placeholder is an empty
   directory, removed only while it is still empty;
-* a run's placeholders are hard links to the first one it makes, where the
-  filesystem allows: one inode per run, not one per missing path.
+* a run's placeholders are hard links to the first one of their kind it
+  makes, where the filesystem allows: an inode per kind and run, not one
+  per missing path.
 
 Records and sweeps are serialised by a lock on one mutex file, and
 placeholders are created under it.  A run claims every placeholder it binds,
@@ -49,14 +57,18 @@ import threading
 
 from .._errors import PolicyError
 
-__all__ = ["Guard", "guard_placeholders", "private_dir", "runtime_dir", "runtime_dir_path",
-           "sweep"]
+__all__ = ["Guard", "guard_placeholders", "may_be_placeholder", "private_dir", "runtime_dir",
+           "runtime_dir_path", "sweep"]
 
 _RECORD_PREFIX = "run-"
 _HOLD_PREFIX = "hold-"  # then the record's name without its prefix
 _MUTEX = "mutex"
 _ids = itertools.count(1)
 _local_lock = threading.Lock()
+# The names git reads whenever they exist, and what their file placeholder
+# holds: what git makes of no file there (commondir: the git directory
+# itself; config.worktree: no settings).
+_READ_BY_GIT = {"commondir": b".\n", "config.worktree": b""}
 
 
 def runtime_dir_path() -> str:
@@ -187,10 +199,10 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
             fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             bound = []
-            made: str | None = None  # a socket placeholder of this run's, to link the others to
+            made: dict[bytes | None, str] = {}  # this run's first placeholder of each kind
             for path in paths:
                 try:
-                    made = _make_placeholder(path, made)
+                    _make_placeholder(path, made)
                 except FileExistsError:
                     # Another run's placeholder, or the user just created it: in
                     # both cases it is bound as it is.  A socket is taken for a
@@ -225,29 +237,64 @@ def _hold_of(record: str) -> str:
     return os.path.join(directory, _HOLD_PREFIX + name[len(_RECORD_PREFIX):])
 
 
-def _make_placeholder(path: str, made: str | None) -> str | None:
-    """Puts a placeholder at ``path``: a hard link to ``made`` (a socket
-    placeholder this run just made) where one can be made, else a new socket.
-    A link only adds a name, where a new inode costs the filesystem up to
-    twenty times more (ext4).  Returns the socket to link the next one to."""
-    if made is not None:
+def _make_placeholder(path: str, made: dict[bytes | None, str]) -> None:
+    """Puts a placeholder at ``path``: a hard link to the one of its kind
+    this run made first (``made``, by the content of a file placeholder, or
+    None for a socket) where one can be made, else a new one, which ``made``
+    then holds.  A link only adds a name, where a new inode costs the
+    filesystem up to twenty times more (ext4)."""
+    content = _READ_BY_GIT.get(os.path.basename(path))
+    first = made.get(content)
+    if first is not None:
         try:
-            os.link(made, path)
-            return made
+            os.link(first, path)
+            return
         except OSError as exc:
             # Another filesystem, no hard links there, or too many: a new inode.
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
+    if content is not None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        try:
+            os.write(fd, content)
+        except BaseException:
+            os.unlink(path)  # half written, it would be no placeholder git can read
+            raise
+        finally:
+            os.close(fd)
+        made[content] = path
+        return
     try:
         os.mknod(path, 0o444 | stat.S_IFSOCK)
-        return path
+        made[None] = path
     except OSError as exc:
         # Some filesystems (vfat, some FUSE) have no socket files: an empty
         # directory does, and rmdir removes it only while it is empty.
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL):
             raise
         os.mkdir(path, 0o555)
-        return made
+
+
+def may_be_placeholder(path: str) -> bool:
+    """Whether what is at ``path``, a protected path, may be a placeholder
+    of a live run's, to be claimed (:func:`guard_placeholders`) rather than
+    bound as it is: a socket, a file placeholder as made, or nothing at all
+    (one a sweep just removed: the path is missing again)."""
+    try:
+        return _placeholder_as_made(path, os.lstat(path))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
+def _placeholder_as_made(path: str, st: os.stat_result) -> bool:
+    """Whether ``st``, found at ``path``, is a socket, or a file placeholder
+    unchanged (a file of its name and size)."""
+    if stat.S_ISSOCK(st.st_mode):
+        return True
+    content = _READ_BY_GIT.get(os.path.basename(path))
+    return content is not None and stat.S_ISREG(st.st_mode) and st.st_size == len(content)
 
 
 def _entry(st: os.stat_result, path: str) -> bytes:
@@ -313,7 +360,7 @@ def _sweep_locked(directory: str) -> set[tuple[int, int]]:
             try:
                 st = os.lstat(path)
                 if (st.st_dev, st.st_ino) == (dev, ino):
-                    if stat.S_ISSOCK(st.st_mode):
+                    if _placeholder_as_made(path, st):
                         os.unlink(path)
                     elif stat.S_ISDIR(st.st_mode):
                         os.rmdir(path)  # fails, and keeps it, if anything was put inside

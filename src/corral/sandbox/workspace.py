@@ -17,9 +17,12 @@ wrote there.
 Git gets special care, because ``git add`` and ``git commit`` must work while
 what git *executes* must not be writable:
 
-* a root's ``.git`` directory stays writable, but its ``hooks`` and
-  ``config`` are protected (``DEFAULT_PROTECTED``), and so are the hooks and
-  config of every submodule's git directory below ``.git/modules``;
+* a root's ``.git`` directory stays writable, but its ``hooks``, its
+  configs and its ``commondir`` (which names the directory git takes hooks
+  and config from, wherever it finds one) are protected
+  (``DEFAULT_PROTECTED``), and so are those of every submodule's git
+  directory below ``.git/modules``, and the ``commondir``, ``gitdir`` and
+  ``config.worktree`` of every linked worktree's below ``.git/worktrees``;
 * a root whose ``.git`` is a file (a linked worktree, a submodule) points to
   a git directory elsewhere: that directory and its common directory become
   writable roots too (a commit writes there), with the ``.git`` file, the
@@ -50,6 +53,14 @@ __all__ = ["WorkspacePlan", "deny_read_paths", "plan_workspace"]
 _MAX_MODULE_DEPTH = 4
 # How many symbolic links a path may lead through (the kernel's own limit).
 _MAX_LINKS = 40
+# What in a git directory decides what git runs: its hooks, its config, the
+# worktree's own config (read with extensions.worktreeConfig), and commondir,
+# which names another directory to take the hooks and the config from.
+_GIT_DIRECTORY = ("hooks", "config", "config.worktree", "commondir")
+# What git reads in a linked worktree's directory (.git/worktrees/ID) for
+# that worktree: its config, its common directory, and the record of its
+# .git file (see _names_back).
+_WORKTREE_DIRECTORY = ("config.worktree", "commondir", "gitdir")
 
 
 @record
@@ -225,8 +236,8 @@ def _git_protections(root: str, roots: list[str]) -> list[str]:
     """Protected paths of the git directories a root uses; adds a linked
     worktree's git directories to ``roots``."""
     dot_git = os.path.join(root, ".git")
-    if os.path.isdir(dot_git) and not os.path.islink(dot_git):
-        return _module_protections(os.path.join(dot_git, "modules"), _MAX_MODULE_DEPTH)
+    if os.path.isdir(dot_git):  # its own hooks and configs are the policy's (DEFAULT_PROTECTED)
+        return _common_protections(dot_git)
     if not os.path.isfile(dot_git):
         return []
     gitdir = _read_pointer(dot_git, "gitdir: ", root)
@@ -240,11 +251,23 @@ def _git_protections(root: str, roots: list[str]) -> list[str]:
         return [dot_git]
     for path in (gitdir, common):
         _add_root(roots, path)
-    found = [dot_git, os.path.join(gitdir, "commondir"), os.path.join(gitdir, "gitdir"),
-             os.path.join(gitdir, "config"), os.path.join(gitdir, "config.worktree"),
-             os.path.join(gitdir, "hooks"), os.path.join(common, "config"),
-             os.path.join(common, "hooks")]
-    return found + _module_protections(os.path.join(common, "modules"), _MAX_MODULE_DEPTH)
+    found = [dot_git, *(os.path.join(gitdir, name) for name in (*_GIT_DIRECTORY, "gitdir")),
+             *(os.path.join(common, name) for name in _GIT_DIRECTORY)]
+    return found + _common_protections(common)
+
+
+def _common_protections(common: str) -> list[str]:
+    """What git reads, from the common git directory ``common``, for its
+    submodules and its linked worktrees."""
+    found = _module_protections(os.path.join(common, "modules"), _MAX_MODULE_DEPTH)
+    try:
+        entries = list(os.scandir(os.path.join(common, "worktrees")))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            found += [os.path.join(entry.path, name) for name in _WORKTREE_DIRECTORY]
+    return found
 
 
 def _names_back(gitdir: str, dot_git: str) -> bool:
@@ -277,7 +300,8 @@ def _core_worktree(gitdir: str) -> str | None:
 
 
 def _module_protections(modules: str, depth: int) -> list[str]:
-    """The hooks and config of every submodule git directory under ``modules``."""
+    """What git runs or trusts (:data:`_GIT_DIRECTORY`) in every submodule git
+    directory under ``modules``."""
     if depth == 0:
         return []
     found: list[str] = []
@@ -289,7 +313,7 @@ def _module_protections(modules: str, depth: int) -> list[str]:
         if not entry.is_dir(follow_symlinks=False):
             continue
         if os.path.isfile(os.path.join(entry.path, "HEAD")):
-            found += [os.path.join(entry.path, "hooks"), os.path.join(entry.path, "config")]
+            found += [os.path.join(entry.path, name) for name in _GIT_DIRECTORY]
             found += _module_protections(os.path.join(entry.path, "modules"), depth - 1)
         else:  # a submodule name with slashes nests directories
             found += _module_protections(entry.path, depth - 1)
