@@ -116,7 +116,8 @@ def test_extra_roots_absolute_entries_and_errors(tmp_path, monkeypatch):
     home = tmp_path / "home"
     (home / ".config").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
-    plan = _plan(tmp_path / "home", writable=(str(tmp_path),), protected=("~/.config/corral",))
+    plan = _plan(tmp_path / "home", writable=(str(tmp_path),), protected=("~/.config/corral",),
+                 deny_read=())
     assert plan.roots == (str(tmp_path), str(home))
     assert plan.missing == (str(home / ".config" / "corral"),)
     with pytest.raises(corral.PolicyError, match="does not exist"):

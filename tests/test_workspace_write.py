@@ -537,6 +537,37 @@ def test_the_python_corral_runs_on_is_protected(repo, monkeypatch, prefix):
                                                              str(planted))]
 
 
+SECRET_STORES = {
+    "directory": ("~/.kube/config", "mkdir ~/.kube; : > ~/.kube/config"),
+    "file": ("~/.netrc", ": > ~/.netrc"),
+    "file in a directory": ("~/.docker/config.json", ": > ~/.docker/config.json"),
+}
+
+
+@pytest.mark.parametrize("store", SECRET_STORES.values(), ids=SECRET_STORES.keys())
+def test_a_missing_secret_store_cannot_be_made_in_a_writable_home(host_dir, monkeypatch, store):
+    """The home a root: a command made ~/.kube/config with a hard link to it
+    in sight, and read through the link, in a later run, the secret the user
+    then wrote there (hidden only as ~/.kube)."""
+    secret, make = store
+    home = host_dir / "home"
+    (home / ".docker").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    attack = f"{make}; ln {secret} ~/notes.txt"
+    before = _tree(home)
+    result = sandboxed(["sh", "-c", f"echo started; {attack}"], home)
+    assert result.stdout == "started\n" and result.exit_code != 0, result.aggregated_output
+    assert _tree(home) == before  # and no placeholder is left behind
+    # The control: where it is not hidden, one run plants the link and the next reads through it.
+    plant = sandboxed(["sh", "-c", attack], home,
+                      policy=corral.SandboxPolicy.workspace_write(deny_read=()))
+    assert plant.exit_code == 0, plant.aggregated_output
+    with open(os.path.expanduser(secret), "w") as f:  # the user, in place
+        f.write("token: s3cr3t\n")
+    read = sandboxed(["cat", str(home / "notes.txt")], home)
+    assert read.stdout == "token: s3cr3t\n"
+
+
 def test_corrals_runtime_directory_is_out_of_the_commands_sight(repo, monkeypatch, host_dir):
     """With network /run is not hidden: the records there, and the mutex
     every run takes, would be the command's to lock, stalling other runs."""

@@ -67,9 +67,10 @@ _WORKTREE_DIRECTORY = ("config.worktree", "commondir", "gitdir")
 class WorkspacePlan:
     """``roots``: writable directories (real paths, outermost first).
     ``protected``: existing paths inside them that must stay read-only.
-    ``missing``: protected paths that do not exist but could be created (their
-    parent exists inside a root).  ``pinned``: directories between a root and
-    a protected path, which must not be renamed away from it."""
+    ``missing``: protected paths, and deny-read ones, that do not exist but
+    could be created (their parent exists inside a root).  ``pinned``:
+    directories between a root and a protected path, which must not be
+    renamed away from it."""
 
     roots: tuple[str, ...]
     protected: tuple[str, ...]
@@ -81,7 +82,11 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
                    hidden: dict[str, str] | None = None) -> WorkspacePlan:
     """The writable roots and protected paths for ``policy`` run in ``cwd``;
     ``hidden`` are its :func:`deny_read_paths` there, each with its real
-    path, if already found (empty for a backend that hides nothing).
+    path, if already found (empty for a backend that hides nothing).  A
+    deny-read path (not a glob) that is not among them is protected as a
+    missing path: created by the command, it would not be hidden from it,
+    and a hard link it kept to it would read what the user later writes
+    there.
 
     Raises :class:`PolicyError` when a writable root does not exist or is not
     a directory.
@@ -105,6 +110,9 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     for entry in (*policy.protected, *_own_installation()):
         if entry.startswith(("/", "~")):
             named.append(os.path.abspath(os.path.expanduser(entry)))
+    if hidden is None:
+        hidden = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
+    named += _unhidden(policy, cwd, hidden)
     pinned: list[str] = []
     known = {root: root for root in roots}
     # Roots are real paths; so must be what is compared with them, and what
@@ -116,8 +124,6 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     # A hidden path inside a root keeps its place, and every link on the way
     # to one stays that link: renamed or replaced there, it would not be
     # hidden from the next run (a cover is mounted where the path is found).
-    if hidden is None:
-        hidden = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
     for path, real in hidden.items():
         located = _locate(path, roots, known, pinned)
         if located != real and _root_of(located, roots) not in (None, located):
@@ -354,6 +360,17 @@ def _read_regular_file(path: str, limit: int) -> str:
 
 
 _WILDCARDS = frozenset("*?[")
+
+
+def _unhidden(policy: SandboxPolicy, cwd: str, hidden: dict[str, str]) -> list[str]:
+    """The paths ``policy.deny_read`` names in ``cwd``, globs aside, that
+    are not among the ``hidden`` (see :func:`deny_read_paths`)."""
+    found = []
+    for entry in policy.deny_read:
+        path = os.path.join(cwd, os.path.expanduser(entry))
+        if _WILDCARDS.isdisjoint(path) and path not in hidden:
+            found.append(path)
+    return found
 
 
 def deny_read_paths(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
