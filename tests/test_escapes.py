@@ -705,7 +705,7 @@ def test_a_fifo_left_where_git_keeps_a_file_hangs_no_later_run(workspace, fifo):
     assert later.returncode == 0 and later.stdout == "hello\n", later.stderr
 
 
-# 9. A link on the way to a protected path: corral works where the path really
+# 12. A link on the way to a protected path: corral works where the path really
 # is, and the link stays that link.
 
 def _run_watching(cwd: Path, watched: Path,
@@ -793,7 +793,7 @@ def test_a_git_link_inside_the_workspace_stays_that_link(workspace, binds_made_b
     assert control.exit_code == 0 and os.readlink(workspace / ".git") == "evil"
 
 
-# 10. What in a git directory tells git where to take hooks and config from.
+# 13. What in a git directory tells git where to take hooks and config from.
 
 def _repository_with_a_submodule_and_a_worktree(host_dir: Path) -> Path:
     source = host_dir / "subsource"
