@@ -182,8 +182,10 @@ class LandlockBackend(SandboxBackend):
         roots: tuple[str, ...] = ()
         cwd = launch.cwd or os.getcwd()
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
-            # Only the roots: nothing is hidden here (``no-deny-read``).
-            roots = plan_workspace(policy, cwd, hidden={}).roots
+            # Only the roots: nothing is hidden or protected here
+            # (``no-deny-read``, ``unprotected-paths``).
+            roots = plan_workspace(replace(policy, protected=(), deny_read=()), cwd,
+                                   hidden={}).roots
         private_tmp = session_tmp()
         writable = [private_tmp, "/dev/null", *roots]
         # What Landlock refuses (EACCES) is a write beneath none of the rules.
