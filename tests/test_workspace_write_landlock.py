@@ -14,6 +14,7 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
+from conftest import greet_every_client
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
@@ -93,7 +94,6 @@ def test_attributes_outside_the_roots_are_changeable_as_accepted(workspace):
 
 def test_unix_sockets_reach_their_own_and_the_allowed_ones(workspace):
     import socket
-    import threading
 
     outside = workspace.parent / "outside"
     servers = []
@@ -102,8 +102,7 @@ def test_unix_sockets_reach_their_own_and_the_allowed_ones(workspace):
         server.bind(str(outside / name))
         server.listen(8)
         servers.append(server)
-        threading.Thread(target=lambda s=server, w=name: [s.accept()[0].sendall(w.encode())
-                                                          for _ in range(8)], daemon=True).start()
+        greet_every_client(server, name.encode())
     code = ("import os, socket, sys, threading\n"
             "def ask(path):\n"
             "    c = socket.socket(socket.AF_UNIX)\n"
