@@ -789,7 +789,8 @@ def test_a_git_link_inside_the_workspace_stays_that_link(workspace, binds_made_b
             f"{attack}: {result.aggregated_output}")
         assert os.readlink(workspace / ".git") == "gitstore", attack
         assert _listing(workspace / "gitstore" / "hooks") == hooks, attack
-    control = sandboxed(repoint, workspace, policy="full-access")
+    # What the sandboxed attempt copied is read-only to a user other than root.
+    control = sandboxed(f"rm -rf evil && {repoint}", workspace, policy="full-access")
     assert control.exit_code == 0 and os.readlink(workspace / ".git") == "evil"
 
 
