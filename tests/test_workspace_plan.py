@@ -40,6 +40,21 @@ def test_dangling_links_protect_what_they_name(tmp_path):
     assert not any(path.startswith("/nonexistent") for path in plan.protected + plan.missing)
 
 
+def test_links_of_any_length_or_in_a_loop_are_located_as_realpath_would(tmp_path):
+    """What a command links to is its own choice: thousands of components,
+    chains of links, loops.  The plan of the next run must still be made."""
+    (tmp_path / "store" / "hooks").mkdir(parents=True)
+    (tmp_path / "a").symlink_to("./" * 2000 + "store")  # past Python's recursion limit
+    (tmp_path / "b").symlink_to("a")
+    (tmp_path / ".git").symlink_to("b")
+    (tmp_path / "loop").symlink_to("loop")
+    plan = _plan(tmp_path, protected=(".git/hooks", "loop/x"))
+    store = os.path.realpath(tmp_path / ".git")
+    assert store == str(tmp_path / "store") and f"{store}/hooks" in plan.protected
+    for link in ("a", "b", ".git"):  # each stays that link
+        assert str(tmp_path / link) in plan.pinned
+
+
 def test_a_repository_and_its_submodules(tmp_path):
     git = tmp_path / ".git"
     (git / "hooks").mkdir(parents=True)

@@ -162,35 +162,50 @@ def _locate(path: str, roots: list[str], known: dict[str, str], pinned: list[str
     link to a directory of the command's, with hooks of its own).
     ``known`` maps directories to their real paths, each root to itself:
     the directories many paths share are looked at once."""
-    return os.path.join(_real_directory(os.path.dirname(path), roots, known, pinned, 0),
+    return os.path.join(_real_directory(os.path.dirname(path), roots, known, pinned),
                         os.path.basename(path))
 
 
 def _real_directory(directory: str, roots: list[str], known: dict[str, str],
-                    pinned: list[str], links: int) -> str:
-    """The real path of ``directory`` (see :func:`_locate`), after ``links``
-    links followed; as :func:`os.path.realpath`, a loop is left unresolved."""
+                    pinned: list[str]) -> str:
+    """The real path of the absolute ``directory`` (see :func:`_locate`).
+
+    A loop over the components, as :func:`os.path.realpath` makes: what a
+    command links to may be thousands of components long.  Past
+    :data:`_MAX_LINKS` links (a loop, as the kernel gives up on), the rest
+    is taken as it is, and the result is not kept in ``known``."""
     real = known.get(directory)
     if real is not None:
         return real
-    parent, name = os.path.split(directory)
-    if parent == directory:
-        return directory
-    real = _real_directory(parent, roots, known, pinned, links)
-    if name == "..":
-        real = os.path.dirname(real)
-    elif name not in ("", "."):
-        real = os.path.join(real, name)
+    real = "/"
+    pending = [name for name in reversed(directory.split("/")) if name]
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            real = os.path.dirname(real)
+            continue
+        step = os.path.join(real, name)
+        if step in known:
+            real = known[step]
+            continue
         try:
-            target = os.readlink(real)
+            target = os.readlink(step) if links < _MAX_LINKS else None
         except OSError:  # not a link (EINVAL), or nothing there
             target = None
-        if target is not None and links < _MAX_LINKS:
-            if _root_of(real, roots) not in (None, real):
-                pinned.append(real)
-            target = os.path.join(os.path.dirname(real), target)
-            real = _real_directory(target, roots, known, pinned, links + 1)
-    known[directory] = real
+        if target is None:
+            real = known[step] = step
+            continue
+        links += 1
+        if _root_of(step, roots) not in (None, step):
+            pinned.append(step)
+        if target.startswith("/"):
+            real = "/"
+        pending += [name for name in reversed(target.split("/")) if name]
+    if links < _MAX_LINKS:
+        known[directory] = real
     return real
 
 
