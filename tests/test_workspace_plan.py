@@ -55,6 +55,40 @@ def test_links_of_any_length_or_in_a_loop_are_located_as_realpath_would(tmp_path
         assert str(tmp_path / link) in plan.pinned
 
 
+def _opened(path: Path, action) -> bool:  # type: ignore[no-untyped-def]
+    """Whether ``action()`` opens ``path`` (inotify's IN_OPEN, which an
+    ``O_PATH`` look does not raise)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    in_open, in_nonblock = 0x20, 0o4000
+    fd = libc.inotify_init1(in_nonblock)
+    assert fd >= 0 and libc.inotify_add_watch(fd, os.fsencode(path), in_open) >= 0
+    try:
+        action()
+        try:
+            return bool(os.read(fd, 4096))
+        except BlockingIOError:
+            return False
+    finally:
+        os.close(fd)
+
+
+def test_what_a_command_links_a_git_file_to_is_never_opened_unless_a_file(tmp_path):
+    """A device can act on being opened (a watchdog, a serial line): what
+    the plan reads is looked at before it is opened.  A FIFO stands in for
+    the device here (its open raises IN_OPEN as a device's would)."""
+    ws = tmp_path / "ws"
+    (ws / "wt").mkdir(parents=True)
+    (ws / ".git").write_text("gitdir: wt\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (ws / "wt" / "gitdir").symlink_to(fifo)
+    assert not _opened(fifo, lambda: _plan(ws))
+    assert _opened(fifo, lambda: os.close(os.open(ws / "wt" / "gitdir",
+                                                 os.O_RDONLY | os.O_NONBLOCK)))  # the control
+
+
 def test_a_repository_and_its_submodules(tmp_path):
     git = tmp_path / ".git"
     (git / "hooks").mkdir(parents=True)

@@ -361,14 +361,21 @@ def _read_pointer(path: str, prefix: str, base: str) -> str | None:
 def _read_regular_file(path: str, limit: int) -> str:
     """At most the first ``limit`` bytes of the file at ``path``, decoded and
     stripped; empty if it is not a regular file.  The command may have left
-    anything where git keeps a file: a FIFO, which an open would wait on
-    for ever (before the run, so that no timeout applies), or a device.
+    anything where git keeps a file, a link to it included: a FIFO, which an
+    open would wait on for ever (before the run, so that no timeout
+    applies), or a device, which opening alone may act on (a watchdog, a
+    serial line, a terminal).  So it is looked at first (``O_PATH``, which
+    opens nothing), and read only as a regular file.
 
     Raises :class:`OSError` if it cannot be opened or read."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
             return ""
+        fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(handle)
+    try:
         return os.read(fd, limit).decode("utf-8", "surrogateescape").strip()
     finally:
         os.close(fd)
