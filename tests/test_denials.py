@@ -62,12 +62,15 @@ def test_a_file_missing_only_in_the_sandbox_under_a_hidden_path_is_a_read(host_d
     """A mode-000 cover keeps ``~/.ssh/known_hosts`` and shows nothing else:
     "No such file" for a file the host has there is a refused read; for one
     the host lacks too, or anywhere else, it is nothing.  Beneath /tmp the
-    sandbox's own /tmp hides the host's files, deny-read or not."""
+    sandbox's own /tmp hides the host's files, deny-read or not, except in
+    a root or the working directory, which the sandbox shows all the same."""
     for home in (host_dir, tmp_path):
-        ssh = home / ".ssh"
-        ssh.mkdir()
-        (ssh / "id_ed25519").write_text("key\n")
+        (home / ".ssh").mkdir()
+        (home / ".ssh" / "id_ed25519").write_text("key\n")
         (home / ".envrc").write_text("x\n")
+    for cwd, home, reported in ((host_dir, host_dir, True), (tmp_path, tmp_path, True),
+                                (host_dir, tmp_path, False)):
+        ssh = home / ".ssh"
         policy = corral.SandboxPolicy.workspace_write(deny_read=(str(ssh),))
         output = "\n".join([
             f"cat: {ssh}/id_ed25519: No such file or directory",
@@ -75,8 +78,8 @@ def test_a_file_missing_only_in_the_sandbox_under_a_hidden_path_is_a_read(host_d
             f"cat: {home}/.envrc: No such file or directory",  # protected, not hidden
             "Error: ENOENT: no such file or directory, open '/nonexistent/x'",
         ])
-        hidden = [] if str(home).startswith("/tmp/") else [("read", f"{ssh}/id_ed25519")]
-        assert _kinds(find_denials(policy, str(home), 1, output, "bwrap")) == hidden
+        hidden = [("read", f"{ssh}/id_ed25519")] if reported else []
+        assert _kinds(find_denials(policy, str(cwd), 1, output, "bwrap")) == hidden, (cwd, home)
 
 
 def test_network_unix_sockets_and_privileges(tmp_path):

@@ -225,6 +225,23 @@ def test_a_secret_hidden_without_a_served_cover_is_reported_as_the_command_names
     assert "PRIVATE KEY" in control.stdout and "aws_secret_access_key" in control.stdout
 
 
+@pytest.mark.parametrize("kind", ["workspace-write", "read-only"])
+def test_a_secret_in_a_working_directory_beneath_tmp_is_hidden_too(tmp_path, kind):
+    """The sandbox's /tmp is its own, but a working directory there is
+    bound back over it, and what it holds is in sight: deny-read too."""
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    make = (corral.SandboxPolicy.workspace_write if kind == "workspace-write"
+            else corral.SandboxPolicy.read_only)
+    policy = make(deny_read=(".ssh",))
+    result = corral.run(["cat", ".ssh/id_ed25519"], cwd=tmp_path, policy=policy)
+    assert result.exit_code != 0 and "PRIVATE KEY" not in result.aggregated_output
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("read", f"{tmp_path}/.ssh/id_ed25519")]
+    control = corral.run(["cat", ".ssh/id_ed25519"], cwd=tmp_path, policy="full-access")
+    assert control.stdout == "PRIVATE KEY\n"
+
+
 def test_deny_read_globs_hide_every_match(host_dir):
     for project in ("alpha", "beta", ".hidden"):
         (host_dir / project).mkdir()

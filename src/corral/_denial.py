@@ -209,6 +209,13 @@ class _PolicyPaths:
         parent = os.path.dirname(path)
         return os.path.join(os.path.realpath(parent), os.path.basename(path))
 
+    def in_private_tmp(self, path: str) -> bool:
+        """Whether ``path`` lies beneath the host's /tmp where the sandbox's
+        own /tmp hides it, deny-read or not: not in a writable root, nor in
+        the working directory, which the sandbox shows all the same."""
+        return path.startswith("/tmp/") and self.within(
+            path, (*self.roots, os.path.realpath(self.cwd))) is None
+
     @staticmethod
     def within(path: str, bases: tuple[str, ...]) -> str | None:
         for base in bases:
@@ -261,8 +268,7 @@ def _line_denials(line: str, raw_context: str, policy: SandboxPolicy,
 
 def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _PolicyPaths,
                  evidence: str) -> Denial | None:
-    # Beneath /tmp, the sandbox's own /tmp hides the host's, deny-read or not.
-    hidden = None if path.startswith("/tmp/") else paths.within(path, paths.deny_read)
+    hidden = None if paths.in_private_tmp(path) else paths.within(path, paths.deny_read)
     # Under a mode-000 cover a hidden directory's files are refused, or
     # missing where the directory keeps one readable: missing in the sandbox
     # and present on the host, a file was hidden.

@@ -295,11 +295,18 @@ class BwrapBackend(SandboxBackend):
             """Whether a mount made below covers ``path`` (a root there is bound after it)."""
             return any(path == h or path.startswith(h + "/") for h in (*hidden, "/dev"))
 
+        # What a cover would hide and is bound back after it: a root there
+        # ("/" is bound before), and what the command needs besides.
+        bound_back = [root for root in roots if covered(root)]
+        needed = [path for path in self._still_needed(hidden, cwd, launch.program, init)
+                  if not any(path == b or path.startswith(b + "/") for b in bound_back)]
+        bound_back += needed
+
         def shown(path: str) -> bool:
             """Whether the sandbox shows the host's ``path``: not covered, or
-            inside a root bound after the cover ("/" is bound before)."""
-            return not covered(path) or any(covered(r) and (path == r or path.startswith(r + "/"))
-                                            for r in roots)
+            bound back after the cover."""
+            return not covered(path) or any(path == b or path.startswith(b + "/")
+                                            for b in bound_back)
 
         if plan is not None:
             # What the sandbox does not show needs no protection (and has no
@@ -338,7 +345,7 @@ class BwrapBackend(SandboxBackend):
         # A path beneath another is hidden with it (and a cover cannot be
         # mounted beneath another).
         denied = [_Hidden.of(path, deny_read[path]) for path in _outermost(deny_read)
-                  if not covered(deny_read[path])]  # out of sight already
+                  if shown(deny_read[path])]  # else out of sight already
         for secret in denied:
             if cwd == secret.real or cwd.startswith(secret.real + "/"):
                 raise PolicyError(f"the working directory {cwd} is inside {secret.path}, which is "
@@ -367,9 +374,8 @@ class BwrapBackend(SandboxBackend):
             # be bound: the cover is made first.
             covers = [secret.path + "/" for secret in denied if secret.directory]
             binds = [(option, path) for option, path in binds if not path.startswith(tuple(covers))]
-        for needed in self._still_needed(hidden, cwd, launch.program, init):
-            if not shown(needed):
-                args += ["--ro-bind", needed, needed]
+        for path in needed:
+            args += ["--ro-bind", path, path]
         for root in roots:
             if root != "/" and covered(root):
                 args += ["--bind", root, root]
