@@ -182,6 +182,27 @@ def test_missing_protected_paths_cannot_be_created(repo, name):
     assert control.exit_code == 0 and (repo / name).read_text() == "evil\n"
 
 
+HOME_ONLY = [".zshenv", ".zlogin", ".zlogout", ".bash_login", ".bash_logout", ".config/git/config"]
+
+
+@pytest.mark.parametrize("name", HOME_ONLY)
+def test_what_a_shell_or_git_reads_from_the_home_cannot_be_made_there(host_dir, monkeypatch,
+                                                                      name):
+    """With the home directory the working directory: the start-up files of
+    login shells and zsh, and git's XDG configuration (whose core.fsmonitor
+    a host ``git status`` runs), as ``.bashrc`` and ``.gitconfig``."""
+    home = host_dir / "home"
+    (home / ".config").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    write = f"mkdir -p $(dirname {name}) && echo evil > {name}"
+    result = sandboxed(["sh", "-c", f"echo started; {write}"], home)
+    assert result.stdout.startswith("started") and result.exit_code != 0
+    assert not (home / name).exists()
+    assert sorted(os.listdir(home)) == [".config"] and os.listdir(home / ".config") == []
+    control = sandboxed(["sh", "-c", write], home, policy="full-access")
+    assert control.exit_code == 0 and (home / name).read_text() == "evil\n"
+
+
 def test_a_dangling_protected_link_cannot_be_written_through(repo, binds_made_by):
     """A dangling link used to fail every run here; what it names inside the
     root is protected as a missing path, what it names elsewhere cannot be made.

@@ -46,6 +46,9 @@ DEFAULT_PROTECTED = (
     ".gitconfig",
     ".bashrc", ".bash_profile", ".zshrc", ".zprofile", ".profile", ".envrc",
     ".vscode", ".idea", ".mcp.json", ".claude", ".codex", ".agents",
+    # Read from the home directory only: protected where it is a root.
+    "~/.bash_login", "~/.bash_logout", "~/.zshenv", "~/.zlogin", "~/.zlogout",
+    "~/.config/git",  # git's own XDG configuration, as ~/.gitconfig
     "~/.config/corral",
 )
 
