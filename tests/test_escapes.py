@@ -625,11 +625,11 @@ def test_no_bwrap_is_taken_from_the_home_or_a_relative_path_entry(host_dir, monk
     from corral.sandbox import bwrap
 
     real_bwrap = bwrap.find_bwrap()
+    path = os.environ["PATH"]
     home = host_dir / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("PATH", f"{home}/.local/bin{os.pathsep}bin{os.pathsep}"
-                               f"{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{home}/.local/bin{os.pathsep}bin{os.pathsep}{path}")
     mark = host_dir / "bwrap-ran"
     plant = ("mkdir -p .local/bin bin && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
                                                                bin=".local/bin")
@@ -641,7 +641,7 @@ def test_no_bwrap_is_taken_from_the_home_or_a_relative_path_entry(host_dir, monk
     assert corral.run(["true"], cwd=home).exit_code == 0 and not mark.exists()
     monkeypatch.setenv("HOME", str(host_dir / "elsewhere"))
     assert bwrap.find_bwrap(cwd="/") == str(home / ".local" / "bin" / "bwrap")
-    monkeypatch.setenv("PATH", f"bin{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"bin{os.pathsep}{path}")
     assert bwrap.find_bwrap(cwd="/") == real_bwrap  # the relative entry alone
 
 
