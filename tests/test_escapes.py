@@ -581,6 +581,23 @@ def test_a_preloaded_library_runs_only_in_the_command(host_dir, workspace, outsi
     assert control.exit_code == 0 and all(m.read_text() == "loaded\n" for m in marks)
 
 
+def test_an_environment_too_large_for_bwrap_is_refused_not_cut(workspace, monkeypatch):
+    """Without corral's init bwrap takes the environment as arguments, at
+    most 9000 of them: more is refused with the reason.  The init takes any."""
+    from corral.sandbox import bwrap
+
+    found = bwrap.bwrap_backend()
+    assert found is not None
+    env = {**{f"V{i}": "x" for i in range(3100)}, "PATH": os.environ["PATH"]}
+    if found.init is not None:
+        result = corral.run(["sh", "-c", "env | grep -c '^V'"], cwd=workspace, env=env)
+        assert result.stdout == "3100\n", result.aggregated_output
+    without_init = bwrap.BwrapBackend(found.path, None)
+    monkeypatch.setattr(bwrap, "bwrap_backend", lambda: without_init)
+    with pytest.raises(corral.PolicyError, match="3101 variables, more than bwrap takes"):
+        corral.run(["true"], cwd=workspace, env=env)
+
+
 # 9. The bwrap corral runs, outside any sandbox, is never one a run could put in its way.
 
 PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@\\"\\n" > {bin}/bwrap; '

@@ -92,6 +92,8 @@ _MAX_COVERS = 64  # the init's limit; any more are mode-000 covers
 # What the gate decides (connect) and watches for addresses beyond loopback.
 _NOTIFIED = ("connect", "sendto", "sendmsg", "sendmmsg")
 
+# How many arguments bwrap takes, --args included (its MAX_ARGS).
+_BWRAP_MAX_ARGS = 9000
 # bwrap exits 128+N when the command was killed by signal N.
 _SIGNAL_BASE = 128
 _MAX_SIGNAL = 64
@@ -454,6 +456,11 @@ class BwrapBackend(SandboxBackend):
             return [*args, "--as-pid-1", "--", init, *init_args, "--", launch.program,
                     *launch.argv]
         args += ["--seccomp", str(program)]
+        if 3 * len(env) + len(args) + len(launch.argv) > _BWRAP_MAX_ARGS:
+            raise PolicyError(
+                f"the command's environment has {len(env)} variables, more than bwrap takes "
+                f"as arguments ({_BWRAP_MAX_ARGS} in all) without corral's sandbox init "
+                f"({sandbox_init_unusable(self.path) or 'not in use'}): pass fewer")
         # bwrap sets them as it reads them, after its own start, for the command only.
         args += ["--args", str(_memfd(_command_environment(env, "--setenv"), owned))]
         if os.path.basename(name) == os.path.basename(launch.program):
