@@ -594,7 +594,7 @@ def test_an_environment_too_large_for_bwrap_is_refused_not_cut(workspace, monkey
         assert result.stdout == "3100\n", result.aggregated_output
     without_init = bwrap.BwrapBackend(found.path, None)
     monkeypatch.setattr(bwrap, "bwrap_backend", lambda: without_init)
-    with pytest.raises(corral.PolicyError, match="3101 variables, more than bwrap takes"):
+    with pytest.raises(corral.PolicyError, match=r"\d+ variables, more than bwrap takes"):
         corral.run(["true"], cwd=workspace, env=env)
 
 
