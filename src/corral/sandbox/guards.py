@@ -254,14 +254,7 @@ def _make_placeholder(path: str, made: dict[bytes | None, str]) -> None:
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
     if content is not None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        try:
-            os.write(fd, content)
-        except BaseException:
-            os.unlink(path)  # half written, it would be no placeholder git can read
-            raise
-        finally:
-            os.close(fd)
+        _make_file(path, content)
         made[content] = path
         return
     try:
@@ -273,6 +266,40 @@ def _make_placeholder(path: str, made: dict[bytes | None, str]) -> None:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL):
             raise
         os.mkdir(path, 0o555)
+
+
+def _make_file(path: str, content: bytes) -> None:
+    """Makes a read-only file at ``path`` that appears there with
+    ``content`` whole: written unnamed (``O_TMPFILE``), then linked in, so
+    that neither git nor another run's plan ever finds it half written.
+    Where the filesystem has no unnamed files, it is written in place and
+    removed if the write fails."""
+    try:
+        fd = os.open(os.path.dirname(path), os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o444)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+    else:
+        descriptors = -1
+        try:
+            os.write(fd, content)
+            # link(2) would link /proc's link itself: linkat follows it
+            # when given a directory descriptor.
+            descriptors = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            os.link(str(fd), path, src_dir_fd=descriptors)
+        finally:
+            os.close(fd)
+            if descriptors >= 0:
+                os.close(descriptors)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    try:
+        os.write(fd, content)
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
 
 
 def may_be_placeholder(path: str) -> bool:
