@@ -706,8 +706,9 @@ def test_a_server_binds_no_privileged_port_on_landlock(workspace, monkeypatch):
 
 NETLINK_PEERS = """
 import socket
-for name, address in (("kernel", (0, 0)), ("group", (0, 1)), ("process", (4242, 0))):
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+for name, protocol, address in (("kernel", 0, (0, 0)), ("group", 0, (0, 1)),
+                                ("process", 0, (4242, 0)), ("usersock process", 2, (4242, 0))):
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
     try:
         s.connect(address); print(name, "connected")
     except OSError as e:
@@ -719,8 +720,10 @@ def test_a_netlink_connect_takes_no_privilege_from_the_gate(workspace):
     """Under bwrap the gate connects the command's sockets itself, in the run's
     network namespace, over which corral holds CAP_NET_ADMIN: a netlink
     connect to a multicast group or a process takes it, and the command
-    gets EPERM for it wherever it makes the call itself (with network)."""
-    refused = "kernel connected\ngroup refused 1\nprocess refused 1\n"
+    gets EPERM for it wherever it makes the call itself (with network).
+    NETLINK_USERSOCK takes no privilege: it connects everywhere."""
+    refused = ("kernel connected\ngroup refused 1\nprocess refused 1\n"
+               "usersock process connected\n")
     result = corral.run([PYTHON, "-c", NETLINK_PEERS], cwd=workspace, timeout=30)
     assert result.sandbox == "bwrap" and result.stdout == refused, result.aggregated_output
     itself = corral.run([PYTHON, "-c", NETLINK_PEERS], cwd=workspace, timeout=30,
@@ -729,7 +732,8 @@ def test_a_netlink_connect_takes_no_privilege_from_the_gate(workspace):
     control = corral.run([PYTHON, "-c", NETLINK_PEERS], cwd=workspace, policy="full-access")
     if control.stdout == refused:
         pytest.skip("this caller holds no CAP_NET_ADMIN: the sandbox's refusal proves nothing")
-    assert control.stdout == "kernel connected\ngroup connected\nprocess connected\n"
+    assert control.stdout == ("kernel connected\ngroup connected\nprocess connected\n"
+                              "usersock process connected\n")
 
 
 # 11. What a run leaves where git keeps a file must not stop the next one from starting.

@@ -101,7 +101,8 @@ _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
 _IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
-_SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_DOMAIN = 1, 3, 4, 39
+_SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_PROTOCOL, _SO_DOMAIN = 1, 3, 4, 38, 39
+_NETLINK_USERSOCK = 2  # the one protocol whose peers a process may name without a privilege
 _SOCK_STREAM = 1
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
@@ -601,7 +602,8 @@ class SocketGate:
                 return 0, errno.EINVAL, 0
             if call == "bind":
                 return self._bind_inet(sock, domain, raw)
-            if domain == _AF_NETLINK and _names_netlink_peers(raw):
+            if (domain == _AF_NETLINK and _names_netlink_peers(raw) and _cgate.socket_option(
+                    sock, _SOL_SOCKET, _SO_PROTOCOL) != _NETLINK_USERSOCK):
                 return 0, errno.EPERM, 0
             return self._connect_inet(notif_id, pid, sock, raw)
         except OSError as exc:
@@ -965,10 +967,9 @@ def _framed_send(data: bytes, offset: int) -> tuple[bytes, int, int] | None:
 def _names_netlink_peers(raw: bytes) -> bool:
     """Whether the ``sockaddr_nl`` ``raw`` names a process or a multicast
     group (``nl_pid``, ``nl_groups``).  A connect there takes CAP_NET_ADMIN
-    over the socket's network namespace, for every protocol but the few
-    that waive it (NETLINK_USERSOCK): corral holds it over the run's own,
-    the command never does, so the gate refuses every such connect with
-    the kernel's EPERM."""
+    over the socket's network namespace, for every protocol but
+    NETLINK_USERSOCK: corral holds it over the run's own, the command never
+    does, so the gate refuses such a connect with the kernel's EPERM."""
     if len(raw) < 12 or struct.unpack_from("<H", raw)[0] != _AF_NETLINK:
         return False  # a disconnect (AF_UNSPEC), or what the kernel refuses itself (EINVAL)
     return struct.unpack_from("<II", raw, 4) != (0, 0)
