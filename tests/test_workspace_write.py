@@ -589,6 +589,26 @@ def test_a_missing_secret_store_cannot_be_made_in_a_writable_home(host_dir, monk
     assert read.stdout == "token: s3cr3t\n"
 
 
+def test_the_missing_directory_of_a_secret_store_cannot_be_made_in_a_writable_home(
+        host_dir, monkeypatch):
+    """No ~/.docker at all: made by a run, with config.json a link to a file
+    in sight, the user's next ``docker login`` would write there.  The
+    directory cannot be made; ~/.config, which many programs share, can
+    (and ~/.config/gh in it then too: a gap README states)."""
+    home = host_dir / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    attack = "mkdir -p ~/.docker && ln -s ../leak ~/.docker/config.json"
+    result = sandboxed(["sh", "-c", f"echo started; {attack}"], home)
+    assert result.stdout == "started\n" and result.exit_code != 0, result.aggregated_output
+    assert os.listdir(home) == []
+    shared = sandboxed(["sh", "-c", "mkdir -p ~/.config/tool && echo ok"], home)
+    assert shared.stdout == "ok\n", shared.aggregated_output
+    control = sandboxed(["sh", "-c", attack], home,
+                        policy=corral.SandboxPolicy.workspace_write(deny_read=()))
+    assert control.exit_code == 0 and os.readlink(home / ".docker" / "config.json") == "../leak"
+
+
 def test_corrals_runtime_directory_is_out_of_the_commands_sight(repo, monkeypatch, host_dir):
     """With network /run is not hidden: the records there, and the mutex
     every run takes, would be the command's to lock, stalling other runs."""

@@ -112,13 +112,16 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
             named.append(os.path.abspath(os.path.expanduser(entry)))
     if hidden is None:
         hidden = {path: os.path.realpath(path) for path in deny_read_paths(policy, cwd)}
-    named += _unhidden(policy, cwd, hidden)
     pinned: list[str] = []
     known = {root: root for root in roots}
     # Roots are real paths; so must be what is compared with them, and what
     # corral creates and removes placeholders at.
     protected = [path for path in (_locate(path, roots, known, pinned) for path in named)
                  if _root_of(path, roots) is not None]
+    secrets = dict.fromkeys(path for path in (_locate(path, roots, known, pinned)
+                                              for path in _unhidden(policy, cwd, hidden))
+                            if _root_of(path, roots) is not None)
+    protected += secrets
     existing: list[str] = []
     missing: list[str] = []
     # A hidden path inside a root keeps its place, and every link on the way
@@ -142,6 +145,9 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
             existing.append(path)
         elif os.path.isdir(os.path.dirname(path)):
             missing.append(path)
+        elif path in secrets and (ancestor := _missing_ancestor(path, owner)) is not None:
+            missing.append(ancestor)  # made in it, the secret store would not be hidden
+            path = ancestor
         else:
             continue  # its parent is missing too: nothing of the user's to protect there
         parent = os.path.dirname(path)
@@ -382,6 +388,21 @@ def _read_regular_file(path: str, limit: int) -> str:
 
 
 _WILDCARDS = frozenset("*?[")
+# Directories of the home that many programs keep their files in.
+_SHARED_DIRECTORIES = frozenset((".config", ".local", ".cache"))
+
+
+def _missing_ancestor(path: str, owner: str) -> str | None:
+    """The outermost missing directory on the way to ``path`` inside the
+    root ``owner`` (``~/.docker`` for ``~/.docker/config.json``); None
+    where that is a directory many programs share (``~/.config``): kept
+    from being made, it would fail every one of them."""
+    ancestor = os.path.dirname(path)
+    while not os.path.isdir(os.path.dirname(ancestor)):
+        ancestor = os.path.dirname(ancestor)
+        if len(ancestor) <= len(owner):
+            return None
+    return None if os.path.basename(ancestor) in _SHARED_DIRECTORIES else ancestor
 
 
 def _unhidden(policy: SandboxPolicy, cwd: str, hidden: dict[str, str]) -> list[str]:
