@@ -270,3 +270,39 @@ def test_no_capability_is_held_or_regained():
         assert sets["CapBnd"] == "0" * 16
         control = corral.run(["sh", "-c", script], policy="full-access")
         assert "CapEff:\t0000000000000000" not in control.stdout
+
+
+TERMINAL_SETTINGS = """
+import sys, termios
+fd = open(sys.argv[1], "rb", buffering=0)
+try:
+    attrs = termios.tcgetattr(fd)
+    attrs[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    print("echo off")
+except termios.error as e:
+    print("refused", e.args[0])
+"""
+
+
+def test_a_terminal_of_the_users_cannot_be_set(tmp_path):
+    """The host's /dev/pts is in sight here: a command could open the
+    terminal the user types in and turn its echo off (bwrap's /dev has no
+    pts of the host's at all)."""
+    import termios
+
+    leader, follower = os.openpty()
+    try:
+        name = os.ttyname(follower)
+        result = corral.run([sys.executable, "-c", TERMINAL_SETTINGS, name], cwd=tmp_path,
+                            policy=POLICY)
+        assert result.sandbox == "landlock" and result.stdout == "refused 13\n", (
+            result.aggregated_output)
+        assert termios.tcgetattr(follower)[3] & termios.ECHO
+        control = corral.run([sys.executable, "-c", TERMINAL_SETTINGS, name], cwd=tmp_path,
+                             policy="full-access")
+        assert control.stdout == "echo off\n"
+        assert not termios.tcgetattr(follower)[3] & termios.ECHO
+    finally:
+        os.close(leader)
+        os.close(follower)

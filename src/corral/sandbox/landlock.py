@@ -7,7 +7,11 @@ Landlock-confined command costs no helper process.  Reads are not restricted
 the filesystem is, and is granted only beneath the given writable roots.
 Rights added by later ABIs are used when the kernel has them: REFER (ABI 2)
 stops hard links and renames that would move a file across the boundary,
-TRUNCATE (ABI 3) stops truncating a file outside, and the scopes of ABI 6
+TRUNCATE (ABI 3) stops truncating a file outside, IOCTL_DEV (ABI 5) stops
+the device ioctls of what the command opens itself (a terminal of the
+user's it finds in /dev/pts: it could turn off its echo, or type into it;
+what it inherits, its own terminal included, is not affected), and the
+scopes of ABI 6
 keep the command from signalling processes outside its domain and from
 connecting to abstract Unix sockets outside it.
 
@@ -44,7 +48,7 @@ _WRITE_FILE = 1 << 1
 _REMOVE_DIR, _REMOVE_FILE = 1 << 4, 1 << 5
 _MAKE_CHAR, _MAKE_DIR, _MAKE_REG, _MAKE_SOCK = 1 << 6, 1 << 7, 1 << 8, 1 << 9
 _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = 1 << 10, 1 << 11, 1 << 12
-_REFER, _TRUNCATE = 1 << 13, 1 << 14
+_REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
 _BIND_TCP, _CONNECT_TCP = 1 << 0, 1 << 1
 
@@ -92,6 +96,8 @@ def _handled(abi: int) -> tuple[int, int]:
         rights |= _REFER
     if abi >= 3:
         rights |= _TRUNCATE
+    if abi >= 5:
+        rights |= _IOCTL_DEV
     scopes = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
     return rights, scopes
 
