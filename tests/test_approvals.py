@@ -338,3 +338,23 @@ def test_always_without_a_rules_file_covers_the_prefix_for_the_session(host_dir)
     assert "for this session: no rules file to save it to" in first.path[1]
     assert session.run(["touch", "x", "y"], cwd=host_dir).ran  # the prefix, not just the argv
     assert len(approver.asked) == 1
+
+
+def test_a_session_approval_covers_only_what_was_asked(host_dir):
+    """Approved for the session with network, in one directory: the same
+    command asks again for more (escalation, another root) or elsewhere."""
+    approver = Recorder(Answer.APPROVE_SESSION)  # then denies
+    session = ApprovalSession(approver=approver)
+    network = Permissions(network=True)
+    roots = Permissions(network=True, writable=(str(host_dir / "a"),))
+    argv = ["python3", "fetch.py"]
+    assert session.authorize(argv, cwd=host_dir, permissions=network).policy is not None
+    escalated = session.authorize(argv, cwd=host_dir, permissions=Permissions(escalate=True))
+    assert escalated.policy is None and len(approver.asked) == 2  # asked, and denied
+    assert session.authorize(argv, cwd=host_dir.parent, permissions=network).policy is None
+    assert len(approver.asked) == 3  # another directory asks again
+    assert session.authorize(argv, cwd=host_dir, permissions=roots).policy is None
+    assert len(approver.asked) == 4  # another writable root asks again
+    again = session.authorize(argv, cwd=host_dir, permissions=network)
+    assert again.policy is not None and again.policy.network and again.policy.sandboxed
+    assert again.path[-1] == "approved earlier in this session" and len(approver.asked) == 4

@@ -64,6 +64,13 @@ class Permissions:
     def requested(self) -> bool:
         return self.escalate or self.network or bool(self.writable)
 
+    def covers(self, other: Permissions) -> bool:
+        """Whether granting these permissions grants ``other``'s too: running
+        without the sandbox covers everything; inside it, network only if
+        granted and each writable root only if granted (justifications aside)."""
+        return self.escalate or (not other.escalate and (self.network or not other.network)
+                                 and set(other.writable) <= set(self.writable))
+
     def describe(self) -> str:
         """What is asked, as in "asks to run without the sandbox"."""
         if self.escalate:

@@ -7,7 +7,9 @@ session" (never shared with another session).  :meth:`ApprovalSession.run`:
 
 1. assesses the request (:func:`.decide.assess`): forbidden requests do not
    run; a prompt asks the approver, unless this session already approved
-   the same command for the session;
+   the same question about the same argv in the same directory for the
+   session, with permissions that cover the ones asked for now (see
+   :meth:`.Permissions.covers`);
 2. runs it: in the sandbox, with the network or writable roots the request
    asked for once they are approved; without the sandbox only for an
    approved escalation;
@@ -61,7 +63,9 @@ class Question(enum.Enum):
 
 class Answer(enum.Enum):
     APPROVE_ONCE = "approve-once"
-    APPROVE_SESSION = "approve-session"  # the same command, for the rest of this session
+    # The same command in the same directory with the same or lesser
+    # permissions, for the rest of this session.
+    APPROVE_SESSION = "approve-session"
     APPROVE_PREFIX = "approve-prefix"  # commands starting with the request's prefix, always
     DENY = "deny"
 
@@ -148,7 +152,9 @@ class ApprovalSession:
         self.approver = approver
         self.policy = resolve_policy(policy)
         self.rules_file = rules_file
-        self._approved: set[tuple[Question, tuple[str, ...]]] = set()
+        # What was approved for the session: per question, argv and cwd, the
+        # permissions each approval granted.
+        self._approved: dict[tuple[Question, tuple[str, ...], str], list[Permissions]] = {}
         self._lock = threading.Lock()
 
     def assess(self, argv: Sequence[str],
@@ -266,17 +272,18 @@ class ApprovalSession:
     def _ask(self, approver: Callable[[ApprovalRequest], Any] | None, answer: _Answering,
              request: ApprovalRequest) -> tuple[Reply, str] | None:
         """The approver's reply and how it reads in the path; None when
-        nobody can be asked.  Session approvals answer by themselves."""
-        key = (request.question, request.argv)
+        nobody can be asked.  Session approvals answer by themselves, for
+        what they covered (see :class:`Answer`)."""
+        key = (request.question, request.argv, request.cwd)
         with self._lock:
-            if key in self._approved:
+            if any(granted.covers(request.permissions) for granted in self._approved.get(key, ())):
                 return Reply(Answer.APPROVE_SESSION), "approved earlier in this session"
         if approver is None:
             return None
         reply = answer(approver, request)
         if reply.answer is Answer.APPROVE_SESSION:
             with self._lock:
-                self._approved.add(key)
+                self._approved.setdefault(key, []).append(request.permissions)
             return reply, "approved by the user for this session"
         if reply.answer is Answer.APPROVE_PREFIX:
             prefix = request.prefix or request.argv
@@ -288,7 +295,7 @@ class ApprovalSession:
                             request.justification, "<this session>")
                 saved = " (for this session: no rules file to save it to)"
             with self._lock:
-                self._approved.add(key)
+                self._approved.setdefault(key, []).append(request.permissions)
                 self.rules = self.rules + RuleSet((rule,))
             return reply, f"approved by the user for `{shlex.join(prefix)}` always{saved}"
         if reply.answer is Answer.APPROVE_ONCE:
