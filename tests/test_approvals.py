@@ -23,6 +23,7 @@ sandboxed = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {
 
 RULES = parse_rules('''
 prefix_rule(pattern = ["make"], match = ["make test"])
+prefix_rule(pattern = ["deploy"], scope = "escalated")
 prefix_rule(pattern = ["git", "push"], decision = "prompt", justification = "talks to the remote")
 prefix_rule(pattern = ["terraform", "apply"], decision = "forbidden",
             justification = "apply from CI only")
@@ -45,7 +46,12 @@ DECISIONS = [
     (["make", "clean"], "on-request", None, Decision.ALLOW),
     (["curl", "x"], "on-request", Permissions(network=True), Decision.PROMPT),
     (["curl", "x"], "never", Permissions(network=True), Decision.FORBIDDEN),
-    (["make"], "on-request", Permissions(escalate=True), Decision.ALLOW),  # rules allow it all
+    (["make"], "on-request", Permissions(network=True), Decision.ALLOW),  # rules allow it all
+    (["make"], "on-request", Permissions(escalate=True), Decision.PROMPT),  # in the sandbox only
+    (["deploy"], "on-request", Permissions(escalate=True), Decision.ALLOW),  # also without it
+    (["bash", "-lc", "deploy && make"], "on-request", Permissions(escalate=True), Decision.PROMPT),
+    (["deploy"], "never", Permissions(escalate=True), Decision.ALLOW),
+    (["make"], "never", Permissions(escalate=True), Decision.FORBIDDEN),
     (["ls"], "on-request", Permissions(escalate=True), Decision.PROMPT),
 ]
 
@@ -59,7 +65,7 @@ def test_decisions(argv, policy, permissions, expected) -> None:
 
 def test_a_rule_decision_names_its_rule_and_justification() -> None:
     result = assess(["terraform", "apply"], rules=RULES)
-    assert "team.rules:4" in result.reason and "apply from CI only" in result.reason
+    assert "team.rules:5" in result.reason and "apply from CI only" in result.reason
 
 
 class Recorder:
@@ -358,3 +364,28 @@ def test_a_session_approval_covers_only_what_was_asked(host_dir):
     again = session.authorize(argv, cwd=host_dir, permissions=network)
     assert again.policy is not None and again.policy.network and again.policy.sandboxed
     assert again.path[-1] == "approved earlier in this session" and len(approver.asked) == 4
+
+
+def test_always_allowing_a_sandboxed_run_does_not_allow_escalation(host_dir, tmp_path):
+    """"Always" answered about a run in the sandbox adds a rule for the
+    sandbox only; answered about a run without it, one that covers that too."""
+    rules_file = tmp_path / "default.rules"
+    approver = Recorder(Answer.APPROVE_PREFIX, Answer.DENY, Answer.APPROVE_PREFIX)
+    session = ApprovalSession("untrusted", approver=approver, rules_file=str(rules_file))
+    assert session.authorize(["python3", "-c", "print(1)"], cwd=host_dir).policy is not None
+    assert rules_file.read_text() == 'prefix_rule(pattern = ["python3"], decision = "allow")\n'
+    writes = ["python3", "-c", "open('/root/x', 'w').write('x')"]
+    escalated = Permissions(escalate=True)
+    refused = session.authorize(writes, cwd=host_dir, permissions=escalated)
+    assert refused.policy is None and len(approver.asked) == 2  # asked, and denied
+    assert "rules allow it in the sandbox only" in approver.asked[1].reason
+    fresh = ApprovalSession("untrusted", rules=corral.load_rules([str(rules_file)]))
+    assert fresh.assess(writes, escalated).decision is Decision.PROMPT
+    assert fresh.assess(writes).decision is Decision.ALLOW
+    granted = session.authorize(writes, cwd=host_dir, permissions=escalated)
+    assert granted.policy is not None and not granted.policy.sandboxed
+    assert "always, without the sandbox too" in granted.path[-1]
+    assert rules_file.read_text().endswith(
+        'prefix_rule(pattern = ["python3"], decision = "allow", scope = "escalated")\n')
+    fresh = ApprovalSession("untrusted", rules=corral.load_rules([str(rules_file)]))
+    assert fresh.assess(writes, escalated).decision is Decision.ALLOW

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from corral.approvals import Decision, RulesError, append_prefix_rule, load_rules, parse_rules
+from corral.approvals import (Decision, RulesError, Scope, append_prefix_rule, load_rules,
+                              parse_rules)
 
 CODEX_RULES = '''
 # Brought along from ~/.codex/rules/default.rules
@@ -68,6 +69,11 @@ BAD = {
                                  "f.rules:1: host_executable paths must be absolute"),
     "bad examples": ('prefix_rule(pattern = ["a"], match = [1])',
                      "f.rules:1: match must be a list of examples"),
+    "unknown scope": ('prefix_rule(pattern = ["a"], scope = "host")',
+                      "f.rules:1: scope must be sandbox or escalated, not 'host'"),
+    "an escalated prompt": (
+        'prefix_rule(pattern = ["a"], decision = "prompt", scope = "escalated")',
+        'f.rules:1: scope = "escalated" goes with decision = "allow" only'),
 }
 
 
@@ -101,3 +107,15 @@ def test_always_allow_appends_a_rule_that_loads_back(tmp_path: Path) -> None:
     assert [r.line for r in rules.rules] == [1, 2]
     with pytest.raises(RulesError, match="empty prefix"):
         append_prefix_rule(str(path), ())
+
+
+def test_an_allow_rule_is_for_the_sandbox_unless_it_says_escalated(tmp_path: Path) -> None:
+    rules = parse_rules(CODEX_RULES + 'prefix_rule(pattern = ["deploy"], scope = "escalated")\n',
+                        "default.rules")
+    assert [r.scope for r in rules.rules] == [Scope.SANDBOX] * 3 + [Scope.ESCALATED]
+    assert rules.rules[3].describe() == (
+        "deploy -> allow, also without the sandbox (default.rules:17)")
+    path = tmp_path / "default.rules"
+    append_prefix_rule(str(path), ("make",))
+    append_prefix_rule(str(path), ("deploy",), scope=Scope.ESCALATED)
+    assert [r.scope for r in load_rules([str(path)]).rules] == [Scope.SANDBOX, Scope.ESCALATED]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .decide import ApprovalPolicy, Assessment, Permissions, assess
 from .flow import (Answer, ApprovalRequest, ApprovalSession, ApprovedRun, Authorization, Question,
                    Reply)
-from .rules import (Decision, Rule, RuleMatch, RuleSet, RulesError, append_prefix_rule,
+from .rules import (Decision, Rule, RuleMatch, RuleSet, RulesError, Scope, append_prefix_rule,
                     load_rules, parse_rules)
 from .safety import danger, is_known_safe
 from .shell import every_command, plain_commands, shell_script
@@ -20,6 +20,6 @@ from .shell import every_command, plain_commands, shell_script
 __all__ = [
     "Answer", "ApprovalPolicy", "ApprovalRequest", "ApprovalSession", "ApprovedRun", "Authorization",
     "Assessment", "Decision", "Permissions", "Question", "Reply", "Rule", "RuleMatch", "RuleSet",
-    "RulesError", "append_prefix_rule", "assess", "danger", "every_command", "is_known_safe",
-    "load_rules", "parse_rules", "plain_commands", "shell_script",
+    "RulesError", "Scope", "append_prefix_rule", "assess", "danger", "every_command",
+    "is_known_safe", "load_rules", "parse_rules", "plain_commands", "shell_script",
 ]

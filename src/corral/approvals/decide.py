@@ -9,9 +9,11 @@
    policies allow it, to run in the sandbox;
 3. a dangerous command (see :func:`.safety.danger`) prompts whatever rules
    or safety say, and is forbidden under ``never``, which cannot ask;
-4. a request for escalation (to run without the sandbox, or with network or
-   another writable root) prompts, unless rules allow every command of it;
-   under ``never`` it is forbidden.
+4. a request for extra permissions prompts (under ``never`` it is
+   forbidden), unless rules allow every command of it: for network or
+   another writable root, any ``allow`` rule; to run without the sandbox,
+   only rules of scope ``escalated`` (see :class:`.rules.Scope`), so that
+   a rule allowing a command in the sandbox never lets it out of it.
 
 The request's strictest decision is the decision; every step adds a reason.
 """
@@ -23,7 +25,7 @@ import shlex
 from collections.abc import Sequence
 
 from .._record import record
-from .rules import Decision, RuleMatch, RuleSet
+from .rules import Decision, RuleMatch, RuleSet, Scope
 from .safety import danger, is_known_safe
 from .shell import plain_commands, shell_script
 
@@ -84,15 +86,18 @@ class Permissions:
 class Assessment:
     """The decision for a request, the reasons for it, and the rules that matched.
 
-    ``rules_allow_all``: every command was allowed by an explicit rule (an
-    escalation such a request asks for needs no prompt).
+    ``rules_scope``: where explicit rules allow every command to run (None:
+    not every command is allowed by a rule): ``escalated`` when each command
+    is allowed by a rule of that scope (an escalation the request asks for
+    needs no prompt), else ``sandbox`` (extra permissions inside the sandbox
+    need none).
     """
 
     decision: Decision
     reasons: tuple[str, ...]
     matched: tuple[RuleMatch, ...] = ()
     commands: tuple[tuple[str, ...], ...] = ()
-    rules_allow_all: bool = False
+    rules_scope: Scope | None = None
     dangerous: str | None = None
 
     @property
@@ -105,7 +110,8 @@ class Assessment:
             "reasons": list(self.reasons),
             "matched_rules": [
                 {"prefix": list(m.prefix), "decision": m.rule.decision.value,
-                 "rule": m.rule.describe(), "justification": m.rule.justification}
+                 "scope": m.rule.scope.value, "rule": m.rule.describe(),
+                 "justification": m.rule.justification}
                 for m in self.matched],
             "commands": [list(c) for c in self.commands],
             "dangerous": self.dangerous,
@@ -123,26 +129,33 @@ def assess(argv: Sequence[str], policy: ApprovalPolicy = ApprovalPolicy.ON_REQUE
     judged = commands if commands is not None else [argv]
     verdicts: list[tuple[Decision, str]] = []  # each step's decision, and why
     matched: list[RuleMatch] = []
-    rules_allow_all = True
+    scopes: list[Scope | None] = []  # where rules allow each command (None: they do not)
     for command in judged:
         found = rules.matches(command)
         shown = f"`{shlex.join(command)}`"
         if found:
             matched += found
             rule = max(found, key=lambda m: m.rule.decision.severity).rule
-            rules_allow_all &= rule.decision is Decision.ALLOW
+            if rule.decision is not Decision.ALLOW:
+                scopes.append(None)
+            elif any(m.rule.scope is Scope.ESCALATED for m in found):
+                # Said explicitly; an allow rule for the sandbox that also
+                # matches does not take it back.
+                scopes.append(Scope.ESCALATED)
+            else:
+                scopes.append(Scope.SANDBOX)
             why = f" ({rule.justification})" if rule.justification else ""
             verdicts.append((rule.decision,
                              f"{shown}: {rule.decision.value} by rule {rule.describe()}{why}"))
         elif is_known_safe(command):
-            rules_allow_all = False
+            scopes.append(None)
             verdicts.append((Decision.ALLOW, f"{shown}: known safe (only reads)"))
         elif policy is ApprovalPolicy.UNTRUSTED:
-            rules_allow_all = False
+            scopes.append(None)
             verdicts.append((Decision.PROMPT, f"{shown}: not known to be safe, and approval "
                                               "policy untrusted asks"))
         else:
-            rules_allow_all = False
+            scopes.append(None)
             verdicts.append((Decision.ALLOW, f"{shown}: runs in the sandbox"))
     never = policy is ApprovalPolicy.NEVER
     dangerous = danger(argv)
@@ -150,14 +163,23 @@ def assess(argv: Sequence[str], policy: ApprovalPolicy = ApprovalPolicy.ON_REQUE
         verdicts.append((Decision.FORBIDDEN, f"dangerous ({dangerous}), and approval policy "
                                              "never cannot ask") if never else
                         (Decision.PROMPT, f"dangerous ({dangerous}): always asks"))
+    rules_scope: Scope | None = Scope.SANDBOX
+    if not scopes or None in scopes:
+        rules_scope = None
+    elif all(scope is Scope.ESCALATED for scope in scopes):
+        rules_scope = Scope.ESCALATED
     if permissions.requested:
         asked = f"asks {permissions.describe()}"
-        if rules_allow_all and dangerous is None:
+        allowed = (rules_scope is Scope.ESCALATED if permissions.escalate
+                   else rules_scope is not None)
+        if allowed and dangerous is None:
             verdicts.append((Decision.ALLOW, f"{asked}: allowed by rules"))
         else:
+            if rules_scope is Scope.SANDBOX and permissions.escalate:
+                asked += " (rules allow it in the sandbox only)"
             verdicts.append((Decision.FORBIDDEN, f"{asked}, and approval policy never cannot "
                                                  "ask") if never else (Decision.PROMPT, asked))
     decision = max((d for d, _ in verdicts), key=lambda d: d.severity)
     reasons = [reason for _, reason in verdicts]
-    return Assessment(decision, tuple(reasons), tuple(matched), tuple(judged),
-                      rules_allow_all and bool(judged), dangerous)
+    return Assessment(decision, tuple(reasons), tuple(matched), tuple(judged), rules_scope,
+                      dangerous)

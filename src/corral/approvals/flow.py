@@ -37,7 +37,7 @@ from .._policy import PolicyKind, SandboxPolicy, resolve_policy
 from .._record import record, replace
 from .._result import Denial, ExecResult
 from .decide import ApprovalPolicy, Assessment, Permissions, assess
-from .rules import Decision, Rule, RuleSet, append_prefix_rule
+from .rules import Decision, Rule, RuleSet, Scope, append_prefix_rule
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,7 +66,9 @@ class Answer(enum.Enum):
     # The same command in the same directory with the same or lesser
     # permissions, for the rest of this session.
     APPROVE_SESSION = "approve-session"
-    APPROVE_PREFIX = "approve-prefix"  # commands starting with the request's prefix, always
+    # Commands starting with the request's prefix, always; without the
+    # sandbox too only if that is what was asked (see ApprovalSession._ask).
+    APPROVE_PREFIX = "approve-prefix"
     DENY = "deny"
 
     @property
@@ -218,7 +220,7 @@ class ApprovalSession:
         if assessment.decision is Decision.FORBIDDEN:
             return Authorization(Decision.FORBIDDEN, None, (*path, "not run"), assessment, where,
                                  f"refused: {assessment.reason}")
-        escalate = permissions.escalate and assessment.rules_allow_all
+        escalate = permissions.escalate and assessment.rules_scope is Scope.ESCALATED
         if assessment.decision is Decision.PROMPT:
             reply = self._ask(approver, answer, ApprovalRequest(
                 argv, where, Question.RUN, assessment.reason, permissions.justification,
@@ -287,17 +289,23 @@ class ApprovalSession:
             return reply, "approved by the user for this session"
         if reply.answer is Answer.APPROVE_PREFIX:
             prefix = request.prefix or request.argv
+            # The rule covers what the user was asked about: running without
+            # the sandbox only if the question was about that.
+            unsandboxed = (request.question is Question.RETRY_UNSANDBOXED
+                           or request.permissions.escalate)
+            scope = Scope.ESCALATED if unsandboxed else Scope.SANDBOX
             if self.rules_file:
-                rule = append_prefix_rule(self.rules_file, prefix, request.justification)
+                rule = append_prefix_rule(self.rules_file, prefix, request.justification, scope)
                 saved = f" (saved to {self.rules_file})"
             else:  # nowhere to save it: it lasts as long as this session
                 rule = Rule(tuple((word,) for word in prefix), Decision.ALLOW,
-                            request.justification, "<this session>")
+                            request.justification, "<this session>", scope=scope)
                 saved = " (for this session: no rules file to save it to)"
             with self._lock:
                 self._approved.setdefault(key, []).append(request.permissions)
                 self.rules = self.rules + RuleSet((rule,))
-            return reply, f"approved by the user for `{shlex.join(prefix)}` always{saved}"
+            where = ", without the sandbox too" if unsandboxed else ""
+            return reply, f"approved by the user for `{shlex.join(prefix)}` always{where}{saved}"
         if reply.answer is Answer.APPROVE_ONCE:
             return reply, "approved by the user once"
         return reply, "denied by the user"

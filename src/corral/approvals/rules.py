@@ -8,6 +8,7 @@ calls of ``prefix_rule(...)`` (and ``host_executable(...)``), read here with
         pattern = ["git", ["push", "fetch"]],   # tokens in order; a list = alternatives
         decision = "prompt",                    # allow | prompt | forbidden (default allow)
         justification = "talks to the remote",
+        scope = "sandbox",                      # allow rules: sandbox | escalated (default sandbox)
         match = [["git", "push"], "git fetch origin"],   # examples checked at load
         not_match = ["git status"],
     )
@@ -17,7 +18,11 @@ A rule matches a command whose first words are its pattern.  A command
 given by absolute path (``/usr/bin/git``) matches rules for its basename
 unless ``host_executable`` lists the paths that may, and this is not one.
 Of all the rules that match, the strictest decision wins (forbidden, then
-prompt, then allow).  ``match`` and ``not_match`` examples are checked when
+prompt, then allow).  An ``allow`` rule's ``scope`` (corral's addition to the
+format) says where it lets a command run: ``sandbox`` (the default, and all a
+Codex rules file gives) in the sandbox only, with any network or writable
+roots the request asks for; ``escalated`` also without the sandbox, when the
+request asks to escalate.  ``match`` and ``not_match`` examples are checked when
 the file is loaded: a rule whose examples fail is an error naming the file
 and the line.
 """
@@ -32,8 +37,8 @@ import shlex
 from .._errors import CorralError
 from .._record import record
 
-__all__ = ["Decision", "Rule", "RuleMatch", "RuleSet", "RulesError", "append_prefix_rule",
-           "load_rules", "parse_rules"]
+__all__ = ["Decision", "Rule", "RuleMatch", "RuleSet", "RulesError", "Scope",
+           "append_prefix_rule", "load_rules", "parse_rules"]
 
 
 class Decision(enum.Enum):
@@ -51,19 +56,31 @@ class Decision(enum.Enum):
 _SEVERITY = {Decision.ALLOW: 0, Decision.PROMPT: 1, Decision.FORBIDDEN: 2}
 
 
+class Scope(enum.Enum):
+    """Where an ``allow`` rule lets a command run: in the sandbox only (with
+    the network or writable roots a request asks for), or also without it
+    (``escalated``: a request to escalate is allowed without asking)."""
+
+    SANDBOX = "sandbox"
+    ESCALATED = "escalated"
+
+
 class RulesError(CorralError, ValueError):
     """A rules file that cannot be used; the message names the file and line."""
 
 
 @record
 class Rule:
-    """One ``prefix_rule``: ``pattern`` holds the alternatives for each word."""
+    """One ``prefix_rule``: ``pattern`` holds the alternatives for each word;
+    ``scope`` is where an ``allow`` lets the command run (always ``sandbox``
+    for the other decisions)."""
 
     pattern: tuple[tuple[str, ...], ...]
     decision: Decision
     justification: str | None = None
     source: str = "<rules>"
     line: int = 0
+    scope: Scope = Scope.SANDBOX
 
     def prefix_of(self, argv: tuple[str, ...], executables: dict[str, tuple[str, ...]]
                   ) -> tuple[str, ...] | None:
@@ -85,7 +102,8 @@ class Rule:
 
     def describe(self) -> str:
         words = " ".join(c[0] if len(c) == 1 else "[" + "|".join(c) + "]" for c in self.pattern)
-        return f"{words} -> {self.decision.value} ({self.source}:{self.line})"
+        escalated = ", also without the sandbox" if self.scope is Scope.ESCALATED else ""
+        return f"{words} -> {self.decision.value}{escalated} ({self.source}:{self.line})"
 
 
 @record
@@ -192,7 +210,7 @@ class _Where:
 
 def _prefix_rule(arguments: dict[str, object], where: _Where
                  ) -> tuple[Rule, list[str | list[str]], list[str | list[str]]]:
-    known = {"pattern", "decision", "justification", "match", "not_match"}
+    known = {"pattern", "decision", "justification", "match", "not_match", "scope"}
     unknown = set(arguments) - known
     if unknown:
         raise where.error(f"prefix_rule() has no argument {sorted(unknown)[0]!r} "
@@ -215,6 +233,14 @@ def _prefix_rule(arguments: dict[str, object], where: _Where
     justification = arguments.get("justification")
     if justification is not None and not isinstance(justification, str):
         raise where.error("justification must be a string")
+    scope_text = arguments.get("scope", Scope.SANDBOX.value)
+    try:
+        scope = Scope(scope_text)
+    except ValueError:
+        raise where.error(f"scope must be sandbox or escalated, not {scope_text!r}") from None
+    if scope is Scope.ESCALATED and decision is not Decision.ALLOW:
+        raise where.error(f"scope = \"escalated\" goes with decision = \"allow\" only, "
+                          f"not {decision.value!r}")
     examples: dict[str, list[str | list[str]]] = {}
     for key in ("match", "not_match"):
         given = arguments.get(key, [])
@@ -228,7 +254,7 @@ def _prefix_rule(arguments: dict[str, object], where: _Where
                 examples[key].append(example)
             else:
                 raise where.error(f"{key} must be a list of examples (strings or lists of words)")
-    rule = Rule(tuple(tokens), decision, justification, where.source, where.line)
+    rule = Rule(tuple(tokens), decision, justification, where.source, where.line, scope)
     return rule, examples["match"], examples["not_match"]
 
 
@@ -263,16 +289,20 @@ def _host_executable(arguments: dict[str, object], where: _Where) -> tuple[str, 
     return name, resolved
 
 
-def append_prefix_rule(path: str, prefix: tuple[str, ...], justification: str | None = None
-                       ) -> Rule:
-    """Appends an ``allow`` rule for ``prefix`` to the rules file at ``path``
-    (created if missing), as an "always allow this prefix" approval does."""
+def append_prefix_rule(path: str, prefix: tuple[str, ...], justification: str | None = None,
+                       scope: Scope = Scope.SANDBOX) -> Rule:
+    """Appends an ``allow`` rule for ``prefix`` in ``scope`` to the rules file
+    at ``path`` (created if missing), as an "always allow this prefix"
+    approval does.  The ``scope`` argument is written only when it is
+    ``escalated``, so that the file stays a Codex rules file otherwise."""
     if not prefix:
         raise RulesError(f"{path}: an empty prefix would allow every command")
     words = ", ".join(_starlark_string(w) for w in prefix)
     text = f"prefix_rule(pattern = [{words}], decision = \"allow\""
     if justification:
         text += f", justification = {_starlark_string(justification)}"
+    if scope is Scope.ESCALATED:
+        text += f", scope = {_starlark_string(scope.value)}"
     text += ")\n"
     try:
         with open(path, encoding="utf-8") as f:
@@ -286,7 +316,8 @@ def append_prefix_rule(path: str, prefix: tuple[str, ...], justification: str | 
             f.write("\n")
         f.write(text)
     return Rule(tuple((w,) for w in prefix), Decision.ALLOW, justification, path,
-                existing.count("\n") + (1 if existing and not existing.endswith("\n") else 0) + 1)
+                existing.count("\n") + (1 if existing and not existing.endswith("\n") else 0) + 1,
+                scope)
 
 
 def _starlark_string(value: str) -> str:
