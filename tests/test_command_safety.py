@@ -35,6 +35,7 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     ("rg TODO", S, None), ("rg -n --hidden foo src", S, None), ("rg --pre cat foo", U, None),
     ("rg --pre=./evil foo", U, None), ("rg --hostname-bin ./evil x", U, None),
     ("rg -z foo", U, None), ("rg --search-zip foo", U, None), ("rg -iz foo", U, None),
+    ("rg --pre-glob '*.gz' foo", S, None), ("rg --search foo", U, None),
     # git: only the subcommands that show, with nothing before them.
     ("git status", S, None), ("git log --oneline -5", S, None), ("git diff HEAD~1", S, None),
     ("git show HEAD", S, None), ("git branch", S, None), ("git branch -a", S, None),
@@ -43,6 +44,7 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     ("git -C /elsewhere status", U, None), ("git --git-dir=x status", U, None),
     ("git diff --output=patch.txt", U, None), ("git diff --ext-diff", U, None),
     ("git log --output=x", U, None), ("git commit -m x", U, None), ("git add -A", U, None),
+    ("git log --outp=x", U, None), ("git diff --ext", U, None), ("git log --oneline", S, None),
     ("git fetch", U, None), ("git push", U, None), ("git checkout main", U, None),
     ("git stash", U, None), ("git reset --hard HEAD", U, "git reset"),
     ("git reset HEAD file", U, "git reset"), ("git rm file", U, "git rm"),
@@ -55,9 +57,19 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     ("sed -n 10p file", S, None), ("sed -n 1,20p file", S, None), ("sed -n '5,9p' file", S, None),
     ("sed -i s/a/b/ file", U, None), ("sed -n 1,20p", U, None), ("sed -n 1w out file", U, None),
     ("sed s/a/b/ file", U, None), ("sed -n 1,20p a b", U, None),
+    ("sed -n 1p --expression=1e", U, None), ("sed -n 1p file --expression=1e", U, None),
+    ("sed -n -e 1p -e 1e file", U, None), ("sed -n -e 1p -e 5,9p file", S, None),
+    ("sed -n --expression=3p -- file", S, None), ("sed -n 1p -i file", U, None),
+    ("sed -n -f script.sed file", U, None), ("sed -n 's/a/b/e' file", U, None),
+    ("sed -n 1r/etc/passwd file", U, None), ("sed -n 1W/tmp/x file", U, None),
+    ("sed -n --expr=1e 1p file", U, None), ("sed -n -e", U, None),
     # base64: safe unless it writes a file.
     ("base64 file", S, None), ("base64 -d blob", S, None), ("base64 -o out file", U, None),
     ("base64 --output out file", U, None), ("base64 --output=out file", U, None),
+    ("base64 --out=x file", U, None), ("base64 -do out file", U, None),
+    # uniq: safe unless it writes its output file.
+    ("uniq -c in", S, None), ("uniq -f 1 in", S, None), ("uniq in out", U, None),
+    ("uniq -c -- in out", U, None),
     # Plain scripts: safe only if every command is.
     ("ls && pwd", S, None), ("cat a | grep b | wc -l", S, None), ("ls || echo none", S, None),
     ("cd src; ls; git status", S, None), ("ls -la # list", S, None),
@@ -69,6 +81,11 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     ("echo ${HOME}", U, None), ('echo "$HOME"', U, None), ("(ls)", U, None),
     ("{ ls; }", U, None), ("ls &", U, None), ("FOO=1 ls", U, None), ("export A=1", U, None),
     ("cat <<EOF\nhi\nEOF", U, None), ("diff <(ls a) <(ls b)", U, None),
+    # Braces, globs and tildes: bash expands them, so what runs is unknown.
+    ("rg {--pre=sh,x} a.sh", U, None), ("rg * a.sh", U, None), ("rg x ./--pre=sh?", U, None),
+    ("ls [a-z]*", U, None), ("cat ~/.bashrc", U, None), ("echo a={b,c}", U, None),
+    ("echo x=~/y", U, None), ("ls {a..c}", U, None), ("ls \\*.py", S, None),
+    ("ls '*.py' \"{a,b}\"", S, None),
     ("if true; then ls; fi", U, None), ("for f in *; do cat $f; done", U, None),
     ("while true; do ls; done", U, None), ("ls | tee out", U, None), ("echo 'unterminated", U, None),
     ("", U, None),

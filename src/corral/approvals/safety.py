@@ -3,11 +3,15 @@
 *Known safe* means read-only by construction: it runs without asking under
 every approval policy (still in the sandbox).  The set is Codex's: commands
 that only read (``cat``, ``ls``, ``grep``...), and commands that are safe
-with some arguments only (``find`` without the actions that run or delete,
-``rg`` without the options that run a program, ``git`` subcommands that only
-show, ``sed -n Np FILE``, ``base64`` without ``-o``).  A shell script is
-known safe only if it is plain (see :func:`.shell.plain_commands`) and each
-of its commands is.
+with some arguments only (``find`` without the actions that run, delete or
+write, ``rg`` without the options that run a program, ``git`` subcommands
+that only show, ``sed -n Np FILE``, ``base64`` without ``-o``, ``uniq``
+without an output file).  An option that runs or writes is caught in the
+abbreviations ``getopt_long`` and git accept too (``--outp=x``); for
+``sed``, any option or script not known to only print is not safe.  A shell
+script is known safe only if it is plain (see
+:func:`.shell.plain_commands`: no word bash would expand, such as
+``{--pre=sh,x}`` or ``*``) and each of its commands is.
 
 *Dangerous* means destructive in a way the sandbox does not undo inside the
 workspace: ``rm`` with ``-f`` or ``-r``, ``git reset``, ``git rm``, ``git
@@ -28,16 +32,22 @@ __all__ = ["danger", "is_known_safe"]
 
 _ALWAYS_SAFE = frozenset({
     "cat", "cd", "cut", "echo", "expr", "false", "grep", "head", "id", "ls", "nl", "paste", "pwd",
-    "rev", "seq", "stat", "tail", "tr", "true", "uname", "uniq", "wc", "which", "whoami",
+    "rev", "seq", "stat", "tail", "tr", "true", "uname", "wc", "which", "whoami",
     "numfmt", "tac",
 })
 _FIND_ACTIONS = frozenset({"-exec", "-execdir", "-ok", "-okdir", "-delete", "-fls", "-fprint",
                            "-fprint0", "-fprintf"})
+_RG_RUNS = ("--pre", "--hostname-bin", "--search-zip")
 _GIT_SHOW = frozenset({"status", "log", "diff", "show"})
+# Options of git's showing subcommands that write a file or run a program.
+_GIT_RUNS_OR_WRITES = ("--output", "--ext-diff", "--exec", "--upload-pack")
 # git branch forms that list and change nothing.
 _GIT_BRANCH_LISTING = frozenset({"-a", "--all", "-r", "--remotes", "-v", "-vv", "--verbose",
                                  "--list", "-l", "--show-current", "--no-color", "--color"})
 _SED_PRINT = re.compile(r"\d+(,\d+)?p")
+_SED_QUIET = frozenset({"-n", "--quiet", "--silent"})
+# uniq's options that take the next word as their value.
+_UNIQ_VALUED = frozenset({"-f", "-s", "-w", "--skip-fields", "--skip-chars", "--check-chars"})
 # Wrappers that run the rest of their arguments as a command, and how many
 # option words that take a value each one knows.
 _WRAPPERS = {
@@ -87,15 +97,13 @@ def _safe_command(argv: tuple[str, ...]) -> bool:
     if name == "find":
         return not any(a in _FIND_ACTIONS for a in args)
     if name == "rg":
-        return not any(a in ("--pre", "--hostname-bin", "--search-zip")
-                       or a.startswith(("--pre=", "--hostname-bin="))
-                       or (a.startswith("-") and not a.startswith("--") and "z" in a)
-                       for a in args)
+        return not any(_long_option(a, _RG_RUNS) or _short_option(a, "z") for a in args)
     if name == "base64":
-        return not any(a in ("-o", "--output") or a.startswith("--output=")
-                       or (a.startswith("-o") and not a.startswith("--")) for a in args)
+        return not any(_long_option(a, ("--output",)) or _short_option(a, "o") for a in args)
+    if name == "uniq":  # a second operand is the file it writes
+        return len(_operands(args, _UNIQ_VALUED)) <= 1
     if name == "sed":
-        return len(args) == 3 and args[0] == "-n" and bool(_SED_PRINT.fullmatch(args[1]))
+        return _safe_sed(args)
     if name == "git":
         return _safe_git(args)
     return False
@@ -107,13 +115,74 @@ def _safe_git(args: tuple[str, ...]) -> bool:
     if not args or args[0].startswith("-"):
         return False
     sub, rest = args[0], args[1:]
-    if any(a.startswith(("--output", "--ext-diff", "--exec", "--upload-pack")) for a in rest):
-        return False  # writes a file, or runs a program
+    if any(a.startswith(_GIT_RUNS_OR_WRITES) or _long_option(a, _GIT_RUNS_OR_WRITES)
+           for a in rest):
+        return False
     if sub in _GIT_SHOW:
         return True
     if sub == "branch":
         return all(a in _GIT_BRANCH_LISTING for a in rest)
     return False
+
+
+def _safe_sed(args: tuple[str, ...]) -> bool:
+    """``sed -n`` printing lines by number from one file: ``-n``, scripts
+    (each ``-e S``, ``--expression=S``, or else the first operand) that are
+    all ``Np`` or ``N,Mp``, and one file operand.  Any other option (``-i``,
+    ``-f FILE``, ``-s``, an abbreviation such as ``--expr``) or script (so
+    never ``e``, ``w``, ``W``, ``r``, ``R`` nor ``s///e``) is not safe."""
+    quiet = False
+    scripts: list[str] = []
+    operands: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            operands += words
+            break
+        if word in _SED_QUIET:
+            quiet = True
+        elif word in ("-e", "--expression"):
+            scripts.append(next(words, ""))
+        elif word.startswith("--expression="):
+            scripts.append(word.partition("=")[2])
+        elif word.startswith("-") and word != "-":
+            return False
+        else:
+            operands.append(word)
+    if not scripts and operands:
+        scripts.append(operands.pop(0))
+    return (quiet and bool(scripts) and len(operands) == 1
+            and all(_SED_PRINT.fullmatch(script) for script in scripts))
+
+
+def _long_option(word: str, options: tuple[str, ...]) -> bool:
+    """Whether ``word`` is one of the long ``options`` (``--name`` or
+    ``--name=VALUE``) or an abbreviation of one (``--outp=x``), which
+    ``getopt_long`` and git accept."""
+    name = word.partition("=")[0]
+    return word.startswith("--") and len(name) > 2 and any(o.startswith(name) for o in options)
+
+
+def _short_option(word: str, letter: str) -> bool:
+    """Whether ``word`` is a cluster of short options (``-iz``) that holds
+    ``letter``; a letter that is another option's value counts too."""
+    return word.startswith("-") and not word.startswith("--") and letter in word
+
+
+def _operands(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
+    """The words of ``args`` that are neither options nor the values of the
+    ``valued`` options."""
+    operands: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            operands += words
+            break
+        if word in valued:
+            next(words, None)
+        elif word == "-" or not word.startswith("-"):
+            operands.append(word)
+    return operands
 
 
 def _dangerous_command(argv: tuple[str, ...]) -> str | None:

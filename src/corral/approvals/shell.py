@@ -7,7 +7,8 @@ commands it would run:
 * :func:`plain_commands` accepts only *plain* scripts: commands of literal
   words joined by ``&&``, ``||``, ``;`` and ``|``.  Anything else (a
   redirection, a variable or command substitution, a subshell, a variable
-  assignment, control flow, a background job, a heredoc) makes it not plain,
+  assignment, control flow, a background job, a heredoc, an unquoted word
+  that bash would expand as braces, a glob or a tilde) makes it not plain,
   because what it runs or touches is no longer visible in its words.
 * :func:`every_command` finds every command anywhere in a script, inside
   substitutions and subshells included, for the checks that must not miss
@@ -18,6 +19,7 @@ commands it would run:
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 TYPE_CHECKING = False
@@ -33,6 +35,12 @@ _SCRIPT_FLAGS = frozenset({"-c", "-lc", "-cl"})
 _PLAIN_STRUCTURE = frozenset({"program", "list", "pipeline", "command", "command_name",
                               "&&", "||", ";", "|", "comment"})
 _WORDS = frozenset({"word", "number", "raw_string", "string", "concatenation"})
+# In an unquoted word (its escaped characters blanked out): what bash may
+# expand as braces, a glob or a tilde.  Any brace or glob character counts,
+# whether it expands or not; a tilde at the start, or after = or : (where
+# bash expands it in a word that looks like an assignment).
+_ESCAPED = re.compile(r"\\.", re.DOTALL)
+_EXPANDS = re.compile(r"[{*?\[]|(^|[=:])~")
 
 _parser_lock = threading.Lock()
 _parser: Parser | None = None
@@ -122,11 +130,13 @@ def _text(node: Node, source: bytes) -> str:
 
 
 def _literal(node: Node, source: bytes) -> str | None:
-    """The value of a word that expands to itself alone, else None."""
+    """The value of a word that expands to itself alone, else None (a word
+    with a brace expansion, a glob or a tilde too: its value depends on what
+    bash finds, not on the script)."""
     kind = node.type
     text = _text(node, source)
     if kind in ("word", "number"):
-        if any(c in text for c in "$`"):
+        if any(c in text for c in "$`") or _EXPANDS.search(_ESCAPED.sub("_", text)):
             return None
         return _unescape(text)
     if kind == "raw_string":
