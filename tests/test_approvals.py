@@ -389,3 +389,13 @@ def test_always_allowing_a_sandboxed_run_does_not_allow_escalation(host_dir, tmp
         'prefix_rule(pattern = ["python3"], decision = "allow", scope = "escalated")\n')
     fresh = ApprovalSession("untrusted", rules=corral.load_rules([str(rules_file)]))
     assert fresh.assess(writes, escalated).decision is Decision.ALLOW
+
+
+@pytest.mark.parametrize("command", [
+    ["env", "sh", "-c", "rm -rf ~"], ["bash", "-ec", "rm -rf ~"], ["bash", "-c", "rm -rf ~", "x"],
+    ["bash", "-lc", "eval rm -rf x"], ["bash", "-lc", "builtin rm -rf x"]])
+def test_policy_check_refuses_dangerous_commands_in_any_shell_form(host_dir, tmp_path, command):
+    refused = _corral("policy", "check", "--approval", "never", "--", *command,
+                      cwd=host_dir, home=tmp_path)
+    assert refused.returncode == 2, refused.stdout
+    assert "dangerous (rm -rf), and approval policy never cannot ask" in refused.stdout

@@ -7,6 +7,8 @@ dangerous (None: nothing).
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from corral.approvals import danger, every_command, is_known_safe, plain_commands
@@ -117,6 +119,24 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     (["sh", "-c", "ls && pwd"], S, None), (["zsh", "-c", "git status"], S, None),
     (["bash", "-l", "-c", "ls"], S, None), (["/bin/bash", "-lc", "ls"], S, None),
     (["bash", "-lc", "rm -rf x"], U, "rm -rf"), (["bash", "script.sh"], U, None),
+    (["bash", "-ec", "ls"], S, None), (["bash", "-c", "ls", "arg0", "x"], S, None),
+    (["sh", "-c", "-e", "ls"], S, None), (["bash", "--login", "-xc", "ls"], S, None),
+    (["bash", "--rcfile", "evil", "-ic", "ls"], U, None),
+    (["bash", "-O", "extglob", "-c", "ls"], U, None),
+    (["bash", "--", "-c", "ls"], U, None),
+    # Dangerous in any shell call, behind any wrapper, and in what eval runs.
+    ("env sh -c 'rm -rf ~'", U, "rm -rf"), ("bash -ec 'rm -rf ~'", U, "rm -rf"),
+    ("bash -c 'rm -rf ~' x", U, "rm -rf"), ("eval rm -rf x", U, "rm -rf"),
+    ("eval 'git reset --hard'", U, "git reset"), ("builtin rm -rf x", U, "rm -rf"),
+    ("env -i A=1 -u B sh -xec 'rm -rf ~' a b", U, "rm -rf"), ("env -S 'rm -rf x'", U, "rm -rf"),
+    ("env --split-string='rm -f x'", U, "rm -f"), ("time -p rm -rf x", U, "rm -rf"),
+    ("exec rm -rf x", U, "rm -rf"), ("setsid rm -rf x", U, "rm -rf"),
+    ("xargs sh -c 'rm -rf \"$@\"' _", U, "rm -rf"),
+    ("find . -exec sh -c 'rm -rf x' \\;", U, "rm -rf"),
+    ("nice -n 5 timeout 3 bash -o pipefail -lc 'eval \"git rm x\"'", U, "git rm"),
+    (["env", "sh", "-c", "rm -rf ~"], U, "rm -rf"), (["bash", "-ec", "rm -rf ~", "x"], U, "rm -rf"),
+    (["bash", "--rcfile", "r", "-ic", "rm -rf ~"], U, "rm -rf"),
+    (["eval", "rm -rf x"], U, "rm -rf"),
     (["python3", "-c", "print(1)"], U, None), (["npm", "test"], U, None),
     (["make"], U, None), (["curl", "https://example.com"], U, None),
 ]
@@ -148,3 +168,10 @@ def test_every_command_is_found_wherever_it_hides() -> None:
     found = every_command("echo $(rm -rf /) && (cd x; git reset --hard) | cat <(ls)")
     assert ("rm", "-rf", "/") in found and ("git", "reset", "--hard") in found
     assert ("ls",) in found
+
+
+def test_scripts_nested_deeper_than_read_are_dangerous() -> None:
+    script = "ls"
+    for _ in range(12):
+        script = shlex.join(["sh", "-c", script])
+    assert danger(["bash", "-lc", script]) == "scripts nested too deep to read"

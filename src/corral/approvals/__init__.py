@@ -15,11 +15,12 @@ from .flow import (Answer, ApprovalRequest, ApprovalSession, ApprovedRun, Author
 from .rules import (Decision, Rule, RuleMatch, RuleSet, RulesError, Scope, append_prefix_rule,
                     load_rules, parse_rules)
 from .safety import danger, is_known_safe
-from .shell import every_command, plain_commands, shell_script
+from .shell import every_command, plain_commands, plain_shell_script, shell_script
 
 __all__ = [
     "Answer", "ApprovalPolicy", "ApprovalRequest", "ApprovalSession", "ApprovedRun", "Authorization",
     "Assessment", "Decision", "Permissions", "Question", "Reply", "Rule", "RuleMatch", "RuleSet",
     "RulesError", "Scope", "append_prefix_rule", "assess", "danger", "every_command",
-    "is_known_safe", "load_rules", "parse_rules", "plain_commands", "shell_script",
+    "is_known_safe", "load_rules", "parse_rules", "plain_commands", "plain_shell_script",
+    "shell_script",
 ]

@@ -1,7 +1,8 @@
 """The decision for one command: allow, prompt or forbidden, and why.
 
 ``assess`` judges every command of a request (each command of a plain
-``bash -lc`` script; a script that is not plain is judged as one command):
+``bash -lc`` script, see :func:`.shell.plain_shell_script`; a script that is
+not plain is judged as one command):
 
 1. rules that match decide, the strictest winning (see :mod:`.rules`);
 2. otherwise, as in Codex: a known-safe command is allowed under every
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from .._record import record
 from .rules import Decision, RuleMatch, RuleSet, Scope
 from .safety import danger, is_known_safe
-from .shell import plain_commands, shell_script
+from .shell import plain_commands, plain_shell_script
 
 __all__ = ["ApprovalPolicy", "Assessment", "Permissions", "assess"]
 
@@ -124,7 +125,7 @@ def assess(argv: Sequence[str], policy: ApprovalPolicy = ApprovalPolicy.ON_REQUE
     rules = rules or RuleSet()
     permissions = permissions or Permissions()
     argv = tuple(argv)
-    script = shell_script(argv)
+    script = plain_shell_script(argv)
     commands = plain_commands(script) if script is not None else None
     judged = commands if commands is not None else [argv]
     verdicts: list[tuple[Decision, str]] = []  # each step's decision, and why

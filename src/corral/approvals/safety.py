@@ -15,10 +15,12 @@ script is known safe only if it is plain (see
 
 *Dangerous* means destructive in a way the sandbox does not undo inside the
 workspace: ``rm`` with ``-f`` or ``-r``, ``git reset``, ``git rm``, ``git
-clean -f``, a forced ``git push``; also behind ``sudo``, ``env``, ``xargs``,
-``nice``, ``nohup``, ``timeout``, ``command``, ``exec`` and ``find -exec``,
-and anywhere in a script: inside substitutions, subshells and nested shell
-scripts too.
+clean -f``, a forced ``git push``; also behind ``sudo``, ``env`` (``-S``
+included), ``xargs``, ``nice``, ``nohup``, ``timeout``, ``command``,
+``builtin``, ``exec``, ``time``, ``setsid`` and ``find -exec``, and anywhere
+in a script: inside substitutions and subshells, in the script of any
+``SHELL -...c SCRIPT ARGS`` call (see :func:`.shell.shell_script`), and in
+what ``eval`` runs, nested in one another to any depth corral reads.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import os
 import re
 
-from .shell import every_command, plain_commands, shell_script
+from .shell import every_command, plain_commands, plain_shell_script, shell_script
 
 __all__ = ["danger", "is_known_safe"]
 
@@ -53,7 +55,7 @@ _UNIQ_VALUED = frozenset({"-f", "-s", "-w", "--skip-fields", "--skip-chars", "--
 _WRAPPERS = {
     "sudo": frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-R", "-T", "-U", "--user",
                        "--group", "--host", "--prompt", "--chdir", "--chroot"}),
-    "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}),
+    "env": frozenset({"-u", "--unset", "-C", "--chdir"}),
     "xargs": frozenset({"-a", "-d", "-E", "-e", "-I", "-i", "-L", "-l", "-n", "-P", "-s",
                         "--arg-file", "--delimiter", "--max-args", "--max-procs",
                         "--max-chars", "--replace"}),
@@ -61,14 +63,19 @@ _WRAPPERS = {
     "nohup": frozenset(),
     "timeout": frozenset({"-s", "--signal", "-k", "--kill-after"}),
     "command": frozenset(),
+    "builtin": frozenset(),
     "exec": frozenset({"-a"}),
+    "time": frozenset({"-f", "--format", "-o", "--output"}),
+    "setsid": frozenset(),
     "stdbuf": frozenset({"-i", "-o", "-e"}),
 }
+# How deep danger reads scripts in scripts; deeper is taken to be dangerous.
+_MAX_DEPTH = 8
 
 
 def is_known_safe(argv: tuple[str, ...] | list[str]) -> bool:
     """Whether ``argv`` (a command, or a shell's ``-c`` script) only reads."""
-    script = shell_script(argv)
+    script = plain_shell_script(argv)
     if script is None:
         return _safe_command(tuple(argv))
     commands = plain_commands(script)
@@ -77,12 +84,19 @@ def is_known_safe(argv: tuple[str, ...] | list[str]) -> bool:
 
 def danger(argv: tuple[str, ...] | list[str], depth: int = 0) -> str | None:
     """Why ``argv`` is dangerous (``"rm -rf"``, ``"git reset"``...), or None.
-    Scripts are read through, nested ones (``bash -c "sh -c '...'"``) too."""
+    Wrappers are read through to what they run, and a shell's script or
+    ``eval``'s arguments (joined, as eval does) as a script: every command
+    in it, nested ones (``env sh -c "bash -ec 'eval ...'"``) too."""
+    argv = _unwrap(tuple(argv))
     script = shell_script(argv)
+    if script is None and argv[:1] == ("eval",):
+        script = " ".join(argv[1:])
     if script is None:
-        return _dangerous_command(tuple(argv))
+        return _dangerous_command(argv, depth)
+    if depth >= _MAX_DEPTH:
+        return "scripts nested too deep to read"
     for command in every_command(script):
-        reason = danger(command, depth + 1) if depth < 8 else None
+        reason = danger(command, depth + 1)
         if reason is not None:
             return reason
     return None
@@ -185,8 +199,9 @@ def _operands(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
     return operands
 
 
-def _dangerous_command(argv: tuple[str, ...]) -> str | None:
-    argv = _unwrap(argv)
+def _dangerous_command(argv: tuple[str, ...], depth: int) -> str | None:
+    """Why the command ``argv`` (no wrapper, no shell script) is dangerous,
+    or None; ``depth`` is how deep in scripts it is, for ``find -exec``'s."""
     if not argv:
         return None
     name, args = os.path.basename(argv[0]), argv[1:]
@@ -226,7 +241,7 @@ def _dangerous_command(argv: tuple[str, ...]) -> str | None:
                     if word in (";", "+"):
                         break
                     inner.append(word)
-                reason = _dangerous_command(tuple(inner))
+                reason = danger(tuple(inner), depth + 1)
                 if reason is not None:
                     return reason
             if a == "-delete":
@@ -243,7 +258,9 @@ def _git_subcommand(args: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
 
 
 def _unwrap(argv: tuple[str, ...]) -> tuple[str, ...]:
-    """The command a chain of wrappers (``sudo -u x env A=1 nice cmd``) runs."""
+    """The command a chain of wrappers (``sudo -u x env A=1 nice cmd``) runs.
+    ``env -S STRING ARGS`` splits STRING into words much as a shell would:
+    it becomes ``eval STRING ARGS``, read as a script."""
     for _ in range(16):
         if not argv:
             return argv
@@ -257,6 +274,11 @@ def _unwrap(argv: tuple[str, ...]) -> tuple[str, ...]:
             if word == "--":
                 i += 1
                 break
+            if wrapper == "env" and word in ("-S", "--split-string"):
+                return ("eval", *argv[i + 1:])
+            if wrapper == "env" and word.startswith(("-S", "--split-string=")):
+                attached = word.partition("=")[2] if word.startswith("--") else word[2:]
+                return ("eval", attached, *argv[i + 1:])
             if word in valued:
                 i += 2
             elif word.startswith("-"):

@@ -26,11 +26,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from tree_sitter import Node, Parser
 
-__all__ = ["ShellSyntaxError", "every_command", "plain_commands", "shell_script"]
+__all__ = ["ShellSyntaxError", "every_command", "plain_commands", "plain_shell_script",
+           "shell_script"]
 
-# The shells whose -c script corral reads, and the option words that pass one.
+# The shells whose -c script corral reads.
 _SHELLS = frozenset({"bash", "sh", "zsh", "dash", "ksh"})
-_SCRIPT_FLAGS = frozenset({"-c", "-lc", "-cl"})
+# The shells' long options that take the next word as their value.
+_SHELL_VALUED = frozenset({"--rcfile", "--init-file"})
+# The options of a shell that runs nothing but its script (see plain_shell_script).
+_PLAIN_SHELL_OPTION = re.compile(r"-[celux]+|--login|--noprofile|--norc|--")
 # Nodes a plain script may contain besides words.
 _PLAIN_STRUCTURE = frozenset({"program", "list", "pipeline", "command", "command_name",
                               "&&", "||", ";", "|", "comment"})
@@ -51,14 +55,58 @@ class ShellSyntaxError(ValueError):
 
 
 def shell_script(argv: tuple[str, ...] | list[str]) -> str | None:
-    """The script of ``bash -lc SCRIPT`` (``sh -c``, ``zsh -c``...; the shell
-    given by name or path), or None if ``argv`` is not such a call."""
-    if len(argv) == 3 and os.path.basename(argv[0]) in _SHELLS and argv[1] in _SCRIPT_FLAGS:
-        return argv[2]
-    if (len(argv) == 4 and os.path.basename(argv[0]) in _SHELLS
-            and {argv[1], argv[2]} == {"-l", "-c"}):
-        return argv[3]
-    return None
+    """The script of ``SHELL [OPTIONS] SCRIPT [ARG0 ARGS...]`` where SHELL is
+    bash, sh, zsh, dash or ksh (by name or path) and OPTIONS hold ``c``: any
+    single-letter options in clusters (``-c``, ``-lc``, ``-ec``, ``+e``, the
+    value of each ``o`` or ``O`` following), long ones (``--rcfile FILE``),
+    then ``--`` or ``-`` perhaps; the script is the first word after them.
+    None if ``argv`` is not such a call (a shell running a file or stdin)."""
+    call = _shell_call(argv)
+    return None if call is None else call[1]
+
+
+def plain_shell_script(argv: tuple[str, ...] | list[str]) -> str | None:
+    """The script of a :func:`shell_script` call whose options make the
+    shell run nothing but that script, else None: the options are clusters
+    of ``c``, ``e``, ``l``, ``u`` and ``x``, ``--login``, ``--noprofile``,
+    ``--norc`` and ``--`` only (not ``-i`` with an rc file, nor ``-O``
+    changing how the script parses).  What the script runs then stands for
+    what ``argv`` runs (a login shell's profile aside)."""
+    call = _shell_call(argv)
+    if call is None or not all(_PLAIN_SHELL_OPTION.fullmatch(o) for o in call[0]):
+        return None
+    return call[1]
+
+
+def _shell_call(argv: tuple[str, ...] | list[str]) -> tuple[tuple[str, ...], str] | None:
+    """The option words (values included) and the script of a shell's
+    ``-c`` call, as :func:`shell_script` reads it; None if it is not one."""
+    if not argv or os.path.basename(argv[0]) not in _SHELLS:
+        return None
+    options: list[str] = []
+    command = False
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        taken = 1
+        if word in ("--", "-"):
+            options.append(word)
+            i += 1
+            break
+        if word in _SHELL_VALUED:
+            taken = 2
+        elif word.startswith("--"):
+            pass  # another long option: a flag
+        elif word[:1] in ("-", "+") and len(word) > 1:
+            command |= word.startswith("-") and "c" in word
+            taken += word.count("o") + word.count("O")  # each takes a value
+        else:
+            break  # the script, or the file a shell without -c runs
+        options += argv[i:i + taken]
+        i += taken
+    if not command or i >= len(argv):
+        return None
+    return tuple(options), argv[i]
 
 
 def plain_commands(script: str) -> list[tuple[str, ...]] | None:
