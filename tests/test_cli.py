@@ -130,6 +130,20 @@ def test_spill_to_a_file(tmp_path):
     assert f"complete output in {target}" in proc.stderr
 
 
+def test_spill_to_a_link_a_command_planted_writes_nothing_through_it(host_dir):
+    """A sandboxed command leaves build.log as a link to a host file; the next
+    run's --spill-to build.log is refused (125, naming the path), and the
+    host file is untouched."""
+    victim = host_dir / "victim"
+    victim.write_text("precious\n")
+    planted = corral_run("--", "sh", "-c", f"ln -sf {victim} build.log", cwd=host_dir)
+    assert planted.returncode == 0 and (host_dir / "build.log").is_symlink()
+    proc = corral_run("--spill-to", "build.log", "--", "echo", "attacker", cwd=host_dir)
+    assert victim.read_text() == "precious\n"
+    assert proc.returncode == 125 and "'build.log'" in proc.stderr and "regular" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
 def test_parse_run():
     from corral._cli import _UsageError, parse_run
 

@@ -125,6 +125,65 @@ def test_an_escalation_answered_through_elicitation(host_dir, workspace, tmp_pat
     assert len(asked) == 2 and "The agent says: needs the shared file" in asked[0]
 
 
+# Run by a first shell call: finds its own complete-output file in /tmp, where
+# the server once kept them, and plants what $1 says at the next five names.
+_PLANT_AT_THE_NEXT_OUTPUTS = r"""
+planted=0
+for f in /tmp/corral-output-*-*.log; do
+  [ -f "$f" ] || continue
+  stem=${f%.log}; n=${stem##*-}; stem=${stem%-*}
+  for i in 1 2 3 4 5; do
+    next="$stem-$((n + i)).log"
+    if [ "$1" = fifo ]; then mkfifo "$next"; else ln -sf "$2" "$next"; fi
+    planted=$((planted + 1))
+  done
+done
+echo "planted $planted"
+"""
+
+
+@sandboxed
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_command_cannot_plant_where_the_next_output_goes(host_dir, workspace, tmp_path, kind):
+    """A link planted where the next call's complete output goes would have the
+    server write that output into any host file; a FIFO, hang the call."""
+    victim = host_dir / "victim"
+    victim.write_text("precious\n")
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path) as session:
+            first = await call(session, command=["sh", "-c", _PLANT_AT_THE_NEXT_OUTPUTS, "sh",
+                                                 kind, str(victim)])
+            with anyio.fail_after(30):
+                second = await call(session, command=["sh", "-c", "seq 100000; echo attacker"])
+            assert victim.read_text() == "precious\n"
+            assert first["exit_code"] == 0 and "planted 0" in first["output"]
+            assert "output truncated" in second["output"] and "output_id" in second
+
+    run(scenario)
+
+
+@sandboxed
+def test_a_cut_output_is_read_with_read_output_and_out_of_the_sandbox_s_reach(workspace,
+                                                                               tmp_path):
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path) as session:
+            big = await call(session, command=["seq", "100000"])
+            assert "Full output: read_output(output_id=" in big["output"]
+            number = big["output_id"]
+            first = await tool(session, "read_output", output_id=number, max_output_tokens=100)
+            assert first["output"] == "".join(f"{i}\n" for i in range(1, first["next_line"]))
+            last = await tool(session, "read_output", output_id=number, start_line=99_999)
+            assert last["output"] == "99999\n100000\n" and "next_line" not in last
+            # No sandboxed command sees it, under /tmp or anywhere it can look.
+            seen = await call(session, command=["sh", "-c", "ls -a /tmp; ls -a /tmp/corral-*"])
+            assert "output" not in seen["output"].split("Output:", 1)[1]
+            missing = await session.call_tool("read_output", {"output_id": number + 99})
+            assert missing.is_error and "no output" in missing.content[0].text  # type: ignore
+
+    run(scenario)
+
+
 def test_twenty_concurrent_calls(workspace, tmp_path):
     async def scenario() -> None:
         async with serving(workspace, tmp_path, "--policy", "full-access") as session:
@@ -218,8 +277,9 @@ def test_settings_from_a_config_file(workspace, tmp_path):
             assert slow["timed_out"] is True and slow["sandbox"] == "none"
             big = await call(session, command=["seq", "100000"], timeout_ms=10000)
             assert "output truncated" in big["output"] and len(big["output"]) < 1000
-            spill = big["output"].split("Full output: ", 1)[1].split("]", 1)[0]
-            assert Path(spill).read_text().splitlines()[-1] == "100000"
+            end = await tool(session, "read_output", output_id=big["output_id"],
+                             start_line=100_000)
+            assert end["output"] == "100000\n"
 
     run(scenario)
 

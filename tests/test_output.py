@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import textwrap
+
+import pytest
 
 import corral
 from conftest import PYTHON
@@ -110,6 +113,26 @@ def test_spill_to_a_temporary_file():
         assert result.spill_path.read_bytes() == b"hi\n"
     finally:
         result.spill_path.unlink()
+
+
+def test_a_spill_path_that_is_a_link_or_not_a_file_is_refused_and_never_opened(tmp_path):
+    """What lies at a spill path may be a command's doing: a link to a file of
+    the user's is not followed, a FIFO (whose open would wait for ever) or a
+    device is not opened; each is a RequestError naming the path."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "link").symlink_to(victim)
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "device").symlink_to("/dev/null")  # and a device itself:
+    for spill in (tmp_path / "link", tmp_path / "fifo", tmp_path / "device", "/dev/null"):
+        limits = corral.OutputLimits(spill=spill)
+        with pytest.raises(corral.RequestError, match=re.escape(repr(str(spill)))):
+            corral.run(["echo", "attacker"], limits=limits, policy="full-access", timeout=10)
+    assert victim.read_text() == "precious\n"
+    # The control: an existing regular file is truncated and written.
+    limits = corral.OutputLimits(spill=victim)
+    assert corral.run(["echo", "new"], limits=limits, policy="full-access").exit_code == 0
+    assert victim.read_text() == "new\n"
 
 
 def test_async_stream_yields_events_then_result():

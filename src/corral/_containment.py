@@ -242,13 +242,14 @@ class _CgroupHost:
 
 _WATCHDOG_SHELL = "/bin/sh"
 # $1: the parent of the run cgroups ("" without cgroups); $2: corral's token;
-# $3: the placeholder records' directory; $4, $5, $6: python, the sweep code
+# $3: corral's runtime directory (the placeholder records, and the MCP
+# server's outputs, in outputs-<token>); $4, $5, $6: python, the sweep code
 # and corral's import path; $7: where session directories are.  On its
 # stdin, corral announces the process group of each run contained by
 # process group ("+PGID", "-PGID" when the run is over).  Runs after corral is
 # gone: kills its runs (the groups still announced, the run cgroups), removes
-# its session's temporary directory, then lets Python remove the
-# placeholders its sandboxes no longer need.
+# its session's temporary directory and its outputs, then lets Python remove
+# the placeholders its sandboxes no longer need.
 _WATCHDOG_SCRIPT = """
 groups=" "
 while read -r line; do
@@ -274,6 +275,7 @@ fi
 for d in "$7"/corral-session-"$2"-*; do
   [ -d "$d" ] && rm -rf -- "$d"
 done
+rm -rf -- "$3/outputs-$2"
 for f in "$3"/run-"$2"-*; do
   [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable
 
@@ -17,7 +18,7 @@ from ._cancel import CancelToken
 from ._collect import Collected, Ending, collect
 from ._denial import find_denials, is_likely_sandbox_denied
 from ._containment import ProcessGroupContainment, disable_cgroups, open_containment
-from ._errors import PolicyError, SandboxSetupError
+from ._errors import PolicyError, RequestError, SandboxSetupError
 from ._launch import LaunchSpec, plan_launch
 from ._record import replace
 from ._request import ExecRequest
@@ -43,16 +44,40 @@ CANCEL_EXIT_CODE = 128 + signal.SIGKILL
 
 
 def _open_spill(spill: object) -> tuple[int, str | None]:
+    """The descriptor the complete output is written to, and its path.
+
+    Whatever is already at the path may be a command's doing (a link to a
+    file of the user's, a FIFO an open would wait on for ever, a device that
+    acts on being opened), so nothing is followed or opened but a regular
+    file: a new file is created exclusively (``O_EXCL|O_NOFOLLOW``), and one
+    that exists is looked at first (``O_PATH``, which opens nothing) and
+    truncated only if it is a regular file.  Raises :class:`RequestError`
+    naming the path otherwise, or when it cannot be created.
+    """
     if spill is False:
         return -1, None
     if spill is True:
         import tempfile  # only here: it is slow to import
 
-        fd, path = tempfile.mkstemp(prefix="corral-output-", suffix=".log")
+        fd, path = tempfile.mkstemp(prefix="corral-output-", suffix=".log")  # O_EXCL|O_NOFOLLOW
         return fd, path
     path = os.fspath(spill)  # type: ignore[call-overload]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    return os.open(path, flags, 0o600), os.path.abspath(path)
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            handle = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                if not stat.S_ISREG(os.fstat(handle).st_mode):
+                    raise RequestError(f"spill file {path!r} exists and is not a regular file "
+                                       "(a symbolic link, FIFO or device is never written to)")
+                fd = os.open(f"/proc/self/fd/{handle}", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+            finally:
+                os.close(handle)
+    except OSError as exc:
+        raise RequestError(f"cannot create the spill file {path!r}: {exc.strerror}") from None
+    return fd, os.path.abspath(path)
 
 
 def _spawn_contained(

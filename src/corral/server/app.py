@@ -7,7 +7,8 @@ command through the server's :class:`~corral.ApprovalSession` (one per
 server: session approvals last as long as it does) and returns what a model
 needs: the exit code, the output fitted to the token budget (head and tail,
 with a notice and, when cut, the file holding all of it), the duration,
-``timed_out``, the sandbox's denials and the decision path.
+``timed_out``, the sandbox's denials and the decision path.  Tool
+``read_output`` reads the complete output of a call whose output was cut.
 
 When a request needs a human (an escalation, a dangerous command, a re-run
 without the sandbox), the server asks through MCP elicitation if the client
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -44,7 +45,8 @@ corral runs shell commands in a kernel sandbox. `shell` runs a command (an argv 
 ["bash", "-lc", "..."] for a script) and returns its exit code and output. By default the command
 may write only beneath its working directory, has no network, and cannot touch git hooks or
 editor/agent config. If the result lists denials, the sandbox refused something: ask again with
-with_escalated_permissions (and a justification), or with network / writable for just that."""
+with_escalated_permissions (and a justification), or with network / writable for just that.
+When an output is cut, read_output reads all of it."""
 
 
 class _ApprovalForm(BaseModel):
@@ -80,7 +82,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             await anyio.to_thread.run_sync(sessions.close)
 
     server = MCPServer("corral", instructions=INSTRUCTIONS, lifespan=lifespan)
-    spills = itertools.count(1)
+    outputs = _Outputs()
 
     @server.tool(description=(
         "Run a command (argv list) in corral's sandbox and return its exit code and output. "
@@ -98,7 +100,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                                   writable=tuple(writable or ()), justification=justification)
         approver = _approver(ctx)
         timeout = config.timeout if timeout_ms is None else timeout_ms / 1000
-        spill = _spill_path(next(spills))
+        number, spill = outputs.new()
         from .._request import OutputLimits
 
         try:
@@ -118,10 +120,10 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         text = format_for_model(replace(result, spill_path=None),
                                 max_tokens=config.max_output_tokens)
         if result.output.truncated or not text.endswith(result.output.text):
-            # Cut: name the file with all of it, where the next command finds it.
-            visible = f"/tmp/{os.path.basename(spill)}" if result.sandbox == "bwrap" else spill
-            text = format_for_model(replace(result, spill_path=Path(visible)),
+            # Cut: say how to read all of it (no sandboxed command can see the file).
+            text = format_for_model(replace(result, spill_path=Path(_reader(number))),
                                     max_tokens=config.max_output_tokens)
+            reply["output_id"] = number
         else:
             _discard(spill)
         reply.update(
@@ -135,6 +137,22 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         if outcome.message:
             reply["message"] = outcome.message
         return reply
+
+    @server.tool(description=(
+        "Read the complete output of a shell call whose output was cut, by the output_id its "
+        "notice names: the lines from start_line (1 is the first) that fit in "
+        "max_output_tokens, and next_line when more follow."))
+    async def read_output(output_id: int, start_line: int = 1,
+                          max_output_tokens: int | None = None) -> dict[str, Any]:
+        import anyio
+
+        if start_line < 1:
+            raise ToolError(f"start_line must be at least 1, not {start_line}")
+        budget = (max_output_tokens or config.max_output_tokens) * BYTES_PER_TOKEN
+        try:
+            return await anyio.to_thread.run_sync(outputs.read, output_id, start_line, budget)
+        except FileNotFoundError:
+            raise ToolError(f"no output {output_id}: only a cut output is kept") from None
 
     @server.tool(description=(
         "Start a command (a command line run by `shell -lc`, or an argv list) that may run "
@@ -275,12 +293,78 @@ def _noted(path: tuple[str, ...], approver: Any) -> list[str]:
     return steps
 
 
-def _spill_path(number: int) -> str:
-    """Where a run's complete output goes: the session's temporary directory,
-    which sandboxed commands see as their /tmp."""
-    from ..sandbox.session import session_tmp
+class _Outputs:
+    """The complete outputs of shell calls, by number, in a directory of the
+    server's own inside corral's runtime directory: outside every writable
+    root, and hidden by bubblewrap, so that no sandboxed command can plant
+    a link or a FIFO where the next output goes, nor read or change one.
+    The directory is made on first use and removed when the server exits
+    (by the watchdog if it is killed)."""
 
-    return os.path.join(session_tmp(), f"corral-output-{os.getpid()}-{number}.log")
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self._directory: str | None = None
+
+    def new(self) -> tuple[int, str]:
+        """A number for the next output and the path it is written to."""
+        number = next(self._numbers)
+        return number, self._path(number)
+
+    def _path(self, number: int) -> str:
+        if self._directory is None:
+            import atexit
+            import shutil
+
+            from .._containment import ensure_watchdog, process_token
+            from ..sandbox.guards import private_dir, runtime_dir
+
+            ensure_watchdog()
+            self._directory = private_dir(os.path.join(runtime_dir(),
+                                                       f"{OUTPUTS_PREFIX}{process_token()}"))
+            atexit.register(shutil.rmtree, self._directory, ignore_errors=True)
+        return os.path.join(self._directory, f"{number}.log")
+
+    def read(self, number: int, start_line: int, budget: int) -> dict[str, Any]:
+        """Output ``number`` from line ``start_line`` on: the whole lines that
+        fit in ``budget`` characters (at least one, a line longer than the
+        budget cut to it), and ``next_line`` when more follow.  Raises
+        :class:`FileNotFoundError` for an output not kept."""
+        lines: list[str] = []
+        used = 0
+        reply: dict[str, Any] = {"output_id": number, "start_line": start_line}
+        with open(self._path(number), encoding="utf-8", errors="replace", newline="") as f:
+            for line_number, line in enumerate(_cut_lines(f, budget), 1):
+                if line_number < start_line:
+                    continue
+                if lines and used + len(line) > budget:
+                    reply["next_line"] = line_number
+                    break
+                lines.append(line)
+                used += len(line)
+        reply["output"] = "".join(lines)
+        return reply
+
+
+def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
+    """The lines of ``f``, each cut to its first ``limit`` characters and a
+    marker saying how many more it had: a line of gigabytes is never held
+    whole."""
+    while line := f.readline(limit):
+        skipped = 0
+        rest = line
+        while not rest.endswith("\n") and (rest := f.readline(limit)):
+            skipped += len(rest)
+        yield f"{line}…[{skipped} characters cut]\n" if skipped else line
+
+
+#: The name of a server's outputs directory in corral's runtime directory,
+#: before its process token (the watchdog removes it by that name).
+OUTPUTS_PREFIX = "outputs-"
+
+
+def _reader(number: int) -> str:
+    """How the model reads output ``number``, as the output's notice names it."""
+    return f"read_output(output_id={number})"
 
 
 def _discard(path: str) -> None:
