@@ -184,6 +184,45 @@ def test_a_cut_output_is_read_with_read_output_and_out_of_the_sandbox_s_reach(wo
     run(scenario)
 
 
+@sandboxed
+@pytest.mark.parametrize("tool_name", ["shell", "exec_command"])
+def test_a_workdir_outside_the_workspace_does_not_make_it_writable(host_dir, workspace,
+                                                                    tmp_path, tool_name):
+    """The working directory is a writable root: a workdir the model picks
+    outside the workspace (or a link inside it to one) is refused, unless
+    asked for as writable, which the approval flow decides."""
+    elsewhere = host_dir / "elsewhere"
+    elsewhere.mkdir()
+    (workspace / "sub").mkdir()
+    (workspace / "link").symlink_to(elsewhere)
+    argument = "command" if tool_name == "shell" else "cmd"
+    waiting = {} if tool_name == "shell" else {"yield_time_ms": 5000}
+    approve = {"decision": "approve-once", "message": ""}
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content=approve)
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, elicit=elicit) as session:
+            for workdir in (str(elsewhere), str(workspace / "link"), "../elsewhere"):
+                refused = await session.call_tool(tool_name, {
+                    argument: ["touch", "PWNED"], "workdir": workdir, **waiting})
+                assert refused.is_error, workdir
+                assert "outside the workspace" in refused.content[0].text  # type: ignore
+            assert not (elsewhere / "PWNED").exists()
+            # The controls: a workdir in the workspace, and one asked for as writable
+            # and approved, are written in.
+            inside = await tool(session, tool_name, **{argument: ["touch", "ok"],
+                                                       "workdir": "sub", **waiting})
+            assert inside["exit_code"] == 0 and (workspace / "sub" / "ok").exists()
+            asked = await tool(session, tool_name, **{
+                argument: ["touch", "PWNED"], "workdir": str(elsewhere),
+                "writable": [str(elsewhere)], **waiting})
+            assert asked["exit_code"] == 0 and (elsewhere / "PWNED").exists()
+
+    run(scenario)
+
+
 def test_twenty_concurrent_calls(workspace, tmp_path):
     async def scenario() -> None:
         async with serving(workspace, tmp_path, "--policy", "full-access") as session:

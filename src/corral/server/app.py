@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from .._errors import CorralError
 from .._format import BYTES_PER_TOKEN, format_for_model, truncate_middle
-from .._policy import policy_from_options
+from .._policy import PolicyKind, SandboxPolicy, policy_from_options
 from .._record import replace
 from ..approvals import (Answer, ApprovalRequest, ApprovalSession, Permissions, Question, Reply,
                          load_rules)
@@ -93,7 +93,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                     timeout_ms: int | None = None, with_escalated_permissions: bool = False,
                     justification: str | None = None, network: bool = False,
                     writable: list[str] | None = None) -> dict[str, Any]:
-        cwd = _checked(command, workdir)
+        cwd = _checked(command, workdir, policy, writable)
         if timeout_ms is not None and timeout_ms <= 0:
             raise ToolError(f"timeout_ms must be positive, not {timeout_ms}")
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
@@ -170,7 +170,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             if not cmd.strip():
                 raise ToolError("cmd is empty")
             cmd = [shell, "-lc" if login else "-c", cmd]
-        cwd = _checked(cmd, workdir, yield_time_ms)
+        cwd = _checked(cmd, workdir, policy, writable, yield_time_ms)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
         approver = _approver(ctx)
@@ -246,8 +246,15 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
     return server
 
 
-def _checked(command: list[str], workdir: str | None, yield_time_ms: int = 0) -> str:
-    """The working directory, once the arguments are known to be usable."""
+def _checked(command: list[str], workdir: str | None, policy: SandboxPolicy,
+             writable: list[str] | None, yield_time_ms: int = 0) -> str:
+    """The working directory, once the arguments are known to be usable.
+
+    Under workspace-write the working directory is a writable root, so a
+    ``workdir`` must not widen what the command may write: it must lie (its
+    real path) beneath the server's own working directory or a writable root
+    of its policy, or beneath a root the call asks for in ``writable``, which
+    the approval flow decides on.  Raises :class:`ToolError` otherwise."""
     if not command or not all(word for word in command):
         raise ToolError("the command must be a non-empty list of non-empty strings (argv); "
                         'for a script use ["bash", "-lc", "..."]')
@@ -256,7 +263,18 @@ def _checked(command: list[str], workdir: str | None, yield_time_ms: int = 0) ->
     cwd = os.path.abspath(os.path.expanduser(workdir)) if workdir else os.getcwd()
     if not os.path.isdir(cwd):
         raise ToolError(f"workdir {workdir!r} is not a directory")
-    return cwd
+    if policy.kind is not PolicyKind.WORKSPACE_WRITE:
+        return cwd
+    real = os.path.realpath(cwd)
+    workspace = (os.getcwd(), *policy.writable)
+    for root in (*workspace, *(writable or ())):
+        root = os.path.realpath(os.path.expanduser(root))
+        if real == root or real.startswith(root.rstrip("/") + "/"):
+            return real  # the path checked: no link on the way can be re-pointed before the run
+    raise ToolError(f"workdir {workdir!r} is outside the workspace ({', '.join(workspace)}), "
+                    "and a command may write in its working directory: to run there, ask for "
+                    "it in writable as well (it will need approval), or run in the workspace "
+                    "and name the paths")
 
 
 def _approver(ctx: Context) -> Any:
