@@ -57,6 +57,7 @@ def test_signal_exit_code():
         (["--", __file__], 126, "cannot execute"),  # not executable
         (["--cwd", "/nonexistent-dir", "--", "true"], 125, "does not exist"),
         (["--timeout", "soon", "--", "true"], 125, "seconds"),
+        (["--timeout", "1e27", "--", "sleep", "77"], 125, "at most 2147483.647 (about 24 days)"),
         (["--env", "NOEQUALS", "--", "true"], 125, "NAME=VALUE"),
         (["--policy", "yolo", "--", "true"], 125, "workspace-write"),
         (["--policy", "full-access", "--network", "--", "true"], 125, "sandboxed policies"),
@@ -69,6 +70,12 @@ def test_corral_errors(args, code, words):
     assert proc.returncode == code, proc.stderr
     assert words in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_default_timeout_too_long_is_exit_125_with_the_reason():
+    proc = corral_run("--", "sleep", "77", env={**os.environ, "CORRAL_DEFAULT_TIMEOUT": "1e27"})
+    assert proc.returncode == 125 and "CORRAL_DEFAULT_TIMEOUT" in proc.stderr
+    assert "at most" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_json_error_object():

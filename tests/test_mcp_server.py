@@ -223,6 +223,27 @@ def test_a_workdir_outside_the_workspace_does_not_make_it_writable(host_dir, wor
     run(scenario)
 
 
+def test_a_wait_too_long_to_make_is_a_tool_error(workspace, tmp_path):
+    """A timeout_ms or yield_time_ms no poll() can wait is refused with the
+    reason, before anything runs, and the server goes on."""
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, "--policy", "full-access") as session:
+            started = await tool(session, "exec_command", cmd=["cat"], yield_time_ms=0)
+            for name, arguments in (
+                    ("shell", {"command": ["sleep", "77"], "timeout_ms": 10**27}),
+                    ("shell", {"command": ["sleep", "77"], "timeout_ms": 10**400}),
+                    ("exec_command", {"cmd": ["sleep", "77"], "yield_time_ms": 10**400}),
+                    ("write_stdin", {"session_id": started["session_id"],
+                                     "yield_time_ms": 10**27})):
+                with anyio.fail_after(20):
+                    refused = await session.call_tool(name, arguments)
+                text = refused.content[0].text  # type: ignore[union-attr]
+                assert refused.is_error and "at most 2147483647 (about 24 days)" in text, text
+            assert (await call(session, command=["echo", "still here"]))["exit_code"] == 0
+
+    run(scenario)
+
+
 def test_twenty_concurrent_calls(workspace, tmp_path):
     async def scenario() -> None:
         async with serving(workspace, tmp_path, "--policy", "full-access") as session:
@@ -246,6 +267,7 @@ def test_malformed_arguments_are_a_tool_error_and_the_server_keeps_serving(works
         async with serving(workspace, tmp_path, "--policy", "full-access") as session:
             for arguments in ({"command": "ls"}, {"command": []}, {}, {"command": [""]},
                               {"command": ["ls"], "timeout_ms": -1},
+                              {"command": ["sleep", "77"], "timeout_ms": 10**27},
                               {"command": ["ls"], "workdir": "/no/such/dir"},
                               {"command": ["corral-no-such-program"]}):
                 result = await session.call_tool("shell", arguments)
@@ -329,6 +351,7 @@ BAD_CONFIGS = {
     "bad policy": ('policy = "yolo"\n', "policy 'yolo' is not one of"),
     "not toml": ("policy = \n", "not valid TOML"),
     "bad timeout": ("timeout = -1\n", "timeout must be a positive number"),
+    "huge timeout": ("timeout = 1e27\n", "timeout must be a number of seconds > 0 and at most"),
 }
 
 

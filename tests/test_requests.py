@@ -34,6 +34,24 @@ def test_bad_requests(kwargs, error, words):
     assert isinstance(info.value, corral.CorralError)
 
 
+@pytest.mark.parametrize("given", [{"timeout": 1e27}, {"timeout": float("inf")},
+                                   {"timeout": float("nan")}, {"timeout": 10**400},
+                                   {"drain_timeout": 1e27}, {"drain_timeout": float("nan")}])
+def test_a_wait_too_long_to_make_is_a_request_error(given):
+    """A timeout no poll() can wait (more than about 24 days) once raised
+    OverflowError mid-run; it is refused before anything starts."""
+    with pytest.raises(corral.RequestError, match="at most 2147483.647"):
+        corral.run(["sleep", "77"], policy="full-access", **given)
+
+
+def test_the_longest_wait_is_one_a_run_can_make():
+    from corral._request import MAX_WAIT_SECONDS
+
+    result = corral.run(["sleep", "0.1"], timeout=MAX_WAIT_SECONDS,
+                        drain_timeout=MAX_WAIT_SECONDS, policy="full-access")
+    assert result.exit_code == 0 and not result.timed_out
+
+
 def test_program_not_found():
     with pytest.raises(corral.ProgramNotFoundError) as info:
         corral.run(["corral-no-such-program-xyz"], policy="full-access")

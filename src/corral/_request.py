@@ -27,7 +27,9 @@ __all__ = [
     "DefaultTimeout",
     "ExecRequest",
     "OutputLimits",
+    "MAX_WAIT_SECONDS",
     "TIMEOUT_ENV_VAR",
+    "checked_wait",
     "resolve_default_timeout",
 ]
 
@@ -44,6 +46,9 @@ DEFAULT_MAX_EVENTS: Final = 10_000
 #: How long a run waits for pipes after the command is gone: a process that
 #: escaped the kill and holds them open must not hang the run (Codex: 2 s).
 DEFAULT_DRAIN_TIMEOUT: Final = 2.0
+#: The longest wait corral makes (a timeout, a drain, an MCP server's yield):
+#: what one poll() can wait, INT_MAX milliseconds (about 24.8 days).
+MAX_WAIT_SECONDS: Final = (2**31 - 1) / 1000
 
 
 class DefaultTimeout(enum.Enum):
@@ -55,21 +60,40 @@ class DefaultTimeout(enum.Enum):
 DEFAULT_TIMEOUT: Final = DefaultTimeout.DEFAULT
 
 
+def checked_wait(name: str, value: object, *, milliseconds: bool = False,
+                 zero: bool = False) -> float:
+    """``value`` (seconds, or ``milliseconds``) in seconds, once it is a wait
+    corral can make: a number (not a bool) greater than 0, or 0 too with
+    ``zero``, and at most :data:`MAX_WAIT_SECONDS`.  Every timeout and wait,
+    however it is given, is checked here.  Raises :class:`RequestError`
+    naming ``name`` otherwise, for NaN and infinity too (no limit is None).
+    """
+    units = "milliseconds" if milliseconds else "seconds"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError(f"{name} must be a number of {units}, not {value!r}")
+    scale = 1000 if milliseconds else 1
+    longest = MAX_WAIT_SECONDS * scale
+    if not (0 <= value if zero else 0 < value) or not value <= longest:  # NaN fails both
+        raise RequestError(f"{name} must be a number of {units} {'>= 0' if zero else '> 0'} "
+                           f"and at most {longest:.10g} (about 24 days), got {value!r}")
+    return value / scale
+
+
 def parse_timeout(text: str) -> float | None:
     """``"2.5"`` -> 2.5 seconds; ``"none"`` -> None (no limit).
 
     The one parser for timeouts given as text (CLI, environment, config);
-    raises ValueError for anything but a finite number > 0 or ``none``.
+    raises ValueError (a :class:`RequestError`) for anything but a number
+    :func:`checked_wait` takes or ``none``.
     """
     if text.strip().lower() in ("none", "inf", "infinity"):
         return None
     try:
         seconds = float(text)
     except ValueError:
-        seconds = -1.0
-    if not 0 < seconds < float("inf"):
-        raise ValueError(f"{text!r} is not a timeout: give a number of seconds > 0, or 'none'")
-    return seconds
+        raise ValueError(f"{text!r} is not a timeout: give a number of seconds > 0, "
+                         "or 'none'") from None
+    return checked_wait("timeout", seconds)
 
 
 def resolve_default_timeout(environ: Mapping[str, str] | None = None) -> float | None:
@@ -181,14 +205,9 @@ class ExecRequest:
                     raise RequestError(f"invalid environment variable name {name!r}")
                 _check_text(name, f"environment variable name {name!r}")
                 _check_text(value, f"environment variable {name}")
-        timeout = self.timeout
-        if not isinstance(timeout, DefaultTimeout) and timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise RequestError(f"timeout must be a number of seconds, not {timeout!r}")
-            if not timeout > 0:
-                raise RequestError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if not self.drain_timeout >= 0:
-            raise RequestError("drain_timeout must be >= 0 seconds")
+        if not isinstance(self.timeout, DefaultTimeout) and self.timeout is not None:
+            checked_wait("timeout", self.timeout)
+        checked_wait("drain_timeout", self.drain_timeout, zero=True)
         object.__setattr__(self, "policy", resolve_policy(self.policy))
 
     @property

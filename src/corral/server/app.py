@@ -29,7 +29,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from .._errors import CorralError
+from .._errors import CorralError, RequestError
 from .._format import BYTES_PER_TOKEN, format_for_model, truncate_middle
 from .._policy import PolicyKind, SandboxPolicy, policy_from_options
 from .._record import replace
@@ -94,12 +94,10 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                     justification: str | None = None, network: bool = False,
                     writable: list[str] | None = None) -> dict[str, Any]:
         cwd = _checked(command, workdir, policy, writable)
-        if timeout_ms is not None and timeout_ms <= 0:
-            raise ToolError(f"timeout_ms must be positive, not {timeout_ms}")
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
         approver = _approver(ctx)
-        timeout = config.timeout if timeout_ms is None else timeout_ms / 1000
+        timeout = config.timeout if timeout_ms is None else _waited("timeout_ms", timeout_ms)
         number, spill = outputs.new()
         from .._request import OutputLimits
 
@@ -170,7 +168,8 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             if not cmd.strip():
                 raise ToolError("cmd is empty")
             cmd = [shell, "-lc" if login else "-c", cmd]
-        cwd = _checked(cmd, workdir, policy, writable, yield_time_ms)
+        cwd = _checked(cmd, workdir, policy, writable)
+        waited = _waited("yield_time_ms", yield_time_ms, zero=True)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
         approver = _approver(ctx)
@@ -186,7 +185,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             raise ToolError(str(exc)) from None
         path.append("started in the sandbox" if granted.policy.sandboxed
                     else "started without the sandbox")
-        reply = await _poll(started, yield_time_ms, max_output_tokens, until_exit=True)
+        reply = await _poll(started, waited, max_output_tokens, until_exit=True)
         return {"decision": granted.decision.value, "decision_path": path, **reply}
 
     @server.tool(description=(
@@ -194,15 +193,14 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         "yield_time_ms, or sooner if it exits."))
     async def write_stdin(session_id: int, chars: str = "", yield_time_ms: int = 250,
                           max_output_tokens: int | None = None) -> dict[str, Any]:
-        if yield_time_ms < 0:
-            raise ToolError(f"yield_time_ms must not be negative, not {yield_time_ms}")
+        waited = _waited("yield_time_ms", yield_time_ms, zero=True)
         try:
             target = sessions.get(session_id)
             if chars:
                 target.write(chars)
         except SessionError as exc:
             raise ToolError(str(exc)) from None
-        return await _poll(target, yield_time_ms, max_output_tokens, until_exit=not chars)
+        return await _poll(target, waited, max_output_tokens, until_exit=not chars)
 
     @server.tool(description="The sessions: command, running or exit code, runtime, and the "
                              "TCP ports their processes listen on, where visible.")
@@ -226,11 +224,11 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         sessions.forget(session_id)
         return reply
 
-    async def _poll(target: ProcessSession, yield_time_ms: int, max_output_tokens: int | None,
+    async def _poll(target: ProcessSession, wait: float, max_output_tokens: int | None,
                     until_exit: bool) -> dict[str, Any]:
         import anyio
 
-        text = await anyio.to_thread.run_sync(target.read, yield_time_ms / 1000, until_exit)
+        text = await anyio.to_thread.run_sync(target.read, wait, until_exit)
         budget = (max_output_tokens or config.max_output_tokens) * BYTES_PER_TOKEN
         fitted = truncate_middle(text, max_chars=budget).text if len(text) > budget else text
         reply: dict[str, Any] = {"output": fitted, "running": target.running}
@@ -247,7 +245,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
 
 
 def _checked(command: list[str], workdir: str | None, policy: SandboxPolicy,
-             writable: list[str] | None, yield_time_ms: int = 0) -> str:
+             writable: list[str] | None) -> str:
     """The working directory, once the arguments are known to be usable.
 
     Under workspace-write the working directory is a writable root, so a
@@ -258,8 +256,6 @@ def _checked(command: list[str], workdir: str | None, policy: SandboxPolicy,
     if not command or not all(word for word in command):
         raise ToolError("the command must be a non-empty list of non-empty strings (argv); "
                         'for a script use ["bash", "-lc", "..."]')
-    if yield_time_ms < 0:
-        raise ToolError(f"yield_time_ms must not be negative, not {yield_time_ms}")
     cwd = os.path.abspath(os.path.expanduser(workdir)) if workdir else os.getcwd()
     if not os.path.isdir(cwd):
         raise ToolError(f"workdir {workdir!r} is not a directory")
@@ -275,6 +271,17 @@ def _checked(command: list[str], workdir: str | None, policy: SandboxPolicy,
                     "and a command may write in its working directory: to run there, ask for "
                     "it in writable as well (it will need approval), or run in the workspace "
                     "and name the paths")
+
+
+def _waited(name: str, milliseconds: int, zero: bool = False) -> float:
+    """A tool's ``milliseconds`` in seconds, checked as every wait is
+    (:func:`~corral._request.checked_wait`).  Raises :class:`ToolError`."""
+    from .._request import checked_wait
+
+    try:
+        return checked_wait(name, milliseconds, milliseconds=True, zero=zero)
+    except RequestError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def _approver(ctx: Context) -> Any:

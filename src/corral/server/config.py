@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from .._errors import CorralError
+from .._errors import CorralError, RequestError
 from .._record import record, replace
 
 __all__ = ["ConfigError", "ServerConfig", "load_config"]
@@ -56,8 +56,13 @@ class ServerConfig:
             raise ConfigError(f"policy {self.policy!r} is not one of {', '.join(_POLICIES)}")
         if self.approval not in _APPROVALS:
             raise ConfigError(f"approval {self.approval!r} is not one of {', '.join(_APPROVALS)}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
+        if self.timeout is not None:
+            from .._request import checked_wait
+
+            try:
+                checked_wait("timeout", self.timeout)
+            except RequestError as exc:
+                raise ConfigError(str(exc)) from None
         if self.max_output_tokens < 1:
             raise ConfigError(f"max-output-tokens must be at least 1, not {self.max_output_tokens}")
 
