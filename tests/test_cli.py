@@ -78,6 +78,61 @@ def test_a_default_timeout_too_long_is_exit_125_with_the_reason():
     assert "at most" in proc.stderr and "Traceback" not in proc.stderr
 
 
+# A path whose name would recolour the terminal, end corral's line, and
+# print one that reads as corral's over it.
+FORGING = "x\x1b[31mred\nforged line\r\x1b[2Kcorral: all fine"
+
+
+def test_what_corral_prints_about_a_run_cannot_forge_a_line(host_dir):
+    """The denial report escapes the target's control characters (one line,
+    no ESC), while the command's own output passes through unchanged."""
+    script = ('printf "\\033[1mbold\\n"; printf "\\033[2mdim\\n" >&2; '
+              'touch "$1" 2>/dev/null')
+    proc = subprocess.run([*CORRAL, "run", "--", "sh", "-c", script, "sh", f"/usr/{FORGING}"],
+                          capture_output=True, cwd=host_dir, timeout=60)
+    assert proc.stdout == b"\x1b[1mbold\n"  # the command's own output, as it is
+    own, *report = proc.stderr.split(b"\n")[:-1]
+    assert own == b"\x1b[2mdim"
+    assert report == [b"corral: sandbox denied write /usr/x\\x1b[31mred\\nforged line\\r"
+                      b"\\x1b[2Kcorral: all fine: outside the writable roots: add --writable /usr"]
+    missing = corral_run("--", f"/no/such/{FORGING}")
+    assert missing.returncode == 127 and missing.stderr.count("\n") == 1
+    assert "\x1b" not in missing.stderr and "x\\x1b[31mred\\nforged" in missing.stderr
+
+
+def test_the_terminal_prompt_escapes_what_it_shows(host_dir):
+    """`corral run --ask` asks on /dev/tty: the argv it shows is escaped."""
+    import pty
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: corral with the pseudo-terminal as its terminal
+        try:
+            os.chdir(host_dir)
+            os.execv(sys.executable, [*CORRAL, "run", "--ask", "--escalate", "--",
+                                      "echo", FORGING])
+        finally:
+            os._exit(127)
+    shown = b""
+    try:
+        while b"[n] no: " not in shown:
+            shown += os.read(master, 4096)
+        os.write(master, b"n\n")
+        while True:  # the rest, until the child is gone
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 125
+    assert b"\x1b" not in shown and b"forged line\r" not in shown
+    assert b"x\\x1b[31mred\\nforged line\\r\\x1b[2Kcorral: all fine" in shown
+
+
 def test_json_error_object():
     proc = corral_run("--json", "--", "corral-no-such-program-xyz")
     assert proc.returncode == 127

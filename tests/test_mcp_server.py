@@ -244,6 +244,26 @@ def test_a_wait_too_long_to_make_is_a_tool_error(workspace, tmp_path):
     run(scenario)
 
 
+def test_the_approval_question_escapes_what_it_shows(workspace, tmp_path):
+    """What the user is asked through elicitation names the argv with its
+    control characters escaped: it cannot recolour or forge lines."""
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"decision": "deny", "message": ""})
+
+    async def scenario() -> None:
+        async with serving(workspace, tmp_path, elicit=elicit) as session:
+            await call(session, command=["echo", "x\x1b[31mred\nforged line\r\x1b[2Kfine"],
+                       with_escalated_permissions=True)
+
+    run(scenario)
+    [question] = asked
+    assert "\x1b" not in question and "\r" not in question
+    assert "x\\x1b[31mred\\nforged line\\r\\x1b[2Kfine" in question
+
+
 def test_twenty_concurrent_calls(workspace, tmp_path):
     async def scenario() -> None:
         async with serving(workspace, tmp_path, "--policy", "full-access") as session:

@@ -336,6 +336,21 @@ def parse_run(args: Sequence[str]) -> RunArgs:
     return RunArgs(argv=tuple(command), **values)  # type: ignore[arg-type]
 
 
+#: Each control character (C0, with ESC, newline and CR; DEL; C1) -> its
+#: escape as repr writes it.
+_ESCAPES = {code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` as corral prints it about a run (paths, arguments, denials,
+    reasons, messages): each control character escaped as repr writes it
+    (``\\x1b``, ``\\n``, ``\\r``, ``\\x9b``), so that nothing a command
+    or its arguments chose can recolour the terminal, move its cursor or
+    start a line that reads as corral's.  The command's own output is
+    copied as it is, never through this."""
+    return text.translate(_ESCAPES)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -367,7 +382,7 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
 
         print(json.dumps({"error": {"type": kind, "message": message}}))
     else:
-        print(f"corral: {message}", file=sys.stderr)
+        print(f"corral: {escape_controls(message)}", file=sys.stderr)
     return code
 
 
@@ -444,7 +459,7 @@ def _run(args: RunArgs) -> int:
         target = f" {denial.target}" if denial.target else ""
         notes.append(f"sandbox denied {denial.kind.value}{target}: {denial.remedy}")
     for note in notes:
-        print(f"corral: {note}", file=sys.stderr)
+        print(f"corral: {escape_controls(note)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -483,7 +498,7 @@ def _run_approved(args: RunArgs, request: object) -> int:
         print(json.dumps(outcome.to_dict(), ensure_ascii=False))
     else:
         for step in outcome.path:
-            print(f"corral: {step}", file=sys.stderr)
+            print(f"corral: {escape_controls(step)}", file=sys.stderr)
     if outcome.result is None:
         return EXIT_CORRAL_ERROR
     return outcome.result.exit_code
@@ -512,7 +527,7 @@ def _terminal_approver(request: object) -> object:
         prefix = shlex.join(request.prefix or request.argv)
         lines.append(f"corral: {what} [y] once, [s] this session, [a] always `{prefix}`, "
                      "[n] no: ")
-        _write_all(tty, "\n".join(lines).encode())
+        _write_all(tty, "\n".join(escape_controls(line) for line in lines).encode())
         typed = b""
         while not typed.endswith(b"\n") and len(typed) < 256:
             chunk = os.read(tty, 256)
@@ -551,13 +566,13 @@ def _policy_check(rest: list[str]) -> int:
     if as_json:
         print(json.dumps(assessment.to_dict(), ensure_ascii=False))
     else:
-        print(f"{assessment.decision.value}: {shlex.join(command)}")
+        print(f"{assessment.decision.value}: {escape_controls(shlex.join(command))}")
         for reason in assessment.reasons:
-            print(f"  {reason}")
+            print(f"  {escape_controls(reason)}")
         if assessment.matched:
             print("matched rules:")
             for match in assessment.matched:
-                print(f"  {match.rule.describe()}")
+                print(f"  {escape_controls(match.rule.describe())}")
     return assessment.decision.severity
 
 
@@ -718,7 +733,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(text)
         code = 0
     except _UsageError as exc:
-        print(f"corral: {exc}\n{USAGE}", file=sys.stderr)
+        print(f"corral: {escape_controls(str(exc))}\n{USAGE}", file=sys.stderr)
         code = EXIT_CORRAL_ERROR
     _exit_now(code)
 

@@ -295,13 +295,16 @@ def _approver(ctx: Context) -> Any:
     async def ask(request: ApprovalRequest) -> Reply:
         import shlex
 
+        from .._cli import escape_controls
+
         question = ("The sandbox refused it; run it again WITHOUT the sandbox?"
                     if request.question is Question.RETRY_UNSANDBOXED else "Run it?")
         lines = [f"corral: `{shlex.join(request.argv)}` in {request.cwd}", request.reason]
         if request.justification:
             lines.append(f"The agent says: {request.justification}")
         lines.append(question)
-        result = await ctx.elicit("\n".join(lines), _ApprovalForm)
+        result = await ctx.elicit("\n".join(escape_controls(line) for line in lines),
+                                  _ApprovalForm)
         if result.action != "accept" or result.data is None:
             return Reply(Answer.DENY, f"the user did not answer ({result.action})")
         return Reply(_ANSWERS[result.data.decision], result.data.message or None)
