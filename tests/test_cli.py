@@ -88,13 +88,17 @@ def test_what_corral_prints_about_a_run_cannot_forge_a_line(host_dir):
     no ESC), while the command's own output passes through unchanged."""
     script = ('printf "\\033[1mbold\\n"; printf "\\033[2mdim\\n" >&2; '
               'touch "$1" 2>/dev/null')
-    proc = subprocess.run([*CORRAL, "run", "--", "sh", "-c", script, "sh", f"/usr/{FORGING}"],
-                          capture_output=True, cwd=host_dir, timeout=60)
+    (host_dir / "ws").mkdir()  # the root; host_dir, which the user may write, is outside it
+    proc = subprocess.run([*CORRAL, "run", "--", "sh", "-c", script, "sh",
+                           f"{host_dir}/{FORGING}"], capture_output=True, cwd=host_dir / "ws",
+                          timeout=60)
     assert proc.stdout == b"\x1b[1mbold\n"  # the command's own output, as it is
     own, *report = proc.stderr.split(b"\n")[:-1]
     assert own == b"\x1b[2mdim"
-    assert report == [b"corral: sandbox denied write /usr/x\\x1b[31mred\\nforged line\\r"
-                      b"\\x1b[2Kcorral: all fine: outside the writable roots: add --writable /usr"]
+    where = os.fsencode(host_dir)
+    assert report == [b"corral: sandbox denied write " + where + b"/x\\x1b[31mred\\nforged line"
+                      b"\\r\\x1b[2Kcorral: all fine: outside the writable roots: add --writable "
+                      + where]
     missing = corral_run("--", f"/no/such/{FORGING}")
     assert missing.returncode == 127 and missing.stderr.count("\n") == 1
     assert "\x1b" not in missing.stderr and "x\\x1b[31mred\\nforged" in missing.stderr
