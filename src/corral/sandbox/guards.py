@@ -199,10 +199,10 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
             fd = os.open(record, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             bound = []
-            made: dict[bytes | None, str] = {}  # this run's first placeholder of each kind
+            made: dict[bytes | None, tuple[str, os.stat_result]] = {}  # the first of each kind
             for path in paths:
                 try:
-                    _make_placeholder(path, made)
+                    st = _make_placeholder(path, made)
                 except FileExistsError:
                     # Another run's placeholder, or the user just created it: in
                     # both cases it is bound as it is.  A socket is taken for a
@@ -218,7 +218,6 @@ def guard_placeholders(paths: tuple[str, ...]) -> tuple[Guard, tuple[str, ...]]:
                         continue
                     raise PolicyError(f"cannot protect {path}: {exc.strerror}") from None
                 else:
-                    st = os.lstat(path)
                     bound.append(path)
                 # Written as it goes: if this process dies now, a sweep still
                 # finds what was created.
@@ -237,35 +236,38 @@ def _hold_of(record: str) -> str:
     return os.path.join(directory, _HOLD_PREFIX + name[len(_RECORD_PREFIX):])
 
 
-def _make_placeholder(path: str, made: dict[bytes | None, str]) -> None:
-    """Puts a placeholder at ``path``: a hard link to the one of its kind
-    this run made first (``made``, by the content of a file placeholder, or
-    None for a socket) where one can be made, else a new one, which ``made``
-    then holds.  A link only adds a name, where a new inode costs the
-    filesystem up to twenty times more (ext4)."""
+def _make_placeholder(path: str,
+                      made: dict[bytes | None, tuple[str, os.stat_result]]) -> os.stat_result:
+    """Puts a placeholder at ``path`` and returns its status: a hard link to
+    the one of its kind this run made first (``made``, by the content of a
+    file placeholder, or None for a socket) where one can be made, else a
+    new one, which ``made`` then holds.  A link only adds a name, where a
+    new inode costs the filesystem up to twenty times more (ext4)."""
     content = _READ_BY_GIT.get(os.path.basename(path))
     first = made.get(content)
     if first is not None:
         try:
-            os.link(first, path)
-            return
+            os.link(first[0], path)
+            return first[1]  # the same inode
         except OSError as exc:
             # Another filesystem, no hard links there, or too many: a new inode.
             if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
     if content is not None:
         _make_file(path, content)
-        made[content] = path
-        return
-    try:
-        os.mknod(path, 0o444 | stat.S_IFSOCK)
-        made[None] = path
-    except OSError as exc:
-        # Some filesystems (vfat, some FUSE) have no socket files: an empty
-        # directory does, and rmdir removes it only while it is empty.
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL):
-            raise
-        os.mkdir(path, 0o555)
+    else:
+        try:
+            os.mknod(path, 0o444 | stat.S_IFSOCK)
+        except OSError as exc:
+            # Some filesystems (vfat, some FUSE) have no socket files: an empty
+            # directory does, and rmdir removes it only while it is empty.
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            os.mkdir(path, 0o555)
+            return os.lstat(path)
+    st = os.lstat(path)
+    made[content] = (path, st)
+    return st
 
 
 def _make_file(path: str, content: bytes) -> None:
