@@ -118,9 +118,13 @@ def find_bwrap(cwd: str | None = None) -> str | None:
         return workspace != "/" and (path == workspace or path.startswith(workspace + "/"))
 
     untrusted = _untrusted_directories()
-    for entry in _searched(os.environ.get("PATH", os.defpath)):
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(entry, "bwrap")
+        # Looked at first: this runs before every command, and where there
+        # is no bwrap the rest costs a real path.
         if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
+            continue
+        if not _searchable(entry, untrusted):
             continue
         real = os.path.realpath(candidate)
         if not planted(real) and not _within(real, untrusted):
@@ -151,17 +155,27 @@ def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[tuple[str, str], ..
 
 def _searched(path_variable: str) -> list[str]:
     """The directories of ``path_variable`` (PATH) that :func:`find_bwrap`
-    looks in: absolute ones outside :func:`_untrusted_directories`."""
+    looks in."""
     untrusted = _untrusted_directories()
-    return [entry for entry in path_variable.split(os.pathsep)
-            if os.path.isabs(entry) and not _within(os.path.realpath(entry), untrusted)]
+    return [entry for entry in path_variable.split(os.pathsep) if _searchable(entry, untrusted)]
+
+
+def _searchable(entry: str, untrusted: tuple[str, ...]) -> bool:
+    """Whether :func:`find_bwrap` takes a bwrap from the PATH directory
+    ``entry``: an absolute one outside the ``untrusted`` directories."""
+    return os.path.isabs(entry) and not _within(os.path.realpath(entry), untrusted)
 
 
 def _untrusted_directories() -> tuple[str, ...]:
     """Where a sandboxed run may have put a bwrap whatever the protection of
     the next: the home directory, and corral's runtime directory."""
-    return tuple(path for path in (os.path.realpath(os.path.expanduser("~")),
-                                   os.path.realpath(runtime_dir_path())) if path != "/")
+    return _real_directories(os.path.expanduser("~"), runtime_dir_path())
+
+
+@functools.lru_cache(maxsize=4)
+def _real_directories(*paths: str) -> tuple[str, ...]:
+    """The real paths of ``paths`` but "/", looked up once per process."""
+    return tuple(real for real in map(os.path.realpath, paths) if real != "/")
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:
