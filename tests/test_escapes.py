@@ -598,6 +598,25 @@ def test_an_environment_too_large_for_bwrap_is_refused_not_cut(workspace, monkey
         corral.run(["true"], cwd=workspace, env=env)
 
 
+def test_a_working_directory_in_a_git_directory_lifts_no_protection(workspace, binds_made_by):
+    """A model names the working directory (MCP's ``workdir``): in ``.git``,
+    the root's protections would be made beneath it (``.git/.git/hooks``)
+    and the repository's own hooks and config left writable; inside a
+    protected path, the run is refused."""
+    _git(workspace, "init", "-q")
+    plant = "git config -f config core.fsmonitor 'touch pwned; false' && echo evil > hooks/x"
+    result = sandboxed(f"echo started; {plant}", workspace / ".git")
+    assert result.stdout == "started\n" and result.exit_code != 0, result.aggregated_output
+    assert _git(workspace, "config", "--default", "none", "--get", "core.fsmonitor") == "none\n"
+    assert not (workspace / ".git" / "hooks" / "x").exists()
+    (workspace / ".vscode").mkdir()
+    for inside in (workspace / ".git" / "hooks", workspace / ".vscode"):
+        with pytest.raises(corral.PolicyError, match="lies inside .*, a protected path"):
+            sandboxed("echo evil > tasks.json", inside)
+    control = sandboxed(plant, workspace / ".git", policy="full-access")
+    assert control.exit_code == 0 and (workspace / ".git" / "hooks" / "x").exists()
+
+
 # 9. The bwrap corral runs, outside any sandbox, is never one a run could put in its way.
 
 PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@\\"\\n" > {bin}/bwrap; '

@@ -99,14 +99,14 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
             raise PolicyError(f"writable root {given!r} {what}")
         _add_root(roots, path)
     named: list[str] = []  # protected paths as named, links on the way not yet followed
+    relative = [entry for entry in policy.protected if not entry.startswith(("/", "~"))]
     done = 0
     while done < len(roots):  # a worktree's git directories join the roots as they are found
         root = roots[done]
         done += 1
-        for entry in policy.protected:
-            if not entry.startswith(("/", "~")):
-                named.append(os.path.join(root, entry))
+        named += [os.path.join(root, entry) for entry in relative]
         named += _git_protections(root, roots)
+        named += _enclosing_protections(root, relative, roots)
     for entry in _expanded((*policy.protected, *_own_installation())):
         if entry.startswith("/"):
             named.append(os.path.abspath(entry))
@@ -157,6 +157,35 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     roots.sort(key=len)
     return WorkspacePlan(tuple(roots), tuple(dict.fromkeys(existing)),
                          tuple(dict.fromkeys(missing)), tuple(sorted(set(pinned), key=len)))
+
+
+def _enclosing_protections(root: str, relative: list[str], roots: list[str]) -> list[str]:
+    """What a directory above ``root`` protects inside it: with ``root`` a
+    repository's ``.git`` (a working directory a model may name), the
+    repository's own ``.git/hooks`` and ``.git/config`` are inside the root,
+    and its protections, made beneath the root, would never reach them.
+
+    Raises :class:`PolicyError` where ``root`` is itself such a protected
+    path, or inside one (``.git/hooks``, ``.vscode``): nothing there may be
+    written."""
+    firsts = {entry.split("/", 1)[0] for entry in relative}
+    found: list[str] = []
+    parts = root.split("/")
+    for depth, part in enumerate(parts[1:], start=1):
+        if part not in firsts and part != ".git":
+            continue  # only a directory named as a protected path starts can hold one
+        above = "/".join(parts[:depth]) or "/"
+        for entry in relative:
+            path = os.path.join(above, entry)
+            if root == path or root.startswith(path + "/"):
+                raise PolicyError(f"writable root {root} lies inside {path}, a protected path "
+                                  "that stays read-only: run elsewhere, or drop it from the "
+                                  "protected paths")
+            if path.startswith(root + "/"):
+                found.append(path)
+        found += [path for path in _git_protections(above, roots)
+                  if path.startswith(root + "/")]
+    return found
 
 
 def _locate(path: str, roots: list[str], known: dict[str, str], pinned: list[str]) -> str:
