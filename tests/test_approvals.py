@@ -46,7 +46,9 @@ DECISIONS = [
     (["make", "clean"], "on-request", None, Decision.ALLOW),
     (["curl", "x"], "on-request", Permissions(network=True), Decision.PROMPT),
     (["curl", "x"], "never", Permissions(network=True), Decision.FORBIDDEN),
-    (["make"], "on-request", Permissions(network=True), Decision.ALLOW),  # rules allow it all
+    # An allow rule grants the sandbox as it is: no network, no root more.
+    (["make"], "on-request", Permissions(network=True), Decision.PROMPT),
+    (["make"], "never", Permissions(writable=("/",)), Decision.FORBIDDEN),
     (["make"], "on-request", Permissions(escalate=True), Decision.PROMPT),  # in the sandbox only
     (["deploy"], "on-request", Permissions(escalate=True), Decision.ALLOW),  # also without it
     (["bash", "-lc", "deploy && make"], "on-request", Permissions(escalate=True), Decision.PROMPT),
@@ -334,7 +336,8 @@ def test_authorize_decides_without_running(host_dir):
     assert granted.path[-1] == "approved by the user once"
     assert not (host_dir / "x").exists()  # nothing ran
     sandboxed = session.authorize(["make"], cwd=host_dir, permissions=Permissions(network=True))
-    assert sandboxed.policy is not None and sandboxed.policy.network  # rules allow it all
+    assert sandboxed.policy is None  # the rule allows the sandbox as it is: asked, and denied
+    assert "rules allow it in the sandbox as it is only" in approver.asked[-1].reason
 
 
 def test_always_without_a_rules_file_covers_the_prefix_for_the_session(host_dir):
@@ -378,7 +381,7 @@ def test_always_allowing_a_sandboxed_run_does_not_allow_escalation(host_dir, tmp
     escalated = Permissions(escalate=True)
     refused = session.authorize(writes, cwd=host_dir, permissions=escalated)
     assert refused.policy is None and len(approver.asked) == 2  # asked, and denied
-    assert "rules allow it in the sandbox only" in approver.asked[1].reason
+    assert "rules allow it in the sandbox as it is only" in approver.asked[1].reason
     fresh = ApprovalSession("untrusted", rules=corral.load_rules([str(rules_file)]))
     assert fresh.assess(writes, escalated).decision is Decision.PROMPT
     assert fresh.assess(writes).decision is Decision.ALLOW

@@ -171,13 +171,13 @@ def assess(argv: Sequence[str], policy: ApprovalPolicy = ApprovalPolicy.ON_REQUE
         rules_scope = Scope.ESCALATED
     if permissions.requested:
         asked = f"asks {permissions.describe()}"
-        allowed = (rules_scope is Scope.ESCALATED if permissions.escalate
-                   else rules_scope is not None)
-        if allowed and dangerous is None:
+        # A rule "in the sandbox" grants the policy's sandbox, no network or
+        # root more: the user who made it answered a question about that.
+        if rules_scope is Scope.ESCALATED and dangerous is None:
             verdicts.append((Decision.ALLOW, f"{asked}: allowed by rules"))
         else:
-            if rules_scope is Scope.SANDBOX and permissions.escalate:
-                asked += " (rules allow it in the sandbox only)"
+            if rules_scope is Scope.SANDBOX:
+                asked += " (rules allow it in the sandbox as it is only)"
             verdicts.append((Decision.FORBIDDEN, f"{asked}, and approval policy never cannot "
                                                  "ask") if never else (Decision.PROMPT, asked))
     decision = max((d for d, _ in verdicts), key=lambda d: d.severity)

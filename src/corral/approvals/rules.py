@@ -20,9 +20,9 @@ unless ``host_executable`` lists the paths that may, and this is not one.
 Of all the rules that match, the strictest decision wins (forbidden, then
 prompt, then allow).  An ``allow`` rule's ``scope`` (corral's addition to the
 format) says where it lets a command run: ``sandbox`` (the default, and all a
-Codex rules file gives) in the sandbox only, with any network or writable
-roots the request asks for; ``escalated`` also without the sandbox, when the
-request asks to escalate.  ``match`` and ``not_match`` examples are checked when
+Codex rules file gives) in the policy's sandbox as it is (a request for
+network or another writable root asks); ``escalated`` also with them, and
+without the sandbox, when the request asks to escalate.  ``match`` and ``not_match`` examples are checked when
 the file is loaded: a rule whose examples fail is an error naming the file
 and the line.
 """
@@ -57,9 +57,9 @@ _SEVERITY = {Decision.ALLOW: 0, Decision.PROMPT: 1, Decision.FORBIDDEN: 2}
 
 
 class Scope(enum.Enum):
-    """Where an ``allow`` rule lets a command run: in the sandbox only (with
-    the network or writable roots a request asks for), or also without it
-    (``escalated``: a request to escalate is allowed without asking)."""
+    """Where an ``allow`` rule lets a command run: in the policy's sandbox as
+    it is, or with whatever a request asks for (``escalated``: network,
+    writable roots, and no sandbox at all, are allowed without asking)."""
 
     SANDBOX = "sandbox"
     ESCALATED = "escalated"
