@@ -242,6 +242,23 @@ def test_a_secret_in_a_working_directory_beneath_tmp_is_hidden_too(tmp_path, kin
     assert control.stdout == "PRIVATE KEY\n"
 
 
+def test_a_working_directory_or_root_inside_a_hidden_path_beneath_tmp_is_refused(tmp_path,
+                                                                                   host_dir):
+    """Beneath /tmp a hidden directory is out of sight only where nothing in
+    it is bound back: a working directory or root inside it would show it."""
+    (tmp_path / "proj" / "secret").mkdir(parents=True)
+    (tmp_path / "proj" / "secret" / "k").write_text("S1\n")
+    hide = corral.SandboxPolicy.read_only(deny_read=(str(tmp_path / "proj"),))
+    with pytest.raises(corral.PolicyError, match="the working directory .* is inside"):
+        corral.run(["cat", "k"], cwd=tmp_path / "proj" / "secret", policy=hide)
+    root = corral.SandboxPolicy.workspace_write(deny_read=(str(tmp_path / "proj"),),
+                                                writable=(str(tmp_path / "proj" / "secret"),))
+    with pytest.raises(corral.PolicyError, match="writable root .* is inside"):
+        corral.run(["cat", str(tmp_path / "proj" / "secret" / "k")], cwd=host_dir, policy=root)
+    control = corral.run(["cat", "k"], cwd=tmp_path / "proj" / "secret", policy="full-access")
+    assert control.stdout == "S1\n"
+
+
 def test_deny_read_globs_hide_every_match(host_dir):
     for project in ("alpha", "beta", ".hidden"):
         (host_dir / project).mkdir()

@@ -386,11 +386,15 @@ class BwrapBackend(SandboxBackend):
         # mounted beneath another).
         denied = [_Hidden.of(path, deny_read[path]) for path in _outermost(deny_read)
                   if shown(deny_read[path])]  # else out of sight already
-        for secret in denied:
-            if cwd == secret.real or cwd.startswith(secret.real + "/"):
-                raise PolicyError(f"the working directory {cwd} is inside {secret.path}, which is "
-                                  "hidden from sandboxed commands (deny-read): run elsewhere, "
-                                  "or drop it from deny_read")
+        # Every deny-read path, shown or not: one beneath /tmp is out of
+        # sight only where nothing inside it is bound back.
+        for path, real in deny_read.items():
+            for inside, what in ((cwd, "the working directory"),
+                                 *((root, "writable root") for root in roots)):
+                if inside == real or inside.startswith(real + "/"):
+                    raise PolicyError(f"{what} {inside} is inside {path}, which is hidden from "
+                                      "sandboxed commands (deny-read): run elsewhere, or drop "
+                                      "it from deny_read")
         # Where the init runs, it makes every bind of a path over itself, for
         # each of which bwrap would pay a pass over the mount table.
         if not mounts_by_init:
