@@ -622,6 +622,21 @@ def test_corrals_runtime_directory_is_out_of_the_commands_sight(repo, monkeypatc
     assert result.exit_code == 0 and result.stdout == ""
 
 
+def test_corrals_runtime_directory_is_hidden_under_a_root_of_tmp_too(repo, monkeypatch):
+    """Without XDG_RUNTIME_DIR (root, containers, cron) it is /tmp/corral-<uid>,
+    which the sandbox's own /tmp hides, unless /tmp itself is a root."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    corral.run(["true"], cwd=repo)
+    runtime = f"/tmp/corral-{os.getuid()}"
+    assert os.listdir(runtime)
+    policy = corral.SandboxPolicy.workspace_write(writable=("/tmp",))
+    result = corral.run(["sh", "-c", f"ls -A {runtime}; touch {runtime}/planted"], cwd=repo,
+                        policy=policy)
+    assert result.stdout == "" and not os.path.exists(f"{runtime}/planted")
+    control = corral.run(["ls", "-A", runtime], cwd=repo, policy="full-access")
+    assert "mutex" in control.stdout
+
+
 def test_the_whole_filesystem_as_the_root_still_shows_the_init_under_tmp(monkeypatch, tmp_path):
     """The root "/" is bound before the sandbox's private /tmp hides the
     host's: corral's init, installed under /tmp, must be bound back."""

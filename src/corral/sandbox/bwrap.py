@@ -405,12 +405,6 @@ class BwrapBackend(SandboxBackend):
         for path in hidden:
             # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
             args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
-        # corral's runtime directory (its records, their locks, its mutex) is
-        # none of the command's business: a lock taken there could stall
-        # every other run of this user.
-        private = runtime_dir_path()
-        if not covered(private) and os.path.isdir(private):
-            args += ["--tmpfs", private]
         to_bwrap, to_init = _init_user() if mounts_by_init else ([], [])
         if mounts_by_init:
             args += [*_INIT_CAPABILITIES, *to_bwrap]
@@ -423,6 +417,13 @@ class BwrapBackend(SandboxBackend):
         for root in roots:
             if root != "/" and covered(root):
                 args += ["--bind", root, root]
+        # corral's runtime directory (its records, their locks, its mutex,
+        # the MCP server's outputs) is none of the command's business: a
+        # lock taken there could stall every other run of this user.  After
+        # the roots: one of them (/tmp) may show it.
+        private = runtime_dir_path()
+        if shown(private) and os.path.isdir(private):
+            args += ["--tmpfs", private]
         for path in [] if gate is None else gate.bind_paths:
             # where the command may look for them; corral connects
             args += ["--ro-bind", path, path]
