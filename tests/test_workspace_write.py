@@ -630,9 +630,14 @@ def test_corrals_runtime_directory_is_hidden_under_a_root_of_tmp_too(repo, monke
     runtime = f"/tmp/corral-{os.getuid()}"
     assert os.listdir(runtime)
     policy = corral.SandboxPolicy.workspace_write(writable=("/tmp",))
-    result = corral.run(["sh", "-c", f"ls -A {runtime}; touch {runtime}/planted"], cwd=repo,
-                        policy=policy)
-    assert result.stdout == "" and not os.path.exists(f"{runtime}/planted")
+    planted = f"{runtime}/planted-{os.getpid()}"
+    try:
+        result = corral.run(["sh", "-c", f"ls -A {runtime}; touch {planted}"], cwd=repo,
+                            policy=policy)
+        assert result.stdout == "" and not os.path.exists(planted)
+    finally:
+        if os.path.exists(planted):
+            os.unlink(planted)
     control = corral.run(["ls", "-A", runtime], cwd=repo, policy="full-access")
     assert "mutex" in control.stdout
 
