@@ -146,7 +146,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
 
         if start_line < 1:
             raise ToolError(f"start_line must be at least 1, not {start_line}")
-        budget = (max_output_tokens or config.max_output_tokens) * BYTES_PER_TOKEN
+        budget = _budget(max_output_tokens, config.max_output_tokens)
         try:
             return await anyio.to_thread.run_sync(outputs.read, output_id, start_line, budget)
         except FileNotFoundError:
@@ -228,8 +228,8 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                     until_exit: bool) -> dict[str, Any]:
         import anyio
 
+        budget = _budget(max_output_tokens, config.max_output_tokens)
         text = await anyio.to_thread.run_sync(target.read, wait, until_exit)
-        budget = (max_output_tokens or config.max_output_tokens) * BYTES_PER_TOKEN
         fitted = truncate_middle(text, max_chars=budget).text if len(text) > budget else text
         reply: dict[str, Any] = {"output": fitted, "running": target.running}
         if target.running:
@@ -360,7 +360,8 @@ class _Outputs:
         lines: list[str] = []
         used = 0
         reply: dict[str, Any] = {"output_id": number, "start_line": start_line}
-        with open(self._path(number), encoding="utf-8", errors="replace", newline="") as f:
+        # Lines end at "\n" only: a progress bar's "\r"s stay inside its line.
+        with open(self._path(number), encoding="utf-8", errors="replace", newline="\n") as f:
             for line_number, line in enumerate(_cut_lines(f, budget), 1):
                 if line_number < start_line:
                     continue
@@ -371,6 +372,15 @@ class _Outputs:
                 used += len(line)
         reply["output"] = "".join(lines)
         return reply
+
+
+def _budget(max_output_tokens: int | None, default: int) -> int:
+    """The characters ``max_output_tokens`` (None: ``default``) allows.
+    Raises :class:`ToolError` for fewer than one token."""
+    tokens = default if max_output_tokens is None else max_output_tokens
+    if tokens < 1:
+        raise ToolError(f"max_output_tokens must be at least 1, not {tokens}")
+    return tokens * BYTES_PER_TOKEN
 
 
 def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
