@@ -604,6 +604,11 @@ def test_the_missing_directory_of_a_secret_store_cannot_be_made_in_a_writable_ho
     assert os.listdir(home) == []
     shared = sandboxed(["sh", "-c", "mkdir -p ~/.config/tool && echo ok"], home)
     assert shared.stdout == "ok\n", shared.aggregated_output
+    (home / ".local").mkdir()  # and beneath such a directory too
+    keyrings = corral.SandboxPolicy.workspace_write(deny_read=("~/.local/share/keyrings",))
+    beneath = sandboxed(["sh", "-c", "mkdir -p ~/.local/share/tool && echo ok"], home,
+                        policy=keyrings)
+    assert beneath.stdout == "ok\n", beneath.aggregated_output
     control = sandboxed(["sh", "-c", attack], home,
                         policy=corral.SandboxPolicy.workspace_write(deny_read=()))
     assert control.exit_code == 0 and os.readlink(home / ".docker" / "config.json") == "../leak"

@@ -422,7 +422,8 @@ def _read_regular_file(path: str, limit: int) -> str:
 
 
 _WILDCARDS = frozenset("*?[")
-# Directories of the home that many programs keep their files in.
+# Directories of the home that many programs keep their files in, and what
+# lies beneath them (~/.local/share).
 _SHARED_DIRECTORIES = frozenset((".config", ".local", ".cache"))
 
 
@@ -436,7 +437,8 @@ def _missing_ancestor(path: str, owner: str) -> str | None:
         ancestor = os.path.dirname(ancestor)
         if len(ancestor) <= len(owner):
             return None
-    return None if os.path.basename(ancestor) in _SHARED_DIRECTORIES else ancestor
+    shared = _SHARED_DIRECTORIES.intersection(ancestor[len(owner):].split("/"))
+    return None if shared else ancestor  # ~/.local/share, say, as ~/.local
 
 
 def _expanded(entries: tuple[str, ...]) -> list[str]:
