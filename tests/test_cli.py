@@ -237,3 +237,11 @@ def test_help_and_usage():
 
 def corral_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CORRAL, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_a_name_that_is_not_utf_8_is_escaped_as_its_bytes():
+    """Such a name decodes to surrogates (PEP 383), which reach the terminal
+    as the bytes they stand for: 0x9b is an 8-bit CSI."""
+    from corral._cli import escape_controls
+
+    assert escape_controls(os.fsdecode(b"ls \xff\x9b31m\x1b")) == "ls \\xff\\x9b31m\\x1b"

@@ -36,6 +36,7 @@ def test_bad_requests(kwargs, error, words):
 
 @pytest.mark.parametrize("given", [{"timeout": 1e27}, {"timeout": float("inf")},
                                    {"timeout": float("nan")}, {"timeout": 10**400},
+                                   {"timeout": 10**5000},
                                    {"drain_timeout": 1e27}, {"drain_timeout": float("nan")}])
 def test_a_wait_too_long_to_make_is_a_request_error(given):
     """A timeout no poll() can wait (more than about 24 days) once raised

@@ -338,7 +338,11 @@ def parse_run(args: Sequence[str]) -> RunArgs:
 
 #: Each control character (C0, with ESC, newline and CR; DEL; C1) -> its
 #: escape as repr writes it.
+# Controls, and the bytes a name that is not UTF-8 decodes to (surrogate
+# escapes, PEP 383), which would reach the terminal as those bytes: 0x9b is
+# an 8-bit CSI.
 _ESCAPES = {code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({code: f"\\x{code - 0xDC00:02x}" for code in range(0xDC80, 0xDD00)})
 
 
 def escape_controls(text: str) -> str:

@@ -74,8 +74,10 @@ def checked_wait(name: str, value: object, *, milliseconds: bool = False,
     scale = 1000 if milliseconds else 1
     longest = MAX_WAIT_SECONDS * scale
     if not (0 <= value if zero else 0 < value) or not value <= longest:  # NaN fails both
+        # Not its repr: that of an int of thousands of digits is refused.
+        shown = "a number beyond 1e300" if abs(value) >= 1e300 else f"{value:.6g}"
         raise RequestError(f"{name} must be a number of {units} {'>= 0' if zero else '> 0'} "
-                           f"and at most {longest:.10g} (about 24 days), got {value!r}")
+                           f"and at most {longest:.10g} (about 24 days), got {shown}")
     return value / scale
 
 
