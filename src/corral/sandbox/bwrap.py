@@ -475,7 +475,9 @@ class BwrapBackend(SandboxBackend):
             return [*args, "--as-pid-1", "--", init, *init_args, "--", launch.program,
                     *launch.argv]
         args += ["--seccomp", str(program)]
-        if 3 * len(env) + len(args) + len(launch.argv) > _BWRAP_MAX_ARGS:
+        # Counted as bwrap counts: its own name, --args and its descriptor,
+        # "--", and --argv0 and its value, besides the rest.
+        if 3 * len(env) + len(args) + len(launch.argv) + 6 > _BWRAP_MAX_ARGS:
             raise PolicyError(
                 f"the command's environment has {len(env)} variables, more than bwrap takes "
                 f"as arguments ({_BWRAP_MAX_ARGS} in all) without corral's sandbox init "

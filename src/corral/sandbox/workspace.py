@@ -236,7 +236,9 @@ def _real_directory(directory: str, roots: list[str], known: dict[str, str],
         except OSError:  # not a link (EINVAL), or nothing there
             target = None
         if target is None:
-            real = known[step] = step
+            real = step
+            if links < _MAX_LINKS:  # else never looked at
+                known[step] = step
             continue
         links += 1
         if _root_of(step, roots) not in (None, step):
