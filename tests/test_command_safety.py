@@ -95,6 +95,8 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     ("rm -rf build", U, "rm -rf"), ("rm -f file", U, "rm -f"), ("rm -r dir", U, "rm -r"),
     ("rm -fr dir", U, "rm -rf"), ("rm -Rf dir", U, "rm -rf"), ("rm --force x", U, "rm -f"),
     ("rm --recursive x", U, "rm -r"), ("rm file", U, None), ("rm -- -rf", U, None),
+    ("rm --rec x", U, "rm -r"), ("rm --forc x", U, "rm -f"),  # getopt takes abbreviations
+    (["env", "-iSrm -rf .", "x"], U, "rm -rf"), (["env", "FOO=BAR_S", "ls"], U, None),
     ("sudo rm -rf /", U, "rm -rf"), ("sudo -u root rm -f x", U, "rm -f"),
     ("sudo -E git reset --hard", U, "git reset"), ("sudo ls", U, None),
     ("sudo sudo rm -rf x", U, "rm -rf"), ("env A=1 rm -rf x", U, "rm -rf"),

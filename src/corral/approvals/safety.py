@@ -210,9 +210,9 @@ def _dangerous_command(argv: tuple[str, ...], depth: int) -> str | None:
         for a in args:
             if a == "--":
                 break
-            if a in ("--force",):
+            if _long_option(a, ("--force",)):
                 forced = True
-            elif a in ("--recursive",):
+            elif _long_option(a, ("--recursive",)):
                 recursive = True
             elif a.startswith("-") and not a.startswith("--"):
                 forced |= "f" in a
@@ -276,9 +276,13 @@ def _unwrap(argv: tuple[str, ...]) -> tuple[str, ...]:
                 break
             if wrapper == "env" and word in ("-S", "--split-string"):
                 return ("eval", *argv[i + 1:])
-            if wrapper == "env" and word.startswith(("-S", "--split-string=")):
-                attached = word.partition("=")[2] if word.startswith("--") else word[2:]
-                return ("eval", attached, *argv[i + 1:])
+            if wrapper == "env" and word.startswith("--split-string="):
+                return ("eval", word.partition("=")[2], *argv[i + 1:])
+            if (wrapper == "env" and word.startswith("-") and not word.startswith("--")
+                    and "S" in word[1:]):
+                # -S in a cluster of short options (-iS...): the rest is its string
+                attached = word[word.index("S", 1) + 1:]
+                return ("eval", *((attached,) if attached else ()), *argv[i + 1:])
             if word in valued:
                 i += 2
             elif word.startswith("-"):
