@@ -185,3 +185,20 @@ def test_bad_protected_entries_are_refused(bad):
 def test_writable_roots_belong_to_workspace_write():
     with pytest.raises(corral.PolicyError, match="workspace-write"):
         corral.SandboxPolicy(corral.PolicyKind.READ_ONLY, writable=(os.getcwd(),))
+
+
+@pytest.mark.parametrize("home", ["", "relative/home"])
+def test_a_home_that_is_no_absolute_path_is_the_users_own(monkeypatch, home):
+    """``~`` named "/.ssh" with HOME empty, and a directory of the cwd's with
+    HOME relative, while ssh and git find the user's own through the
+    password database."""
+    import pwd
+
+    from corral.sandbox.workspace import deny_read_paths, home_directory
+
+    monkeypatch.setenv("HOME", home)
+    own = pwd.getpwuid(os.getuid()).pw_dir
+    assert home_directory() == own
+    policy = corral.SandboxPolicy.read_only(deny_read=("~/.corral-test-secret",))
+    monkeypatch.setattr(os.path, "exists", lambda path: True)  # what would be hidden
+    assert deny_read_paths(policy, "/") == [f"{own.rstrip('/')}/.corral-test-secret"]

@@ -74,7 +74,7 @@ from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_program
-from .workspace import WorkspacePlan, deny_read_paths, plan_workspace
+from .workspace import WorkspacePlan, deny_read_paths, home_directory, plan_workspace
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence", "find_bwrap",
            "sandbox_init_absence", "sandbox_init_unusable", "trial_sandbox"]
@@ -169,7 +169,7 @@ def _searchable(entry: str, untrusted: tuple[str, ...]) -> bool:
 def _untrusted_directories() -> tuple[str, ...]:
     """Where a sandboxed run may have put a bwrap whatever the protection of
     the next: the home directory, and corral's runtime directory."""
-    return _real_directories(os.path.expanduser("~"), runtime_dir_path())
+    return _real_directories(home_directory(), runtime_dir_path())
 
 
 @functools.lru_cache(maxsize=4)

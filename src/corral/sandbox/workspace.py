@@ -47,7 +47,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._record import record
 
-__all__ = ["WorkspacePlan", "deny_read_paths", "plan_workspace"]
+__all__ = ["WorkspacePlan", "deny_read_paths", "home_directory", "plan_workspace"]
 
 # How deep submodules nest inside .git/modules before corral stops looking.
 _MAX_MODULE_DEPTH = 4
@@ -443,6 +443,22 @@ def _missing_ancestor(path: str, owner: str) -> str | None:
     return None if shared else ancestor  # ~/.local/share, say, as ~/.local
 
 
+def home_directory() -> str:
+    """The home directory ``~`` names: ``$HOME`` where it is an absolute
+    path, else the user's entry in the password database (an empty or
+    relative ``$HOME`` named some other directory, and a secret store that
+    ssh or git find through that entry was not hidden)."""
+    home = os.environ.get("HOME", "")
+    if home.startswith("/"):
+        return home
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir
+    except KeyError:
+        return "/"
+
+
 def _expanded(entries: tuple[str, ...]) -> list[str]:
     """``entries``, a leading ``~`` expanded as :func:`os.path.expanduser`
     does, with the home looked up once: a plan expands some twenty."""
@@ -451,7 +467,7 @@ def _expanded(entries: tuple[str, ...]) -> list[str]:
     for entry in entries:
         if entry == "~" or entry.startswith("~/"):
             if home is None:
-                home = os.path.expanduser("~").rstrip("/")
+                home = home_directory().rstrip("/")
             found.append(home + entry[1:] or "/")
         else:
             found.append(os.path.expanduser(entry))  # ~user/..., or no tilde at all
