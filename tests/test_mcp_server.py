@@ -632,3 +632,22 @@ def test_timeout_none_on_the_command_line_overrides_the_config_file(workspace, t
             assert slow["timed_out"] is False and slow["exit_code"] == 0
 
     run(scenario)
+
+
+def test_the_outputs_kept_take_a_bounded_room(monkeypatch):
+    """The runtime directory is often a small tmpfs that corral's records
+    share: past KEPT_OUTPUT_BYTES the oldest outputs go, the last stays."""
+    from corral.server import app
+
+    monkeypatch.setattr(app, "KEPT_OUTPUT_BYTES", 10)
+    outputs = app._Outputs()
+    paths = []
+    for text in ("12345\n", "678\n", "abcdefghijklmnop\n"):
+        number, path = outputs.new()
+        Path(path).write_text(text)
+        outputs.keep(number)
+        paths.append(path)
+    assert [os.path.exists(p) for p in paths] == [False, False, True]
+    assert outputs.read(3, 1, 100)["output"] == "abcdefghijklmnop\n"
+    with pytest.raises(FileNotFoundError):
+        outputs.read(1, 1, 100)

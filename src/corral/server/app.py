@@ -93,6 +93,8 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                     timeout_ms: int | None = None, with_escalated_permissions: bool = False,
                     justification: str | None = None, network: bool = False,
                     writable: list[str] | None = None) -> dict[str, Any]:
+        import anyio
+
         cwd = _checked(command, workdir, policy, writable)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
@@ -122,6 +124,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             text = format_for_model(replace(result, spill_path=Path(_reader(number))),
                                     max_tokens=config.max_output_tokens)
             reply["output_id"] = number
+            await anyio.to_thread.run_sync(outputs.keep, number)
         else:
             _discard(spill)
         reply.update(
@@ -150,7 +153,8 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         try:
             return await anyio.to_thread.run_sync(outputs.read, output_id, start_line, budget)
         except FileNotFoundError:
-            raise ToolError(f"no output {output_id}: only a cut output is kept") from None
+            raise ToolError(f"no output {output_id}: only cut outputs are kept, the latest "
+                            f"{KEPT_OUTPUT_BYTES >> 20} MiB of them") from None
 
     @server.tool(description=(
         "Start a command (a command line run by `shell -lc`, or an argv list) that may run "
@@ -332,6 +336,16 @@ class _Outputs:
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
         self._directory: str | None = None
+        self._kept: dict[int, int] = {}  # number -> size, oldest first
+
+    def keep(self, number: int) -> None:
+        """Keeps output ``number``, removing the oldest kept ones while all
+        of them take more than :data:`KEPT_OUTPUT_BYTES` (the runtime
+        directory is often a small tmpfs, which corral's records share)."""
+        self._kept[number] = os.stat(self._path(number)).st_size
+        while sum(self._kept.values()) > KEPT_OUTPUT_BYTES and len(self._kept) > 1:
+            _discard(self._path(next(iter(self._kept))))
+            del self._kept[next(iter(self._kept))]
 
     def new(self) -> tuple[int, str]:
         """A number for the next output and the path it is written to."""
@@ -395,6 +409,9 @@ def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
         yield f"{line}…[{skipped} characters cut]\n" if skipped else line
 
 
+#: How much the complete outputs a server keeps may take, all together: past
+#: it, the oldest go (the last one stays, whatever its size).
+KEPT_OUTPUT_BYTES = 256 * 1024 * 1024
 #: The name of a server's outputs directory in corral's runtime directory,
 #: before its process token (the watchdog removes it by that name).
 OUTPUTS_PREFIX = "outputs-"
