@@ -197,9 +197,10 @@ def test_a_cut_output_is_read_with_read_output_and_out_of_the_sandbox_s_reach(wo
 @pytest.mark.parametrize("tool_name", ["shell", "exec_command"])
 def test_a_workdir_outside_the_workspace_does_not_make_it_writable(host_dir, workspace,
                                                                     tmp_path, tool_name):
-    """The working directory is a writable root: a workdir the model picks
-    outside the workspace (or a link inside it to one) is refused, unless
-    asked for as writable, which the approval flow decides."""
+    """The model picks the workdir: outside the workspace (or through a link
+    inside it to one) the command runs there, but writes nothing, unless the
+    directory is asked for as writable, which the approval flow decides.
+    (The working directory was a writable root: naming /etc made it one.)"""
     elsewhere = host_dir / "elsewhere"
     elsewhere.mkdir()
     (workspace / "sub").mkdir()
@@ -214,10 +215,10 @@ def test_a_workdir_outside_the_workspace_does_not_make_it_writable(host_dir, wor
     async def scenario() -> None:
         async with serving(workspace, tmp_path, elicit=elicit) as session:
             for workdir in (str(elsewhere), str(workspace / "link"), "../elsewhere"):
-                refused = await session.call_tool(tool_name, {
-                    argument: ["touch", "PWNED"], "workdir": workdir, **waiting})
-                assert refused.is_error, workdir
-                assert "outside the workspace" in refused.content[0].text  # type: ignore
+                refused = await tool(session, tool_name, **{
+                    argument: ["sh", "-c", "pwd; touch PWNED"], "workdir": workdir, **waiting})
+                assert str(elsewhere) in refused["output"], refused  # it ran there
+                assert refused.get("exit_code", 1) != 0 and refused.get("running") is not True
             assert not (elsewhere / "PWNED").exists()
             # The controls: a workdir in the workspace, and one asked for as writable
             # and approved, are written in.

@@ -664,3 +664,23 @@ def test_the_whole_filesystem_as_the_root_still_shows_the_init_under_tmp(monkeyp
     policy = corral.SandboxPolicy.workspace_write(protected=(), deny_read=())
     result = corral.run(["sh", "-c", "echo ran"], cwd="/", policy=policy, timeout=30)
     assert (result.exit_code, result.stdout) == (0, "ran\n"), result.aggregated_output
+
+
+def test_a_working_directory_that_is_no_root_is_only_where_the_command_starts(host_dir, repo):
+    """cwd_writable=False (the MCP server's): only the named roots are
+    writable; the working directory, which someone else may name or swap
+    for a link after any check, widens nothing."""
+    elsewhere = host_dir / "elsewhere"
+    elsewhere.mkdir()
+    policy = corral.SandboxPolicy(corral.PolicyKind.WORKSPACE_WRITE, writable=(str(repo),),
+                                  cwd_writable=False)
+    result = sandboxed(["sh", "-c", f"pwd; touch made; touch {repo}/made"], elsewhere,
+                       policy=policy)
+    assert result.stdout == f"{elsewhere}\n" and result.exit_code == 0
+    assert not (elsewhere / "made").exists() and (repo / "made").exists()
+    hooks = sandboxed(["sh", "-c", "echo evil > hooks/x"], repo / ".git", policy=policy)
+    assert hooks.exit_code != 0 and not (repo / ".git" / "hooks" / "x").exists()
+    with pytest.raises(corral.PolicyError, match="cwd_writable applies to workspace-write"):
+        corral.SandboxPolicy(corral.PolicyKind.READ_ONLY, cwd_writable=False)
+    control = sandboxed(["touch", "made"], elsewhere)  # the working directory a root
+    assert control.exit_code == 0 and (elsewhere / "made").exists()

@@ -199,7 +199,7 @@ class _PolicyPaths:
                 self.roots, self.protected = plan.roots, plan.protected + plan.missing
                 self.pinned = plan.pinned
             except PolicyError:  # a root went away during the run
-                self.roots = (os.path.realpath(cwd),)
+                self.roots = (os.path.realpath(cwd),) if policy.cwd_writable else ()
         from .sandbox.workspace import deny_read_paths
 
         self.deny_read = tuple(os.path.realpath(p) for p in deny_read_paths(policy, cwd))

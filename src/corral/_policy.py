@@ -100,6 +100,11 @@ class SandboxPolicy:
     allow_unix_sockets: tuple[str, ...] = ()
     #: Names from :data:`WEAKER_GUARANTEES` the caller accepts.
     accept_weaker: frozenset[str] | tuple[str, ...] = frozenset()
+    #: Whether the working directory is a writable root too (``workspace-write``).
+    #: Where it is not, only ``writable`` are, and the working directory is
+    #: only where the command starts: for a caller that lets someone else
+    #: name it (an MCP client's model), so that naming one widens nothing.
+    cwd_writable: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.accept_weaker, (str, bytes)):
@@ -120,6 +125,8 @@ class SandboxPolicy:
             object.__setattr__(self, name, paths)
         if self.writable and self.kind is not PolicyKind.WORKSPACE_WRITE:
             raise PolicyError(f"writable roots apply to workspace-write, not to {self.name}")
+        if not self.cwd_writable and self.kind is not PolicyKind.WORKSPACE_WRITE:
+            raise PolicyError(f"cwd_writable applies to workspace-write, not to {self.name}")
         if self.allow_unix_sockets and not self.sandboxed:
             raise PolicyError("allow_unix_sockets applies to sandboxed policies, not to "
                               "full-access")

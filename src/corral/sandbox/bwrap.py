@@ -314,7 +314,8 @@ class BwrapBackend(SandboxBackend):
         root: this bwrap, and ``bwrap`` in each directory of PATH that
         :func:`find_bwrap` searches before it (a ``~/.local/bin`` in a
         workspace over the home directory, say)."""
-        roots = (cwd, *(os.path.realpath(os.path.expanduser(w)) for w in policy.writable))
+        roots = ((cwd,) if policy.cwd_writable else ()) + tuple(
+            os.path.realpath(os.path.expanduser(w)) for w in policy.writable)
         guarded = tuple(given for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath),
                                                                self.path)
                         if _within(given, roots) or _within(real, roots))

@@ -80,7 +80,8 @@ class WorkspacePlan:
 
 def plan_workspace(policy: SandboxPolicy, cwd: str,
                    hidden: dict[str, str] | None = None) -> WorkspacePlan:
-    """The writable roots and protected paths for ``policy`` run in ``cwd``;
+    """The writable roots (``cwd`` among them where ``policy.cwd_writable``)
+    and protected paths for ``policy`` run in ``cwd``;
     ``hidden`` are its :func:`deny_read_paths` there, each with its real
     path, if already found (empty for a backend that hides nothing).  A
     deny-read path (not a glob) that is not among them is protected as a
@@ -92,7 +93,7 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     a directory.
     """
     roots: list[str] = []
-    for given in (cwd, *policy.writable):
+    for given in ((cwd,) if policy.cwd_writable else ()) + policy.writable:
         path = os.path.realpath(os.path.expanduser(given))
         if not os.path.isdir(path):
             what = "does not exist" if not os.path.lexists(path) else "is not a directory"

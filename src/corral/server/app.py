@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field
 
 from .._errors import CorralError, RequestError
 from .._format import BYTES_PER_TOKEN, format_for_model, truncate_middle
-from .._policy import PolicyKind, SandboxPolicy, policy_from_options
+from .._policy import PolicyKind, policy_from_options
 from .._record import replace
 from ..approvals import (Answer, ApprovalRequest, ApprovalSession, Permissions, Question, Reply,
                          load_rules)
@@ -68,6 +68,11 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
         config.policy, writable=config.writable, network=config.network,
         allow_unix_sockets=config.allow_unix_socket, deny_read=config.deny_read,
         accept_weaker=config.accept_weaker)
+    if policy.kind is PolicyKind.WORKSPACE_WRITE:
+        # The workspace is the server's directory, fixed now: the model names
+        # each call's workdir, which must widen nothing (and is resolved
+        # again when the sandbox is made, after any check here).
+        policy = replace(policy, writable=(os.getcwd(), *policy.writable), cwd_writable=False)
     session = ApprovalSession(config.approval, rules=load_rules(list(config.rules)),
                               policy=policy, rules_file=rules_file)
     sessions = SessionManager()
@@ -95,7 +100,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
                     writable: list[str] | None = None) -> dict[str, Any]:
         import anyio
 
-        cwd = _checked(command, workdir, policy, writable)
+        cwd = _checked(command, workdir)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
         approver = _approver(ctx)
@@ -172,7 +177,7 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             if not cmd.strip():
                 raise ToolError("cmd is empty")
             cmd = [shell, "-lc" if login else "-c", cmd]
-        cwd = _checked(cmd, workdir, policy, writable)
+        cwd = _checked(cmd, workdir)
         waited = _waited("yield_time_ms", yield_time_ms, zero=True)
         permissions = Permissions(escalate=with_escalated_permissions, network=network,
                                   writable=tuple(writable or ()), justification=justification)
@@ -248,33 +253,19 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
     return server
 
 
-def _checked(command: list[str], workdir: str | None, policy: SandboxPolicy,
-             writable: list[str] | None) -> str:
-    """The working directory, once the arguments are known to be usable.
-
-    Under workspace-write the working directory is a writable root, so a
-    ``workdir`` must not widen what the command may write: it must lie (its
-    real path) beneath the server's own working directory or a writable root
-    of its policy, or beneath a root the call asks for in ``writable``, which
-    the approval flow decides on.  Raises :class:`ToolError` otherwise."""
+def _checked(command: list[str], workdir: str | None) -> str:
+    """The working directory, once the arguments are known to be usable: the
+    server's own, or ``workdir``.  Under workspace-write it is not a root
+    (the policy's ``cwd_writable`` is off): only the workspace and what a
+    call asks for in ``writable`` are writable, wherever it runs.  Raises
+    :class:`ToolError` otherwise."""
     if not command or not all(word for word in command):
         raise ToolError("the command must be a non-empty list of non-empty strings (argv); "
                         'for a script use ["bash", "-lc", "..."]')
     cwd = os.path.abspath(os.path.expanduser(workdir)) if workdir else os.getcwd()
     if not os.path.isdir(cwd):
         raise ToolError(f"workdir {workdir!r} is not a directory")
-    if policy.kind is not PolicyKind.WORKSPACE_WRITE:
-        return cwd
-    real = os.path.realpath(cwd)
-    workspace = (os.getcwd(), *policy.writable)
-    for root in (*workspace, *(writable or ())):
-        root = os.path.realpath(os.path.expanduser(root))
-        if real == root or real.startswith(root.rstrip("/") + "/"):
-            return real  # the path checked: no link on the way can be re-pointed before the run
-    raise ToolError(f"workdir {workdir!r} is outside the workspace ({', '.join(workspace)}), "
-                    "and a command may write in its working directory: to run there, ask for "
-                    "it in writable as well (it will need approval), or run in the workspace "
-                    "and name the paths")
+    return cwd
 
 
 def _waited(name: str, milliseconds: int, zero: bool = False) -> float:
