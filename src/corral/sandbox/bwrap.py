@@ -74,7 +74,8 @@ from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_program
-from .workspace import WorkspacePlan, deny_read_paths, home_directory, plan_workspace
+from .workspace import (WorkspacePlan, deny_read_paths, expand_home, home_directory,
+                        plan_workspace)
 
 __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence", "find_bwrap",
            "sandbox_init_absence", "sandbox_init_unusable", "trial_sandbox"]
@@ -315,7 +316,7 @@ class BwrapBackend(SandboxBackend):
         :func:`find_bwrap` searches before it (a ``~/.local/bin`` in a
         workspace over the home directory, say)."""
         roots = ((cwd,) if policy.cwd_writable else ()) + tuple(
-            os.path.realpath(os.path.expanduser(w)) for w in policy.writable)
+            map(os.path.realpath, expand_home(policy.writable)))
         guarded = tuple(given for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath),
                                                                self.path)
                         if _within(given, roots) or _within(real, roots))
@@ -603,7 +604,7 @@ def _kept_inside(directory: str) -> list[str]:
     link into a writable root could be pointed at ``~/.ssh/id_ed25519``) nor
     one of several hard links (one of which could be a secret's)."""
     kept = []
-    for inner in (os.path.expanduser(p) for p in DEFAULT_READ_EXCEPTIONS):
+    for inner in expand_home(DEFAULT_READ_EXCEPTIONS):
         if not inner.startswith(directory + "/"):
             continue
         try:

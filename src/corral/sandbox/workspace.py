@@ -47,7 +47,8 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._record import record
 
-__all__ = ["WorkspacePlan", "deny_read_paths", "home_directory", "plan_workspace"]
+__all__ = ["WorkspacePlan", "deny_read_paths", "expand_home", "home_directory",
+           "plan_workspace"]
 
 # How deep submodules nest inside .git/modules before corral stops looking.
 _MAX_MODULE_DEPTH = 4
@@ -93,8 +94,9 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     a directory.
     """
     roots: list[str] = []
-    for given in ((cwd,) if policy.cwd_writable else ()) + policy.writable:
-        path = os.path.realpath(os.path.expanduser(given))
+    named_roots = ((cwd,) if policy.cwd_writable else ()) + policy.writable
+    for given, expanded in zip(named_roots, expand_home(named_roots)):
+        path = os.path.realpath(expanded)
         if not os.path.isdir(path):
             what = "does not exist" if not os.path.lexists(path) else "is not a directory"
             raise PolicyError(f"writable root {given!r} {what}")
@@ -108,7 +110,7 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
         named += [os.path.join(root, entry) for entry in relative]
         named += _git_protections(root, roots)
         named += _enclosing_protections(root, relative, roots)
-    for entry in _expanded((*policy.protected, *_own_installation())):
+    for entry in expand_home((*policy.protected, *_own_installation())):
         if entry.startswith("/"):
             named.append(os.path.abspath(entry))
     if hidden is None:
@@ -184,7 +186,8 @@ def _enclosing_protections(root: str, relative: list[str], roots: list[str]) -> 
                                   "protected paths")
             if path.startswith(root + "/"):
                 found.append(path)
-        found += [path for path in _git_protections(above, roots)
+        # A copy: a worktree's git directories it finds are no roots of this run.
+        found += [path for path in _git_protections(above, list(roots))
                   if path.startswith(root + "/")]
     return found
 
@@ -460,9 +463,11 @@ def home_directory() -> str:
         return "/"
 
 
-def _expanded(entries: tuple[str, ...]) -> list[str]:
-    """``entries``, a leading ``~`` expanded as :func:`os.path.expanduser`
-    does, with the home looked up once: a plan expands some twenty."""
+def expand_home(entries: tuple[str, ...]) -> list[str]:
+    """``entries``, a leading ``~`` expanded to :func:`home_directory` as
+    :func:`os.path.expanduser` does, the home looked up once (a plan
+    expands some twenty).  Every path of a policy is expanded here, so that
+    ``~`` names one directory for all of them."""
     home: str | None = None
     found = []
     for entry in entries:
@@ -478,12 +483,14 @@ def _expanded(entries: tuple[str, ...]) -> list[str]:
 def _unhidden(policy: SandboxPolicy, cwd: str, hidden: dict[str, str]) -> list[str]:
     """The paths ``policy.deny_read`` names in ``cwd``, globs aside, that
     are not among the ``hidden`` (see :func:`deny_read_paths`)."""
-    found = []
-    for entry in _expanded(policy.deny_read):
-        path = os.path.join(cwd, entry)
-        if _WILDCARDS.isdisjoint(path) and path not in hidden:
-            found.append(path)
-    return found
+    return [path for path in _named(policy, cwd) if _WILDCARDS.isdisjoint(path)
+            and path not in hidden]
+
+
+def _named(policy: SandboxPolicy, cwd: str | None) -> list[str]:
+    """The paths, or patterns, ``policy.deny_read`` names, a relative one
+    beneath ``cwd`` (default: this process's working directory)."""
+    return [os.path.join(cwd or os.getcwd(), entry) for entry in expand_home(policy.deny_read)]
 
 
 def deny_read_paths(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
@@ -498,8 +505,7 @@ def deny_read_paths(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
     there is nothing to hide, and creating it is a write the policy rules on.
     """
     found: list[str] = []
-    for entry in _expanded(policy.deny_read):
-        path = os.path.join(cwd or os.getcwd(), entry)
+    for path in _named(policy, cwd):
         if _WILDCARDS.isdisjoint(path):
             if os.path.exists(path):
                 found.append(path)
