@@ -59,6 +59,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
@@ -139,31 +140,45 @@ static int descriptor(const char *text)
     return (int)fd;
 }
 
-/* The NUL-ended entries read from fd to its end, as an environ array; the
- * descriptor is closed, so the command never holds it. */
-static char **read_environ(int fd)
+/* What fd holds, read to its end (limit bytes at most, else E2BIG), with
+ * one byte more allocated, for a NUL; its size in *size.  The descriptor is
+ * closed, so the command never holds it.  Any failure is reported as what. */
+static char *read_all(int fd, size_t limit, size_t *size, const char *what)
 {
-    size_t size = 0, capacity = 0;
+    size_t capacity = 0;
     char *data = NULL;
+    *size = 0;
     for (;;) {
-        if (size == capacity) {
+        if (*size == capacity) {
+            if (capacity > limit)
+                fail(what, "", E2BIG);
             capacity = capacity ? 2 * capacity : 1 << 16;
-            data = realloc(data, capacity + 1); /* + 1: a last entry left unended */
+            data = realloc(data, capacity + 1);
             if (data == NULL)
-                fail("cannot read --environ-fd", "", ENOMEM);
+                fail(what, "", ENOMEM);
         }
-        ssize_t n = read(fd, data + size, capacity - size);
+        ssize_t n = read(fd, data + *size, capacity - *size);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            fail("cannot read --environ-fd", "", errno);
+            fail(what, "", errno);
         if (n == 0)
             break;
-        size += (size_t)n;
+        *size += (size_t)n;
     }
     close(fd);
+    if (*size > limit)
+        fail(what, "", E2BIG);
+    return data;
+}
+
+/* The NUL-ended entries read from fd to its end, as an environ array. */
+static char **read_environ(int fd)
+{
+    size_t size;
+    char *data = read_all(fd, SIZE_MAX / 2, &size, "cannot read --environ-fd");
     if (size > 0 && data[size - 1] != '\0')
-        data[size++] = '\0';
+        data[size++] = '\0'; /* a last entry left unended: read_all left room */
     size_t count = 0;
     for (size_t k = 0; k < size; k++)
         count += data[k] == '\0';
@@ -352,21 +367,8 @@ static void *hand_over(void *argument)
 
 static void load_seccomp(int fd, int listener_socket)
 {
-    static unsigned char program[MAX_PROGRAM + 1];
-    size_t length = 0;
-    for (;;) {
-        ssize_t n = read(fd, program + length, sizeof(program) - length);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            fail("cannot read the seccomp program", "", errno);
-        if (n == 0)
-            break;
-        length += (size_t)n;
-        if (length > MAX_PROGRAM)
-            fail("cannot read the seccomp program", "", E2BIG);
-    }
-    close(fd);
+    size_t length;
+    char *program = read_all(fd, MAX_PROGRAM, &length, "cannot read the seccomp program");
     if (length == 0 || length % sizeof(struct sock_filter) != 0)
         fail("cannot read the seccomp program", "", EINVAL);
     struct sock_fprog prog = {
