@@ -10,11 +10,10 @@ not plain is judged as one command):
    policies allow it, to run in the sandbox;
 3. a dangerous command (see :func:`.safety.danger`) prompts whatever rules
    or safety say, and is forbidden under ``never``, which cannot ask;
-4. a request for extra permissions prompts (under ``never`` it is
-   forbidden), unless rules allow every command of it: for network or
-   another writable root, any ``allow`` rule; to run without the sandbox,
-   only rules of scope ``escalated`` (see :class:`.rules.Scope`), so that
-   a rule allowing a command in the sandbox never lets it out of it.
+4. a request for extra permissions (network, another writable root, no
+   sandbox) prompts (under ``never`` it is forbidden), unless rules of
+   scope ``escalated`` allow every command of it (see :class:`.rules.Scope`):
+   a rule of scope ``sandbox`` grants the policy's sandbox as it is.
 
 The request's strictest decision is the decision; every step adds a reason.
 """
@@ -89,9 +88,10 @@ class Assessment:
 
     ``rules_scope``: where explicit rules allow every command to run (None:
     not every command is allowed by a rule): ``escalated`` when each command
-    is allowed by a rule of that scope (an escalation the request asks for
-    needs no prompt), else ``sandbox`` (extra permissions inside the sandbox
-    need none).
+    is allowed by a rule of that scope (the extra permissions the request
+    asks for, an escalation included, need no prompt), else ``sandbox``
+    (the request runs in the policy's sandbox as it is, and any extra
+    permission prompts).
     """
 
     decision: Decision

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 
 from .shell import every_command, plain_commands, plain_shell_script, shell_script
 
@@ -148,21 +149,17 @@ def _safe_sed(args: tuple[str, ...]) -> bool:
     quiet = False
     scripts: list[str] = []
     operands: list[str] = []
-    words = iter(args)
-    for word in words:
-        if word == "--":
-            operands += words
-            break
-        if word in _SED_QUIET:
-            quiet = True
-        elif word in ("-e", "--expression"):
-            scripts.append(next(words, ""))
-        elif word.startswith("--expression="):
-            scripts.append(word.partition("=")[2])
-        elif word.startswith("-") and word != "-":
-            return False
-        else:
+    for option, word in _words(args, frozenset(("-e", "--expression"))):
+        if option is None:
             operands.append(word)
+        elif option in _SED_QUIET:
+            quiet = True
+        elif option in ("-e", "--expression"):
+            scripts.append(word)
+        elif option.startswith("--expression="):
+            scripts.append(option.partition("=")[2])
+        else:
+            return False
     if not scripts and operands:
         scripts.append(operands.pop(0))
     return (quiet and bool(scripts) and len(operands) == 1
@@ -186,17 +183,24 @@ def _short_option(word: str, letter: str) -> bool:
 def _operands(args: tuple[str, ...], valued: frozenset[str]) -> list[str]:
     """The words of ``args`` that are neither options nor the values of the
     ``valued`` options."""
-    operands: list[str] = []
+    return [word for option, word in _words(args, valued) if option is None]
+
+
+def _words(args: tuple[str, ...],
+           valued: frozenset[str]) -> Iterator[tuple[str | None, str]]:
+    """``args`` read as getopt reads them: ``(option, value)`` for each
+    option (its value the next word for one of ``valued``, else ""), and
+    ``(None, operand)`` for each operand, every word after ``--`` and a
+    lone ``-`` included."""
     words = iter(args)
     for word in words:
         if word == "--":
-            operands += words
-            break
-        if word in valued:
-            next(words, None)
-        elif word == "-" or not word.startswith("-"):
-            operands.append(word)
-    return operands
+            yield from ((None, rest) for rest in words)
+            return
+        if word == "-" or not word.startswith("-"):
+            yield None, word
+        else:
+            yield word, next(words, "") if word in valued else ""
 
 
 def _dangerous_command(argv: tuple[str, ...], depth: int) -> str | None:
@@ -278,8 +282,7 @@ def _unwrap(argv: tuple[str, ...]) -> tuple[str, ...]:
                 return ("eval", *argv[i + 1:])
             if wrapper == "env" and word.startswith("--split-string="):
                 return ("eval", word.partition("=")[2], *argv[i + 1:])
-            if (wrapper == "env" and word.startswith("-") and not word.startswith("--")
-                    and "S" in word[1:]):
+            if wrapper == "env" and _short_option(word, "S"):
                 # -S in a cluster of short options (-iS...): the rest is its string
                 attached = word[word.index("S", 1) + 1:]
                 return ("eval", *((attached,) if attached else ()), *argv[i + 1:])
