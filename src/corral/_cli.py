@@ -13,6 +13,7 @@ module imports only what ``run`` needs; JSON and the rest load on demand.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -336,15 +337,6 @@ def parse_run(args: Sequence[str]) -> RunArgs:
     return RunArgs(argv=tuple(command), **values)  # type: ignore[arg-type]
 
 
-#: Each control character (C0, with ESC, newline and CR; DEL; C1) -> its
-#: escape as repr writes it.
-# Controls, and the bytes a name that is not UTF-8 decodes to (surrogate
-# escapes, PEP 383), which would reach the terminal as those bytes: 0x9b is
-# an 8-bit CSI.
-_ESCAPES = {code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))}
-_ESCAPES.update({code: f"\\x{code - 0xDC00:02x}" for code in range(0xDC80, 0xDD00)})
-
-
 def escape_controls(text: str) -> str:
     """``text`` as corral prints it about a run (paths, arguments, denials,
     reasons, messages): each control character escaped as repr writes it
@@ -352,7 +344,18 @@ def escape_controls(text: str) -> str:
     or its arguments chose can recolour the terminal, move its cursor or
     start a line that reads as corral's.  The command's own output is
     copied as it is, never through this."""
-    return text.translate(_ESCAPES)
+    return text.translate(_escapes())
+
+
+@functools.cache  # made when first needed: 40 µs of every `corral run`'s start-up
+def _escapes() -> dict[int, str]:
+    """Each control character (C0, with ESC, newline and CR; DEL; C1) -> its
+    escape as repr writes it; and each byte a name that is not UTF-8
+    decodes to (a surrogate escape, PEP 383), which would reach the
+    terminal as that byte (0x9b is an 8-bit CSI) -> ``\\xNN``."""
+    escapes = {code: repr(chr(code))[1:-1] for code in (*range(0x20), *range(0x7F, 0xA0))}
+    escapes.update({code: f"\\x{code - 0xDC00:02x}" for code in range(0xDC80, 0xDD00)})
+    return escapes
 
 
 def _write_all(fd: int, data: bytes) -> None:
