@@ -241,9 +241,12 @@ class _CgroupHost:
 
 
 _WATCHDOG_SHELL = "/bin/sh"
+#: The name of an MCP server's outputs directory in corral's runtime
+#: directory, before its process token (the watchdog removes it by that name).
+OUTPUTS_PREFIX = "outputs-"
 # $1: the parent of the run cgroups ("" without cgroups); $2: corral's token;
 # $3: corral's runtime directory (the placeholder records, and the MCP
-# server's outputs, in outputs-<token>); $4, $5, $6: python, the sweep code
+# server's outputs, in OUTPUTS_PREFIX<token>); $4, $5, $6: python, the sweep code
 # and corral's import path; $7: where session directories are.  On its
 # stdin, corral announces the process group of each run contained by
 # process group ("+PGID", "-PGID" when the run is over).  Runs after corral is
@@ -275,7 +278,7 @@ fi
 for d in "$7"/corral-session-"$2"-*; do
   [ -d "$d" ] && rm -rf -- "$d"
 done
-rm -rf -- "$3/outputs-$2"
+rm -rf -- "$3/""" + OUTPUTS_PREFIX + """$2"
 for f in "$3"/run-"$2"-*; do
   [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done
@@ -306,7 +309,8 @@ def ensure_watchdog() -> None:
     waits on a pipe that only this process holds open; when the pipe closes
     (this process is gone, however it died) it kills and removes every run
     cgroup this process created, removes its session's temporary directory
-    (:mod:`corral.sandbox.session`), then sweeps the placeholders of its
+    (:mod:`corral.sandbox.session`) and an MCP server's outputs
+    (:data:`OUTPUTS_PREFIX`), then sweeps the placeholders of its
     sandboxes (:mod:`corral.sandbox.guards`).  Best effort: without /bin/sh,
     leftovers wait for the next corral's sweep.
     """

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -320,7 +321,8 @@ class _Outputs:
     """The complete outputs of shell calls, by number, in a directory of the
     server's own inside corral's runtime directory: outside every writable
     root, and hidden by bubblewrap, so that no sandboxed command can plant
-    a link or a FIFO where the next output goes, nor read or change one.
+    a link or a FIFO where the next output goes, nor read or change one
+    (on the Landlock backend, which confines no read, it can read one).
     The directory is made on first use and removed when the server exits
     (by the watchdog if it is killed)."""
 
@@ -328,15 +330,22 @@ class _Outputs:
         self._numbers = itertools.count(1)
         self._directory: str | None = None
         self._kept: dict[int, int] = {}  # number -> size, oldest first
+        self._total = 0
+        self._lock = threading.Lock()
 
     def keep(self, number: int) -> None:
         """Keeps output ``number``, removing the oldest kept ones while all
         of them take more than :data:`KEPT_OUTPUT_BYTES` (the runtime
-        directory is often a small tmpfs, which corral's records share)."""
-        self._kept[number] = os.stat(self._path(number)).st_size
-        while sum(self._kept.values()) > KEPT_OUTPUT_BYTES and len(self._kept) > 1:
-            _discard(self._path(next(iter(self._kept))))
-            del self._kept[next(iter(self._kept))]
+        directory is often a small tmpfs, which corral's records share).
+        Calls come from worker threads, one per tool call."""
+        size = os.stat(self._path(number)).st_size
+        with self._lock:
+            self._kept[number] = size
+            self._total += size
+            while self._total > KEPT_OUTPUT_BYTES and len(self._kept) > 1:
+                oldest = next(iter(self._kept))
+                _discard(self._path(oldest))
+                self._total -= self._kept.pop(oldest)
 
     def new(self) -> tuple[int, str]:
         """A number for the next output and the path it is written to."""
@@ -348,7 +357,7 @@ class _Outputs:
             import atexit
             import shutil
 
-            from .._containment import ensure_watchdog, process_token
+            from .._containment import OUTPUTS_PREFIX, ensure_watchdog, process_token
             from ..sandbox.guards import private_dir, runtime_dir
 
             ensure_watchdog()
@@ -403,9 +412,6 @@ def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
 #: How much the complete outputs a server keeps may take, all together: past
 #: it, the oldest go (the last one stays, whatever its size).
 KEPT_OUTPUT_BYTES = 256 * 1024 * 1024
-#: The name of a server's outputs directory in corral's runtime directory,
-#: before its process token (the watchdog removes it by that name).
-OUTPUTS_PREFIX = "outputs-"
 
 
 def _reader(number: int) -> str:
