@@ -22,6 +22,7 @@ import mcp.types as types  # noqa: E402
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.stdio import StdioServerParameters, stdio_client  # noqa: E402
 
+from corral.sandbox.guards import runtime_dir_path  # noqa: E402
 from corral.sandbox.probe import probe_machine  # noqa: E402
 
 _BWRAP = probe_machine().bwrap
@@ -125,35 +126,53 @@ def test_an_escalation_answered_through_elicitation(host_dir, workspace, tmp_pat
     assert len(asked) == 2 and "The agent says: needs the shared file" in asked[0]
 
 
-# Run by a first shell call: finds its own complete-output file in /tmp, where
-# the server once kept them, and plants what $1 says at the next five names.
+# Run by a first shell call: finds its own complete-output file, in /tmp where
+# the server once kept them or in the server's directory in corral's runtime
+# directory ($3) where it keeps them now, and plants what $1 says at the next
+# five names.
 _PLANT_AT_THE_NEXT_OUTPUTS = r"""
 planted=0
+plant() {
+  if [ "$1" = fifo ]; then mkfifo "$3"; else ln -sf "$2" "$3"; fi && planted=$((planted + 1))
+}
 for f in /tmp/corral-output-*-*.log; do
   [ -f "$f" ] || continue
   stem=${f%.log}; n=${stem##*-}; stem=${stem%-*}
-  for i in 1 2 3 4 5; do
-    next="$stem-$((n + i)).log"
-    if [ "$1" = fifo ]; then mkfifo "$next"; else ln -sf "$2" "$next"; fi
-    planted=$((planted + 1))
-  done
+  for i in 1 2 3 4 5; do plant "$1" "$2" "$stem-$((n + i)).log"; done
+done
+for f in "$3"/outputs-*/*.log; do
+  [ -f "$f" ] || continue
+  n=$(basename "$f" .log)
+  for i in 1 2 3 4 5; do plant "$1" "$2" "$(dirname "$f")/$((n + i)).log"; done
 done
 echo "planted $planted"
 """
 
 
+def _private_runtime_directory(parent: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """corral's runtime directory (and so the server's outputs) in ``parent``,
+    which the sandbox would show but for corral hiding it (not beneath /tmp
+    or /run, which the sandbox hides anyway)."""
+    (parent / "runtime").mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(parent / "runtime"))
+
+
 @sandboxed
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
-def test_a_command_cannot_plant_where_the_next_output_goes(host_dir, workspace, tmp_path, kind):
+def test_a_command_cannot_plant_where_the_next_output_goes(host_dir, workspace, tmp_path, kind,
+                                                          monkeypatch):
     """A link planted where the next call's complete output goes would have the
-    server write that output into any host file; a FIFO, hang the call."""
+    server write that output into any host file; a FIFO, hang the call.  The
+    runtime directory is put in the workspace, where only corral's hiding of
+    it keeps the command from writing there."""
+    _private_runtime_directory(workspace, monkeypatch)
     victim = host_dir / "victim"
     victim.write_text("precious\n")
 
     async def scenario() -> None:
         async with serving(workspace, tmp_path) as session:
             first = await call(session, command=["sh", "-c", _PLANT_AT_THE_NEXT_OUTPUTS, "sh",
-                                                 kind, str(victim)])
+                                                 kind, str(victim), runtime_dir_path()])
             with anyio.fail_after(30):
                 second = await call(session, command=["sh", "-c", "seq 100000; echo attacker"])
             assert victim.read_text() == "precious\n"
@@ -165,7 +184,11 @@ def test_a_command_cannot_plant_where_the_next_output_goes(host_dir, workspace, 
 
 @sandboxed
 def test_a_cut_output_is_read_with_read_output_and_out_of_the_sandbox_s_reach(workspace,
-                                                                               tmp_path):
+                                                                               tmp_path,
+                                                                               host_dir,
+                                                                               monkeypatch):
+    _private_runtime_directory(host_dir, monkeypatch)
+
     async def scenario() -> None:
         async with serving(workspace, tmp_path) as session:
             big = await call(session, command=["seq", "100000"])
@@ -175,8 +198,8 @@ def test_a_cut_output_is_read_with_read_output_and_out_of_the_sandbox_s_reach(wo
             assert first["output"] == "".join(f"{i}\n" for i in range(1, first["next_line"]))
             last = await tool(session, "read_output", output_id=number, start_line=99_999)
             assert last["output"] == "99999\n100000\n" and "next_line" not in last
-            # No sandboxed command sees it, under /tmp or anywhere it can look.
-            seen = await call(session, command=["sh", "-c", "ls -a /tmp; ls -a /tmp/corral-*"])
+            # No sandboxed command sees it, under /tmp or where the server keeps it.
+            seen = await call(session, command=["sh", "-c", f"ls -a /tmp {runtime_dir_path()}"])
             assert "output" not in seen["output"].split("Output:", 1)[1]
             missing = await session.call_tool("read_output", {"output_id": number + 99})
             assert missing.is_error and "no output" in missing.content[0].text  # type: ignore
