@@ -675,3 +675,12 @@ def test_the_outputs_kept_take_a_bounded_room(monkeypatch):
     assert outputs.read(3, 1, 100)["output"] == "abcdefghijklmnop\n"
     with pytest.raises(FileNotFoundError):
         outputs.read(1, 1, 100)
+
+
+def test_a_long_line_is_cut_with_the_count_of_what_it_lost():
+    from io import StringIO
+
+    from corral.server.app import _cut_lines
+
+    lines = list(_cut_lines(StringIO("abcdef\nabcd\nxy\nlast"), 4))
+    assert lines == ["abcd…[2 characters cut]\n", "abcd\n", "xy\n", "last"]

@@ -405,8 +405,13 @@ def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
         skipped = 0
         rest = line
         while not rest.endswith("\n") and (rest := f.readline(limit)):
-            skipped += len(rest)
-        yield f"{line}…[{skipped} characters cut]\n" if skipped else line
+            skipped += len(rest) - rest.endswith("\n")  # its newline is none of them
+        if skipped:
+            yield f"{line}…[{skipped} characters cut]\n"
+        elif rest.endswith("\n") and not line.endswith("\n"):
+            yield line + "\n"  # exactly ``limit`` characters: nothing cut
+        else:
+            yield line
 
 
 #: How much the complete outputs a server keeps may take, all together: past
