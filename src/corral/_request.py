@@ -85,8 +85,9 @@ def parse_timeout(text: str) -> float | None:
     """``"2.5"`` -> 2.5 seconds; ``"none"`` -> None (no limit).
 
     The one parser for timeouts given as text (CLI, environment, config);
-    raises ValueError (a :class:`RequestError`) for anything but a number
-    :func:`checked_wait` takes or ``none``.
+    raises ValueError for anything but a number or ``none``, and
+    :class:`RequestError` (a ValueError) for a number :func:`checked_wait`
+    does not take.
     """
     if text.strip().lower() in ("none", "inf", "infinity"):
         return None
