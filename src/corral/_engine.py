@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import stat
 import time
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from ._collect import Collected, Ending, collect
 from ._denial import find_denials, is_likely_sandbox_denied
 from ._containment import ProcessGroupContainment, disable_cgroups, open_containment
 from ._errors import PolicyError, RequestError, SandboxSetupError
+from ._files import open_regular_file
 from ._launch import LaunchSpec, plan_launch
 from ._record import replace
 from ._request import ExecRequest
@@ -67,14 +67,11 @@ def _open_spill(spill: object) -> tuple[int, str | None]:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600)
         except FileExistsError:
-            handle = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-            try:
-                if not stat.S_ISREG(os.fstat(handle).st_mode):
-                    raise RequestError(f"spill file {path!r} exists and is not a regular file "
-                                       "(a symbolic link, FIFO or device is never written to)")
-                fd = os.open(f"/proc/self/fd/{handle}", os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-            finally:
-                os.close(handle)
+            existing = open_regular_file(path, os.O_WRONLY | os.O_TRUNC, follow=False)
+            if existing is None:
+                raise RequestError(f"spill file {path!r} exists and is not a regular file "
+                                   "(a symbolic link, FIFO or device is never written to)")
+            fd = existing
     except OSError as exc:
         raise RequestError(f"cannot create the spill file {path!r}: {exc.strerror}") from None
     return fd, os.path.abspath(path)

@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 
 from .._errors import PolicyError
+from .._files import open_regular_file
 from .._policy import SandboxPolicy
 from .._record import record
 
@@ -406,21 +406,14 @@ def _read_pointer(path: str, prefix: str, base: str) -> str | None:
 
 def _read_regular_file(path: str, limit: int) -> str:
     """At most the first ``limit`` bytes of the file at ``path``, decoded and
-    stripped; empty if it is not a regular file.  The command may have left
-    anything where git keeps a file, a link to it included: a FIFO, which an
-    open would wait on for ever (before the run, so that no timeout
-    applies), or a device, which opening alone may act on (a watchdog, a
-    serial line, a terminal).  So it is looked at first (``O_PATH``, which
-    opens nothing), and read only as a regular file.
+    stripped; empty if it is not a regular file (the command may have left
+    anything where git keeps a file: see :mod:`corral._files`; a FIFO would
+    wait for ever, before the run, so that no timeout applies).
 
     Raises :class:`OSError` if it cannot be opened or read."""
-    handle = os.open(path, os.O_PATH | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            return ""
-        fd = os.open(f"/proc/self/fd/{handle}", os.O_RDONLY | os.O_CLOEXEC)
-    finally:
-        os.close(handle)
+    fd = open_regular_file(path, os.O_RDONLY)
+    if fd is None:
+        return ""
     try:
         return os.read(fd, limit).decode("utf-8", "surrogateescape").strip()
     finally:
