@@ -96,6 +96,9 @@ CORPUS: list[tuple[str | list[str], bool, str | None]] = [
     ("rm -fr dir", U, "rm -rf"), ("rm -Rf dir", U, "rm -rf"), ("rm --force x", U, "rm -f"),
     ("rm --recursive x", U, "rm -r"), ("rm file", U, None), ("rm -- -rf", U, None),
     ("rm --rec x", U, "rm -r"), ("rm --forc x", U, "rm -f"),  # getopt takes abbreviations
+    ("git clean --fo", U, "git clean -f"), ("git push --force-w", U, "git push --force"),
+    ("git push --follow-tags", U, None),
+    (["env", "--spl", "rm -rf x"], U, "rm -rf"), (["env", "--split=rm -rf x"], U, "rm -rf"),
     (["env", "-iSrm -rf .", "x"], U, "rm -rf"), (["env", "FOO=BAR_S", "ls"], U, None),
     ("sudo rm -rf /", U, "rm -rf"), ("sudo -u root rm -f x", U, "rm -f"),
     ("sudo -E git reset --hard", U, "git reset"), ("sudo ls", U, None),

@@ -228,13 +228,12 @@ def _dangerous_command(argv: tuple[str, ...], depth: int) -> str | None:
         sub, rest = _git_subcommand(args)
         if sub in ("reset", "rm"):
             return f"git {sub}"
-        if sub == "clean" and any(a == "--force" or (a.startswith("-") and not a.startswith("--")
-                                                     and "f" in a) for a in rest):
+        if sub == "clean" and any(_long_option(a, ("--force",)) or _short_option(a, "f")
+                                  for a in rest):
             return "git clean -f"
-        if sub == "push" and any(a in ("-f", "--force", "--force-with-lease", "--force-if-includes")
-                                 or a.startswith(("--force-with-lease=", "+"))
-                                 or (a.startswith("-") and not a.startswith("--") and "f" in a)
-                                 for a in rest):
+        if sub == "push" and any(_long_option(a, ("--force", "--force-with-lease",
+                                                  "--force-if-includes"))
+                                 or a.startswith("+") or _short_option(a, "f") for a in rest):
             return "git push --force"
         return None
     if name == "find":
@@ -278,10 +277,9 @@ def _unwrap(argv: tuple[str, ...]) -> tuple[str, ...]:
             if word == "--":
                 i += 1
                 break
-            if wrapper == "env" and word in ("-S", "--split-string"):
-                return ("eval", *argv[i + 1:])
-            if wrapper == "env" and word.startswith("--split-string="):
-                return ("eval", word.partition("=")[2], *argv[i + 1:])
+            if wrapper == "env" and _long_option(word, ("--split-string",)):
+                value = word.partition("=")[2]
+                return ("eval", *((value,) if "=" in word else ()), *argv[i + 1:])
             if wrapper == "env" and _short_option(word, "S"):
                 # -S in a cluster of short options (-iS...): the rest is its string
                 attached = word[word.index("S", 1) + 1:]
