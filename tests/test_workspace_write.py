@@ -133,6 +133,52 @@ def test_host_tmp_and_shared_memory_are_not_reachable(repo):
         os.unlink(f"/dev/shm/{marker}")
 
 
+_SYSTEM_VIEW = ("cd /dev && for f in * shm/* pts/*; do stat -c '%n %F %a %t:%T' \"$f\"; "
+                "[ -L \"$f\" ] && readlink \"$f\"; done; "
+                "awk '$5 ~ \"^/(dev|proc)(/|$)\" {print $4, $5}' /proc/self/mountinfo")
+_TUNABLES = ("/sys /proc/sys", "/sysrq-trigger /proc/sysrq-trigger", "/irq /proc/irq",
+             "/bus /proc/bus")
+
+
+def test_dev_and_proc_are_what_bwrap_makes_them(repo):
+    """/dev and /proc, which corral's init makes where bwrap would, are as
+    bwrap makes them (the control: bwrap's own --dev and --proc), but for
+    the kernel's tunables, all read-only for any user; and they work:
+    devices read and written, a terminal of the sandbox's own, a /proc of
+    its own PID namespace."""
+    control = subprocess.run(
+        [find_bwrap(), "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+         "--", "sh", "-c", _SYSTEM_VIEW], capture_output=True, text=True, check=True)
+    script = (f"{_SYSTEM_VIEW}; echo x > /dev/null && head -c 3 /dev/urandom | wc -c && "
+              "ls /proc | grep -c '^[0-9]'")
+    code = ("import os, subprocess; subprocess.run(['sh', '-c', os.environ['SCRIPT']], check=True); "
+            "print(os.ttyname(os.openpty()[1]))")
+    result = sandboxed([PYTHON_VENV, "-c", code], repo, env={**os.environ, "SCRIPT": script})
+    assert result.exit_code == 0, result.aggregated_output
+    *view, random_bytes, processes, terminal = result.stdout.splitlines()
+    assert {line for line in view if line not in _TUNABLES} == {
+        line for line in control.stdout.splitlines() if line not in _TUNABLES}
+    assert {line for line in _TUNABLES if os.path.exists(line.split()[1])} <= set(view)
+    assert (random_bytes, terminal) == ("3", "/dev/pts/0") and int(processes) < 10
+
+
+def test_a_root_beneath_dev_is_writable_through_it(repo, binds_made_by):
+    """A root in /dev/shm is the host's directory: /dev is made before it
+    is bound (bwrap keeps making /dev then, not the init)."""
+    root = Path("/dev/shm", f"corral-root-{os.getpid()}")
+    root.mkdir()
+    try:
+        policy = corral.SandboxPolicy.workspace_write(writable=(str(root),))
+        result = sandboxed(["sh", "-c", f"echo made > {root}/made; echo x > /dev/null"], repo,
+                           policy=policy)
+        assert result.exit_code == 0, result.aggregated_output
+        assert (root / "made").read_text() == "made\n"
+    finally:
+        for path in root.iterdir():
+            path.unlink()
+        root.rmdir()
+
+
 def test_extra_writable_roots(repo):
     outside = repo.parent / "outside"
     policy = corral.SandboxPolicy.workspace_write(writable=(str(outside),))

@@ -3,11 +3,17 @@
  * it finishes the mounts and becomes the command.
  *
  *   _sandbox_init --report-fd FD [--seccomp-fd FD [--listener-socket FD]]
- *                 [--map-ids UID:GID] [--hold-fd FD] [--bind PATH | --ro-bind PATH]...
+ *                 [--map-ids UID:GID] [--hold-fd FD]
+ *                 [--dev PATH | --proc PATH | --bind PATH | --ro-bind PATH]...
  *                 [--fuse-fd FD] [--cover-directory PATH | --cover-file PATH]...
  *                 [--environ-fd FD] -- PROGRAM ARGV0 [ARG]...
  *
- * Each PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
+ * The mounts are made in the order given.  --dev makes PATH what bwrap's
+ * --dev makes it: a tmpfs holding the host's null, zero, full, random,
+ * urandom and tty (bound from PATH as it was), a devpts of the sandbox's
+ * own, an empty shm directory and the usual links (fd, stdin, stdout,
+ * stderr, core, ptmx).  --proc mounts the sandbox's own proc on PATH.
+ * Each other PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
  * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
  * that is a symbolic link is mounted over as the link itself (open_tree,
  * move_mount), so that it can be neither removed nor replaced; what it
@@ -45,7 +51,8 @@
  * Why a program of its own: bwrap re-reads /proc/self/mountinfo for each bind
  * it makes, whose length grows with every mount, so the protected paths of a
  * workspace (about twenty in a fresh repository) cost it more than the rest of
- * the sandbox.  Here each costs two system calls.  bwrap is asked to keep
+ * the sandbox, and its /dev (six binds) and /proc (four) about a millisecond.
+ * Here each bind costs two system calls.  bwrap is asked to keep
  * CAP_SYS_ADMIN and CAP_SETPCAP for this program only; nothing of the
  * command's runs before they are gone, and no_new_privs (set by bwrap, and
  * again here) keeps an exec from bringing any back.
@@ -249,6 +256,65 @@ static void bind_over_itself(const char *path, int read_only)
     if (syscall(SYS_mount_setattr, AT_FDCWD, path, AT_RECURSIVE, &attributes,
                 sizeof(attributes)) != 0)
         fail(action, path, errno);
+}
+
+/* The devices bound into a sandbox's /dev, and its links, as bwrap's --dev
+ * makes them. */
+static const char *const devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
+static const char *const dev_links[][2] = {
+    {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+    {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"}, {"ptmx", "pts/ptmx"},
+};
+#define DEVICE_COUNT (sizeof(devices) / sizeof(*devices))
+
+static void make_dev(const char *path)
+{
+    char name[PATH_MAX];
+    int trees[DEVICE_COUNT];
+    /* Taken before the tmpfs hides them. */
+    for (size_t k = 0; k < DEVICE_COUNT; k++) {
+        snprintf(name, sizeof(name), "%s/%s", path, devices[k]);
+        trees[k] = (int)syscall(SYS_open_tree, AT_FDCWD, name, OPEN_TREE_CLONE | O_CLOEXEC);
+        if (trees[k] < 0)
+            fail("cannot bind", name, errno);
+    }
+    if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
+        fail("cannot mount a tmpfs on", path, errno);
+    int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        fail("cannot open", path, errno);
+    /* Usable and writable devices, as on the host: the read-only bind of
+     * the host's root made its /dev read-only and nodev. */
+    struct attributes attributes = {.attr_set = ATTR_NOSUID, .attr_clr = ATTR_RDONLY | ATTR_NODEV};
+    for (size_t k = 0; k < DEVICE_COUNT; k++) {
+        snprintf(name, sizeof(name), "%s/%s", path, devices[k]);
+        int point = openat(dir, devices[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (point < 0)
+            fail("cannot create", name, errno);
+        close(point);
+        if (syscall(SYS_mount_setattr, trees[k], "", AT_EMPTY_PATH, &attributes,
+                    sizeof(attributes)) != 0 ||
+            syscall(SYS_move_mount, trees[k], "", dir, devices[k], MOVE_MOUNT_F_EMPTY_PATH) != 0)
+            fail("cannot bind", name, errno);
+        close(trees[k]);
+    }
+    for (size_t k = 0; k < sizeof(dev_links) / sizeof(*dev_links); k++) {
+        if (symlinkat(dev_links[k][1], dir, dev_links[k][0]) != 0)
+            fail("cannot make a link in", path, errno);
+    }
+    if (mkdirat(dir, "shm", 0755) != 0 || mkdirat(dir, "pts", 0755) != 0)
+        fail("cannot make a directory in", path, errno);
+    snprintf(name, sizeof(name), "%s/pts", path);
+    if (mount("devpts", name, "devpts", MS_NOSUID | MS_NOEXEC,
+              "newinstance,ptmxmode=0666,mode=620") != 0)
+        fail("cannot mount devpts on", name, errno);
+    close(dir);
+}
+
+static void make_proc(const char *path)
+{
+    if (mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+        fail("cannot mount proc on", path, errno);
 }
 
 static void cover(const char *path, int directory)
@@ -537,6 +603,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--environ-fd") == 0)
             environ_fd = descriptor(argv[i + 1]);
         else if (strcmp(argv[i], "--bind") != 0 && strcmp(argv[i], "--ro-bind") != 0 &&
+                 strcmp(argv[i], "--dev") != 0 && strcmp(argv[i], "--proc") != 0 &&
                  strcmp(argv[i], "--cover-directory") != 0 &&
                  strcmp(argv[i], "--cover-file") != 0)
             fail("unknown option", argv[i], EINVAL);
@@ -549,7 +616,11 @@ int main(int argc, char **argv)
         fail("bad --listener-socket", "", errno);
     char **command_environ = environ_fd >= 0 ? read_environ(environ_fd) : environ;
     for (int j = binds; j < i; j += 2) {
-        if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
+        if (strcmp(argv[j], "--dev") == 0)
+            make_dev(argv[j + 1]);
+        else if (strcmp(argv[j], "--proc") == 0)
+            make_proc(argv[j + 1]);
+        else if (strcmp(argv[j], "--bind") == 0 || strcmp(argv[j], "--ro-bind") == 0)
             bind_over_itself(argv[j + 1], strcmp(argv[j], "--ro-bind") == 0);
     }
     /* Before the covers: until corral serves them, a look into one waits. */

