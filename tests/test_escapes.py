@@ -623,25 +623,34 @@ PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@
                'chmod +x {bin}/bwrap')
 
 
-@pytest.mark.parametrize("where", ["writable root", "working directory"])
+@pytest.mark.parametrize("where", ["writable root", "working directory",
+                                   "missing directory of a writable root"])
 def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, where, monkeypatch,
                                                  binds_made_by):
     """A directory on PATH before the system's bwrap (``~/.local/bin``)
-    that a run may write: a ``bwrap`` made there would be the next run's,
-    started outside the sandbox.  Made unsandboxed, it is (the control)."""
+    that a run may write, or make (a ``.venv/bin`` yet to be made): a
+    ``bwrap`` put there would be the next run's, started outside the
+    sandbox.  Put there unsandboxed, it is (the control)."""
     from corral.sandbox import bwrap
 
     real_bwrap = bwrap.find_bwrap()
-    tools = host_dir / "tools" if where == "writable root" else workspace / "tools"
+    tools = workspace / "tools" if where == "working directory" else host_dir / "tools"
     (tools / "bin").mkdir(parents=True)
+    if where.startswith("missing"):
+        (tools / "bin").rmdir()
     monkeypatch.setenv("PATH", f"{tools}/bin{os.pathsep}{os.environ['PATH']}")
     mark = outside / "bwrap-ran"
-    plant = PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap, bin=tools / "bin")
+    plant = f"mkdir -p {tools}/bin && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
+                                                            bin=tools / "bin")
     policy = corral.SandboxPolicy.workspace_write(
-        writable=(str(tools),) if where == "writable root" else ())
+        writable=() if where == "working directory" else (str(tools),))
 
     planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
     assert planting.exit_code != 0 and not (tools / "bin" / "bwrap").exists()
+    if where.startswith("missing"):
+        assert not (tools / "bin").exists()  # its placeholder went with the run
+        assert [(d.kind, d.target) for d in planting.denials] == [
+            (corral.DenialKind.WRITE, str(tools / "bin"))], planting.denials
     assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
     assert not mark.exists()
     if binds_made_by == "bwrap":
