@@ -151,7 +151,8 @@ def test_dev_and_proc_are_what_bwrap_makes_them(repo):
          "--", "sh", "-c", _SYSTEM_VIEW], capture_output=True, text=True, check=True)
     script = (f"{_SYSTEM_VIEW}; echo x > /dev/null && head -c 3 /dev/urandom | wc -c && "
               "ls /proc | grep -c '^[0-9]'")
-    code = ("import os, subprocess; subprocess.run(['sh', '-c', os.environ['SCRIPT']], check=True); "
+    code = ("import os, subprocess; "
+            "subprocess.run(['sh', '-c', os.environ['SCRIPT']], check=True); "
             "print(os.ttyname(os.openpty()[1]))")
     result = sandboxed([PYTHON_VENV, "-c", code], repo, env={**os.environ, "SCRIPT": script})
     assert result.exit_code == 0, result.aggregated_output

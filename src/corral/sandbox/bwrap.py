@@ -468,8 +468,9 @@ class BwrapBackend(SandboxBackend):
                 init_args += ["--hold-fd", str(hold)]
             if gate is not None:
                 init_args += ["--listener-socket", str(gate.child_end)]
-            for option, path in [*_system_mounts(args, system_at), *binds] if mounts_by_init else ():
-                init_args += [option, path]
+            if mounts_by_init:
+                for option, path in [*_system_mounts(args, system_at), *binds]:
+                    init_args += [option, path]
             if fuse >= 0:
                 init_args += ["--fuse-fd", str(fuse)]
             for path, directory, _ in [] if gate is None else gate.covers:
@@ -863,8 +864,8 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
                    "true", "true")
     elif init is not None:
         program = _memfd(build_program(), owned)
-        command = (*_SYSTEM_MOUNTS, "--cap-drop", "ALL", "--as-pid-1", "--", init, "--report-fd", "2",
-                   "--seccomp-fd", str(program), "--", "true", "true")
+        command = (*_SYSTEM_MOUNTS, "--cap-drop", "ALL", "--as-pid-1", "--", init,
+                   "--report-fd", "2", "--seccomp-fd", str(program), "--", "true", "true")
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         pid = os.posix_spawn(path, [path, *_namespaces(setuid, network=False), *_TRIAL, *command],
