@@ -623,34 +623,25 @@ PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@
                'chmod +x {bin}/bwrap')
 
 
-@pytest.mark.parametrize("where", ["writable root", "working directory",
-                                   "missing directory of a writable root"])
+@pytest.mark.parametrize("where", ["writable root", "working directory"])
 def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, where, monkeypatch,
                                                  binds_made_by):
     """A directory on PATH before the system's bwrap (``~/.local/bin``)
-    that a run may write, or make (a ``.venv/bin`` yet to be made): a
-    ``bwrap`` put there would be the next run's, started outside the
-    sandbox.  Put there unsandboxed, it is (the control)."""
+    that a run may write: a ``bwrap`` made there would be the next run's,
+    started outside the sandbox.  Made unsandboxed, it is (the control)."""
     from corral.sandbox import bwrap
 
     real_bwrap = bwrap.find_bwrap()
-    tools = workspace / "tools" if where == "working directory" else host_dir / "tools"
+    tools = host_dir / "tools" if where == "writable root" else workspace / "tools"
     (tools / "bin").mkdir(parents=True)
-    if where.startswith("missing"):
-        (tools / "bin").rmdir()
     monkeypatch.setenv("PATH", f"{tools}/bin{os.pathsep}{os.environ['PATH']}")
     mark = outside / "bwrap-ran"
-    plant = f"mkdir -p {tools}/bin && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
-                                                            bin=tools / "bin")
+    plant = PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap, bin=tools / "bin")
     policy = corral.SandboxPolicy.workspace_write(
-        writable=() if where == "working directory" else (str(tools),))
+        writable=(str(tools),) if where == "writable root" else ())
 
     planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
     assert planting.exit_code != 0 and not (tools / "bin" / "bwrap").exists()
-    if where.startswith("missing"):
-        assert not (tools / "bin").exists()  # its placeholder went with the run
-        assert [(d.kind, d.target) for d in planting.denials] == [
-            (corral.DenialKind.WRITE, str(tools / "bin"))], planting.denials
     assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
     assert not mark.exists()
     if binds_made_by == "bwrap":
@@ -659,6 +650,50 @@ def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, w
     assert control.exit_code == 0
     assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
     assert mark.read_text() == "outside\n"
+
+
+@pytest.mark.parametrize("shape", ["missing directory", "link into a missing one",
+                                   "entry through .."])
+def test_a_bwrap_in_a_directory_a_run_made_never_runs(host_dir, workspace, outside, shape,
+                                                     monkeypatch, binds_made_by):
+    """A directory of PATH a run may make: one missing in a writable root
+    (a ``.venv/bin`` yet to be made), one a ``bwrap`` link there points
+    into, or one an entry reaches through ``x/..`` once a run makes ``x`` a
+    link.  The run may make it (a virtualenv must be made), but a bwrap put
+    there is never the next run's; where corral did not know the run could
+    make it, the bwrap would be taken (the control)."""
+    from corral.sandbox import bwrap
+
+    real_bwrap = bwrap.find_bwrap()
+    tools = host_dir / "tools"
+    tools.mkdir()
+    entry, made, prepare = f"{tools}/bin", tools / "bin", ""
+    if shape == "link into a missing one":
+        (tools / "bin").mkdir()
+        (tools / "bin" / "bwrap").symlink_to(tools / "x" / "y" / "bwrap")
+        made = tools / "x" / "y"
+    elif shape == "entry through ..":
+        entry, made = f"{tools}/x/../bin", tools / "d1" / "bin"
+        prepare = f"mkdir -p {tools}/d1/d2 && ln -s d1/d2 {tools}/x && "
+    monkeypatch.setenv("PATH", f"{entry}{os.pathsep}{os.environ['PATH']}")
+    mark = outside / "bwrap-ran"
+    plant = prepare + f"mkdir -p {made} && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
+                                                                 bin=made)
+    policy = corral.SandboxPolicy.workspace_write(writable=(str(tools),))
+    if shape == "link into a missing one" and binds_made_by == "bwrap":
+        with pytest.raises(corral.PolicyError, match="symbolic link that must stay one"):
+            corral.run(["true"], cwd=workspace, policy=policy)  # bwrap cannot pin it
+        return
+
+    planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
+    assert planting.exit_code == 0, planting.aggregated_output
+    assert os.access(f"{entry}/bwrap", os.X_OK)  # where a lookup on PATH now leads
+    assert bwrap.find_bwrap() == real_bwrap
+    assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
+    assert not mark.exists()
+    if shape != "entry through ..":
+        monkeypatch.setattr(bwrap, "_distrusted", lambda: ())
+        assert bwrap.find_bwrap() == str(made / "bwrap")
 
 
 def test_no_bwrap_is_taken_from_the_home_or_a_relative_path_entry(host_dir, monkeypatch):

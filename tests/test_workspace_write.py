@@ -163,6 +163,39 @@ def test_dev_and_proc_are_what_bwrap_makes_them(repo):
     assert (random_bytes, terminal) == ("3", "/dev/pts/0") and int(processes) < 10
 
 
+def test_a_terminal_is_the_sandbox_console(repo):
+    """On a terminal (an MCP session's ``tty``), the command finds its
+    terminal's name, /dev/console, as under bwrap's own /dev: the host's
+    /dev/pts/N is not in the sandbox's devpts."""
+    import threading
+
+    leader, follower = os.openpty()
+    seen: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            seen.append(data)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        result = corral.execute(corral.ExecRequest(
+            ["sh", "-c", "tty && echo x > /dev/console"], cwd=repo, timeout=30,
+            terminal=follower))
+    finally:
+        os.close(follower)
+        reader.join(10)
+        os.close(leader)
+    assert result.exit_code == 0, b"".join(seen)
+    assert b"".join(seen).replace(b"\r", b"") == b"/dev/console\nx\n"
+
+
 def test_a_root_beneath_dev_is_writable_through_it(repo, binds_made_by):
     """A root in /dev/shm is the host's directory: /dev is made before it
     is bound (bwrap keeps making /dev then, not the init)."""
@@ -656,6 +689,11 @@ def test_the_missing_directory_of_a_secret_store_cannot_be_made_in_a_writable_ho
     beneath = sandboxed(["sh", "-c", "mkdir -p ~/.local/share/tool && echo ok"], home,
                         policy=keyrings)
     assert beneath.stdout == "ok\n", beneath.aggregated_output
+    work = host_dir / "work"  # outside the home, a .cache is no directory many programs share
+    work.mkdir()
+    token = corral.SandboxPolicy.workspace_write(deny_read=(f"{work}/.cache/tool/token",))
+    made = sandboxed(["sh", "-c", "mkdir -p .cache/tool && echo made"], work, policy=token)
+    assert made.stdout == "" and made.exit_code != 0 and os.listdir(work) == []
     control = sandboxed(["sh", "-c", attack], home,
                         policy=corral.SandboxPolicy.workspace_write(deny_read=()))
     assert control.exit_code == 0 and os.readlink(home / ".docker" / "config.json") == "../leak"

@@ -10,9 +10,9 @@
  *
  * The mounts are made in the order given.  --dev makes PATH what bwrap's
  * --dev makes it: a tmpfs holding the host's null, zero, full, random,
- * urandom and tty (bound from PATH as it was), a devpts of the sandbox's
- * own, an empty shm directory and the usual links (fd, stdin, stdout,
- * stderr, core, ptmx).  --proc mounts the sandbox's own proc on PATH.
+ * urandom and tty (bound from PATH as it was), the terminal on standard
+ * output, if any, as console, a devpts of the sandbox's own, an empty shm
+ * directory and the usual links (fd, stdin, stdout, stderr, core, ptmx).  --proc mounts the sandbox's own proc on PATH.
  * Each other PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
  * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
  * that is a symbolic link is mounted over as the link itself (open_tree,
@@ -267,37 +267,54 @@ static const char *const dev_links[][2] = {
 };
 #define DEVICE_COUNT (sizeof(devices) / sizeof(*devices))
 
+/* Binds the detached mount tree (open_tree) at name in the directory dir. */
+static void place_device(int tree, int dir, const char *name, const char *path)
+{
+    /* Usable and writable devices, as on the host: the read-only bind of
+     * the host's root made its /dev read-only and nodev. */
+    static const struct attributes attributes = {
+        .attr_set = ATTR_NOSUID, .attr_clr = ATTR_RDONLY | ATTR_NODEV,
+    };
+    int point = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (point < 0)
+        fail("cannot create a device in", path, errno);
+    close(point);
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attributes,
+                sizeof(attributes)) != 0 ||
+        syscall(SYS_move_mount, tree, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        fail("cannot bind a device in", path, errno);
+    close(tree);
+}
+
 static void make_dev(const char *path)
 {
     char name[PATH_MAX];
     int trees[DEVICE_COUNT];
-    /* Taken before the tmpfs hides them. */
+    /* Taken before the tmpfs hides them: the host's devices, and the
+     * terminal (its /dev/pts/N is the host's devpts's, which the sandbox's
+     * own does not show: as console, ttyname() finds it). */
     for (size_t k = 0; k < DEVICE_COUNT; k++) {
         snprintf(name, sizeof(name), "%s/%s", path, devices[k]);
         trees[k] = (int)syscall(SYS_open_tree, AT_FDCWD, name, OPEN_TREE_CLONE | O_CLOEXEC);
         if (trees[k] < 0)
             fail("cannot bind", name, errno);
     }
+    const char *terminal = isatty(STDOUT_FILENO) ? ttyname(STDOUT_FILENO) : NULL;
+    int console = -1;
+    if (terminal != NULL) {
+        console = (int)syscall(SYS_open_tree, AT_FDCWD, terminal, OPEN_TREE_CLONE | O_CLOEXEC);
+        if (console < 0)
+            fail("cannot bind", terminal, errno);
+    }
     if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0)
         fail("cannot mount a tmpfs on", path, errno);
     int dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
         fail("cannot open", path, errno);
-    /* Usable and writable devices, as on the host: the read-only bind of
-     * the host's root made its /dev read-only and nodev. */
-    struct attributes attributes = {.attr_set = ATTR_NOSUID, .attr_clr = ATTR_RDONLY | ATTR_NODEV};
-    for (size_t k = 0; k < DEVICE_COUNT; k++) {
-        snprintf(name, sizeof(name), "%s/%s", path, devices[k]);
-        int point = openat(dir, devices[k], O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (point < 0)
-            fail("cannot create", name, errno);
-        close(point);
-        if (syscall(SYS_mount_setattr, trees[k], "", AT_EMPTY_PATH, &attributes,
-                    sizeof(attributes)) != 0 ||
-            syscall(SYS_move_mount, trees[k], "", dir, devices[k], MOVE_MOUNT_F_EMPTY_PATH) != 0)
-            fail("cannot bind", name, errno);
-        close(trees[k]);
-    }
+    for (size_t k = 0; k < DEVICE_COUNT; k++)
+        place_device(trees[k], dir, devices[k], path);
+    if (console >= 0)
+        place_device(console, dir, "console", path);
     for (size_t k = 0; k < sizeof(dev_links) / sizeof(*dev_links); k++) {
         if (symlinkat(dev_links[k][1], dir, dev_links[k][0]) != 0)
             fail("cannot make a link in", path, errno);

@@ -115,7 +115,8 @@ def find_bwrap(cwd: str | None = None) -> str | None:
     the home could make ``~/.local/bin`` and put one there, before any
     protection of a path in it could apply); one that is a link to the
     home or to corral's runtime directory (where the sandboxes' ``/tmp``
-    are)."""
+    are); one in or through a directory that a sandboxed run could have
+    made (see :meth:`BwrapBackend._guarding_bwrap`)."""
     workspace = os.path.realpath(cwd or os.getcwd())
 
     def planted(path: str) -> bool:
@@ -166,14 +167,60 @@ def _searched(path_variable: str) -> list[str]:
 
 def _searchable(entry: str, untrusted: tuple[str, ...]) -> bool:
     """Whether :func:`find_bwrap` takes a bwrap from the PATH directory
-    ``entry``: an absolute one outside the ``untrusted`` directories."""
-    return os.path.isabs(entry) and not _within(os.path.realpath(entry), untrusted)
+    ``entry``: an absolute one, without "." or ".." (the kernel takes
+    ``x/..`` through whatever ``x`` is when it looks, a link a run may have
+    made, where a protection planned for the path as written would not
+    be), neither written nor found outside the ``untrusted`` directories."""
+    return (os.path.isabs(entry) and not {".", ".."}.intersection(entry.split("/"))
+            and not _within(os.path.normpath(entry), untrusted)
+            and not _within(os.path.realpath(entry), untrusted))
 
 
 def _untrusted_directories() -> tuple[str, ...]:
     """Where a sandboxed run may have put a bwrap whatever the protection of
-    the next: the home directory, and corral's runtime directory."""
-    return _real_directories(home_directory(), runtime_dir_path())
+    the next: the home directory, corral's runtime directory, and the
+    directories runs could make (:func:`_distrusted`)."""
+    return _real_directories(home_directory(), runtime_dir_path()) + _distrusted()
+
+
+# Directories a sandboxed run could make (missing, inside a writable root)
+# that PATH leads find_bwrap through, one per line, kept in corral's runtime
+# directory, which sandboxes do not see.
+_DISTRUSTED = "untrusted-path-directories"
+_distrusted_read: tuple[tuple[int, int], tuple[str, ...]] = ((-1, -1), ())
+
+
+def _distrusted() -> tuple[str, ...]:
+    """The directories :func:`_distrust` recorded (re-read when the record changes)."""
+    global _distrusted_read
+    try:
+        st = os.stat(os.path.join(runtime_dir_path(), _DISTRUSTED))
+    except OSError:
+        return ()
+    if (st.st_mtime_ns, st.st_size) != _distrusted_read[0]:
+        with open(os.path.join(runtime_dir_path(), _DISTRUSTED), encoding="utf-8",
+                  errors="surrogateescape") as f:
+            found = tuple(dict.fromkeys(line for line in f.read().split("\n") if line))
+        _distrusted_read = ((st.st_mtime_ns, st.st_size), found)
+    return _distrusted_read[1]
+
+
+def _distrust(directories: list[str]) -> None:
+    """Records ``directories`` for :func:`find_bwrap` never to take a bwrap
+    from, in or through them, before the run that could make them starts
+    (so that no end of corral's can leave one unrecorded).  A missing
+    directory is not kept from being made: a ``.venv/bin`` on PATH is the
+    run's to make."""
+    from .guards import runtime_dir
+
+    new = [path for path in dict.fromkeys(directories) if path not in _distrusted()]
+    if new:
+        fd = os.open(os.path.join(runtime_dir(), _DISTRUSTED),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, "".join(f"{path}\n" for path in new).encode(errors="surrogateescape"))
+        finally:
+            os.close(fd)
 
 
 @functools.lru_cache(maxsize=4)
@@ -317,13 +364,28 @@ class BwrapBackend(SandboxBackend):
         starts, outside any sandbox, wherever it falls inside a writable
         root: this bwrap, and ``bwrap`` in each directory of PATH that
         :func:`find_bwrap` searches before it (a ``~/.local/bin`` in a
-        workspace over the home directory, say)."""
+        workspace over the home directory, say), and what a link there
+        points to.  Where such a directory is missing, the outermost missing
+        one on its way is recorded (:func:`_distrust`) instead."""
         roots = ((cwd,) if policy.cwd_writable else ()) + tuple(
             map(os.path.realpath, expand_home(policy.writable)))
-        guarded = tuple(given for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath),
-                                                               self.path)
-                        if _within(given, roots) or _within(real, roots))
-        return replace(policy, protected=policy.protected + guarded) if guarded else policy
+        guarded: list[str] = []
+        missing: list[str] = []
+        for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath), self.path):
+            for path in (given, real, os.path.realpath(given)):
+                if not _within(path, roots):
+                    continue
+                directory = os.path.dirname(path)
+                if os.path.isdir(directory):
+                    guarded.append(path)
+                    continue
+                while not os.path.isdir(os.path.dirname(directory)):
+                    directory = os.path.dirname(directory)
+                missing.append(directory)
+        if missing:
+            _distrust(missing)
+        guarded = list(dict.fromkeys(guarded))
+        return replace(policy, protected=policy.protected + tuple(guarded)) if guarded else policy
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
                    plan: WorkspacePlan | None, deny_read: dict[str, str], init: str | None,

@@ -88,12 +88,7 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     deny-read path (not a glob) that is not among them is protected as a
     missing path: created by the command, it would not be hidden from it,
     and a hard link it kept to it would read what the user later writes
-    there.  Such a path, and a protected path named whole (absolute, or
-    from the home), that lies in a directory yet to be made is kept from
-    being made by the outermost missing directory on its way, which is
-    then protected instead (but for one many programs share, see
-    :func:`_missing_ancestor`).  A protected path each root has (``.git/hooks``) is not:
-    ``git init`` makes the directory it lies in.
+    there.
 
     Raises :class:`PolicyError` when a writable root does not exist or is not
     a directory.
@@ -115,7 +110,6 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
         named += [os.path.join(root, entry) for entry in relative]
         named += _git_protections(root, roots)
         named += _enclosing_protections(root, relative, roots)
-    first_whole = len(named)  # paths named whole, not one each root has (.git/hooks)
     for entry in expand_home((*policy.protected, *_own_installation())):
         if entry.startswith("/"):
             named.append(os.path.abspath(entry))
@@ -125,9 +119,8 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     known = {root: root for root in roots}
     # Roots are real paths; so must be what is compared with them, and what
     # corral creates and removes placeholders at.
-    located = [_locate(path, roots, known, pinned) for path in named]
-    protected = [path for path in located if _root_of(path, roots) is not None]
-    whole = set(located[first_whole:])
+    protected = [path for path in (_locate(path, roots, known, pinned) for path in named)
+                 if _root_of(path, roots) is not None]
     secrets = dict.fromkeys(path for path in (_locate(path, roots, known, pinned)
                                               for path in _unhidden(policy, cwd, hidden))
                             if _root_of(path, roots) is not None)
@@ -155,17 +148,11 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
             existing.append(path)
         elif os.path.isdir(os.path.dirname(path)):
             missing.append(path)
-        elif (path in secrets or path in whole) and (
-                ancestor := _missing_ancestor(path, owner)) is not None:
-            # Made in it, a secret store would not be hidden, and a path
-            # named whole (the next run's bwrap, in a directory of PATH that
-            # is missing) would be the command's.
-            missing.append(ancestor)
+        elif path in secrets and (ancestor := _missing_ancestor(path, owner)) is not None:
+            missing.append(ancestor)  # made in it, the secret store would not be hidden
             path = ancestor
         else:
-            # Its parent is missing too: nothing of the user's to protect
-            # there (a root's .git/hooks where git init is yet to run).
-            continue
+            continue  # its parent is missing too: nothing of the user's to protect there
         parent = os.path.dirname(path)
         while parent != owner and len(parent) > len(owner):
             pinned.append(parent)
@@ -442,15 +429,18 @@ _SHARED_DIRECTORIES = frozenset((".config", ".local", ".cache"))
 def _missing_ancestor(path: str, owner: str) -> str | None:
     """The outermost missing directory on the way to ``path`` inside the
     root ``owner`` (``~/.docker`` for ``~/.docker/config.json``); None
-    where that is a directory many programs share (``~/.config``): kept
-    from being made, it would fail every one of them."""
+    where that is a directory of the home many programs share
+    (``~/.config``, ``~/.local/share``): kept from being made, it would
+    fail every one of them.  Elsewhere such a name tells nothing of who
+    uses the directory."""
     ancestor = os.path.dirname(path)
     while not os.path.isdir(os.path.dirname(ancestor)):
         ancestor = os.path.dirname(ancestor)
         if len(ancestor) <= len(owner):
             return None
-    shared = _SHARED_DIRECTORIES.intersection(ancestor[len(owner):].split("/"))
-    return None if shared else ancestor  # ~/.local/share, say, as ~/.local
+    home = os.path.realpath(home_directory()).rstrip("/")
+    beneath = ancestor[len(home) + 1:] if ancestor.startswith(home + "/") else ""
+    return None if beneath.split("/")[0] in _SHARED_DIRECTORIES else ancestor
 
 
 def home_directory() -> str:
