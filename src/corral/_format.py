@@ -50,6 +50,7 @@ __all__ = [
     "BYTES_PER_TOKEN",
     "DEFAULT_MAX_TOKENS",
     "TruncatedText",
+    "chars_for_tokens",
     "format_for_model",
     "truncate_middle",
 ]
@@ -180,8 +181,7 @@ def truncate_middle(text: str, *, max_chars: int) -> TruncatedText:
     ``max_chars`` smaller than it (about 30) yields the marker alone.
     Raises ValueError if ``max_chars`` is not positive.
     """
-    if max_chars <= 0:
-        raise ValueError(f"max_chars must be positive, got {max_chars}")
+    _positive("max_chars", max_chars)
     total = _count_lines(text)
     if len(text) <= max_chars:
         return TruncatedText(text, 0, 0, total, 0)
@@ -218,17 +218,26 @@ def _notice(
     )
 
 
+def _positive(name: str, value: int) -> int:
+    """``value``, once it is positive.  Raises ValueError naming ``name`` otherwise."""
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def chars_for_tokens(tokens: int, name: str = "max_tokens") -> int:
+    """The characters a budget of ``tokens`` tokens allows, at
+    :data:`BYTES_PER_TOKEN` a token.  Raises ValueError naming ``name`` (the
+    caller's parameter) if ``tokens`` is not positive."""
+    return _positive(name, tokens) * BYTES_PER_TOKEN
+
+
 def _budget(max_tokens: int | None, max_chars: int | None) -> int:
     if max_tokens is not None and max_chars is not None:
         raise ValueError("give max_tokens or max_chars, not both")
     if max_chars is not None:
-        if max_chars <= 0:
-            raise ValueError(f"max_chars must be positive, got {max_chars}")
-        return max_chars
-    tokens = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-    if tokens <= 0:
-        raise ValueError(f"max_tokens must be positive, got {tokens}")
-    return tokens * BYTES_PER_TOKEN
+        return _positive("max_chars", max_chars)
+    return chars_for_tokens(DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens)
 
 
 def format_for_model(

@@ -31,7 +31,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from .._errors import CorralError, RequestError
-from .._format import BYTES_PER_TOKEN, format_for_model, truncate_middle
+from .._format import chars_for_tokens, format_for_model, truncate_middle
 from .._policy import PolicyKind, policy_from_options
 from .._record import replace
 from ..approvals import (Answer, ApprovalRequest, ApprovalSession, Permissions, Question, Reply,
@@ -389,12 +389,14 @@ class _Outputs:
 
 
 def _budget(max_output_tokens: int | None, default: int) -> int:
-    """The characters ``max_output_tokens`` (None: ``default``) allows.
-    Raises :class:`ToolError` for fewer than one token."""
+    """The characters ``max_output_tokens`` (None: ``default``) allows, as
+    :func:`~corral._format.chars_for_tokens` counts them.  Raises
+    :class:`ToolError` for fewer than one token."""
     tokens = default if max_output_tokens is None else max_output_tokens
-    if tokens < 1:
-        raise ToolError(f"max_output_tokens must be at least 1, not {tokens}")
-    return tokens * BYTES_PER_TOKEN
+    try:
+        return chars_for_tokens(tokens, "max_output_tokens")
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
