@@ -347,6 +347,14 @@ def escape_controls(text: str) -> str:
     return text.translate(_escapes())
 
 
+def _corral_line(text: str) -> str:
+    """``text`` as a line of corral's own: ``corral: `` and then ``text``
+    with its control characters escaped (:func:`escape_controls`).  Every
+    such line, to stderr or to the terminal, is made here, so that none
+    can print what it quotes unescaped."""
+    return f"corral: {escape_controls(text)}"
+
+
 @functools.cache  # made when first needed: 40 µs of every `corral run`'s start-up
 def _escapes() -> dict[int, str]:
     """Each control character (C0, with ESC, newline and CR; DEL; C1) -> its
@@ -389,7 +397,7 @@ def _fail(message: str, code: int, as_json: bool, kind: str) -> int:
 
         print(json.dumps({"error": {"type": kind, "message": message}}))
     else:
-        print(f"corral: {escape_controls(message)}", file=sys.stderr)
+        print(_corral_line(message), file=sys.stderr)
     return code
 
 
@@ -466,7 +474,7 @@ def _run(args: RunArgs) -> int:
         target = f" {denial.target}" if denial.target else ""
         notes.append(f"sandbox denied {denial.kind.value}{target}: {denial.remedy}")
     for note in notes:
-        print(f"corral: {escape_controls(note)}", file=sys.stderr)
+        print(_corral_line(note), file=sys.stderr)
     return result.exit_code
 
 
@@ -505,7 +513,7 @@ def _run_approved(args: RunArgs, request: object) -> int:
         print(json.dumps(outcome.to_dict(), ensure_ascii=False))
     else:
         for step in outcome.path:
-            print(f"corral: {escape_controls(step)}", file=sys.stderr)
+            print(_corral_line(step), file=sys.stderr)
     if outcome.result is None:
         return EXIT_CORRAL_ERROR
     return outcome.result.exit_code
@@ -525,16 +533,14 @@ def _terminal_approver(request: object) -> object:
     try:
         what = ("run it again without the sandbox?" if request.question is
                 Question.RETRY_UNSANDBOXED else "run it?")
-        lines = [f"corral: `{shlex.join(request.argv)}` in {request.cwd}",
-                 f"corral: {request.reason}"]
+        lines = [f"`{shlex.join(request.argv)}` in {request.cwd}", request.reason]
         if request.justification:
-            lines.append(f"corral: justification: {request.justification}")
+            lines.append(f"justification: {request.justification}")
         for denial in request.denials:
-            lines.append(f"corral: refused {denial.kind.value} {denial.target or ''}".rstrip())
+            lines.append(f"refused {denial.kind.value} {denial.target or ''}".rstrip())
         prefix = shlex.join(request.prefix or request.argv)
-        lines.append(f"corral: {what} [y] once, [s] this session, [a] always `{prefix}`, "
-                     "[n] no: ")
-        _write_all(tty, "\n".join(escape_controls(line) for line in lines).encode())
+        lines.append(f"{what} [y] once, [s] this session, [a] always `{prefix}`, [n] no: ")
+        _write_all(tty, "\n".join(_corral_line(line) for line in lines).encode())
         typed = b""
         while not typed.endswith(b"\n") and len(typed) < 256:
             chunk = os.read(tty, 256)
@@ -740,7 +746,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         print(text)
         code = 0
     except _UsageError as exc:
-        print(f"corral: {escape_controls(str(exc))}\n{USAGE}", file=sys.stderr)
+        print(f"{_corral_line(str(exc))}\n{USAGE}", file=sys.stderr)
         code = EXIT_CORRAL_ERROR
     _exit_now(code)
 
