@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import corral
-from corral._format import BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS, TruncatedText
+from corral._format import BYTES_PER_TOKEN, DEFAULT_MAX_TOKENS, TruncatedText, fit_for_model
+from corral._record import replace
 from corral._result import CapturedText, ExecResult
 
 HEAD_CUT = "…[line truncated]\n"
@@ -154,6 +155,19 @@ def test_spill_path_and_status_lines():
     )
     cancelled = corral.format_for_model(_result(b"", signal=9, cancelled=True, exit_code=137))
     assert cancelled == "Exit code: 137\nWall time: 0.42 s\nCancelled\nOutput:\n"
+
+
+def test_the_notice_names_where_a_caller_serves_the_full_output():
+    """fit_for_model: format_for_model's text, its notice naming what the
+    caller gives (the MCP server's read_output call), not the spill path."""
+    spilled = _result(b"x\n" * 10_000, spill_path=Path("/tmp/x/output.log"))
+    served = fit_for_model(spilled, 500, "read_output(output_id=7)")
+    assert served == corral.format_for_model(
+        replace(spilled, spill_path=Path("read_output(output_id=7)")), max_chars=500)
+    assert "/tmp/x/output.log" not in served
+    assert fit_for_model(spilled, 500, None) == corral.format_for_model(
+        replace(spilled, spill_path=None), max_chars=500)
+    assert "Full output" not in fit_for_model(spilled, 500, None)
 
 
 def test_tail_gets_the_larger_share():

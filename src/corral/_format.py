@@ -41,16 +41,12 @@ from dataclasses import dataclass
 
 from ._result import ExecResult
 
-# Typing-only imports stay out of start-up (``typing`` costs milliseconds).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from pathlib import Path
-
 __all__ = [
     "BYTES_PER_TOKEN",
     "DEFAULT_MAX_TOKENS",
     "TruncatedText",
     "chars_for_tokens",
+    "fit_for_model",
     "format_for_model",
     "truncate_middle",
 ]
@@ -208,9 +204,9 @@ def _status(result: ExecResult) -> str:
 
 
 def _notice(
-    spill_path: Path | None, head: int, tail: int, total: int, omitted: int, omitted_bytes: int
+    full_output: str | None, head: int, tail: int, total: int, omitted: int, omitted_bytes: int
 ) -> str:
-    where = f" Full output: {spill_path}" if spill_path else ""
+    where = f" Full output: {full_output}" if full_output else ""
     return (
         f"[corral: output truncated: showing the first {head} and the last {tail}"
         f" of {_lines(total)}; omitted {_lines(omitted)} ({omitted_bytes} bytes)"
@@ -274,7 +270,17 @@ def format_for_model(
     they are (about 200 characters plus the spill path) returns them alone,
     and longer.
     """
-    budget = _budget(max_tokens, max_chars)
+    spill = result.spill_path
+    return fit_for_model(result, _budget(max_tokens, max_chars),
+                         None if spill is None else str(spill))
+
+
+def fit_for_model(result: ExecResult, budget: int, full_output: str | None) -> str:
+    """:func:`format_for_model`'s text for ``result`` in ``budget`` characters
+    (positive, as :func:`chars_for_tokens` gives them), its notice naming ``full_output`` as where
+    the complete output is (no ``Full output`` when None), whatever
+    ``result.spill_path`` says: for a caller that serves the output some
+    other way than by its path."""
     status = _status(result)
     out = result.output
     middle_newlines: int | None
@@ -286,12 +292,12 @@ def format_for_model(
         if not head or len(status) + len(_OUTPUT) + len(head) <= budget:
             return status + _OUTPUT + head  # nothing to omit
     # Room for the notice and the marker with the widest numbers they can hold.
-    widest = _notice(result.spill_path, out.total_lines, out.total_lines, out.total_lines,
+    widest = _notice(full_output, out.total_lines, out.total_lines, out.total_lines,
                      out.total_lines, out.total_bytes)
     room = budget - len(status) - len(widest) - len(_OUTPUT) - len(_marker(out.total_lines))
     selection = _select(head, tail, room, middle_newlines)
     omitted_lines = out.total_lines - selection.head_lines - selection.tail_lines
     shown_bytes = len((selection.head + selection.tail).encode(out.encoding, errors="replace"))
-    notice = _notice(result.spill_path, selection.head_lines, selection.tail_lines,
+    notice = _notice(full_output, selection.head_lines, selection.tail_lines,
                      out.total_lines, omitted_lines, max(out.total_bytes - shown_bytes, 0))
     return status + notice + _OUTPUT + selection.render(omitted_lines)

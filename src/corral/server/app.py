@@ -23,7 +23,6 @@ import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,7 +30,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
 from .._errors import CorralError, RequestError
-from .._format import chars_for_tokens, format_for_model, truncate_middle
+from .._format import chars_for_tokens, fit_for_model, truncate_middle
 from .._policy import PolicyKind, policy_from_options
 from .._record import replace
 from ..approvals import (Answer, ApprovalRequest, ApprovalSession, Permissions, Question, Reply,
@@ -123,12 +122,10 @@ def build_server(config: ServerConfig, rules_file: str | None = None) -> MCPServ
             reply.update(exit_code=None, output=outcome.message or "not run")
             _discard(spill)
             return reply
-        text = format_for_model(replace(result, spill_path=None),
-                                max_tokens=config.max_output_tokens)
+        # Its notice, if it is cut, says how to read all of it: no sandboxed
+        # command can see the file.
+        text = fit_for_model(result, _budget(None, config.max_output_tokens), _reader(number))
         if result.output.truncated or not text.endswith(result.output.text):
-            # Cut: say how to read all of it (no sandboxed command can see the file).
-            text = format_for_model(replace(result, spill_path=Path(_reader(number))),
-                                    max_tokens=config.max_output_tokens)
             reply["output_id"] = number
             await anyio.to_thread.run_sync(outputs.keep, number)
         else:
