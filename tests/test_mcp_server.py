@@ -678,6 +678,50 @@ def test_the_outputs_kept_take_a_bounded_room(monkeypatch):
         outputs.read(1, 1, 100)
 
 
+def test_a_later_page_is_read_from_a_known_line_start(monkeypatch):
+    """read_output finds a page past line 1 from the nearest line start it
+    knows, found once per output (not by reading from line 1 at each call),
+    and reads what reading from line 1 would: across multi-byte and invalid
+    UTF-8, carriage returns, lines longer than the stride or the budget, and
+    an output with or without a final newline.  The starts go with the output."""
+    from corral.server import app
+
+    monkeypatch.setattr(app, "_LINE_START_STRIDE", 5)
+    scans = []
+    monkeypatch.setattr(app, "_line_starts",
+                        lambda f, scan=app._line_starts: scans.append(f.name) or scan(f))
+    body = ("é€\n".encode() + b"ab\xff\xe2\x82\ncd\r12\n\n" + b"x" * 23 + b"\n"
+            + "日本語\n".encode() + b"y\n" * 7)
+    outputs = app._Outputs()
+    for data in (body, body + b"tail"):
+        number, path = outputs.new()
+        Path(path).write_bytes(data)
+        outputs.keep(number)
+        for budget in (1, 3, 8, 40):
+            with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+                every = list(app._cut_lines(f, budget))
+            for start in range(1, len(every) + 3):
+                page, used, expected = [], 0, {"output_id": number, "start_line": start}
+                for line_number in range(start, len(every) + 1):
+                    line = every[line_number - 1]
+                    if page and used + len(line) > budget:
+                        expected["next_line"] = line_number
+                        break
+                    page.append(line)
+                    used += len(line)
+                expected["output"] = "".join(page)
+                assert outputs.read(number, start, budget) == expected, (data, budget, start)
+        assert scans == [path]
+        scans.clear()
+    number, path = outputs.new()
+    Path(path).write_text("z\n")
+    assert outputs.read(number, 2, 10)["output"] == ""
+    assert number not in outputs._line_starts  # not kept (yet): nothing would drop them
+    monkeypatch.setattr(app, "KEPT_OUTPUT_BYTES", 1)
+    outputs.keep(number)
+    assert outputs._line_starts == {}
+
+
 def test_a_long_line_is_cut_with_the_count_of_what_it_lost():
     from io import StringIO
 

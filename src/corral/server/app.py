@@ -18,12 +18,14 @@ is refused) and the result says so.
 
 from __future__ import annotations
 
+import bisect
+import io
 import itertools
 import os
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -328,6 +330,7 @@ class _Outputs:
         self._directory: str | None = None
         self._kept: dict[int, int] = {}  # number -> size, oldest first
         self._total = 0
+        self._line_starts: dict[int, list[tuple[int, int]]] = {}  # number -> _line_starts
         self._lock = threading.Lock()
 
     def keep(self, number: int) -> None:
@@ -343,6 +346,7 @@ class _Outputs:
                 oldest = next(iter(self._kept))
                 _discard(self._path(oldest))
                 self._total -= self._kept.pop(oldest)
+                self._line_starts.pop(oldest, None)
 
     def new(self) -> tuple[int, str]:
         """A number for the next output and the path it is written to."""
@@ -371,9 +375,12 @@ class _Outputs:
         lines: list[str] = []
         used = 0
         reply: dict[str, Any] = {"output_id": number, "start_line": start_line}
-        # Lines end at "\n" only: a progress bar's "\r"s stay inside its line.
-        with open(self._path(number), encoding="utf-8", errors="replace", newline="\n") as f:
-            for line_number, line in enumerate(_cut_lines(f, budget), 1):
+        first, offset = self._nearest_start(number, start_line)
+        with open(self._path(number), "rb") as raw:
+            raw.seek(offset)
+            # Lines end at "\n" only: a progress bar's "\r"s stay inside its line.
+            f = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
+            for line_number, line in enumerate(_cut_lines(f, budget), first):
                 if line_number < start_line:
                     continue
                 if lines and used + len(line) > budget:
@@ -383,6 +390,23 @@ class _Outputs:
                 used += len(line)
         reply["output"] = "".join(lines)
         return reply
+
+    def _nearest_start(self, number: int, line: int) -> tuple[int, int]:
+        """The nearest line at or before ``line`` whose start in output
+        ``number`` is known, and the byte offset it starts at.  The first
+        read past line 1 finds them (:func:`_line_starts`); they are kept
+        with the output, so that a later page is not looked for from line 1."""
+        if line == 1:
+            return 1, 0
+        with self._lock:
+            starts = self._line_starts.get(number)
+        if starts is None:
+            with open(self._path(number), "rb") as f:
+                starts = _line_starts(f)
+            with self._lock:
+                if number in self._kept:  # not one being written, nor one gone
+                    self._line_starts[number] = starts
+        return starts[bisect.bisect_right(starts, line, key=lambda start: start[0]) - 1]
 
 
 def _budget(max_output_tokens: int | None, default: int) -> int:
@@ -394,6 +418,28 @@ def _budget(max_output_tokens: int | None, default: int) -> int:
         return chars_for_tokens(tokens, "max_output_tokens")
     except ValueError as exc:
         raise ToolError(str(exc)) from None
+
+
+#: Bytes of an output per line start kept for it: a read skips at most
+#: twice this to reach its first line, or more across a longer line.
+_LINE_START_STRIDE = 64 * 1024
+
+
+def _line_starts(f: BinaryIO) -> list[tuple[int, int]]:
+    """Line numbers in ``f`` and the byte offsets they start at, ascending:
+    line 1, and in each block of :data:`_LINE_START_STRIDE` bytes holding a
+    newline, the line after its first.  Lines end at ``"\\n"`` (a start right
+    after the last is the end of ``f``).  Found by counting newlines, with
+    nothing decoded."""
+    starts = [(1, 0)]
+    line, offset = 1, 0  # the line the block begins in, and where the block begins
+    while block := f.read(_LINE_START_STRIDE):
+        after_newline = block.find(b"\n") + 1
+        if after_newline:
+            starts.append((line + 1, offset + after_newline))
+        line += block.count(b"\n")
+        offset += len(block)
+    return starts
 
 
 def _cut_lines(f: TextIO, limit: int) -> Iterator[str]:
