@@ -372,7 +372,8 @@ class BwrapBackend(SandboxBackend):
         guarded: list[str] = []
         missing: list[str] = []
         for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath), self.path):
-            for path in (given, real, os.path.realpath(given)):
+            target = [os.path.realpath(given)] if os.path.islink(given) else []
+            for path in (given, real, *target):
                 if not _within(path, roots):
                     continue
                 directory = os.path.dirname(path)
