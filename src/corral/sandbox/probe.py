@@ -198,7 +198,8 @@ def _sandbox_init() -> Capability:
                  f"not a refused read of a deny-read path, known only from the output "
                  f"({uncovered})")
         return Capability(True, "corral binds the protected paths inside the sandbox (symbolic "
-                                "links too), gives the command a user namespace of its own, and "
+                                "links too) and makes its /dev and /proc, gives the command a "
+                                "user namespace of its own, and "
                                 f"reports each refused write and privileged call, {_kills()}, "
                                 f"and {reads}")
     unusable = "no usable bwrap" if path is None else sandbox_init_unusable(path)
