@@ -626,14 +626,18 @@ PLANT_BWRAP = ('printf "#!/bin/sh\\necho outside > {mark}\\nexec {bwrap} \\"\\$@
 @pytest.mark.parametrize("where", ["writable root", "working directory"])
 def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, where, monkeypatch,
                                                  binds_made_by):
-    """A directory on PATH before the system's bwrap (``~/.local/bin``)
-    that a run may write: a ``bwrap`` made there would be the next run's,
-    started outside the sandbox.  Made unsandboxed, it is (the control)."""
+    """A system directory on PATH before the system's bwrap (a
+    ``/usr/local/bin``, here one made for the test) inside a root a run may
+    write: a ``bwrap`` made there would be the next run's, started outside
+    the sandbox.  Made unsandboxed, it is (the control)."""
     from corral.sandbox import bwrap
 
     real_bwrap = bwrap.find_bwrap()
     tools = host_dir / "tools" if where == "writable root" else workspace / "tools"
     (tools / "bin").mkdir(parents=True)
+    monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES",
+                        bwrap._SYSTEM_DIRECTORIES | {str(tools / "bin")})
+    bwrap._bwrap_lookups.cache_clear()
     monkeypatch.setenv("PATH", f"{tools}/bin{os.pathsep}{os.environ['PATH']}")
     mark = outside / "bwrap-ran"
     plant = PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap, bin=tools / "bin")
@@ -652,77 +656,56 @@ def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, w
     assert mark.read_text() == "outside\n"
 
 
-@pytest.mark.parametrize("shape", ["missing directory", "link into a missing one",
-                                   "entry through .."])
-def test_a_bwrap_in_a_directory_a_run_made_never_runs(host_dir, workspace, outside, shape,
-                                                     monkeypatch, binds_made_by):
-    """A directory of PATH a run may make: one missing in a writable root
-    (a ``.venv/bin`` yet to be made), one a ``bwrap`` link there points
-    into, or one an entry reaches through ``x/..`` once a run makes ``x`` a
-    link.  The run may make it (a virtualenv must be made), but a bwrap put
-    there is never the next run's; where corral did not know the run could
-    make it, the bwrap would be taken (the control)."""
+BWRAP_PLACES = ["missing directory", "link into a missing one", "entry through ..",
+                "home's .local/bin", "relative entry"]
+
+
+@pytest.mark.parametrize("place", BWRAP_PLACES)
+def test_no_bwrap_is_taken_from_where_a_run_may_put_one(host_dir, workspace, outside, place,
+                                                       monkeypatch):
+    """A directory of PATH a run may make or write: one missing in a
+    writable root (a ``.venv/bin`` yet to be made), one a ``bwrap`` link
+    there points into, one an entry reaches through ``x/..`` once a run
+    makes ``x`` a link, ``~/.local/bin`` with the home a root, and
+    whatever directory a relative entry names.  The run may make it (a
+    virtualenv must be made), but a bwrap put there is never the next run's,
+    nor any process's with another home or working directory: corral takes
+    one from a system directory only.  A lookup on PATH (``which bwrap``)
+    finds the one put there (the control)."""
+    import shutil
+
     from corral.sandbox import bwrap
 
     real_bwrap = bwrap.find_bwrap()
     tools = host_dir / "tools"
     tools.mkdir()
-    entry, made, prepare = f"{tools}/bin", tools / "bin", ""
-    if shape == "link into a missing one":
+    entry, made, prepare, cwd = f"{tools}/bin", tools / "bin", "", workspace
+    if place == "link into a missing one":
         (tools / "bin").mkdir()
         (tools / "bin" / "bwrap").symlink_to(tools / "x" / "y" / "bwrap")
         made = tools / "x" / "y"
-    elif shape == "entry through ..":
+    elif place == "entry through ..":
         entry, made = f"{tools}/x/../bin", tools / "d1" / "bin"
         prepare = f"mkdir -p {tools}/d1/d2 && ln -s d1/d2 {tools}/x && "
+    elif place == "home's .local/bin":
+        monkeypatch.setenv("HOME", str(tools))
+        entry, made, cwd = f"{tools}/.local/bin", tools / ".local" / "bin", tools
+    elif place == "relative entry":
+        entry, made = "bin", tools / "bin"
+        monkeypatch.chdir(tools)
     monkeypatch.setenv("PATH", f"{entry}{os.pathsep}{os.environ['PATH']}")
     mark = outside / "bwrap-ran"
     plant = prepare + f"mkdir -p {made} && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
                                                                  bin=made)
     policy = corral.SandboxPolicy.workspace_write(writable=(str(tools),))
-    if shape == "link into a missing one" and binds_made_by == "bwrap":
-        with pytest.raises(corral.PolicyError, match="symbolic link that must stay one"):
-            corral.run(["true"], cwd=workspace, policy=policy)  # bwrap cannot pin it
-        return
 
-    planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
+    planting = corral.run(["sh", "-c", plant], cwd=cwd, policy=policy, timeout=30)
     assert planting.exit_code == 0, planting.aggregated_output
-    assert os.access(f"{entry}/bwrap", os.X_OK)  # where a lookup on PATH now leads
+    monkeypatch.setenv("HOME", str(host_dir / "elsewhere"))
     assert bwrap.find_bwrap() == real_bwrap
     assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
     assert not mark.exists()
-    if shape != "entry through ..":
-        monkeypatch.setattr(bwrap, "_distrusted", lambda: ())
-        assert bwrap.find_bwrap() == str(made / "bwrap")
-
-
-def test_no_bwrap_is_taken_from_the_home_or_a_relative_path_entry(host_dir, monkeypatch):
-    """With the home the working directory, a run may make a directory of
-    PATH that is missing there (``~/.local/bin``) and put a bwrap in it
-    before any protection of a path inside could apply; a relative entry
-    names whatever directory corral runs in.  Elsewhere, the same bwrap
-    would be taken (the control)."""
-    from corral.sandbox import bwrap
-
-    real_bwrap = bwrap.find_bwrap()
-    path = os.environ["PATH"]
-    home = host_dir / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("PATH", f"{home}/.local/bin{os.pathsep}bin{os.pathsep}{path}")
-    mark = host_dir / "bwrap-ran"
-    plant = ("mkdir -p .local/bin bin && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
-                                                               bin=".local/bin")
-             + " && cp .local/bin/bwrap bin/bwrap")
-    planting = corral.run(["sh", "-c", plant], cwd=home, timeout=30)
-    assert planting.exit_code == 0, planting.aggregated_output  # the home is the run's
-    monkeypatch.chdir(home)  # where "bin" on PATH names the planted one
-    assert bwrap.find_bwrap(cwd="/") == real_bwrap
-    assert corral.run(["true"], cwd=home).exit_code == 0 and not mark.exists()
-    monkeypatch.setenv("HOME", str(host_dir / "elsewhere"))
-    assert bwrap.find_bwrap(cwd="/") == str(home / ".local" / "bin" / "bwrap")
-    monkeypatch.setenv("PATH", f"bin{os.pathsep}{path}")
-    assert bwrap.find_bwrap(cwd="/") == real_bwrap  # the relative entry alone
+    assert shutil.which("bwrap") == f"{entry}/bwrap"
 
 
 # 10. The gate makes the command's calls with corral's privileges: none may take one.

