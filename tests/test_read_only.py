@@ -323,7 +323,8 @@ def test_missing_bwrap_is_refused_not_ignored(monkeypatch, tmp_path):
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap anywhere
     monkeypatch.setattr(bwrap, "_wheel_bwrap", lambda: None)
-    with pytest.raises(corral.PolicyError, match="no bwrap is on PATH or installed by"):
+    with pytest.raises(corral.PolicyError, match="no bwrap is in a system directory on PATH or "
+                                                 "installed by"):
         corral.run(["/bin/true"], policy=READ_ONLY)
 
 
@@ -422,7 +423,7 @@ def test_cli_exits_125_when_the_sandbox_cannot_be_built(tmp_path):
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
     fake.chmod(0o755)
     proc = subprocess.run([PYTHON_VENV, "-m", "corral", "run", "--policy", "read-only", "--",
-                           "/bin/true"], env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+                           "/bin/true"], env={"PATH": "/usr/bin:/bin", "CORRAL_BWRAP": str(fake)},
                           capture_output=True, text=True, timeout=60, cwd="/")
     assert proc.returncode == 125, proc.stderr
     assert "cannot build a sandbox here" in proc.stderr and "No permissions" in proc.stderr

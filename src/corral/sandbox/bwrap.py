@@ -148,22 +148,19 @@ def _in_system_directory(path: str) -> bool:
 
 
 @functools.lru_cache(maxsize=4)
-def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[tuple[str, str], ...]:
+def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[str, ...]:
     """Where :func:`find_bwrap`, given ``path_variable`` as PATH, would take
-    a bwrap put there (before ``chosen``, or after it once it is gone: each
-    system directory of PATH), and ``chosen`` itself: each as an absolute
-    path and as the real path of its directory, looked up once (a
-    directory's link that a command could change lies inside a root, where
-    the absolute path is)."""
+    a bwrap put there (before ``chosen``, or after it once it is gone: in
+    each system directory of PATH, as its real path, looked up once), and
+    ``chosen`` itself.  A link on the way needs no protection: pointed
+    elsewhere, it leads to no system directory, or to another one's."""
     found = []
     for entry in path_variable.split(os.pathsep):
-        if not os.path.isabs(entry):
-            continue
-        real = os.path.join(os.path.realpath(entry), "bwrap")
-        if _in_system_directory(real):  # never taken from elsewhere, whatever is put there
-            found.append((os.path.join(entry, "bwrap"), real))
-    found.append((chosen, chosen))
-    return tuple(dict.fromkeys(found))
+        if os.path.isabs(entry):
+            real = os.path.join(os.path.realpath(entry), "bwrap")
+            if _in_system_directory(real):  # never taken from elsewhere, whatever is put there
+                found.append(real)
+    return tuple(dict.fromkeys((*found, chosen)))
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:
@@ -304,9 +301,8 @@ class BwrapBackend(SandboxBackend):
         take one put there before it, or once it is gone."""
         roots = ((cwd,) if policy.cwd_writable else ()) + tuple(
             map(os.path.realpath, expand_home(policy.writable)))
-        guarded = tuple(given for given, real in _bwrap_lookups(os.environ.get("PATH", os.defpath),
-                                                               self.path)
-                        if _within(given, roots) or _within(real, roots))
+        guarded = tuple(path for path in _bwrap_lookups(os.environ.get("PATH", os.defpath),
+                                                        self.path) if _within(path, roots))
         return replace(policy, protected=policy.protected + guarded) if guarded else policy
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
