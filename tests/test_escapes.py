@@ -636,8 +636,7 @@ def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, w
     tools = host_dir / "tools" if where == "writable root" else workspace / "tools"
     (tools / "bin").mkdir(parents=True)
     monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES",
-                        bwrap._SYSTEM_DIRECTORIES | {str(tools / "bin")})
-    bwrap._bwrap_lookups.cache_clear()
+                        (*bwrap._SYSTEM_DIRECTORIES, str(tools / "bin")))
     monkeypatch.setenv("PATH", f"{tools}/bin{os.pathsep}{os.environ['PATH']}")
     mark = outside / "bwrap-ran"
     plant = PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap, bin=tools / "bin")
@@ -654,6 +653,80 @@ def test_a_bwrap_put_on_path_by_a_run_never_runs(host_dir, workspace, outside, w
     assert control.exit_code == 0
     assert corral.run(["true"], cwd=workspace, policy=policy).exit_code == 0
     assert mark.read_text() == "outside\n"
+
+
+def test_a_system_directory_in_a_root_is_guarded_whatever_the_path_even_missing(
+        host_dir, workspace, outside, monkeypatch, binds_made_by):
+    """A root holding system directories (``/usr/local``, here one made for
+    the test): a later run, with any PATH, takes a bwrap from them, so
+    ``bwrap`` in each is protected whatever this run's PATH, and a missing
+    one (``/usr/local/sbin``) cannot be made.  Made unsandboxed, it would be
+    taken (the control)."""
+    from corral.sandbox import bwrap
+
+    real_bwrap = bwrap.find_bwrap()
+    system = host_dir / "usr-local"
+    (system / "bin").mkdir(parents=True)
+    monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES",
+                        (*bwrap._SYSTEM_DIRECTORIES, str(system / "bin"), str(system / "sbin")))
+    mark = outside / "bwrap-ran"
+    policy = corral.SandboxPolicy.workspace_write(writable=(str(system),))
+    for directory in ("bin", "sbin"):  # on no PATH of this run
+        plant = f"mkdir -p {system}/{directory} && " + PLANT_BWRAP.format(
+            mark=mark, bwrap=real_bwrap, bin=system / directory)
+        planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
+        assert planting.exit_code != 0 and not (system / directory / "bwrap").exists()
+    assert not (system / "sbin").exists()  # its placeholder went with the run
+    monkeypatch.setenv("PATH", f"{system}/sbin{os.pathsep}{os.environ['PATH']}")
+    assert bwrap.find_bwrap() == real_bwrap
+    control = corral.run(["sh", "-c", plant], cwd=workspace, policy="full-access")
+    assert control.exit_code == 0 and bwrap.find_bwrap() == str(system / "sbin" / "bwrap")
+
+
+def test_a_bwrap_link_to_another_program_is_not_taken(host_dir, monkeypatch):
+    """A ``bwrap`` on PATH that is a link to another program, in a system
+    directory (one a run wrote there, under a root holding it) or leading
+    into one from elsewhere (``.venv/bin/bwrap -> /usr/bin/false`` would
+    fail every later run): the first on PATH (the control), never taken."""
+    import shutil
+
+    from corral.sandbox import bwrap
+
+    real_bwrap = bwrap.find_bwrap()
+    system, venv = host_dir / "system", host_dir / ".venv" / "bin"
+    system.mkdir()
+    venv.mkdir(parents=True)
+    (system / "bwrap").symlink_to(shutil.which("true") or "/bin/true")
+    (venv / "bwrap").symlink_to(real_bwrap.replace("bwrap", "false"))
+    monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES", (*bwrap._SYSTEM_DIRECTORIES, str(system)))
+    for first in (system, venv):
+        monkeypatch.setenv("PATH", f"{first}{os.pathsep}{os.environ['PATH']}")
+        assert shutil.which("bwrap") == str(first / "bwrap")
+        assert bwrap.find_bwrap() == real_bwrap
+
+
+def test_a_bwrap_the_caller_names_through_a_link_stays_it(host_dir, workspace, outside,
+                                                          monkeypatch, binds_made_by):
+    """$CORRAL_BWRAP naming a link in a root (``~/.local/bin/bwrap`` with the
+    home a root): the link stays that link, or a run could point it at one
+    of its own."""
+    from corral.sandbox import bwrap
+
+    real_bwrap = bwrap.find_bwrap()
+    link = workspace / "tools" / "bwrap"
+    link.parent.mkdir()
+    link.symlink_to(real_bwrap)
+    monkeypatch.setenv(bwrap.BWRAP_VARIABLE, str(link))
+    mark = outside / "bwrap-ran"
+    plant = (PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap, bin=workspace)
+             + f" && ln -sfn {workspace}/bwrap {link}")
+    if binds_made_by == "bwrap":
+        with pytest.raises(corral.PolicyError, match="symbolic link that must stay one"):
+            corral.run(["true"], cwd=workspace)  # bwrap cannot pin it
+        return
+    planting = corral.run(["sh", "-c", plant], cwd=workspace, timeout=30)
+    assert planting.exit_code != 0 and os.readlink(link) == real_bwrap
+    assert corral.run(["true"], cwd=workspace).exit_code == 0 and not mark.exists()
 
 
 BWRAP_PLACES = ["missing directory", "link into a missing one", "entry through ..",

