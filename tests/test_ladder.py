@@ -53,6 +53,17 @@ def test_then_landlock_runs_it_once_its_weaknesses_are_accepted(broken_bwrap, ho
     assert (host_dir / "made").exists() and not (host_dir.parent / "outside").exists()
 
 
+@pytest.mark.skipif(landlock_abi()[0] < LandlockBackend.MINIMUM_ABI, reason="no Landlock ABI 6")
+def test_landlock_names_unprotected_paths_even_where_none_is_named(broken_bwrap, host_dir):
+    """With no protected path named, Landlock still cannot protect what
+    decides the code corral runs next (its installation, the system's bwrap,
+    where a root holds them), so the weaker guarantee is still asked for."""
+    policy = corral.SandboxPolicy.workspace_write(protected=(), accept_weaker=(
+        "shared-tmp", "visible-processes", "no-deny-read", "changeable-attributes"))
+    with pytest.raises(corral.PolicyError, match="unprotected-paths"):
+        corral.run(["true"], cwd=host_dir, policy=policy)
+
+
 def test_a_working_bwrap_is_tried_once_per_boot(monkeypatch):
     path = bwrap.find_bwrap()
     if path is None or bwrap.trial_sandbox(path) is not None:

@@ -640,6 +640,30 @@ def test_the_python_corral_runs_on_is_protected(repo, monkeypatch, prefix):
                                                              str(planted))]
 
 
+def test_the_users_site_packages_are_protected_where_python_reads_them(repo, monkeypatch):
+    """Outside a virtual environment Python reads the user's site-packages
+    (``~/.local/lib/python3.X/site-packages``, the home a root) at every
+    start: a .pth file written there would run, unsandboxed, in the next
+    corral.  While this interpreter does not read it, it is the command's
+    (the control)."""
+    import site
+
+    user_site = repo / "site-packages"
+    user_site.mkdir()
+    planted = user_site / "corral-planted.pth"
+    attack = ["sh", "-c", f"echo 'import os' > {planted}"]
+    monkeypatch.setattr(site, "USER_SITE", str(user_site))
+    monkeypatch.setattr(site, "ENABLE_USER_SITE", False)
+    control = sandboxed(attack, repo)
+    assert control.exit_code == 0 and planted.exists(), control.aggregated_output
+    planted.unlink()
+    monkeypatch.setattr(site, "ENABLE_USER_SITE", True)
+    result = sandboxed(attack, repo)
+    assert result.exit_code != 0 and not planted.exists()
+    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE,
+                                                             str(planted))]
+
+
 SECRET_STORES = {
     "directory": ("~/.kube/config", "mkdir ~/.kube; : > ~/.kube/config"),
     "file": ("~/.netrc", ": > ~/.netrc"),

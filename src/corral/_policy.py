@@ -61,7 +61,8 @@ WEAKER_GUARANTEES = {
     "visible-processes": "host processes are visible in /proc (they cannot be signalled "
                          "or traced)",
     "unprotected-paths": "protected paths inside writable roots (.git/hooks, .envrc, "
-                         "editor and agent config, ...) stay writable",
+                         "editor and agent config, ..., and where a root holds them, "
+                         "corral's own installation and the system's bwrap) stay writable",
     "changeable-attributes": "modes, owners, times and extended attributes of files outside "
                              "the writable roots stay changeable (Landlock has no right for "
                              "them; with corral running as root, that includes setting the "

