@@ -37,6 +37,20 @@ def test_json_prints_the_whole_result():
     assert result["timed_out"] is False and result["kill_mechanism"] in ("cgroup", "process-group")
 
 
+def test_python_m_takes_no_module_from_the_working_directory(tmp_path):
+    """``python -m corral`` puts the working directory first on sys.path,
+    where a command may have left ``json.py``: corral takes the standard
+    library's, where ``python -c`` there would take the planted one (the
+    control)."""
+    (tmp_path / "json.py").write_text("print('planted json ran')\ndumps = None\n")
+    proc = subprocess.run([*CORRAL, "run", "--json", "--policy", "full-access", "--", "true"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["exit_code"] == 0, proc.stderr
+    control = subprocess.run([sys.executable, "-c", "import json"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert control.stdout == "planted json ran\n"
+
+
 def test_timeout_exits_124():
     started = time.monotonic()
     proc = corral_run("--timeout", "0.5", "--", "sh", "-c", "echo started; sleep 30")
