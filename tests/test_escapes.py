@@ -665,20 +665,26 @@ def test_a_system_directory_in_a_root_is_guarded_whatever_the_path_even_missing(
     from corral.sandbox import bwrap
 
     real_bwrap = bwrap.find_bwrap()
-    system = host_dir / "usr-local"
+    usr = host_dir / "usr"
+    system = usr / "local"  # /usr/local/bin, /usr/local/sbin and /opt/local/bin (no /opt/local)
     (system / "bin").mkdir(parents=True)
-    monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES",
-                        (*bwrap._SYSTEM_DIRECTORIES, str(system / "bin"), str(system / "sbin")))
+    monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES", (
+        *bwrap._SYSTEM_DIRECTORIES, str(system / "bin"), str(system / "sbin"),
+        str(host_dir / "opt" / "local" / "bin")))
     mark = outside / "bwrap-ran"
-    policy = corral.SandboxPolicy.workspace_write(writable=(str(system),))
-    for directory in ("bin", "sbin"):  # on no PATH of this run
-        plant = f"mkdir -p {system}/{directory} && " + PLANT_BWRAP.format(
-            mark=mark, bwrap=real_bwrap, bin=system / directory)
+    policy = corral.SandboxPolicy.workspace_write(writable=(str(usr), str(host_dir / "opt")))
+    (host_dir / "opt").mkdir()
+    for directory in (system / "bin", system / "sbin", host_dir / "opt" / "local" / "bin"):
+        plant = f"mkdir -p {directory} && " + PLANT_BWRAP.format(  # on no PATH of this run
+            mark=mark, bwrap=real_bwrap, bin=directory)
         planting = corral.run(["sh", "-c", plant], cwd=workspace, policy=policy, timeout=30)
-        assert planting.exit_code != 0 and not (system / directory / "bwrap").exists()
-    assert not (system / "sbin").exists()  # its placeholder went with the run
+        assert planting.exit_code != 0 and not (directory / "bwrap").exists()
+    # Their placeholders went with the runs.
+    assert not (system / "sbin").exists() and os.listdir(host_dir / "opt") == []
     monkeypatch.setenv("PATH", f"{system}/sbin{os.pathsep}{os.environ['PATH']}")
     assert bwrap.find_bwrap() == real_bwrap
+    plant = f"mkdir -p {system}/sbin && " + PLANT_BWRAP.format(mark=mark, bwrap=real_bwrap,
+                                                               bin=system / "sbin")
     control = corral.run(["sh", "-c", plant], cwd=workspace, policy="full-access")
     assert control.exit_code == 0 and bwrap.find_bwrap() == str(system / "sbin" / "bwrap")
 

