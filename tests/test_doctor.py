@@ -62,13 +62,15 @@ def test_bwrap_agrees_with_running_it():
     assert probe.bwrap.available == works
 
 
-def test_bwrap_inside_the_workspace_is_ignored(tmp_path, monkeypatch):
+def test_bwrap_inside_the_workspace_is_ignored_and_said_so(tmp_path, monkeypatch):
     planted = tmp_path / "bwrap"
     planted.write_text("#!/bin/sh\necho planted\n")
     planted.chmod(0o755)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    assert str(planted) not in probe_machine().bwrap.detail
+    detail = probe_machine().bwrap.detail
+    assert not detail.startswith(str(planted))  # the one in use comes first
+    assert f"{planted}, first on PATH, is not taken" in detail and "$CORRAL_BWRAP" in detail
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become nobody")

@@ -79,7 +79,8 @@ from .seccomp import SUPPORTED_ARCHES, build_program
 from .workspace import WorkspacePlan, deny_read_paths, expand_home, plan_workspace
 
 __all__ = ["BWRAP_VARIABLE", "BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence",
-           "find_bwrap", "sandbox_init_absence", "sandbox_init_unusable", "trial_sandbox"]
+           "find_bwrap", "passed_over", "sandbox_init_absence", "sandbox_init_unusable",
+           "trial_sandbox"]
 
 # What /proc lets root change for the whole machine.
 _KERNEL_TUNABLES = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
@@ -149,6 +150,12 @@ def find_bwrap() -> str | None:
         _skipped = _skipped or os.path.abspath(candidate)
     wheel = _wheel_bwrap()
     return wheel if wheel is not None and _in_own_environment(wheel) else None
+
+
+def passed_over() -> str | None:
+    """The first bwrap on PATH the last :func:`find_bwrap` did not take
+    (not in a system directory), for a message to name; or None."""
+    return _skipped
 
 
 def _trusted(directory: str) -> bool:

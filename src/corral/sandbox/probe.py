@@ -160,12 +160,17 @@ def _namespaces() -> tuple[Capability, Capability, Capability]:
 
 def _bwrap() -> Capability:
     """The bwrap corral would use, and whether it can build a sandbox here."""
-    from .bwrap import bwrap_absence, bwrap_backend, find_bwrap, trial_sandbox
+    from .bwrap import (BWRAP_VARIABLE, bwrap_absence, bwrap_backend, find_bwrap, passed_over,
+                        trial_sandbox)
 
     path = find_bwrap()
     if path is None:
         bwrap_backend()  # which says why
         return Capability(False, bwrap_absence())
+    skipped = passed_over()
+    passed = (f"; {skipped}, first on PATH, is not taken (not in a system directory: a run "
+              f"could have put it there; name it in ${BWRAP_VARIABLE} if it is yours)"
+              if skipped else "")
     try:
         version = subprocess.run([path, "--version"], capture_output=True, text=True,
                                  timeout=5).stdout.strip()
@@ -173,8 +178,9 @@ def _bwrap() -> Capability:
         return Capability(False, f"{path}: {exc}")
     problem = trial_sandbox(path)
     if problem is not None:
-        return Capability(False, f"{path} ({version}) cannot build a sandbox here: {problem}")
-    return Capability(True, f"{path} ({version})")
+        return Capability(False, f"{path} ({version}) cannot build a sandbox here: "
+                                 f"{problem}{passed}")
+    return Capability(True, f"{path} ({version}){passed}")
 
 
 def _kills() -> str:
