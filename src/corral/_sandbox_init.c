@@ -12,7 +12,8 @@
  * --dev makes it: a tmpfs holding the host's null, zero, full, random,
  * urandom and tty (bound from PATH as it was), the terminal on standard
  * output, if any, as console, a devpts of the sandbox's own, an empty shm
- * directory and the usual links (fd, stdin, stdout, stderr, core, ptmx).  --proc mounts the sandbox's own proc on PATH.
+ * directory and the usual links (fd, stdin, stdout, stderr, core, ptmx).
+ * --proc mounts the sandbox's own proc on PATH.
  * Each other PATH is bound over itself, recursively, nosuid and nodev; --ro-bind
  * makes the whole tree read-only too (mount_setattr, Linux 5.12).  A PATH
  * that is a symbolic link is mounted over as the link itself (open_tree,
@@ -227,17 +228,26 @@ static void map_ids(const char *ids)
 }
 
 /* Mounts the symbolic link at path over itself, not what it points to. */
+/* Gives the detached mount tree (open_tree) attributes and mounts it at
+ * name in the directory dir (AT_FDCWD: name as it is), then closes it; on
+ * failure reports action and subject. */
+static void attach(int tree, const struct attributes *attributes, int dir, const char *name,
+                   const char *action, const char *subject)
+{
+    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, attributes,
+                sizeof(*attributes)) != 0 ||
+        syscall(SYS_move_mount, tree, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) != 0)
+        fail(action, subject, errno);
+    close(tree);
+}
+
 static void pin_link(const char *path, const char *action, struct attributes *attributes)
 {
     int tree = (int)syscall(SYS_open_tree, AT_FDCWD, path,
                             OPEN_TREE_CLONE | O_CLOEXEC | AT_SYMLINK_NOFOLLOW);
     if (tree < 0)
         fail(action, path, errno);
-    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, attributes,
-                sizeof(*attributes)) != 0 ||
-        syscall(SYS_move_mount, tree, "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) != 0)
-        fail(action, path, errno);
-    close(tree);
+    attach(tree, attributes, AT_FDCWD, path, action, path);
 }
 
 static void bind_over_itself(const char *path, int read_only)
@@ -267,7 +277,7 @@ static const char *const dev_links[][2] = {
 };
 #define DEVICE_COUNT (sizeof(devices) / sizeof(*devices))
 
-/* Binds the detached mount tree (open_tree) at name in the directory dir. */
+/* Binds the device's detached mount tree at name, a new file in dir. */
 static void place_device(int tree, int dir, const char *name, const char *path)
 {
     /* Usable and writable devices, as on the host: the read-only bind of
@@ -279,11 +289,7 @@ static void place_device(int tree, int dir, const char *name, const char *path)
     if (point < 0)
         fail("cannot create a device in", path, errno);
     close(point);
-    if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attributes,
-                sizeof(attributes)) != 0 ||
-        syscall(SYS_move_mount, tree, "", dir, name, MOVE_MOUNT_F_EMPTY_PATH) != 0)
-        fail("cannot bind a device in", path, errno);
-    close(tree);
+    attach(tree, &attributes, dir, name, "cannot bind a device in", path);
 }
 
 static void make_dev(const char *path)
