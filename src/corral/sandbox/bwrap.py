@@ -152,10 +152,13 @@ def find_bwrap() -> str | None:
     return wheel if wheel is not None and _in_own_environment(wheel) else None
 
 
-def passed_over() -> str | None:
-    """The first bwrap on PATH the last :func:`find_bwrap` did not take
-    (not in a system directory), for a message to name; or None."""
-    return _skipped
+def passed_over() -> str:
+    """What to say of the first bwrap on PATH the last :func:`find_bwrap`
+    did not take (not in a system directory), after a "; "; or ""."""
+    if _skipped is None:
+        return ""
+    return (f"{_skipped}, first on PATH, is not taken (not in a system directory: a run could "
+            f"have put it there; name it in ${BWRAP_VARIABLE} if it is yours)")
 
 
 def _trusted(directory: str) -> bool:
@@ -790,10 +793,9 @@ def bwrap_backend() -> BwrapBackend | None:
     path = find_bwrap()
     if path is None:
         chosen = os.environ.get(BWRAP_VARIABLE)
-        skipped = (f"; {_skipped} is not in one, and a run could have put it there: name it in "
-                   f"${BWRAP_VARIABLE} if it is yours") if _skipped else ""
+        skipped = passed_over()
         _absence = (f"${BWRAP_VARIABLE} ({chosen!r}) is not an absolute path" if chosen
-                    else _NO_BWRAP + skipped)
+                    else _NO_BWRAP + (f"; {skipped}" if skipped else ""))
         return None
     verdicts = _verdicts(path)
     if verdicts.bwrap is not None:

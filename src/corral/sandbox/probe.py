@@ -160,17 +160,14 @@ def _namespaces() -> tuple[Capability, Capability, Capability]:
 
 def _bwrap() -> Capability:
     """The bwrap corral would use, and whether it can build a sandbox here."""
-    from .bwrap import (BWRAP_VARIABLE, bwrap_absence, bwrap_backend, find_bwrap, passed_over,
-                        trial_sandbox)
+    from .bwrap import bwrap_absence, bwrap_backend, find_bwrap, passed_over, trial_sandbox
 
     path = find_bwrap()
     if path is None:
         bwrap_backend()  # which says why
         return Capability(False, bwrap_absence())
     skipped = passed_over()
-    passed = (f"; {skipped}, first on PATH, is not taken (not in a system directory: a run "
-              f"could have put it there; name it in ${BWRAP_VARIABLE} if it is yours)"
-              if skipped else "")
+    passed = f"; {skipped}" if skipped else ""
     try:
         version = subprocess.run([path, "--version"], capture_output=True, text=True,
                                  timeout=5).stdout.strip()
