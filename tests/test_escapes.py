@@ -703,7 +703,7 @@ def test_a_bwrap_link_to_another_program_is_not_taken(host_dir, monkeypatch):
     system.mkdir()
     venv.mkdir(parents=True)
     (system / "bwrap").symlink_to(shutil.which("true") or "/bin/true")
-    (venv / "bwrap").symlink_to(real_bwrap.replace("bwrap", "false"))
+    (venv / "bwrap").symlink_to(shutil.which("false") or "/bin/false")
     monkeypatch.setattr(bwrap, "_SYSTEM_DIRECTORIES", (*bwrap._SYSTEM_DIRECTORIES, str(system)))
     for first in (system, venv):
         monkeypatch.setenv("PATH", f"{first}{os.pathsep}{os.environ['PATH']}")
