@@ -76,7 +76,8 @@ from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_program
-from .workspace import WorkspacePlan, deny_read_paths, expand_home, plan_workspace
+from .workspace import (WorkspacePlan, deny_read_paths, expand_home, outermost_missing,
+                        plan_workspace)
 
 __all__ = ["BWRAP_VARIABLE", "BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence",
            "find_bwrap", "passed_over", "sandbox_init_absence", "sandbox_init_unusable",
@@ -176,19 +177,12 @@ def _bwrap_guards(chosen: str) -> tuple[str, ...]:
     guards = []
     for directory in _SYSTEM_DIRECTORIES:
         guards.append(os.path.join(directory, "bwrap") if os.path.isdir(directory)
-                      else _outermost_missing(directory))
-    guards += map(_outermost_missing, _SYSTEM_TREES)
+                      else outermost_missing(directory))
+    guards += map(outermost_missing, _SYSTEM_TREES)
     named = os.environ.get(BWRAP_VARIABLE)
     if named and os.path.isabs(named):
         guards.append(os.path.normpath(named))
     return tuple(dict.fromkeys((*guards, chosen)))
-
-
-def _outermost_missing(path: str) -> str:
-    """``path``, or the outermost missing directory on the way to it."""
-    while not os.path.isdir(os.path.dirname(path)):
-        path = os.path.dirname(path)
-    return path
 
 
 def _within(path: str, roots: tuple[str, ...]) -> bool:

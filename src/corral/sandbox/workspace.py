@@ -48,7 +48,7 @@ from .._policy import SandboxPolicy
 from .._record import record
 
 __all__ = ["WorkspacePlan", "deny_read_paths", "expand_home", "home_directory",
-           "plan_workspace"]
+           "outermost_missing", "plan_workspace"]
 
 # How deep submodules nest inside .git/modules before corral stops looking.
 _MAX_MODULE_DEPTH = 4
@@ -446,14 +446,19 @@ def _missing_ancestor(path: str, owner: str) -> str | None:
     (``~/.config``, ``~/.local/share``): kept from being made, it would
     fail every one of them.  Elsewhere such a name tells nothing of who
     uses the directory."""
-    ancestor = os.path.dirname(path)
-    while not os.path.isdir(os.path.dirname(ancestor)):
-        ancestor = os.path.dirname(ancestor)
-        if len(ancestor) <= len(owner):
-            return None
+    ancestor = outermost_missing(os.path.dirname(path))
+    if len(ancestor) <= len(owner):
+        return None
     home = os.path.realpath(home_directory()).rstrip("/")
     beneath = ancestor[len(home) + 1:] if ancestor.startswith(home + "/") else ""
     return None if beneath.split("/")[0] in _SHARED_DIRECTORIES else ancestor
+
+
+def outermost_missing(path: str) -> str:
+    """``path``, or the outermost missing directory on the way to it."""
+    while not os.path.isdir(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
 
 
 def home_directory() -> str:
