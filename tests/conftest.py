@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import socket
 import sys
@@ -72,19 +73,28 @@ def child_pids() -> set[int]:
 
 def greet_every_client(server: socket.socket, greeting: bytes) -> None:
     """Serves ``greeting`` to each client of the listening ``server``, in a
-    thread that ends when the server is closed."""
+    thread that ends soon after the server is closed.
+
+    The thread accepts on a duplicate of its own: were it to accept on
+    ``server``'s descriptor, a close racing its next ``accept`` could let it
+    accept on whatever socket took that number next (another test's
+    server), and greet that socket's clients."""
+    own = server.dup()
 
     def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            try:
-                conn.sendall(greeting)
-            except OSError:
-                pass  # a racing client may be gone already
-            conn.close()
+        with own:
+            while server.fileno() >= 0:
+                if not select.select([own], [], [], 0.05)[0]:
+                    continue
+                try:
+                    conn, _ = own.accept()
+                except OSError:
+                    return
+                try:
+                    conn.sendall(greeting)
+                except OSError:
+                    pass  # a racing client may be gone already
+                conn.close()
 
     threading.Thread(target=serve, daemon=True).start()
 
