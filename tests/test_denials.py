@@ -106,6 +106,18 @@ def test_a_seccomp_kill_and_an_unexplained_read_only_failure(tmp_path):
     assert _kinds(vague) == [("write", None)] and "--writable" in vague[0].remedy
 
 
+def test_a_refused_tunable_is_one_privilege_denial_where_the_user_could_change_it(tmp_path):
+    """A write to a kernel tunable fails with EROFS in the sandbox: a
+    privilege denial if the user could write it on the host, else nothing;
+    never also a write denial without a target (the line is explained)."""
+    writable = "/proc/sys/vm/overcommit_ratio"  # root's to change, no one else's
+    line = f"sh: 1: cannot create {writable}: Read-only file system"
+    expected = [("privilege", writable)] if os.access(writable, os.W_OK) else []
+    assert _kinds(find_denials(WW, str(tmp_path), 2, line, "bwrap")) == expected
+    line = "sh: 1: cannot create /proc/sys/kernel/no-such-tunable: Read-only file system"
+    assert find_denials(WW, str(tmp_path), 2, line, "bwrap") == ()
+
+
 _BWRAP = probe_machine().bwrap
 needs_bwrap = pytest.mark.skipif(not _BWRAP.available, reason=f"no usable bwrap: {_BWRAP.detail}")
 

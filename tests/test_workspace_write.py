@@ -551,6 +551,7 @@ def test_kernel_tunables_stay_read_only_even_for_root(repo):
     script = f"echo started; cat {tunable} > v && cat v > {tunable} && echo written"
     result = sandboxed(["sh", "-c", script], repo)
     assert result.stdout == "started\n" and result.exit_code != 0
+    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.PRIVILEGE, tunable)]
     control = corral.run(["sh", "-c", script], cwd=repo, policy="full-access")
     assert control.stdout == "started\nwritten\n", control.aggregated_output
 

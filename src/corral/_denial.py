@@ -154,8 +154,9 @@ def find_denials(
             "a system call was refused by the sandbox's seccomp filter; only full access "
             "can run it", f"exit code {exit_code} (SIGSYS)"))
     if exit_code != 0 and not any(d.kind is DenialKind.WRITE for d in found.values()):
-        erofs = next((ln for ln in output.splitlines() if "read-only file system" in ln.lower()),
-                     None)
+        explained = {d.evidence for d in found.values()}
+        erofs = next((ln for ln in output.splitlines() if "read-only file system" in ln.lower()
+                      and ln.strip()[:500] not in explained and not _names_proc(ln)), None)
         if erofs is not None:
             found[(DenialKind.WRITE, None)] = Denial(
                 DenialKind.WRITE, None,
@@ -292,6 +293,8 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
     if not errors & _OUTSIDE_ERRORS:
         return None
     if path.startswith(("/proc/sys/", "/sys/")):
+        if not os.access(path, os.W_OK):
+            return None  # a tunable only root may change, or none at all
         return Denial(DenialKind.PRIVILEGE, path,
                       "kernel tunables are read-only in the sandbox; only full access can "
                       "change them", evidence)
@@ -316,6 +319,13 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
         remedy = (f"{policy.name} writes nowhere: use workspace-write with "
                   f"--writable {directory}")
     return Denial(DenialKind.WRITE, path, remedy, evidence)
+
+
+def _names_proc(line: str) -> bool:
+    """Whether an error line names a path under /proc: a write there is
+    judged by the kernel's own rules (see :func:`_path_denial`), never taken
+    for a write outside the roots."""
+    return any(token.startswith("/proc/") for token in _path_tokens(line))
 
 
 def _path_tokens(line: str) -> list[str]:
