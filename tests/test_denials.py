@@ -94,6 +94,11 @@ def test_network_unix_sockets_and_privileges(tmp_path):
     }
     for line, expected in lines.items():
         assert _kinds(find_denials(WW, str(tmp_path), 1, line, "bwrap")) == [expected], line
+    # A refused socket() in Python: "_socket.socket" names no Unix socket.
+    traceback = ('  File "/usr/lib/python3.11/socket.py", line 232, in __init__\n'
+                 "    _socket.socket.__init__(self, family, type, proto, fileno)\n"
+                 "PermissionError: [Errno 1] Operation not permitted")
+    assert _kinds(find_denials(WW, str(tmp_path), 1, traceback, "bwrap")) == [("network", None)]
     allowed = corral.SandboxPolicy.workspace_write(network=True)
     assert find_denials(allowed, str(tmp_path), 6,
                         "curl: (6) Could not resolve host: example.com", "bwrap") == ()
@@ -116,6 +121,19 @@ def test_a_refused_tunable_is_one_privilege_denial_where_the_user_could_change_i
     assert _kinds(find_denials(WW, str(tmp_path), 2, line, "bwrap")) == expected
     line = "sh: 1: cannot create /proc/sys/kernel/no-such-tunable: Read-only file system"
     assert find_denials(WW, str(tmp_path), 2, line, "bwrap") == ()
+
+
+def test_a_host_device_the_sandbox_does_not_show_is_a_privilege_denial(tmp_path):
+    """bwrap's sandbox has a /dev of its own: a device of the host's that the
+    user could open is missing there, a denial; a link such as /dev/fd/N, a
+    device the host lacks too, or Landlock's sandbox (the host's /dev) is not."""
+    device = "/dev/kmsg"  # on every Linux host, and readable by its mode
+    line = f"dd: failed to open '{device}': No such file or directory"
+    assert _kinds(find_denials(WW, str(tmp_path), 1, line, "bwrap")) == [("privilege", device)]
+    assert find_denials(WW, str(tmp_path), 1, line, "landlock") == ()
+    for other in ("/dev/fd/7", "/dev/no-such-device"):
+        line = f"cat: {other}: No such file or directory"
+        assert find_denials(WW, str(tmp_path), 1, line, "bwrap") == (), other
 
 
 _BWRAP = probe_machine().bwrap
@@ -149,3 +167,28 @@ def test_real_refusals_are_reported(host_dir: Path, tcp_listener):
     assert [(d.kind, d.target) for d in shrugged.denials] == [(DenialKind.WRITE, f"{outside}/f")]
     with pytest.raises(corral.SandboxDeniedError, match="add --writable"):
         corral.check(corral.run(["sh", "-c", f"echo x > {outside}/g"], cwd=ws))
+
+
+def _openable_device() -> str | None:
+    """A device of the host's that the sandbox's /dev lacks, harmless to open
+    and openable by this user, or None (as nobody, /dev/kmsg refuses where
+    dmesg_restrict is set)."""
+    for device in ("/dev/kmsg", "/dev/fuse", "/dev/kvm"):
+        try:
+            os.close(os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY))
+            return device
+        except OSError:
+            pass
+    return None
+
+
+@needs_bwrap
+@pytest.mark.skipif(_openable_device() is None, reason="no harmless host device opens for this user")
+def test_a_host_device_is_reported_missing_from_the_sandbox(host_dir: Path):
+    device = _openable_device()
+    script = f"dd if={device} of=/dev/null count=0"
+    result = corral.run(["sh", "-c", script], cwd=host_dir)
+    assert result.exit_code != 0
+    assert [(d.kind, d.target) for d in result.denials] == [(DenialKind.PRIVILEGE, device)]
+    control = corral.run(["sh", "-c", script], cwd=host_dir, policy="full-access")
+    assert control.exit_code == 0 and control.denials == (), control.aggregated_output

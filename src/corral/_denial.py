@@ -139,7 +139,7 @@ def find_denials(
     scan = (any(k in lowered for k in _FILE_ERRORS) or any(k in lowered for k in _NETWORK_ERRORS)
             or "no new privileges" in lowered or "no such file" in lowered)
     if scan:
-        checker = _PolicyPaths(policy, cwd)
+        checker = _PolicyPaths(policy, cwd, own_dev=sandbox == "bwrap")
         lines = output.splitlines()[-_MAX_LINES:]
         for index, line in enumerate(lines):
             # A traceback names the call a few lines above the error it raised.
@@ -186,8 +186,9 @@ def explain_refusal(paths: _PolicyPaths, policy: SandboxPolicy, path: str, error
 class _PolicyPaths:
     """Where a policy lets a sandboxed command read and write, for checking paths."""
 
-    def __init__(self, policy: SandboxPolicy, cwd: str) -> None:
+    def __init__(self, policy: SandboxPolicy, cwd: str, own_dev: bool = False) -> None:
         self.cwd = cwd
+        self.own_dev = own_dev  # the sandbox shows a /dev of its own, not the host's devices
         self.roots: tuple[str, ...] = ()
         self.protected: tuple[str, ...] = ()
         self.pinned: tuple[str, ...] = ()
@@ -238,9 +239,10 @@ def _line_denials(line: str, raw_context: str, policy: SandboxPolicy,
     evidence = line.strip()[:500]
     errors = {code for text, code in _FILE_ERRORS.items() if text in lowered}
     denials: list[Denial] = []
-    if not policy.network and (".sock" in context or "unix" in context) and (
+    socket_path = next((t for t in _path_tokens(raw_context) if t.endswith(".sock")),
+                       None) if ".sock" in context else None
+    if not policy.network and (socket_path is not None or "unix" in context) and (
             errors & {"EACCES", "EPERM"} or "no such file" in lowered):
-        socket_path = next((t for t in _path_tokens(raw_context) if t.endswith(".sock")), None)
         return [Denial(DenialKind.UNIX_SOCKET, socket_path,
                        "host Unix sockets are unreachable without network: rerun with "
                        "--network (network=True)", evidence)]
@@ -279,6 +281,11 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
                       f"{hidden} is hidden from sandboxed commands (deny-read); drop it from "
                       "deny_read (--no-default-deny-read) only if the command must read it",
                       evidence)
+    if errors == {"ENOENT"} and paths.own_dev and _host_device(path):
+        return Denial(DenialKind.PRIVILEGE, path,
+                      f"{path} is a device of the host's, which the sandbox's /dev does not "
+                      "show (it has null, zero, full, random, urandom and tty); only full "
+                      "access can open it", evidence)
     if not errors - {"ENOENT"}:
         return None  # a path that is not there is no refusal of the policy's
     protected = paths.within(path, paths.protected)
@@ -319,6 +326,20 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
         remedy = (f"{policy.name} writes nowhere: use workspace-write with "
                   f"--writable {directory}")
     return Denial(DenialKind.WRITE, path, remedy, evidence)
+
+
+def _host_device(path: str) -> bool:
+    """Whether ``path`` is a device on the host (not a link, such as
+    ``/dev/fd/N``) that the user could open there."""
+    import stat
+
+    if not path.startswith("/dev/"):
+        return False
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and os.access(path, os.R_OK)
 
 
 def _names_proc(line: str) -> bool:
