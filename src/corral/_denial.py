@@ -25,7 +25,8 @@ from ._policy import PolicyKind, SandboxPolicy
 from ._result import Denial, DenialKind
 
 __all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "NEEDS_NETWORK", "explain_refusal",
-           "find_denials", "is_likely_sandbox_denied", "policy_paths", "privilege_remedy"]
+           "find_denials", "is_likely_sandbox_denied", "missing_device_remedy", "policy_paths",
+           "privilege_remedy"]
 
 #: The remedy of a network denial.
 NEEDS_NETWORK = "needs network: rerun with --network (network=True)"
@@ -34,6 +35,11 @@ NEEDS_NETWORK = "needs network: rerun with --network (network=True)"
 def privilege_remedy(name: str) -> str:
     """The remedy of a refused privileged operation ``name``."""
     return f"needs privileges no sandbox grants ({name}); only full access can run it"
+
+def missing_device_remedy(path: str) -> str:
+    """The remedy of a host device ``path`` that bwrap's /dev lacks."""
+    return (f"the sandbox's /dev has only null, zero, full, random, urandom, tty and ptys: "
+            f"{path} needs full access")
 
 #: Lower-case phrases whose presence in the output suggests a denial.
 DENIAL_KEYWORDS = (
@@ -282,10 +288,7 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
                       "deny_read (--no-default-deny-read) only if the command must read it",
                       evidence)
     if errors == {"ENOENT"} and paths.own_dev and _host_device(path):
-        return Denial(DenialKind.PRIVILEGE, path,
-                      f"{path} is a device of the host's, which the sandbox's /dev does not "
-                      "show (it has null, zero, full, random, urandom and tty); only full "
-                      "access can open it", evidence)
+        return Denial(DenialKind.PRIVILEGE, path, missing_device_remedy(path), evidence)
     if not errors - {"ENOENT"}:
         return None  # a path that is not there is no refusal of the policy's
     protected = paths.within(path, paths.protected)

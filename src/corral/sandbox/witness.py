@@ -50,6 +50,7 @@ import errno
 import functools
 import os
 
+from .._denial import missing_device_remedy
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
 from .seccomp import EXEC_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
@@ -175,11 +176,8 @@ class Witness:
     def _missing_device(self, path: str, call: str) -> None:
         if not self._first(path, self.denials):
             return
-        self.denials.append(Denial(
-            DenialKind.PRIVILEGE, path,
-            f"the sandbox's /dev has only null, zero, full, random, urandom, tty and ptys: "
-            f"{path} needs full access",
-            f"{call}({path}): not in the sandbox's /dev"))
+        self.denials.append(Denial(DenialKind.PRIVILEGE, path, missing_device_remedy(path),
+                                   f"{call}({path}): not in the sandbox's /dev"))
 
     def record_read(self, path: str) -> None:
         """Records a read of ``path`` that a deny-read cover refused (see
