@@ -39,8 +39,13 @@ def test_init_defaults_methods_and_docs():
     assert Point.__doc__ == "A docstring that stays."
     assert repr(Point(1, 2)) == "Point(x=1, y=2)"
     assert fields(p) == ("x", "y")
-    with pytest.raises(TypeError):
-        Point()  # type: ignore[call-arg]
+    for call, words in ((lambda: Point(),  # type: ignore[call-arg]
+                         "missing required argument: 'x'"),
+                        (lambda: Point(1, 2, 3), "takes 2 positional arguments but 3"),
+                        (lambda: Point(1, z=2), "unexpected keyword argument 'z'"),
+                        (lambda: Point(1, x=2), "multiple values for argument 'x'")):
+        with pytest.raises(TypeError, match=words):
+            call()
 
 
 def test_immutable_hashable_slotted():
