@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -25,9 +24,12 @@ from ._request import DEFAULT_TIMEOUT, DefaultTimeout
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from typing import NoReturn
 
     from ._policy import SandboxPolicy
+else:  # signal's C core: signal itself makes IntEnums of every constant, 2 ms of start-up
+    import _signal as signal
 
 EXIT_CORRAL_ERROR = 125
 EXIT_NOT_EXECUTABLE = 126

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 
 from ._policy import PolicyKind, SandboxPolicy
 from ._result import Denial, DenialKind
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from signal import SIGSYS
+else:  # signal's C core: signal itself makes IntEnums of every constant, 2 ms of start-up
+    from _signal import SIGSYS
 
 __all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "NEEDS_NETWORK", "explain_refusal",
            "find_denials", "is_likely_sandbox_denied", "missing_device_remedy", "policy_paths",
@@ -54,7 +59,7 @@ DENIAL_KEYWORDS = (
 #: Backends that install a seccomp filter, where death by SIGSYS means the
 #: filter killed the command (Codex's ``SandboxType::LinuxSeccomp``).
 LINUX_SANDBOXES = frozenset({"bwrap", "landlock"})
-_SIGSYS_EXIT = 128 + int(signal.SIGSYS)
+_SIGSYS_EXIT = 128 + SIGSYS
 
 
 def is_likely_sandbox_denied(

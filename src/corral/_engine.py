@@ -8,7 +8,6 @@ thread; the async API calls it from a worker thread.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from collections.abc import Callable
 
@@ -35,12 +34,16 @@ from .sandbox import select_backend
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from signal import SIGKILL
+
     from ._containment import Containment
+else:  # signal's C core: signal itself makes IntEnums of every constant, 2 ms of start-up
+    from _signal import SIGKILL
 
 __all__ = ["CANCEL_EXIT_CODE", "execute"]
 
 #: A cancelled run (token, Ctrl-C) reports 128+SIGKILL, as Codex does.
-CANCEL_EXIT_CODE = 128 + signal.SIGKILL
+CANCEL_EXIT_CODE = 128 + SIGKILL
 
 
 def _open_spill(spill: object) -> tuple[int, str | None]:

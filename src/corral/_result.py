@@ -8,7 +8,6 @@ caller's feet.
 from __future__ import annotations
 
 import enum
-import signal as _signal
 
 from ._record import record
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
@@ -201,8 +200,10 @@ class ExecResult:
     def signal_name(self) -> str | None:
         if self.signal is None:
             return None
+        import signal  # only here: importing it costs start-up 2 ms (see _cli)
+
         try:
-            return _signal.Signals(self.signal).name
+            return signal.Signals(self.signal).name
         except ValueError:
             return f"signal {self.signal}"
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import sys
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
@@ -27,6 +26,9 @@ from ._record import record
 
 if TYPE_CHECKING:
     import subprocess
+    from signal import SIGKILL
+else:  # signal's C core: signal itself makes IntEnums of every constant, 2 ms of start-up
+    from _signal import SIGKILL
 
 try:
     from . import _cspawn
@@ -41,7 +43,7 @@ HAVE_NATIVE_SPAWN = _cspawn is not None
 # escapes included, PEP 383) goes back to it as the original bytes.
 _FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 # If corral dies, so does the command (SIGKILL: it cannot be ignored).
-_PARENT_DEATH_SIGNAL = signal.SIGKILL
+_PARENT_DEATH_SIGNAL = SIGKILL
 # A bigger pipe means fewer wake-ups for the reader on chatty commands.
 _PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = 1031
