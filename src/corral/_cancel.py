@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _thread  # not threading, which costs start-up 1-2 ms: a lock is all it takes
 import os
-import threading
 
 __all__ = ["CancelToken"]
 
@@ -26,7 +26,7 @@ class CancelToken:
     def __init__(self) -> None:
         self._cancelled = False
         self._fd = -1
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     @property
     def cancelled(self) -> bool:

@@ -22,11 +22,11 @@ engine only talks to the :class:`Containment` interface.
 
 from __future__ import annotations
 
+import _thread  # not threading, which costs start-up 1-2 ms: a lock is all it takes
 import atexit
 import errno
 import itertools
 import os
-import threading
 import time
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
@@ -194,7 +194,7 @@ class _CgroupHost:
 
     def __init__(self, parent: str) -> None:
         self.parent = parent
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._free: list[str] = []
         self._ids = itertools.count(1)
 
@@ -290,7 +290,7 @@ done
 _WATCHDOG_SWEEP = ("import sys; sys.path.insert(0, sys.argv[1]); "
                    "from corral.sandbox.guards import watchdog_sweep; "
                    "watchdog_sweep(sys.argv[2], sys.argv[3])")
-_watchdog_lock = threading.Lock()
+_watchdog_lock = _thread.allocate_lock()
 _watchdog_pipe = -1
 
 
@@ -366,7 +366,7 @@ def process_token() -> str:
     return _token
 
 
-_probe_lock = threading.Lock()
+_probe_lock = _thread.allocate_lock()
 _probed = False
 _host: _CgroupHost | None = None
 _cgroup_problem = "not probed"
@@ -430,8 +430,8 @@ def _forget_after_fork() -> None:
     _token = ""  # a new process, a new token
     if _watchdog_pipe >= 0:
         os.close(_watchdog_pipe)  # the parent's watchdog is the parent's business
-    _watchdog_lock, _watchdog_pipe = threading.Lock(), -1
-    _probe_lock = threading.Lock()
+    _watchdog_lock, _watchdog_pipe = _thread.allocate_lock(), -1
+    _probe_lock = _thread.allocate_lock()
     _probed, _host, _cgroup_problem = False, None, "not probed"
 
 

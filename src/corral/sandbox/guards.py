@@ -48,12 +48,12 @@ placeholder safely, whichever ends first.
 
 from __future__ import annotations
 
+import _thread  # not threading, which costs start-up 1-2 ms: a lock is all it takes
 import errno
 import fcntl
 import itertools
 import os
 import stat
-import threading
 
 from .._errors import PolicyError
 
@@ -64,7 +64,7 @@ _RECORD_PREFIX = "run-"
 _HOLD_PREFIX = "hold-"  # then the record's name without its prefix
 _MUTEX = "mutex"
 _ids = itertools.count(1)
-_local_lock = threading.Lock()
+_local_lock = _thread.allocate_lock()
 # The names git reads whenever they exist, and what their file placeholder
 # holds: what git makes of no file there (commondir: the git directory
 # itself; config.worktree: no settings).

@@ -16,8 +16,8 @@ process is gone are swept when a new session starts.
 
 from __future__ import annotations
 
+import _thread  # not threading, which costs start-up 1-2 ms: a lock is all it takes
 import os
-import threading
 
 # Typing-only imports stay out of start-up (``typing`` costs milliseconds).
 TYPE_CHECKING = False
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["SESSION_PREFIX", "session_tmp", "temp_base"]
 
 SESSION_PREFIX = "corral-session-"
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _path: str | None = None
 
 
@@ -107,7 +107,7 @@ def _sweep_stale(base: str) -> None:
 def _forget_after_fork() -> None:
     """A forked child makes its own session directory; the parent's is the parent's."""
     global _lock, _path
-    _lock, _path = threading.Lock(), None
+    _lock, _path = _thread.allocate_lock(), None
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
