@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -663,6 +664,33 @@ def test_the_users_site_packages_are_protected_where_python_reads_them(repo, mon
     assert result.exit_code != 0 and not planted.exists()
     assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE,
                                                              str(planted))]
+
+
+def test_the_users_site_packages_cannot_be_made_where_python_would_read_them(repo, monkeypatch):
+    """No ``~/.local/lib`` yet, the home a root: made by a run, with a .pth
+    file in it, the next corral would run that file unsandboxed.  The
+    directory cannot be made, though ``~/.local`` is one many programs
+    share, and nothing is left of the placeholder.  While this interpreter
+    does not read a user site, it is the command's (the control)."""
+    import site
+
+    (repo / ".local").mkdir()
+    user_site = repo / ".local" / "lib" / "python3.11" / "site-packages"
+    planted = user_site / "corral-planted.pth"
+    attack = ["sh", "-c", f"mkdir -p {user_site} && echo 'import os' > {planted}"]
+    monkeypatch.setattr(site, "USER_SITE", str(user_site))
+    monkeypatch.setattr(site, "ENABLE_USER_SITE", False)
+    control = sandboxed(attack, repo)
+    assert control.exit_code == 0 and planted.exists(), control.aggregated_output
+    shutil.rmtree(repo / ".local" / "lib")
+    monkeypatch.setattr(site, "ENABLE_USER_SITE", True)
+    result = sandboxed(attack, repo)
+    assert result.exit_code != 0 and not planted.exists()
+    assert os.listdir(repo / ".local") == []
+    assert [(d.kind, d.target) for d in result.denials] == [
+        (corral.DenialKind.WRITE, str(repo / ".local" / "lib"))]
+    shared = sandboxed(["sh", "-c", "mkdir -p .local/share/tool && echo ok"], repo)
+    assert shared.stdout == "ok\n", shared.aggregated_output
 
 
 @pytest.mark.parametrize("where", ["src", "bin"])

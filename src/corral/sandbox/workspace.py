@@ -69,7 +69,9 @@ class WorkspacePlan:
     """``roots``: writable directories (real paths, outermost first).
     ``protected``: existing paths inside them that must stay read-only.
     ``missing``: protected paths, and deny-read ones, that do not exist but
-    could be created (their parent exists inside a root).  ``pinned``:
+    could be created (their parent exists inside a root), or, for a
+    deny-read path or a directory of corral's own installation, the
+    outermost missing directory on the way to one.  ``pinned``:
     directories between a root and a protected path, which must not be
     renamed away from it."""
 
@@ -110,7 +112,7 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
         named += [os.path.join(root, entry) for entry in relative]
         named += _git_protections(root, roots)
         named += _enclosing_protections(root, relative, roots)
-    for entry in expand_home((*policy.protected, *_own_installation())):
+    for entry in expand_home(policy.protected):
         if entry.startswith("/"):
             named.append(os.path.abspath(entry))
     if hidden is None:
@@ -124,7 +126,12 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
     secrets = dict.fromkeys(path for path in (_locate(path, roots, known, pinned)
                                               for path in _unhidden(policy, cwd, hidden))
                             if _root_of(path, roots) is not None)
+    installation = dict.fromkeys(
+        path for path in (_locate(os.path.abspath(entry), roots, known, pinned)
+                          for entry in _own_installation())
+        if _root_of(path, roots) is not None)
     protected += secrets
+    protected += installation
     existing: list[str] = []
     missing: list[str] = []
     # A hidden path inside a root keeps its place, and every link on the way
@@ -151,6 +158,12 @@ def plan_workspace(policy: SandboxPolicy, cwd: str,
         elif path in secrets and (ancestor := _missing_ancestor(path, owner)) is not None:
             missing.append(ancestor)  # made in it, the secret store would not be hidden
             path = ancestor
+        elif path in installation:
+            # Made, the next corral would import from it (the user's
+            # site-packages where ~/.local/lib is missing): kept from being
+            # made even in a directory many programs share.
+            path = outermost_missing(os.path.dirname(path))
+            missing.append(path)
         else:
             continue  # its parent is missing too: nothing of the user's to protect there
         parent = os.path.dirname(path)
