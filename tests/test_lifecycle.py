@@ -105,6 +105,22 @@ def test_exit_with_descendants_running_kills_them(tmp_path, mechanism):
             kill_quietly(pid)
 
 
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_kill_the_containment_fails_to_make_still_ends_the_run(monkeypatch, mechanism):
+    """Its cgroup or process group not what it was, the containment's kill
+    misses the run: the timeout still ends it, at once, since its first
+    process is killed directly too (without that, this run waits 30 s)."""
+    import corral._containment as containment
+
+    for kind in (containment.CgroupContainment, containment.ProcessGroupContainment):
+        monkeypatch.setattr(kind, "kill", lambda self: None)
+    started = time.monotonic()
+    result = corral.run(["sh", "-c", "exec sleep 30"], timeout=0.3, kill_mechanism=mechanism,
+                        policy="full-access")
+    assert result.timed_out and result.exit_code == 124
+    assert time.monotonic() - started < 5
+
+
 def test_runs_after_a_killed_run_are_unaffected():
     # A run whose leftovers were killed, then plain runs: none of them may
     # inherit the kill (run cgroups are reused only when nothing was killed).

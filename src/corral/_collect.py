@@ -26,8 +26,12 @@ from ._spawn import SpawnedProcess
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from signal import SIGKILL
+
     from ._containment import Containment
     from .sandbox.socket_gate import SocketGate
+else:  # signal's C core: signal itself makes IntEnums of every constant, 2 ms of start-up
+    from _signal import SIGKILL
 
 __all__ = ["Ending", "Collected", "collect"]
 
@@ -52,6 +56,20 @@ class Collected:
     returncode: int
     duration: float
     drain_timed_out: bool
+
+
+def _kill(containment: Containment, proc: SpawnedProcess) -> None:
+    """Kills the whole run, and its first process directly as well: reaping
+    it must not wait on a kill the containment could not make (a process
+    group or cgroup that is not what it was)."""
+    containment.kill()
+    if proc.popen is not None:
+        proc.popen.kill()
+        return
+    try:
+        os.kill(proc.pid, SIGKILL)  # not reaped yet: the pid is still this child's
+    except ProcessLookupError:
+        pass
 
 
 def _reap(proc: SpawnedProcess, block: bool) -> int | None:
@@ -103,7 +121,7 @@ def collect(
         nonlocal returncode, ending, drain_deadline
         if why is not Ending.EXITED:
             ending = why
-            containment.kill()
+            _kill(containment, proc)
         if returncode is None:
             returncode = _reap(proc, block=True)
         if proc.pidfd >= 0:
@@ -173,9 +191,11 @@ def collect(
                 elif fd in cancel_fds:
                     finish_process(Ending.CANCELLED)
     except BaseException:
-        containment.kill()
         if returncode is None:
+            _kill(containment, proc)
             _reap(proc, block=True)
+        else:
+            containment.kill()
         raise
     finally:
         for fd in streams:
