@@ -41,10 +41,12 @@ def privilege_remedy(name: str) -> str:
     """The remedy of a refused privileged operation ``name``."""
     return f"needs privileges no sandbox grants ({name}); only full access can run it"
 
+
 def missing_device_remedy(path: str) -> str:
     """The remedy of a host device ``path`` that bwrap's /dev lacks."""
     return (f"the sandbox's /dev has only null, zero, full, random, urandom, tty and ptys: "
             f"{path} needs full access")
+
 
 #: Lower-case phrases whose presence in the output suggests a denial.
 DENIAL_KEYWORDS = (
