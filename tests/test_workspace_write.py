@@ -642,53 +642,39 @@ def test_the_python_corral_runs_on_is_protected(repo, monkeypatch, prefix):
                                                              str(planted))]
 
 
-def test_the_users_site_packages_are_protected_where_python_reads_them(repo, monkeypatch):
+@pytest.mark.parametrize("missing", [False, True], ids=["existing", "no ~/.local/lib yet"])
+def test_the_users_site_packages_are_protected_where_python_reads_them(repo, monkeypatch,
+                                                                       missing):
     """Outside a virtual environment Python reads the user's site-packages
     (``~/.local/lib/python3.X/site-packages``, the home a root) at every
     start: a .pth file written there would run, unsandboxed, in the next
-    corral.  While this interpreter does not read it, it is the command's
-    (the control)."""
-    import site
-
-    user_site = repo / "site-packages"
-    user_site.mkdir()
-    planted = user_site / "corral-planted.pth"
-    attack = ["sh", "-c", f"echo 'import os' > {planted}"]
-    monkeypatch.setattr(site, "USER_SITE", str(user_site))
-    monkeypatch.setattr(site, "ENABLE_USER_SITE", False)
-    control = sandboxed(attack, repo)
-    assert control.exit_code == 0 and planted.exists(), control.aggregated_output
-    planted.unlink()
-    monkeypatch.setattr(site, "ENABLE_USER_SITE", True)
-    result = sandboxed(attack, repo)
-    assert result.exit_code != 0 and not planted.exists()
-    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE,
-                                                             str(planted))]
-
-
-def test_the_users_site_packages_cannot_be_made_where_python_would_read_them(repo, monkeypatch):
-    """No ``~/.local/lib`` yet, the home a root: made by a run, with a .pth
-    file in it, the next corral would run that file unsandboxed.  The
-    directory cannot be made, though ``~/.local`` is one many programs
-    share, and nothing is left of the placeholder.  While this interpreter
-    does not read a user site, it is the command's (the control)."""
+    corral.  Where ``~/.local/lib`` is missing it cannot be made, though
+    ``~/.local`` is a directory many programs share (which stays writable),
+    and nothing is left of its placeholder.  While this interpreter does
+    not read a user site, it is the command's (the control)."""
     import site
 
     (repo / ".local").mkdir()
     user_site = repo / ".local" / "lib" / "python3.11" / "site-packages"
+    if not missing:
+        user_site.mkdir(parents=True)
     planted = user_site / "corral-planted.pth"
     attack = ["sh", "-c", f"mkdir -p {user_site} && echo 'import os' > {planted}"]
     monkeypatch.setattr(site, "USER_SITE", str(user_site))
     monkeypatch.setattr(site, "ENABLE_USER_SITE", False)
     control = sandboxed(attack, repo)
     assert control.exit_code == 0 and planted.exists(), control.aggregated_output
-    shutil.rmtree(repo / ".local" / "lib")
+    if missing:
+        shutil.rmtree(repo / ".local" / "lib")
+    else:
+        planted.unlink()
     monkeypatch.setattr(site, "ENABLE_USER_SITE", True)
     result = sandboxed(attack, repo)
     assert result.exit_code != 0 and not planted.exists()
-    assert os.listdir(repo / ".local") == []
-    assert [(d.kind, d.target) for d in result.denials] == [
-        (corral.DenialKind.WRITE, str(repo / ".local" / "lib"))]
+    refused = repo / ".local" / "lib" if missing else planted
+    assert [(d.kind, d.target) for d in result.denials] == [(corral.DenialKind.WRITE,
+                                                             str(refused))]
+    assert os.listdir(repo / ".local") == ([] if missing else ["lib"])
     shared = sandboxed(["sh", "-c", "mkdir -p .local/share/tool && echo ok"], repo)
     assert shared.stdout == "ok\n", shared.aggregated_output
 
