@@ -311,8 +311,13 @@ def test_keyboard_interrupt_in_the_library_kills_the_whole_run(tmp_path):
     it: only the run's own cleanup on the way out can.
     """
     pidfile = tmp_path / "pid"
+    # A test run started in the background by a shell without job control
+    # (CI scripts) inherits SIGINT ignored, and Python then raises no
+    # KeyboardInterrupt: the host asks for it.
     host = textwrap.dedent(
         f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import corral
         corral.run(["sh", "-c", "setsid sleep 60 & echo $! > {pidfile}; wait"], timeout=None,
                    policy="full-access")
