@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -177,12 +178,20 @@ def test_output_is_streamed_live():
         proc.wait()
 
 
+def _with_signal(signum: int, handler: object) -> Callable[[], None]:
+    """A preexec_fn giving the started program ``signum`` with ``handler``
+    (SIG_DFL, SIG_IGN), whatever the test run inherited: started in the
+    background by a shell without job control, it has SIGINT ignored."""
+    return lambda: signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
 def test_ctrl_c_ends_the_run_with_137(tmp_path):
     pidfile = tmp_path / "pid"
     proc = subprocess.Popen(
         [*CORRAL, "run", "--timeout", "none", "--policy", "full-access", "--",
          "sh", "-c", f"echo $$ > {pidfile}; sleep 30"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_with_signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 10
     while not (pidfile.exists() and pidfile.read_text().strip()):
@@ -194,6 +203,30 @@ def test_ctrl_c_ends_the_run_with_137(tmp_path):
     _, stderr = proc.communicate(timeout=10)
     assert proc.returncode == 137 and "interrupted" in stderr
     assert wait_dead(child, timeout=1)
+
+
+@pytest.mark.parametrize("handler", [signal.SIG_IGN, signal.SIG_DFL], ids=["nohup", "control"])
+def test_a_hangup_ignored_as_nohup_does_stays_ignored(tmp_path, handler):
+    """Under nohup, SIGHUP is ignored when corral starts: a hangup must not
+    end the run, nor the command, which inherits it ignored.  Not ignored,
+    it ends the run (the control)."""
+    pidfile = tmp_path / "pid"
+    proc = subprocess.Popen(
+        [*CORRAL, "run", "--timeout", "none", "--policy", "full-access", "--",
+         "sh", "-c", f"echo $$ > {pidfile}; sleep 1; kill -HUP $$; echo survived"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_with_signal(signal.SIGHUP, handler),
+    )
+    deadline = time.monotonic() + 10
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGHUP)
+    stdout, stderr = proc.communicate(timeout=10)
+    if handler == signal.SIG_IGN:
+        assert proc.returncode == 0 and stdout == "survived\n", stderr
+    else:
+        assert proc.returncode == 137 and "interrupted" in stderr
 
 
 def test_console_script_is_installed():

@@ -444,7 +444,11 @@ def _run(args: RunArgs) -> int:
             limits=limits, timeout=args.timeout,
         )
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, on_signal)
+            # One ignored by whoever started corral (nohup; a background job
+            # of a shell without job control, safe from the terminal's
+            # Ctrl-C) stays ignored, for corral and for the command.
+            if signal.getsignal(signum) != signal.SIG_IGN:
+                signal.signal(signum, on_signal)
         if args.approvals:
             return _run_approved(args, request)
         result = execute(request, None if args.json else _LiveOutput())
