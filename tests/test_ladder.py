@@ -64,20 +64,60 @@ def test_landlock_names_unprotected_paths_even_where_none_is_named(broken_bwrap,
         corral.run(["true"], cwd=host_dir, policy=policy)
 
 
+def _forget_trials() -> None:
+    for marker in Path(runtime_dir_path()).glob("bwrap-works*"):
+        marker.unlink()
+
+
 def test_a_working_bwrap_is_tried_once_per_boot(monkeypatch):
     path = bwrap.find_bwrap()
     if path is None or bwrap.trial_sandbox(path) is not None:
         pytest.skip("no working bwrap here")
-    marker = Path(runtime_dir_path(), "bwrap-works")
-    marker.unlink(missing_ok=True)
+    _forget_trials()
     monkeypatch.setattr(bwrap, "_usable", {})
     assert corral.run(["true"], policy="read-only").sandbox == "bwrap"
+    [marker] = Path(runtime_dir_path()).glob("bwrap-works*")
     assert path in marker.read_text()
     calls = []
     monkeypatch.setattr(bwrap, "_usable", {})
     monkeypatch.setattr(bwrap, "trial_sandbox", lambda p: calls.append(p))
     assert corral.run(["true"], policy="read-only").sandbox == "bwrap"
     assert calls == []  # the marker answered
+
+
+def test_two_installations_keep_their_own_trials(monkeypatch, tmp_path):
+    """A second installation of corral (another venv, a pipx one beside a
+    project's) has its own init; running one after the other makes no trial
+    again, as a single record on disk did, each time, some 30 ms a run."""
+    import shutil
+
+    path = bwrap.find_bwrap()
+    if path is None or bwrap.trial_sandbox(path) is not None:
+        pytest.skip("no working bwrap here")
+    if bwrap.sandbox_init_absence(path) is not None:
+        pytest.skip("corral's sandbox init cannot run here: there is one record per bwrap only")
+    other = shutil.copy2(bwrap._SANDBOX_INIT, tmp_path / "_sandbox_init")
+    trials: list[str] = []
+    real = bwrap.trial_sandbox
+
+    def counted(*args: object, **options: bool) -> str | None:
+        trials.append(str(args[1:]))
+        return real(*args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bwrap, "trial_sandbox", counted)
+    _forget_trials()
+    try:
+        rounds = []
+        for init in (bwrap._SANDBOX_INIT, other, bwrap._SANDBOX_INIT, other):
+            monkeypatch.setattr(bwrap, "_SANDBOX_INIT", str(init))
+            monkeypatch.setattr(bwrap, "_usable", {})
+            assert bwrap.bwrap_backend() is not None
+            rounds.append(len(trials))
+            trials.clear()
+    finally:
+        _forget_trials()
+    assert rounds[0] > 0 and rounds[1] > 0  # each tried once: the control
+    assert rounds[2:] == [0, 0]
 
 
 def test_a_trial_once_needless_is_made_when_it_is_needed(monkeypatch):
@@ -90,7 +130,7 @@ def test_a_trial_once_needless_is_made_when_it_is_needed(monkeypatch):
         pytest.skip("no working bwrap here")
     if bwrap.sandbox_init_absence(path) is not None:
         pytest.skip("corral's sandbox init makes no binds here: no cover to try")
-    Path(runtime_dir_path(), "bwrap-works").unlink(missing_ok=True)
+    _forget_trials()
     monkeypatch.setattr(bwrap, "_usable", {})
     monkeypatch.setattr(covers, "cover_absence", lambda: "no /dev/fuse here")
     assert bwrap.covers_absence(path) == "no /dev/fuse here"

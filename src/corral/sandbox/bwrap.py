@@ -921,12 +921,14 @@ def _trial_cached(path: str) -> _Verdicts:
     """:func:`trial_sandbox` of bwrap alone, with the init making its binds,
     with the init making none (where it cannot make them), and with a FUSE
     cover (where the binds work): why each cannot work here, or None.  The
-    trials' outcomes are remembered on disk until the next boot or a
-    different bwrap or init, so that each ``corral run`` does not pay for
-    them (a failure of bwrap itself is not: it may be fixed); what can be
-    told without a trial (:func:`_init_obstacles`, a ``/dev/fuse`` this user
-    may not open) is told afresh each time, and a trial it once made
-    needless is made when it no longer is."""
+    trials' outcomes are remembered on disk until the next boot or a changed
+    bwrap or init, so that each ``corral run`` does not pay for them (a
+    failure of bwrap itself is not: it may be fixed); each bwrap and init
+    has its own record, so that two installations of corral on a machine do
+    not each try anew after the other has run.  What can be told without a
+    trial (:func:`_init_obstacles`, a ``/dev/fuse`` this user may not open)
+    is told afresh each time, and a trial it once made needless is made when
+    it no longer is."""
     from .covers import cover_absence
     from .guards import runtime_dir
 
@@ -934,10 +936,13 @@ def _trial_cached(path: str) -> _Verdicts:
     covers_obstacle = cover_absence()
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
-            key = f"{f.read().strip()} {os.stat(path).st_mtime_ns} {path}"
-        if init_obstacle is None:
-            key += f" {os.stat(_SANDBOX_INIT).st_mtime_ns}"
-        marker = os.path.join(runtime_dir(), "bwrap-works")
+            key = f"{f.read().strip()} {path}"
+        name = "bwrap-works"
+        for program in (path, _SANDBOX_INIT) if init_obstacle is None else (path,):
+            status = os.stat(program)
+            key += f" {status.st_mtime_ns}"
+            name += f"-{status.st_dev:x}.{status.st_ino:x}"
+        marker = os.path.join(runtime_dir(), name)
     except (OSError, PolicyError):
         key = marker = ""
     # Each trial's outcome: _NOT_TRIED, "" (it worked), or what went wrong.
