@@ -10,13 +10,17 @@ against unsandboxed ``corral.run``; target <= 2x bare bwrap.  One more row
 runs bwrap with the mounts corral asks for under workspace-write (its
 placeholders in place, the protected paths bound by corral's sandbox init
 where corral uses it; without the seccomp program and the status and lock
-descriptors), to tell the sandbox's cost from the rest of corral's.  CLI: the whole
-``corral run -- true`` process against bare bwrap and, where they are
-installed, ``codex sandbox`` (npm ``@openai/codex``, in its workspace-write
-and default read-only modes) and ``srt true`` (npm
-``@anthropic-ai/sandbox-runtime``, which needs ripgrep and socat).  Peers
-are looked up on PATH and in ``$CORRAL_PEERS_BIN`` (e.g. a
-``node_modules/.bin``); nothing is installed by this script.
+descriptors), to tell the sandbox's cost from the rest of corral's.
+
+CLI: the whole ``corral run -- true`` process against bare bwrap, its
+interpreter's own start-up (``python -c pass``: most of the CLI's time, and
+what tells machines and Python builds apart) and, where they are installed,
+``codex sandbox`` (npm ``@openai/codex``, in its workspace-write and default
+read-only modes) and ``srt true`` (npm ``@anthropic-ai/sandbox-runtime``,
+which needs ripgrep and socat).  Peers are looked up on PATH and in
+``$CORRAL_PEERS_BIN`` (e.g. a ``node_modules/.bin``); nothing is installed
+by this script.
+
 Run: ``python bench/bench_sandbox.py [RUNS]``.
 """
 
@@ -94,8 +98,13 @@ def measure(runs: int, bwrap: str, cli: str) -> None:
         end()
     table(f"library, {runs} runs each, interleaved", times,
           baseline="bare bwrap via subprocess.run  (floor)")
+    # The interpreter's own start-up is most of the CLI's time, and it differs
+    # widely between builds (Debian's against pyenv's default, without PGO),
+    # so it is measured beside the CLI.
     whole = {
         "bwrap ... true  (floor)": lambda: subprocess.run([bwrap, *BARE]),
+        "python -c pass  (corral's interpreter)": lambda: subprocess.run(
+            [sys.executable, "-c", "pass"], check=True),
         "corral run -- true  (workspace-write)": lambda: subprocess.run(
             [cli, "run", "--", "true"], check=True),
         "corral run --policy read-only -- true": lambda: subprocess.run(
@@ -119,6 +128,8 @@ def measure(runs: int, bwrap: str, cli: str) -> None:
         argv = [path, *args]
         whole[label] = lambda argv=argv: subprocess.run(argv, check=True,  # type: ignore[misc]
                                                         stdout=subprocess.DEVNULL)
+    print(f"\ncorral's interpreter: {sys.executable} ({os.path.realpath(sys.executable)}, "
+          f"Python {sys.version.split()[0]})")
     table(f"whole process, {runs // 4} runs each, interleaved", interleaved(whole, runs // 4, 5),
           baseline="bwrap ... true  (floor)")
 
