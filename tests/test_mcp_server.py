@@ -334,13 +334,19 @@ def test_malformed_arguments_are_a_tool_error_and_the_server_keeps_serving(works
 
 
 def test_nothing_is_left_after_the_server_is_killed(workspace, tmp_path):
+    """Neither a command's process nor the outputs the server kept on disk."""
     pidfile = tmp_path / "server.pid"
     marker = tmp_path / "child.pid"
     script = f"sleep 271.828 & echo $! > {marker}; wait"
+    outputs: list[Path] = []
 
     async def scenario() -> None:
         async with serving(workspace, tmp_path, "--policy", "full-access", "--timeout", "none",
                            pidfile=pidfile) as session:
+            big = await call(session, command=["seq", "200000"])
+            assert "output_id" in big
+            outputs.extend(Path(runtime_dir_path()).glob(f"outputs-{pidfile.read_text()}-*"))
+            assert outputs  # kept, for read_output
             async with anyio.create_task_group() as group:
                 async def long_call() -> None:
                     await session.call_tool("shell", {"command": ["sh", "-c", script]})
@@ -366,9 +372,10 @@ def test_nothing_is_left_after_the_server_is_killed(workspace, tmp_path):
     # which the pipe's end wakes, has killed the run.
     child = int(marker.read_text())
     deadline = time.monotonic() + 20
-    while _alive(child) and time.monotonic() < deadline:
+    while (_alive(child) or outputs[0].exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child)
+    assert not outputs[0].exists()
 
 
 def _alive(pid: int) -> bool:

@@ -282,7 +282,7 @@ fi
 for d in "$7"/corral-session-"$2"-*; do
   [ -d "$d" ] && rm -rf -- "$d"
 done
-rm -rf -- "$3/""" + OUTPUTS_PREFIX + """$2"
+[ -d "$3/""" + OUTPUTS_PREFIX + """$2" ] && rm -rf -- "$3/""" + OUTPUTS_PREFIX + """$2"
 for f in "$3"/run-"$2"-*; do
   [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done
