@@ -70,3 +70,59 @@ def test_the_directory_goes_when_the_session_is_killed(host_dir):
     finally:
         proc.kill()
         proc.wait()
+
+
+# Outlives its session for half a second, making directories in the
+# session's directory as long as that is there: as a sandbox being set up when
+# corral was killed makes its mount points in its /tmp until its own kill
+# lands.  Made at a new name every 0.1 ms, so that removing the directory
+# in one sweep would all but always miss one.
+LATE_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    host, path = int(sys.argv[1]), sys.argv[2]
+    # Held as a sandbox's bind holds it: once removed, nothing is made in it.
+    directory = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    print("ready", flush=True)
+    made, end = 0, None
+    while end is None or time.monotonic() < end:
+        try:
+            os.mkdir(f"late-{made}", dir_fd=directory)
+            made += 1
+        except FileNotFoundError:
+            break  # removed
+        if end is None and not os.path.exists(f"/proc/{host}"):
+            end = time.monotonic() + 0.5
+        time.sleep(0.0001)
+    """
+)
+HOST_WITH_A_LATE_WRITER = textwrap.dedent(
+    f"""
+    import os, subprocess, sys, time
+    from corral.sandbox.session import session_tmp
+    path = session_tmp()
+    writer = subprocess.Popen([sys.executable, "-c", {LATE_WRITER!r}, str(os.getpid()), path],
+                              stdout=subprocess.PIPE)
+    assert writer.stdout.readline() == b"ready\\n"
+    print(path, flush=True)
+    time.sleep(60)
+    """
+)
+
+
+def test_the_directory_goes_even_if_written_to_after_the_session_is_killed():
+    proc = subprocess.Popen([sys.executable, "-c", HOST_WITH_A_LATE_WRITER],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().strip()
+        assert os.path.isdir(path)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(path)
+    finally:
+        proc.kill()
+        proc.wait()

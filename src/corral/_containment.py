@@ -256,7 +256,10 @@ OUTPUTS_PREFIX = "outputs-"
 # process group ("+PGID", "-PGID" when the run is over).  Runs after corral is
 # gone: kills its runs (the groups still announced, the run cgroups), removes
 # its session's temporary directory and its outputs, then lets Python remove
-# the placeholders its sandboxes no longer need.
+# the placeholders its sandboxes no longer need.  A sandbox that was being set
+# up may still make its mount points in the session's directory (its /tmp)
+# until its own kill lands, so that removal is tried again until it holds,
+# for 30 s at most, as the placeholders' sweep waits for the sandboxes.
 _WATCHDOG_SCRIPT = """
 groups=" "
 while read -r line; do
@@ -280,7 +283,11 @@ if [ -n "$1" ]; then
   done
 fi
 for d in "$7"/corral-session-"$2"-*; do
-  [ -d "$d" ] && rm -rf -- "$d"
+  i=0
+  while [ -d "$d" ] && [ "$i" -lt 300 ]; do
+    rm -rf -- "$d" || sleep 0.1
+    i=$((i + 1))
+  done
 done
 [ -d "$3/""" + OUTPUTS_PREFIX + """$2" ] && rm -rf -- "$3/""" + OUTPUTS_PREFIX + """$2"
 for f in "$3"/run-"$2"-*; do
