@@ -349,19 +349,21 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
     its signal scoping refuses them (EPERM)."""
     if backend != "landlock" and not os.path.exists("/proc/sys/kernel/ns_last_pid"):
         pytest.skip("no ns_last_pid (a kernel without CONFIG_CHECKPOINT_RESTORE): not reported")
-    victim = subprocess.Popen(["sleep", "30"])
+    victim = subprocess.Popen(["sleep", "30"], process_group=0)
     try:
-        script = f"kill -0 {victim.pid} 2>/dev/null || exit 3"
-        control = corral.run(["sh", "-c", script], cwd=workspace, policy="full-access")
-        assert control.exit_code == 0
-        failed = corral.run(["sh", "-c", script], cwd=workspace, policy=_policy(backend))
-        assert failed.exit_code == 3 and failed.output.text == ""
         error = "Operation not permitted" if backend == "landlock" else "No such process"
-        assert [(d.kind.value, d.target, d.evidence) for d in failed.denials] == [
-            ("privilege", f"pid {victim.pid}", f"kill({victim.pid}) refused: {error} in the "
-             "sandbox")]
-        assert f"pid {victim.pid} (sleep) is a process outside the sandbox" in (
-            failed.denials[0].remedy)
+        # The process, and its group (kill -PGID), of which it is the leader.
+        for target, shown, what in ((f"{victim.pid}", f"pid {victim.pid}", "a process"),
+                                    (f"-{victim.pid}", f"process group {victim.pid}",
+                                     "a process group")):
+            script = f"kill -0 {target} 2>/dev/null || exit 3"
+            control = corral.run(["sh", "-c", script], cwd=workspace, policy="full-access")
+            assert control.exit_code == 0
+            failed = corral.run(["sh", "-c", script], cwd=workspace, policy=_policy(backend))
+            assert failed.exit_code == 3 and failed.output.text == ""
+            assert [(d.kind.value, d.target, d.evidence) for d in failed.denials] == [
+                ("privilege", shown, f"kill({target}) refused: {error} in the sandbox")]
+            assert f"{shown} (sleep) is {what} outside the sandbox" in failed.denials[0].remedy
         succeeded = corral.run(["sh", "-c", f"kill -0 {victim.pid} 2>/dev/null; exit 0"],
                                cwd=workspace,
                                policy=_policy(backend))
@@ -378,7 +380,8 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
                              cwd=workspace, policy=_policy(backend))
         assert nowhere.exit_code == 5 and nowhere.denials == ()
         # A process of the run's own is reached, and is none of the host's.
-        own = corral.run(["sh", "-c", "sleep 5 & kill -0 $! && kill $! && exit 6"],
+        own = corral.run(["sh", "-c", "sleep 5 & kill -0 $! && setsid sh -c 'kill -0 -$$' && "
+                          "kill $! && exit 6"],
                          cwd=workspace, policy=_policy(backend))
         assert own.exit_code == 6 and own.denials == ()
         assert victim.poll() is None

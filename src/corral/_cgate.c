@@ -383,8 +383,9 @@ static int mount_id(int fd, unsigned long long *id)
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
  * sandbox is reported as "X", the path's length (uint16) and the path.
- * A kill that would reach a process outside the run and none of the run's
- * is reported as "K" and the pid (int32) (see look_at_kill); with
+ * A kill that would reach a process, or a process group, outside the run
+ * and none of the run's is reported as "K" and the pid, or the group's as a
+ * negative number (int32) (see look_at_kill); with
  * init_answers, source is a socket the sandbox's PID 1 answers on, which
  * tells the two apart in a PID namespace of the run's own.  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
@@ -1078,8 +1079,10 @@ static int outside_the_run(struct server *server, pid_t target)
     return filters >= 0 && filters <= server->own_filters;
 }
 
-/* Reports a kill of one pid (above 0) outside the run as "K" and the pid
- * (int32), once for a loop of kills of a few of them. */
+/* Reports a kill of one pid (above 0), or of one process group (below -1,
+ * the negative of its leader's pid), outside the run as "K" and the target
+ * (int32), once for a loop of kills of a few of them.  0 and -1 (the
+ * caller's own group, every process it may signal) reach only the run's. */
 static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t target = (pid_t)(notif->data.args[0] & 0xFFFFFFFFu);
@@ -1088,7 +1091,8 @@ static void look_at_kill(struct server *server, const struct seccomp_notif *noti
         if (server->reported[i] == target)
             return;
     }
-    if (target <= 0 || !outside_the_run(server, target))
+    pid_t leader = target > 0 ? target : target < -1 && target != INT_MIN ? -target : 0;
+    if (leader == 0 || !outside_the_run(server, leader))
         return;
     server->reported[server->reports++ % kept] = target;
     char message[5] = {'K'};

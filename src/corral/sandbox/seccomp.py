@@ -349,10 +349,12 @@ def build_program(
         asm.jump(_JEQ, _SOCK_STREAM, "allow", None)
         asm.jump(_JEQ, _SOCK_SEQPACKET, "allow", "privileged")
     if witness_signals:
-        asm.label("signal")  # a pid above 0: kill takes a pid_t, the low 32 bits
+        # A pid, or a process group (below -1), that may be outside the run;
+        # 0 and -1 reach only the run's.  kill takes a pid_t, the low 32 bits.
+        asm.label("signal")
         asm.load(_ARG0)
         asm.jump(_JEQ, 0, "allow", None)
-        asm.jump(_JGE, 0x80000000, "allow", "notify")
+        asm.jump(_JEQ, 0xFFFFFFFF, "allow", "notify")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)

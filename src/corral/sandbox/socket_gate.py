@@ -57,8 +57,8 @@ the spawned child or, under bwrap, from corral's init in the sandbox, and is
 taken by that thread as it arrives (the command's first exec, notified,
 waits for it, and the spawn for that exec).  Under bwrap the same socket
 then carries the thread's questions to the init, the sandbox's PID 1: a
-kill of a pid the sandbox never gave out, of a host process, is reported
-(the witness keeps it for a run that fails).  The gate runs inside the collect stage's poll loop
+kill of a pid (or a process group) the sandbox never gave out, a host
+process's, is reported (the witness keeps it for a run that fails).  The gate runs inside the collect stage's poll loop
 (:meth:`fileno`, :meth:`handle`, :meth:`wake_in`) and never blocks it: a
 connect that cannot complete at once (a server's backlog full, a TCP
 handshake under way) is made without blocking, and its notification
@@ -206,8 +206,8 @@ class SocketGate:
     starts with the gate, takes it from there (the command's exec waits for
     that thread).  With ``init_answers`` that program is corral's init as
     the sandbox's PID 1, which then answers there which pids the sandbox
-    gave out.  A kill of a pid outside the run (a host pid) is reported
-    under either (see ``look_at_kill`` in ``_cgate.c``).
+    gave out.  A kill of a pid or a process group outside the run (the
+    host's) is reported under either (see ``look_at_kill`` in ``_cgate.c``).
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
@@ -235,7 +235,7 @@ class SocketGate:
         self._reads = -1
         self._unread_reads = b""
         self._closing = False
-        self._killed: dict[int, None] = {}  # the pids of the "K" reports, in order
+        self._killed: dict[int, None] = {}  # the targets of the "K" reports, in order
         # What a kill of a pid outside the run gets: a PID namespace of the
         # run's own has no such process; Landlock's signal scoping refuses it.
         self._kill_error = errno.ESRCH if init_answers else errno.EPERM
@@ -302,17 +302,18 @@ class SocketGate:
             self._serve_covers(connections)
 
     def _signalled(self, pid: int) -> None:
-        """Records the kill of ``pid``, which the sandbox never gave out, if
-        the host has a process there that the user may signal: the sandbox
-        kept the command from it.  Looked up only once the run has failed:
-        until then nothing the command could time depends on the host."""
+        """Records the kill of ``pid``, which the sandbox never gave out (of
+        process group ``-pid`` if negative), if the host has a process (a
+        group) there that the user may signal: the sandbox kept the command
+        from it.  Looked up only once the run has failed: until then nothing
+        the command could time depends on the host."""
         assert self.witness is not None
         try:
             os.kill(pid, 0)
         except OSError:
             return  # none, or one the user could not signal anyway
         try:
-            with open(f"/proc/{pid}/comm", "rb") as comm:
+            with open(f"/proc/{abs(pid)}/comm", "rb") as comm:
                 name = os.fsdecode(comm.read().strip())
         except OSError:
             name = ""

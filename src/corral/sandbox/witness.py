@@ -218,17 +218,20 @@ class Witness:
 
     def record_signal(self, pid: int, name: str, error: int) -> None:
         """Records a ``kill`` of ``pid``, a process outside the sandbox named
-        ``name`` (empty if unknown), which the sandbox refused with ``error``:
-        ESRCH where its PID namespace has no such process, EPERM from
-        Landlock's signal scoping.  A denial only if the run then failed (see
-        :attr:`if_failed`): a command that asks whether a pid (in a lock or
-        pid file) is alive may do well with the answer."""
+        ``name`` (empty if unknown), or of the process group ``-pid`` (its
+        leader's name) if negative, which the sandbox refused with
+        ``error``: ESRCH where its PID namespace has no such process, EPERM
+        from Landlock's signal scoping.  A denial only if the run then failed
+        (see :attr:`if_failed`): a command that asks whether a pid (in a
+        lock or pid file) is alive may do well with the answer."""
         if not self._first(("kill", pid), self.if_failed):
             return
-        shown = f"pid {pid} ({name})" if name else f"pid {pid}"
+        target, what = (f"pid {pid}", "a process") if pid > 0 else (
+            f"process group {-pid}", "a process group")
+        shown = f"{target} ({name})" if name else target
         self.if_failed.append(Denial(
-            DenialKind.PRIVILEGE, f"pid {pid}",
-            f"{shown} is a process outside the sandbox, which a sandboxed command cannot "
+            DenialKind.PRIVILEGE, target,
+            f"{shown} is {what} outside the sandbox, which a sandboxed command cannot "
             "signal; only full access can",
             f"kill({pid}) refused: {os.strerror(error)} in the sandbox"))
 
