@@ -292,3 +292,58 @@ def test_a_name_that_is_not_utf_8_is_escaped_as_its_bytes():
     from corral._cli import escape_controls
 
     assert escape_controls(os.fsdecode(b"ls \xff\x9b31m\x1b")) == "ls \\xff\\x9b31m\\x1b"
+
+
+# Prints, is refused writes and a connection, over and over.
+_BUSY = """
+seq "$1"
+for i in $(seq 50); do
+  echo x > /etc/corral-cycle-$i
+  echo x > .git/hooks/cycle-$i
+  echo > /dev/tcp/127.0.0.1/$2
+done 2>/dev/null
+exit 1
+"""
+_COUNT_CYCLES = """
+import gc, os, sys
+from corral._cli import _LiveOutput
+from corral._engine import execute
+from corral._request import ExecRequest
+
+def run(lines):
+    argv = ["bash", "-c", sys.argv[1], "bash", str(lines), sys.argv[2]]
+    return execute(ExecRequest(argv=argv, cwd=sys.argv[3]), _LiveOutput())
+
+run(10)  # first use: the garbage lazy imports leave
+gc.collect()
+gc.disable()
+result = run(200000)
+kinds = sorted({denial.kind.value for denial in result.denials})
+os.write(2, f"{result.exit_code} {kinds} {gc.collect()}".encode())
+"""
+
+
+def test_running_a_command_makes_no_reference_cycles(host_dir, tcp_listener):
+    """The corral command runs with the cyclic collector off (scripts/corral),
+    which holds memory bounded only while running a command makes no
+    reference cycles, however much it prints and is refused."""
+    subprocess.run(["git", "init", "-q", str(host_dir)], check=True)
+    proc = subprocess.run([sys.executable, "-c", _COUNT_CYCLES, _BUSY, str(tcp_listener[1]),
+                           str(host_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, timeout=60)
+    assert proc.stderr == "1 ['network', 'write'] 0"
+
+
+def test_the_server_turns_the_collector_back_on():
+    """A long-lived `corral mcp` (its SDK, asyncio) makes cycles of its own."""
+    import gc
+
+    from corral import _cli
+
+    gc.disable()
+    try:
+        with pytest.raises(_cli._Help):
+            _cli._dispatch(["mcp", "--help"])
+        assert gc.isenabled()
+    finally:
+        gc.enable()

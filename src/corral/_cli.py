@@ -14,6 +14,7 @@ module imports only what ``run`` needs; JSON and the rest load on demand.
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -721,6 +722,8 @@ def _dispatch(args: list[str]) -> int:
     if not args:
         raise _UsageError("no command given")
     command, rest = args[0], args[1:]
+    if command != "run":
+        gc.enable()  # the corral command's start-up turned it off (scripts/corral)
     if command in ("-h", "--help"):
         raise _Help(HELP)
     if command == "--version":
