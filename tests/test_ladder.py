@@ -97,17 +97,17 @@ def test_two_installations_keep_their_own_trials(monkeypatch, tmp_path):
     if bwrap.sandbox_init_absence(path) is not None:
         pytest.skip("corral's sandbox init cannot run here: there is one record per bwrap only")
     other = shutil.copy2(bwrap._SANDBOX_INIT, tmp_path / "_sandbox_init")
-    trials: list[str] = []
+    trials: list[dict[str, bool]] = []
     real = bwrap.trial_sandbox
 
     def counted(*args: object, **options: bool) -> str | None:
-        trials.append(str(args[1:]))
+        trials.append(options)
         return real(*args, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bwrap, "trial_sandbox", counted)
     _forget_trials()
     try:
-        rounds = []
+        rounds = []  # how many trials each round made
         for init in (bwrap._SANDBOX_INIT, other, bwrap._SANDBOX_INIT, other):
             monkeypatch.setattr(bwrap, "_SANDBOX_INIT", str(init))
             monkeypatch.setattr(bwrap, "_usable", {})
