@@ -488,17 +488,22 @@ def test_dns_resolution_fails():
     assert [d.kind for d in sandboxed.denials] == [corral.DenialKind.NETWORK]
 
 
-PRIVILEGED_SOCKETS = {
-    "raw ICMP": "socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)",
-    "packet": "socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+PRIVILEGED_SOCKETS = {  # what creates one, and the denial's target
+    "raw ICMP": ("socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)",
+                 "AF_INET SOCK_RAW"),
+    "packet": ("socket.socket(socket.AF_PACKET, socket.SOCK_RAW)", "AF_PACKET SOCK_RAW"),
 }
 
 
-@pytest.mark.parametrize("create", PRIVILEGED_SOCKETS.values(), ids=PRIVILEGED_SOCKETS.keys())
-def test_raw_and_packet_sockets_are_refused(create):
+@pytest.mark.parametrize("create, target", PRIVILEGED_SOCKETS.values(),
+                         ids=PRIVILEGED_SOCKETS.keys())
+def test_raw_and_packet_sockets_are_refused(create, target):
+    """And reported, with network as well: no sandboxed process holds CAP_NET_RAW."""
     code = f"import socket; print('started', flush=True); {create}; print('opened')"
-    sandboxed = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
-    assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    for policy in (READ_ONLY, corral.SandboxPolicy.read_only(network=True)):
+        sandboxed = corral.run([PYTHON, "-c", code], policy=policy)
+        assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+        assert [d.target for d in sandboxed.denials] == [target]
     if os.geteuid() == 0:  # the control: root on the host may open them
         control = corral.run([PYTHON, "-c", code], policy="full-access")
         assert control.stdout == "started\nopened\n", control.aggregated_output

@@ -210,6 +210,34 @@ def test_only_the_families_a_network_namespace_contains():
     assert control[1:] == [0, 0, 0, 0, 0]  # vsock may be missing from the kernel (EAFNOSUPPORT)
 
 
+def raw_sockets() -> list[int]:
+    """IPv4 and IPv6 raw sockets (ICMP), a packet socket, then UDP, TCP and
+    a non-blocking raw one."""
+    results = []
+    for family, kind, protocol in ((2, 3, 1), (10, 3, 58), (17, 3, 0), (2, 2, 0), (10, 1, 0),
+                                   (2, 3 | os.O_NONBLOCK, 1)):
+        fd = libc.socket(family, kind, protocol)
+        results.append(_errno_of(fd))
+        if fd >= 0:
+            os.close(fd)
+    return results
+
+
+@pytest.mark.parametrize("options", [{"namespaced_families": True}, {}],
+                         ids=["without network", "with network"])
+def test_a_raw_socket_is_the_witness_s_to_see(options):
+    """No sandboxed process holds CAP_NET_RAW, so the kernel refuses raw and
+    packet sockets anyway (EPERM); with the privileges witnessed they are
+    refused by the program instead, where the witness sees them."""
+    if os.geteuid() != 0:
+        pytest.skip("the control needs root: a user may not open raw sockets anyway")
+    assert in_child(raw_sockets, None) == [0, 0, 0, 0, 0, 0]  # the control: root may
+    # Without a listener, a notified call gets ENOSYS.
+    watched = build_program(witness_privileges=True, **options)
+    assert in_child(raw_sockets, watched) == [errno.ENOSYS] * 3 + [0, 0, errno.ENOSYS]
+    assert in_child(raw_sockets, build_program(**options))[3:5] == [0, 0]
+
+
 def unix_types() -> list[list[int]]:
     """``socket`` and ``socketpair`` of AF_UNIX for stream, datagram, raw and
     seqpacket, each non-blocking and close-on-exec."""

@@ -492,8 +492,8 @@ for family, kind in ((socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_VSOCK, sock
 
 def test_a_refused_socket_is_reported(backend, workspace):
     """A family the run's network namespace lacks (bwrap), anything but TCP
-    (Landlock), a Unix datagram socket (both): refused, silently, and
-    reported."""
+    (Landlock), a Unix datagram socket (both), a raw or packet socket (with
+    network as well): refused, silently, and reported."""
     result = corral.run([sys.executable, "-c", SOCKETS], cwd=workspace, policy=_policy(backend))
     udp = "0" if backend.startswith("bwrap") else "1"  # the namespace's own loopback
     assert result.stdout.split() == ["1", "1", "1", udp]  # EPERM
@@ -503,9 +503,12 @@ def test_a_refused_socket_is_reported(backend, workspace):
     assert [(d.kind.value, d.target) for d in result.denials] == [
         ("network", target) for target, _ in expected]
     assert all(words in d.remedy for d, (_, words) in zip(result.denials, expected))
+    # No sandboxed process may open a packet socket, network or not.
     with_network = corral.run([sys.executable, "-c", SOCKETS], cwd=workspace,
                               policy=_policy(backend, network=True))
-    assert with_network.denials == () and with_network.stdout.split()[1:] == ["0", "0", "0"]
+    assert with_network.stdout.split() == ["1", "0", "0", "0"]
+    assert [(d.kind.value, d.target) for d in with_network.denials] == [
+        ("network", "AF_PACKET SOCK_RAW")]
 
 
 UNREACHABLE = """

@@ -157,8 +157,9 @@ SUPPORTED_ARCHES = tuple(_AUDIT_ARCH)
 _X32_SYSCALL_BIT = 0x40000000
 _CLONE_NEW_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NS CGROUP UTS IPC
                     | 0x10000000 | 0x20000000 | 0x40000000)            # USER PID NET
-_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
-_SOCK_STREAM, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 5, 0xF  # type also carries NONBLOCK|CLOEXEC
+_AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK, _AF_PACKET = 1, 2, 10, 16, 17
+# A socket's type also carries NONBLOCK and CLOEXEC: the mask leaves the type.
+_SOCK_STREAM, _SOCK_RAW, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 3, 5, 0xF
 _IPPROTO_TCP = 6
 _MSG_FASTOPEN = 0x20000000
 _ARG1, _ARG2, _ARG4 = 24, 32, 48
@@ -269,9 +270,13 @@ def build_program(
         asm.jump(_JEQ, number, "privileged", None)
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
+    # No sandboxed process holds CAP_NET_RAW: a raw or packet socket the
+    # kernel would refuse anyway is refused here, where the witness sees it.
+    raw_privileged = witness_privileges
     if deny_network and deny_unix_sockets:
         asm.jump(_JEQ, _SOCKET[arch], "privileged", None)  # every family
-    elif deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families:
+    elif (deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families
+          or raw_privileged):
         asm.jump(_JEQ, _SOCKET[arch], "socket", None)
     datagram_pairs = deny_unix_sockets or deny_unix_datagrams
     if datagram_pairs:
@@ -304,18 +309,29 @@ def build_program(
     asm.load(_ARG0)  # the low 32 bits of the flags, where every CLONE_NEW* flag is
     asm.jump(_JSET, _CLONE_NEW_FLAGS, "privileged", "allow")
     if not (deny_network and deny_unix_sockets) and (
-            deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families):
+            deny_network or deny_unix_sockets or deny_unix_datagrams or namespaced_families
+            or raw_privileged):
         asm.label("socket")
         asm.load(_ARG0)  # the family
         unix = "privileged" if deny_unix_sockets else ("unix" if deny_unix_datagrams else "allow")
         if tcp:
             asm.jump(_JEQ, _AF_INET, "inet", None)
             asm.jump(_JEQ, _AF_INET6, "inet", None)
-        elif namespaced_families and not deny_network:
-            for family in (_AF_INET, _AF_INET6, _AF_NETLINK):
-                asm.jump(_JEQ, family, "allow", None)
+        elif not deny_network:
+            inet = "raw" if raw_privileged else "allow"
+            asm.jump(_JEQ, _AF_INET, inet, None)
+            asm.jump(_JEQ, _AF_INET6, inet, None)
+            if namespaced_families:
+                asm.jump(_JEQ, _AF_NETLINK, "allow", None)
+        if raw_privileged:
+            asm.jump(_JEQ, _AF_PACKET, "privileged", None)
         refused = "privileged" if deny_network or namespaced_families else "allow"
         asm.jump(_JEQ, _AF_UNIX, unix, refused)
+        if raw_privileged and not tcp and not deny_network:
+            asm.label("raw")
+            asm.load(_ARG1)
+            asm.mask(_SOCK_TYPE_MASK)
+            asm.jump(_JEQ, _SOCK_RAW, "privileged", "allow")
         if tcp:
             asm.label("inet")  # TCP only: no UDP, raw, SCTP or MPTCP
             asm.load(_ARG1)
