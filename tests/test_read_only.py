@@ -155,16 +155,22 @@ def test_host_unix_socket_is_unreachable(host_dir):
         server.close()
 
 
-@pytest.mark.parametrize("attack", [
-    "mount -t tmpfs none /mnt", "unshare --user --map-root-user true", "chroot / true",
-    f"{PYTHON} -c 'import os; os.setuid(4242)'",
+@pytest.mark.parametrize("attack, call", [
+    ("mount -t tmpfs none /mnt", "mount"), ("unshare --user --map-root-user true", "unshare"),
+    ("chroot / true", "chroot"), (f"{PYTHON} -c 'import os; os.setuid(4242)'", "setuid"),
+    (f"{PYTHON} -c 'import os; os.setresgid(-1, 4242, -1)'", "setresgid"),
+    (f"{PYTHON} -c 'import os; os.setgroups([])'", "setgroups"),
+    ("hostname corral-test", "sethostname"),
 ])
-def test_privileged_operations_fail(attack):
+def test_privileged_operations_fail_and_are_reported(attack, call):
     sandboxed = corral.run(["sh", "-c", f"echo started; {attack}"], policy=READ_ONLY)
     assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
+    assert [(d.kind.value, d.target) for d in sandboxed.denials] == [("privilege", call)]
     if os.geteuid() == 0:  # the control: as root on the host, each of them works
-        control = corral.run(["sh", "-c", f"unshare --mount sh -c '{attack}'"]
-                             if attack.startswith("mount") else ["sh", "-c", attack], policy="full-access")
+        # (mount and hostname in namespaces of their own: the host's stay as they are)
+        own = {"mount": "--mount", "sethostname": "--uts"}.get(call)
+        control = corral.run(["unshare", own, "sh", "-c", attack] if own else ["sh", "-c", attack],
+                             policy="full-access")
         assert control.exit_code == 0, control.aggregated_output
 
 

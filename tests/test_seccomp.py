@@ -238,6 +238,33 @@ def test_a_raw_socket_is_the_witness_s_to_see(options):
     assert in_child(raw_sockets, build_program(**options))[3:5] == [0, 0]
 
 
+def _identity_calls() -> list[Callable[[], int]]:
+    """Taking the ids the process has, each call's way; then another user's,
+    another group's, no supplementary groups, and another host name."""
+    uid, gid, other = os.getuid(), os.getgid(), 4242
+    return [lambda: libc.setuid(uid), lambda: libc.setreuid(-1, uid),
+            lambda: libc.setresuid(uid, -1, uid), lambda: libc.setgid(gid),
+            lambda: libc.setresgid(-1, -1, gid),
+            lambda: libc.setuid(other), lambda: libc.setresuid(uid, other, -1),
+            lambda: libc.setregid(other, -1), lambda: libc.setgroups(0, None),
+            lambda: libc.sethostname(b"corral-test", 11)]
+
+
+def test_only_the_run_s_own_ids_may_be_taken():
+    if os.geteuid() != 0:
+        pytest.skip("the control needs root: a user may not take another's ids anyway")
+    program = build_program(witness_privileges=True, identity=(os.getuid(), os.getgid()))
+    # Each in a child of its own: one that worked would change the next one's ids.
+    found = [in_child(lambda: _errno_of(call()), program) for call in _identity_calls()]
+    # Without a listener, a notified call gets ENOSYS.
+    assert found == [0] * 5 + [errno.ENOSYS] * 5
+    # The control: root may (the host name in a UTS namespace of its own).
+    clone_newuts = 0x04000000
+    control = [in_child(lambda: libc.unshare(clone_newuts) or _errno_of(call()), None)
+               for call in _identity_calls()]
+    assert control == [0] * 10
+
+
 def unix_types() -> list[list[int]]:
     """``socket`` and ``socketpair`` of AF_UNIX for stream, datagram, raw and
     seqpacket, each non-blocking and close-on-exec."""

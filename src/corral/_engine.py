@@ -25,6 +25,7 @@ from ._result import (
     TIMEOUT_EXIT_CODE,
     CapturedText,
     Denial,
+    DenialKind,
     ExecResult,
     KillMechanism,
     OutputEvent,
@@ -203,11 +204,16 @@ def _finalize(
     )
     # What the sandbox itself refused comes first; the output adds what only
     # it shows (an error message without an address adds nothing to a
-    # refusal of that kind the sandbox reported with one).
+    # refusal of that kind the sandbox reported with one, and the complaint
+    # of a program named as a privileged call it refused, "mount: /mnt:
+    # permission denied", is that refusal, not a write).
     denials = {(d.kind, d.target): d for d in refused}
+    calls = tuple(f"{d.target}:" for d in refused if d.kind is DenialKind.PRIVILEGE)
     for denial in find_denials(request.resolved_policy, os.fspath(request.cwd or os.getcwd()),
                                exit_code, output.text, sandbox):
         if denial.target is None and any(d.kind is denial.kind for d in refused):
+            continue
+        if calls and denial.evidence.startswith(calls):
             continue
         denials.setdefault((denial.kind, denial.target), denial)
     return ExecResult(

@@ -459,7 +459,9 @@ class BwrapBackend(SandboxBackend):
                                        notify=_NOTIFIED if gated else (),
                                        witness_writes=witnessed, witness_privileges=witnessed,
                                        witness_binds=witnessed, witness_execs=witnessed,
-                                       witness_signals=witnessed),
+                                       witness_signals=witnessed,
+                                       # The init maps the caller's ids (_init_user).
+                                       identity=(os.getuid(), os.getgid())),
                          owned)
         args += ["--chdir", cwd]
         name = launch.argv[0]

@@ -233,7 +233,7 @@ class LandlockBackend(SandboxBackend):
                 # caller accepted), so it is not watched either.
                 witness_writes=gate is not None, witness_attributes=False,
                 witness_execs=gate is not None, witness_privileges=gate is not None,
-                witness_signals=gate is not None),
+                witness_signals=gate is not None, identity=(os.getuid(), os.getgid())),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

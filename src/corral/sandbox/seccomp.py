@@ -7,7 +7,8 @@ program:
   x32 system-call ABI), so a filter written for one ABI cannot be bypassed
   through another;
 * refuses with EPERM the system calls that change the kernel or the system
-  (modules, kexec, reboot, swap, clocks, accounting, quotas), escape or
+  (modules, kexec, reboot, swap, clocks, accounting, quotas, the host and
+  domain names), drop or add supplementary groups (setgroups), escape or
   rebuild the filesystem view (mount and the new mount API, pivot_root,
   chroot, open_by_handle_at), create or enter namespaces (unshare, setns, and
   clone with a CLONE_NEW* flag), reach other processes' memory or
@@ -49,9 +50,10 @@ program:
 * with ``witness_execs``, turns ``execve`` and ``execveat`` into user
   notifications, so that corral learns which set-user-ID, set-group-ID or
   file-capability programs ran without the privilege they would have had;
-* with ``witness_signals``, turns ``kill`` of a single process (a pid above
-  0) into a user notification, so that corral learns of a signal sent to a
-  process outside the run, which the sandbox keeps the command from;
+* with ``witness_signals``, turns ``kill`` of a process or a process group
+  (all but 0 and -1, which reach only the run's own) into a user
+  notification, so that corral learns of a signal sent outside the run,
+  which the sandbox keeps the command from;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);
@@ -59,7 +61,11 @@ program:
   EPERM list above, clone with a CLONE_NEW* flag) and the refused
   ``socket`` and ``socketpair`` calls into user notifications,
   for corral to answer EPERM and report; should the listener be gone, the
-  kernel answers ENOSYS: refused either way.
+  kernel answers ENOSYS: refused either way.  So are calls the kernel
+  would refuse a process without capabilities anyway, where the witness
+  then sees them: a raw or packet socket (CAP_NET_RAW) and, given
+  ``identity`` (the run's user and group ids), a ``set*uid`` or
+  ``set*gid`` call that names any other id.
 
 ``notify`` names system calls (``connect``, ``bind``, ``listen``,
 ``sendto`` when it names a destination, ``sendmsg`` and ``sendmmsg``, whose
@@ -77,7 +83,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "SIGNAL_CALLS",
+           "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -94,12 +101,21 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "open_tree": (428, 428), "perf_event_open": (298, 241), "pidfd_getfd": (438, 438),
     "pivot_root": (155, 41),
     "process_vm_readv": (310, 270), "process_vm_writev": (311, 271), "ptrace": (101, 117),
-    "quotactl": (179, 60), "reboot": (169, 142), "request_key": (249, 218), "setns": (308, 268),
-    "settimeofday": (164, 170), "swapoff": (168, 225), "swapon": (167, 224),
+    "quotactl": (179, 60), "reboot": (169, 142), "request_key": (249, 218),
+    "setdomainname": (171, 162), "setgroups": (116, 159), "sethostname": (170, 161),
+    "setns": (308, 268), "settimeofday": (164, 170), "swapoff": (168, 225), "swapon": (167, 224),
     "syslog": (103, 116), "umount2": (166, 39), "unshare": (272, 97),
     "userfaultfd": (323, 282),
 }
 _CLONE = {"x86_64": 56, "aarch64": 220}
+#: The calls that set a process's user or group ids, and how many ids each
+#: takes, by architecture.
+IDENTITY_CALLS = {
+    "x86_64": {"setuid": (105, 1), "setreuid": (113, 2), "setresuid": (117, 3),
+               "setgid": (106, 1), "setregid": (114, 2), "setresgid": (119, 3)},
+    "aarch64": {"setuid": (146, 1), "setreuid": (145, 2), "setresuid": (147, 3),
+                "setgid": (144, 1), "setregid": (143, 2), "setresgid": (149, 3)},
+}
 #: The socket calls the gate can be notified of, by architecture.
 SOCKET_CALLS = {"x86_64": {"connect": 42, "bind": 49, "listen": 50, "sendto": 44,
                            "sendmsg": 46, "sendmmsg": 307},
@@ -225,6 +241,7 @@ def privileged_calls(arch: str | None = None) -> dict[int, str]:
     column = _ARCH_INDEX[arch]
     found = {numbers[column]: name for name, numbers in _NUMBERS.items()
              if numbers[column] is not None}
+    found.update({number: name for name, (number, _) in IDENTITY_CALLS[arch].items()})
     found[_CLONE[arch]] = "clone"
     found[_SOCKET[arch]] = "socket"  # a family or type the policy refuses
     found[_SOCKETPAIR[arch]] = "socketpair"
@@ -247,6 +264,7 @@ def build_program(
     witness_binds: bool = False,
     witness_execs: bool = False,
     witness_signals: bool = False,
+    identity: tuple[int, int] | None = None,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -270,6 +288,12 @@ def build_program(
         asm.jump(_JEQ, number, "privileged", None)
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
+    # Only the run's own ids exist in it, and it holds no capability to take
+    # another: a call that would is refused here, where the witness sees it.
+    witness_identity = witness_privileges and identity is not None
+    if witness_identity:
+        for name, (number, count) in IDENTITY_CALLS[arch].items():
+            asm.jump(_JEQ, number, f"{name[-3:]}{count}", None)
     # No sandboxed process holds CAP_NET_RAW: a raw or packet socket the
     # kernel would refuse anyway is refused here, where the witness sees it.
     raw_privileged = witness_privileges
@@ -375,6 +399,16 @@ def build_program(
         asm.label(f"flags{offset}")
         asm.load(offset)
         asm.jump(_JSET, _WRITING_OPEN, "notify", "allow")
+    if witness_identity:
+        assert identity is not None
+        for kind, own in zip(("uid", "gid"), identity):
+            # Each id given must be the run's own, or -1 (left as it is).
+            for count in (3, 2, 1):
+                asm.label(f"{kind}{count}")
+                asm.load(_ARG0 + 8 * (count - 1))
+                after = f"{kind}{count - 1}" if count > 1 else "allow"
+                asm.jump(_JEQ, own, after, None)
+                asm.jump(_JEQ, 0xFFFFFFFF, after, "privileged")
     asm.label("allow")
     asm.ret(_RET_ALLOW)
     asm.label("privileged")
