@@ -93,6 +93,23 @@ def test_work_inside_the_root_is_unaffected(repo):
     assert (repo / "README").read_text() == ""
 
 
+def test_a_file_cannot_be_given_away_and_the_refusal_is_reported(repo):
+    """chown to another user (chown -R app:app, as root in a container):
+    no sandboxed process may; to its own user, or only the group, it may."""
+    (repo / "mine").write_text("x\n")
+    python = os.path.realpath(sys.executable)  # outside /tmp, which the sandbox replaces
+    give = f"{python} -c 'import os; os.chown(\"mine\", 4242, -1)'"
+    keep = f"{python} -c 'import os; os.chown(\"mine\", os.getuid(), -1)'"
+    result = sandboxed(["sh", "-c", f"{keep} && {give}"], repo)
+    assert result.exit_code == 1 and "Operation not permitted" in result.stderr
+    assert [(d.kind.value, d.target in ("chown", "fchownat")) for d in result.denials] == [
+        ("privilege", True)]
+    assert (repo / "mine").stat().st_uid == os.getuid()
+    if os.geteuid() == 0:  # the control: root on the host may
+        control = corral.run(["sh", "-c", give], cwd=repo, policy="full-access")
+        assert control.exit_code == 0 and (repo / "mine").stat().st_uid == 4242
+
+
 OUTSIDE_ATTACKS = {
     "create": 'echo evil > "$O/new"',
     "append": 'echo evil >> "$O/file"',

@@ -369,7 +369,9 @@ static int mount_id(int fd, unsigned long long *id)
  * reported on the returned descriptor (a pipe) as a message "W", the call's
  * number (int32), the errno the sandbox gives it (int32), the path's length
  * (uint16) and the path, as the command sees it.  A call in refused (the
- * privileged calls the sandbox refuses, and the socket calls it refuses) is
+ * privileged calls the sandbox refuses, and the socket calls it refuses, by
+ * number; and as (number, argument, own) a call refused only where that
+ * argument names an owner other than own or -1: a chown to another user) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendto, sendmsg, sendmmsg, bind and kill (or
@@ -412,13 +414,20 @@ struct operand {
 enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE, ACT_EXEC };
 enum { NO_FLAGS = -1, CREAT_FLAGS = -2, OPEN_HOW_FLAGS = -3 };
 
+/* A call refused: always (arg -1), or where its argument arg names an
+ * owner other than own and -1 (chown to another user). */
+struct refusal {
+    int number, arg;
+    unsigned int own;
+};
+
 struct server {
     pthread_t thread;
     int listener, root, stop, report;
     char **writable;           /* NULL-terminated real paths, or NULL (read-only mounts) */
     struct operand *operands;
     size_t count;
-    int *refused;
+    struct refusal *refused;
     size_t refused_count;
     int sendto, sendmsg, sendmmsg, bind, kill;
     int source; /* where the listener comes from (not the server's to close) */
@@ -1169,8 +1178,13 @@ static void *serve_notifications(void *argument)
             }
         }
         int privileged = 0;
-        for (size_t i = 0; i < server->refused_count && !privileged; i++)
-            privileged = server->refused[i] == notif.data.nr;
+        for (size_t i = 0; i < server->refused_count && !privileged; i++) {
+            const struct refusal *refusal = &server->refused[i];
+            if (refusal->number != notif.data.nr)
+                continue;
+            unsigned int owner = refusal->arg < 0 ? 0 : (unsigned int)notif.data.args[refusal->arg];
+            privileged = refusal->arg < 0 || (owner != refusal->own && owner != 0xFFFFFFFFu);
+        }
         if (privileged) {
             struct seccomp_notif_resp refusal = {.id = notif.id, .error = -EPERM};
             (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &refusal);
@@ -1270,18 +1284,31 @@ gate_serve(PyObject *self, PyObject *args)
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
     server->refused_count = (size_t)PyTuple_GET_SIZE(refused);
-    server->refused = calloc(server->refused_count + 1, sizeof(int));
+    server->refused = calloc(server->refused_count + 1, sizeof(struct refusal));
     if (server->operands == NULL || server->refused == NULL) {
         free_server(server);
         return PyErr_NoMemory();
     }
     for (size_t i = 0; i < server->refused_count; i++) {
-        long number = PyLong_AsLong(PyTuple_GET_ITEM(refused, (Py_ssize_t)i));
+        PyObject *item = PyTuple_GET_ITEM(refused, (Py_ssize_t)i);
+        struct refusal *refusal = &server->refused[i];
+        refusal->arg = -1;
+        if (PyTuple_Check(item)) {
+            if (!PyArg_ParseTuple(item, "iiI", &refusal->number, &refusal->arg, &refusal->own) ||
+                refusal->arg < 0 || refusal->arg > 5) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "bad refusal");
+                free_server(server);
+                return NULL;
+            }
+            continue;
+        }
+        long number = PyLong_AsLong(item);
         if (number == -1 && PyErr_Occurred()) {
             free_server(server);
             return NULL;
         }
-        server->refused[i] = (int)number;
+        refusal->number = (int)number;
     }
     for (size_t i = 0; i < server->count; i++) {
         struct operand *op = &server->operands[i];

@@ -83,8 +83,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "SIGNAL_CALLS",
-           "SOCKET_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "OWNER_CALLS",
+           "SIGNAL_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -141,6 +141,12 @@ WRITE_CALLS = {
         "setxattr": 5, "lsetxattr": 6, "removexattr": 14, "lremovexattr": 15,
         "fchmod": 52, "fchown": 55, "fsetxattr": 7, "fremovexattr": 16,
     },
+}
+#: The calls that give a file to an owner, by architecture: the argument
+#: that names the owner (a user id).
+OWNER_CALLS = {
+    "x86_64": {"chown": (92, 1), "lchown": (94, 1), "fchown": (93, 1), "fchownat": (260, 2)},
+    "aarch64": {"fchown": (55, 1), "fchownat": (54, 2)},
 }
 #: The system calls that run a program, by architecture.
 EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},

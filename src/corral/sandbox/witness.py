@@ -53,7 +53,7 @@ import os
 from .._denial import missing_device_remedy
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import EXEC_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
+from .seccomp import EXEC_CALLS, OWNER_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -143,9 +143,15 @@ class Witness:
         self.if_failed: list[Denial] = []
 
     @staticmethod
-    def privileged() -> tuple[int, ...]:
-        """The privileged calls ``serve`` refuses, by number."""
-        return tuple(privileged_calls())
+    def privileged() -> tuple[int | tuple[int, int, int], ...]:
+        """The calls ``serve`` refuses: the privileged ones, by number; and
+        each form of chown, as (number, the owner's argument, this user),
+        where it names another owner: no sandboxed process may give a file
+        away (the kernel would refuse it, EINVAL for a user the sandbox does
+        not map, unseen)."""
+        owners = OWNER_CALLS.get(os.uname().machine, {}).values()
+        return (*privileged_calls(),
+                *((number, argument, os.getuid()) for number, argument in owners))
 
     @staticmethod
     @functools.cache  # the same for every run
@@ -238,7 +244,7 @@ class Witness:
     def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
         socket call: then ``first`` and ``second`` are its family and type."""
-        name = privileged_calls().get(number, f"system call {number}")
+        name = privileged_calls().get(number) or _NAMES.get(number, f"system call {number}")
         evidence = f"{name}() refused: {os.strerror(errno.EPERM)}"
         if name in ("socket", "socketpair"):
             denial = _socket_denial(first, second, evidence)
