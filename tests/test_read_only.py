@@ -165,7 +165,10 @@ def test_host_unix_socket_is_unreachable(host_dir):
 def test_privileged_operations_fail_and_are_reported(attack, call):
     sandboxed = corral.run(["sh", "-c", f"echo started; {attack}"], policy=READ_ONLY)
     assert sandboxed.stdout == "started\n" and sandboxed.exit_code != 0
-    assert [(d.kind.value, d.target) for d in sandboxed.denials] == [("privilege", call)]
+    # (As a user, a set-user-ID mount runs without its privilege: that and
+    # its own setuid are reported too, as privilege denials.)
+    found = [(d.kind.value, d.target) for d in sandboxed.denials]
+    assert ("privilege", call) in found and {kind for kind, _ in found} == {"privilege"}
     if os.geteuid() == 0:  # the control: as root on the host, each of them works
         # (mount and hostname in namespaces of their own: the host's stay as they are)
         own = {"mount": "--mount", "sethostname": "--uts"}.get(call)
