@@ -177,6 +177,16 @@ def test_privileged_operations_fail_and_are_reported(attack, call):
         assert control.exit_code == 0, control.aggregated_output
 
 
+def test_a_command_may_take_the_ids_it_has():
+    """Only another user's or group's are refused (dropping privileges to
+    the same ids, as daemons and test suites do, works)."""
+    code = ("import os; uid, gid = os.getuid(), os.getgid(); os.setresgid(gid, gid, -1); "
+            "os.setgid(gid); os.setreuid(-1, uid); os.setuid(uid); print(uid, gid)")
+    sandboxed = corral.run([PYTHON, "-c", code], policy=READ_ONLY)
+    assert sandboxed.exit_code == 0 and sandboxed.denials == (), sandboxed.aggregated_output
+    assert sandboxed.stdout == f"{os.getuid()} {os.getgid()}\n"
+
+
 def test_host_processes_are_invisible():
     victim = subprocess.Popen(["sleep", "30"], env={"CORRAL_SECRET_MARK": "visible"})
     try:
