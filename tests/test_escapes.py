@@ -829,6 +829,19 @@ def test_a_server_binds_no_privileged_port_on_landlock(workspace, monkeypatch):
     assert control.stdout == "bound\nbound\nbound any port\n", control.aggregated_output
 
 
+def test_a_privileged_port_is_refused_and_reported_under_bwrap(workspace):
+    """In the run's own network namespace no sandboxed process holds
+    CAP_NET_BIND_SERVICE; a run that failed for it is told which port."""
+    port = _free_privileged_port()
+    argv = [PYTHON, "-c", PRIVILEGED_BIND + "sys.exit(3)\n", str(port)]
+    result = corral.run(argv, cwd=workspace)
+    assert result.sandbox == "bwrap" and result.exit_code == 3
+    assert result.stdout == "refused 13\nrefused 13\nbound any port\n", result.aggregated_output
+    assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", f"port {port}")]
+    control = corral.run(argv, cwd=workspace, policy="full-access")
+    assert control.stdout == "bound\nbound\nbound any port\n", control.aggregated_output
+
+
 NETLINK_PEERS = """
 import socket
 for name, protocol, address in (("kernel", 0, (0, 0)), ("group", 0, (0, 1)),

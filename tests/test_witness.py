@@ -697,3 +697,21 @@ def test_the_command_holds_no_descriptor_of_corrals(backend, workspace):
     result = corral.run([sys.executable, "-c", code], cwd=workspace, policy=_policy(backend))
     assert result.exit_code == 0, result.output.text
     assert result.stdout == "[0, 1, 2, 3]\n"  # 3: the listing's own
+
+
+@pytest.mark.parametrize("euid, start, reported", [
+    (0, 1024, True), (1000, 1024, False), (1000, 0, True), (1000, 80, True), (1000, 81, False)])
+def test_a_privileged_port_is_a_denial_where_the_host_would_allow_it(monkeypatch, tmp_path, euid,
+                                                                      start, reported):
+    """The run's own network namespace refuses every sandboxed process a port
+    below 1024; the host refuses a user one below its setting too (then it
+    is no denial of the sandbox's), but not root, nor anyone where it is 0."""
+    from corral.sandbox import witness as module
+
+    monkeypatch.setattr(os, "geteuid", lambda: euid)
+    monkeypatch.setattr(module, "_unprivileged_port_start", lambda: start)
+    recorded = module.Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
+    recorded.record_port(80)
+    recorded.record_port(80)  # once
+    assert [d.target for d in recorded.if_failed] == (["port 80"] if reported else [])
+    assert recorded.denials == []  # only if the run failed

@@ -376,7 +376,8 @@ static int mount_id(int fd, unsigned long long *id)
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendto, sendmsg, sendmmsg, bind and kill (or
  * -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
- * to create is reported as a write ("W", as above).  The address each
+ * to create is reported as a write ("W", as above); one of an inet socket
+ * to a port below 1024, as "B" and the port (uint16).  The address each
  * message of a send on an inet datagram socket names, if it is beyond
  * loopback (which the run's own network namespace cannot reach), is
  * reported as "S", the call (uint8: 0 sendmsg, 1 sendmmsg, 2 sendto), its
@@ -974,8 +975,22 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
         return; /* EINVAL: the kernel refuses it itself */
     struct iovec local = {.iov_base = &address, .iov_len = length};
     struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = length};
-    if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)length ||
-        address.sun_family != AF_UNIX || address.sun_path[0] == 0)
+    if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)length)
+        return;
+    if ((address.sun_family == AF_INET || address.sun_family == AF_INET6) && length >= 4) {
+        /* A port below 1024 takes CAP_NET_BIND_SERVICE in the run's own
+         * network namespace, which no sandboxed process holds. */
+        unsigned short port;
+        memcpy(&port, (char *)&address + offsetof(struct sockaddr_in, sin_port), sizeof(port));
+        port = ntohs(port);
+        if (port > 0 && port < 1024) {
+            char message[3] = {'B'};
+            memcpy(message + 1, &port, sizeof(port));
+            (void)!write(server->report, message, sizeof(message));
+        }
+        return;
+    }
+    if (address.sun_family != AF_UNIX || address.sun_path[0] == 0)
         return; /* another family, or an abstract name: no file */
     char name[sizeof(address.sun_path) + 1];
     memcpy(name, address.sun_path, sizeof(address.sun_path));

@@ -450,6 +450,10 @@ class SocketGate:
                     self._sent_on_loopback(data[offset + 1:offset + 1 + _NOTIF_SIZE], sent[0],
                                            call)
                 offset = sent[2]
+            elif kind == b"B" and offset + 3 <= len(data):
+                if self.witness is not None:
+                    self.witness.record_port(struct.unpack_from("<H", data, offset + 1)[0])
+                offset += 3
             elif kind == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))

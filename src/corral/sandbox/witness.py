@@ -241,6 +241,23 @@ class Witness:
             "signal; only full access can",
             f"kill({pid}) refused: {os.strerror(error)} in the sandbox"))
 
+    def record_port(self, port: int) -> None:
+        """Records a bind to ``port``, below 1024, which the run's own network
+        namespace refuses (EACCES) a process without CAP_NET_BIND_SERVICE,
+        as every sandboxed one is.  A denial only if the run then failed
+        (see :attr:`if_failed`), and if the host would have let this user
+        bind it: as root, or below its ``ip_unprivileged_port_start`` (0 in
+        many containers)."""
+        if os.geteuid() != 0 and port < _unprivileged_port_start():
+            return
+        if not self._first(("port", port), self.if_failed):
+            return
+        self.if_failed.append(Denial(
+            DenialKind.PRIVILEGE, f"port {port}",
+            "a port below 1024 takes a privilege no sandboxed command holds: use one of "
+            "1024 and above, or full access",
+            f"bind(port {port}) refused: {os.strerror(errno.EACCES)} in the sandbox"))
+
     def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
         socket call: then ``first`` and ``second`` are its family and type."""
@@ -254,6 +271,16 @@ class Witness:
             denial = Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name), evidence)
         if self._first((denial.kind, denial.target), self.denials):
             self.denials.append(denial)
+
+
+def _unprivileged_port_start() -> int:
+    """The lowest port the host lets a user bind (1024 unless set lower,
+    as in many containers; 1024 if it cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
 
 
 def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
