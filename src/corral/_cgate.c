@@ -1197,8 +1197,12 @@ static void *serve_notifications(void *argument)
             const struct refusal *refusal = &server->refused[i];
             if (refusal->number != notif.data.nr)
                 continue;
-            unsigned int owner = refusal->arg < 0 ? 0 : (unsigned int)notif.data.args[refusal->arg];
-            privileged = refusal->arg < 0 || (owner != refusal->own && owner != 0xFFFFFFFFu);
+            if (refusal->arg < 0) {
+                privileged = 1;
+            } else {
+                unsigned int owner = (unsigned int)notif.data.args[refusal->arg];
+                privileged = owner != refusal->own && owner != 0xFFFFFFFFu;
+            }
         }
         if (privileged) {
             struct seccomp_notif_resp refusal = {.id = notif.id, .error = -EPERM};

@@ -353,9 +353,9 @@ def build_program(
             asm.jump(_JEQ, _AF_INET6, inet, None)
             if namespaced_families:
                 asm.jump(_JEQ, _AF_NETLINK, "allow", None)
-        if raw_privileged:
-            asm.jump(_JEQ, _AF_PACKET, "privileged", None)
         refused = "privileged" if deny_network or namespaced_families else "allow"
+        if raw_privileged and refused == "allow":
+            asm.jump(_JEQ, _AF_PACKET, "privileged", None)
         asm.jump(_JEQ, _AF_UNIX, unix, refused)
         if raw_privileged and not tcp and not deny_network:
             asm.label("raw")

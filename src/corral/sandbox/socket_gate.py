@@ -58,8 +58,9 @@ taken by that thread as it arrives (the command's first exec, notified,
 waits for it, and the spawn for that exec).  Under bwrap the same socket
 then carries the thread's questions to the init, the sandbox's PID 1: a
 kill of a pid (or a process group) the sandbox never gave out, a host
-process's, is reported (the witness keeps it for a run that fails).  The gate runs inside the collect stage's poll loop
-(:meth:`fileno`, :meth:`handle`, :meth:`wake_in`) and never blocks it: a
+process's, is reported (the witness keeps it for a run that fails).  The
+gate runs inside the collect stage's poll loop (:meth:`fileno`,
+:meth:`handle`, :meth:`wake_in`) and never blocks it: a
 connect that cannot complete at once (a server's backlog full, a TCP
 handshake under way) is made without blocking, and its notification
 answered once the connect completes, the command's thread waiting meanwhile
