@@ -30,6 +30,22 @@ MECHANISMS = [
 ]
 
 
+# Capabilities, by their bit in /proc/self/status's CapEff.
+CAP_CHOWN, CAP_SETGID, CAP_SETUID, CAP_NET_RAW, CAP_SYS_ADMIN = 0, 6, 7, 13, 21
+CAP_SYS_NICE, CAP_SYS_RESOURCE, CAP_MKNOD = 23, 24, 27
+
+
+def caller_holds(capability: int) -> bool:
+    """Whether the tests' process holds ``capability`` (as root usually
+    does, and a user does not): what decides whether a call that needs it
+    works outside the sandbox, and so whether the sandbox's refusal of it is
+    a denial.  (On this machine's own kernel, in its initial user namespace.)"""
+    with open("/proc/self/status") as status:
+        effective = next(int(line.split()[1], 16) for line in status
+                         if line.startswith("CapEff:"))
+    return bool(effective >> capability & 1)
+
+
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
     try:

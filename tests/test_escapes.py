@@ -457,15 +457,16 @@ def test_vsock_sockets_cannot_be_created_without_network(workspace, policy):
     assert control.stdout.startswith("vsock created"), control.aggregated_output
 
 
-def _on_landlock(monkeypatch: pytest.MonkeyPatch) -> corral.SandboxPolicy:
-    """The workspace-write policy, run on the Landlock backend from now on."""
+def _on_landlock(monkeypatch: pytest.MonkeyPatch, network: bool = False) -> corral.SandboxPolicy:
+    """The workspace-write policy (with ``network``), run on the Landlock
+    backend from now on."""
     from corral.sandbox import bwrap
     from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
     if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
         pytest.skip("no Landlock ABI 6 here")
     monkeypatch.setattr(bwrap, "bwrap_backend", lambda: None)
-    return corral.SandboxPolicy.workspace_write(accept_weaker=(
+    return corral.SandboxPolicy.workspace_write(network=network, accept_weaker=(
         "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
         "changeable-attributes"))
 
@@ -818,13 +819,18 @@ def _free_privileged_port() -> int:
     pytest.skip("this caller cannot bind a privileged port: the sandbox's refusal proves nothing")
 
 
-def test_a_server_binds_no_privileged_port_on_landlock(workspace, monkeypatch):
-    """On Landlock the gate binds the command's TCP sockets itself: a root
-    caller's corral holds CAP_NET_BIND_SERVICE, which the command does not."""
-    argv = [PYTHON, "-c", PRIVILEGED_BIND, str(_free_privileged_port())]
-    result = corral.run(argv, cwd=workspace, policy=_on_landlock(monkeypatch))
-    assert result.sandbox == "landlock"
+@pytest.mark.parametrize("network", [False, True], ids=["no-network", "network"])
+def test_a_server_binds_no_privileged_port_on_landlock(workspace, monkeypatch, network):
+    """On Landlock without network the gate binds the command's TCP sockets
+    itself: a root caller's corral holds CAP_NET_BIND_SERVICE, which the
+    command does not; with network the kernel refuses it the same.  A run
+    that failed for it is told which port."""
+    port = _free_privileged_port()
+    argv = [PYTHON, "-c", PRIVILEGED_BIND + "sys.exit(3)\n", str(port)]
+    result = corral.run(argv, cwd=workspace, policy=_on_landlock(monkeypatch, network))
+    assert result.sandbox == "landlock" and result.exit_code == 3
     assert result.stdout == "refused 13\nrefused 13\nbound any port\n", result.aggregated_output
+    assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", f"port {port}")]
     control = corral.run(argv, cwd=workspace, policy="full-access")
     assert control.stdout == "bound\nbound\nbound any port\n", control.aggregated_output
 

@@ -339,3 +339,29 @@ def test_the_witness_is_told_of_kills_of_a_pid_or_a_group_by_number():
     # Without a listener, a notified call gets ENOSYS.
     assert in_child(signals, program) == [errno.ENOSYS, errno.ENOSYS, 0, 0]
     assert in_child(signals, None) == [0, 0, 0, 0]
+
+
+def limits() -> list[int]:
+    """getrlimit, setrlimit and setpriority as glibc makes them (prlimit64
+    for both limits, reading with a NULL new limit), each to what is already
+    set."""
+    import resource
+
+    results = []
+    for call in (lambda: resource.getrlimit(resource.RLIMIT_CORE),
+                 lambda: resource.setrlimit(resource.RLIMIT_CORE,
+                                            resource.getrlimit(resource.RLIMIT_CORE)),
+                 lambda: os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0))):
+        try:
+            call()
+            results.append(0)
+        except OSError as e:
+            results.append(e.errno)
+    return results
+
+
+def test_the_witness_is_told_of_limits_set_not_of_limits_read():
+    """Every program reads its stack limit as it starts: reads go through."""
+    program = build_program(witness_limits=True)
+    assert in_child(limits, program) == [0, errno.ENOSYS, errno.ENOSYS]
+    assert in_child(limits, None) == [0, 0, 0]

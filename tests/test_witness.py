@@ -19,6 +19,7 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
+from conftest import CAP_NET_RAW, caller_holds
 from corral.sandbox.bwrap import BwrapBackend, bwrap_backend
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
@@ -493,22 +494,25 @@ for family, kind in ((socket.AF_PACKET, socket.SOCK_RAW), (socket.AF_VSOCK, sock
 def test_a_refused_socket_is_reported(backend, workspace):
     """A family the run's network namespace lacks (bwrap), anything but TCP
     (Landlock), a Unix datagram socket (both), a raw or packet socket (with
-    network as well): refused, silently, and reported."""
+    network as well): refused, silently, and reported (a raw or packet one
+    where the caller holds CAP_NET_RAW, as root does)."""
     result = corral.run([sys.executable, "-c", SOCKETS], cwd=workspace, policy=_policy(backend))
     udp = "0" if backend.startswith("bwrap") else "1"  # the namespace's own loopback
     assert result.stdout.split() == ["1", "1", "1", udp]  # EPERM
-    expected = [("AF_PACKET SOCK_RAW", "raw and packet"), ("AF_VSOCK SOCK_STREAM", "network"),
-                ("AF_UNIX SOCK_DGRAM", "network")] + (
+    expected = [("AF_PACKET SOCK_RAW", "raw and packet")] if caller_holds(CAP_NET_RAW) else []
+    expected += [("AF_VSOCK SOCK_STREAM", "network"), ("AF_UNIX SOCK_DGRAM", "network")] + (
         [] if udp == "0" else [("AF_INET SOCK_DGRAM", "network")])
     assert [(d.kind.value, d.target) for d in result.denials] == [
         ("network", target) for target, _ in expected]
     assert all(words in d.remedy for d, (_, words) in zip(result.denials, expected))
-    # No sandboxed process may open a packet socket, network or not.
+    # No sandboxed process may open a packet socket, network or not: a
+    # denial where the caller holds CAP_NET_RAW (root), else refused on the
+    # host too.
     with_network = corral.run([sys.executable, "-c", SOCKETS], cwd=workspace,
                               policy=_policy(backend, network=True))
     assert with_network.stdout.split() == ["1", "0", "0", "0"]
-    assert [(d.kind.value, d.target) for d in with_network.denials] == [
-        ("network", "AF_PACKET SOCK_RAW")]
+    assert [(d.kind.value, d.target) for d in with_network.denials] == (
+        [("network", "AF_PACKET SOCK_RAW")] if caller_holds(CAP_NET_RAW) else [])
 
 
 UNREACHABLE = """
@@ -699,19 +703,176 @@ def test_the_command_holds_no_descriptor_of_corrals(backend, workspace):
     assert result.stdout == "[0, 1, 2, 3]\n"  # 3: the listing's own
 
 
-@pytest.mark.parametrize("euid, start, reported", [
-    (0, 1024, True), (1000, 1024, False), (1000, 0, True), (1000, 80, True), (1000, 81, False)])
-def test_a_privileged_port_is_a_denial_where_the_host_would_allow_it(monkeypatch, tmp_path, euid,
-                                                                      start, reported):
-    """The run's own network namespace refuses every sandboxed process a port
-    below 1024; the host refuses a user one below its setting too (then it
-    is no denial of the sandbox's), but not root, nor anyone where it is 0."""
+CAPABLE_CALLS = """
+import os, resource, stat, sys
+def attempt(name, call):
+    try:
+        call()
+        print(name, "done")
+    except (OSError, ValueError):  # resource.setrlimit raises ValueError for EPERM
+        print(name, "refused")
+attempt("device", lambda: os.mknod("device", 0o600 | stat.S_IFCHR, os.makedev(1, 3)))
+attempt("whiteout", lambda: os.mknod("whiteout", 0o600 | stat.S_IFCHR, 0))
+attempt("fifo", lambda: os.mknod("fifo", 0o600 | stat.S_IFIFO))
+open("taken", "w").close()
+attempt("taken", lambda: os.mknod("taken", 0o600 | stat.S_IFCHR, os.makedev(1, 3)))  # EEXIST
+attempt("nicer", lambda: os.setpriority(os.PRIO_PROCESS, 0, 5))
+attempt("less nice", lambda: os.setpriority(os.PRIO_PROCESS, 0, -5))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 1000))  # lowered: anyone may
+attempt("soft", lambda: resource.setrlimit(resource.RLIMIT_CORE, (1000, 1000)))
+attempt("hard", lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 2000)))
+with open("/proc/sys/fs/nr_open") as ceiling:  # beyond it, root is refused too
+    beyond = int(ceiling.read()) + 1
+attempt("beyond", lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, beyond)))
+sys.exit(int(sys.argv[1]))
+"""
+CAPABLE = ["device", "less nice", "hard"]  # what only a capability lets through
+
+
+def _capable_denials(workspace: Path) -> dict[str, tuple[str, str, str]]:
+    return {"device": ("privilege", str(workspace / "device"), "CAP_MKNOD"),
+            "less nice": ("privilege", "nice -5", "CAP_SYS_NICE"),
+            "hard": ("privilege", "RLIMIT_CORE hard limit", "CAP_SYS_RESOURCE")}
+
+
+def _outcomes(result: corral.ExecResult) -> dict[str, str]:
+    """What each attempt of CAPABLE_CALLS came to, by its name."""
+    return dict(line.rsplit(" ", 1) for line in result.stdout.splitlines())
+
+
+def test_a_call_only_a_capability_allows_is_seen(backend, workspace, monkeypatch):
+    """A device node, a lower nice value, a higher hard limit: the kernel
+    refuses each to every sandboxed process (it holds no capability), and
+    the gate sees each, by its arguments and the process's own limits,
+    where nothing else refuses it first: not a whiteout, a FIFO, a path
+    that exists, a higher nice value, a soft limit, a hard one beyond
+    ``fs.nr_open``.  Reported if the run fails, for a caller that holds
+    the capability (here made to look so: this test runs for any caller)."""
     from corral.sandbox import witness as module
 
-    monkeypatch.setattr(os, "geteuid", lambda: euid)
-    monkeypatch.setattr(module, "_unprivileged_port_start", lambda: start)
-    recorded = module.Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
+    monkeypatch.setattr(module, "_caller_capabilities", lambda: (-1, True))
+    failed = corral.run([sys.executable, "-c", CAPABLE_CALLS, "3"], cwd=workspace,
+                        policy=_policy(backend))
+    assert _outcomes(failed) == {
+        "device": "refused", "whiteout": "done", "fifo": "done", "taken": "refused",
+        "nicer": "done", "less nice": "refused", "soft": "done", "hard": "refused",
+        "beyond": "refused"}, failed.aggregated_output
+    expected = _capable_denials(workspace)
+    assert [(d.kind.value, d.target) for d in failed.denials] == [
+        expected[name][:2] for name in CAPABLE]
+    assert all(expected[name][2] in d.remedy for name, d in zip(CAPABLE, failed.denials))
+    for name in ("device", "whiteout", "fifo"):
+        (workspace / name).unlink(missing_ok=True)
+    succeeded = corral.run([sys.executable, "-c", CAPABLE_CALLS, "0"], cwd=workspace,
+                           policy=_policy(backend))
+    assert succeeded.exit_code == 0 and succeeded.denials == ()  # only if the run failed
+
+
+def test_a_call_only_a_capability_allows_is_a_denial_where_the_caller_holds_it(backend,
+                                                                              workspace):
+    """Without pretending: each is a denial exactly where the control, the
+    same calls outside the sandbox, gets through (with the capability, as
+    root; never as a user)."""
+    failed = corral.run([sys.executable, "-c", CAPABLE_CALLS, "3"], cwd=workspace,
+                        policy=_policy(backend))
+    for name in ("device", "whiteout", "fifo"):
+        (workspace / name).unlink(missing_ok=True)
+    control = corral.run([sys.executable, "-c", CAPABLE_CALLS, "3"], cwd=workspace,
+                         policy="full-access")
+    allowed = [name for name in CAPABLE if _outcomes(control)[name] == "done"]
+    expected = _capable_denials(workspace)
+    assert [(d.kind.value, d.target) for d in failed.denials] == [
+        expected[name][:2] for name in allowed]
+
+
+@pytest.mark.parametrize("private, capable, start, reported", [
+    (True, True, 1024, True), (True, False, 1024, False), (True, False, 0, True),
+    (True, False, 80, True), (True, False, 81, False),
+    (False, True, 1024, True), (False, True, 0, False), (False, False, 1024, False),
+    (False, False, 0, False)])
+def test_a_privileged_port_is_a_denial_where_the_host_would_allow_it(monkeypatch, tmp_path, private,
+                                                                      capable, start, reported):
+    """A sandboxed process is refused a port below its network namespace's
+    ``ip_unprivileged_port_start``: 1024 in the run's own, the host's
+    setting in corral's (where it binds with network, or on Landlock).
+    The host refuses a caller without CAP_NET_BIND_SERVICE one below its
+    setting too (then it is no denial of the sandbox's)."""
+    from corral.sandbox import witness as module
+
+    monkeypatch.setattr(module, "_caller_capabilities",
+                        lambda: (1 << 10 if capable else 0, True))  # CAP_NET_BIND_SERVICE
+    monkeypatch.setattr(module, "unprivileged_port_start", lambda: start)
+    recorded = module.Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None,
+                              private_network=private)
     recorded.record_port(80)
     recorded.record_port(80)  # once
     assert [d.target for d in recorded.if_failed] == (["port 80"] if reported else [])
     assert recorded.denials == []  # only if the run failed
+
+
+@pytest.mark.parametrize("capabilities, initial, reported", [
+    (-1, True, ["setuid", "mount", "settimeofday"]),
+    (0, True, ["mount"]),  # a user: only what it could do in namespaces of its own
+    (1 << 7, True, ["setuid", "mount"]),  # CAP_SETUID alone
+    (-1, False, ["setuid", "mount"]),  # a container's root: no CAP_SYS_TIME on the host
+])
+def test_a_privileged_call_is_a_denial_where_the_caller_could_make_it(monkeypatch, tmp_path,
+                                                                     capabilities, initial,
+                                                                     reported):
+    from corral.sandbox import witness as module
+    from corral.sandbox.seccomp import IDENTITY_CALLS, privileged_calls
+
+    machine = os.uname().machine
+    if machine not in IDENTITY_CALLS:
+        pytest.skip(f"no system-call table for {machine}")
+    numbers = {name: number for number, name in privileged_calls().items()}
+    monkeypatch.setattr(module, "_caller_capabilities", lambda: (capabilities, initial))
+    recorded = module.Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
+    for name in ("setuid", "mount", "settimeofday"):
+        recorded.record_privileged(numbers[name], 0, 0)
+    assert [d.target for d in recorded.denials] == reported
+    assert recorded.if_failed == []
+    # What was no denial excuses the command's complaint of it.
+    assert recorded.excused == ({corral.DenialKind.PRIVILEGE} if len(reported) < 3 else set())
+
+
+@pytest.mark.parametrize("capabilities, initial, reported", [
+    (-1, True, True), (0, True, False), (-1, False, False)])
+def test_a_device_node_a_nice_value_and_a_hard_limit_count_only_with_the_capability(
+        monkeypatch, tmp_path, capabilities, initial, reported):
+    """Each takes a capability the kernel looks for in the initial user
+    namespace only (a container's root in one of its own lacks it), and
+    counts only if the run fails."""
+    from corral.sandbox import witness as module
+    from corral.sandbox.seccomp import LIMIT_CALLS
+
+    calls = LIMIT_CALLS.get(os.uname().machine)
+    if calls is None:
+        pytest.skip(f"no system-call table for {os.uname().machine}")
+    monkeypatch.setattr(module, "_caller_capabilities", lambda: (capabilities, initial))
+    monkeypatch.setattr(module, "_open_files_ceiling", lambda: 4096)
+    recorded = module.Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
+    recorded.record_device(str(tmp_path / "null"))
+    recorded.record_limit(calls["setpriority"], -5, 0)
+    recorded.record_limit(calls["prlimit64"], 4, 2**64 - 1)  # RLIMIT_CORE, unlimited
+    recorded.record_limit(calls["setrlimit"], 7, 8192)  # RLIMIT_NOFILE beyond fs.nr_open
+    recorded.record_limit(calls["setrlimit"], 4, 100)  # the same resource again: once
+    assert recorded.denials == []
+    assert [(d.target, d.evidence) for d in recorded.if_failed] == ([
+        (str(tmp_path / "null"), f"mknod({tmp_path / 'null'}) refused: Operation not permitted "
+                                 "in the sandbox"),
+        ("nice -5", "setpriority(-5) refused: Permission denied in the sandbox"),
+        ("RLIMIT_CORE hard limit",
+         "prlimit64(RLIMIT_CORE) refused: Operation not permitted in the sandbox"),
+    ] if reported else [])
+    if reported:
+        assert "RLIMIT_CORE to unlimited" in recorded.if_failed[2].remedy
+
+
+def test_the_callers_capabilities_are_read_from_proc():
+    from corral.sandbox.witness import _caller_capabilities
+
+    with open("/proc/self/status") as status:
+        effective = next(int(line.split()[1], 16) for line in status if line.startswith("CapEff:"))
+    assert _caller_capabilities()[0] == effective
+    assert _caller_capabilities()[1] == (os.stat("/proc/self/ns/user").st_ino == 0xEFFFFFFD)

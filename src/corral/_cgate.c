@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
 #include <string.h>
@@ -374,8 +375,8 @@ static int mount_id(int fd, unsigned long long *id)
  * argument names an owner other than own or -1: a chown to another user) is
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
- * observed are the numbers of sendto, sendmsg, sendmmsg, bind and kill (or
- * -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
+ * observed are the numbers of sendto, sendmsg, sendmmsg, bind, kill,
+ * setpriority, setrlimit and prlimit64 (or -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
  * to create is reported as a write ("W", as above); one of an inet socket
  * to a port below 1024, as "B" and the port (uint16).  The address each
  * message of a send on an inet datagram socket names, if it is beyond
@@ -386,6 +387,12 @@ static int mount_id(int fd, unsigned long long *id)
  * the host serves that port is asked while the call waits.  An exec
  * (action ACT_EXEC) of a program that would gain a privilege outside the
  * sandbox is reported as "X", the path's length (uint16) and the path.
+ * A mknod (action ACT_MKNOD) of a device node, which the kernel refuses
+ * every process without CAP_MKNOD, as every sandboxed one is, is reported
+ * as "D", the path's length (uint16) and the path, where nothing else
+ * would refuse it first.  A setpriority, setrlimit or prlimit64 (observed)
+ * the kernel will refuse for want of CAP_SYS_NICE or CAP_SYS_RESOURCE is
+ * reported as "C" (see look_at_limit).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K" and the pid, or the group's as a
  * negative number (int32) (see look_at_kill); with
@@ -406,13 +413,15 @@ static int mount_id(int fd, unsigned long long *id)
  * device the host has and the sandbox's own /dev lacks.  operands are (number, directory argument or
  * -1, path argument or -1 for a call on a descriptor (the directory
  * argument then), action, flags argument or NO_FLAGS, CREAT_FLAGS,
- * OPEN_HOW_FLAGS), sorted by number.
+ * OPEN_HOW_FLAGS; for ACT_MKNOD, the mode argument, the device's next),
+ * sorted by number.
  */
 struct operand {
     int number, dir_arg, path_arg, action, flags_arg;
 };
 /* An operand's action, and its flags_arg when it has no flags argument. */
-enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE, ACT_EXEC };
+enum { ACT_OPEN, ACT_CHANGE, ACT_LCHANGE, ACT_CREATE, ACT_REMOVE, ACT_REPLACE, ACT_EXEC,
+       ACT_MKNOD };
 enum { NO_FLAGS = -1, CREAT_FLAGS = -2, OPEN_HOW_FLAGS = -3 };
 
 /* A call refused: always (arg -1), or where its argument arg names an
@@ -430,7 +439,7 @@ struct server {
     size_t count;
     struct refusal *refused;
     size_t refused_count;
-    int sendto, sendmsg, sendmmsg, bind, kill;
+    int sendto, sendmsg, sendmmsg, bind, kill, setpriority, setrlimit, prlimit64;
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -767,6 +776,39 @@ static void look_at_exec(struct server *server, const struct seccomp_notif *noti
         report_path(server, "X", 1, found);
 }
 
+/* Whether mknod's mode and dev make a device node, which takes CAP_MKNOD:
+ * a character or block device, bar the character device 0:0 (an overlay
+ * filesystem's whiteout), which needs no capability. */
+static int device_node(unsigned int mode, unsigned long long dev)
+{
+    return S_ISBLK(mode) || (S_ISCHR(mode) && (dev & 0xFFFFFFFFu) != 0);
+}
+
+/* Whether full names nothing, in a directory that exists: a mknod there
+ * fails neither with EEXIST nor with ENOENT. */
+static int creatable(const struct server *server, const char *full)
+{
+    int target = open_beneath(server->root, full, 0);
+    if (target >= 0 || errno != ENOENT) {
+        if (target >= 0)
+            close(target);
+        return 0;
+    }
+    char parent[PATH_MAX];
+    const char *slash = strrchr(full, '/');
+    if (slash == NULL || slash[1] == 0 || (size_t)(slash - full) >= sizeof(parent))
+        return 0;
+    memcpy(parent, full, (size_t)(slash - full));
+    parent[slash - full] = 0;
+    int directory = open_beneath(server->root, parent, 1);
+    if (directory < 0)
+        return 0;
+    struct stat status;
+    int found = fstat(directory, &status) == 0 && S_ISDIR(status.st_mode);
+    close(directory);
+    return found;
+}
+
 static void look_at(struct server *server, const struct seccomp_notif *notif,
                     const struct operand *op)
 {
@@ -802,6 +844,7 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
         kind = CHANGE;
         break;
     case ACT_CREATE:
+    case ACT_MKNOD:
         kind = CREATE;
         break;
     case ACT_REMOVE:
@@ -822,12 +865,74 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
                          sizeof(full)) != 0)
             return;
         error = refusal(server, full, kind, (int)flags, follow, found, sizeof(found));
+        if (error == 0 && op->action == ACT_MKNOD &&
+            device_node((unsigned int)flags, notif->data.args[op->flags_arg + 1]) &&
+            creatable(server, full) && still_waiting(server, notif)) {
+            report_path(server, "D", 1, full);
+            return;
+        }
     }
     if (error == 0 || !still_waiting(server, notif))
         return; /* nothing refused, or what was read may be another process's */
     report_write(server, op->number, error, found);
 }
 
+
+/*
+ * A setpriority that lowers the caller's nice value, or a setrlimit or
+ * prlimit64 that raises one of its hard limits, beyond what the kernel
+ * lets a process without CAP_SYS_NICE or CAP_SYS_RESOURCE (as every
+ * sandboxed one is): the kernel refuses it (EACCES, EPERM), and it is
+ * reported as "C", the call's number (int32), the nice value asked for or
+ * the resource (int32) and the hard limit asked for (uint64, 0 for a nice
+ * value).  Only a call on the caller itself (who 0, pid 0) is looked at:
+ * another process's limits are the kernel's to refuse it as they are.
+ */
+static void look_at_limit(struct server *server, const struct seccomp_notif *notif)
+{
+    pid_t pid = (pid_t)notif->pid;
+    int value;
+    unsigned long long limit = 0;
+    if (notif->data.nr == server->setpriority) {
+        if ((int)notif->data.args[0] != PRIO_PROCESS || (int)notif->data.args[1] != 0)
+            return;
+        int nice = (int)notif->data.args[2];
+        nice = nice < -20 ? -20 : nice > 19 ? 19 : nice; /* as the kernel clamps it */
+        struct rlimit allowed;
+        errno = 0;
+        int current = getpriority(PRIO_PROCESS, (id_t)pid);
+        if ((current == -1 && errno != 0) || prlimit(pid, RLIMIT_NICE, NULL, &allowed) != 0)
+            return;
+        /* RLIMIT_NICE lets a process go down to 20 - its value. */
+        if (nice >= current || (rlim_t)(20 - nice) <= allowed.rlim_cur)
+            return;
+        value = nice;
+    } else {
+        int own = notif->data.nr == server->setrlimit;
+        if (!own && (pid_t)notif->data.args[0] != 0)
+            return;
+        unsigned int resource = (unsigned int)notif->data.args[own ? 0 : 1];
+        unsigned long long address = notif->data.args[own ? 1 : 2];
+        struct rlimit wanted, current;
+        struct iovec local = {.iov_base = &wanted, .iov_len = sizeof(wanted)};
+        struct iovec remote = {.iov_base = (void *)address, .iov_len = sizeof(wanted)};
+        if (address == 0 || resource >= RLIM_NLIMITS ||
+            syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(wanted) ||
+            prlimit(pid, (__rlimit_resource_t)resource, NULL, &current) != 0)
+            return;
+        if (wanted.rlim_cur > wanted.rlim_max || wanted.rlim_max <= current.rlim_max)
+            return; /* EINVAL, or no hard limit raised */
+        value = (int)resource;
+        limit = wanted.rlim_max;
+    }
+    if (!still_waiting(server, notif))
+        return; /* what was read may be another process's */
+    char message[17] = {'C'};
+    memcpy(message + 1, &notif->data.nr, 4);
+    memcpy(message + 5, &value, 4);
+    memcpy(message + 9, &limit, 8);
+    (void)!write(server->report, message, sizeof(message));
+}
 
 /* Whether the inet address raw (length bytes) is beyond loopback: neither a
  * loopback nor a wildcard address, IPv4 or IPv4-mapped. */
@@ -1219,11 +1324,15 @@ static void *serve_notifications(void *argument)
         }
         if (notif.data.nr == server->sendto || notif.data.nr == server->sendmsg ||
             notif.data.nr == server->sendmmsg || notif.data.nr == server->bind ||
-            notif.data.nr == server->kill) {
+            notif.data.nr == server->kill || notif.data.nr == server->setpriority ||
+            notif.data.nr == server->setrlimit || notif.data.nr == server->prlimit64) {
             if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
             else if (notif.data.nr == server->kill)
                 look_at_kill(server, &notif);
+            else if (notif.data.nr == server->setpriority || notif.data.nr == server->setrlimit ||
+                     notif.data.nr == server->prlimit64)
+                look_at_limit(server, &notif);
             else if (look_at_sends(server, &notif))
                 continue; /* answered once looked at */
             struct seccomp_notif_resp response = {
@@ -1279,10 +1388,12 @@ gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
     int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number;
+    int setpriority_number, setrlimit_number, prlimit64_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiii)p:serve", &source, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiii)p:serve", &source, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
-                          &sendmmsg_number, &bind_number, &kill_number, &init_answers))
+                          &sendmmsg_number, &bind_number, &kill_number, &setpriority_number,
+                          &setrlimit_number, &prlimit64_number, &init_answers))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -1299,6 +1410,9 @@ gate_serve(PyObject *self, PyObject *args)
     server->own_filters = init_answers ? -1 : seccomp_filters("thread-self");
     /* Each kill notified is let through here, whatever is known. */
     server->kill = kill_number;
+    server->setpriority = setpriority_number;
+    server->setrlimit = setrlimit_number;
+    server->prlimit64 = prlimit64_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
@@ -1334,7 +1448,8 @@ gate_serve(PyObject *self, PyObject *args)
         if (!PyArg_ParseTuple(PyTuple_GET_ITEM(operands, (Py_ssize_t)i), "iiiii", &op->number,
                               &op->dir_arg, &op->path_arg, &op->action, &op->flags_arg) ||
             op->path_arg < -1 || op->path_arg > 5 || op->dir_arg > 5 || op->flags_arg > 5 ||
-            (op->path_arg < 0 && op->dir_arg < 0)) {
+            (op->path_arg < 0 && op->dir_arg < 0) ||
+            (op->action == ACT_MKNOD && (op->flags_arg < 0 || op->flags_arg > 4))) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "bad operand");
             free_server(server);

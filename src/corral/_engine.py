@@ -169,6 +169,7 @@ def execute(
     return _finalize(
         request, collected, stdout, stderr, output, containment.mechanism, spill_path,
         capture, backend.name, gate.refusals(failed) if gate is not None else (),
+        gate.excused() if gate is not None else frozenset(),
     )
 
 
@@ -183,6 +184,7 @@ def _finalize(
     capture: OutputCapture,
     sandbox: str | None,
     refused: tuple[Denial, ...],
+    excused: frozenset[DenialKind],
 ) -> ExecResult:
     signal_number = None
     if collected.ending is Ending.TIMED_OUT:
@@ -206,12 +208,15 @@ def _finalize(
     # it shows (an error message without an address adds nothing to a
     # refusal of that kind the sandbox reported with one, and the complaint
     # of a program named as a privileged call it refused, "mount: /mnt:
-    # permission denied", is that refusal, not a write).
+    # permission denied", is that refusal, not a write).  Nor does it add a
+    # refusal of a kind the sandbox saw and excused: one the kernel would
+    # have made outside it too (a user's raw socket).
     denials = {(d.kind, d.target): d for d in refused}
     calls = tuple(f"{d.target}:" for d in refused if d.kind is DenialKind.PRIVILEGE)
     for denial in find_denials(request.resolved_policy, os.fspath(request.cwd or os.getcwd()),
                                exit_code, output.text, sandbox):
-        if denial.target is None and any(d.kind is denial.kind for d in refused):
+        if denial.target is None and (denial.kind in excused
+                                      or any(d.kind is denial.kind for d in refused)):
             continue
         if calls and denial.evidence.startswith(calls):
             continue

@@ -268,7 +268,8 @@ class BwrapBackend(SandboxBackend):
         # read-only mounts refuse with EROFS.
         init = self.init
         witness = None if init is None else Witness(
-            policy, cwd, None, placeholders=() if plan is None else plan.missing)
+            policy, cwd, None, placeholders=() if plan is None else plan.missing,
+            private_network=not policy.network)
         if init is None and policy.allow_unix_sockets and not policy.network:
             raise PolicyError("allow_unix_sockets needs corral's sandbox init, which cannot run "
                               f"here ({sandbox_init_unusable(self.path) or 'not in use'}): use "
@@ -459,7 +460,7 @@ class BwrapBackend(SandboxBackend):
                                        notify=_NOTIFIED if gated else (),
                                        witness_writes=witnessed, witness_privileges=witnessed,
                                        witness_binds=witnessed, witness_execs=witnessed,
-                                       witness_signals=witnessed,
+                                       witness_signals=witnessed, witness_limits=witnessed,
                                        # The init maps the caller's ids (_init_user).
                                        identity=(os.getuid(), os.getgid())),
                          owned)

@@ -233,7 +233,10 @@ class LandlockBackend(SandboxBackend):
                 # caller accepted), so it is not watched either.
                 witness_writes=gate is not None, witness_attributes=False,
                 witness_execs=gate is not None, witness_privileges=gate is not None,
-                witness_signals=gate is not None, identity=(os.getuid(), os.getgid())),
+                witness_signals=gate is not None, witness_limits=gate is not None,
+                # With network, no gate decides binds: each is looked at.
+                witness_binds=gate is not None and policy.network,
+                identity=(os.getuid(), os.getgid())),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

@@ -54,6 +54,12 @@ program:
   (all but 0 and -1, which reach only the run's own) into a user
   notification, so that corral learns of a signal sent outside the run,
   which the sandbox keeps the command from;
+* with ``witness_limits``, turns ``setpriority``, ``setrlimit`` and
+  ``prlimit64`` (one that sets a limit, not one that only reads it) into
+  user notifications, so that corral learns of a nice
+  value lowered or a hard limit raised beyond what the kernel lets a
+  process without capabilities (as every sandboxed one is): what a root
+  caller's command may do outside the sandbox, and not in it;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);
@@ -83,8 +89,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "OWNER_CALLS",
-           "SIGNAL_CALLS", "SOCKET_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "LIMIT_CALLS",
+           "OWNER_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -153,6 +159,10 @@ EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},
               "aarch64": {"execve": 221, "execveat": 281}}
 #: The system call that signals a process by its pid, by architecture.
 SIGNAL_CALLS = {"x86_64": {"kill": 62}, "aarch64": {"kill": 129}}
+#: The system calls that set a process's nice value or its resource limits,
+#: by architecture.
+LIMIT_CALLS = {"x86_64": {"setpriority": 141, "setrlimit": 160, "prlimit64": 302},
+               "aarch64": {"setpriority": 140, "setrlimit": 164, "prlimit64": 261}}
 #: The write calls that change only a file's attributes (mode, owner, times,
 #: extended attributes), which Landlock has no right for.
 ATTRIBUTE_CALLS = frozenset({
@@ -270,6 +280,7 @@ def build_program(
     witness_binds: bool = False,
     witness_execs: bool = False,
     witness_signals: bool = False,
+    witness_limits: bool = False,
     identity: tuple[int, int] | None = None,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
@@ -324,6 +335,10 @@ def build_program(
             asm.jump(_JEQ, number, "notify", None)
     if witness_signals:
         asm.jump(_JEQ, SIGNAL_CALLS[arch]["kill"], "signal", None)
+    if witness_limits:
+        asm.jump(_JEQ, LIMIT_CALLS[arch]["setpriority"], "notify", None)
+        asm.jump(_JEQ, LIMIT_CALLS[arch]["setrlimit"], "notify", None)
+        asm.jump(_JEQ, LIMIT_CALLS[arch]["prlimit64"], "limit", None)
     tcp = deny_network and loopback_tcp and not deny_unix_sockets
     if tcp:
         for number, offset in _SENDS[arch]:
@@ -401,6 +416,14 @@ def build_program(
         asm.load(_ARG0)
         asm.jump(_JEQ, 0, "allow", None)
         asm.jump(_JEQ, 0xFFFFFFFF, "allow", "notify")
+    if witness_limits:
+        # Only a prlimit64 that sets a limit: C libraries read limits with
+        # it (new_limit, a pointer, NULL), as each program does as it starts.
+        asm.label("limit")
+        asm.load(_ARG2)
+        asm.jump(_JEQ, 0, None, "notify")
+        asm.load(_ARG2 + 4)
+        asm.jump(_JEQ, 0, "allow", "notify")
     for offset in sorted({_OPEN_FLAGS[call] for call in writes if call in _OPEN_FLAGS}):
         asm.label(f"flags{offset}")
         asm.load(offset)
@@ -425,7 +448,8 @@ def build_program(
     asm.ret(_RET_ERRNO | errno.ENOSYS)
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
-    if notify or writes or witness_privileges or witness_binds or witness_execs or witness_signals:
+    if (notify or writes or witness_privileges or witness_binds or witness_execs
+            or witness_signals or witness_limits):
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

@@ -82,8 +82,8 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import SIGNAL_CALLS, SOCKET_CALLS
-from .witness import Witness
+from .seccomp import LIMIT_CALLS, SIGNAL_CALLS, SOCKET_CALLS
+from .witness import Witness, unprivileged_port_start
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs a sandboxed `corral run` 4 ms to import
@@ -114,6 +114,7 @@ _MAX_KILLED = 1000  # kills of host pids kept per run; past that, they go unrepo
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
 _KILL = SIGNAL_CALLS.get(os.uname().machine, {}).get("kill", -1)
+_LIMITS = LIMIT_CALLS.get(os.uname().machine, {})
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
@@ -190,7 +191,7 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
         allowed += [path, real]
         bind_paths.append(real)
     return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness,
-                      init_answers)
+                      init_answers, network=policy.network)
 
 
 class SocketGate:
@@ -209,11 +210,14 @@ class SocketGate:
     the sandbox's PID 1, which then answers there which pids the sandbox
     gave out.  A kill of a pid or a process group outside the run (the
     host's) is reported under either (see ``look_at_kill`` in ``_cgate.c``).
+    With ``network``, the run may use the network: the gate decides none of
+    its calls, and only serves the witness.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
                  bind_paths: tuple[str, ...] = (), private_network: bool = False,
-                 witness: Witness | None = None, init_answers: bool = False) -> None:
+                 witness: Witness | None = None, init_answers: bool = False,
+                 network: bool = False) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
@@ -248,8 +252,11 @@ class SocketGate:
                 () if witness is None else witness.operands(),
                 () if witness is None else Witness.privileged(),
                 (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
-                 # In the run's own namespaces only: elsewhere bind is the gate's.
-                 _SENDS.get("bind", -1) if private_network else -1, _KILL), init_answers)
+                 # Where the gate does not decide it: in the run's own
+                 # namespaces, or with network.
+                 _SENDS.get("bind", -1) if private_network or network else -1, _KILL,
+                 _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
+                 _LIMITS.get("prlimit64", -1)), init_answers)
         except BaseException:
             os.close(self._ours)
             os.close(self.child_end)
@@ -263,6 +270,11 @@ class SocketGate:
         the listener ends the gate."""
         os.close(self.child_end)
         self.child_end = -1
+
+    def excused(self) -> frozenset[DenialKind]:
+        """The kinds of the refusals the witness saw that were no denial
+        (see :attr:`Witness.excused`)."""
+        return frozenset(() if self.witness is None else self.witness.excused)
 
     def refusals(self, failed: bool) -> tuple[Denial, ...]:
         """What the run was refused: sockets, then writes; then, if the run
@@ -455,6 +467,14 @@ class SocketGate:
                 if self.witness is not None:
                     self.witness.record_port(struct.unpack_from("<H", data, offset + 1)[0])
                 offset += 3
+            elif kind == b"D" and (framed := _framed_path(data, offset, 1)) is not None:
+                if self.witness is not None:
+                    self.witness.record_device(os.fsdecode(framed[0]))
+                offset = framed[1]
+            elif kind == b"C" and offset + 17 <= len(data):
+                if self.witness is not None:
+                    self.witness.record_limit(*struct.unpack_from("<iiQ", data, offset + 1))
+                offset += 17
             elif kind == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))
@@ -759,8 +779,10 @@ class SocketGate:
                 "without network a server listens on loopback only: bind 127.0.0.1, or rerun "
                 "with --network (network=True)", "bind() refused"))
             return 0, errno.EADDRNOTAVAIL, 0
-        if port and port < _unprivileged_port_start():
+        if port and port < unprivileged_port_start():
             # corral may hold CAP_NET_BIND_SERVICE (a root caller); the command never does.
+            if self.witness is not None:
+                self.witness.record_port(port)
             return 0, errno.EACCES, 0
         if kind == "wildcard":
             raw = _loopback_address(sock, domain, raw)
@@ -979,17 +1001,6 @@ def _names_netlink_peers(raw: bytes) -> bool:
     if len(raw) < 12 or struct.unpack_from("<H", raw)[0] != _AF_NETLINK:
         return False  # a disconnect (AF_UNSPEC), or what the kernel refuses itself (EINVAL)
     return struct.unpack_from("<II", raw, 4) != (0, 0)
-
-
-def _unprivileged_port_start() -> int:
-    """The lowest port a process without CAP_NET_BIND_SERVICE may bind in
-    corral's network namespace (``ip_unprivileged_port_start``; 1024 if
-    that cannot be read)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", "rb") as setting:
-            return int(setting.read())
-    except (OSError, ValueError):
-        return 1024
 
 
 def _inet_endpoint(raw: bytes) -> tuple[bytes, int] | None:

@@ -42,6 +42,16 @@ The privileged calls the seccomp program refuses (``mount``, ``unshare``,
 (``witness_privileges``): the thread answers EPERM, as the filter itself
 would, and the witness reports which call it was.  A read of a deny-read
 path comes from the filesystem that covers it (see :mod:`.covers`).
+
+No sandboxed process holds a capability, even when corral runs as root.
+What the kernel refuses a process without one (another user's id, a file
+given away, a raw socket, a port below 1024, a device node, a lower nice
+value, a higher hard limit) is reported only where corral's caller holds
+that capability, as root does: a user's command is refused the same
+outside the sandbox, which then made no difference.  Of these, a device
+node, a nice value, a hard limit and a port count only if the run then
+failed: many programs try them and do without (``nice -n -5``, a raised
+``ulimit``).
 """
 
 from __future__ import annotations
@@ -53,7 +63,8 @@ import os
 from .._denial import missing_device_remedy
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import EXEC_CALLS, OWNER_CALLS, SOCKET_CALLS, WRITE_CALLS, privileged_calls
+from .seccomp import (EXEC_CALLS, LIMIT_CALLS, OWNER_CALLS, SOCKET_CALLS, WRITE_CALLS,
+                      privileged_calls)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,6 +83,7 @@ _CREATE = 3   # creates the path, which must not exist
 _REMOVE = 4   # removes the path: its directory changes
 _REPLACE = 5  # creates the path or replaces what is there (a rename's target)
 _EXEC = 6     # runs the program at the path (or, with AT_EMPTY_PATH, the descriptor's)
+_MKNOD = 7    # creates the path, with the mode (its flags argument) and device (the next)
 _NO_FLAGS, _CREAT_FLAGS, _OPEN_HOW_FLAGS = -1, -2, -3
 _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "open": ((-1, 0, _OPEN, 1),),
@@ -81,8 +93,8 @@ _OPERANDS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
     "truncate": ((-1, 0, _CHANGE, _NO_FLAGS),),
     "mkdir": ((-1, 0, _CREATE, _NO_FLAGS),),
     "mkdirat": ((0, 1, _CREATE, _NO_FLAGS),),
-    "mknod": ((-1, 0, _CREATE, _NO_FLAGS),),
-    "mknodat": ((0, 1, _CREATE, _NO_FLAGS),),
+    "mknod": ((-1, 0, _MKNOD, 1),),
+    "mknodat": ((0, 1, _MKNOD, 2),),
     "rmdir": ((-1, 0, _REMOVE, _NO_FLAGS),),
     "unlink": ((-1, 0, _REMOVE, _NO_FLAGS),),
     "unlinkat": ((0, 1, _REMOVE, _NO_FLAGS),),
@@ -125,13 +137,16 @@ class Witness:
     ``writable`` is None where the sandbox refuses writes with read-only
     mounts (bwrap), else the paths beneath which Landlock lets the command
     write.  ``placeholders`` are protected paths that did not exist, which
-    the sandbox keeps from being created.  ``policy`` and ``cwd`` are the
-    run's, for the remedies.
+    the sandbox keeps from being created.  ``private_network``: the run has
+    a network namespace of its own (bwrap without network), else it binds
+    ports in corral's.  ``policy`` and ``cwd`` are the run's, for the
+    remedies.
     """
 
     def __init__(self, policy: SandboxPolicy, cwd: str, writable: tuple[str, ...] | None,
-                 placeholders: tuple[str, ...] = ()) -> None:
+                 placeholders: tuple[str, ...] = (), private_network: bool = False) -> None:
         self._policy, self._cwd = policy, cwd
+        self._private_network = private_network
         self.writable = None if writable is None else tuple(
             os.fsencode(os.path.realpath(path)) for path in writable)
         self._placeholders = frozenset(placeholders)
@@ -141,6 +156,10 @@ class Witness:
         #: Denials that count only if the run failed: a privileged program
         #: may do without its privilege, and a pid found dead is an answer.
         self.if_failed: list[Denial] = []
+        #: The kinds of the refusals seen that were no denial: calls the
+        #: kernel refuses the caller outside the sandbox too, for want of a
+        #: capability.  The command's complaint of one is no denial either.
+        self.excused: set[DenialKind] = set()
 
     @staticmethod
     def privileged() -> tuple[int | tuple[int, int, int], ...]:
@@ -242,13 +261,19 @@ class Witness:
             f"kill({pid}) refused: {os.strerror(error)} in the sandbox"))
 
     def record_port(self, port: int) -> None:
-        """Records a bind to ``port``, below 1024, which the run's own network
-        namespace refuses (EACCES) a process without CAP_NET_BIND_SERVICE,
-        as every sandboxed one is.  A denial only if the run then failed
-        (see :attr:`if_failed`), and if the host would have let this user
-        bind it: as root, or below its ``ip_unprivileged_port_start`` (0 in
-        many containers)."""
-        if os.geteuid() != 0 and port < _unprivileged_port_start():
+        """Records a bind to ``port``, below 1024, which the kernel refuses
+        (EACCES) a process without CAP_NET_BIND_SERVICE, as every sandboxed
+        one is, below the ``ip_unprivileged_port_start`` of the network
+        namespace it binds in: 1024 in the run's own, the host's setting in
+        corral's (0 in many containers).  A denial only if it was refused,
+        if the run then failed (see :attr:`if_failed`), and if the host
+        would have let this user bind it: with CAP_NET_BIND_SERVICE (as
+        root), or above its own setting."""
+        host = unprivileged_port_start()
+        if port >= (1024 if self._private_network else host):
+            return  # bound
+        if not _caller_may(_CAP_NET_BIND_SERVICE) and port < host:
+            self.excused.add(DenialKind.PRIVILEGE)
             return
         if not self._first(("port", port), self.if_failed):
             return
@@ -258,14 +283,71 @@ class Witness:
             "1024 and above, or full access",
             f"bind(port {port}) refused: {os.strerror(errno.EACCES)} in the sandbox"))
 
+    def record_device(self, path: str) -> None:
+        """Records a device node made at ``path``, which the kernel refuses
+        every process without CAP_MKNOD: a denial only if the run then
+        failed (see :attr:`if_failed`), and if corral's caller holds it."""
+        if not _caller_may(_CAP_MKNOD):
+            self.excused.add(DenialKind.PRIVILEGE)
+            return
+        if not self._first(("mknod", path), self.if_failed):
+            return
+        self.if_failed.append(Denial(
+            DenialKind.PRIVILEGE, path,
+            "making a device node takes a privilege no sandboxed command holds (CAP_MKNOD): "
+            "only full access has it",
+            f"mknod({path}) refused: {os.strerror(errno.EPERM)} in the sandbox"))
+
+    def record_limit(self, number: int, value: int, limit: int) -> None:
+        """Records a ``setpriority`` to nice value ``value``, or a
+        ``setrlimit`` or ``prlimit64`` of resource ``value`` to hard limit
+        ``limit``, beyond what the kernel lets a process without
+        CAP_SYS_NICE or CAP_SYS_RESOURCE: a denial only if the run then
+        failed (see :attr:`if_failed`), and if corral's caller holds it."""
+        if _LIMIT_NAMES.get(number) == "setpriority":
+            if not _caller_may(_CAP_SYS_NICE):
+                self.excused.add(DenialKind.PRIVILEGE)
+                return
+            if not self._first(("nice", value), self.if_failed):
+                return
+            self.if_failed.append(Denial(
+                DenialKind.PRIVILEGE, f"nice {value}",
+                f"a nice value of {value} takes a privilege no sandboxed command holds "
+                "(CAP_SYS_NICE): leave the priority as it is, or use full access",
+                f"setpriority({value}) refused: {os.strerror(errno.EACCES)} in the sandbox"))
+            return
+        resource = _RESOURCES.get(value, f"resource {value}")
+        if not _caller_may(_CAP_SYS_RESOURCE) or (
+                resource == "RLIMIT_NOFILE" and limit > _open_files_ceiling()):
+            self.excused.add(DenialKind.PRIVILEGE)  # beyond fs.nr_open, root is refused too
+            return
+        if not self._first(("limit", value), self.if_failed):
+            return
+        shown = "unlimited" if limit >= 2**64 - 1 else str(limit)
+        self.if_failed.append(Denial(
+            DenialKind.PRIVILEGE, f"{resource} hard limit",
+            f"raising a hard limit ({resource} to {shown}) takes a privilege no sandboxed "
+            "command holds (CAP_SYS_RESOURCE): raise it before corral runs, or use full access",
+            f"{_LIMIT_NAMES.get(number, 'setrlimit')}({resource}) refused: "
+            f"{os.strerror(errno.EPERM)} in the sandbox"))
+
     def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
-        socket call: then ``first`` and ``second`` are its family and type."""
+        socket call: then ``first`` and ``second`` are its family and type.
+        Nothing where corral's caller lacks the capability the call needs
+        (see :data:`_NEEDS`): then it is refused outside the sandbox too."""
         name = privileged_calls().get(number) or _NAMES.get(number, f"system call {number}")
         evidence = f"{name}() refused: {os.strerror(errno.EPERM)}"
         if name in ("socket", "socketpair"):
             denial = _socket_denial(first, second, evidence)
+            if denial is None:
+                self.excused.add(DenialKind.NETWORK)
+                return
         else:
+            needed = _NEEDS.get(name)
+            if needed is not None and not _caller_may(*needed):
+                self.excused.add(DenialKind.PRIVILEGE)
+                return
             from .._denial import privilege_remedy
 
             denial = Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name), evidence)
@@ -273,9 +355,74 @@ class Witness:
             self.denials.append(denial)
 
 
-def _unprivileged_port_start() -> int:
-    """The lowest port the host lets a user bind (1024 unless set lower,
-    as in many containers; 1024 if it cannot be read)."""
+# Capabilities (their bits in /proc/self/status's CapEff) that the calls a
+# sandboxed process is refused need outside the sandbox.
+_CAP_CHOWN, _CAP_SETGID, _CAP_SETUID, _CAP_NET_BIND_SERVICE, _CAP_NET_RAW = 0, 6, 7, 10, 13
+_CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_PACCT, _CAP_SYS_ADMIN, _CAP_SYS_BOOT = 16, 17, 20, 21, 22
+_CAP_SYS_NICE, _CAP_SYS_RESOURCE, _CAP_SYS_TIME, _CAP_MKNOD = 23, 24, 25, 27
+# The kernel checks these in the initial user namespace only: a container's
+# root in a user namespace of its own lacks them, whatever CapEff says.
+_INITIAL_ONLY = frozenset({_CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_PACCT, _CAP_SYS_NICE,
+                           _CAP_SYS_RESOURCE, _CAP_SYS_TIME, _CAP_MKNOD})
+#: The privileged calls that only a capability lets through outside the
+#: sandbox, and which: (capability, checked in the initial user namespace
+#: whatever the caller's).  The others (mount, unshare, chroot, ptrace, ...)
+#: a user may make outside it, in namespaces of its own or on its own
+#: processes, so the sandbox's refusal is always one.
+_NEEDS: dict[str, tuple[int, bool]] = {
+    **dict.fromkeys(("setuid", "setreuid", "setresuid"), (_CAP_SETUID, False)),
+    **dict.fromkeys(("setgid", "setregid", "setresgid", "setgroups"), (_CAP_SETGID, False)),
+    **dict.fromkeys(("chown", "lchown", "fchown", "fchownat"), (_CAP_CHOWN, False)),
+    **dict.fromkeys(("sethostname", "setdomainname"), (_CAP_SYS_ADMIN, False)),
+    **dict.fromkeys(("swapon", "swapoff"), (_CAP_SYS_ADMIN, True)),
+    **dict.fromkeys(("reboot", "kexec_load", "kexec_file_load"), (_CAP_SYS_BOOT, True)),
+    **dict.fromkeys(("init_module", "finit_module", "delete_module"), (_CAP_SYS_MODULE, True)),
+    **dict.fromkeys(("settimeofday", "clock_settime"), (_CAP_SYS_TIME, True)),
+    **dict.fromkeys(("ioperm", "iopl"), (_CAP_SYS_RAWIO, True)),
+    "acct": (_CAP_SYS_PACCT, True),
+}
+# PROC_USER_INIT_INO: the inode of the initial user namespace, as /proc shows it.
+_INITIAL_USER_NAMESPACE = 0xEFFFFFFD
+
+
+@functools.cache  # corral's capabilities do not change while it runs
+def _caller_capabilities() -> tuple[int, bool]:
+    """corral's effective capabilities, as a bit mask, and whether it runs
+    in the initial user namespace (as root would: all, and yes, where
+    /proc cannot tell)."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            effective = next(int(line.split()[1], 16) for line in status
+                             if line.startswith(b"CapEff:"))
+        initial = os.stat("/proc/self/ns/user").st_ino == _INITIAL_USER_NAMESPACE
+    except (OSError, StopIteration, ValueError, IndexError):
+        return (-1 if os.geteuid() == 0 else 0), True
+    return effective, initial
+
+
+def _caller_may(capability: int, initial_only: bool | None = None) -> bool:
+    """Whether corral's caller holds ``capability`` where the kernel looks
+    for it: so that a call it takes would succeed outside the sandbox."""
+    effective, initial = _caller_capabilities()
+    if initial_only is None:
+        initial_only = capability in _INITIAL_ONLY
+    return bool(effective >> capability & 1) and (initial or not initial_only)
+
+
+def _open_files_ceiling() -> int:
+    """The highest hard limit of open files the kernel lets even root set
+    (``fs.nr_open``; 1048576, its default, if it cannot be read)."""
+    try:
+        with open("/proc/sys/fs/nr_open", "rb") as setting:
+            return int(setting.read())
+    except (OSError, ValueError):
+        return 1048576
+
+
+def unprivileged_port_start() -> int:
+    """The lowest port a process without CAP_NET_BIND_SERVICE may bind in
+    corral's network namespace (``ip_unprivileged_port_start``: 1024 unless
+    set lower, as in many containers; 1024 if it cannot be read)."""
     try:
         with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
             return int(f.read())
@@ -283,10 +430,12 @@ def _unprivileged_port_start() -> int:
         return 1024
 
 
-def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
+def _socket_denial(family: int, kind: int, evidence: str) -> Denial | None:
     """A socket of ``family`` and ``kind`` (its type, with flags) refused:
     one the run's network namespace does not contain, a Unix datagram one
-    (it reaches any path), or (under Landlock) anything but TCP."""
+    (it reaches any path), or (under Landlock) anything but TCP; None for a
+    raw or packet socket where corral's caller lacks CAP_NET_RAW (refused
+    outside the sandbox too)."""
     import socket  # only once something is refused
 
     try:
@@ -302,10 +451,18 @@ def _socket_denial(family: int, kind: int, evidence: str) -> Denial:
     remedy = NEEDS_NETWORK
     # A Unix SOCK_RAW is a datagram socket to the kernel, and takes no privilege.
     if family == socket.AF_PACKET or (kind & 0xF == socket.SOCK_RAW and family != socket.AF_UNIX):
+        if not _caller_may(_CAP_NET_RAW):
+            return None
         remedy = ("raw and packet sockets take a privilege no sandboxed command holds: only "
                   "full access has it")
     return Denial(DenialKind.NETWORK, f"{family_name} {kind_name}", remedy, evidence)
 
 
 _NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}
+_LIMIT_NAMES = {number: name for name, number in LIMIT_CALLS.get(os.uname().machine, {}).items()}
+# The resources of setrlimit, by number (as <sys/resource.h> has them on Linux).
+_RESOURCES = dict(enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME")))
 _NAMES[SOCKET_CALLS.get(os.uname().machine, {}).get("bind", -1)] = "bind"  # a socket file
