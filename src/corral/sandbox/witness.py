@@ -285,51 +285,46 @@ class Witness:
 
     def record_device(self, path: str) -> None:
         """Records a device node made at ``path``, which the kernel refuses
-        every process without CAP_MKNOD: a denial only if the run then
-        failed (see :attr:`if_failed`), and if corral's caller holds it."""
-        if not _caller_may(_CAP_MKNOD):
-            self.excused.add(DenialKind.PRIVILEGE)
-            return
-        if not self._first(("mknod", path), self.if_failed):
-            return
-        self.if_failed.append(Denial(
-            DenialKind.PRIVILEGE, path,
-            "making a device node takes a privilege no sandboxed command holds (CAP_MKNOD): "
-            "only full access has it",
-            f"mknod({path}) refused: {os.strerror(errno.EPERM)} in the sandbox"))
+        every process without CAP_MKNOD (see :meth:`_without`)."""
+        self._without(_CAP_MKNOD, ("mknod", path), path,
+                      "making a device node takes a privilege no sandboxed command holds "
+                      "(CAP_MKNOD): only full access has it",
+                      f"mknod({path}) refused: {os.strerror(errno.EPERM)} in the sandbox")
 
     def record_limit(self, number: int, value: int, limit: int) -> None:
         """Records a ``setpriority`` to nice value ``value``, or a
         ``setrlimit`` or ``prlimit64`` of resource ``value`` to hard limit
         ``limit``, beyond what the kernel lets a process without
-        CAP_SYS_NICE or CAP_SYS_RESOURCE: a denial only if the run then
-        failed (see :attr:`if_failed`), and if corral's caller holds it."""
+        CAP_SYS_NICE or CAP_SYS_RESOURCE (see :meth:`_without`)."""
         if _LIMIT_NAMES.get(number) == "setpriority":
-            if not _caller_may(_CAP_SYS_NICE):
-                self.excused.add(DenialKind.PRIVILEGE)
-                return
-            if not self._first(("nice", value), self.if_failed):
-                return
-            self.if_failed.append(Denial(
-                DenialKind.PRIVILEGE, f"nice {value}",
-                f"a nice value of {value} takes a privilege no sandboxed command holds "
-                "(CAP_SYS_NICE): leave the priority as it is, or use full access",
-                f"setpriority({value}) refused: {os.strerror(errno.EACCES)} in the sandbox"))
+            self._without(_CAP_SYS_NICE, ("nice", value), f"nice {value}",
+                          f"a nice value of {value} takes a privilege no sandboxed command holds "
+                          "(CAP_SYS_NICE): leave the priority as it is, or use full access",
+                          f"setpriority({value}) refused: {os.strerror(errno.EACCES)} in the "
+                          "sandbox")
             return
         resource = _RESOURCES.get(value, f"resource {value}")
-        if not _caller_may(_CAP_SYS_RESOURCE) or (
-                resource == "RLIMIT_NOFILE" and limit > _open_files_ceiling()):
+        if resource == "RLIMIT_NOFILE" and limit > _open_files_ceiling():
             self.excused.add(DenialKind.PRIVILEGE)  # beyond fs.nr_open, root is refused too
             return
-        if not self._first(("limit", value), self.if_failed):
-            return
         shown = "unlimited" if limit >= 2**64 - 1 else str(limit)
-        self.if_failed.append(Denial(
-            DenialKind.PRIVILEGE, f"{resource} hard limit",
-            f"raising a hard limit ({resource} to {shown}) takes a privilege no sandboxed "
-            "command holds (CAP_SYS_RESOURCE): raise it before corral runs, or use full access",
-            f"{_LIMIT_NAMES.get(number, 'setrlimit')}({resource}) refused: "
-            f"{os.strerror(errno.EPERM)} in the sandbox"))
+        self._without(_CAP_SYS_RESOURCE, ("limit", value), f"{resource} hard limit",
+                      f"raising a hard limit ({resource} to {shown}) takes a privilege no "
+                      "sandboxed command holds (CAP_SYS_RESOURCE): raise it before corral runs, "
+                      "or use full access",
+                      f"{_LIMIT_NAMES.get(number, 'setrlimit')}({resource}) refused: "
+                      f"{os.strerror(errno.EPERM)} in the sandbox")
+
+    def _without(self, capability: int, key: object, target: str, remedy: str,
+                 evidence: str) -> None:
+        """Records a call the kernel refused for want of ``capability``: a
+        denial only if the run then failed (see :attr:`if_failed`; many
+        programs try and do without), and only where corral's caller holds
+        it, else excused (see :attr:`excused`)."""
+        if not _caller_may(capability):
+            self.excused.add(DenialKind.PRIVILEGE)
+        elif self._first(key, self.if_failed):
+            self.if_failed.append(Denial(DenialKind.PRIVILEGE, target, remedy, evidence))
 
     def record_privileged(self, number: int, first: int, second: int) -> None:
         """Records the privileged call ``number`` ``serve`` refused, or the
