@@ -885,8 +885,8 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
  * sandboxed one is): the kernel refuses it (EACCES, EPERM), and it is
  * reported as "C", the call's number (int32), the nice value asked for or
  * the resource (int32) and the hard limit asked for (uint64, 0 for a nice
- * value).  Only a call on the caller itself (who 0, pid 0) is looked at:
- * another process's limits are the kernel's to refuse it as they are.
+ * value).  Only a call on the caller itself (who 0, pid 0) is looked at;
+ * one on another process goes unreported.
  */
 static void look_at_limit(struct server *server, const struct seccomp_notif *notif)
 {
