@@ -859,8 +859,8 @@ def test_a_device_node_a_nice_value_and_a_hard_limit_count_only_with_the_capabil
     recorded.record_limit(calls["setrlimit"], 4, 100)  # the same resource again: once
     assert recorded.denials == []
     assert [(d.target, d.evidence) for d in recorded.if_failed] == ([
-        (str(tmp_path / "null"), f"mknod({tmp_path / 'null'}) refused: Operation not permitted "
-                                 "in the sandbox"),
+        (str(tmp_path / "null"),
+         f"mknod({tmp_path / 'null'}) refused: Operation not permitted in the sandbox"),
         ("nice -5", "setpriority(-5) refused: Permission denied in the sandbox"),
         ("RLIMIT_CORE hard limit",
          "prlimit64(RLIMIT_CORE) refused: Operation not permitted in the sandbox"),
