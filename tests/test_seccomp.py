@@ -341,17 +341,10 @@ def test_the_witness_is_told_of_kills_of_a_pid_or_a_group_by_number():
     assert in_child(signals, None) == [0, 0, 0, 0]
 
 
-def limits() -> list[int]:
-    """getrlimit, setrlimit and setpriority as glibc makes them (prlimit64
-    for both limits, reading with a NULL new limit), each to what is already
-    set."""
-    import resource
-
+def _errnos(*calls: Callable[[], object]) -> list[int]:
+    """What each call raised (its errno), or 0."""
     results = []
-    for call in (lambda: resource.getrlimit(resource.RLIMIT_CORE),
-                 lambda: resource.setrlimit(resource.RLIMIT_CORE,
-                                            resource.getrlimit(resource.RLIMIT_CORE)),
-                 lambda: os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0))):
+    for call in calls:
         try:
             call()
             results.append(0)
@@ -360,8 +353,37 @@ def limits() -> list[int]:
     return results
 
 
+def limits() -> list[int]:
+    """getrlimit, setrlimit and setpriority as glibc makes them (prlimit64
+    for both limits, reading with a NULL new limit), each to what is already
+    set."""
+    import resource
+
+    return _errnos(lambda: resource.getrlimit(resource.RLIMIT_CORE),
+                   lambda: resource.setrlimit(resource.RLIMIT_CORE,
+                                              resource.getrlimit(resource.RLIMIT_CORE)),
+                   lambda: os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0)))
+
+
 def test_the_witness_is_told_of_limits_set_not_of_limits_read():
     """Every program reads its stack limit as it starts: reads go through."""
     program = build_program(witness_limits=True)
     assert in_child(limits, program) == [0, errno.ENOSYS, errno.ENOSYS]
     assert in_child(limits, None) == [0, 0, 0]
+
+
+def other_signals() -> list[int]:
+    """sigqueue (signal 0) and pidfd_open of the caller itself, and pidfd_open of pid 0."""
+    class Value(ctypes.Union):  # union sigval
+        _fields_ = [("integer", ctypes.c_int), ("pointer", ctypes.c_void_p)]
+
+    libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, Value]
+    return [_errno_of(libc.sigqueue(os.getpid(), 0, Value(0))),
+            *_errnos(lambda: os.close(os.pidfd_open(os.getpid())),
+                     lambda: os.close(os.pidfd_open(0)))]
+
+
+def test_the_witness_is_told_of_sigqueue_and_pidfd_open_of_a_pid():
+    program = build_program(witness_signals=True)
+    assert in_child(other_signals, program) == [errno.ENOSYS, errno.ENOSYS, errno.EINVAL]
+    assert in_child(other_signals, None) == [0, 0, errno.EINVAL]

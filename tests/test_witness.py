@@ -391,6 +391,60 @@ def test_a_signal_to_a_host_process_is_reported(backend, workspace):
         victim.wait()
 
 
+OTHER_SIGNALS = """
+import ctypes, os, sys
+pid = int(sys.argv[1])
+if sys.argv[2] == "sigqueue":
+    class Value(ctypes.Union):  # union sigval
+        _fields_ = [("integer", ctypes.c_int), ("pointer", ctypes.c_void_p)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, Value]
+    reached = libc.sigqueue(pid, 0, Value(0)) == 0
+else:
+    try:
+        os.close(os.pidfd_open(pid))
+        reached = True
+    except OSError:
+        reached = False
+print("reached" if reached else "refused")
+sys.exit(0 if reached else 3)
+"""
+
+
+@pytest.mark.parametrize("call, syscall", [("sigqueue", "rt_sigqueueinfo"),
+                                           ("pidfd_open", "pidfd_open")])
+def test_a_host_process_signalled_or_looked_for_otherwise_is_reported(backend, workspace, call,
+                                                                      syscall):
+    """sigqueue (rt_sigqueueinfo) and pidfd_open name a pid as kill does:
+    the sandbox's PID namespace has none of the host's (ESRCH), and
+    Landlock's signal scoping refuses a signal (EPERM) but not a
+    descriptor, which is then no denial."""
+    if backend != "landlock" and not os.path.exists("/proc/sys/kernel/ns_last_pid"):
+        pytest.skip("no ns_last_pid (a kernel without CONFIG_CHECKPOINT_RESTORE): not reported")
+    victim = subprocess.Popen(["sleep", "30"])
+    try:
+        argv = [sys.executable, "-c", OTHER_SIGNALS, str(victim.pid), call]
+        control = corral.run(argv, cwd=workspace, policy="full-access")
+        assert control.stdout == "reached\n", control.aggregated_output
+        result = corral.run(argv, cwd=workspace, policy=_policy(backend))
+        if backend == "landlock" and call == "pidfd_open":
+            assert result.stdout == "reached\n" and result.denials == ()
+            return
+        error = "Operation not permitted" if backend == "landlock" else "No such process"
+        assert result.stdout == "refused\n" and result.exit_code == 3
+        assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [
+            ("privilege", f"pid {victim.pid}",
+             f"{syscall}({victim.pid}) refused: {error} in the sandbox")]
+        own = corral.run([sys.executable, "-c", f"import subprocess, sys; child = "
+                          f"subprocess.Popen(['sleep', '5']); sys.argv[1:] = [str(child.pid), "
+                          f"{call!r}]; exec({OTHER_SIGNALS!r})"],
+                         cwd=workspace, policy=_policy(backend))
+        assert own.stdout == "reached\n" and own.denials == (), own.aggregated_output
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 LONG_STATUS = """
 import sys
 import corral, corral.sandbox.bwrap

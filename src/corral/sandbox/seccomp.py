@@ -51,9 +51,12 @@ program:
   notifications, so that corral learns which set-user-ID, set-group-ID or
   file-capability programs ran without the privilege they would have had;
 * with ``witness_signals``, turns ``kill`` of a process or a process group
-  (all but 0 and -1, which reach only the run's own) into a user
-  notification, so that corral learns of a signal sent outside the run,
-  which the sandbox keeps the command from;
+  (all but 0 and -1, which reach only the run's own), ``rt_sigqueueinfo``
+  (``sigqueue``) and ``pidfd_open`` of a process into user notifications,
+  so that corral learns of a signal sent, or a process looked for, outside
+  the run, which the sandbox keeps the command from (``tgkill`` is left
+  alone: Go's runtime signals its own threads with it many times a
+  second);
 * with ``witness_limits``, turns ``setpriority``, ``setrlimit`` and
   ``prlimit64`` (one that sets a limit, not one that only reads it) into
   user notifications, so that corral learns of a nice
@@ -157,8 +160,10 @@ OWNER_CALLS = {
 #: The system calls that run a program, by architecture.
 EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},
               "aarch64": {"execve": 221, "execveat": 281}}
-#: The system call that signals a process by its pid, by architecture.
-SIGNAL_CALLS = {"x86_64": {"kill": 62}, "aarch64": {"kill": 129}}
+#: The system calls that name a process by its pid, to signal it (kill: a
+#: process group too) or take a descriptor of it, by architecture.
+SIGNAL_CALLS = {"x86_64": {"kill": 62, "rt_sigqueueinfo": 129, "pidfd_open": 434},
+                "aarch64": {"kill": 129, "rt_sigqueueinfo": 138, "pidfd_open": 434}}
 #: The system calls that set a process's nice value or its resource limits,
 #: by architecture.
 LIMIT_CALLS = {"x86_64": {"setpriority": 141, "setrlimit": 160, "prlimit64": 302},
@@ -334,7 +339,8 @@ def build_program(
         for number in EXEC_CALLS[arch].values():
             asm.jump(_JEQ, number, "notify", None)
     if witness_signals:
-        asm.jump(_JEQ, SIGNAL_CALLS[arch]["kill"], "signal", None)
+        for number in SIGNAL_CALLS[arch].values():
+            asm.jump(_JEQ, number, "signal", None)
     if witness_limits:
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setpriority"], "notify", None)
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setrlimit"], "notify", None)
@@ -411,7 +417,8 @@ def build_program(
         asm.jump(_JEQ, _SOCK_SEQPACKET, "allow", "privileged")
     if witness_signals:
         # A pid, or a process group (below -1), that may be outside the run;
-        # 0 and -1 reach only the run's.  kill takes a pid_t, the low 32 bits.
+        # 0 and -1 reach only the run's (or are refused: EINVAL, ESRCH).
+        # Each takes a pid_t, the low 32 bits.
         asm.label("signal")
         asm.load(_ARG0)
         asm.jump(_JEQ, 0, "allow", None)

@@ -113,7 +113,8 @@ _MAX_KILLED = 1000  # kills of host pids kept per run; past that, they go unrepo
 # Notified system calls by number, for this machine's architecture.
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
-_KILL = SIGNAL_CALLS.get(os.uname().machine, {}).get("kill", -1)
+_SIGNALS = SIGNAL_CALLS.get(os.uname().machine, {})
+_SIGNAL_NAMES = {number: name for name, number in _SIGNALS.items()}
 _LIMITS = LIMIT_CALLS.get(os.uname().machine, {})
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
@@ -240,7 +241,7 @@ class SocketGate:
         self._reads = -1
         self._unread_reads = b""
         self._closing = False
-        self._killed: dict[int, None] = {}  # the targets of the "K" reports, in order
+        self._killed: dict[int, str] = {}  # the targets of the "K" reports, in order: the call
         # What a kill of a pid outside the run gets: a PID namespace of the
         # run's own has no such process; Landlock's signal scoping refuses it.
         self._kill_error = errno.ESRCH if init_answers else errno.EPERM
@@ -254,7 +255,9 @@ class SocketGate:
                 (_SENDS.get("sendto", -1), _SENDS.get("sendmsg", -1), _SENDS.get("sendmmsg", -1),
                  # Where the gate does not decide it: in the run's own
                  # namespaces, or with network.
-                 _SENDS.get("bind", -1) if private_network or network else -1, _KILL,
+                 _SENDS.get("bind", -1) if private_network or network else -1,
+                 _SIGNALS.get("kill", -1), _SIGNALS.get("rt_sigqueueinfo", -1),
+                 _SIGNALS.get("pidfd_open", -1),
                  _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
                  _LIMITS.get("prlimit64", -1)), init_answers)
         except BaseException:
@@ -284,10 +287,10 @@ class SocketGate:
         if witness is None:
             return tuple(self.denials)
         if failed:
-            for pid in self._killed:
+            for pid, call in self._killed.items():
                 if len(witness.if_failed) >= _MAX_DENIALS:
                     break  # no room left: nothing more to look up
-                self._signalled(pid)
+                self._signalled(pid, call)
         return (*self.denials, *witness.denials, *(witness.if_failed if failed else ()))
 
     def _refused(self, denial: Denial) -> None:
@@ -314,23 +317,28 @@ class SocketGate:
         else:
             self._serve_covers(connections)
 
-    def _signalled(self, pid: int) -> None:
-        """Records the kill of ``pid``, which the sandbox never gave out (of
+    def _signalled(self, pid: int, call: str) -> None:
+        """Records the ``call`` (``kill``, ``rt_sigqueueinfo``,
+        ``pidfd_open``) of ``pid``, which the sandbox never gave out (of
         process group ``-pid`` if negative), if the host has a process (a
-        group) there that the user may signal: the sandbox kept the command
-        from it.  Looked up only once the run has failed: until then nothing
-        the command could time depends on the host."""
+        group) there that the user may signal (any, for a ``pidfd_open``,
+        which takes no permission): the sandbox kept the command from it.
+        Looked up only once the run has failed: until then nothing the
+        command could time depends on the host."""
         assert self.witness is not None
         try:
             os.kill(pid, 0)
+        except PermissionError:
+            if call != "pidfd_open":
+                return  # one the user could not signal anyway
         except OSError:
-            return  # none, or one the user could not signal anyway
+            return  # none
         try:
             with open(f"/proc/{abs(pid)}/comm", "rb") as comm:
                 name = os.fsdecode(comm.read().strip())
         except OSError:
             name = ""
-        self.witness.record_signal(pid, name, self._kill_error)
+        self.witness.record_signal(pid, name, self._kill_error, call)
 
     def _serve_covers(self, connections: tuple[int, ...]) -> None:
         """Hands each cover's connection to the cover server, with the pipe
@@ -451,10 +459,11 @@ class SocketGate:
                 if self.witness is not None:
                     self.witness.record_program(os.fsdecode(framed[0]))
                 offset = framed[1]
-            elif kind == b"K" and offset + 5 <= len(data):
+            elif kind == b"K" and offset + 9 <= len(data):
+                target, number = struct.unpack_from("<ii", data, offset + 1)
                 if len(self._killed) < _MAX_KILLED:
-                    self._killed[struct.unpack_from("<i", data, offset + 1)[0]] = None
-                offset += 5
+                    self._killed.setdefault(target, _SIGNAL_NAMES.get(number, "kill"))
+                offset += 9
             elif kind in b"SL" and (sent := _framed_send(data, offset)) is not None:
                 call = _SENT_BY[sent[1]]
                 if kind == b"S":

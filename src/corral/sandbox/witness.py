@@ -241,24 +241,27 @@ class Witness:
             "set-group-ID or capabilities), which no sandbox grants; only full access runs it "
             "with it", f"execve({path}): ran without its privilege (no new privileges)"))
 
-    def record_signal(self, pid: int, name: str, error: int) -> None:
-        """Records a ``kill`` of ``pid``, a process outside the sandbox named
-        ``name`` (empty if unknown), or of the process group ``-pid`` (its
-        leader's name) if negative, which the sandbox refused with
-        ``error``: ESRCH where its PID namespace has no such process, EPERM
-        from Landlock's signal scoping.  A denial only if the run then failed
-        (see :attr:`if_failed`): a command that asks whether a pid (in a
-        lock or pid file) is alive may do well with the answer."""
+    def record_signal(self, pid: int, name: str, error: int, call: str = "kill") -> None:
+        """Records a ``kill`` (or ``call``: ``rt_sigqueueinfo``, or
+        ``pidfd_open``, which takes a descriptor to watch or signal it) of
+        ``pid``, a process outside the sandbox named ``name`` (empty if
+        unknown), or of the process group ``-pid`` (its leader's name) if
+        negative, which the sandbox refused with ``error``: ESRCH where its
+        PID namespace has no such process, EPERM from Landlock's signal
+        scoping.  A denial only if the run then failed (see
+        :attr:`if_failed`): a command that asks whether a pid (in a lock or
+        pid file) is alive may do well with the answer."""
         if not self._first(("kill", pid), self.if_failed):
             return
         target, what = (f"pid {pid}", "a process") if pid > 0 else (
             f"process group {-pid}", "a process group")
         shown = f"{target} ({name})" if name else target
+        verb = "watch or signal" if call == "pidfd_open" else "signal"
         self.if_failed.append(Denial(
             DenialKind.PRIVILEGE, target,
             f"{shown} is {what} outside the sandbox, which a sandboxed command cannot "
-            "signal; only full access can",
-            f"kill({pid}) refused: {os.strerror(error)} in the sandbox"))
+            f"{verb}; only full access can",
+            f"{call}({pid}) refused: {os.strerror(error)} in the sandbox"))
 
     def record_port(self, port: int) -> None:
         """Records a bind to ``port``, below 1024, which the kernel refuses
