@@ -373,17 +373,22 @@ def test_the_witness_is_told_of_limits_set_not_of_limits_read():
 
 
 def other_signals() -> list[int]:
-    """sigqueue (signal 0) and pidfd_open of the caller itself, and pidfd_open of pid 0."""
+    """sigqueue (signal 0) and pidfd_open of the caller itself, pidfd_open of
+    pid 0, and pidfd_send_signal on no descriptor (-1)."""
+    import signal
+
     class Value(ctypes.Union):  # union sigval
         _fields_ = [("integer", ctypes.c_int), ("pointer", ctypes.c_void_p)]
 
     libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, Value]
     return [_errno_of(libc.sigqueue(os.getpid(), 0, Value(0))),
             *_errnos(lambda: os.close(os.pidfd_open(os.getpid())),
-                     lambda: os.close(os.pidfd_open(0)))]
+                     lambda: os.close(os.pidfd_open(0)),
+                     lambda: signal.pidfd_send_signal(-1, 0))]
 
 
-def test_the_witness_is_told_of_sigqueue_and_pidfd_open_of_a_pid():
+def test_the_witness_is_told_of_sigqueue_pidfd_open_and_pidfd_send_signal():
     program = build_program(witness_signals=True)
-    assert in_child(other_signals, program) == [errno.ENOSYS, errno.ENOSYS, errno.EINVAL]
-    assert in_child(other_signals, None) == [0, 0, errno.EINVAL]
+    assert in_child(other_signals, program) == [errno.ENOSYS, errno.ENOSYS, errno.EINVAL,
+                                                errno.ENOSYS]
+    assert in_child(other_signals, None) == [0, 0, errno.EINVAL, errno.EBADF]

@@ -402,7 +402,10 @@ if sys.argv[2] == "sigqueue":
     reached = libc.sigqueue(pid, 0, Value(0)) == 0
 else:
     try:
-        os.close(os.pidfd_open(pid))
+        descriptor = os.pidfd_open(pid)
+        if sys.argv[2] == "pidfd_send_signal":
+            import signal
+            signal.pidfd_send_signal(descriptor, 0)
         reached = True
     except OSError:
         reached = False
@@ -411,14 +414,12 @@ sys.exit(0 if reached else 3)
 """
 
 
-@pytest.mark.parametrize("call, syscall", [("sigqueue", "rt_sigqueueinfo"),
-                                           ("pidfd_open", "pidfd_open")])
-def test_a_host_process_signalled_or_looked_for_otherwise_is_reported(backend, workspace, call,
-                                                                      syscall):
+@pytest.mark.parametrize("call", ["sigqueue", "pidfd_open", "pidfd_send_signal"])
+def test_a_host_process_signalled_or_looked_for_otherwise_is_reported(backend, workspace, call):
     """sigqueue (rt_sigqueueinfo) and pidfd_open name a pid as kill does:
     the sandbox's PID namespace has none of the host's (ESRCH), and
     Landlock's signal scoping refuses a signal (EPERM) but not a
-    descriptor, which is then no denial."""
+    descriptor, which is then no denial; a signal sent through it is."""
     if backend != "landlock" and not os.path.exists("/proc/sys/kernel/ns_last_pid"):
         pytest.skip("no ns_last_pid (a kernel without CONFIG_CHECKPOINT_RESTORE): not reported")
     victim = subprocess.Popen(["sleep", "30"])
@@ -430,6 +431,8 @@ def test_a_host_process_signalled_or_looked_for_otherwise_is_reported(backend, w
         if backend == "landlock" and call == "pidfd_open":
             assert result.stdout == "reached\n" and result.denials == ()
             return
+        syscall = {"sigqueue": "rt_sigqueueinfo", "pidfd_send_signal": (
+            "pidfd_send_signal" if backend == "landlock" else "pidfd_open")}.get(call, call)
         error = "Operation not permitted" if backend == "landlock" else "No such process"
         assert result.stdout == "refused\n" and result.exit_code == 3
         assert [(d.kind.value, d.target, d.evidence) for d in result.denials] == [

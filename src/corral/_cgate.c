@@ -376,8 +376,8 @@ static int mount_id(int fd, unsigned long long *id)
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendto, sendmsg, sendmmsg, bind, kill,
- * rt_sigqueueinfo, pidfd_open, setpriority, setrlimit and prlimit64 (or
- * -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
+ * rt_sigqueueinfo, pidfd_open, pidfd_send_signal, setpriority, setrlimit
+ * and prlimit64 (or -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
  * to create is reported as a write ("W", as above); one of an inet socket
  * to a port below 1024, as "B" and the port (uint16).  The address each
  * message of a send on an inet datagram socket names, if it is beyond
@@ -397,8 +397,8 @@ static int mount_id(int fd, unsigned long long *id)
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
- * rt_sigqueueinfo, or under init_answers a pidfd_open, which Landlock lets
- * through) (see look_at_kill); with
+ * rt_sigqueueinfo; under init_answers a pidfd_open, which Landlock lets
+ * through; without, a pidfd_send_signal) (see look_at_kill); with
  * init_answers, source is a socket the sandbox's PID 1 answers on, which
  * tells the two apart in a PID namespace of the run's own.  Any other
  * notification (the socket gate's) is passed on unanswered as "N" and the
@@ -442,8 +442,8 @@ struct server {
     size_t count;
     struct refusal *refused;
     size_t refused_count;
-    int sendto, sendmsg, sendmmsg, bind, kill, sigqueue, pidfd_open, setpriority, setrlimit,
-        prlimit64;
+    int sendto, sendmsg, sendmmsg, bind, kill, sigqueue, pidfd_open, pidfd_signal, setpriority,
+        setrlimit, prlimit64;
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -1212,19 +1212,52 @@ static int outside_the_run(struct server *server, pid_t target)
     return filters >= 0 && filters <= server->own_filters;
 }
 
+/* The pid of the process the pidfd fd of pid is open on (as this process
+ * sees it), or 0 if none (not a pidfd, or its process is gone). */
+static pid_t pidfd_target(pid_t pid, unsigned int fd)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fdinfo/%u", (int)pid, fd);
+    FILE *info = fopen(path, "re");
+    if (info == NULL)
+        return 0;
+    char *line = NULL;
+    size_t size = 0;
+    int target = 0;
+    while (getline(&line, &size, info) > 0) {
+        if (strncmp(line, "Pid:", 4) == 0) {
+            target = atoi(line + 4);
+            break;
+        }
+    }
+    free(line);
+    fclose(info);
+    return target > 0 ? (pid_t)target : 0;
+}
+
 /* Reports a kill of one pid (above 0), or of one process group (below -1,
  * the negative of its leader's pid), outside the run as "K", the target
  * (int32) and the call (int32), once for a loop of kills of a few of them.
  * 0 and -1 (the caller's own group, every process it may signal) reach
  * only the run's.  An rt_sigqueueinfo or a pidfd_open names one pid (the
  * kernel refuses the rest); a pidfd_open is refused only in a PID
- * namespace of the run's own: Landlock scopes signals, not descriptors. */
+ * namespace of the run's own: Landlock scopes signals, not descriptors,
+ * and refuses the pidfd_send_signal that follows, whose descriptor's
+ * process is then the target (in a PID namespace of the run's own, the
+ * command has pidfds of its own processes only). */
 static void look_at_kill(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t target = (pid_t)(notif->data.args[0] & 0xFFFFFFFFu);
-    if (notif->data.nr != server->kill &&
-        (target <= 0 || (notif->data.nr == server->pidfd_open && !server->init_answers)))
+    if (notif->data.nr == server->pidfd_signal) {
+        if (server->init_answers)
+            return;
+        target = pidfd_target((pid_t)notif->pid, (unsigned int)notif->data.args[0]);
+        if (target == 0 || !still_waiting(server, notif))
+            return; /* what was read may be another process's */
+    } else if (notif->data.nr != server->kill &&
+               (target <= 0 || (notif->data.nr == server->pidfd_open && !server->init_answers))) {
         return;
+    }
     const size_t kept = sizeof(server->reported) / sizeof(server->reported[0]);
     for (size_t i = 0; i < kept && i < server->reports; i++) {
         if (server->reported[i] == target)
@@ -1336,12 +1369,13 @@ static void *serve_notifications(void *argument)
         if (notif.data.nr == server->sendto || notif.data.nr == server->sendmsg ||
             notif.data.nr == server->sendmmsg || notif.data.nr == server->bind ||
             notif.data.nr == server->kill || notif.data.nr == server->sigqueue ||
-            notif.data.nr == server->pidfd_open || notif.data.nr == server->setpriority ||
+            notif.data.nr == server->pidfd_open || notif.data.nr == server->pidfd_signal ||
+            notif.data.nr == server->setpriority ||
             notif.data.nr == server->setrlimit || notif.data.nr == server->prlimit64) {
             if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
             else if (notif.data.nr == server->kill || notif.data.nr == server->sigqueue ||
-                     notif.data.nr == server->pidfd_open)
+                     notif.data.nr == server->pidfd_open || notif.data.nr == server->pidfd_signal)
                 look_at_kill(server, &notif);
             else if (notif.data.nr == server->setpriority || notif.data.nr == server->setrlimit ||
                      notif.data.nr == server->prlimit64)
@@ -1401,14 +1435,14 @@ gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
     int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number;
-    int sigqueue_number, pidfd_open_number, setpriority_number, setrlimit_number,
-        prlimit64_number;
+    int sigqueue_number, pidfd_open_number, pidfd_signal_number, setpriority_number,
+        setrlimit_number, prlimit64_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiii)p:serve", &source, &writable, &PyTuple_Type,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)p:serve", &source, &writable, &PyTuple_Type,
                           &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
                           &sendmmsg_number, &bind_number, &kill_number, &sigqueue_number,
-                          &pidfd_open_number, &setpriority_number, &setrlimit_number,
-                          &prlimit64_number, &init_answers))
+                          &pidfd_open_number, &pidfd_signal_number, &setpriority_number,
+                          &setrlimit_number, &prlimit64_number, &init_answers))
         return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
@@ -1427,6 +1461,7 @@ gate_serve(PyObject *self, PyObject *args)
     server->kill = kill_number;
     server->sigqueue = sigqueue_number;
     server->pidfd_open = pidfd_open_number;
+    server->pidfd_signal = pidfd_signal_number;
     server->setpriority = setpriority_number;
     server->setrlimit = setrlimit_number;
     server->prlimit64 = prlimit64_number;

@@ -52,9 +52,10 @@ program:
   file-capability programs ran without the privilege they would have had;
 * with ``witness_signals``, turns ``kill`` of a process or a process group
   (all but 0 and -1, which reach only the run's own), ``rt_sigqueueinfo``
-  (``sigqueue``) and ``pidfd_open`` of a process into user notifications,
-  so that corral learns of a signal sent, or a process looked for, outside
-  the run, which the sandbox keeps the command from (``tgkill`` is left
+  (``sigqueue``) and ``pidfd_open`` of a process, and ``pidfd_send_signal``,
+  into user notifications, so that corral learns of a signal sent, or a
+  process looked for, outside the run, which the sandbox keeps the command
+  from (``tgkill`` is left
   alone: Go's runtime signals its own threads with it many times a
   second);
 * with ``witness_limits``, turns ``setpriority``, ``setrlimit`` and
@@ -161,9 +162,12 @@ OWNER_CALLS = {
 EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},
               "aarch64": {"execve": 221, "execveat": 281}}
 #: The system calls that name a process by its pid, to signal it (kill: a
-#: process group too) or take a descriptor of it, by architecture.
-SIGNAL_CALLS = {"x86_64": {"kill": 62, "rt_sigqueueinfo": 129, "pidfd_open": 434},
-                "aarch64": {"kill": 129, "rt_sigqueueinfo": 138, "pidfd_open": 434}}
+#: process group too) or take a descriptor of it, and the one that signals
+#: it by that descriptor, by architecture.
+SIGNAL_CALLS = {"x86_64": {"kill": 62, "rt_sigqueueinfo": 129, "pidfd_open": 434,
+                           "pidfd_send_signal": 424},
+                "aarch64": {"kill": 129, "rt_sigqueueinfo": 138, "pidfd_open": 434,
+                            "pidfd_send_signal": 424}}
 #: The system calls that set a process's nice value or its resource limits,
 #: by architecture.
 LIMIT_CALLS = {"x86_64": {"setpriority": 141, "setrlimit": 160, "prlimit64": 302},
@@ -339,8 +343,8 @@ def build_program(
         for number in EXEC_CALLS[arch].values():
             asm.jump(_JEQ, number, "notify", None)
     if witness_signals:
-        for number in SIGNAL_CALLS[arch].values():
-            asm.jump(_JEQ, number, "signal", None)
+        for name, number in SIGNAL_CALLS[arch].items():
+            asm.jump(_JEQ, number, "notify" if name == "pidfd_send_signal" else "signal", None)
     if witness_limits:
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setpriority"], "notify", None)
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setrlimit"], "notify", None)

@@ -257,7 +257,7 @@ class SocketGate:
                  # namespaces, or with network.
                  _SENDS.get("bind", -1) if private_network or network else -1,
                  _SIGNALS.get("kill", -1), _SIGNALS.get("rt_sigqueueinfo", -1),
-                 _SIGNALS.get("pidfd_open", -1),
+                 _SIGNALS.get("pidfd_open", -1), _SIGNALS.get("pidfd_send_signal", -1),
                  _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
                  _LIMITS.get("prlimit64", -1)), init_answers)
         except BaseException:

@@ -23,9 +23,11 @@ not seen, as no read is.  Each ``execve`` is looked at: a
 set-user-ID, set-group-ID or file-capability program runs without its
 privilege in any sandbox (no new privileges), which is reported only if the
 run then fails (:attr:`Witness.if_failed`), since many such programs do
-without.  A ``kill`` of a pid outside the run is reported too, on the same
-terms (a command may ask whether a pid is alive and do well with the
-answer): under bwrap the sandbox's PID namespace has no such process
+without.  A ``kill`` of a pid outside the run is reported too (and a
+``sigqueue``; a ``pidfd_open`` under bwrap; a ``pidfd_send_signal`` under
+Landlock, which lets the ``pidfd_open`` through), on the same terms (a
+command may ask whether a pid is alive and do well with the answer): under
+bwrap the sandbox's PID namespace has no such process
 (``_cgate.c`` tells a host pid from one of the sandbox's own that is gone
 by asking corral's init, the sandbox's PID 1), under Landlock its signal
 scoping refuses it (a process without the run's seccomp filter is none of
