@@ -775,21 +775,28 @@ open("taken", "w").close()
 attempt("taken", lambda: os.mknod("taken", 0o600 | stat.S_IFCHR, os.makedev(1, 3)))  # EEXIST
 attempt("nicer", lambda: os.setpriority(os.PRIO_PROCESS, 0, 5))
 attempt("less nice", lambda: os.setpriority(os.PRIO_PROCESS, 0, -5))
+attempt("less nice by pid", lambda: os.setpriority(os.PRIO_PROCESS, os.getpid(), -6))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 1000))  # lowered: anyone may
 attempt("soft", lambda: resource.setrlimit(resource.RLIMIT_CORE, (1000, 1000)))
 attempt("hard", lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 2000)))
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+attempt("hard by pid", lambda: resource.prlimit(os.getpid(), resource.RLIMIT_FSIZE,
+                                                (1 << 20, 1 << 21)))
 with open("/proc/sys/fs/nr_open") as ceiling:  # beyond it, root is refused too
     beyond = int(ceiling.read()) + 1
 attempt("beyond", lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, beyond)))
 sys.exit(int(sys.argv[1]))
 """
-CAPABLE = ["device", "less nice", "hard"]  # what only a capability lets through
+# What only a capability lets through.
+CAPABLE = ["device", "less nice", "less nice by pid", "hard", "hard by pid"]
 
 
 def _capable_denials(workspace: Path) -> dict[str, tuple[str, str, str]]:
     return {"device": ("privilege", str(workspace / "device"), "CAP_MKNOD"),
             "less nice": ("privilege", "nice -5", "CAP_SYS_NICE"),
-            "hard": ("privilege", "RLIMIT_CORE hard limit", "CAP_SYS_RESOURCE")}
+            "less nice by pid": ("privilege", "nice -6", "CAP_SYS_NICE"),
+            "hard": ("privilege", "RLIMIT_CORE hard limit", "CAP_SYS_RESOURCE"),
+            "hard by pid": ("privilege", "RLIMIT_FSIZE hard limit", "CAP_SYS_RESOURCE")}
 
 
 def _outcomes(result: corral.ExecResult) -> dict[str, str]:
@@ -812,8 +819,8 @@ def test_a_call_only_a_capability_allows_is_seen(backend, workspace, monkeypatch
                         policy=_policy(backend))
     assert _outcomes(failed) == {
         "device": "refused", "whiteout": "done", "fifo": "done", "taken": "refused",
-        "nicer": "done", "less nice": "refused", "soft": "done", "hard": "refused",
-        "beyond": "refused"}, failed.aggregated_output
+        "nicer": "done", "less nice": "refused", "less nice by pid": "refused", "soft": "done",
+        "hard": "refused", "hard by pid": "refused", "beyond": "refused"}, failed.aggregated_output
     expected = _capable_denials(workspace)
     assert [(d.kind.value, d.target) for d in failed.denials] == [
         expected[name][:2] for name in CAPABLE]

@@ -882,6 +882,32 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
 }
 
 
+/* Whether who names pid itself: 0, or its pid in its own PID namespace
+ * (the last of the NSpid line of its status). */
+static int names_itself(pid_t pid, int who)
+{
+    if (who == 0)
+        return 1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *status = fopen(path, "re");
+    if (status == NULL)
+        return 0;
+    char *line = NULL;
+    size_t size = 0;
+    int own = 0;
+    while (getline(&line, &size, status) > 0) {
+        if (strncmp(line, "NSpid:", 6) == 0) {
+            const char *last = strrchr(line, '\t');
+            own = last != NULL && atoi(last + 1) == who;
+            break;
+        }
+    }
+    free(line);
+    fclose(status);
+    return own;
+}
+
 /*
  * A setpriority that lowers the caller's nice value, or a setrlimit or
  * prlimit64 that raises one of its hard limits, beyond what the kernel
@@ -889,8 +915,8 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
  * sandboxed one is): the kernel refuses it (EACCES, EPERM), and it is
  * reported as "C", the call's number (int32), the nice value asked for or
  * the resource (int32) and the hard limit asked for (uint64, 0 for a nice
- * value).  Only a call on the caller itself (who 0, pid 0) is looked at;
- * one on another process goes unreported.
+ * value).  Only a call on the caller itself (who or pid 0, or its own pid)
+ * is looked at; one on another process goes unreported.
  */
 static void look_at_limit(struct server *server, const struct seccomp_notif *notif)
 {
@@ -898,7 +924,8 @@ static void look_at_limit(struct server *server, const struct seccomp_notif *not
     int value;
     unsigned long long limit = 0;
     if (notif->data.nr == server->setpriority) {
-        if ((int)notif->data.args[0] != PRIO_PROCESS || (int)notif->data.args[1] != 0)
+        if ((int)notif->data.args[0] != PRIO_PROCESS ||
+            !names_itself(pid, (int)notif->data.args[1]))
             return;
         int nice = (int)notif->data.args[2];
         nice = nice < -20 ? -20 : nice > 19 ? 19 : nice; /* as the kernel clamps it */
@@ -913,7 +940,7 @@ static void look_at_limit(struct server *server, const struct seccomp_notif *not
         value = nice;
     } else {
         int own = notif->data.nr == server->setrlimit;
-        if (!own && (pid_t)notif->data.args[0] != 0)
+        if (!own && !names_itself(pid, (int)notif->data.args[0]))
             return;
         unsigned int resource = (unsigned int)notif->data.args[own ? 0 : 1];
         unsigned long long address = notif->data.args[own ? 1 : 2];
