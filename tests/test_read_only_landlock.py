@@ -93,6 +93,26 @@ def test_no_socket_reaches_the_host(host_dir):
         abstract.close()
 
 
+def test_with_network_the_hosts_abstract_sockets_are_reached_as_under_bwrap():
+    """A run with network shares the host's network namespace under bwrap,
+    where the host's abstract Unix sockets live (X11's, D-Bus's): Landlock
+    lets the command reach them too, not just without network."""
+    name = f"\0corral-landlock-network-{os.getpid()}".encode()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(name)
+    server.listen()
+    code = f"import socket; socket.socket(socket.AF_UNIX).connect({name!r}); print('connected')"
+    try:
+        with_network = corral.run([PYTHON, "-c", code], policy=corral.SandboxPolicy.read_only(
+            network=True, accept_weaker=ACCEPTED))
+        assert with_network.sandbox == "landlock"
+        assert with_network.stdout == "connected\n", with_network.aggregated_output
+        without = corral.run([PYTHON, "-c", code], policy=POLICY)
+        assert without.stdout == "" and without.exit_code != 0
+    finally:
+        server.close()
+
+
 def test_a_host_loopback_service_is_refused_and_reported(tcp_listener):
     host, port = tcp_listener
     code = ("import socket; print('started', flush=True); "

@@ -12,8 +12,10 @@ the device ioctls of what the command opens itself (a terminal of the
 user's it finds in /dev/pts: it could turn off its echo, or type into it;
 what it inherits, its own terminal included, is not affected), and the
 scopes of ABI 6
-keep the command from signalling processes outside its domain and from
-connecting to abstract Unix sockets outside it.
+keep the command from signalling processes outside its domain and, without
+network, from connecting to abstract Unix sockets outside it (with network
+it reaches the host's, as it does under bubblewrap, whose run then shares
+the host's network namespace, where they live).
 
 Landlock only adds restrictions and cannot carve a read-only hole inside a
 writable root: a policy that needs one must use another backend or accept
@@ -103,20 +105,24 @@ def _handled(abi: int) -> tuple[int, int]:
 
 
 def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
-                  deny_tcp: bool = False) -> int:
+                  deny_tcp: bool = False, abstract_sockets: bool = False) -> int:
     """A ruleset fd allowing writes only beneath ``writable`` (directories or files).
 
     With ``deny_tcp`` (ABI 4 or later) the command may neither bind nor
     connect a TCP socket itself: corral's gate, which Landlock does not
-    confine, does it for the command where the policy allows.  Paths that do
-    not exist are skipped.  The caller owns the fd.  Raises OSError when the
-    kernel refuses (no Landlock: see :func:`landlock_abi`).
+    confine, does it for the command where the policy allows.  With
+    ``abstract_sockets`` it may connect to abstract Unix sockets outside its
+    domain (the host's).  Paths that do not exist are skipped.  The caller
+    owns the fd.  Raises OSError when the kernel refuses (no Landlock: see
+    :func:`landlock_abi`).
     """
     if abi is None:
         abi, why = landlock_abi()
         if not abi:
             raise OSError(errno.EOPNOTSUPP, f"Landlock is not available: {why}")
     rights, scopes = _handled(abi)
+    if abstract_sockets:
+        scopes &= ~_SCOPE_ABSTRACT_UNIX_SOCKET
     if deny_tcp and abi < 4:
         raise OSError(errno.EOPNOTSUPP, f"Landlock ABI {abi} has no TCP rules (4 is needed)")
     attr = _RulesetAttr(rights, _BIND_TCP | _CONNECT_TCP if deny_tcp else 0, scopes)
@@ -207,7 +213,8 @@ class LandlockBackend(SandboxBackend):
         gate = open_gate(policy, (private_tmp,), private_network=False, witness=witness)
         gated = gate is not None and not policy.network
         try:
-            ruleset = write_ruleset(writable, self.abi, deny_tcp=gated)
+            ruleset = write_ruleset(writable, self.abi, deny_tcp=gated,
+                                    abstract_sockets=policy.network)
         except BaseException:
             if gate is not None:
                 gate.close()
