@@ -849,6 +849,27 @@ def test_a_call_only_a_capability_allows_is_a_denial_where_the_caller_holds_it(b
         expected[name][:2] for name in allowed]
 
 
+IN_A_USER_NAMESPACE = """
+import corral
+for policy in ("workspace-write", "full-access"):
+    result = corral.run(["sh", "-c", "mknod device c 1 3 || exit 3"], policy=policy)
+    print(policy, result.exit_code, [d.target for d in result.denials])
+"""
+
+
+def test_a_containers_root_is_not_told_of_what_its_host_refuses_it_too(workspace):
+    """As root in a user namespace of its own (a rootless container's), the
+    caller holds every capability by CapEff, but the kernel looks for
+    CAP_MKNOD in the initial one: no device node is made, sandboxed or not,
+    so the sandbox's refusal is no denial."""
+    ran = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
+                          IN_A_USER_NAMESPACE], cwd=workspace, capture_output=True, text=True,
+                         timeout=120)
+    if ran.returncode != 0 and ran.stderr.startswith("unshare:"):
+        pytest.skip(f"no user namespace here: {ran.stderr.strip()}")
+    assert ran.stdout == "workspace-write 3 []\nfull-access 3 []\n", ran.stderr
+
+
 @pytest.mark.parametrize("private, capable, start, reported", [
     (True, True, 1024, True), (True, False, 1024, False), (True, False, 0, True),
     (True, False, 80, True), (True, False, 81, False),
