@@ -857,14 +857,19 @@ for policy in ("workspace-write", "full-access"):
 """
 
 
-def test_a_containers_root_is_not_told_of_what_its_host_refuses_it_too(workspace):
+def test_a_containers_root_is_not_told_of_what_its_host_refuses_it_too(workspace, tmp_path):
     """As root in a user namespace of its own (a rootless container's), the
     caller holds every capability by CapEff, but the kernel looks for
     CAP_MKNOD in the initial one: no device node is made, sandboxed or not,
     so the sandbox's refusal is no denial."""
+    # Its own runtime and temporary directories, as a container has: the
+    # host's /tmp/corral-0 is the real root's, whom the namespace does not map.
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
     ran = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c",
                           IN_A_USER_NAMESPACE], cwd=workspace, capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env={**os.environ, "XDG_RUNTIME_DIR": str(private),
+                                           "TMPDIR": str(private)})
     if ran.returncode != 0 and ran.stderr.startswith("unshare:"):
         pytest.skip(f"no user namespace here: {ran.stderr.strip()}")
     assert ran.stdout == "workspace-write 3 []\nfull-access 3 []\n", ran.stderr
