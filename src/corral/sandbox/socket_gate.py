@@ -319,7 +319,7 @@ class SocketGate:
 
     def _signalled(self, pid: int, call: str) -> None:
         """Records the ``call`` (``kill``, ``rt_sigqueueinfo``,
-        ``pidfd_open``) of ``pid``, which the sandbox never gave out (of
+        ``pidfd_open``, ``pidfd_send_signal``) of ``pid``, which the sandbox never gave out (of
         process group ``-pid`` if negative), if the host has a process (a
         group) there that the user may signal (any, for a ``pidfd_open``,
         which takes no permission): the sandbox kept the command from it.
