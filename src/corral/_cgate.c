@@ -882,30 +882,42 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
 }
 
 
+/* The rest of the line of the file at path that begins with key (without
+ * its newline), in value; -1 if the file has no such line.  Read line by
+ * line: in a process's status a long list of groups may come first. */
+static int proc_field(const char *path, const char *key, char *value, size_t size)
+{
+    FILE *file = fopen(path, "re");
+    if (file == NULL)
+        return -1;
+    char *line = NULL;
+    size_t allocated = 0;
+    size_t length = strlen(key);
+    int found = -1;
+    while (found < 0 && getline(&line, &allocated, file) > 0) {
+        if (strncmp(line, key, length) == 0) {
+            snprintf(value, size, "%s", line + length);
+            value[strcspn(value, "\n")] = 0;
+            found = 0;
+        }
+    }
+    free(line);
+    fclose(file);
+    return found;
+}
+
 /* Whether who names pid itself: 0, or its pid in its own PID namespace
  * (the last of the NSpid line of its status). */
 static int names_itself(pid_t pid, int who)
 {
     if (who == 0)
         return 1;
-    char path[64];
+    char path[64], pids[256];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *status = fopen(path, "re");
-    if (status == NULL)
+    if (proc_field(path, "NSpid:", pids, sizeof(pids)) != 0)
         return 0;
-    char *line = NULL;
-    size_t size = 0;
-    int own = 0;
-    while (getline(&line, &size, status) > 0) {
-        if (strncmp(line, "NSpid:", 6) == 0) {
-            const char *last = strrchr(line, '\t');
-            own = last != NULL && atoi(last + 1) == who;
-            break;
-        }
-    }
-    free(line);
-    fclose(status);
-    return own;
+    const char *last = strrchr(pids, '\t');
+    return last != NULL && atoi(last + 1) == who;
 }
 
 /*
@@ -1179,26 +1191,12 @@ static int never_given_out(struct server *server, pid_t pid)
 }
 
 /* The number of seccomp filters of the process pid ("thread-self", or a pid),
- * from its status in /proc (read line by line: a long list of groups
- * comes before it), or -1 if there is none. */
+ * from its status in /proc, or -1 if there is none. */
 static int seccomp_filters(const char *pid)
 {
-    static const char key[] = "Seccomp_filters:";
-    char path[64];
+    char path[64], filters[32];
     snprintf(path, sizeof(path), "/proc/%s/status", pid);
-    FILE *status = fopen(path, "re");
-    if (status == NULL)
-        return -1;
-    char *line = NULL;
-    size_t size = 0;
-    int filters = -1;
-    while (filters < 0 && getline(&line, &size, status) > 0) {
-        if (strncmp(line, key, sizeof(key) - 1) == 0)
-            filters = atoi(line + sizeof(key) - 1);
-    }
-    free(line);
-    fclose(status);
-    return filters;
+    return proc_field(path, "Seccomp_filters:", filters, sizeof(filters)) == 0 ? atoi(filters) : -1;
 }
 
 /*
@@ -1243,23 +1241,10 @@ static int outside_the_run(struct server *server, pid_t target)
  * sees it), or 0 if none (not a pidfd, or its process is gone). */
 static pid_t pidfd_target(pid_t pid, unsigned int fd)
 {
-    char path[64];
+    char path[64], target[32];
     snprintf(path, sizeof(path), "/proc/%d/fdinfo/%u", (int)pid, fd);
-    FILE *info = fopen(path, "re");
-    if (info == NULL)
-        return 0;
-    char *line = NULL;
-    size_t size = 0;
-    int target = 0;
-    while (getline(&line, &size, info) > 0) {
-        if (strncmp(line, "Pid:", 4) == 0) {
-            target = atoi(line + 4);
-            break;
-        }
-    }
-    free(line);
-    fclose(info);
-    return target > 0 ? (pid_t)target : 0;
+    int found = proc_field(path, "Pid:", target, sizeof(target)) == 0 ? atoi(target) : 0;
+    return found > 0 ? (pid_t)found : 0;
 }
 
 /* Reports a kill of one pid (above 0), or of one process group (below -1,
@@ -1461,37 +1446,25 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
-    int sendto_number, sendmsg_number, sendmmsg_number, bind_number, kill_number;
-    int sigqueue_number, pidfd_open_number, pidfd_signal_number, setpriority_number,
-        setrlimit_number, prlimit64_number;
     PyObject *writable, *operands, *refused;
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)p:serve", &source, &writable, &PyTuple_Type,
-                          &operands, &PyTuple_Type, &refused, &sendto_number, &sendmsg_number,
-                          &sendmmsg_number, &bind_number, &kill_number, &sigqueue_number,
-                          &pidfd_open_number, &pidfd_signal_number, &setpriority_number,
-                          &setrlimit_number, &prlimit64_number, &init_answers))
-        return NULL;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
+    /* The numbers of the calls observed, each let through whatever is known. */
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)p:serve", &source, &writable, &PyTuple_Type,
+                          &operands, &PyTuple_Type, &refused, &server->sendto, &server->sendmsg,
+                          &server->sendmmsg, &server->bind, &server->kill, &server->sigqueue,
+                          &server->pidfd_open, &server->pidfd_signal, &server->setpriority,
+                          &server->setrlimit, &server->prlimit64, &init_answers)) {
+        free(server);
+        return NULL;
+    }
     server->listener = -1;
     server->source = source;
-    server->sendto = sendto_number;
-    server->sendmsg = sendmsg_number;
-    server->sendmmsg = sendmmsg_number;
-    server->bind = bind_number;
     server->init_answers = init_answers;
     server->init = init_answers ? source : -1;
     /* The child that runs the command forks from this thread, and adds one. */
     server->own_filters = init_answers ? -1 : seccomp_filters("thread-self");
-    /* Each kill notified is let through here, whatever is known. */
-    server->kill = kill_number;
-    server->sigqueue = sigqueue_number;
-    server->pidfd_open = pidfd_open_number;
-    server->pidfd_signal = pidfd_signal_number;
-    server->setpriority = setpriority_number;
-    server->setrlimit = setrlimit_number;
-    server->prlimit64 = prlimit64_number;
     server->root = server->stop = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
