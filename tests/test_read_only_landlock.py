@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -257,6 +258,74 @@ def test_privileged_calls_fail(attack):
     if os.geteuid() == 0:  # the control: root on the host can do each of them
         control = corral.run(["sh", "-c", attack], policy="full-access")
         assert control.exit_code == 0, control.aggregated_output
+
+
+CHANGE_ANOTHER = """
+import os, resource, subprocess, sys
+victim = int(sys.argv[1])
+child = subprocess.Popen(["sleep", "30"])  # the run's own
+for target in (victim, child.pid):
+    for name, change in (
+            ("prlimit", lambda: resource.prlimit(target, resource.RLIMIT_NOFILE, (5, 5))),
+            ("renice", lambda: os.setpriority(os.PRIO_PROCESS, target, 19)),
+            ("affinity", lambda: os.sched_setaffinity(target, {0}))):
+        try:
+            change()
+            print(name, "changed")
+        except OSError as e:
+            print(name, "refused", e.errno)
+attempts = [("renice itself", lambda: os.setpriority(os.PRIO_PROCESS, 0, 1)),
+            ("prlimit itself", lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE, (0, 0)))]
+if sys.argv[2:] == ["everyone"]:  # never outside the sandbox: it would renice the whole host
+    # (to its own nice value, should the sandbox let it through: as little harm as can be)
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    attempts.insert(0, ("renice every process of the user",
+                        lambda: os.setpriority(os.PRIO_USER, 0, own)))
+for name, change in attempts:
+    try:
+        change()
+        print(name, "changed")
+    except OSError as e:
+        print(name, "refused", e.errno)
+child.kill()
+"""
+
+
+def test_a_host_process_cannot_be_reniced_limited_or_pinned():
+    """Landlock scopes signals and tracing, not the calls that change
+    another process's limits or scheduling, and no PID namespace hides the
+    host's processes: the gate refuses them, and reports each process once,
+    where the target is outside the run's session (a user's every process
+    always).  The run's own processes are changed as outside a sandbox."""
+    # A process of this user holding no capability, which the kernel lets a
+    # sandboxed one (holding none either) renice and pin: as root, without
+    # its capabilities.
+    bare = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+    victim = subprocess.Popen([*bare, "sleep", "30"])
+    limits = f"/proc/{victim.pid}/limits"
+    before = open(limits).read()
+    try:
+        result = corral.run([PYTHON, "-c", CHANGE_ANOTHER, str(victim.pid), "everyone"],
+                            policy=POLICY)
+        assert result.sandbox == "landlock" and result.exit_code == 0, result.aggregated_output
+        assert result.stdout.splitlines() == [
+            "prlimit refused 1", "renice refused 1", "affinity refused 1",
+            "prlimit changed", "renice changed", "affinity changed",
+            "renice every process of the user refused 1", "renice itself changed",
+            "prlimit itself changed"]
+        assert [(d.target, d.evidence) for d in result.denials] == [
+            (f"pid {victim.pid}",
+             f"prlimit64({victim.pid}) refused: Operation not permitted in the sandbox"),
+            ("every process of the user",
+             "setpriority(0) refused: Operation not permitted in the sandbox")]
+        assert open(limits).read() == before
+        control = corral.run([PYTHON, "-c", CHANGE_ANOTHER, str(victim.pid)],
+                             policy="full-access")
+        assert control.stdout.startswith("prlimit changed\n"), control.aggregated_output
+        assert open(limits).read() != before
+    finally:
+        victim.kill()
+        victim.wait()
 
 
 def test_a_host_process_cannot_be_traced():

@@ -392,3 +392,32 @@ def test_the_witness_is_told_of_sigqueue_pidfd_open_and_pidfd_send_signal():
     assert in_child(other_signals, program) == [errno.ENOSYS, errno.ENOSYS, errno.EINVAL,
                                                 errno.ENOSYS]
     assert in_child(other_signals, None) == [0, 0, errno.EINVAL, errno.EBADF]
+
+
+def changes_of_processes(everyone: bool) -> list[int]:
+    """sched_setaffinity and ioprio_set of the caller, by 0 and by its pid,
+    a read of its limits by its pid, and (``everyone``) an ioprio_set of
+    every process of its user, which only a filtered child may try."""
+    import resource
+
+    from corral.sandbox.seccomp import SCHEDULING_CALLS
+
+    ioprio_set = SCHEDULING_CALLS[os.uname().machine]["ioprio_set"]
+    normal = (2 << 13) | 4  # IOPRIO_CLASS_BE, level 4
+    cpus = os.sched_getaffinity(0)
+    found = [*_errnos(lambda: os.sched_setaffinity(0, cpus),
+                      lambda: os.sched_setaffinity(os.getpid(), cpus),
+                      lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE)),
+             _errno_of(libc.syscall(ioprio_set, 1, 0, normal))]  # IOPRIO_WHO_PROCESS
+    if everyone:
+        found.append(_errno_of(libc.syscall(ioprio_set, 3, os.getuid(), normal)))  # _USER
+    return found
+
+
+def test_changes_of_another_process_are_guarded():
+    """Of the caller itself by 0, they go through; by a pid or a user, the
+    gate decides (without a listener: ENOSYS)."""
+    program = build_program(guard_processes=True)
+    assert in_child(lambda: changes_of_processes(True), program) == [
+        0, errno.ENOSYS, 0, 0, errno.ENOSYS]
+    assert in_child(lambda: changes_of_processes(False), None) == [0, 0, 0, 0]

@@ -19,7 +19,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(source, writable, operands, refused, observed, init_answers) -> (handle, fd)
+ * serve(source, writable, operands, refused, observed, guarded, init_answers) -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -393,7 +393,9 @@ static int mount_id(int fd, unsigned long long *id)
  * as "D", the path's length (uint16) and the path, where nothing else
  * would refuse it first.  A setpriority, setrlimit or prlimit64 (observed)
  * the kernel will refuse for want of CAP_SYS_NICE or CAP_SYS_RESOURCE is
- * reported as "C" (see look_at_limit).
+ * reported as "C" (see look_at_limit).  A call in guarded ((number,
+ * GUARD_*) pairs) that would change a process outside the run is refused
+ * and reported as "O" (see refuse_another).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
@@ -434,6 +436,16 @@ struct refusal {
     unsigned int own;
 };
 
+/* A call that changes a process named by its first argument (GUARD_PID),
+ * or by its first two, which kind of target and which one, as setpriority
+ * (PRIO_PROCESS 0, PRIO_PGRP 1, PRIO_USER 2) or ioprio_set numbers them
+ * (one more each). */
+enum { GUARD_PID, GUARD_PRIO, GUARD_IOPRIO };
+#define MAX_GUARDED 8
+struct guard {
+    int number, style;
+};
+
 struct server {
     pthread_t thread;
     int listener, root, stop, report;
@@ -444,6 +456,8 @@ struct server {
     size_t refused_count;
     int sendto, sendmsg, sendmmsg, bind, kill, sigqueue, pidfd_open, pidfd_signal, setpriority,
         setrlimit, prlimit64;
+    struct guard guarded[MAX_GUARDED];
+    size_t guarded_count;
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -1311,6 +1325,56 @@ static int receive_listener(struct server *server)
     return 0;
 }
 
+/*
+ * Refuses (EPERM) a guarded call that would change a process outside the
+ * run, and reports it as "O", the call's number (int32), its target (int32)
+ * and what that is (uint8: 0 a pid, 1 a process group, 2 the user's every
+ * process).  Without a PID namespace of the run's own (Landlock), the
+ * host's processes are in reach of these calls: only the caller's own (0),
+ * and processes or groups of the caller's session, which every run starts
+ * (no host process can join it), are let through; a user's every process
+ * never.  (A process of the run's that made a session of its own, a
+ * daemon, is out of reach too.)  1 if the call is answered (refused, or
+ * let through when nothing else looks at it: setpriority and prlimit64 are
+ * looked at next).
+ */
+static int refuse_another(struct server *server, const struct seccomp_notif *notif)
+{
+    const struct guard *guard = NULL;
+    for (size_t i = 0; i < server->guarded_count && guard == NULL; i++) {
+        if (server->guarded[i].number == notif->data.nr)
+            guard = &server->guarded[i];
+    }
+    if (guard == NULL)
+        return 0;
+    int which = guard->style == GUARD_PID ? 0 : (int)notif->data.args[0];
+    if (guard->style == GUARD_IOPRIO)
+        which -= 1; /* IOPRIO_WHO_PROCESS is 1 */
+    int who = (int)(notif->data.args[guard->style == GUARD_PID ? 0 : 1] & 0xFFFFFFFFu);
+    unsigned char kind = (unsigned char)which;
+    pid_t session = getsid((pid_t)notif->pid);
+    int own = which < 0 || which > 2 || /* EINVAL, the kernel's */
+              (which < 2 && (who == 0 || (session > 0 && getsid(who) == session))) ||
+              !still_waiting(server, notif); /* what was read may be another's */
+    if (own) {
+        if (notif->data.nr == server->setpriority || notif->data.nr == server->prlimit64)
+            return 0;
+        struct seccomp_notif_resp response = {
+            .id = notif->id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+        };
+        (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
+        return 1;
+    }
+    struct seccomp_notif_resp refusal = {.id = notif->id, .error = -EPERM};
+    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &refusal);
+    char message[10] = {'O'};
+    memcpy(message + 1, &notif->data.nr, 4);
+    memcpy(message + 5, &who, 4);
+    message[9] = (char)kind;
+    (void)!write(server->report, message, sizeof(message));
+    return 1;
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -1353,6 +1417,8 @@ static void *serve_notifications(void *argument)
                 server->root = -1;
             }
         }
+        if (refuse_another(server, &notif))
+            continue;
         int privileged = 0;
         for (size_t i = 0; i < server->refused_count && !privileged; i++) {
             const struct refusal *refusal = &server->refused[i];
@@ -1446,18 +1512,32 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
-    PyObject *writable, *operands, *refused;
+    PyObject *writable, *operands, *refused, *guarded;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)p:serve", &source, &writable, &PyTuple_Type,
-                          &operands, &PyTuple_Type, &refused, &server->sendto, &server->sendmsg,
-                          &server->sendmmsg, &server->bind, &server->kill, &server->sigqueue,
-                          &server->pidfd_open, &server->pidfd_signal, &server->setpriority,
-                          &server->setrlimit, &server->prlimit64, &init_answers)) {
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!p:serve", &source, &writable,
+                          &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
+                          &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
+                          &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
+                          &server->setpriority, &server->setrlimit, &server->prlimit64,
+                          &PyTuple_Type, &guarded, &init_answers)) {
         free(server);
         return NULL;
+    }
+    server->guarded_count = (size_t)PyTuple_GET_SIZE(guarded);
+    for (size_t i = 0; i < server->guarded_count; i++) {
+        struct guard *guard = &server->guarded[i];
+        if (i >= MAX_GUARDED ||
+            !PyArg_ParseTuple(PyTuple_GET_ITEM(guarded, (Py_ssize_t)i), "ii", &guard->number,
+                              &guard->style) ||
+            guard->style < GUARD_PID || guard->style > GUARD_IOPRIO) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad guarded call");
+            free(server);
+            return NULL;
+        }
     }
     server->listener = -1;
     server->source = source;

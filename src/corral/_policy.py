@@ -58,8 +58,8 @@ DEFAULT_PROTECTED = (
 WEAKER_GUARANTEES = {
     "shared-tmp": "the host's /tmp stays readable; the command writes to a private $TMPDIR",
     "no-deny-read": "deny-read paths (secret stores) stay readable",
-    "visible-processes": "host processes are visible in /proc (they cannot be signalled "
-                         "or traced)",
+    "visible-processes": "host processes are visible in /proc (they cannot be signalled, "
+                         "traced, reniced or limited)",
     "unprotected-paths": "protected paths inside writable roots (.git/hooks, .envrc, "
                          "editor and agent config, ..., and where a root holds them, "
                          "corral's own installation and the system's bwrap) stay writable",

@@ -167,7 +167,9 @@ class LandlockBackend(SandboxBackend):
     servers of this run; Unix sockets reach only its own and the allowed
     ones; no other socket (UDP, raw, packet, netlink) can be opened.
     It cannot signal or trace processes outside its Landlock domain (ABI 6),
-    and holds no capability, even when corral runs as root.
+    nor change the limits or scheduling of processes outside its session
+    (the gate refuses those, which Landlock does not scope), and holds no
+    capability, even when corral runs as root.
     What it cannot do is what the caller must accept by name (see
     :meth:`weaker_guarantees`).
     """
@@ -241,6 +243,9 @@ class LandlockBackend(SandboxBackend):
                 witness_writes=gate is not None, witness_attributes=False,
                 witness_execs=gate is not None, witness_privileges=gate is not None,
                 witness_signals=gate is not None, witness_limits=gate is not None,
+                # No PID namespace keeps the host's processes out of reach
+                # of the calls that change a process's limits or scheduling.
+                guard_processes=gate is not None,
                 # With network, no gate decides binds: each is looked at.
                 witness_binds=gate is not None and policy.network,
                 identity=(os.getuid(), os.getgid())),

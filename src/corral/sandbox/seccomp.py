@@ -64,6 +64,14 @@ program:
   value lowered or a hard limit raised beyond what the kernel lets a
   process without capabilities (as every sandboxed one is): what a root
   caller's command may do outside the sandbox, and not in it;
+* with ``guard_processes``, for a backend without a PID namespace of the
+  run's own (Landlock), turns each call that changes a process named by its
+  pid, group or user into a user notification (``setpriority``, a
+  ``prlimit64`` that sets a limit, ``ioprio_set``, ``sched_setaffinity``,
+  ``sched_setscheduler``, ``sched_setparam``, ``sched_setattr``), for corral
+  to refuse where it would reach a process outside the run: Landlock scopes
+  signals and tracing, not these.  One on the caller itself (pid or who
+  0) or its own process group goes through;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);
@@ -94,7 +102,7 @@ import os
 import struct
 
 __all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "LIMIT_CALLS",
-           "OWNER_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
+           "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -172,6 +180,15 @@ SIGNAL_CALLS = {"x86_64": {"kill": 62, "rt_sigqueueinfo": 129, "pidfd_open": 434
 #: by architecture.
 LIMIT_CALLS = {"x86_64": {"setpriority": 141, "setrlimit": 160, "prlimit64": 302},
                "aarch64": {"setpriority": 140, "setrlimit": 164, "prlimit64": 261}}
+#: The system calls that set a process's scheduling, named by its pid (the
+#: first argument; ioprio_set's is which kind of target, as setpriority's),
+#: by architecture.
+SCHEDULING_CALLS = {
+    "x86_64": {"sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
+               "sched_setattr": 314, "ioprio_set": 251},
+    "aarch64": {"sched_setparam": 118, "sched_setscheduler": 119, "sched_setaffinity": 122,
+                "sched_setattr": 274, "ioprio_set": 30},
+}
 #: The write calls that change only a file's attributes (mode, owner, times,
 #: extended attributes), which Landlock has no right for.
 ATTRIBUTE_CALLS = frozenset({
@@ -202,6 +219,7 @@ _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK, _AF_PACKET = 1, 2, 10, 16, 17
 # A socket's type also carries NONBLOCK and CLOEXEC: the mask leaves the type.
 _SOCK_STREAM, _SOCK_RAW, _SOCK_SEQPACKET, _SOCK_TYPE_MASK = 1, 3, 5, 0xF
 _IPPROTO_TCP = 6
+_IOPRIO_WHO_USER = 3
 _MSG_FASTOPEN = 0x20000000
 _ARG1, _ARG2, _ARG4 = 24, 32, 48
 _RET_USER_NOTIF = 0x7FC00000
@@ -290,6 +308,7 @@ def build_program(
     witness_execs: bool = False,
     witness_signals: bool = False,
     witness_limits: bool = False,
+    guard_processes: bool = False,
     identity: tuple[int, int] | None = None,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
@@ -345,10 +364,14 @@ def build_program(
     if witness_signals:
         for name, number in SIGNAL_CALLS[arch].items():
             asm.jump(_JEQ, number, "notify" if name == "pidfd_send_signal" else "signal", None)
-    if witness_limits:
+    if witness_limits or guard_processes:
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setpriority"], "notify", None)
-        asm.jump(_JEQ, LIMIT_CALLS[arch]["setrlimit"], "notify", None)
         asm.jump(_JEQ, LIMIT_CALLS[arch]["prlimit64"], "limit", None)
+    if witness_limits:
+        asm.jump(_JEQ, LIMIT_CALLS[arch]["setrlimit"], "notify", None)
+    if guard_processes:
+        for name, number in SCHEDULING_CALLS[arch].items():
+            asm.jump(_JEQ, number, "ioprio" if name == "ioprio_set" else "own", None)
     tcp = deny_network and loopback_tcp and not deny_unix_sockets
     if tcp:
         for number, offset in _SENDS[arch]:
@@ -427,7 +450,18 @@ def build_program(
         asm.load(_ARG0)
         asm.jump(_JEQ, 0, "allow", None)
         asm.jump(_JEQ, 0xFFFFFFFF, "allow", "notify")
-    if witness_limits:
+    if guard_processes:
+        # The caller itself (pid 0), or (ioprio_set) it or its own group (who
+        # 0, unless IOPRIO_WHO_USER: every process of the user).
+        asm.label("ioprio")
+        asm.load(_ARG0)
+        asm.jump(_JEQ, _IOPRIO_WHO_USER, "notify", None)
+        asm.load(_ARG1)
+        asm.jump(_JEQ, 0, "allow", "notify")
+        asm.label("own")
+        asm.load(_ARG0)
+        asm.jump(_JEQ, 0, "allow", "notify")
+    if witness_limits or guard_processes:
         # Only a prlimit64 that sets a limit: C libraries read limits with
         # it (new_limit, a pointer, NULL), as each program does as it starts.
         asm.label("limit")
@@ -460,7 +494,7 @@ def build_program(
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
     if (notify or writes or witness_privileges or witness_binds or witness_execs
-            or witness_signals or witness_limits):
+            or witness_signals or witness_limits or guard_processes):
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

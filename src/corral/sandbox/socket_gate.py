@@ -82,7 +82,7 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import LIMIT_CALLS, SIGNAL_CALLS, SOCKET_CALLS
+from .seccomp import LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS, SOCKET_CALLS
 from .witness import Witness, unprivileged_port_start
 
 TYPE_CHECKING = False
@@ -116,6 +116,15 @@ _CALLS = {number: name for name, number in _SENDS.items()}
 _SIGNALS = SIGNAL_CALLS.get(os.uname().machine, {})
 _SIGNAL_NAMES = {number: name for name, number in _SIGNALS.items()}
 _LIMITS = LIMIT_CALLS.get(os.uname().machine, {})
+# The calls that change a process named by an argument.
+_SCHEDULING = SCHEDULING_CALLS.get(os.uname().machine, {})
+_GUARDED_NAMES = {number: name for name, number in [*_SCHEDULING.items(), *_LIMITS.items()]
+                  if name != "setrlimit"}
+# How each names the process it changes, as _cgate.c numbers it: 0 a pid
+# first, 1 as setpriority, 2 as ioprio_set.  What the server refuses where
+# no PID namespace keeps the host's processes out of reach.
+_GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
+                 for number, name in _GUARDED_NAMES.items())
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
@@ -259,7 +268,10 @@ class SocketGate:
                  _SIGNALS.get("kill", -1), _SIGNALS.get("rt_sigqueueinfo", -1),
                  _SIGNALS.get("pidfd_open", -1), _SIGNALS.get("pidfd_send_signal", -1),
                  _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
-                 _LIMITS.get("prlimit64", -1)), init_answers)
+                 _LIMITS.get("prlimit64", -1)),
+                # Without a PID namespace of the run's own: calls that would
+                # change a host process.
+                () if init_answers else _GUARDED, init_answers)
         except BaseException:
             os.close(self._ours)
             os.close(self.child_end)
@@ -484,6 +496,12 @@ class SocketGate:
                 if self.witness is not None:
                     self.witness.record_limit(*struct.unpack_from("<iiQ", data, offset + 1))
                 offset += 17
+            elif kind == b"O" and offset + 10 <= len(data):
+                if self.witness is not None:
+                    number, target = struct.unpack_from("<ii", data, offset + 1)
+                    self.witness.record_other(_GUARDED_NAMES.get(number, f"system call {number}"),
+                                              target, data[offset + 9])
+                offset += 10
             elif kind == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))

@@ -265,6 +265,23 @@ class Witness:
             f"{verb}; only full access can",
             f"{call}({pid}) refused: {os.strerror(error)} in the sandbox"))
 
+    def record_other(self, call: str, target: int, kind: int) -> None:
+        """Records ``call`` (``prlimit64``, ``setpriority``,
+        ``sched_setaffinity``, ...) refused for changing a process outside
+        the run: ``target`` is a pid (``kind`` 0), a process group (1) or a
+        user, whose every process it would change (2).  Without a PID
+        namespace of the run's own (Landlock), these reach the host's
+        processes; the gate lets through only those of the run's session."""
+        shown = (f"pid {target}", f"process group {target}", "every process of the user")[
+            min(kind, 2)]
+        if not self._first(("other", shown), self.denials):  # one per process: the first call
+            return
+        self.denials.append(Denial(
+            DenialKind.PRIVILEGE, shown,
+            f"{shown} is outside the sandbox, whose limits and scheduling a sandboxed command "
+            "cannot change (only its own processes'); only full access can",
+            f"{call}({target}) refused: {os.strerror(errno.EPERM)} in the sandbox"))
+
     def record_port(self, port: int) -> None:
         """Records a bind to ``port``, below 1024, which the kernel refuses
         (EACCES) a process without CAP_NET_BIND_SERVICE, as every sandboxed
