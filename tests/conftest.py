@@ -6,6 +6,7 @@ import os
 import select
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -44,6 +45,18 @@ def caller_holds(capability: int) -> bool:
         effective = next(int(line.split()[1], 16) for line in status
                          if line.startswith("CapEff:"))
     return bool(effective >> capability & 1)
+
+
+def sysv_ids(kind: str) -> set[str]:
+    """The ids of the host's System V IPC objects of ``kind`` (msg, sem, shm)."""
+    with open(f"/proc/sysvipc/{kind}") as table:
+        return {line.split()[1] for line in table.read().splitlines()[1:]}
+
+
+def host_queue() -> str:
+    """A System V message queue of the host's, made here: its id."""
+    made = subprocess.run(["ipcmk", "-Q"], capture_output=True, text=True, check=True)
+    return made.stdout.split()[-1]
 
 
 def pid_alive(pid: int) -> bool:

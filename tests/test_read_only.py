@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import corral
-from conftest import CAP_NET_RAW, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, caller_holds
+from conftest import (CAP_NET_RAW, CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, caller_holds,
+                      host_queue, sysv_ids)
 from corral.sandbox.probe import probe_machine
 
 # The interpreter itself, not a virtualenv's link to it: attacks use the stdlib only.
@@ -536,6 +537,24 @@ def test_raw_and_packet_sockets_are_refused(create, target):
         assert [d.target for d in sandboxed.denials] == ([target] if holds else [])
     control = corral.run([PYTHON, "-c", code], policy="full-access")
     assert (control.stdout == "started\nopened\n") == holds, control.aggregated_output
+
+
+def test_ipc_objects_are_the_runs_own():
+    """bubblewrap gives the run an IPC namespace of its own: its System V
+    IPC works, reaches none of the host's objects, and ends with it."""
+    queue = host_queue()
+    segments = sysv_ids("shm")
+    try:
+        removed = corral.run(["ipcrm", "-q", queue], policy=READ_ONLY)
+        assert removed.exit_code != 0 and queue in sysv_ids("msg")
+        own = corral.run(["sh", "-c", "ipcmk -M 4096 >/dev/null && ipcs -m | grep -c 4096"],
+                         policy=READ_ONLY)
+        assert own.stdout == "1\n" and own.denials == (), own.aggregated_output
+        assert sysv_ids("shm") == segments  # nothing left behind
+        control = corral.run(["ipcrm", "-q", queue], policy="full-access")
+        assert control.exit_code == 0 and queue not in sysv_ids("msg")
+    finally:
+        subprocess.run(["ipcrm", "-q", queue], capture_output=True)
 
 
 def test_a_host_process_cannot_be_traced():

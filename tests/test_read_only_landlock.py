@@ -18,6 +18,7 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
+from conftest import host_queue, sysv_ids
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
@@ -326,6 +327,26 @@ def test_a_host_process_cannot_be_reniced_limited_or_pinned():
     finally:
         victim.kill()
         victim.wait()
+
+
+def test_the_hosts_ipc_objects_are_out_of_reach():
+    """No IPC namespace keeps the host's System V IPC objects apart on
+    Landlock: the calls are refused, and reported, so that the command can
+    neither read, change nor remove the host's, nor leave its own behind."""
+    queue = host_queue()
+    segments = sysv_ids("shm")
+    try:
+        removed = corral.run(["ipcrm", "-q", queue], policy=POLICY)
+        assert removed.exit_code != 0 and queue in sysv_ids("msg")
+        assert [(d.kind.value, d.target) for d in removed.denials] == [("privilege", "msgctl")]
+        assert "bubblewrap" in removed.denials[0].remedy
+        made = corral.run(["ipcmk", "-M", "4096"], policy=POLICY)
+        assert made.exit_code != 0 and sysv_ids("shm") == segments
+        assert [d.target for d in made.denials] == ["shmget"]
+        control = corral.run(["ipcrm", "-q", queue], policy="full-access")
+        assert control.exit_code == 0 and queue not in sysv_ids("msg")
+    finally:
+        subprocess.run(["ipcrm", "-q", queue], capture_output=True)
 
 
 def test_a_host_process_cannot_be_traced():

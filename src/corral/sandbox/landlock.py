@@ -246,6 +246,8 @@ class LandlockBackend(SandboxBackend):
                 # No PID namespace keeps the host's processes out of reach
                 # of the calls that change a process's limits or scheduling.
                 guard_processes=gate is not None,
+                # Nor does an IPC namespace keep the host's IPC objects apart.
+                deny_ipc=True,
                 # With network, no gate decides binds: each is looked at.
                 witness_binds=gate is not None and policy.network,
                 identity=(os.getuid(), os.getgid())),

@@ -64,6 +64,11 @@ program:
   value lowered or a hard limit raised beyond what the kernel lets a
   process without capabilities (as every sandboxed one is): what a root
   caller's command may do outside the sandbox, and not in it;
+* with ``deny_ipc``, for a backend without an IPC namespace of the run's
+  own (Landlock), refuses System V IPC (shared memory, semaphores, message
+  queues) and POSIX message queues (:data:`IPC_CALLS`): the host's objects
+  would be in reach, to read, change or remove, and what the run made would
+  outlive it;
 * with ``guard_processes``, for a backend without a PID namespace of the
   run's own (Landlock), turns each call that changes a process named by its
   pid, group or user into a user notification (``setpriority``, a
@@ -101,7 +106,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "LIMIT_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "IPC_CALLS",
+           "LIMIT_CALLS",
            "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
@@ -125,6 +131,16 @@ _NUMBERS: dict[str, tuple[int | None, int | None]] = {
     "syslog": (103, 116), "umount2": (166, 39), "unshare": (272, 97),
     "userfaultfd": (323, 282),
 }
+#: The System V IPC and POSIX message queue calls ``deny_ipc`` refuses
+#: (shmdt, which only detaches, is not one), as _NUMBERS has them.
+_IPC_NUMBERS: dict[str, tuple[int, int]] = {
+    "shmget": (29, 194), "shmat": (30, 196), "shmctl": (31, 195), "semget": (64, 190),
+    "semop": (65, 193), "semctl": (66, 191), "semtimedop": (220, 192), "msgget": (68, 186),
+    "msgsnd": (69, 189), "msgrcv": (70, 188), "msgctl": (71, 187), "mq_open": (240, 180),
+    "mq_unlink": (241, 181), "mq_timedsend": (242, 182), "mq_timedreceive": (243, 183),
+    "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
+}
+IPC_CALLS = tuple(sorted(_IPC_NUMBERS))
 _CLONE = {"x86_64": 56, "aarch64": 220}
 #: The calls that set a process's user or group ids, and how many ids each
 #: takes, by architecture.
@@ -282,7 +298,7 @@ def privileged_calls(arch: str | None = None) -> dict[int, str]:
     if arch not in _ARCH_INDEX:
         return {}
     column = _ARCH_INDEX[arch]
-    found = {numbers[column]: name for name, numbers in _NUMBERS.items()
+    found = {numbers[column]: name for name, numbers in {**_NUMBERS, **_IPC_NUMBERS}.items()
              if numbers[column] is not None}
     found.update({number: name for name, (number, _) in IDENTITY_CALLS[arch].items()})
     found[_CLONE[arch]] = "clone"
@@ -309,6 +325,7 @@ def build_program(
     witness_signals: bool = False,
     witness_limits: bool = False,
     guard_processes: bool = False,
+    deny_ipc: bool = False,
     identity: tuple[int, int] | None = None,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
@@ -322,7 +339,9 @@ def build_program(
             f"no seccomp filter for {arch}: corral knows {', '.join(SUPPORTED_ARCHES)}"
         )
     column = _ARCH_INDEX[arch]
-    numbers = sorted({n for name in deny if (n := _NUMBERS[name][column]) is not None})
+    numbers = sorted({n for name in deny if (n := _NUMBERS[name][column]) is not None}
+                     | ({numbers[column] for numbers in _IPC_NUMBERS.values()} if deny_ipc
+                        else set()))
     asm = _Assembler()
     asm.load(_ARCH)
     asm.jump(_JEQ, _AUDIT_ARCH[arch], None, "kill")

@@ -65,8 +65,8 @@ import os
 from .._denial import missing_device_remedy
 from .._policy import SandboxPolicy
 from .._result import Denial, DenialKind
-from .seccomp import (EXEC_CALLS, LIMIT_CALLS, OWNER_CALLS, SOCKET_CALLS, WRITE_CALLS,
-                      privileged_calls)
+from .seccomp import (EXEC_CALLS, IPC_CALLS, LIMIT_CALLS, OWNER_CALLS, SOCKET_CALLS,
+                      WRITE_CALLS, privileged_calls)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -367,7 +367,8 @@ class Witness:
                 return
             from .._denial import privilege_remedy
 
-            denial = Denial(DenialKind.PRIVILEGE, name, privilege_remedy(name), evidence)
+            remedy = _IPC_REMEDY if name in IPC_CALLS else privilege_remedy(name)
+            denial = Denial(DenialKind.PRIVILEGE, name, remedy, evidence)
         if self._first((denial.kind, denial.target), self.denials):
             self.denials.append(denial)
 
@@ -398,6 +399,9 @@ _NEEDS: dict[str, tuple[int, bool]] = {
     **dict.fromkeys(("ioperm", "iopl"), (_CAP_SYS_RAWIO, True)),
     "acct": (_CAP_SYS_PACCT, True),
 }
+_IPC_REMEDY = ("System V IPC and POSIX message queues are the host's without an IPC namespace "
+               "of the run's own, which the Landlock backend cannot give: run where bubblewrap "
+               "works, or with full access")
 # PROC_USER_INIT_INO: the inode of the initial user namespace, as /proc shows it.
 _INITIAL_USER_NAMESPACE = 0xEFFFFFFD
 
