@@ -1527,10 +1527,14 @@ gate_serve(PyObject *self, PyObject *args)
         return NULL;
     }
     server->guarded_count = (size_t)PyTuple_GET_SIZE(guarded);
+    if (server->guarded_count > MAX_GUARDED) {
+        PyErr_SetString(PyExc_ValueError, "too many guarded calls");
+        free(server);
+        return NULL;
+    }
     for (size_t i = 0; i < server->guarded_count; i++) {
         struct guard *guard = &server->guarded[i];
-        if (i >= MAX_GUARDED ||
-            !PyArg_ParseTuple(PyTuple_GET_ITEM(guarded, (Py_ssize_t)i), "ii", &guard->number,
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(guarded, (Py_ssize_t)i), "ii", &guard->number,
                               &guard->style) ||
             guard->style < GUARD_PID || guard->style > GUARD_IOPRIO) {
             if (!PyErr_Occurred())
