@@ -41,6 +41,15 @@ def test_text_report():
         assert word in proc.stdout
 
 
+def test_without_bubblewrap_the_landlock_rung_is_offered_with_what_it_lacks():
+    if probe_machine().landlock_abi < 6:
+        pytest.skip("no Landlock ABI 6 here: the policies are refused instead")
+    proc = _doctor("--json", env={**os.environ, "CORRAL_BWRAP": "/nonexistent/bwrap"})
+    read_only = json.loads(proc.stdout)["policies"]["read-only"]
+    assert read_only.startswith("no usable bubblewrap") and "visible-processes" in read_only
+    assert "System V IPC" in read_only
+
+
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is not installed")
 def test_user_namespaces_agree_with_unshare():
     independent = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "--pid",
