@@ -1353,7 +1353,7 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
     int who = (int)(notif->data.args[guard->style == GUARD_PID ? 0 : 1] & 0xFFFFFFFFu);
     unsigned char kind = (unsigned char)which;
     pid_t session = getsid((pid_t)notif->pid);
-    int own = which < 0 || which > 2 || /* EINVAL, the kernel's */
+    int own = which < 0 || which > 2 || (which < 2 && who < 0) || /* the kernel refuses it */
               (which < 2 && (who == 0 || (session > 0 && getsid(who) == session))) ||
               !still_waiting(server, notif); /* what was read may be another's */
     if (own) {
