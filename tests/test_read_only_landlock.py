@@ -276,7 +276,8 @@ for target in (victim, child.pid):
         except OSError as e:
             print(name, "refused", e.errno)
 attempts = [("renice itself", lambda: os.setpriority(os.PRIO_PROCESS, 0, 1)),
-            ("prlimit itself", lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE, (0, 0)))]
+            ("prlimit itself",
+             lambda: resource.prlimit(os.getpid(), resource.RLIMIT_CORE, (0, 0)))]
 if sys.argv[2:] == ["everyone"]:  # never outside the sandbox: it would renice the whole host
     # (to its own nice value, should the sandbox let it through: as little harm as can be)
     own = os.getpriority(os.PRIO_PROCESS, 0)

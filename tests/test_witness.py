@@ -880,8 +880,8 @@ def test_a_containers_root_is_not_told_of_what_its_host_refuses_it_too(workspace
     (True, False, 80, True), (True, False, 81, False),
     (False, True, 1024, True), (False, True, 0, False), (False, False, 1024, False),
     (False, False, 0, False)])
-def test_a_privileged_port_is_a_denial_where_the_host_would_allow_it(monkeypatch, tmp_path, private,
-                                                                      capable, start, reported):
+def test_a_privileged_port_is_a_denial_where_the_host_would_allow_it(
+        monkeypatch, tmp_path, private, capable, start, reported):
     """A sandboxed process is refused a port below its network namespace's
     ``ip_unprivileged_port_start``: 1024 in the run's own, the host's
     setting in corral's (where it binds with network, or on Landlock).

@@ -377,9 +377,10 @@ static int mount_id(int fd, unsigned long long *id)
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendto, sendmsg, sendmmsg, bind, kill,
  * rt_sigqueueinfo, pidfd_open, pidfd_send_signal, setpriority, setrlimit
- * and prlimit64 (or -1), each let through.  A bind of a Unix socket to a path the sandbox refuses
- * to create is reported as a write ("W", as above); one of an inet socket
- * to a port below 1024, as "B" and the port (uint16).  The address each
+ * and prlimit64 (or -1), each let through.  A bind of a Unix socket to a
+ * path the sandbox refuses to create is reported as a write ("W", as
+ * above); one of an inet socket to a port below 1024, as "B" and the port
+ * (uint16).  The address each
  * message of a send on an inet datagram socket names, if it is beyond
  * loopback (which the run's own network namespace cannot reach), is
  * reported as "S", the call (uint8: 0 sendmsg, 1 sendmmsg, 2 sendto), its
@@ -1210,7 +1211,9 @@ static int seccomp_filters(const char *pid)
 {
     char path[64], filters[32];
     snprintf(path, sizeof(path), "/proc/%s/status", pid);
-    return proc_field(path, "Seccomp_filters:", filters, sizeof(filters)) == 0 ? atoi(filters) : -1;
+    if (proc_field(path, "Seccomp_filters:", filters, sizeof(filters)) != 0)
+        return -1;
+    return atoi(filters);
 }
 
 /*

@@ -55,15 +55,14 @@ program:
   (``sigqueue``) and ``pidfd_open`` of a process, and ``pidfd_send_signal``,
   into user notifications, so that corral learns of a signal sent, or a
   process looked for, outside the run, which the sandbox keeps the command
-  from (``tgkill`` is left
-  alone: Go's runtime signals its own threads with it many times a
-  second);
+  from (``tgkill`` is left alone: Go's runtime signals its own threads with
+  it many times a second);
 * with ``witness_limits``, turns ``setpriority``, ``setrlimit`` and
   ``prlimit64`` (one that sets a limit, not one that only reads it) into
-  user notifications, so that corral learns of a nice
-  value lowered or a hard limit raised beyond what the kernel lets a
-  process without capabilities (as every sandboxed one is): what a root
-  caller's command may do outside the sandbox, and not in it;
+  user notifications, so that corral learns of a nice value lowered or a
+  hard limit raised beyond what the kernel lets a process without
+  capabilities (as every sandboxed one is): what a root caller's command
+  may do outside the sandbox, and not in it;
 * with ``deny_ipc``, for a backend without an IPC namespace of the run's
   own (Landlock), refuses System V IPC (shared memory, semaphores, message
   queues) and POSIX message queues (:data:`IPC_CALLS`): the host's objects
@@ -107,8 +106,7 @@ import os
 import struct
 
 __all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "IPC_CALLS",
-           "LIMIT_CALLS",
-           "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
+           "LIMIT_CALLS", "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
@@ -141,6 +139,7 @@ _IPC_NUMBERS: dict[str, tuple[int, int]] = {
     "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
 }
 IPC_CALLS = tuple(sorted(_IPC_NUMBERS))
+_REFUSABLE = {**_NUMBERS, **_IPC_NUMBERS}  # every call the program may refuse, by name
 _CLONE = {"x86_64": 56, "aarch64": 220}
 #: The calls that set a process's user or group ids, and how many ids each
 #: takes, by architecture.
@@ -298,7 +297,7 @@ def privileged_calls(arch: str | None = None) -> dict[int, str]:
     if arch not in _ARCH_INDEX:
         return {}
     column = _ARCH_INDEX[arch]
-    found = {numbers[column]: name for name, numbers in {**_NUMBERS, **_IPC_NUMBERS}.items()
+    found = {numbers[column]: name for name, numbers in _REFUSABLE.items()
              if numbers[column] is not None}
     found.update({number: name for name, (number, _) in IDENTITY_CALLS[arch].items()})
     found[_CLONE[arch]] = "clone"
@@ -339,9 +338,8 @@ def build_program(
             f"no seccomp filter for {arch}: corral knows {', '.join(SUPPORTED_ARCHES)}"
         )
     column = _ARCH_INDEX[arch]
-    numbers = sorted({n for name in deny if (n := _NUMBERS[name][column]) is not None}
-                     | ({numbers[column] for numbers in _IPC_NUMBERS.values()} if deny_ipc
-                        else set()))
+    numbers = sorted({n for name in (*deny, *(IPC_CALLS if deny_ipc else ()))
+                      if (n := _REFUSABLE[name][column]) is not None})
     asm = _Assembler()
     asm.load(_ARCH)
     asm.jump(_JEQ, _AUDIT_ARCH[arch], None, "kill")

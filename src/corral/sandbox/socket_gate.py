@@ -116,13 +116,13 @@ _CALLS = {number: name for name, number in _SENDS.items()}
 _SIGNALS = SIGNAL_CALLS.get(os.uname().machine, {})
 _SIGNAL_NAMES = {number: name for name, number in _SIGNALS.items()}
 _LIMITS = LIMIT_CALLS.get(os.uname().machine, {})
-# The calls that change a process named by an argument.
-_SCHEDULING = SCHEDULING_CALLS.get(os.uname().machine, {})
-_GUARDED_NAMES = {number: name for name, number in [*_SCHEDULING.items(), *_LIMITS.items()]
-                  if name != "setrlimit"}
-# How each names the process it changes, as _cgate.c numbers it: 0 a pid
-# first, 1 as setpriority, 2 as ioprio_set.  What the server refuses where
-# no PID namespace keeps the host's processes out of reach.
+# The calls that change a process named by an argument (what the server
+# refuses where no PID namespace keeps the host's processes out of reach),
+# and how each names it, as _cgate.c numbers that: 0 a pid first, 1 as
+# setpriority, 2 as ioprio_set.
+_GUARDED_NAMES = {number: name for name, number in [
+    *SCHEDULING_CALLS.get(os.uname().machine, {}).items(), *_LIMITS.items()]
+    if name != "setrlimit"}
 _GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
                  for number, name in _GUARDED_NAMES.items())
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
@@ -331,8 +331,9 @@ class SocketGate:
 
     def _signalled(self, pid: int, call: str) -> None:
         """Records the ``call`` (``kill``, ``rt_sigqueueinfo``,
-        ``pidfd_open``, ``pidfd_send_signal``) of ``pid``, which the sandbox never gave out (of
-        process group ``-pid`` if negative), if the host has a process (a
+        ``pidfd_open``, ``pidfd_send_signal``) of ``pid``, which the sandbox
+        never gave out (of process group ``-pid`` if negative), if the host
+        has a process (a
         group) there that the user may signal (any, for a ``pidfd_open``,
         which takes no permission): the sandbox kept the command from it.
         Looked up only once the run has failed: until then nothing the

@@ -294,7 +294,7 @@ class Witness:
         host = unprivileged_port_start()
         if port >= (1024 if self._private_network else host):
             return  # bound
-        if not _caller_may(_CAP_NET_BIND_SERVICE) and port < host:
+        if not _caller_may(_CAP_NET_BIND_SERVICE, initial_only=False) and port < host:
             self.excused.add(DenialKind.PRIVILEGE)
             return
         if not self._first(("port", port), self.if_failed):
@@ -339,11 +339,12 @@ class Witness:
 
     def _without(self, capability: int, key: object, target: str, remedy: str,
                  evidence: str) -> None:
-        """Records a call the kernel refused for want of ``capability``: a
-        denial only if the run then failed (see :attr:`if_failed`; many
-        programs try and do without), and only where corral's caller holds
-        it, else excused (see :attr:`excused`)."""
-        if not _caller_may(capability):
+        """Records a call the kernel refused for want of ``capability``, one
+        it looks for in the initial user namespace only: a denial only if the
+        run then failed (see :attr:`if_failed`; many programs try and do
+        without), and only where corral's caller holds it, else excused (see
+        :attr:`excused`)."""
+        if not _caller_may(capability, initial_only=True):
             self.excused.add(DenialKind.PRIVILEGE)
         elif self._first(key, self.if_failed):
             self.if_failed.append(Denial(DenialKind.PRIVILEGE, target, remedy, evidence))
@@ -378,10 +379,6 @@ class Witness:
 _CAP_CHOWN, _CAP_SETGID, _CAP_SETUID, _CAP_NET_BIND_SERVICE, _CAP_NET_RAW = 0, 6, 7, 10, 13
 _CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_PACCT, _CAP_SYS_ADMIN, _CAP_SYS_BOOT = 16, 17, 20, 21, 22
 _CAP_SYS_NICE, _CAP_SYS_RESOURCE, _CAP_SYS_TIME, _CAP_MKNOD = 23, 24, 25, 27
-# The kernel checks these in the initial user namespace only: a container's
-# root in a user namespace of its own lacks them, whatever CapEff says.
-_INITIAL_ONLY = frozenset({_CAP_SYS_MODULE, _CAP_SYS_RAWIO, _CAP_SYS_PACCT, _CAP_SYS_NICE,
-                           _CAP_SYS_RESOURCE, _CAP_SYS_TIME, _CAP_MKNOD})
 #: The privileged calls that only a capability lets through outside the
 #: sandbox, and which: (capability, checked in the initial user namespace
 #: whatever the caller's).  The others (mount, unshare, chroot, ptrace, ...)
@@ -421,12 +418,13 @@ def _caller_capabilities() -> tuple[int, bool]:
     return effective, initial
 
 
-def _caller_may(capability: int, initial_only: bool | None = None) -> bool:
+def _caller_may(capability: int, initial_only: bool) -> bool:
     """Whether corral's caller holds ``capability`` where the kernel looks
-    for it: so that a call it takes would succeed outside the sandbox."""
+    for it (with ``initial_only``, in the initial user namespace only: a
+    container's root in a user namespace of its own lacks it, whatever
+    CapEff says): so that a call it takes would succeed outside the
+    sandbox."""
     effective, initial = _caller_capabilities()
-    if initial_only is None:
-        initial_only = capability in _INITIAL_ONLY
     return bool(effective >> capability & 1) and (initial or not initial_only)
 
 
@@ -472,7 +470,7 @@ def _socket_denial(family: int, kind: int, evidence: str) -> Denial | None:
     remedy = NEEDS_NETWORK
     # A Unix SOCK_RAW is a datagram socket to the kernel, and takes no privilege.
     if family == socket.AF_PACKET or (kind & 0xF == socket.SOCK_RAW and family != socket.AF_UNIX):
-        if not _caller_may(_CAP_NET_RAW):
+        if not _caller_may(_CAP_NET_RAW, initial_only=False):
             return None
         remedy = ("raw and packet sockets take a privilege no sandboxed command holds: only "
                   "full access has it")
@@ -480,10 +478,10 @@ def _socket_denial(family: int, kind: int, evidence: str) -> Denial | None:
 
 
 _NAMES = {number: name for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()}
+_NAMES[SOCKET_CALLS.get(os.uname().machine, {}).get("bind", -1)] = "bind"  # a socket file
 _LIMIT_NAMES = {number: name for name, number in LIMIT_CALLS.get(os.uname().machine, {}).items()}
 # The resources of setrlimit, by number (as <sys/resource.h> has them on Linux).
 _RESOURCES = dict(enumerate((
     "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
     "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
     "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME")))
-_NAMES[SOCKET_CALLS.get(os.uname().machine, {}).get("bind", -1)] = "bind"  # a socket file
