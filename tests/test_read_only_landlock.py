@@ -330,24 +330,95 @@ def test_a_host_process_cannot_be_reniced_limited_or_pinned():
         victim.wait()
 
 
-def test_the_hosts_ipc_objects_are_out_of_reach():
+# System V IPC by ctypes: the host's queue and key (argv), then objects of
+# the run's own, used across a fork, found by key, listed by index.
+SYSTEM_V = textwrap.dedent("""
+    import ctypes, errno, os, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    IPC_PRIVATE, IPC_CREAT, IPC_RMID, IPC_STAT, GETVAL, SHM_STAT = 0, 0o1000, 0, 2, 12, 13
+    def tried(result):
+        return result if result >= 0 else errno.errorcode[ctypes.get_errno()]
+    queue, key = int(sys.argv[1]), int(sys.argv[2], 0)
+    status = ctypes.create_string_buffer(256)
+    print("host queue", tried(libc.msgctl(queue, IPC_STAT, status)),
+          tried(libc.msgctl(queue, IPC_RMID, None)))
+    print("host key", tried(libc.msgget(key, 0o600)), tried(libc.msgget(key, IPC_CREAT | 0o600)))
+    segment = libc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600)
+    ctypes.memmove(libc.shmat(segment, None, 0), b"shared", 6)
+    child = os.fork()
+    if child == 0:
+        os._exit(ctypes.string_at(libc.shmat(segment, None, 0), 6) != b"shared")
+    print("segment", os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0,
+          tried(libc.shmctl(segment % 32768, SHM_STAT, status)) == segment)
+    own_key = 0x5eed0000 + os.getpid() % 0x10000
+    semaphores = libc.semget(own_key, 1, IPC_CREAT | 0o600)
+    found = libc.semget(own_key, 1, 0o600)
+    operation = (ctypes.c_short * 3)(0, 1, 0)  # struct sembuf: semaphore 0, +1
+    print("semaphores", found == semaphores, tried(libc.semop(found, operation, 1)),
+          libc.semctl(semaphores, 0, GETVAL))
+    messages = libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600)
+    sent = (ctypes.c_long * 2)(1, int.from_bytes(b"message", "little"))
+    received = (ctypes.c_long * 2)()
+    print("messages", tried(libc.msgsnd(messages, sent, 8, 0)),
+          tried(libc.msgrcv(messages, received, 8, 0, 0)), received[1] == sent[1])
+    print("made", segment, semaphores, messages)
+""")
+
+
+def test_system_v_ipc_objects_are_the_runs_own():
     """No IPC namespace keeps the host's System V IPC objects apart on
-    Landlock: the calls are refused, and reported, so that the command can
-    neither read, change nor remove the host's, nor leave its own behind."""
+    Landlock: the gate makes the run's own objects for it and lets it reach
+    only those, answering for the host's as a namespace of its own would,
+    and removes them when the run ends."""
     queue = host_queue()
-    segments = sysv_ids("shm")
+    key = next(line.split()[0] for line in open("/proc/sysvipc/msg").read().splitlines()[1:]
+               if line.split()[1] == queue)
+    before = {kind: sysv_ids(kind) for kind in ("msg", "sem", "shm")}
     try:
-        removed = corral.run(["ipcrm", "-q", queue], policy=POLICY)
-        assert removed.exit_code != 0 and queue in sysv_ids("msg")
-        assert [(d.kind.value, d.target) for d in removed.denials] == [("privilege", "msgctl")]
-        assert "bubblewrap" in removed.denials[0].remedy
-        made = corral.run(["ipcmk", "-M", "4096"], policy=POLICY)
-        assert made.exit_code != 0 and sysv_ids("shm") == segments
-        assert [d.target for d in made.denials] == ["shmget"]
-        control = corral.run(["ipcrm", "-q", queue], policy="full-access")
-        assert control.exit_code == 0 and queue not in sysv_ids("msg")
+        result = corral.run([PYTHON, "-c", SYSTEM_V, queue, key], policy=POLICY)
+        assert result.exit_code == 0 and result.denials == (), result.aggregated_output
+        lines = result.stdout.splitlines()
+        assert lines[:-1] == ["host queue EINVAL EINVAL", "host key ENOENT EACCES",
+                              "segment True True", "semaphores True 0 1", "messages 0 8 True"]
+        segment, semaphores, messages = lines[-1].split()[1:]
+        assert queue in sysv_ids("msg")
+        assert segment not in before["shm"] and semaphores not in before["sem"]
+        # Nothing the run made is left behind.
+        assert {kind: sysv_ids(kind) for kind in ("msg", "sem", "shm")} == before
+        # A key the host holds, which the run then could not make: a denial
+        # once the run fails.
+        failed = corral.run(["sh", "-c", f'{PYTHON} -c "$1" {queue} {key}; exit 3', "-",
+                             SYSTEM_V], policy=POLICY)
+        assert [(d.kind.value, d.target, d.evidence) for d in failed.denials] == [
+            ("privilege", f"System V IPC key {int(key):#010x}",
+             f"msgget(key {int(key):#010x}) refused: Permission denied in the sandbox")]
+        assert "bubblewrap" in failed.denials[0].remedy
+        control = corral.run([PYTHON, "-c", SYSTEM_V, queue, key], policy="full-access")
+        # Outside a sandbox the host's queue is read and removed; its key is then free.
+        assert control.stdout.startswith("host queue 0 0\nhost key ENOENT "), control.stdout
+        assert queue not in sysv_ids("msg")
     finally:
         subprocess.run(["ipcrm", "-q", queue], capture_output=True)
+        for kind, ids in before.items():  # what the control made
+            for made in sysv_ids(kind) - ids:
+                subprocess.run(["ipcrm", {"msg": "-q", "sem": "-s", "shm": "-m"}[kind], made],
+                               capture_output=True)
+
+
+def test_posix_message_queues_are_refused():
+    """Their names are the host's without an IPC namespace: refused, and
+    reported, where bubblewrap gives each run its own."""
+    code = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
+            "libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, "
+            "ctypes.c_void_p]; "
+            "made = libc.mq_open(b'/corral-test', os.O_CREAT | os.O_RDWR, 0o600, None); "
+            "raise SystemExit(made < 0)")
+    result = corral.run([PYTHON, "-c", code], policy=POLICY)
+    assert result.exit_code == 1
+    assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", "mq_open")]
+    assert "bubblewrap" in result.denials[0].remedy
+    assert not os.path.exists("/dev/mqueue/corral-test")
 
 
 def test_a_host_process_cannot_be_traced():

@@ -421,3 +421,34 @@ def test_changes_of_another_process_are_guarded():
     assert in_child(lambda: changes_of_processes(True), program) == [
         0, errno.ENOSYS, 0, 0, errno.ENOSYS]
     assert in_child(lambda: changes_of_processes(False), None) == [0, 0, 0, 0]
+
+
+def ipc_calls() -> list[int]:
+    """A System V shared memory segment and message queue made (and removed
+    again), a detach of nothing, and a POSIX message queue opened."""
+    IPC_PRIVATE, IPC_CREAT, IPC_RMID = 0, 0o1000, 0
+    found = []
+    for make, remove in ((lambda: libc.shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0o600),
+                          lambda made: libc.shmctl(made, IPC_RMID, None)),
+                         (lambda: libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600),
+                          lambda made: libc.msgctl(made, IPC_RMID, None))):
+        made = make()
+        found.append(_errno_of(made))
+        if made >= 0:
+            remove(made)
+    found.append(_errno_of(libc.shmdt(None)))
+    libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int]
+    queue = libc.mq_open(b"/corral-test-absent", os.O_RDONLY)
+    found.append(_errno_of(queue))
+    return found
+
+
+def test_system_v_ipc_is_refused_or_guarded():
+    """deny_ipc refuses it all (shmdt only detaches); with guard_ipc the
+    System V calls go to the gate (without a listener: ENOSYS), POSIX
+    message queues stay refused."""
+    assert in_child(ipc_calls, build_program(deny_ipc=True)) == [
+        errno.EPERM, errno.EPERM, errno.EINVAL, errno.EPERM]
+    assert in_child(ipc_calls, build_program(deny_ipc=True, guard_ipc=True)) == [
+        errno.ENOSYS, errno.ENOSYS, errno.EINVAL, errno.EPERM]
+    assert in_child(ipc_calls, None) == [0, 0, errno.EINVAL, errno.ENOENT]

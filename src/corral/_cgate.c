@@ -19,7 +19,8 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(source, writable, operands, refused, observed, guarded, init_answers) -> (handle, fd)
+ * serve(source, writable, operands, refused, observed, guarded, sysv, init_answers)
+ *     -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
@@ -41,6 +42,10 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/resource.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
@@ -72,6 +77,16 @@
 #endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
+#endif
+/* Linux 4.17, which older headers lack. */
+#ifndef SHM_STAT_ANY
+#define SHM_STAT_ANY 15
+#endif
+#ifndef SEM_STAT_ANY
+#define SEM_STAT_ANY 20
+#endif
+#ifndef MSG_STAT_ANY
+#define MSG_STAT_ANY 13
 #endif
 
 static PyObject *
@@ -396,7 +411,11 @@ static int mount_id(int fd, unsigned long long *id)
  * the kernel will refuse for want of CAP_SYS_NICE or CAP_SYS_RESOURCE is
  * reported as "C" (see look_at_limit).  A call in guarded ((number,
  * GUARD_*) pairs) that would change a process outside the run is refused
- * and reported as "O" (see refuse_another).
+ * and reported as "O" (see refuse_another).  A System V IPC call (one of
+ * sysv: (number, SYSV_* kind, SYSV_* role) triples) is answered so that
+ * the run has objects of its own only (see look_at_sysv); a key the host
+ * holds, which the run then cannot create, is reported as "Y", the kind
+ * (uint8) and the key (int32).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
@@ -447,6 +466,32 @@ struct guard {
     int number, style;
 };
 
+/*
+ * System V IPC where the run has no IPC namespace of its own (Landlock).
+ * The kernel would let the command reach the host's objects by key, by id,
+ * or by index (the *_STAT commands), and keep what the run made after it
+ * ends.  So each of these calls comes to the server, which makes the run's
+ * objects itself, as the command would have (Landlock changes no
+ * credential: the same user and groups), and keeps their ids.  A call on an
+ * object goes through (CONTINUE) for one of those only; any other is
+ * answered as an IPC namespace of the run's own would answer it: EINVAL
+ * for an id it does not have, ENOENT for a key.  Once no process is left
+ * under the filter, what the run made is removed.  Ids are not given out
+ * again until their slot's sequence number wraps (after some 65536 objects
+ * made in that slot), so a kept id of an object the run removed names no
+ * other object meanwhile.
+ */
+enum { SYSV_SHM, SYSV_SEM, SYSV_MSG };          /* a call's kind */
+enum { SYSV_GET, SYSV_USE, SYSV_CONTROL };      /* shmget, shmat, shmctl ... */
+#define MAX_SYSV_CALLS 12
+struct sysv_call {
+    int number, kind, role;
+};
+struct sysv_object {
+    int kind, id;
+    key_t key; /* IPC_PRIVATE once another object of the run's took it over */
+};
+
 struct server {
     pthread_t thread;
     int listener, root, stop, report;
@@ -459,6 +504,10 @@ struct server {
         setrlimit, prlimit64;
     struct guard guarded[MAX_GUARDED];
     size_t guarded_count;
+    struct sysv_call sysv[MAX_SYSV_CALLS];
+    size_t sysv_count;
+    struct sysv_object *objects; /* the run's System V IPC objects */
+    size_t object_count, object_room;
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -1378,6 +1427,176 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
     return 1;
 }
 
+static void respond(const struct server *server, const struct seccomp_notif *notif, int value,
+                    int error)
+{
+    struct seccomp_notif_resp response = {.id = notif->id, .val = value, .error = -error};
+    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
+}
+
+static void let_through(const struct server *server, const struct seccomp_notif *notif)
+{
+    struct seccomp_notif_resp response = {
+        .id = notif->id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+    };
+    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
+}
+
+/* The run's object of kind with that id, or with that key (not
+ * IPC_PRIVATE) if id is -1; or NULL. */
+static struct sysv_object *sysv_own(const struct server *server, int kind, int id, key_t key)
+{
+    for (size_t i = server->object_count; i-- > 0;) {
+        struct sysv_object *object = &server->objects[i];
+        if (object->kind == kind && (id >= 0 ? object->id == id : object->key == key))
+            return object;
+    }
+    return NULL;
+}
+
+static int sysv_get(int kind, key_t key, unsigned long long size, int flags)
+{
+    if (kind == SYSV_SHM)
+        return shmget(key, (size_t)size, flags);
+    return kind == SYSV_SEM ? semget(key, (int)size, flags) : msgget(key, flags);
+}
+
+static void sysv_remove(int kind, int id)
+{
+    if (kind == SYSV_SHM)
+        (void)shmctl(id, IPC_RMID, NULL);
+    else if (kind == SYSV_SEM)
+        (void)semctl(id, 0, IPC_RMID);
+    else
+        (void)msgctl(id, IPC_RMID, NULL);
+}
+
+/* Keeps the object the server made for the run; -1 (ENOMEM, the object
+ * removed) if it cannot. */
+static int sysv_keep(struct server *server, int kind, int id, key_t key)
+{
+    if (server->object_count == server->object_room) {
+        size_t room = server->object_room ? server->object_room * 2 : 8;
+        struct sysv_object *grown = realloc(server->objects, room * sizeof(*grown));
+        if (grown == NULL) {
+            sysv_remove(kind, id);
+            errno = ENOMEM;
+            return -1;
+        }
+        server->objects = grown;
+        server->object_room = room;
+    }
+    struct sysv_object *before = key == IPC_PRIVATE ? NULL : sysv_own(server, kind, -1, key);
+    if (before != NULL)
+        before->key = IPC_PRIVATE; /* removed: its key is the new object's */
+    server->objects[server->object_count++] = (struct sysv_object){kind, id, key};
+    return 0;
+}
+
+/*
+ * A get (shmget, semget, msgget) made for the run: the id, or -1 and errno.
+ * A new object is the run's (kept); an existing one is found only if it is
+ * the run's.  A key the host holds cannot be made the run's: creating it
+ * is refused with EACCES, as for another user's object (programs that pick
+ * a key, as PostgreSQL does, try the next one), and reported.  A huge-page
+ * segment is refused (EPERM): making it takes a privilege the server may
+ * hold and the command does not (CAP_IPC_LOCK).
+ */
+static int sysv_make(struct server *server, int kind, key_t key, unsigned long long size,
+                     int flags)
+{
+    if (kind == SYSV_SHM && (flags & SHM_HUGETLB)) {
+        errno = EPERM;
+        return -1;
+    }
+    int made;
+    if (key == IPC_PRIVATE) {
+        made = sysv_get(kind, key, size, flags);
+        return made < 0 || sysv_keep(server, kind, made, key) == 0 ? made : -1;
+    }
+    const struct sysv_object *own = sysv_own(server, kind, -1, key);
+    if (!(flags & IPC_CREAT)) {
+        made = own != NULL ? sysv_get(kind, key, size, flags) : -1;
+        if (own == NULL || (made >= 0 && made != own->id))
+            errno = ENOENT;
+        return own == NULL || made != own->id ? -1 : made;
+    }
+    made = sysv_get(kind, key, size, flags | IPC_EXCL);
+    if (made >= 0)
+        return sysv_keep(server, kind, made, key) == 0 ? made : -1;
+    if (errno != EEXIST)
+        return -1;
+    if (own != NULL) {
+        if (flags & IPC_EXCL)
+            return -1; /* EEXIST: the run's own */
+        made = sysv_get(kind, key, size, flags & ~IPC_CREAT);
+        if (made < 0 || made == own->id)
+            return made;
+    }
+    char message[6] = {'Y', (char)kind};
+    memcpy(message + 2, &key, 4);
+    (void)!write(server->report, message, sizeof(message));
+    errno = EACCES;
+    return -1;
+}
+
+/* The id of the object at index (as the *_STAT commands name one), or -1. */
+static int sysv_at(int kind, int index)
+{
+    if (kind == SYSV_SHM) {
+        struct shmid_ds shm;
+        return shmctl(index, SHM_STAT_ANY, &shm);
+    }
+    if (kind == SYSV_MSG) {
+        struct msqid_ds msg;
+        return msgctl(index, MSG_STAT_ANY, &msg);
+    }
+    struct semid_ds sem;
+    union {
+        int value;
+        struct semid_ds *buf;
+    } argument = {.buf = &sem};
+    return semctl(index, 0, SEM_STAT_ANY, argument);
+}
+
+/* Answers a System V IPC call (see struct sysv_object); 1 if it was one. */
+static int look_at_sysv(struct server *server, const struct seccomp_notif *notif)
+{
+    const struct sysv_call *call = NULL;
+    for (size_t i = 0; i < server->sysv_count && call == NULL; i++) {
+        if (server->sysv[i].number == notif->data.nr)
+            call = &server->sysv[i];
+    }
+    if (call == NULL)
+        return 0;
+    const __u64 *args = notif->data.args;
+    int kind = call->kind, id = (int)(args[0] & 0xFFFFFFFFu);
+    if (call->role == SYSV_GET) {
+        int flags = (int)(args[kind == SYSV_MSG ? 1 : 2] & 0xFFFFFFFFu);
+        int made = sysv_make(server, kind, (key_t)id, args[1], flags);
+        respond(server, notif, made, made < 0 ? errno : 0);
+        return 1;
+    }
+    if (call->role == SYSV_CONTROL) {
+        int command = (int)(args[kind == SYSV_SEM ? 2 : 1] & 0xFFFFFFFFu);
+        int stat_any = kind == SYSV_SHM ? SHM_STAT_ANY : kind == SYSV_SEM ? SEM_STAT_ANY
+                                                                         : MSG_STAT_ANY;
+        int stat = kind == SYSV_SHM ? SHM_STAT : kind == SYSV_SEM ? SEM_STAT : MSG_STAT;
+        int info = kind == SYSV_SHM ? SHM_INFO : kind == SYSV_SEM ? SEM_INFO : MSG_INFO;
+        if (command == IPC_INFO || command == info) {
+            let_through(server, notif); /* the namespace's limits and use; no object */
+            return 1;
+        }
+        if (command == stat || command == stat_any)
+            id = sysv_at(kind, id); /* by index: the run's object there, if any */
+    }
+    if (id >= 0 && sysv_own(server, kind, id, IPC_PRIVATE) != NULL)
+        let_through(server, notif);
+    else
+        respond(server, notif, 0, EINVAL);
+    return 1;
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -1420,7 +1639,7 @@ static void *serve_notifications(void *argument)
                 server->root = -1;
             }
         }
-        if (refuse_another(server, &notif))
+        if (refuse_another(server, &notif) || look_at_sysv(server, &notif))
             continue;
         int privileged = 0;
         for (size_t i = 0; i < server->refused_count && !privileged; i++) {
@@ -1490,6 +1709,8 @@ static void *serve_notifications(void *argument)
         };
         (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
     }
+    for (size_t i = 0; i < server->object_count; i++)
+        sysv_remove(server->objects[i].kind, server->objects[i].id);
     close(server->report);
     server->report = -1;
     return NULL;
@@ -1504,6 +1725,7 @@ static void free_server(struct server *server)
     }
     free(server->operands);
     free(server->refused);
+    free(server->objects);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)
@@ -1515,17 +1737,17 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
-    PyObject *writable, *operands, *refused, *guarded;
+    PyObject *writable, *operands, *refused, *guarded, *sysv;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!p:serve", &source, &writable,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!O!p:serve", &source, &writable,
                           &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
                           &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
                           &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
                           &server->setpriority, &server->setrlimit, &server->prlimit64,
-                          &PyTuple_Type, &guarded, &init_answers)) {
+                          &PyTuple_Type, &guarded, &PyTuple_Type, &sysv, &init_answers)) {
         free(server);
         return NULL;
     }
@@ -1542,6 +1764,24 @@ gate_serve(PyObject *self, PyObject *args)
             guard->style < GUARD_PID || guard->style > GUARD_IOPRIO) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "bad guarded call");
+            free(server);
+            return NULL;
+        }
+    }
+    server->sysv_count = (size_t)PyTuple_GET_SIZE(sysv);
+    if (server->sysv_count > MAX_SYSV_CALLS) {
+        PyErr_SetString(PyExc_ValueError, "too many System V IPC calls");
+        free(server);
+        return NULL;
+    }
+    for (size_t i = 0; i < server->sysv_count; i++) {
+        struct sysv_call *call = &server->sysv[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(sysv, (Py_ssize_t)i), "iii", &call->number,
+                              &call->kind, &call->role) ||
+            call->kind < SYSV_SHM || call->kind > SYSV_MSG || call->role < SYSV_GET ||
+            call->role > SYSV_CONTROL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad System V IPC call");
             free(server);
             return NULL;
         }

@@ -682,8 +682,8 @@ def _doctor(as_json: bool) -> int:
                   "present, no-deny-read")
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
                      f"it if you accept its weaker guarantees (--accept-weaker {weaker}); "
-                     "without an IPC namespace, System V IPC and POSIX message queues are "
-                     "refused there")
+                     "without an IPC namespace, the gate gives each run System V IPC objects "
+                     "of its own and POSIX message queues are refused there")
         workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "
                      f"{weaker}, and unprotected-paths (protected paths stay writable)")
     else:

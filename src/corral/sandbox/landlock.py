@@ -246,8 +246,10 @@ class LandlockBackend(SandboxBackend):
                 # No PID namespace keeps the host's processes out of reach
                 # of the calls that change a process's limits or scheduling.
                 guard_processes=gate is not None,
-                # Nor does an IPC namespace keep the host's IPC objects apart.
-                deny_ipc=True,
+                # Nor does an IPC namespace keep the host's IPC objects
+                # apart: the gate gives the run System V objects of its own
+                # (without it, and for POSIX message queues, none).
+                deny_ipc=True, guard_ipc=gate is not None,
                 # With network, no gate decides binds: each is looked at.
                 witness_binds=gate is not None and policy.network,
                 identity=(os.getuid(), os.getgid())),

@@ -68,6 +68,10 @@ program:
   queues) and POSIX message queues (:data:`IPC_CALLS`): the host's objects
   would be in reach, to read, change or remove, and what the run made would
   outlive it;
+* with ``guard_ipc``, turns the System V calls (:data:`SYSV_IPC_CALLS`)
+  into user notifications instead, for corral to give the run objects of
+  its own only, and remove them once it ends (see ``look_at_sysv`` in
+  ``_cgate.c``); ``deny_ipc`` then refuses POSIX message queues only;
 * with ``guard_processes``, for a backend without a PID namespace of the
   run's own (Landlock), turns each call that changes a process named by its
   pid, group or user into a user notification (``setpriority``, a
@@ -107,7 +111,8 @@ import struct
 
 __all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "IPC_CALLS",
            "LIMIT_CALLS", "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
-           "SUPPORTED_ARCHES", "WRITE_CALLS", "build_program", "privileged_calls"]
+           "SUPPORTED_ARCHES", "SYSV_IPC_CALLS", "WRITE_CALLS", "build_program",
+           "privileged_calls"]
 
 # name: (x86_64 number, aarch64 number); None where the call does not exist.
 _NUMBERS: dict[str, tuple[int | None, int | None]] = {
@@ -139,6 +144,8 @@ _IPC_NUMBERS: dict[str, tuple[int, int]] = {
     "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
 }
 IPC_CALLS = tuple(sorted(_IPC_NUMBERS))
+#: The System V ones of :data:`IPC_CALLS`, which ``guard_ipc`` notifies.
+SYSV_IPC_CALLS = tuple(name for name in IPC_CALLS if not name.startswith("mq_"))
 _REFUSABLE = {**_NUMBERS, **_IPC_NUMBERS}  # every call the program may refuse, by name
 _CLONE = {"x86_64": 56, "aarch64": 220}
 #: The calls that set a process's user or group ids, and how many ids each
@@ -325,6 +332,7 @@ def build_program(
     witness_limits: bool = False,
     guard_processes: bool = False,
     deny_ipc: bool = False,
+    guard_ipc: bool = False,
     identity: tuple[int, int] | None = None,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
@@ -338,7 +346,8 @@ def build_program(
             f"no seccomp filter for {arch}: corral knows {', '.join(SUPPORTED_ARCHES)}"
         )
     column = _ARCH_INDEX[arch]
-    numbers = sorted({n for name in (*deny, *(IPC_CALLS if deny_ipc else ()))
+    refused_ipc = set(IPC_CALLS if deny_ipc else ()) - set(SYSV_IPC_CALLS if guard_ipc else ())
+    numbers = sorted({n for name in (*deny, *refused_ipc)
                       if (n := _REFUSABLE[name][column]) is not None})
     asm = _Assembler()
     asm.load(_ARCH)
@@ -381,6 +390,9 @@ def build_program(
     if witness_signals:
         for name, number in SIGNAL_CALLS[arch].items():
             asm.jump(_JEQ, number, "notify" if name == "pidfd_send_signal" else "signal", None)
+    if guard_ipc:
+        for name in SYSV_IPC_CALLS:
+            asm.jump(_JEQ, _IPC_NUMBERS[name][column], "notify", None)
     if witness_limits or guard_processes:
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setpriority"], "notify", None)
         asm.jump(_JEQ, LIMIT_CALLS[arch]["prlimit64"], "limit", None)
@@ -511,7 +523,7 @@ def build_program(
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
     if (notify or writes or witness_privileges or witness_binds or witness_execs
-            or witness_signals or witness_limits or guard_processes):
+            or witness_signals or witness_limits or guard_processes or guard_ipc):
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

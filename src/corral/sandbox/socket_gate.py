@@ -82,7 +82,8 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS, SOCKET_CALLS
+from .seccomp import (LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS, SOCKET_CALLS, SYSV_IPC_CALLS,
+                      privileged_calls)
 from .witness import Witness, unprivileged_port_start
 
 TYPE_CHECKING = False
@@ -125,6 +126,13 @@ _GUARDED_NAMES = {number: name for name, number in [
     if name != "setrlimit"}
 _GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
                  for number, name in _GUARDED_NAMES.items())
+# The System V IPC calls (what the server answers where no IPC namespace
+# keeps the host's objects out of reach), each as (number, kind, role), as
+# _cgate.c numbers them: kinds 0 shm, 1 sem, 2 msg; roles 0 a get, 1 a use
+# of an object by its id, 2 a control command.
+_SYSV = tuple((number, ("shm", "sem", "msg").index(name[:3]),
+               0 if name.endswith("get") else 2 if name.endswith("ctl") else 1)
+              for number, name in privileged_calls().items() if name in SYSV_IPC_CALLS)
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
@@ -270,8 +278,10 @@ class SocketGate:
                  _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
                  _LIMITS.get("prlimit64", -1)),
                 # Without a PID namespace of the run's own: calls that would
-                # change a host process.
-                () if init_answers else _GUARDED, init_answers)
+                # change a host process; without an IPC namespace, the
+                # System V IPC calls (which Landlock's seccomp program
+                # notifies).
+                () if init_answers else _GUARDED, () if init_answers else _SYSV, init_answers)
         except BaseException:
             os.close(self._ours)
             os.close(self.child_end)
@@ -503,6 +513,11 @@ class SocketGate:
                     self.witness.record_other(_GUARDED_NAMES.get(number, f"system call {number}"),
                                               target, data[offset + 9])
                 offset += 10
+            elif kind == b"Y" and offset + 6 <= len(data):
+                if self.witness is not None:
+                    self.witness.record_ipc_key(data[offset + 1],
+                                                struct.unpack_from("<i", data, offset + 2)[0])
+                offset += 6
             elif kind == b"P" and offset + 13 <= len(data):
                 if self.witness is not None:
                     self.witness.record_privileged(*struct.unpack_from("<iII", data, offset + 1))

@@ -282,6 +282,27 @@ class Witness:
             "cannot change (only its own processes'); only full access can",
             f"{call}({target}) refused: {os.strerror(errno.EPERM)} in the sandbox"))
 
+    def record_ipc_key(self, kind: int, key: int) -> None:
+        """Records a System V IPC object (``kind`` 0 a shared memory
+        segment, 1 a semaphore set, 2 a message queue) the run could not
+        make with ``key``, which an object of the host's holds: without an
+        IPC namespace of the run's own (Landlock) the two would be one.  The
+        gate answered EACCES, as for another user's object; a denial only if
+        the run then failed (see :attr:`if_failed`): programs that pick a
+        key, as PostgreSQL does, try the next one."""
+        kind = min(kind, 2)
+        if not self._first(("ipc", kind, key), self.if_failed):
+            return
+        shown = f"{key & 0xFFFFFFFF:#010x}"
+        self.if_failed.append(Denial(
+            DenialKind.PRIVILEGE, f"System V IPC key {shown}",
+            f"the key {shown} is the host's (a "
+            f"{('shared memory segment', 'semaphore set', 'message queue')[kind]}), which the "
+            "run cannot have too without an IPC namespace of its own (Landlock): use another "
+            "key or IPC_PRIVATE, run where bubblewrap works, or with full access",
+            f"{('shmget', 'semget', 'msgget')[kind]}(key {shown}) refused: "
+            f"{os.strerror(errno.EACCES)} in the sandbox"))
+
     def record_port(self, port: int) -> None:
         """Records a bind to ``port``, below 1024, which the kernel refuses
         (EACCES) a process without CAP_NET_BIND_SERVICE, as every sandboxed
