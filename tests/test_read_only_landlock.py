@@ -390,9 +390,10 @@ def test_system_v_ipc_objects_are_the_runs_own():
         # once the run fails.
         failed = corral.run(["sh", "-c", f'{PYTHON} -c "$1" {queue} {key}; exit 3', "-",
                              SYSTEM_V], policy=POLICY)
+        shown = f"{int(key) & 0xFFFFFFFF:#010x}"  # /proc shows a key as a signed number
         assert [(d.kind.value, d.target, d.evidence) for d in failed.denials] == [
-            ("privilege", f"System V IPC key {int(key):#010x}",
-             f"msgget(key {int(key):#010x}) refused: Permission denied in the sandbox")]
+            ("privilege", f"System V IPC key {shown}",
+             f"msgget(key {shown}) refused: Permission denied in the sandbox")]
         assert "bubblewrap" in failed.denials[0].remedy
         control = corral.run([PYTHON, "-c", SYSTEM_V, queue, key], policy="full-access")
         # Outside a sandbox the host's queue is read and removed; its key is then free.
@@ -419,6 +420,79 @@ def test_posix_message_queues_are_refused():
     assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", "mq_open")]
     assert "bubblewrap" in result.denials[0].remedy
     assert not os.path.exists("/dev/mqueue/corral-test")
+
+
+# POSIX shared memory as shm_open and sem_open make it (files directly
+# beneath /dev/shm), then the host's name (argv), a crossing to elsewhere, a
+# planted symlink to a host file (argv), and Python's multiprocessing.
+SHARED_MEMORY = textwrap.dedent("""
+    import errno, multiprocessing, os, sys
+    def tried(attempt):
+        try:
+            attempt()
+            return "reached"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    own = "/dev/shm/corral-own"
+    fd = os.open(own, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.write(fd, b"shared")
+    child = os.fork()
+    if child == 0:
+        os._exit(os.pread(os.open(own, os.O_RDWR), 6, 0) != b"shared")
+    print("own", os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0)
+    os.link(own, own + "-link")
+    os.rename(own + "-link", own + "-renamed")
+    print("kept", sorted(os.listdir(os.environ["TMPDIR"] + "/.dev-shm")))
+    os.unlink(own)
+    os.unlink(own + "-renamed")
+    host = "/dev/shm/" + sys.argv[1]
+    print("host", tried(lambda: os.open(host, os.O_RDWR)), tried(lambda: os.unlink(host)))
+    print("crossing", tried(lambda: os.rename(os.environ["TMPDIR"], "/dev/shm/away")))
+    os.symlink(sys.argv[2], os.environ["TMPDIR"] + "/.dev-shm/planted")
+    print("planted", tried(lambda: os.open("/dev/shm/planted", os.O_RDWR)))
+    with multiprocessing.Pool(2) as pool:  # its locks are named semaphores
+        print("pool", pool.map(abs, [-1, -2]))
+""")
+
+
+def test_posix_shared_memory_and_semaphores_are_the_runs_own(host_dir):
+    """The host's /dev/shm is read-only on Landlock: the gate makes the
+    names the command opens for writing, links, renames or removes there in
+    a directory of the session's instead, so that shm_open, sem_open and
+    Python's multiprocessing work and the host's names stay out of reach."""
+    name = f"corral-host-{os.getpid()}"
+    (host_file := host_dir / "file").write_text("original\n")
+    with open(f"/dev/shm/{name}", "w") as host:
+        host.write("host\n")
+    before = sorted(os.listdir("/dev/shm"))
+    try:
+        result = corral.run([PYTHON, "-c", SHARED_MEMORY, name, str(host_file)], policy=POLICY)
+        assert result.exit_code == 0 and result.denials == (), result.aggregated_output
+        assert result.stdout.splitlines() == [
+            "own True", "kept ['corral-own', 'corral-own-renamed']", "host ENOENT ENOENT",
+            "crossing EXDEV", "planted ELOOP", "pool [1, 2]"]
+        assert sorted(os.listdir("/dev/shm")) == before
+        assert open(f"/dev/shm/{name}").read() == "host\n"
+        assert host_file.read_text() == "original\n"
+        control = corral.run([PYTHON, "-c", f"import os; os.unlink('/dev/shm/{name}')"],
+                             policy="full-access")
+        assert control.exit_code == 0 and not os.path.exists(f"/dev/shm/{name}")
+    finally:
+        if os.path.exists(f"/dev/shm/{name}"):
+            os.unlink(f"/dev/shm/{name}")
+
+
+def test_a_write_to_the_hosts_tmp_or_dev_shm_is_reported():
+    """Both are the host's, read-only, on Landlock (``shared-tmp``): a
+    write there is refused and reported with a remedy that says so."""
+    script = (f"echo x > /tmp/corral-landlock-{os.getpid()}; mkdir /dev/shm/corral-dir; "
+              "echo x > /dev/full; exit 1")
+    result = corral.run(["sh", "-c", script], policy=POLICY)
+    assert [(d.kind.value, d.target) for d in result.denials] == [
+        ("write", f"/tmp/corral-landlock-{os.getpid()}"), ("write", "/dev/shm/corral-dir")]
+    assert "$TMPDIR" in result.denials[0].remedy and "bubblewrap" in result.denials[1].remedy
+    assert "/dev/full" not in result.stderr  # a device bubblewrap's /dev has too
+    assert not os.path.exists("/dev/shm/corral-dir")
 
 
 def test_a_host_process_cannot_be_traced():

@@ -19,7 +19,7 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(source, writable, operands, refused, observed, guarded, sysv, init_answers)
+ * serve(source, writable, operands, refused, observed, guarded, sysv, shm, init_answers)
  *     -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
@@ -415,7 +415,9 @@ static int mount_id(int fd, unsigned long long *id)
  * sysv: (number, SYSV_* kind, SYSV_* role) triples) is answered so that
  * the run has objects of its own only (see look_at_sysv); a key the host
  * holds, which the run then cannot create, is reported as "Y", the kind
- * (uint8) and the key (int32).
+ * (uint8) and the key (int32).  A call on a name beneath /dev/shm (shm:
+ * the directory the run's are in, and the calls) is carried out there
+ * (see redirect_shm).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
@@ -492,6 +494,28 @@ struct sysv_object {
     key_t key; /* IPC_PRIVATE once another object of the run's took it over */
 };
 
+/*
+ * POSIX shared memory and named semaphores where the sandbox shows the
+ * host's /dev/shm, read-only (Landlock).  shm_open, sem_open and their
+ * unlinks open, link, rename and remove names directly beneath /dev/shm:
+ * each such call (shm: (number, SHM_* role, its directory and path
+ * arguments, those of its second path or -1, its flags argument or a
+ * *_FLAGS code)) is carried out by the server on a name in a directory of
+ * the run's session instead (shm_dir), and answered with its result, an
+ * opened file handed over as the command's new descriptor
+ * (SECCOMP_ADDFD_FLAG_SEND: Linux 5.14; Landlock's backend needs 6.12).
+ * Only what the server made there is opened: no symlink is followed, and a
+ * file of another owner (a hard link the command put there itself) is
+ * refused.  A link or rename between /dev/shm and elsewhere is refused as
+ * the kernel refuses one across filesystems (EXDEV).  A read-only open, a
+ * listing or a stat is not notified, and sees the host's /dev/shm.
+ */
+enum { SHM_OPEN, SHM_UNLINK, SHM_LINK, SHM_RENAME };
+#define MAX_SHM_CALLS 12
+struct shm_call {
+    int number, role, dir_arg, path_arg, dir2_arg, path2_arg, flags_arg;
+};
+
 struct server {
     pthread_t thread;
     int listener, root, stop, report;
@@ -508,6 +532,9 @@ struct server {
     size_t sysv_count;
     struct sysv_object *objects; /* the run's System V IPC objects */
     size_t object_count, object_room;
+    int shm_dir; /* where the run's /dev/shm names are, or -1 (not the server's to close) */
+    struct shm_call shm[MAX_SHM_CALLS];
+    size_t shm_count;
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -1597,6 +1624,128 @@ static int look_at_sysv(struct server *server, const struct seccomp_notif *notif
     return 1;
 }
 
+/* The name, directly beneath /dev/shm, a path argument of pid names
+ * (relative to dirfd); -1 if it names none. */
+static int shm_name(pid_t pid, int dirfd, unsigned long long address, char *name, size_t size)
+{
+    char full[2 * PATH_MAX + 2];
+    static const char shm[] = "/dev/shm/";
+    if (operand_path(pid, dirfd, address, full, sizeof(full)) != 0 ||
+        strncmp(full, shm, sizeof(shm) - 1) != 0)
+        return -1;
+    const char *last = full + sizeof(shm) - 1;
+    if (*last == 0 || strchr(last, '/') != NULL || strcmp(last, ".") == 0 ||
+        strcmp(last, "..") == 0 || strlen(last) >= size)
+        return -1;
+    strcpy(name, last);
+    return 0;
+}
+
+/* Opens name in shm_dir as the command asked (flags and mode), for the
+ * command; the descriptor, or -1 and errno. */
+static int shm_open_for(const struct server *server, const char *name, unsigned long long flags,
+                        unsigned long long mode)
+{
+    const unsigned long long known = O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC |
+                                     O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_NOFOLLOW |
+                                     O_NOATIME | O_LARGEFILE;
+    struct open_how how = {
+        .flags = (flags & known) | O_CLOEXEC,
+        .mode = flags & O_CREAT ? mode & 07777 : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+    };
+    int fd = (int)syscall(SYS_openat2, server->shm_dir, name, &how, sizeof(how));
+    struct stat status;
+    if (fd >= 0 && (fstat(fd, &status) != 0 || status.st_uid != geteuid() ||
+                    !S_ISREG(status.st_mode))) {
+        close(fd);
+        errno = EACCES;
+        return -1;
+    }
+    return fd;
+}
+
+/* Carries out a call on names beneath /dev/shm (see struct shm_call) in
+ * shm_dir, and answers it; 1 if it was one. */
+static int redirect_shm(struct server *server, const struct seccomp_notif *notif)
+{
+    const struct shm_call *call = NULL;
+    for (size_t i = 0; i < server->shm_count && call == NULL; i++) {
+        if (server->shm[i].number == notif->data.nr)
+            call = &server->shm[i];
+    }
+    if (call == NULL || server->shm_dir < 0)
+        return 0;
+    const __u64 *args = notif->data.args;
+    pid_t pid = (pid_t)notif->pid;
+    int dirfd = call->dir_arg < 0 ? AT_FDCWD : (int)(args[call->dir_arg] & 0xFFFFFFFFu);
+    int dir2 = call->dir2_arg < 0 ? AT_FDCWD : (int)(args[call->dir2_arg] & 0xFFFFFFFFu);
+    unsigned long long flags = call->flags_arg >= 0 ? args[call->flags_arg] & 0xFFFFFFFFu : 0;
+    char name[NAME_MAX + 1], second[NAME_MAX + 1];
+    int first_in = shm_name(pid, dirfd, args[call->path_arg], name, sizeof(name)) == 0;
+    int second_in = call->path2_arg >= 0 &&
+                    shm_name(pid, dir2, args[call->path2_arg], second, sizeof(second)) == 0;
+    if (!first_in && !second_in)
+        return 0;
+    unsigned long long mode = 0;
+    if (call->role == SHM_OPEN) {
+        if (call->flags_arg == CREAT_FLAGS) {
+            flags = O_CREAT | O_WRONLY | O_TRUNC;
+            mode = args[call->path_arg + 1];
+        } else if (call->flags_arg == OPEN_HOW_FLAGS) {
+            unsigned long long how[2] = {0, 0}; /* struct open_how's flags and mode */
+            struct iovec local = {.iov_base = how, .iov_len = sizeof(how)};
+            struct iovec remote = {.iov_base = (void *)args[2], .iov_len = sizeof(how)};
+            if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(how))
+                return 0;
+            flags = how[0];
+            mode = how[1];
+        } else {
+            mode = args[call->flags_arg + 1];
+        }
+        if (!(flags & O_WRITING) || (flags & (O_PATH | O_DIRECTORY | __O_TMPFILE)))
+            return 0; /* not a shm_open or sem_open: Landlock decides */
+    } else if (call->role == SHM_UNLINK && (flags & AT_REMOVEDIR)) {
+        return 0;
+    }
+    if (!still_waiting(server, notif))
+        return 1; /* what was read may be another process's */
+    if (first_in != (call->path2_arg < 0 || second_in)) {
+        respond(server, notif, 0, EXDEV); /* /dev/shm is a filesystem of its own */
+        return 1;
+    }
+    int result;
+    switch (call->role) {
+    case SHM_OPEN:
+        result = shm_open_for(server, name, flags, mode);
+        if (result >= 0) {
+            struct seccomp_notif_addfd handed = {
+                .id = notif->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (__u32)result,
+                .newfd_flags = flags & O_CLOEXEC ? O_CLOEXEC : 0,
+            };
+            int given = ioctl(server->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &handed);
+            int error = errno;
+            close(result);
+            if (given >= 0 || error == ENOENT)
+                return 1; /* answered with the descriptor, or the caller is gone */
+            errno = error;
+            result = -1;
+        }
+        break;
+    case SHM_UNLINK:
+        result = unlinkat(server->shm_dir, name, 0);
+        break;
+    case SHM_LINK: /* the link itself, never what a symlink names */
+        result = linkat(server->shm_dir, name, server->shm_dir, second, 0);
+        break;
+    default:
+        result = (int)syscall(SYS_renameat2, server->shm_dir, name, server->shm_dir, second,
+                              (unsigned int)flags);
+    }
+    respond(server, notif, result < 0 ? 0 : result, result < 0 ? errno : 0);
+    return 1;
+}
+
 static void *serve_notifications(void *argument)
 {
     struct server *server = argument;
@@ -1639,7 +1788,8 @@ static void *serve_notifications(void *argument)
                 server->root = -1;
             }
         }
-        if (refuse_another(server, &notif) || look_at_sysv(server, &notif))
+        if (refuse_another(server, &notif) || look_at_sysv(server, &notif) ||
+            redirect_shm(server, &notif))
             continue;
         int privileged = 0;
         for (size_t i = 0; i < server->refused_count && !privileged; i++) {
@@ -1737,17 +1887,18 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
-    PyObject *writable, *operands, *refused, *guarded, *sysv;
+    PyObject *writable, *operands, *refused, *guarded, *sysv, *shm;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!O!p:serve", &source, &writable,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!O!(iO!)p:serve", &source, &writable,
                           &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
                           &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
                           &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
                           &server->setpriority, &server->setrlimit, &server->prlimit64,
-                          &PyTuple_Type, &guarded, &PyTuple_Type, &sysv, &init_answers)) {
+                          &PyTuple_Type, &guarded, &PyTuple_Type, &sysv, &server->shm_dir,
+                          &PyTuple_Type, &shm, &init_answers)) {
         free(server);
         return NULL;
     }
@@ -1782,6 +1933,26 @@ gate_serve(PyObject *self, PyObject *args)
             call->role > SYSV_CONTROL) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_ValueError, "bad System V IPC call");
+            free(server);
+            return NULL;
+        }
+    }
+    server->shm_count = (size_t)PyTuple_GET_SIZE(shm);
+    if (server->shm_count > MAX_SHM_CALLS) {
+        PyErr_SetString(PyExc_ValueError, "too many /dev/shm calls");
+        free(server);
+        return NULL;
+    }
+    for (size_t i = 0; i < server->shm_count; i++) {
+        struct shm_call *call = &server->shm[i];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(shm, (Py_ssize_t)i), "iiiiiii", &call->number,
+                              &call->role, &call->dir_arg, &call->path_arg, &call->dir2_arg,
+                              &call->path2_arg, &call->flags_arg) ||
+            call->role < SHM_OPEN || call->role > SHM_RENAME || call->dir_arg > 5 ||
+            call->path_arg < 0 || call->path_arg > 4 || call->dir2_arg > 5 ||
+            call->path2_arg > 5 || call->flags_arg < OPEN_HOW_FLAGS || call->flags_arg > 4) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "bad /dev/shm call");
             free(server);
             return NULL;
         }

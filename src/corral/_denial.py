@@ -152,7 +152,8 @@ def find_denials(
     scan = (any(k in lowered for k in _FILE_ERRORS) or any(k in lowered for k in _NETWORK_ERRORS)
             or "no new privileges" in lowered or "no such file" in lowered)
     if scan:
-        checker = _PolicyPaths(policy, cwd, own_dev=sandbox == "bwrap")
+        checker = _PolicyPaths(policy, cwd, own_dev=sandbox == "bwrap",
+                               shared_tmp=sandbox == "landlock")
         lines = output.splitlines()[-_MAX_LINES:]
         for index, line in enumerate(lines):
             # A traceback names the call a few lines above the error it raised.
@@ -178,10 +179,11 @@ def find_denials(
     return tuple(found.values())
 
 
-def policy_paths(policy: SandboxPolicy, cwd: str) -> _PolicyPaths:
+def policy_paths(policy: SandboxPolicy, cwd: str, shared_tmp: bool = False) -> _PolicyPaths:
     """Where ``policy`` lets a command started in ``cwd`` write and read,
-    for :func:`explain_refusal`."""
-    return _PolicyPaths(policy, cwd)
+    for :func:`explain_refusal`; with ``shared_tmp``, in a sandbox that
+    shows the host's /tmp and /dev (Landlock), not its own."""
+    return _PolicyPaths(policy, cwd, shared_tmp=shared_tmp)
 
 
 def explain_refusal(paths: _PolicyPaths, policy: SandboxPolicy, path: str, error: int,
@@ -199,9 +201,13 @@ def explain_refusal(paths: _PolicyPaths, policy: SandboxPolicy, path: str, error
 class _PolicyPaths:
     """Where a policy lets a sandboxed command read and write, for checking paths."""
 
-    def __init__(self, policy: SandboxPolicy, cwd: str, own_dev: bool = False) -> None:
+    def __init__(self, policy: SandboxPolicy, cwd: str, own_dev: bool = False,
+                 shared_tmp: bool = False) -> None:
         self.cwd = cwd
         self.own_dev = own_dev  # the sandbox shows a /dev of its own, not the host's devices
+        # The sandbox shows the host's /tmp and /dev/shm, read-only, not
+        # writable ones of its own (Landlock: the ``shared-tmp`` accepted).
+        self.shared_tmp = shared_tmp
         self.roots: tuple[str, ...] = ()
         self.protected: tuple[str, ...] = ()
         self.pinned: tuple[str, ...] = ()
@@ -319,12 +325,23 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
         return None  # another process's /proc entries: permissions, not the policy
     if paths.within(path, paths.roots) is not None:
         return None  # writable under the policy: the error is the command's own
-    if path.startswith(("/tmp/", "/dev/")) or path in ("/tmp", "/dev"):
-        return None  # private to the sandbox: writable there
+    shared = paths.shared_tmp and path.startswith(("/tmp/", "/dev/shm/"))
+    if not shared and (path.startswith(("/tmp/", "/dev/")) or path in ("/tmp", "/dev")):
+        return None  # private to the sandbox: writable there (or a device it lacks)
     directory = paths.nearest_directory(path)
     if "EROFS" not in errors and not os.access(directory, os.W_OK):
         return None  # not writable without a sandbox either
-    if errors == {"EXDEV"}:
+    writable = (f", or add --writable {directory}"
+                if policy.kind is PolicyKind.WORKSPACE_WRITE else "")
+    if shared and path.startswith("/tmp/"):
+        remedy = ("the host's /tmp is read-only here (Landlock, shared-tmp): write beneath "
+                  f"$TMPDIR, the command's own temporary directory, instead{writable}")
+    elif shared:
+        remedy = ("/dev/shm is the host's here, and read-only (Landlock): only names directly "
+                  "beneath it, opened for writing, linked, renamed or removed (shm_open, "
+                  "sem_open), are the command's own; anything else there needs a sandbox where "
+                  f"bubblewrap works, which gives each run a /dev/shm of its own{writable}")
+    elif errors == {"EXDEV"}:
         remedy = ("hard links and renames cannot cross the boundary of the writable roots; "
                   "copy instead")
     elif policy.kind is PolicyKind.WORKSPACE_WRITE:

@@ -56,7 +56,8 @@ DEFAULT_PROTECTED = (
 #: Landlock is available (no user namespaces: unprivileged containers, some
 #: distributions).  Nothing weaker is ever used unless named here.
 WEAKER_GUARANTEES = {
-    "shared-tmp": "the host's /tmp stays readable; the command writes to a private $TMPDIR",
+    "shared-tmp": "the host's /tmp and /dev/shm stay readable; the command writes to a private "
+                  "$TMPDIR, where its POSIX shared memory and semaphores are kept too",
     "no-deny-read": "deny-read paths (secret stores) stay readable",
     "visible-processes": "host processes are visible in /proc (they cannot be signalled, "
                          "traced, reniced or limited)",

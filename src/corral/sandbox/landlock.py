@@ -204,7 +204,9 @@ class LandlockBackend(SandboxBackend):
             roots = plan_workspace(replace(policy, protected=(), deny_read=()), cwd,
                                    hidden={}).roots
         private_tmp = session_tmp()
-        writable = [private_tmp, "/dev/null", *roots]
+        # The devices bubblewrap's /dev has, which anyone may write.
+        writable = [private_tmp, "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                    "/dev/urandom", *roots]
         # What Landlock refuses (EACCES) is a write beneath none of the rules.
         witness = Witness(policy, cwd, tuple(writable))
         # Without network the only sockets are Unix stream and TCP ones, each
@@ -212,7 +214,10 @@ class LandlockBackend(SandboxBackend):
         # its own, which without a network namespace of its own means beneath
         # its private $TMPDIR (a host service's socket may lie in a root,
         # ~/.docker/run/docker.sock); a TCP one reaches a server of the run.
-        gate = open_gate(policy, (private_tmp,), private_network=False, witness=witness)
+        # The host's /dev/shm is read-only here: the names of the session's
+        # POSIX shared memory and semaphores are kept in a directory of its own.
+        gate = open_gate(policy, (private_tmp,), private_network=False, witness=witness,
+                         shm_dir=os.path.join(private_tmp, ".dev-shm"))
         gated = gate is not None and not policy.network
         try:
             ruleset = write_ruleset(writable, self.abi, deny_tcp=gated,

@@ -83,7 +83,7 @@ from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
 from .seccomp import (LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS, SOCKET_CALLS, SYSV_IPC_CALLS,
-                      privileged_calls)
+                      WRITE_CALLS, privileged_calls)
 from .witness import Witness, unprivileged_port_start
 
 TYPE_CHECKING = False
@@ -133,6 +133,22 @@ _GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
 _SYSV = tuple((number, ("shm", "sem", "msg").index(name[:3]),
                0 if name.endswith("get") else 2 if name.endswith("ctl") else 1)
               for number, name in privileged_calls().items() if name in SYSV_IPC_CALLS)
+# The write calls the server carries out on names beneath /dev/shm where the
+# sandbox shows the host's (see redirect_shm in _cgate.c): (role, directory
+# argument, path argument, the second path's directory and path arguments,
+# flags argument or code), roles as _cgate.c numbers them: 0 open, 1 unlink,
+# 2 link, 3 rename; codes as witness.py's operands have them.
+_SHM_ROLES = {
+    "open": (0, -1, 0, -1, -1, 1), "openat": (0, 0, 1, -1, -1, 2),
+    "openat2": (0, 0, 1, -1, -1, -3), "creat": (0, -1, 0, -1, -1, -2),
+    "unlink": (1, -1, 0, -1, -1, -1), "unlinkat": (1, 0, 1, -1, -1, 2),
+    "link": (2, -1, 0, -1, 1, -1), "linkat": (2, 0, 1, 2, 3, 4),
+    "rename": (3, -1, 0, -1, 1, -1), "renameat": (3, 0, 1, 2, 3, -1),
+    "renameat2": (3, 0, 1, 2, 3, 4),
+}
+_SHM = tuple((number, *_SHM_ROLES[name])
+             for name, number in WRITE_CALLS.get(os.uname().machine, {}).items()
+             if name in _SHM_ROLES)
 _SENT_BY = ("sendmsg", "sendmmsg", "sendto")  # as the server numbers the calls that send
 _SUN_PATH_MAX = 108
 _MAX_DEPTH = 256  # directories between a socket and the filesystem's root
@@ -179,10 +195,27 @@ def gate_supported() -> bool:
 _supported: bool | None = None
 
 
+def _private_directory(path: str) -> int:
+    """A descriptor of the directory ``path``, made (mode 700) if missing;
+    -1 if it cannot be had (something else is there)."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return -1
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
 def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool,
-              witness: Witness | None = None, init_answers: bool = False) -> SocketGate | None:
+              witness: Witness | None = None, init_answers: bool = False,
+              shm_dir: str | None = None) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
-    ``own``, ``private_network``, ``witness`` and ``init_answers``), or None where the kernel
+    ``own``, ``private_network``, ``witness``, ``init_answers`` and
+    ``shm_dir``), or None where the kernel
     cannot run one (then no Unix socket may be used without network, and
     refused writes are known only from the output) or, with network, where
     there is no ``witness``.  Raises :class:`PolicyError` for an allowed
@@ -209,7 +242,7 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
         allowed += [path, real]
         bind_paths.append(real)
     return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness,
-                      init_answers, network=policy.network)
+                      init_answers, network=policy.network, shm_dir=shm_dir)
 
 
 class SocketGate:
@@ -229,13 +262,18 @@ class SocketGate:
     gave out.  A kill of a pid or a process group outside the run (the
     host's) is reported under either (see ``look_at_kill`` in ``_cgate.c``).
     With ``network``, the run may use the network: the gate decides none of
-    its calls, and only serves the witness.
+    its calls, and only serves the witness.  Given ``shm_dir`` (made if
+    missing), where the sandbox shows the host's /dev/shm read-only
+    (Landlock), the names the command makes, opens for writing, links,
+    renames or removes directly beneath /dev/shm (POSIX shared memory and
+    named semaphores) are made there instead (see ``redirect_shm`` in
+    ``_cgate.c``): the run's own.
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
                  bind_paths: tuple[str, ...] = (), private_network: bool = False,
                  witness: Witness | None = None, init_answers: bool = False,
-                 network: bool = False) -> None:
+                 network: bool = False, shm_dir: str | None = None) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
@@ -263,6 +301,7 @@ class SocketGate:
         # run's own has no such process; Landlock's signal scoping refuses it.
         self._kill_error = errno.ESRCH if init_answers else errno.EPERM
         self._host_servers: tuple[float, list[tuple[bytes, int]]] | None = None  # when, what
+        self._shm = -1 if shm_dir is None else _private_directory(shm_dir)
         # The thread serving the listener (_cgate.serve), and its reports.
         try:
             self._server, self._reports = _cgate.serve(
@@ -281,10 +320,12 @@ class SocketGate:
                 # change a host process; without an IPC namespace, the
                 # System V IPC calls (which Landlock's seccomp program
                 # notifies).
-                () if init_answers else _GUARDED, () if init_answers else _SYSV, init_answers)
+                () if init_answers else _GUARDED, () if init_answers else _SYSV,
+                (self._shm, _SHM if self._shm >= 0 else ()), init_answers)
         except BaseException:
-            os.close(self._ours)
-            os.close(self.child_end)
+            for fd in (self._ours, self.child_end, self._shm):
+                if fd >= 0:
+                    os.close(fd)
             self._ready.close()
             raise
         self._ready.register(self._reports, select.EPOLLIN)
@@ -430,11 +471,11 @@ class SocketGate:
             self._drop(parked)
         self._parked.clear()
         for fd in (self._listener, self.child_end, self._ours, self._diag, self._reports,
-                   self._reads):
+                   self._reads, self._shm):
             if fd >= 0:
                 os.close(fd)
         self._listener = self.child_end = self._ours = self._diag = self._reports = -1
-        self._reads = -1
+        self._reads = self._shm = -1
         self._ready.close()
 
     def handle(self) -> bool:

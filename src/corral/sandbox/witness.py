@@ -225,7 +225,10 @@ class Witness:
         from .._denial import explain_refusal, policy_paths  # only once something is refused
 
         if self._paths is None:
-            self._paths = policy_paths(self._policy, self._cwd)
+            # Where Landlock's rules refuse writes, the sandbox shows the
+            # host's /tmp and /dev/shm.
+            self._paths = policy_paths(self._policy, self._cwd,
+                                       shared_tmp=self.writable is not None)
         denial = explain_refusal(self._paths, self._policy, path, error,
                                  f"{call}() refused: {os.strerror(error)}")
         if denial is not None:
