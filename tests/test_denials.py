@@ -42,6 +42,25 @@ def test_writes_outside_the_roots_and_into_protected_paths(tmp_path):
     assert denials[0].evidence == "sh: 1: cannot create /etc/motd: Read-only file system"
 
 
+def test_the_hosts_tmp_and_dev_shm_are_refused_only_on_landlock(host_dir):
+    """bwrap gives the run a /tmp and a /dev of its own; Landlock shows the
+    host's, read-only (``shared-tmp``): a refused write there is a denial,
+    with a remedy that says why."""
+    output = "\n".join([
+        "sh: 1: cannot create /tmp/out.txt: Permission denied",
+        "mkdir: cannot create directory '/dev/shm/cache': Permission denied",
+        "sh: 1: cannot create /dev/tty: Permission denied",  # no terminal either way
+    ])
+    assert find_denials(WW, str(host_dir), 1, output, "bwrap") == ()
+    denials = find_denials(WW, str(host_dir), 1, output, "landlock")
+    assert _kinds(denials) == [("write", "/tmp/out.txt"), ("write", "/dev/shm/cache")]
+    assert "$TMPDIR" in denials[0].remedy and "--writable /tmp" in denials[0].remedy
+    assert "shm_open" in denials[1].remedy and "--writable /dev/shm" in denials[1].remedy
+    read_only = find_denials(corral.SandboxPolicy.read_only(), str(host_dir), 1, output,
+                             "landlock")
+    assert "--writable" not in read_only[0].remedy
+
+
 def test_errors_the_policy_does_not_explain_are_not_denials(host_dir):
     tmp_path = host_dir  # outside /tmp, which is private (and so writable) in the sandbox
     output = "\n".join([
