@@ -901,10 +901,12 @@ def test_a_privileged_port_is_a_denial_where_the_host_would_allow_it(
 
 
 @pytest.mark.parametrize("capabilities, initial, reported", [
-    (-1, True, ["setuid", "mount", "settimeofday"]),
+    (-1, True, ["setuid", "mount", "settimeofday", "reboot", "kexec_load"]),
     (0, True, ["mount"]),  # a user: only what it could do in namespaces of its own
     (1 << 7, True, ["setuid", "mount"]),  # CAP_SETUID alone
-    (-1, False, ["setuid", "mount"]),  # a container's root: no CAP_SYS_TIME on the host
+    # A container's root: no CAP_SYS_TIME on the host, nor CAP_SYS_BOOT for
+    # kexec; reboot would end its own container (its PID namespace's).
+    (-1, False, ["setuid", "mount", "reboot"]),
 ])
 def test_a_privileged_call_is_a_denial_where_the_caller_could_make_it(monkeypatch, tmp_path,
                                                                      capabilities, initial,
@@ -918,12 +920,12 @@ def test_a_privileged_call_is_a_denial_where_the_caller_could_make_it(monkeypatc
     numbers = {name: number for number, name in privileged_calls().items()}
     monkeypatch.setattr(module, "_caller_capabilities", lambda: (capabilities, initial))
     recorded = module.Witness(corral.SandboxPolicy.workspace_write(), str(tmp_path), None)
-    for name in ("setuid", "mount", "settimeofday"):
+    for name in ("setuid", "mount", "settimeofday", "reboot", "kexec_load"):
         recorded.record_privileged(numbers[name], 0, 0)
     assert [d.target for d in recorded.denials] == reported
     assert recorded.if_failed == []
     # What was no denial excuses the command's complaint of it.
-    assert recorded.excused == ({corral.DenialKind.PRIVILEGE} if len(reported) < 3 else set())
+    assert recorded.excused == ({corral.DenialKind.PRIVILEGE} if len(reported) < 5 else set())
 
 
 @pytest.mark.parametrize("capabilities, initial, reported", [

@@ -414,7 +414,10 @@ _NEEDS: dict[str, tuple[int, bool]] = {
     **dict.fromkeys(("chown", "lchown", "fchown", "fchownat"), (_CAP_CHOWN, False)),
     **dict.fromkeys(("sethostname", "setdomainname"), (_CAP_SYS_ADMIN, False)),
     **dict.fromkeys(("swapon", "swapoff"), (_CAP_SYS_ADMIN, True)),
-    **dict.fromkeys(("reboot", "kexec_load", "kexec_file_load"), (_CAP_SYS_BOOT, True)),
+    # reboot asks for it in the user namespace of the caller's PID
+    # namespace (a container's root may end its container); kexec, initially.
+    "reboot": (_CAP_SYS_BOOT, False),
+    **dict.fromkeys(("kexec_load", "kexec_file_load"), (_CAP_SYS_BOOT, True)),
     **dict.fromkeys(("init_module", "finit_module", "delete_module"), (_CAP_SYS_MODULE, True)),
     **dict.fromkeys(("settimeofday", "clock_settime"), (_CAP_SYS_TIME, True)),
     **dict.fromkeys(("ioperm", "iopl"), (_CAP_SYS_RAWIO, True)),
