@@ -495,6 +495,54 @@ def test_a_write_to_the_hosts_tmp_or_dev_shm_is_reported():
     assert not os.path.exists("/dev/shm/corral-dir")
 
 
+# Pseudo-terminals as forkpty and openpty make them, then one of the
+# host's (argv) opened for writing.
+TERMINALS = textwrap.dedent("""
+    import errno, os, pty, sys
+    child, leader = pty.fork()
+    if child == 0:
+        print("in a terminal", os.isatty(0), flush=True)
+        os._exit(0)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.waitpid(child, 0)
+    print("forkpty", seen)
+    leader, follower = os.openpty()
+    os.write(leader, b"line\\n")
+    print("openpty", os.read(follower, 10))
+    try:
+        os.open(sys.argv[1], os.O_WRONLY | os.O_NOCTTY)
+        print("host terminal opened")
+    except OSError as e:
+        print("host terminal", errno.errorcode[e.errno])
+""")
+
+
+def test_pseudo_terminals_of_the_runs_own_work():
+    """The gate opens /dev/ptmx for the command, and the /dev/pts entries of
+    the terminals it made, none other: script, pexpect and pty.fork work,
+    the user's terminals stay out of reach, and nothing is kept after the
+    run."""
+    leader, follower = os.openpty()
+    try:
+        terminals = sorted(os.listdir("/dev/pts"))
+        result = corral.run([PYTHON, "-c", TERMINALS, os.ttyname(follower)], policy=POLICY)
+        assert result.stdout.splitlines() == [
+            "forkpty b'in a terminal True\\r\\n'", "openpty b'line\\n'",
+            "host terminal EACCES"], result.aggregated_output
+        assert sorted(os.listdir("/dev/pts")) == terminals
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+
 def test_a_host_process_cannot_be_traced():
     import subprocess
 
@@ -528,36 +576,36 @@ def test_no_capability_is_held_or_regained():
         assert "CapEff:\t0000000000000000" not in control.stdout
 
 
-TERMINAL_SETTINGS = """
-import sys, termios
-fd = open(sys.argv[1], "rb", buffering=0)
-try:
-    attrs = termios.tcgetattr(fd)
-    attrs[3] &= ~termios.ECHO
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
-    print("echo off")
-except termios.error as e:
-    print("refused", e.args[0])
+TERMINAL = """
+import os, sys, termios
+print("started", flush=True)
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NOCTTY)
+print("read", os.read(fd, 100))
+attrs = termios.tcgetattr(fd)
+attrs[3] &= ~termios.ECHO
+termios.tcsetattr(fd, termios.TCSANOW, attrs)
+print("echo off")
 """
 
 
-def test_a_terminal_of_the_users_cannot_be_set(tmp_path):
-    """The host's /dev/pts is in sight here: a command could open the
-    terminal the user types in and turn its echo off (bwrap's /dev has no
-    pts of the host's at all)."""
+def test_a_terminal_of_the_users_can_be_neither_read_nor_set(tmp_path):
+    """The host's /dev/pts is in sight here: a command could read what the
+    user types in a terminal, or turn its echo off (bwrap's /dev has no pts
+    of the host's at all).  Reading is refused there, and reported."""
     import termios
 
     leader, follower = os.openpty()
     try:
         name = os.ttyname(follower)
-        result = corral.run([sys.executable, "-c", TERMINAL_SETTINGS, name], cwd=tmp_path,
-                            policy=POLICY)
-        assert result.sandbox == "landlock" and result.stdout == "refused 13\n", (
+        os.write(leader, b"typed\n")
+        result = corral.run([sys.executable, "-c", TERMINAL, name], cwd=tmp_path, policy=POLICY)
+        assert result.sandbox == "landlock" and result.stdout == "started\n", (
             result.aggregated_output)
+        assert [(d.kind.value, d.target) for d in result.denials] == [("read", name)]
         assert termios.tcgetattr(follower)[3] & termios.ECHO
-        control = corral.run([sys.executable, "-c", TERMINAL_SETTINGS, name], cwd=tmp_path,
+        control = corral.run([sys.executable, "-c", TERMINAL, name], cwd=tmp_path,
                              policy="full-access")
-        assert control.stdout == "echo off\n"
+        assert control.stdout == "started\nread b'typed\\n'\necho off\n", control.stdout
         assert not termios.tcgetattr(follower)[3] & termios.ECHO
     finally:
         os.close(leader)

@@ -416,8 +416,8 @@ static int mount_id(int fd, unsigned long long *id)
  * the run has objects of its own only (see look_at_sysv); a key the host
  * holds, which the run then cannot create, is reported as "Y", the kind
  * (uint8) and the key (int32).  A call on a name beneath /dev/shm (shm:
- * the directory the run's are in, and the calls) is carried out there
- * (see redirect_shm).
+ * the directory the run's are in, and the calls) is carried out there,
+ * and so is an open of a pseudo-terminal (see redirect).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
@@ -516,6 +516,10 @@ struct shm_call {
     int number, role, dir_arg, path_arg, dir2_arg, path2_arg, flags_arg;
 };
 
+struct terminal {
+    int number, master; /* a duplicate of its master, so that its number stays the run's */
+};
+
 struct server {
     pthread_t thread;
     int listener, root, stop, report;
@@ -535,6 +539,8 @@ struct server {
     int shm_dir; /* where the run's /dev/shm names are, or -1 (not the server's to close) */
     struct shm_call shm[MAX_SHM_CALLS];
     size_t shm_count;
+    struct terminal *terminals; /* the pseudo-terminals opened for the run */
+    size_t terminal_count, terminal_room;
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -1624,21 +1630,29 @@ static int look_at_sysv(struct server *server, const struct seccomp_notif *notif
     return 1;
 }
 
-/* The name, directly beneath /dev/shm, a path argument of pid names
- * (relative to dirfd); -1 if it names none. */
-static int shm_name(pid_t pid, int dirfd, unsigned long long address, char *name, size_t size)
+/* The last component of full if full is directory (ending in '/') and one
+ * component more, into name; -1 if not. */
+static int last_beneath(const char *full, const char *directory, char *name, size_t size)
 {
-    char full[2 * PATH_MAX + 2];
-    static const char shm[] = "/dev/shm/";
-    if (operand_path(pid, dirfd, address, full, sizeof(full)) != 0 ||
-        strncmp(full, shm, sizeof(shm) - 1) != 0)
+    size_t length = strlen(directory);
+    if (strncmp(full, directory, length) != 0)
         return -1;
-    const char *last = full + sizeof(shm) - 1;
+    const char *last = full + length;
     if (*last == 0 || strchr(last, '/') != NULL || strcmp(last, ".") == 0 ||
         strcmp(last, "..") == 0 || strlen(last) >= size)
         return -1;
     strcpy(name, last);
     return 0;
+}
+
+/* The name, directly beneath /dev/shm, a path argument of pid names
+ * (relative to dirfd); -1 if it names none. */
+static int shm_name(pid_t pid, int dirfd, unsigned long long address, char *name, size_t size)
+{
+    char full[2 * PATH_MAX + 2];
+    if (operand_path(pid, dirfd, address, full, sizeof(full)) != 0)
+        return -1;
+    return last_beneath(full, "/dev/shm/", name, size);
 }
 
 /* Opens name in shm_dir as the command asked (flags and mode), for the
@@ -1665,9 +1679,86 @@ static int shm_open_for(const struct server *server, const char *name, unsigned 
     return fd;
 }
 
+/*
+ * Pseudo-terminals where the sandbox shows the host's /dev/pts, unreadable
+ * and unwritable (Landlock; the user's terminals are there): an open of
+ * /dev/ptmx for writing (posix_openpt, openpty, forkpty) is carried out by
+ * the server, which keeps a duplicate of each master it hands over, so that
+ * its number stays the run's until the run ends; an open of /dev/pts/N
+ * for writing is too, for one of those numbers only.  The command gets a
+ * terminal the server opened: its ioctls are not Landlock's to refuse.
+ * Neither is made the server's controlling terminal (O_NOCTTY): a command
+ * takes one with TIOCSCTTY, as login_tty does.  The descriptor, -1 and
+ * errno, or -2 for a path that is none of these.
+ */
+static int open_terminal(struct server *server, const char *full, unsigned long long flags)
+{
+    const unsigned long long kept = O_ACCMODE | O_NONBLOCK;
+    char name[16];
+    if (strcmp(full, "/dev/ptmx") == 0) {
+        int master = open("/dev/ptmx", (int)(flags & kept) | O_NOCTTY | O_CLOEXEC);
+        unsigned int number;
+        if (master < 0)
+            return -1;
+        int copy = -1;
+        if (ioctl(master, TIOCGPTN, &number) != 0 ||
+            (copy = fcntl(master, F_DUPFD_CLOEXEC, 0)) < 0) {
+            int error = errno;
+            close(master);
+            errno = error;
+            return -1;
+        }
+        if (server->terminal_count == server->terminal_room) {
+            size_t room = server->terminal_room ? server->terminal_room * 2 : 4;
+            struct terminal *grown = realloc(server->terminals, room * sizeof(*grown));
+            if (grown == NULL) {
+                close(copy);
+                close(master);
+                errno = ENOMEM;
+                return -1;
+            }
+            server->terminals = grown;
+            server->terminal_room = room;
+        }
+        server->terminals[server->terminal_count++] = (struct terminal){(int)number, copy};
+        return master;
+    }
+    if (last_beneath(full, "/dev/pts/", name, sizeof(name)) != 0 ||
+        strspn(name, "0123456789") != strlen(name))
+        return -2;
+    int number = atoi(name);
+    for (size_t i = 0; i < server->terminal_count; i++) {
+        if (server->terminals[i].number == number) {
+            char path[32];
+            snprintf(path, sizeof(path), "/dev/pts/%d", number);
+            return open(path, (int)(flags & kept) | O_NOCTTY | O_CLOEXEC);
+        }
+    }
+    return -2;
+}
+
+/* Hands fd, opened for the command, over as its new descriptor (the
+ * answer to its call), and closes it here; 0, or -1 and errno. */
+static int hand_over(const struct server *server, const struct seccomp_notif *notif, int fd,
+                     unsigned long long flags)
+{
+    struct seccomp_notif_addfd handed = {
+        .id = notif->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (__u32)fd,
+        .newfd_flags = flags & O_CLOEXEC ? O_CLOEXEC : 0,
+    };
+    int given = ioctl(server->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &handed);
+    int error = errno;
+    close(fd);
+    if (given >= 0 || error == ENOENT)
+        return 0; /* answered with the descriptor, or the caller is gone */
+    errno = error;
+    return -1;
+}
+
 /* Carries out a call on names beneath /dev/shm (see struct shm_call) in
- * shm_dir, and answers it; 1 if it was one. */
-static int redirect_shm(struct server *server, const struct seccomp_notif *notif)
+ * shm_dir, or an open of a pseudo-terminal (see open_terminal), and
+ * answers it; 1 if it was one. */
+static int redirect(struct server *server, const struct seccomp_notif *notif)
 {
     const struct shm_call *call = NULL;
     for (size_t i = 0; i < server->shm_count && call == NULL; i++) {
@@ -1681,11 +1772,14 @@ static int redirect_shm(struct server *server, const struct seccomp_notif *notif
     int dirfd = call->dir_arg < 0 ? AT_FDCWD : (int)(args[call->dir_arg] & 0xFFFFFFFFu);
     int dir2 = call->dir2_arg < 0 ? AT_FDCWD : (int)(args[call->dir2_arg] & 0xFFFFFFFFu);
     unsigned long long flags = call->flags_arg >= 0 ? args[call->flags_arg] & 0xFFFFFFFFu : 0;
-    char name[NAME_MAX + 1], second[NAME_MAX + 1];
-    int first_in = shm_name(pid, dirfd, args[call->path_arg], name, sizeof(name)) == 0;
+    char full[2 * PATH_MAX + 2], name[NAME_MAX + 1], second[NAME_MAX + 1];
+    if (operand_path(pid, dirfd, args[call->path_arg], full, sizeof(full)) != 0)
+        full[0] = 0;
+    int first_in = last_beneath(full, "/dev/shm/", name, sizeof(name)) == 0;
     int second_in = call->path2_arg >= 0 &&
                     shm_name(pid, dir2, args[call->path2_arg], second, sizeof(second)) == 0;
-    if (!first_in && !second_in)
+    int terminal = call->role == SHM_OPEN && strncmp(full, "/dev/pt", 7) == 0;
+    if (!first_in && !second_in && !terminal)
         return 0;
     unsigned long long mode = 0;
     if (call->role == SHM_OPEN) {
@@ -1704,33 +1798,31 @@ static int redirect_shm(struct server *server, const struct seccomp_notif *notif
             mode = args[call->flags_arg + 1];
         }
         if (!(flags & O_WRITING) || (flags & (O_PATH | O_DIRECTORY | __O_TMPFILE)))
-            return 0; /* not a shm_open or sem_open: Landlock decides */
+            return 0; /* not a shm_open, sem_open or terminal's: Landlock decides */
     } else if (call->role == SHM_UNLINK && (flags & AT_REMOVEDIR)) {
         return 0;
     }
     if (!still_waiting(server, notif))
         return 1; /* what was read may be another process's */
+    int result;
+    if (terminal) {
+        result = open_terminal(server, full, flags);
+        if (result == -2)
+            return 0;
+        if (result >= 0 && (result = hand_over(server, notif, result, flags)) == 0)
+            return 1;
+        respond(server, notif, 0, errno);
+        return 1;
+    }
     if (first_in != (call->path2_arg < 0 || second_in)) {
         respond(server, notif, 0, EXDEV); /* /dev/shm is a filesystem of its own */
         return 1;
     }
-    int result;
     switch (call->role) {
     case SHM_OPEN:
         result = shm_open_for(server, name, flags, mode);
-        if (result >= 0) {
-            struct seccomp_notif_addfd handed = {
-                .id = notif->id, .flags = SECCOMP_ADDFD_FLAG_SEND, .srcfd = (__u32)result,
-                .newfd_flags = flags & O_CLOEXEC ? O_CLOEXEC : 0,
-            };
-            int given = ioctl(server->listener, SECCOMP_IOCTL_NOTIF_ADDFD, &handed);
-            int error = errno;
-            close(result);
-            if (given >= 0 || error == ENOENT)
-                return 1; /* answered with the descriptor, or the caller is gone */
-            errno = error;
-            result = -1;
-        }
+        if (result >= 0 && (result = hand_over(server, notif, result, flags)) == 0)
+            return 1;
         break;
     case SHM_UNLINK:
         result = unlinkat(server->shm_dir, name, 0);
@@ -1789,7 +1881,7 @@ static void *serve_notifications(void *argument)
             }
         }
         if (refuse_another(server, &notif) || look_at_sysv(server, &notif) ||
-            redirect_shm(server, &notif))
+            redirect(server, &notif))
             continue;
         int privileged = 0;
         for (size_t i = 0; i < server->refused_count && !privileged; i++) {
@@ -1861,6 +1953,9 @@ static void *serve_notifications(void *argument)
     }
     for (size_t i = 0; i < server->object_count; i++)
         sysv_remove(server->objects[i].kind, server->objects[i].id);
+    for (size_t i = 0; i < server->terminal_count; i++)
+        close(server->terminals[i].master);
+    server->terminal_count = 0;
     close(server->report);
     server->report = -1;
     return NULL;
@@ -1876,6 +1971,7 @@ static void free_server(struct server *server)
     free(server->operands);
     free(server->refused);
     free(server->objects);
+    free(server->terminals);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)

@@ -300,6 +300,10 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
                       f"{hidden} is hidden from sandboxed commands (deny-read); drop it from "
                       "deny_read (--no-default-deny-read) only if the command must read it",
                       evidence)
+    if paths.shared_tmp and path.startswith("/dev/pts/") and "EACCES" in errors:
+        return Denial(DenialKind.READ, path,
+                      "the host's terminals are hidden from sandboxed commands (what the user "
+                      "types there); only full access can reach them", evidence)
     if errors == {"ENOENT"} and paths.own_dev and _host_device(path):
         return Denial(DenialKind.PRIVILEGE, path, missing_device_remedy(path), evidence)
     if not errors - {"ENOENT"}:

@@ -2,15 +2,19 @@
 
 A ruleset is built here, in the parent, and handed to the spawn stage as an
 fd; the child enforces it on itself right before exec (``_cspawn.c``), so a
-Landlock-confined command costs no helper process.  Reads are not restricted
-(the rights to read and execute are not "handled"); every right that changes
-the filesystem is, and is granted only beneath the given writable roots.
+Landlock-confined command costs no helper process.  Reads are restricted
+only where asked (``unreadable``: the host's terminals in /dev/pts, which
+would give away what the user types), by rules that grant reading every
+entry of each directory on the way there but the next step (the right to
+execute is not "handled"); every right that changes the filesystem is, and
+is granted only beneath the given writable roots.
 Rights added by later ABIs are used when the kernel has them: REFER (ABI 2)
 stops hard links and renames that would move a file across the boundary,
 TRUNCATE (ABI 3) stops truncating a file outside, IOCTL_DEV (ABI 5) stops
 the device ioctls of what the command opens itself (a terminal of the
-user's it finds in /dev/pts: it could turn off its echo, or type into it;
-what it inherits, its own terminal included, is not affected), and the
+user's, were /dev/pts not unreadable: it could turn off its echo, or type
+into it; what it inherits, its own terminal included, and the terminals
+corral's gate opens for it are not affected), and the
 scopes of ABI 6
 keep the command from signalling processes outside its domain and, without
 network, from connecting to abstract Unix sockets outside it (with network
@@ -46,7 +50,7 @@ _SYS_CREATE_RULESET, _SYS_ADD_RULE = 444, 445
 _CREATE_RULESET_VERSION = 1
 _RULE_PATH_BENEATH = 1
 
-_WRITE_FILE = 1 << 1
+_READ_FILE, _WRITE_FILE = 1 << 2, 1 << 1
 _REMOVE_DIR, _REMOVE_FILE = 1 << 4, 1 << 5
 _MAKE_CHAR, _MAKE_DIR, _MAKE_REG, _MAKE_SOCK = 1 << 6, 1 << 7, 1 << 8, 1 << 9
 _MAKE_FIFO, _MAKE_BLOCK, _MAKE_SYM = 1 << 10, 1 << 11, 1 << 12
@@ -104,23 +108,55 @@ def _handled(abi: int) -> tuple[int, int]:
     return rights, scopes
 
 
+def _readable_but(unreadable: Iterable[str]) -> list[str]:
+    """The paths whose rules let a command read everywhere but beneath
+    ``unreadable`` (real paths): each entry of every directory on the way
+    from / to one of them, but the way itself (symbolic links left out: what
+    they name is reached by its own path)."""
+    hidden = {path.rstrip("/") or "/" for path in unreadable}
+    on_the_way = {os.path.dirname(path) for path in hidden}
+    for path in list(on_the_way):
+        while path != "/":
+            path = os.path.dirname(path)
+            on_the_way.add(path)
+    found = []
+    for directory in sorted(on_the_way):
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue  # gone, or not searchable: nothing in it to read either
+        found += [entry.path for entry in entries
+                  if entry.path not in hidden and entry.path not in on_the_way
+                  and not entry.is_symlink()]
+    return found
+
+
 def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
-                  deny_tcp: bool = False, abstract_sockets: bool = False) -> int:
+                  deny_tcp: bool = False, abstract_sockets: bool = False,
+                  unreadable: Iterable[str] = ()) -> int:
     """A ruleset fd allowing writes only beneath ``writable`` (directories or files).
 
     With ``deny_tcp`` (ABI 4 or later) the command may neither bind nor
     connect a TCP socket itself: corral's gate, which Landlock does not
     confine, does it for the command where the policy allows.  With
     ``abstract_sockets`` it may connect to abstract Unix sockets outside its
-    domain (the host's).  Paths that do not exist are skipped.  The caller
-    owns the fd.  Raises OSError when the kernel refuses (no Landlock: see
-    :func:`landlock_abi`).
+    domain (the host's).  Given ``unreadable`` (real paths, none beneath a
+    writable one), the command may read files everywhere but beneath those
+    (what is made meanwhile in a directory on the way to one, outside the
+    writable ones, is unreadable too).  Paths that do not exist are skipped.
+    The caller owns the fd.  Raises OSError when the kernel refuses (no
+    Landlock: see :func:`landlock_abi`).
     """
     if abi is None:
         abi, why = landlock_abi()
         if not abi:
             raise OSError(errno.EOPNOTSUPP, f"Landlock is not available: {why}")
     rights, scopes = _handled(abi)
+    unreadable = tuple(unreadable)
+    file_rights = _FILE_RIGHTS
+    if unreadable:
+        rights |= _READ_FILE
+        file_rights |= _READ_FILE
     if abstract_sockets:
         scopes &= ~_SCOPE_ABSTRACT_UNIX_SOCKET
     if deny_tcp and abi < 4:
@@ -134,14 +170,15 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
         err = ctypes.get_errno()
         raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
     try:
-        for path in writable:
+        for path, allowed in [*((path, rights) for path in writable),
+                              *((path, _READ_FILE) for path in _readable_but(unreadable))]:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue
             try:
                 is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-                rule = _PathBeneathAttr(rights if is_dir else rights & _FILE_RIGHTS, fd)
+                rule = _PathBeneathAttr(allowed if is_dir else allowed & file_rights, fd)
                 if _libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(ruleset),
                                  ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule),
                                  ctypes.c_uint32(0)) != 0:
@@ -220,8 +257,10 @@ class LandlockBackend(SandboxBackend):
                          shm_dir=os.path.join(private_tmp, ".dev-shm"))
         gated = gate is not None and not policy.network
         try:
+            # The host's terminals: a command that read one would take what
+            # the user types there (bubblewrap's /dev has none of them).
             ruleset = write_ruleset(writable, self.abi, deny_tcp=gated,
-                                    abstract_sockets=policy.network)
+                                    abstract_sockets=policy.network, unreadable=("/dev/pts",))
         except BaseException:
             if gate is not None:
                 gate.close()
