@@ -57,10 +57,10 @@ def tree(tmp_path: Path) -> dict[str, Path]:
 def run(script: str, cwd: Path, confined_to: list[Path] | None, monkeypatch) -> corral.ExecResult:
     if confined_to is not None:
         backend = ConfiningBackend([str(p) for p in confined_to])
-        monkeypatch.setattr(corral._engine, "select_backend", lambda policy: backend)
+        monkeypatch.setattr(corral._engine, "select_backend", lambda policy, cwd: backend)
     else:
         monkeypatch.setattr(corral._engine, "select_backend",
-                            lambda policy: corral.sandbox.select_backend(policy))
+                            lambda policy, cwd: corral.sandbox.select_backend(policy, cwd))
     return corral.run(["sh", "-c", script], cwd=cwd, timeout=20, policy="full-access")
 
 

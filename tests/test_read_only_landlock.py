@@ -543,6 +543,47 @@ def test_pseudo_terminals_of_the_runs_own_work():
         os.close(follower)
 
 
+def test_default_secret_stores_are_hidden_but_known_hosts_stays(host_dir, monkeypatch):
+    """Outside every writable root Landlock keeps a deny-read path's files
+    from being read (rules grant reading everything else): no weaker
+    guarantee is needed for them.  Their names stay listable."""
+    ssh = host_dir / ".ssh"
+    ssh.mkdir()
+    (ssh / "known_hosts").write_text("github.com ssh-ed25519 AAAA\n")
+    (ssh / "id_ed25519").write_text("PRIVATE KEY\n")
+    (host_dir / ".netrc").write_text("machine x password hunter2\n")
+    (host_dir / "notes").write_text("public\n")
+    monkeypatch.setenv("HOME", str(host_dir))
+    policy = corral.SandboxPolicy.read_only(
+        accept_weaker=tuple(name for name in ACCEPTED if name != "no-deny-read"))
+    script = ("cat ~/.ssh/known_hosts; cat ~/.ssh/id_ed25519; cat ~/.netrc; cat ~/notes; "
+              "ls ~/.ssh")
+    sandboxed = corral.run(["sh", "-c", script], policy=policy)
+    assert sandboxed.sandbox == "landlock"
+    assert sandboxed.stdout == "github.com ssh-ed25519 AAAA\npublic\nid_ed25519\nknown_hosts\n"
+    assert "PRIVATE" not in sandboxed.aggregated_output
+    assert "hunter2" not in sandboxed.aggregated_output
+    assert [(d.kind.value, d.target) for d in sandboxed.denials] == [
+        ("read", str(ssh / "id_ed25519")), ("read", str(host_dir / ".netrc"))]
+    control = corral.run(["sh", "-c", script], policy="full-access")
+    assert "PRIVATE KEY" in control.stdout and "hunter2" in control.stdout
+
+
+def test_a_secret_in_a_writable_root_needs_no_deny_read_accepted(host_dir, monkeypatch):
+    """A writable root's rule lets the command read beneath it: a deny-read
+    path there cannot be hidden, and Landlock runs only once the caller
+    accepts that by name."""
+    (host_dir / ".netrc").write_text("machine x password hunter2\n")
+    monkeypatch.setenv("HOME", str(host_dir))
+    accepted = (*(name for name in ACCEPTED if name != "no-deny-read"), "unprotected-paths")
+    with pytest.raises(corral.PolicyError, match="no-deny-read"):
+        corral.run(["cat", ".netrc"], cwd=host_dir,
+                   policy=corral.SandboxPolicy.workspace_write(accept_weaker=accepted))
+    shown = corral.run(["cat", ".netrc"], cwd=host_dir, policy=corral.SandboxPolicy.workspace_write(
+        accept_weaker=(*accepted, "no-deny-read")))
+    assert shown.stdout == "machine x password hunter2\n"
+
+
 def test_a_host_process_cannot_be_traced():
     import subprocess
 

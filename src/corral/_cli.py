@@ -678,8 +678,8 @@ def _doctor(as_json: bool) -> int:
                      ".envrc, editor and agent config stay read-only and cannot be created; "
                      "Unix sockets reach only the command's own and --allow-unix-socket ones")
     elif probe.landlock_abi >= 6:
-        weaker = ("shared-tmp, visible-processes, changeable-attributes and, with secrets "
-                  "present, no-deny-read")
+        weaker = ("shared-tmp, visible-processes, changeable-attributes and, with a secret "
+                  "store inside a writable root, no-deny-read")
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
                      f"it if you accept its weaker guarantees (--accept-weaker {weaker}); "
                      "without an IPC namespace, the gate gives each run System V IPC objects "

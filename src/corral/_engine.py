@@ -118,7 +118,7 @@ def execute(
     ``on_output`` is called in this thread for each chunk, in order.
     """
     policy = request.resolved_policy
-    backend = select_backend(policy)
+    backend = select_backend(policy, None if request.cwd is None else os.fspath(request.cwd))
     planned = plan_launch(request)
     timeout = request.timeout_seconds()
     cancel_fds = tuple(

@@ -58,7 +58,7 @@ DEFAULT_PROTECTED = (
 WEAKER_GUARANTEES = {
     "shared-tmp": "the host's /tmp and /dev/shm stay readable; the command writes to a private "
                   "$TMPDIR, where its POSIX shared memory and semaphores are kept too",
-    "no-deny-read": "deny-read paths (secret stores) stay readable",
+    "no-deny-read": "deny-read paths (secret stores) inside a writable root stay readable",
     "visible-processes": "host processes are visible in /proc (they cannot be signalled, "
                          "traced, reniced or limited)",
     "unprotected-paths": "protected paths inside writable roots (.git/hooks, .envrc, "

@@ -14,8 +14,9 @@ from .none import NoSandbox
 __all__ = ["NoSandbox", "SandboxBackend", "select_backend"]
 
 
-def select_backend(policy: SandboxPolicy) -> SandboxBackend:
-    """The backend that enforces ``policy`` on this machine."""
+def select_backend(policy: SandboxPolicy, cwd: str | None = None) -> SandboxBackend:
+    """The backend that enforces ``policy`` on this machine, for a command
+    run in ``cwd`` (default: the current directory)."""
     if policy.kind is PolicyKind.FULL_ACCESS:
         return NoSandbox()
     import sys
@@ -29,10 +30,10 @@ def select_backend(policy: SandboxPolicy) -> SandboxBackend:
     backend = bwrap_backend()
     if backend is not None:
         return backend
-    return _landlock_rung(policy, bwrap_absence())
+    return _landlock_rung(policy, bwrap_absence(), cwd)
 
 
-def _landlock_rung(policy: SandboxPolicy, absence: str) -> SandboxBackend:
+def _landlock_rung(policy: SandboxPolicy, absence: str, cwd: str | None) -> SandboxBackend:
     """Landlock + seccomp, if the kernel has them and the caller accepted what they
     cannot do; otherwise a PolicyError that says what is missing and the ways on."""
     from .._policy import WEAKER_GUARANTEES
@@ -44,7 +45,7 @@ def _landlock_rung(policy: SandboxPolicy, absence: str) -> SandboxBackend:
         reason = why or f"Landlock ABI {abi} lacks signal scoping (ABI 6, Linux 6.12)"
         raise PolicyError(f"{no_bwrap}, and the Landlock backend is not usable here: {reason}; "
                           "run `corral doctor` to see what this machine supports")
-    missing = [n for n in LandlockBackend.weaker_guarantees(policy)
+    missing = [n for n in LandlockBackend.weaker_guarantees(policy, cwd)
                if n not in policy.accept_weaker]
     if missing:
         terms = "; ".join(f"{name}: {WEAKER_GUARANTEES[name]}" for name in missing)

@@ -68,7 +68,7 @@ from collections.abc import Callable
 
 from .._errors import CwdNotFoundError, PolicyError
 from .._launch import LaunchSpec
-from .._policy import DEFAULT_READ_EXCEPTIONS, PolicyKind, SandboxPolicy
+from .._policy import PolicyKind, SandboxPolicy
 from .._record import record, replace
 from .base import SandboxBackend
 from .guards import guard_placeholders, may_be_placeholder, runtime_dir_path
@@ -76,8 +76,8 @@ from .session import session_tmp
 from .socket_gate import SocketGate, open_gate
 from .witness import Witness
 from .seccomp import SUPPORTED_ARCHES, build_program
-from .workspace import (WorkspacePlan, deny_read_paths, expand_home, outermost_missing,
-                        plan_workspace)
+from .workspace import (WorkspacePlan, deny_read_paths, expand_home, keepable, kept_inside,
+                        outermost_missing, plan_workspace)
 
 __all__ = ["BWRAP_VARIABLE", "BwrapBackend", "bwrap_absence", "bwrap_backend", "covers_absence",
            "find_bwrap", "passed_over", "sandbox_init_absence", "sandbox_init_unusable",
@@ -631,41 +631,15 @@ def _system_mounts(args: list[str], at: int) -> list[tuple[str, str]]:
     return [("--dev", "/dev"), ("--proc", "/proc"), *tunables]
 
 
-def _kept_inside(directory: str) -> list[str]:
-    """The files inside the hidden ``directory`` that stay readable
-    (``~/.ssh/known_hosts``): each a regular file, neither a link (a dotfiles
-    link into a writable root could be pointed at ``~/.ssh/id_ed25519``) nor
-    one of several hard links (one of which could be a secret's)."""
-    kept = []
-    for inner in expand_home(DEFAULT_READ_EXCEPTIONS):
-        if not inner.startswith(directory + "/"):
-            continue
-        try:
-            status = os.lstat(inner)
-        except OSError:
-            continue
-        if _keepable(status):
-            kept.append(inner)
-    return kept
-
-
-def _keepable(status: os.stat_result) -> bool:
-    """Whether a file of ``status`` may stay readable inside a hidden
-    directory: a regular file, and the only name of its inode."""
-    import stat
-
-    return stat.S_ISREG(status.st_mode) and status.st_nlink == 1
-
-
 def _open_kept(path: str) -> int | None:
     """``path``, a file kept readable inside a hidden directory, open for
-    reading; None if what was opened is no longer what :func:`_kept_inside`
+    reading; None if what was opened is no longer what :func:`~.workspace.kept_inside`
     allows."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return None
-    if not _keepable(os.fstat(fd)):
+    if not keepable(os.fstat(fd)):
         os.close(fd)
         return None
     return fd
@@ -678,12 +652,12 @@ class _Hidden:
     path: str
     real: str
     directory: bool
-    kept: tuple[str, ...]  # what stays readable inside a directory (see _kept_inside)
+    kept: tuple[str, ...]  # what stays readable inside a directory (see kept_inside)
 
     @classmethod
     def of(cls, path: str, real: str) -> _Hidden:
         directory = os.path.isdir(path)
-        return cls(path, real, directory, tuple(_kept_inside(path)) if directory else ())
+        return cls(path, real, directory, tuple(kept_inside(path)) if directory else ())
 
 
 def _outermost(real: dict[str, str]) -> list[str]:

@@ -34,6 +34,7 @@ import os
 import stat
 from collections.abc import Iterable
 
+from .._errors import PolicyError
 from .._launch import LaunchSpec
 from .._policy import PolicyKind, SandboxPolicy
 from .._record import replace
@@ -42,7 +43,7 @@ from .seccomp import build_program
 from .session import session_tmp
 from .socket_gate import open_gate
 from .witness import Witness
-from .workspace import deny_read_paths, plan_workspace
+from .workspace import deny_read_paths, kept_inside, plan_workspace
 
 __all__ = ["LandlockBackend", "landlock_abi", "write_ruleset"]
 
@@ -133,7 +134,7 @@ def _readable_but(unreadable: Iterable[str]) -> list[str]:
 
 def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
                   deny_tcp: bool = False, abstract_sockets: bool = False,
-                  unreadable: Iterable[str] = ()) -> int:
+                  unreadable: Iterable[str] = (), readable: Iterable[str] = ()) -> int:
     """A ruleset fd allowing writes only beneath ``writable`` (directories or files).
 
     With ``deny_tcp`` (ABI 4 or later) the command may neither bind nor
@@ -141,9 +142,12 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
     confine, does it for the command where the policy allows.  With
     ``abstract_sockets`` it may connect to abstract Unix sockets outside its
     domain (the host's).  Given ``unreadable`` (real paths, none beneath a
-    writable one), the command may read files everywhere but beneath those
-    (what is made meanwhile in a directory on the way to one, outside the
-    writable ones, is unreadable too).  Paths that do not exist are skipped.
+    writable one nor another), the command may read files everywhere but
+    beneath those, and ``readable`` files inside them (what is made
+    meanwhile in a directory on the way to one, outside the writable ones,
+    is unreadable too; names stay listable: reading a directory is not
+    handled, or none on the way could be listed).  Paths that do not exist
+    are skipped.
     The caller owns the fd.  Raises OSError when the kernel refuses (no
     Landlock: see :func:`landlock_abi`).
     """
@@ -170,18 +174,23 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
         err = ctypes.get_errno()
         raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
     try:
+        rule = _PathBeneathAttr()
+        add_rule, number = _libc.syscall, ctypes.c_long(_SYS_ADD_RULE)
+        # Reading is a right of a file as of a directory: a read rule needs
+        # no look at what it is on.
         for path, allowed in [*((path, rights) for path in writable),
-                              *((path, _READ_FILE) for path in _readable_but(unreadable))]:
+                              *((path, _READ_FILE) for path in _readable_but(unreadable)),
+                              *((path, _READ_FILE) for path in readable)]:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue
             try:
-                is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-                rule = _PathBeneathAttr(allowed if is_dir else allowed & file_rights, fd)
-                if _libc.syscall(ctypes.c_long(_SYS_ADD_RULE), ctypes.c_int(ruleset),
-                                 ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule),
-                                 ctypes.c_uint32(0)) != 0:
+                is_dir = allowed == _READ_FILE or stat.S_ISDIR(os.fstat(fd).st_mode)
+                rule.allowed_access = allowed if is_dir else allowed & file_rights
+                rule.parent_fd = fd
+                if add_rule(number, ctypes.c_int(ruleset), _RULE_PATH_BENEATH, ctypes.byref(rule),
+                            ctypes.c_uint32(0)):
                     err = ctypes.get_errno()
                     raise OSError(err, f"landlock_add_rule({path}): {os.strerror(err)}")
             finally:
@@ -190,6 +199,49 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
         os.close(ruleset)
         raise
     return int(ruleset)
+
+
+def _roots(policy: SandboxPolicy, cwd: str) -> tuple[str, ...]:
+    """The writable roots of ``policy`` run in ``cwd``: only the roots,
+    nothing is protected here (``unprotected-paths``)."""
+    if policy.kind is not PolicyKind.WORKSPACE_WRITE:
+        return ()
+    return plan_workspace(replace(policy, protected=(), deny_read=()), cwd, hidden={}).roots
+
+
+def _hideable(policy: SandboxPolicy, cwd: str,
+              roots: tuple[str, ...]) -> tuple[list[str], list[str], list[str]]:
+    """The deny-read paths (real paths) whose files Landlock can keep the
+    command from reading: those outside every writable root (a rule there
+    lets it read beneath); the files inside them that stay readable
+    (``~/.ssh/known_hosts``); and the deny-read paths it cannot hide, in a
+    root.  Raises PolicyError where the working directory or a root lies
+    inside one it hides, as bubblewrap does."""
+    found: dict[str, str] = {}
+    shown: list[str] = []
+    for path in deny_read_paths(policy, cwd):
+        real = os.path.realpath(path)
+        if any(_within(real, root) for root in roots):
+            shown.append(path)
+        else:
+            found[real] = path
+    # One beneath another is hidden with it.
+    outermost = [real for real in found if not any(_within(real, other) and real != other
+                                                   for other in found)]
+    for real in outermost:
+        for inside, what in ((os.path.realpath(cwd), "the working directory"),
+                             *((root, "writable root") for root in roots)):
+            if _within(inside, real):
+                raise PolicyError(f"{what} {inside} is inside {found[real]}, which is hidden "
+                                  "from sandboxed commands (deny-read): run elsewhere, or drop "
+                                  "it from deny_read")
+    kept = [inner for real in outermost if os.path.isdir(real)
+            for inner in kept_inside(found[real])]
+    return outermost, kept, shown
+
+
+def _within(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
 
 
 class LandlockBackend(SandboxBackend):
@@ -220,10 +272,12 @@ class LandlockBackend(SandboxBackend):
         self.abi = abi
 
     @staticmethod
-    def weaker_guarantees(policy: SandboxPolicy) -> list[str]:
-        """The names from WEAKER_GUARANTEES this backend needs accepted for ``policy``."""
+    def weaker_guarantees(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
+        """The names from WEAKER_GUARANTEES this backend needs accepted for
+        ``policy``, run in ``cwd`` (default: the current directory)."""
         needed = ["shared-tmp", "visible-processes", "changeable-attributes"]
-        if deny_read_paths(policy):
+        cwd = cwd or os.getcwd()
+        if _hideable(policy, cwd, _roots(policy, cwd))[2]:
             needed.append("no-deny-read")
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
             # Even with no protected path named: what decides the code
@@ -233,13 +287,10 @@ class LandlockBackend(SandboxBackend):
         return needed
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
-        roots: tuple[str, ...] = ()
         cwd = launch.cwd or os.getcwd()
-        if policy.kind is PolicyKind.WORKSPACE_WRITE:
-            # Only the roots: nothing is hidden or protected here
-            # (``no-deny-read``, ``unprotected-paths``).
-            roots = plan_workspace(replace(policy, protected=(), deny_read=()), cwd,
-                                   hidden={}).roots
+        roots = _roots(policy, cwd)
+        # What lies in a root stays readable: the ``no-deny-read`` accepted.
+        secrets, kept, _ = _hideable(policy, cwd, roots)
         private_tmp = session_tmp()
         # The devices bubblewrap's /dev has, which anyone may write.
         writable = [private_tmp, "/dev/null", "/dev/zero", "/dev/full", "/dev/random",
@@ -260,7 +311,8 @@ class LandlockBackend(SandboxBackend):
             # The host's terminals: a command that read one would take what
             # the user types there (bubblewrap's /dev has none of them).
             ruleset = write_ruleset(writable, self.abi, deny_tcp=gated,
-                                    abstract_sockets=policy.network, unreadable=("/dev/pts",))
+                                    abstract_sockets=policy.network,
+                                    unreadable=("/dev/pts", *secrets), readable=kept)
         except BaseException:
             if gate is not None:
                 gate.close()

@@ -44,7 +44,7 @@ import os
 
 from .._errors import PolicyError
 from .._files import open_regular_file
-from .._policy import SandboxPolicy
+from .._policy import DEFAULT_READ_EXCEPTIONS, SandboxPolicy
 from .._record import record
 
 __all__ = ["WorkspacePlan", "deny_read_paths", "expand_home", "home_directory",
@@ -541,3 +541,29 @@ def deny_read_paths(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
 
         found += sorted(p for p in glob.glob(path, include_hidden=True) if os.path.exists(p))
     return list(dict.fromkeys(found))
+
+
+def kept_inside(directory: str) -> list[str]:
+    """The files inside the hidden ``directory`` that stay readable
+    (``~/.ssh/known_hosts``): each a regular file, neither a link (a dotfiles
+    link into a writable root could be pointed at ``~/.ssh/id_ed25519``) nor
+    one of several hard links (one of which could be a secret's)."""
+    kept = []
+    for inner in expand_home(DEFAULT_READ_EXCEPTIONS):
+        if not inner.startswith(directory + "/"):
+            continue
+        try:
+            status = os.lstat(inner)
+        except OSError:
+            continue
+        if keepable(status):
+            kept.append(inner)
+    return kept
+
+
+def keepable(status: os.stat_result) -> bool:
+    """Whether a file of ``status`` may stay readable inside a hidden
+    directory: a regular file, and the only name of its inode."""
+    import stat
+
+    return stat.S_ISREG(status.st_mode) and status.st_nlink == 1
