@@ -452,3 +452,22 @@ def test_system_v_ipc_is_refused_or_guarded():
     assert in_child(ipc_calls, build_program(deny_ipc=True, guard_ipc=True)) == [
         errno.ENOSYS, errno.ENOSYS, errno.EINVAL, errno.EPERM]
     assert in_child(ipc_calls, None) == [0, 0, errno.EINVAL, errno.ENOENT]
+
+
+@pytest.mark.parametrize("guarded, sysv, shm, message", [
+    (((1, 9),), (), (), "bad guarded, System V IPC or /dev/shm call"),  # no such style
+    (((1, 0, 0),), (), (), "bad guarded call"),  # a row too wide
+    ((), ((1, 0, 0),) * 13, (), "too many System V IPC calls"),
+    ((), (), ((1, 0, 9, 0, -1, -1, 1),), "bad guarded, System V IPC or /dev/shm call"),
+])
+def test_the_gate_server_refuses_a_malformed_call_table(guarded, sysv, shm, message):
+    """What the server reads each call's arguments by is checked before it starts."""
+    from corral import _cgate
+
+    ours, theirs = _cgate.socketpair()
+    try:
+        with pytest.raises(ValueError, match=message):
+            _cgate.serve(ours, None, (), (), (-1,) * 11, guarded, sysv, (-1, shm), False)
+    finally:
+        os.close(ours)
+        os.close(theirs)

@@ -1979,6 +1979,41 @@ static void free_server(struct server *server)
     free(server);
 }
 
+_Static_assert(sizeof(struct guard) == 2 * sizeof(int) &&
+                   sizeof(struct sysv_call) == 3 * sizeof(int) &&
+                   sizeof(struct shm_call) == 7 * sizeof(int),
+               "the call tables are rows of ints");
+
+/* Reads table, a tuple of at most most tuples of width ints each (what
+ * names them), into rows, one after the other (structs of width ints);
+ * their number, or -1 with an exception set. */
+static Py_ssize_t int_rows(PyObject *table, size_t most, int width, int *rows, const char *what)
+{
+    Py_ssize_t count = PyTuple_GET_SIZE(table);
+    if ((size_t)count > most) {
+        PyErr_Format(PyExc_ValueError, "too many %ss", what);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *row = PyTuple_GET_ITEM(table, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != width) {
+            PyErr_Format(PyExc_ValueError, "bad %s", what);
+            return -1;
+        }
+        for (int j = 0; j < width; j++) {
+            long value = PyLong_AsLong(PyTuple_GET_ITEM(row, j));
+            if (value == -1 && PyErr_Occurred())
+                return -1;
+            if (value < INT_MIN || value > INT_MAX) {
+                PyErr_Format(PyExc_ValueError, "bad %s", what);
+                return -1;
+            }
+            rows[i * width + j] = (int)value;
+        }
+    }
+    return count;
+}
+
 static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
@@ -1998,60 +2033,38 @@ gate_serve(PyObject *self, PyObject *args)
         free(server);
         return NULL;
     }
-    server->guarded_count = (size_t)PyTuple_GET_SIZE(guarded);
-    if (server->guarded_count > MAX_GUARDED) {
-        PyErr_SetString(PyExc_ValueError, "too many guarded calls");
+    Py_ssize_t guards = int_rows(guarded, MAX_GUARDED, 2, (int *)server->guarded,
+                                 "guarded call");
+    Py_ssize_t sysv_calls = int_rows(sysv, MAX_SYSV_CALLS, 3, (int *)server->sysv,
+                                     "System V IPC call");
+    Py_ssize_t shm_calls = int_rows(shm, MAX_SHM_CALLS, 7, (int *)server->shm, "/dev/shm call");
+    if (guards < 0 || sysv_calls < 0 || shm_calls < 0) {
         free(server);
         return NULL;
     }
+    server->guarded_count = (size_t)guards;
+    server->sysv_count = (size_t)sysv_calls;
+    server->shm_count = (size_t)shm_calls;
+    int bad = 0;
     for (size_t i = 0; i < server->guarded_count; i++) {
-        struct guard *guard = &server->guarded[i];
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(guarded, (Py_ssize_t)i), "ii", &guard->number,
-                              &guard->style) ||
-            guard->style < GUARD_PID || guard->style > GUARD_IOPRIO) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "bad guarded call");
-            free(server);
-            return NULL;
-        }
-    }
-    server->sysv_count = (size_t)PyTuple_GET_SIZE(sysv);
-    if (server->sysv_count > MAX_SYSV_CALLS) {
-        PyErr_SetString(PyExc_ValueError, "too many System V IPC calls");
-        free(server);
-        return NULL;
+        const struct guard *guard = &server->guarded[i];
+        bad |= guard->style < GUARD_PID || guard->style > GUARD_IOPRIO;
     }
     for (size_t i = 0; i < server->sysv_count; i++) {
-        struct sysv_call *call = &server->sysv[i];
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(sysv, (Py_ssize_t)i), "iii", &call->number,
-                              &call->kind, &call->role) ||
-            call->kind < SYSV_SHM || call->kind > SYSV_MSG || call->role < SYSV_GET ||
-            call->role > SYSV_CONTROL) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "bad System V IPC call");
-            free(server);
-            return NULL;
-        }
-    }
-    server->shm_count = (size_t)PyTuple_GET_SIZE(shm);
-    if (server->shm_count > MAX_SHM_CALLS) {
-        PyErr_SetString(PyExc_ValueError, "too many /dev/shm calls");
-        free(server);
-        return NULL;
+        const struct sysv_call *call = &server->sysv[i];
+        bad |= call->kind < SYSV_SHM || call->kind > SYSV_MSG || call->role < SYSV_GET ||
+               call->role > SYSV_CONTROL;
     }
     for (size_t i = 0; i < server->shm_count; i++) {
-        struct shm_call *call = &server->shm[i];
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(shm, (Py_ssize_t)i), "iiiiiii", &call->number,
-                              &call->role, &call->dir_arg, &call->path_arg, &call->dir2_arg,
-                              &call->path2_arg, &call->flags_arg) ||
-            call->role < SHM_OPEN || call->role > SHM_RENAME || call->dir_arg > 5 ||
-            call->path_arg < 0 || call->path_arg > 4 || call->dir2_arg > 5 ||
-            call->path2_arg > 5 || call->flags_arg < OPEN_HOW_FLAGS || call->flags_arg > 4) {
-            if (!PyErr_Occurred())
-                PyErr_SetString(PyExc_ValueError, "bad /dev/shm call");
-            free(server);
-            return NULL;
-        }
+        const struct shm_call *call = &server->shm[i];
+        bad |= call->role < SHM_OPEN || call->role > SHM_RENAME || call->dir_arg > 5 ||
+               call->path_arg < 0 || call->path_arg > 4 || call->dir2_arg > 5 ||
+               call->path2_arg > 5 || call->flags_arg < OPEN_HOW_FLAGS || call->flags_arg > 4;
+    }
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "bad guarded, System V IPC or /dev/shm call");
+        free(server);
+        return NULL;
     }
     server->listener = -1;
     server->source = source;

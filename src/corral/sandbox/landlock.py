@@ -248,8 +248,12 @@ class LandlockBackend(SandboxBackend):
     """Sandboxed policies where bubblewrap cannot run: Landlock + seccomp, no namespaces.
 
     The command may write only to its session's private temporary directory
-    (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and, under
-    ``workspace-write``, beneath the writable roots.  Without network
+    (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and the other
+    devices anyone may write and, under ``workspace-write``, beneath the
+    writable roots; the gate makes its POSIX shared memory, named
+    semaphores, pseudo-terminals and System V IPC objects for it, its own.
+    It may read every file but the host's terminals and, outside the
+    writable roots, the deny-read paths.  Without network
     there is no network namespace to contain its sockets, so the gate
     (:mod:`.socket_gate`) decides each ``bind``, ``listen`` and ``connect``:
     TCP servers listen on loopback only, and TCP clients reach only the
