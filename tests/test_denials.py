@@ -63,6 +63,29 @@ def test_the_hosts_tmp_and_dev_shm_are_refused_only_on_landlock(host_dir):
     assert "--writable" not in read_only[0].remedy
 
 
+def test_a_host_device_refused_for_writing_on_landlock_is_a_privilege_denial(tmp_path):
+    """Landlock's sandbox shows the host's /dev, and lets the command write
+    only a few devices there: another one the user could write outside it
+    is a denial (one the user could not write, or /dev/tty, which no run
+    has as its terminal, is none)."""
+    line = "sh: 1: cannot create /dev/tty: Permission denied"
+    assert find_denials(WW, str(tmp_path), 1, line, "landlock") == ()
+    import stat
+
+    devices = [f"/dev/{name}" for name in sorted(os.listdir("/dev"))
+               if name not in ("null", "zero", "full", "random", "urandom", "tty", "ptmx")
+               and stat.S_ISCHR(os.lstat(f"/dev/{name}").st_mode)]
+    if not devices:
+        pytest.skip("this /dev has no device beyond the sandbox's own (a container's)")
+    device = devices[0]
+    line = f"sh: 1: cannot create {device}: Permission denied"
+    expected = [("privilege", device)] if os.access(device, os.W_OK) else []
+    denials = find_denials(WW, str(tmp_path), 1, line, "landlock")
+    assert _kinds(denials) == expected
+    assert all("full access" in d.remedy for d in denials)
+    assert find_denials(WW, str(tmp_path), 1, line, "bwrap") == ()  # its own /dev: EACCES is DAC
+
+
 def test_errors_the_policy_does_not_explain_are_not_denials(host_dir):
     tmp_path = host_dir  # outside /tmp, which is private (and so writable) in the sandbox
     output = "\n".join([

@@ -304,6 +304,11 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
         return Denial(DenialKind.READ, path,
                       "the host's terminals are hidden from sandboxed commands (what the user "
                       "types there); only full access can reach them", evidence)
+    if (paths.shared_tmp and path.startswith("/dev/") and path != "/dev/tty" and "EACCES" in errors
+            and _host_device(path, os.W_OK)):
+        return Denial(DenialKind.PRIVILEGE, path,
+                      "a sandboxed command may write only null, zero, full, random, urandom and "
+                      f"terminals of its own: {path} needs full access", evidence)
     if errors == {"ENOENT"} and paths.own_dev and _host_device(path):
         return Denial(DenialKind.PRIVILEGE, path, missing_device_remedy(path), evidence)
     if not errors - {"ENOENT"}:
@@ -359,9 +364,9 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
     return Denial(DenialKind.WRITE, path, remedy, evidence)
 
 
-def _host_device(path: str) -> bool:
+def _host_device(path: str, access: int = os.R_OK) -> bool:
     """Whether ``path`` is a device on the host (not a link, such as
-    ``/dev/fd/N``) that the user could open there."""
+    ``/dev/fd/N``) that the user could open there (for ``access``)."""
     import stat
 
     if not path.startswith("/dev/"):
@@ -370,7 +375,7 @@ def _host_device(path: str) -> bool:
         mode = os.lstat(path).st_mode
     except OSError:
         return False
-    return (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and os.access(path, os.R_OK)
+    return (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and os.access(path, access)
 
 
 def _names_proc(line: str) -> bool:

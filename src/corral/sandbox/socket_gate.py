@@ -216,10 +216,9 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
               shm_dir: str | None = None) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
     ``own``, ``private_network``, ``witness``, ``init_answers`` and
-    ``shm_dir``), or None where the kernel
-    cannot run one (then no Unix socket may be used without network, and
-    refused writes are known only from the output) or, with network, where
-    there is no ``witness``.  Raises :class:`PolicyError` for an allowed
+    ``shm_dir``), or None where the kernel cannot run one (then no Unix
+    socket may be used without network, and refused writes are known only
+    from the output) or, with network, where there is no ``witness``.  Raises :class:`PolicyError` for an allowed
     socket that is not one, or that cannot be granted here."""
     if policy.network and witness is None:
         return None
