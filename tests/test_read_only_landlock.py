@@ -584,6 +584,51 @@ def test_a_secret_in_a_writable_root_needs_no_deny_read_accepted(host_dir, monke
     assert shown.stdout == "machine x password hunter2\n"
 
 
+OWN_PROC = textwrap.dedent("""
+    import errno, os, sys, threading
+    def written(path, value):
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+            return "written"
+        except OSError as e:
+            return errno.errorcode[e.errno]
+    print("self", written("/proc/self/oom_score_adj", "500"), open("/proc/self/oom_score_adj").read().strip())
+    print("comm", written("/proc/thread-self/comm", "renamed"), open("/proc/self/comm").read().strip())
+    wait, go = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.read(wait, 1)  # once the parent has written
+        os._exit(0 if open(f"/proc/{os.getpid()}/oom_score_adj").read().strip() == "600" else 1)
+    print("child", written(f"/proc/{child}/oom_score_adj", "600"), end=" ")
+    os.write(go, b"x")
+    print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0)
+    print("host", written(f"/proc/{sys.argv[1]}/oom_score_adj", "700"))
+    print("environ", written("/proc/self/environ", "x"))
+""")
+
+
+def test_a_process_of_the_run_may_write_its_own_proc_files():
+    """Landlock has no rule for /proc, which holds the kernel's tunables too:
+    the gate opens oom_score_adj, comm and coredump_filter of the run's own
+    processes for them, as bubblewrap's /proc of their own lets them; a host
+    process's stay out of reach."""
+    victim = subprocess.Popen(["sleep", "30"])
+    adjust = f"/proc/{victim.pid}/oom_score_adj"
+    try:
+        before = open(adjust).read()
+        result = corral.run([PYTHON, "-c", OWN_PROC, str(victim.pid)], policy=POLICY)
+        assert result.stdout.splitlines() == [
+            "self written 500", "comm written renamed", "child written True", "host EACCES",
+            "environ EACCES"], result.aggregated_output
+        assert open(adjust).read() == before
+        control = corral.run(["sh", "-c", f"echo 700 > {adjust}"], policy="full-access")
+        assert control.exit_code == 0 and open(adjust).read() == "700\n"
+    finally:
+        victim.kill()
+        victim.wait()
+
+
 def test_a_host_process_cannot_be_traced():
     import subprocess
 

@@ -75,6 +75,9 @@
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -417,7 +420,8 @@ static int mount_id(int fd, unsigned long long *id)
  * holds, which the run then cannot create, is reported as "Y", the kind
  * (uint8) and the key (int32).  A call on a name beneath /dev/shm (shm:
  * the directory the run's are in, and the calls) is carried out there,
- * and so is an open of a pseudo-terminal (see redirect).
+ * and so is an open of a pseudo-terminal or of a /proc file of the run's
+ * own (see redirect).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
@@ -1737,6 +1741,70 @@ static int open_terminal(struct server *server, const char *full, unsigned long 
     return -2;
 }
 
+/*
+ * The /proc files of the run's own processes that a command may write under
+ * bubblewrap (a /proc of the run's PID namespace) and Landlock refuses,
+ * having no rule for /proc, which holds the kernel's tunables too:
+ * oom_score_adj, oom_adj, comm and coredump_filter of a process of the
+ * run's session (no host process can join it), named by self, thread-self
+ * or a pid (a thread's below task/).  The server opens it for writing, for
+ * the command; what is written is judged as it is written, by the writer's
+ * own credentials (a lower oom_score_adj takes CAP_SYS_RESOURCE; another
+ * process's comm is refused).  The descriptor, -1 and errno, or -2 for any
+ * other path.
+ */
+static int open_own_proc(const struct seccomp_notif *notif, const char *full,
+                         unsigned long long flags)
+{
+    static const char *const writable[] = {"oom_score_adj", "oom_adj", "comm", "coredump_filter"};
+    char status[64], tgid[32], path[128];
+    const char *rest = full + strlen("/proc/"), *file;
+    pid_t caller = (pid_t)notif->pid, target;
+    snprintf(status, sizeof(status), "/proc/%d/status", (int)caller);
+    if (strncmp(rest, "self/", 5) == 0 || strncmp(rest, "thread-self/", 12) == 0) {
+        if (proc_field(status, "Tgid:", tgid, sizeof(tgid)) != 0)
+            return -2;
+        target = (pid_t)atoi(tgid);
+        file = strchr(rest, '/') + 1;
+        if (rest[0] == 't')
+            snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)target, (int)caller, file);
+        else
+            snprintf(path, sizeof(path), "/proc/%d/%s", (int)target, file);
+    } else {
+        size_t digits = strspn(rest, "0123456789");
+        if (digits == 0 || rest[digits] != '/')
+            return -2;
+        target = (pid_t)atoi(rest);
+        file = rest + digits + 1;
+        if (strncmp(file, "task/", 5) == 0) {
+            size_t thread = strspn(file + 5, "0123456789");
+            if (thread == 0 || file[5 + thread] != '/')
+                return -2;
+            file += 5 + thread + 1;
+        }
+        snprintf(path, sizeof(path), "%s", full);
+    }
+    int known = 0;
+    for (size_t i = 0; i < sizeof(writable) / sizeof(writable[0]); i++)
+        known |= strcmp(file, writable[i]) == 0;
+    if (!known || target <= 0)
+        return -2;
+    /* Held while it is looked at and opened: its pid cannot be another's meanwhile. */
+    int held = (int)syscall(SYS_pidfd_open, target, 0);
+    pid_t session = getsid(caller);
+    int fd = held >= 0 && session > 0 && getsid(target) == session
+                 ? open(path, (int)(flags & O_ACCMODE) | O_CLOEXEC) : -2;
+    int error = errno;
+    if (fd >= 0 && syscall(SYS_pidfd_send_signal, held, 0, NULL, 0) != 0) {
+        close(fd); /* it ended: what was opened may be another's */
+        fd = -2;
+    }
+    if (held >= 0)
+        close(held);
+    errno = error;
+    return fd; /* -2: Landlock refuses it, and the witness sees that */
+}
+
 /* Hands fd, opened for the command, over as its new descriptor (the
  * answer to its call), and closes it here; 0, or -1 and errno. */
 static int hand_over(const struct server *server, const struct seccomp_notif *notif, int fd,
@@ -1756,8 +1824,9 @@ static int hand_over(const struct server *server, const struct seccomp_notif *no
 }
 
 /* Carries out a call on names beneath /dev/shm (see struct shm_call) in
- * shm_dir, or an open of a pseudo-terminal (see open_terminal), and
- * answers it; 1 if it was one. */
+ * shm_dir, an open of a pseudo-terminal (see open_terminal) or of a /proc
+ * file of the run's own (see open_own_proc), and answers it; 1 if it was
+ * one. */
 static int redirect(struct server *server, const struct seccomp_notif *notif)
 {
     const struct shm_call *call = NULL;
@@ -1779,7 +1848,8 @@ static int redirect(struct server *server, const struct seccomp_notif *notif)
     int second_in = call->path2_arg >= 0 &&
                     shm_name(pid, dir2, args[call->path2_arg], second, sizeof(second)) == 0;
     int terminal = call->role == SHM_OPEN && strncmp(full, "/dev/pt", 7) == 0;
-    if (!first_in && !second_in && !terminal)
+    int own_proc = call->role == SHM_OPEN && strncmp(full, "/proc/", 6) == 0;
+    if (!first_in && !second_in && !terminal && !own_proc)
         return 0;
     unsigned long long mode = 0;
     if (call->role == SHM_OPEN) {
@@ -1798,15 +1868,15 @@ static int redirect(struct server *server, const struct seccomp_notif *notif)
             mode = args[call->flags_arg + 1];
         }
         if (!(flags & O_WRITING) || (flags & (O_PATH | O_DIRECTORY | __O_TMPFILE)))
-            return 0; /* not a shm_open, sem_open or terminal's: Landlock decides */
+            return 0; /* none of those opens: Landlock decides */
     } else if (call->role == SHM_UNLINK && (flags & AT_REMOVEDIR)) {
         return 0;
     }
     if (!still_waiting(server, notif))
         return 1; /* what was read may be another process's */
     int result;
-    if (terminal) {
-        result = open_terminal(server, full, flags);
+    if (terminal || own_proc) {
+        result = terminal ? open_terminal(server, full, flags) : open_own_proc(notif, full, flags);
         if (result == -2)
             return 0;
         if (result >= 0 && (result = hand_over(server, notif, result, flags)) == 0)

@@ -251,7 +251,8 @@ class LandlockBackend(SandboxBackend):
     (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and the other
     devices anyone may write and, under ``workspace-write``, beneath the
     writable roots; the gate makes its POSIX shared memory, named
-    semaphores, pseudo-terminals and System V IPC objects for it, its own.
+    semaphores, pseudo-terminals and System V IPC objects for it, its own,
+    and opens the /proc files of its processes it may write under bwrap.
     It may read every file but the host's terminals and, outside the
     writable roots, the deny-read paths.  Without network
     there is no network namespace to contain its sockets, so the gate

@@ -135,7 +135,8 @@ _SYSV = tuple((number, ("shm", "sem", "msg").index(name[:3]),
               for number, name in privileged_calls().items() if name in SYSV_IPC_CALLS)
 # The write calls the server carries out on names beneath /dev/shm where the
 # sandbox shows the host's (see redirect in _cgate.c), and the opens of a
-# pseudo-terminal where it shows the host's /dev/pts: (role, directory
+# pseudo-terminal where it shows the host's /dev/pts, or of a /proc file of
+# the run's own where it has no rule for /proc: (role, directory
 # argument, path argument, the second path's directory and path arguments,
 # flags argument or code), roles as _cgate.c numbers them: 0 open, 1 unlink,
 # 2 link, 3 rename; codes as witness.py's operands have them.
@@ -268,7 +269,9 @@ class SocketGate:
     renames or removes directly beneath /dev/shm (POSIX shared memory and
     named semaphores) are made there instead, the run's own, and the gate
     opens the pseudo-terminals the command makes, where the sandbox keeps
-    the host's /dev/pts from it (see ``redirect`` in ``_cgate.c``).
+    the host's /dev/pts from it, and the /proc files of the run's processes
+    a command may write (``oom_score_adj``, ``comm``, ...) where it has no
+    rule for /proc (see ``redirect`` in ``_cgate.c``).
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
