@@ -520,8 +520,12 @@ struct shm_call {
     int number, role, dir_arg, path_arg, dir2_arg, path2_arg, flags_arg;
 };
 
+/* A pseudo-terminal opened for the run: a duplicate of its master is kept so
+ * that its number stays the run's, for the last MAX_TERMINALS of them
+ * (each holds one of the kernel's kernel.pty.max). */
+#define MAX_TERMINALS 64
 struct terminal {
-    int number, master; /* a duplicate of its master, so that its number stays the run's */
+    int number, master;
 };
 
 struct server {
@@ -543,8 +547,8 @@ struct server {
     int shm_dir; /* where the run's /dev/shm names are, or -1 (not the server's to close) */
     struct shm_call shm[MAX_SHM_CALLS];
     size_t shm_count;
-    struct terminal *terminals; /* the pseudo-terminals opened for the run */
-    size_t terminal_count, terminal_room;
+    struct terminal terminals[MAX_TERMINALS]; /* the last pseudo-terminals opened for the run */
+    size_t terminal_count; /* how many were, in all */
     int source; /* where the listener comes from (not the server's to close) */
     int init; /* source, where the sandbox's PID 1 answers, or -1 */
     int last_known; /* the highest last pid it answered: the namespace's last only grows */
@@ -1687,9 +1691,10 @@ static int shm_open_for(const struct server *server, const char *name, unsigned 
  * Pseudo-terminals where the sandbox shows the host's /dev/pts, unreadable
  * and unwritable (Landlock; the user's terminals are there): an open of
  * /dev/ptmx for writing (posix_openpt, openpty, forkpty) is carried out by
- * the server, which keeps a duplicate of each master it hands over, so that
- * its number stays the run's until the run ends; an open of /dev/pts/N
- * for writing is too, for one of those numbers only.  The command gets a
+ * the server, which keeps a duplicate of the masters it hands over (the
+ * last MAX_TERMINALS), so that their numbers stay the run's until the run
+ * ends; an open of /dev/pts/N for writing is too, for one of those numbers
+ * only (a program opens the other end as it makes one).  The command gets a
  * terminal the server opened: its ioctls are not Landlock's to refuse.
  * Neither is made the server's controlling terminal (O_NOCTTY): a command
  * takes one with TIOCSCTTY, as login_tty does.  The descriptor, -1 and
@@ -1712,26 +1717,18 @@ static int open_terminal(struct server *server, const char *full, unsigned long 
             errno = error;
             return -1;
         }
-        if (server->terminal_count == server->terminal_room) {
-            size_t room = server->terminal_room ? server->terminal_room * 2 : 4;
-            struct terminal *grown = realloc(server->terminals, room * sizeof(*grown));
-            if (grown == NULL) {
-                close(copy);
-                close(master);
-                errno = ENOMEM;
-                return -1;
-            }
-            server->terminals = grown;
-            server->terminal_room = room;
-        }
-        server->terminals[server->terminal_count++] = (struct terminal){(int)number, copy};
+        struct terminal *slot = &server->terminals[server->terminal_count++ % MAX_TERMINALS];
+        if (server->terminal_count > MAX_TERMINALS)
+            close(slot->master); /* the oldest: its number may be another's from now on */
+        *slot = (struct terminal){(int)number, copy};
         return master;
     }
     if (last_beneath(full, "/dev/pts/", name, sizeof(name)) != 0 ||
         strspn(name, "0123456789") != strlen(name))
         return -2;
     int number = atoi(name);
-    for (size_t i = 0; i < server->terminal_count; i++) {
+    size_t held = server->terminal_count < MAX_TERMINALS ? server->terminal_count : MAX_TERMINALS;
+    for (size_t i = 0; i < held; i++) {
         if (server->terminals[i].number == number) {
             char path[32];
             snprintf(path, sizeof(path), "/dev/pts/%d", number);
@@ -2023,7 +2020,7 @@ static void *serve_notifications(void *argument)
     }
     for (size_t i = 0; i < server->object_count; i++)
         sysv_remove(server->objects[i].kind, server->objects[i].id);
-    for (size_t i = 0; i < server->terminal_count; i++)
+    for (size_t i = 0; i < server->terminal_count && i < MAX_TERMINALS; i++)
         close(server->terminals[i].master);
     server->terminal_count = 0;
     close(server->report);
@@ -2041,7 +2038,6 @@ static void free_server(struct server *server)
     free(server->operands);
     free(server->refused);
     free(server->objects);
-    free(server->terminals);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)
