@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 import pytest
 
@@ -405,6 +406,38 @@ def test_system_v_ipc_objects_are_the_runs_own():
             for made in sysv_ids(kind) - ids:
                 subprocess.run(["ipcrm", {"msg": "-q", "sem": "-s", "shm": "-m"}[kind], made],
                                capture_output=True)
+
+
+def test_a_killed_corral_leaves_no_system_v_ipc_object_behind():
+    """corral's watchdog removes what the gate made for a run, should corral
+    be SIGKILLed while the run holds it."""
+    made = ("import ctypes, time; libc = ctypes.CDLL(None); "
+            "print(libc.shmget(0, 4096, 0o1600), libc.semget(0, 1, 0o1600), "
+            "libc.msgget(0, 0o1600), flush=True); time.sleep(60)")
+    host = textwrap.dedent(f"""
+        import corral
+        corral.run([{PYTHON!r}, "-c", {made!r}], policy=corral.SandboxPolicy.read_only(
+            accept_weaker={ACCEPTED!r}), timeout=None, on_output=lambda event: print(
+                event.data.decode(), end="", flush=True))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, corral.sandbox.bwrap.BWRAP_VARIABLE: "/nonexistent"})
+    try:
+        assert proc.stdout is not None
+        segment, semaphores, queue = proc.stdout.readline().split()
+        assert segment in sysv_ids("shm") and semaphores in sysv_ids("sem")
+        assert queue in sysv_ids("msg")
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while (segment in sysv_ids("shm") or semaphores in sysv_ids("sem")
+               or queue in sysv_ids("msg")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert segment not in sysv_ids("shm") and semaphores not in sysv_ids("sem")
+        assert queue not in sysv_ids("msg")
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_posix_message_queues_are_refused():

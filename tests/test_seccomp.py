@@ -467,7 +467,7 @@ def test_the_gate_server_refuses_a_malformed_call_table(guarded, sysv, shm, mess
     ours, theirs = _cgate.socketpair()
     try:
         with pytest.raises(ValueError, match=message):
-            _cgate.serve(ours, None, (), (), (-1,) * 11, guarded, sysv, (-1, shm), False)
+            _cgate.serve(ours, None, (), (), (-1,) * 11, guarded, (-1, sysv), (-1, shm), False)
     finally:
         os.close(ours)
         os.close(theirs)

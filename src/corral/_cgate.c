@@ -415,8 +415,9 @@ static int mount_id(int fd, unsigned long long *id)
  * reported as "C" (see look_at_limit).  A call in guarded ((number,
  * GUARD_*) pairs) that would change a process outside the run is refused
  * and reported as "O" (see refuse_another).  A System V IPC call (one of
- * sysv: (number, SYSV_* kind, SYSV_* role) triples) is answered so that
- * the run has objects of its own only (see look_at_sysv); a key the host
+ * sysv: corral's watchdog pipe or -1, and (number, SYSV_* kind, SYSV_*
+ * role) triples) is answered so that the run has objects of its own only
+ * (see look_at_sysv), each announced to the watchdog; a key the host
  * holds, which the run then cannot create, is reported as "Y", the kind
  * (uint8) and the key (int32).  A call on a name beneath /dev/shm (shm:
  * the directory the run's are in, and the calls) is carried out there,
@@ -482,7 +483,8 @@ struct guard {
  * object goes through (CONTINUE) for one of those only; any other is
  * answered as an IPC namespace of the run's own would answer it: EINVAL
  * for an id it does not have, ENOENT for a key.  Once no process is left
- * under the filter, what the run made is removed.  Ids are not given out
+ * under the filter, what the run made is removed; should corral be killed
+ * first, its watchdog removes them, as each is announced to it.  Ids are not given out
  * again until their slot's sequence number wraps (after some 65536 objects
  * made in that slot), so a kept id of an object the run removed names no
  * other object meanwhile.
@@ -544,6 +546,7 @@ struct server {
     size_t sysv_count;
     struct sysv_object *objects; /* the run's System V IPC objects */
     size_t object_count, object_room;
+    int watchdog; /* where each is announced, or -1 (see watchdog_pipe in _containment.py) */
     int shm_dir; /* where the run's /dev/shm names are, or -1 (not the server's to close) */
     struct shm_call shm[MAX_SHM_CALLS];
     size_t shm_count;
@@ -1502,6 +1505,17 @@ static int sysv_get(int kind, key_t key, unsigned long long size, int flags)
     return kind == SYSV_SEM ? semget(key, (int)size, flags) : msgget(key, flags);
 }
 
+/* Tells corral's watchdog of the run's object (sign '=') or that it is
+ * gone ('~'), so that it removes what a killed corral could not. */
+static void sysv_announce(const struct server *server, char sign, int kind, int id)
+{
+    if (server->watchdog < 0)
+        return;
+    char line[32];
+    int length = snprintf(line, sizeof(line), "%c%c:%d\n", sign, "msq"[kind], id);
+    (void)!write(server->watchdog, line, (size_t)length);
+}
+
 static void sysv_remove(int kind, int id)
 {
     if (kind == SYSV_SHM)
@@ -1531,6 +1545,7 @@ static int sysv_keep(struct server *server, int kind, int id, key_t key)
     if (before != NULL)
         before->key = IPC_PRIVATE; /* removed: its key is the new object's */
     server->objects[server->object_count++] = (struct sysv_object){kind, id, key};
+    sysv_announce(server, '=', kind, id);
     return 0;
 }
 
@@ -2018,8 +2033,10 @@ static void *serve_notifications(void *argument)
         };
         (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
     }
-    for (size_t i = 0; i < server->object_count; i++)
+    for (size_t i = 0; i < server->object_count; i++) {
         sysv_remove(server->objects[i].kind, server->objects[i].id);
+        sysv_announce(server, '~', server->objects[i].kind, server->objects[i].id);
+    }
     for (size_t i = 0; i < server->terminal_count && i < MAX_TERMINALS; i++)
         close(server->terminals[i].master);
     server->terminal_count = 0;
@@ -2089,13 +2106,13 @@ gate_serve(PyObject *self, PyObject *args)
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!O!(iO!)p:serve", &source, &writable,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!(iO!)(iO!)p:serve", &source, &writable,
                           &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
                           &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
                           &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
                           &server->setpriority, &server->setrlimit, &server->prlimit64,
-                          &PyTuple_Type, &guarded, &PyTuple_Type, &sysv, &server->shm_dir,
-                          &PyTuple_Type, &shm, &init_answers)) {
+                          &PyTuple_Type, &guarded, &server->watchdog, &PyTuple_Type, &sysv,
+                          &server->shm_dir, &PyTuple_Type, &shm, &init_answers)) {
         free(server);
         return NULL;
     }

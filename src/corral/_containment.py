@@ -251,22 +251,29 @@ OUTPUTS_PREFIX = "outputs-"
 # $1: the parent of the run cgroups ("" without cgroups); $2: corral's token;
 # $3: corral's runtime directory (the placeholder records, and the MCP
 # server's outputs, in OUTPUTS_PREFIX<token>); $4, $5, $6: python, the sweep code
-# and corral's import path; $7: where session directories are.  On its
-# stdin, corral announces the process group of each run contained by
-# process group ("+PGID", "-PGID" when the run is over).  Runs after corral is
+# and corral's import path; $7: where session directories are; $8: the code
+# that removes System V IPC objects.  On its stdin, corral announces the
+# process group of each run contained by process group ("+PGID", "-PGID"
+# when the run is over) and each System V IPC object a Landlock run has
+# ("=K:ID", "~K:ID" once removed; see watchdog_pipe).  Runs after corral is
 # gone: kills its runs (the groups still announced, the run cgroups), removes
-# its session's temporary directory and its outputs, then lets Python remove
+# the IPC objects still announced, its session's temporary directory and its
+# outputs, then lets Python remove
 # the placeholders its sandboxes no longer need.  A sandbox that was being set
 # up may still make its mount points in the session's directory (its /tmp)
 # until its own kill lands, so that removal is tried again until it holds,
 # for 30 s at most, as the placeholders' sweep waits for the sandboxes.
 _WATCHDOG_SCRIPT = """
 groups=" "
+ipc=" "
 while read -r line; do
   case "$line" in
     +*) groups="$groups${line#+} " ;;
     -*) kept=" "; for g in $groups; do [ "$g" = "${line#-}" ] || kept="$kept$g "; done
         groups="$kept" ;;
+    =*) ipc="$ipc${line#=} " ;;
+    ~*) kept=" "; for o in $ipc; do [ "$o" = "${line#~}" ] || kept="$kept$o "; done
+        ipc="$kept" ;;
   esac
 done
 for g in $groups; do kill -9 -"$g" 2>/dev/null; done
@@ -282,6 +289,7 @@ if [ -n "$1" ]; then
     sleep 0.1
   done
 fi
+[ "$ipc" = " " ] || "$4" -I -c "$8" $ipc
 for d in "$7"/corral-session-"$2"-*; do
   i=0
   while [ -d "$d" ] && [ "$i" -lt 300 ]; do
@@ -294,6 +302,14 @@ for f in "$3"/run-"$2"-*; do
   [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done
 """
+# Removes the System V IPC objects named as kind:id (m a shared memory
+# segment, s a semaphore set, q a message queue), which the socket gate made
+# for a Landlock run (see look_at_sysv in _cgate.c): IPC_RMID is 0.
+_WATCHDOG_IPC = ("import ctypes, sys; libc = ctypes.CDLL(None)\n"
+                 "for kind, _, id in (a.partition(':') for a in sys.argv[1:]):\n"
+                 "    if kind == 's': libc.semctl(int(id), 0, 0)\n"
+                 "    elif kind == 'm': libc.shmctl(int(id), 0, None)\n"
+                 "    elif kind == 'q': libc.msgctl(int(id), 0, None)")
 _WATCHDOG_SWEEP = ("import sys; sys.path.insert(0, sys.argv[1]); "
                    "from corral.sandbox.guards import watchdog_sweep; "
                    "watchdog_sweep(sys.argv[2], sys.argv[3])")
@@ -312,6 +328,15 @@ def _tell_watchdog(line: str) -> None:
                 pass  # the watchdog is gone: nothing it could do anyway
 
 
+def watchdog_pipe() -> int:
+    """The pipe to this process's watchdog (see :func:`ensure_watchdog`), or
+    -1 if none runs.  A line written there whole (shorter than PIPE_BUF)
+    ``=K:ID`` names a System V IPC object (K: m a shared memory segment, s a
+    semaphore set, q a message queue) for the watchdog to remove if this
+    process dies; ``~K:ID`` withdraws it."""
+    return _watchdog_pipe
+
+
 def ensure_watchdog() -> None:
     """Starts, once per process, the process that cleans up after this one.
 
@@ -319,7 +344,8 @@ def ensure_watchdog() -> None:
     only each run's first process.  The watchdog, a shell in its own session,
     waits on a pipe that only this process holds open; when the pipe closes
     (this process is gone, however it died) it kills and removes every run
-    cgroup this process created, removes its session's temporary directory
+    cgroup this process created, removes the System V IPC objects its socket
+    gates made for Landlock runs, its session's temporary directory
     (:mod:`corral.sandbox.session`) and an MCP server's outputs
     (:data:`OUTPUTS_PREFIX`), then sweeps the placeholders of its
     sandboxes (:mod:`corral.sandbox.guards`).  Best effort: without /bin/sh,
@@ -347,7 +373,7 @@ def _start_watchdog(cgroup_parent: str) -> None:
                 _WATCHDOG_SHELL,
                 ["corral-watchdog", "-c", _WATCHDOG_SCRIPT, "corral-watchdog", cgroup_parent,
                  process_token(), runtime_dir_path(), sys.executable, _WATCHDOG_SWEEP,
-                 package_parent, temp_base()],
+                 package_parent, temp_base(), _WATCHDOG_IPC],
                 stdin=read_end,
             )
         finally:

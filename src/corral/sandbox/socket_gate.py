@@ -78,6 +78,7 @@ import stat
 import struct
 import time
 
+from .._containment import watchdog_pipe
 from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
@@ -219,8 +220,9 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
     ``own``, ``private_network``, ``witness``, ``init_answers`` and
     ``shm_dir``), or None where the kernel cannot run one (then no Unix
     socket may be used without network, and refused writes are known only
-    from the output) or, with network, where there is no ``witness``.  Raises :class:`PolicyError` for an allowed
-    socket that is not one, or that cannot be granted here."""
+    from the output) or, with network, where there is no ``witness``.
+    Raises :class:`PolicyError` for an allowed socket that is not one, or
+    that cannot be granted here."""
     if policy.network and witness is None:
         return None
     if not gate_supported():
@@ -324,7 +326,8 @@ class SocketGate:
                 # change a host process; without an IPC namespace, the
                 # System V IPC calls (which Landlock's seccomp program
                 # notifies).
-                () if init_answers else _GUARDED, () if init_answers else _SYSV,
+                () if init_answers else _GUARDED,
+                (watchdog_pipe(), ()) if init_answers else (watchdog_pipe(), _SYSV),
                 (self._shm, _SHM if self._shm >= 0 else ()), init_answers)
         except BaseException:
             for fd in (self._ours, self.child_end, self._shm):
