@@ -766,15 +766,38 @@ static int absolute_path(pid_t pid, int dirfd, const char *path, char *full, siz
     return 0;
 }
 
-/* The absolute path, in pid's view, a write operand names; -1 if none. */
-static int operand_path(pid_t pid, int dirfd, unsigned long long address, char *full,
-                        size_t size)
+/* The last path operand_path found, by the notification and the arguments
+ * it came from: redirect and the write witness look at the same one, which
+ * is read and made absolute once (per server thread). */
+static __thread struct {
+    __u64 id;
+    int dirfd, found;
+    unsigned long long address;
+    char full[2 * PATH_MAX + 2];
+} last_operand = {.found = -2};
+
+/* The absolute path, in the caller's view, a write operand of notif names
+ * (relative to dirfd, at address); -1 if none. */
+static int operand_path(const struct seccomp_notif *notif, int dirfd, unsigned long long address,
+                        char *full, size_t size)
 {
-    char path[PATH_MAX];
-    if (address == 0 || read_path(pid, (unsigned long)address, path, sizeof(path)) != 0 ||
-        path[0] == 0)
-        return -1; /* unreadable, or empty (AT_EMPTY_PATH): nothing to vouch for */
-    return absolute_path(pid, dirfd, path, full, size);
+    if (last_operand.found == -2 || last_operand.id != notif->id ||
+        last_operand.dirfd != dirfd || last_operand.address != address) {
+        char path[PATH_MAX];
+        pid_t pid = (pid_t)notif->pid;
+        last_operand.id = notif->id;
+        last_operand.dirfd = dirfd;
+        last_operand.address = address;
+        if (address == 0 || read_path(pid, (unsigned long)address, path, sizeof(path)) != 0 ||
+            path[0] == 0)
+            last_operand.found = -1; /* unreadable, or empty (AT_EMPTY_PATH): nothing to vouch for */
+        else
+            last_operand.found = absolute_path(pid, dirfd, path, last_operand.full,
+                                               sizeof(last_operand.full));
+    }
+    if (last_operand.found == 0)
+        snprintf(full, size, "%s", last_operand.full);
+    return last_operand.found;
 }
 
 /* The file pid has open at fd itself, as an O_PATH descriptor; -1 if none. */
@@ -872,8 +895,7 @@ static void look_at_exec(struct server *server, const struct seccomp_notif *noti
     int flags = op->flags_arg < 0 ? 0 : (int)(notif->data.args[op->flags_arg] & 0xFFFFFFFFu);
     char full[2 * PATH_MAX + 2], found[PATH_MAX + 1];
     int program;
-    if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
-                     sizeof(full)) == 0) {
+    if (operand_path(notif, dirfd, notif->data.args[op->path_arg], full, sizeof(full)) == 0) {
         program = open_beneath(server->root, full, !(flags & AT_SYMLINK_NOFOLLOW));
     } else if (dirfd != AT_FDCWD && (flags & AT_EMPTY_PATH)) {
         program = open_caller_fd((pid_t)notif->pid, dirfd); /* fexecve */
@@ -973,8 +995,7 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
         /* fchmod and the like, or utimensat(fd, NULL): what fd is open on */
         error = fd_refusal(server, (pid_t)notif->pid, dirfd, found, sizeof(found));
     } else {
-        if (operand_path((pid_t)notif->pid, dirfd, notif->data.args[op->path_arg], full,
-                         sizeof(full)) != 0)
+        if (operand_path(notif, dirfd, notif->data.args[op->path_arg], full, sizeof(full)) != 0)
             return;
         error = refusal(server, full, kind, (int)flags, follow, found, sizeof(found));
         if (error == 0 && op->action == ACT_MKNOD &&
@@ -1670,10 +1691,11 @@ static int last_beneath(const char *full, const char *directory, char *name, siz
 
 /* The name, directly beneath /dev/shm, a path argument of pid names
  * (relative to dirfd); -1 if it names none. */
-static int shm_name(pid_t pid, int dirfd, unsigned long long address, char *name, size_t size)
+static int shm_name(const struct seccomp_notif *notif, int dirfd, unsigned long long address,
+                    char *name, size_t size)
 {
     char full[2 * PATH_MAX + 2];
-    if (operand_path(pid, dirfd, address, full, sizeof(full)) != 0)
+    if (operand_path(notif, dirfd, address, full, sizeof(full)) != 0)
         return -1;
     return last_beneath(full, "/dev/shm/", name, size);
 }
@@ -1854,11 +1876,12 @@ static int redirect(struct server *server, const struct seccomp_notif *notif)
     int dir2 = call->dir2_arg < 0 ? AT_FDCWD : (int)(args[call->dir2_arg] & 0xFFFFFFFFu);
     unsigned long long flags = call->flags_arg >= 0 ? args[call->flags_arg] & 0xFFFFFFFFu : 0;
     char full[2 * PATH_MAX + 2], name[NAME_MAX + 1], second[NAME_MAX + 1];
-    if (operand_path(pid, dirfd, args[call->path_arg], full, sizeof(full)) != 0)
+    int second_in = call->path2_arg >= 0 &&
+                    shm_name(notif, dir2, args[call->path2_arg], second, sizeof(second)) == 0;
+    /* The first path last: the write witness looks at it next. */
+    if (operand_path(notif, dirfd, args[call->path_arg], full, sizeof(full)) != 0)
         full[0] = 0;
     int first_in = last_beneath(full, "/dev/shm/", name, sizeof(name)) == 0;
-    int second_in = call->path2_arg >= 0 &&
-                    shm_name(pid, dir2, args[call->path2_arg], second, sizeof(second)) == 0;
     int terminal = call->role == SHM_OPEN && strncmp(full, "/dev/pt", 7) == 0;
     int own_proc = call->role == SHM_OPEN && strncmp(full, "/proc/", 6) == 0;
     if (!first_in && !second_in && !terminal && !own_proc)
