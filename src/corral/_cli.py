@@ -682,8 +682,10 @@ def _doctor(as_json: bool) -> int:
                   "store inside a writable root, no-deny-read")
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
                      f"it if you accept its weaker guarantees (--accept-weaker {weaker}); "
-                     "without an IPC namespace, the gate gives each run System V IPC objects "
-                     "of its own and POSIX message queues are refused there")
+                     "there secret stores outside the writable roots and the host's terminals "
+                     "stay unreadable, the gate gives each run System V IPC objects, POSIX "
+                     "shared memory and terminals of its own, and POSIX message queues are "
+                     "refused")
         workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "
                      f"{weaker}, and unprotected-paths (protected paths stay writable)")
     else:
