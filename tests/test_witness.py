@@ -785,10 +785,21 @@ attempt("hard by pid", lambda: resource.prlimit(os.getpid(), resource.RLIMIT_FSI
 with open("/proc/sys/fs/nr_open") as ceiling:  # beyond it, root is refused too
     beyond = int(ceiling.read()) + 1
 attempt("beyond", lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, beyond)))
+wait, go = os.pipe()
+child = os.fork()  # another process of the run's, as nice as its parent (5)
+if child == 0:
+    os.read(wait, 1)
+    os._exit(0)
+attempt("less nice, a child", lambda: os.setpriority(os.PRIO_PROCESS, child, -7))
+resource.prlimit(child, resource.RLIMIT_MSGQUEUE, (4096, 4096))
+attempt("hard, a child", lambda: resource.prlimit(child, resource.RLIMIT_MSGQUEUE, (4096, 8192)))
+os.write(go, b"x")
+os.waitpid(child, 0)
 sys.exit(int(sys.argv[1]))
 """
 # What only a capability lets through.
-CAPABLE = ["device", "less nice", "less nice by pid", "hard", "hard by pid"]
+CAPABLE = ["device", "less nice", "less nice by pid", "hard", "hard by pid", "less nice, a child",
+           "hard, a child"]
 
 
 def _capable_denials(workspace: Path) -> dict[str, tuple[str, str, str]]:
@@ -796,7 +807,9 @@ def _capable_denials(workspace: Path) -> dict[str, tuple[str, str, str]]:
             "less nice": ("privilege", "nice -5", "CAP_SYS_NICE"),
             "less nice by pid": ("privilege", "nice -6", "CAP_SYS_NICE"),
             "hard": ("privilege", "RLIMIT_CORE hard limit", "CAP_SYS_RESOURCE"),
-            "hard by pid": ("privilege", "RLIMIT_FSIZE hard limit", "CAP_SYS_RESOURCE")}
+            "hard by pid": ("privilege", "RLIMIT_FSIZE hard limit", "CAP_SYS_RESOURCE"),
+            "less nice, a child": ("privilege", "nice -7", "CAP_SYS_NICE"),
+            "hard, a child": ("privilege", "RLIMIT_MSGQUEUE hard limit", "CAP_SYS_RESOURCE")}
 
 
 def _outcomes(result: corral.ExecResult) -> dict[str, str]:
@@ -807,8 +820,9 @@ def _outcomes(result: corral.ExecResult) -> dict[str, str]:
 def test_a_call_only_a_capability_allows_is_seen(backend, workspace, monkeypatch):
     """A device node, a lower nice value, a higher hard limit: the kernel
     refuses each to every sandboxed process (it holds no capability), and
-    the gate sees each, by its arguments and the process's own limits,
-    where nothing else refuses it first: not a whiteout, a FIFO, a path
+    the gate sees each, by its arguments and the limits of the process it
+    changes (the caller, or another of the run's), where nothing else
+    refuses it first: not a whiteout, a FIFO, a path
     that exists, a higher nice value, a soft limit, a hard one beyond
     ``fs.nr_open``.  Reported if the run fails, for a caller that holds
     the capability (here made to look so: this test runs for any caller)."""
@@ -820,7 +834,8 @@ def test_a_call_only_a_capability_allows_is_seen(backend, workspace, monkeypatch
     assert _outcomes(failed) == {
         "device": "refused", "whiteout": "done", "fifo": "done", "taken": "refused",
         "nicer": "done", "less nice": "refused", "less nice by pid": "refused", "soft": "done",
-        "hard": "refused", "hard by pid": "refused", "beyond": "refused"}, failed.aggregated_output
+        "hard": "refused", "hard by pid": "refused", "beyond": "refused",
+        "less nice, a child": "refused", "hard, a child": "refused"}, failed.aggregated_output
     expected = _capable_denials(workspace)
     assert [(d.kind.value, d.target) for d in failed.denials] == [
         expected[name][:2] for name in CAPABLE]

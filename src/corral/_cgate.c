@@ -1049,40 +1049,94 @@ static int names_itself(pid_t pid, int who)
     return last != NULL && atoi(last + 1) == who;
 }
 
+/* One limit of /proc/<pid>/limits (its soft or hard column): its value, or
+ * RLIM_INFINITY for "unlimited". */
+static rlim_t limit_column(const char *line, size_t column)
+{
+    if (strlen(line) <= column)
+        return RLIM_INFINITY;
+    return strncmp(line + column, "unlimited", 9) == 0 ? RLIM_INFINITY
+                                                      : (rlim_t)strtoull(line + column, NULL, 10);
+}
+
+/* The nice value, RLIMIT_NICE and the limits of resource of the process
+ * directory process ("/proc/<pid>", or one in a sandbox's own /proc); 0, or
+ * -1 if they cannot be read. */
+static int process_limits(const char *process, int *nice, rlim_t *nice_limit, int resource,
+                          struct rlimit *limits)
+{
+    char path[PATH_MAX], line[256];
+    snprintf(path, sizeof(path), "%s/stat", process);
+    FILE *file = fopen(path, "re");
+    if (file == NULL)
+        return -1;
+    char stat[1024];
+    size_t n = fread(stat, 1, sizeof(stat) - 1, file);
+    fclose(file);
+    stat[n] = 0;
+    const char *field = strrchr(stat, ')');
+    for (int i = 0; field != NULL && i < 17; i++) /* to the 19th field, the nice value */
+        field = strchr(field + 1, ' ');
+    if (field == NULL)
+        return -1;
+    *nice = atoi(field + 1);
+    snprintf(path, sizeof(path), "%s/limits", process);
+    if ((file = fopen(path, "re")) == NULL)
+        return -1;
+    /* A header, then one line per resource, in their order: the name (25
+     * characters and a space), the soft limit and the hard (20 and one). */
+    for (int i = -1; fgets(line, sizeof(line), file) != NULL; i++) {
+        if (i == RLIMIT_NICE)
+            *nice_limit = limit_column(line, 26);
+        if (i == resource) {
+            limits->rlim_cur = limit_column(line, 26);
+            limits->rlim_max = limit_column(line, 47);
+        }
+    }
+    fclose(file);
+    return 0;
+}
+
 /*
- * A setpriority that lowers the caller's nice value, or a setrlimit or
+ * A setpriority that lowers a process's nice value, or a setrlimit or
  * prlimit64 that raises one of its hard limits, beyond what the kernel
  * lets a process without CAP_SYS_NICE or CAP_SYS_RESOURCE (as every
  * sandboxed one is): the kernel refuses it (EACCES, EPERM), and it is
  * reported as "C", the call's number (int32), the nice value asked for or
  * the resource (int32) and the hard limit asked for (uint64, 0 for a nice
- * value).  Only a call on the caller itself (who or pid 0, or its own pid)
- * is looked at; one on another process goes unreported.
+ * value).  The process is the caller itself (who or pid 0, or its own pid)
+ * or another of the run's, which its /proc shows (the sandbox's own, under
+ * bwrap: /proc/<pid>/root/proc); one outside the run the kernel refuses
+ * for want of a process (a PID namespace of the run's own) or the gate
+ * (see refuse_another).
  */
 static void look_at_limit(struct server *server, const struct seccomp_notif *notif)
 {
     pid_t pid = (pid_t)notif->pid;
-    int value;
+    int prio = notif->data.nr == server->setpriority, own = notif->data.nr == server->setrlimit;
+    if (prio && (int)notif->data.args[0] != PRIO_PROCESS)
+        return;
+    int who = own ? 0 : (int)(notif->data.args[prio ? 1 : 0] & 0xFFFFFFFFu);
+    char process[64];
+    if (names_itself(pid, who))
+        snprintf(process, sizeof(process), "/proc/%d", (int)pid);
+    else if (who > 0)
+        snprintf(process, sizeof(process), "/proc/%d/root/proc/%d", (int)pid, who);
+    else
+        return;
+    int value, nice;
+    rlim_t nice_limit = 0;
     unsigned long long limit = 0;
-    if (notif->data.nr == server->setpriority) {
-        if ((int)notif->data.args[0] != PRIO_PROCESS ||
-            !names_itself(pid, (int)notif->data.args[1]))
-            return;
-        int nice = (int)notif->data.args[2];
-        nice = nice < -20 ? -20 : nice > 19 ? 19 : nice; /* as the kernel clamps it */
-        struct rlimit allowed;
-        errno = 0;
-        int current = getpriority(PRIO_PROCESS, (id_t)pid);
-        if ((current == -1 && errno != 0) || prlimit(pid, RLIMIT_NICE, NULL, &allowed) != 0)
+    if (prio) {
+        value = (int)notif->data.args[2];
+        value = value < -20 ? -20 : value > 19 ? 19 : value; /* as the kernel clamps it */
+        struct rlimit unused;
+        if (process_limits(process, &nice, &nice_limit, RLIMIT_NICE, &unused) != 0)
             return;
         /* RLIMIT_NICE lets a process go down to 20 - its value. */
-        if (nice >= current || (rlim_t)(20 - nice) <= allowed.rlim_cur)
+        if (value >= nice || (rlim_t)(20 - value) <= nice_limit)
             return;
-        value = nice;
     } else {
-        int own = notif->data.nr == server->setrlimit;
-        if (!own && !names_itself(pid, (int)notif->data.args[0]))
-            return;
         unsigned int resource = (unsigned int)notif->data.args[own ? 0 : 1];
         unsigned long long address = notif->data.args[own ? 1 : 2];
         struct rlimit wanted, current;
@@ -1090,7 +1144,7 @@ static void look_at_limit(struct server *server, const struct seccomp_notif *not
         struct iovec remote = {.iov_base = (void *)address, .iov_len = sizeof(wanted)};
         if (address == 0 || resource >= RLIM_NLIMITS ||
             syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(wanted) ||
-            prlimit(pid, (__rlimit_resource_t)resource, NULL, &current) != 0)
+            process_limits(process, &nice, &nice_limit, (int)resource, &current) != 0)
             return;
         if (wanted.rlim_cur > wanted.rlim_max || wanted.rlim_max <= current.rlim_max)
             return; /* EINVAL, or no hard limit raised */
