@@ -665,6 +665,36 @@ def test_a_process_of_the_run_may_write_its_own_proc_files():
         victim.wait()
 
 
+def _readable_device() -> str | None:
+    """A device of the host's that bubblewrap's /dev lacks and this user may
+    open for reading, or None."""
+    for device in ("/dev/kmsg", "/dev/fuse", "/dev/kvm", "/dev/loop0", "/dev/tty0"):
+        try:
+            os.close(os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY))
+            return device
+        except OSError:
+            pass
+    return None
+
+
+@pytest.mark.skipif(_readable_device() is None, reason="no host device opens for this user")
+def test_the_hosts_devices_are_hidden_as_bubblewraps_dev_lacks_them():
+    """A disk, a camera, the kernel's log: Landlock's rules let the command
+    read none of the host's devices but those bubblewrap's /dev has."""
+    device = _readable_device()
+    code = (f"import os; print('started', flush=True); "
+            f"os.close(os.open({device!r}, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)); "
+            "print('opened'); os.close(os.open('/dev/urandom', os.O_RDONLY)); print('urandom')")
+    result = corral.run([PYTHON, "-c", code], policy=POLICY)
+    assert result.stdout == "started\n" and "Permission denied" in result.stderr
+    assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", device)]
+    control = corral.run([PYTHON, "-c", code], policy="full-access")
+    assert control.stdout == "started\nopened\nurandom\n", control.aggregated_output
+    standard = corral.run([PYTHON, "-c", code.replace(repr(device), "'/dev/null'")],
+                          policy=POLICY)
+    assert standard.stdout == "started\nopened\nurandom\n", standard.aggregated_output
+
+
 def test_a_host_process_cannot_be_traced():
     import subprocess
 

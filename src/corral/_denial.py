@@ -30,8 +30,8 @@ else:  # signal's C core: signal itself makes IntEnums of every constant, 2 ms o
     from _signal import SIGSYS
 
 __all__ = ["DENIAL_KEYWORDS", "LINUX_SANDBOXES", "NEEDS_NETWORK", "explain_refusal",
-           "find_denials", "is_likely_sandbox_denied", "missing_device_remedy", "policy_paths",
-           "privilege_remedy"]
+           "SANDBOX_DEVICES", "find_denials", "is_likely_sandbox_denied", "missing_device_remedy",
+           "policy_paths", "privilege_remedy"]
 
 #: The remedy of a network denial.
 NEEDS_NETWORK = "needs network: rerun with --network (network=True)"
@@ -40,6 +40,12 @@ NEEDS_NETWORK = "needs network: rerun with --network (network=True)"
 def privilege_remedy(name: str) -> str:
     """The remedy of a refused privileged operation ``name``."""
     return f"needs privileges no sandbox grants ({name}); only full access can run it"
+
+
+#: The entries of /dev a sandboxed command has: those of bubblewrap's own /dev,
+#: which Landlock's rules let it read (the rest of the host's /dev they hide).
+SANDBOX_DEVICES = frozenset({"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts",
+                             "shm", "fd", "stdin", "stdout", "stderr", "core"})
 
 
 def missing_device_remedy(path: str) -> str:
@@ -304,12 +310,12 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
         return Denial(DenialKind.READ, path,
                       "the host's terminals are hidden from sandboxed commands (what the user "
                       "types there); only full access can reach them", evidence)
-    if (paths.shared_tmp and path.startswith("/dev/") and path != "/dev/tty" and "EACCES" in errors
-            and _host_device(path, os.W_OK)):
-        return Denial(DenialKind.PRIVILEGE, path,
-                      "a sandboxed command may write only null, zero, full, random, urandom and "
-                      f"terminals of its own: {path} needs full access", evidence)
-    if errors == {"ENOENT"} and paths.own_dev and _host_device(path):
+    # Landlock's rules hide the host's devices but those bubblewrap's /dev has
+    # (EACCES); bubblewrap's /dev lacks them (ENOENT).  Either is a denial
+    # where the user could open the device outside.
+    missing = "EACCES" in errors if paths.shared_tmp else errors == {"ENOENT"} and paths.own_dev
+    if (missing and path.startswith("/dev/") and path.split("/")[2] not in SANDBOX_DEVICES
+            and (_host_device(path) or _host_device(path, os.W_OK))):
         return Denial(DenialKind.PRIVILEGE, path, missing_device_remedy(path), evidence)
     if not errors - {"ENOENT"}:
         return None  # a path that is not there is no refusal of the policy's

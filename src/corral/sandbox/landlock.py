@@ -3,8 +3,9 @@
 A ruleset is built here, in the parent, and handed to the spawn stage as an
 fd; the child enforces it on itself right before exec (``_cspawn.c``), so a
 Landlock-confined command costs no helper process.  Reads are restricted
-only where asked (``unreadable``: the host's terminals in /dev/pts, which
-would give away what the user types), by rules that grant reading every
+only where asked (``unreadable``: the host's devices but those bubblewrap's
+/dev has, among them its terminals in /dev/pts, which would give away what
+the user types; the deny-read paths), by rules that grant reading every
 entry of each directory on the way there but the next step (the right to
 execute is not "handled"); every right that changes the filesystem is, and
 is granted only beneath the given writable roots.
@@ -34,6 +35,7 @@ import os
 import stat
 from collections.abc import Iterable
 
+from .._denial import SANDBOX_DEVICES
 from .._errors import PolicyError
 from .._launch import LaunchSpec
 from .._policy import PolicyKind, SandboxPolicy
@@ -201,6 +203,16 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
     return int(ruleset)
 
 
+def _hidden_devices() -> list[str]:
+    """The entries of the host's /dev that bubblewrap's own /dev lacks, and
+    /dev/pts (the gate opens the run's own terminals)."""
+    try:
+        names = os.listdir("/dev")
+    except OSError:
+        return []
+    return [f"/dev/{name}" for name in names if name not in SANDBOX_DEVICES or name == "pts"]
+
+
 def _roots(policy: SandboxPolicy, cwd: str) -> tuple[str, ...]:
     """The writable roots of ``policy`` run in ``cwd``: only the roots,
     nothing is protected here (``unprotected-paths``)."""
@@ -253,8 +265,9 @@ class LandlockBackend(SandboxBackend):
     writable roots; the gate makes its POSIX shared memory, named
     semaphores, pseudo-terminals and System V IPC objects for it, its own,
     and opens the /proc files of its processes it may write under bwrap.
-    It may read every file but the host's terminals and, outside the
-    writable roots, the deny-read paths.  Without network
+    It may read every file but the host's devices that bubblewrap's /dev
+    lacks (disks, cameras, terminals) and, outside the writable roots, the
+    deny-read paths.  Without network
     there is no network namespace to contain its sockets, so the gate
     (:mod:`.socket_gate`) decides each ``bind``, ``listen`` and ``connect``:
     TCP servers listen on loopback only, and TCP clients reach only the
@@ -313,11 +326,12 @@ class LandlockBackend(SandboxBackend):
                          shm_dir=os.path.join(private_tmp, ".dev-shm"))
         gated = gate is not None and not policy.network
         try:
-            # The host's terminals: a command that read one would take what
-            # the user types there (bubblewrap's /dev has none of them).
+            # The host's devices but those bubblewrap's /dev has: its disks,
+            # cameras and terminals (a command that read one would take what
+            # the user types there).
             ruleset = write_ruleset(writable, self.abi, deny_tcp=gated,
                                     abstract_sockets=policy.network,
-                                    unreadable=("/dev/pts", *secrets), readable=kept)
+                                    unreadable=(*_hidden_devices(), *secrets), readable=kept)
         except BaseException:
             if gate is not None:
                 gate.close()
