@@ -63,6 +63,22 @@ def test_the_hosts_tmp_and_dev_shm_are_refused_only_on_landlock(host_dir):
     assert "--writable" not in read_only[0].remedy
 
 
+def test_a_hidden_path_in_the_hosts_tmp_is_a_read_on_landlock(tmp_path):
+    """Landlock shows the host's /tmp: a deny-read path there, refused, is a
+    read denial (under bwrap the sandbox's own /tmp hides it anyway), and
+    another user's file there, refused, is none."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t\n")
+    policy = corral.SandboxPolicy.read_only(deny_read=(str(secret),))
+    line = f"cat: {secret}: Permission denied"
+    assert _kinds(find_denials(policy, str(tmp_path), 1, line, "landlock")) == [
+        ("read", str(secret))]
+    secret.chmod(0o444)
+    if not os.access(secret, os.W_OK):  # a user: as another's file would be
+        unhidden = corral.SandboxPolicy.read_only(deny_read=())
+        assert find_denials(unhidden, str(tmp_path), 1, line, "landlock") == ()
+
+
 def test_a_host_device_refused_on_landlock_is_a_privilege_denial(tmp_path):
     """Landlock's rules hide the host's devices but those bubblewrap's /dev
     has: one the user could open outside is a denial (one the user could not

@@ -239,8 +239,9 @@ class _PolicyPaths:
     def in_private_tmp(self, path: str) -> bool:
         """Whether ``path`` lies beneath the host's /tmp where the sandbox's
         own /tmp hides it, deny-read or not: not in a writable root, nor in
-        the working directory, which the sandbox shows all the same."""
-        return path.startswith("/tmp/") and self.within(
+        the working directory, which the sandbox shows all the same (never
+        where the sandbox shows the host's /tmp)."""
+        return not self.shared_tmp and path.startswith("/tmp/") and self.within(
             path, (*self.roots, os.path.realpath(self.cwd))) is None
 
     @staticmethod
@@ -346,6 +347,8 @@ def _path_denial(path: str, errors: set[str], policy: SandboxPolicy, paths: _Pol
     directory = paths.nearest_directory(path)
     if "EROFS" not in errors and not os.access(directory, os.W_OK):
         return None  # not writable without a sandbox either
+    if shared and os.path.lexists(path) and not os.access(path, os.W_OK):
+        return None  # another's file in the host's /tmp: permissions, not the policy
     writable = (f", or add --writable {directory}"
                 if policy.kind is PolicyKind.WORKSPACE_WRITE else "")
     if shared and path.startswith("/tmp/"):
