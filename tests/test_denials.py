@@ -15,6 +15,7 @@ import pytest
 
 import corral
 from corral import DenialKind, find_denials
+from conftest import openable_device
 from corral.sandbox.probe import probe_machine
 
 WW = corral.SandboxPolicy.workspace_write()
@@ -246,23 +247,10 @@ def test_real_refusals_are_reported(host_dir: Path, tcp_listener):
         corral.check(corral.run(["sh", "-c", f"echo x > {outside}/g"], cwd=ws))
 
 
-def _openable_device() -> str | None:
-    """A device of the host's that the sandbox's /dev lacks, harmless to open
-    and openable by this user, or None (as nobody, /dev/kmsg refuses where
-    dmesg_restrict is set)."""
-    for device in ("/dev/kmsg", "/dev/fuse", "/dev/kvm"):
-        try:
-            os.close(os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY))
-            return device
-        except OSError:
-            pass
-    return None
-
-
 @needs_bwrap
-@pytest.mark.skipif(_openable_device() is None, reason="no harmless host device opens for this user")
+@pytest.mark.skipif(openable_device() is None, reason="no harmless host device opens for this user")
 def test_a_host_device_is_reported_missing_from_the_sandbox(host_dir: Path):
-    device = _openable_device()
+    device = openable_device()
     script = f"dd if={device} of=/dev/null count=0"
     result = corral.run(["sh", "-c", script], cwd=host_dir)
     assert result.exit_code != 0

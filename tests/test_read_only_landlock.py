@@ -19,7 +19,7 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
-from conftest import host_queue, sysv_ids
+from conftest import host_queue, openable_device, sysv_ids
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
@@ -665,23 +665,11 @@ def test_a_process_of_the_run_may_write_its_own_proc_files():
         victim.wait()
 
 
-def _readable_device() -> str | None:
-    """A device of the host's that bubblewrap's /dev lacks and this user may
-    open for reading, or None."""
-    for device in ("/dev/kmsg", "/dev/fuse", "/dev/kvm", "/dev/loop0", "/dev/tty0"):
-        try:
-            os.close(os.open(device, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY))
-            return device
-        except OSError:
-            pass
-    return None
-
-
-@pytest.mark.skipif(_readable_device() is None, reason="no host device opens for this user")
+@pytest.mark.skipif(openable_device() is None, reason="no host device opens for this user")
 def test_the_hosts_devices_are_hidden_as_bubblewraps_dev_lacks_them():
     """A disk, a camera, the kernel's log: Landlock's rules let the command
     read none of the host's devices but those bubblewrap's /dev has."""
-    device = _readable_device()
+    device = openable_device()
     code = (f"import os; print('started', flush=True); "
             f"os.close(os.open({device!r}, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)); "
             "print('opened'); os.close(os.open('/dev/urandom', os.O_RDONLY)); print('urandom')")
