@@ -408,14 +408,31 @@ def test_system_v_ipc_objects_are_the_runs_own():
                                capture_output=True)
 
 
-def test_a_killed_corral_leaves_no_system_v_ipc_object_behind():
-    """corral's watchdog removes what the gate made for a run, should corral
-    be SIGKILLed while the run holds it."""
-    made = ("import ctypes, time; libc = ctypes.CDLL(None); "
+def _queue_exists(name: bytes) -> bool:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    found = libc.mq_open(name, os.O_RDONLY, 0, None)
+    if found >= 0:
+        os.close(found)
+    return found >= 0
+
+
+def test_a_killed_corral_leaves_no_ipc_object_behind():
+    """corral's watchdog removes what the gate made for a run (System V
+    objects, a POSIX message queue), should corral be SIGKILLed while the
+    run holds it."""
+    made = ("import ctypes, os, time; libc = ctypes.CDLL(None); "
+            "libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, "
+            "ctypes.c_void_p]; "
+            "libc.mq_open(b'/kept', os.O_CREAT | os.O_RDWR, 0o600, None); "
             "print(libc.shmget(0, 4096, 0o1600), libc.semget(0, 1, 0o1600), "
             "libc.msgget(0, 0o1600), flush=True); time.sleep(60)")
+    prefix = f"corral-killed-{os.getpid()}-"
     host = textwrap.dedent(f"""
-        import corral
+        import corral, corral.sandbox.socket_gate
+        corral.sandbox.socket_gate._queue_prefix = lambda: {prefix!r}
         corral.run([{PYTHON!r}, "-c", {made!r}], policy=corral.SandboxPolicy.read_only(
             accept_weaker={ACCEPTED!r}), timeout=None, on_output=lambda event: print(
                 event.data.decode(), end="", flush=True))
@@ -426,33 +443,71 @@ def test_a_killed_corral_leaves_no_system_v_ipc_object_behind():
         assert proc.stdout is not None
         segment, semaphores, queue = proc.stdout.readline().split()
         assert segment in sysv_ids("shm") and semaphores in sysv_ids("sem")
-        assert queue in sysv_ids("msg")
+        assert queue in sysv_ids("msg") and _queue_exists(f"/{prefix}kept".encode())
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 10
         while (segment in sysv_ids("shm") or semaphores in sysv_ids("sem")
-               or queue in sysv_ids("msg")) and time.monotonic() < deadline:
+               or queue in sysv_ids("msg") or _queue_exists(f"/{prefix}kept".encode())
+               ) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert segment not in sysv_ids("shm") and semaphores not in sysv_ids("sem")
-        assert queue not in sysv_ids("msg")
+        assert queue not in sysv_ids("msg") and not _queue_exists(f"/{prefix}kept".encode())
     finally:
         proc.kill()
         proc.wait()
 
 
-def test_posix_message_queues_are_refused():
-    """Their names are the host's without an IPC namespace: refused, and
-    reported, where bubblewrap gives each run its own."""
-    code = ("import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); "
-            "libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, "
-            "ctypes.c_void_p]; "
-            "made = libc.mq_open(b'/corral-test', os.O_CREAT | os.O_RDWR, 0o600, None); "
-            "raise SystemExit(made < 0)")
-    result = corral.run([PYTHON, "-c", code], policy=POLICY)
-    assert result.exit_code == 1
-    assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", "mq_open")]
-    assert "bubblewrap" in result.denials[0].remedy
-    assert not os.path.exists("/dev/mqueue/corral-test")
+# POSIX message queues by ctypes: the host's queue (argv) looked for, then
+# a queue of the run's own used across a fork, and one left behind.
+QUEUES = textwrap.dedent("""
+    import ctypes, errno, os, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    def tried(result):
+        return result if result >= 0 else errno.errorcode[ctypes.get_errno()]
+    print("host", tried(libc.mq_open(sys.argv[1].encode(), os.O_RDWR, 0, None)))
+    queue = libc.mq_open(b"/jobs", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600, None)
+    child = os.fork()
+    if child == 0:
+        os._exit(libc.mq_send(queue, b"job", 3, 0))
+    os.waitpid(child, 0)
+    message = ctypes.create_string_buffer(8192)
+    received = libc.mq_receive(queue, message, 8192, None)
+    print("own", message.raw[:received], tried(libc.mq_unlink(b"/jobs")))
+    print("left", tried(libc.mq_open(b"/left", os.O_CREAT | os.O_RDWR, 0o600, None)) >= 0)
+""")
+
+
+def test_posix_message_queues_are_the_runs_own(monkeypatch):
+    """Their names are the host's without an IPC namespace: the gate opens
+    the run's under a name of its own for each run, hands the queue over,
+    and unlinks what the run made once it ends."""
+    import ctypes
+
+    import corral.sandbox.socket_gate as gate
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    host = f"/corral-host-{os.getpid()}".encode()
+    made = libc.mq_open(host, os.O_CREAT | os.O_RDWR, 0o600, None)
+    assert made >= 0, os.strerror(ctypes.get_errno())
+    prefix = f"corral-test-{os.getpid()}-"
+    monkeypatch.setattr(gate, "_queue_prefix", lambda: prefix)  # to look for what is left
+    try:
+        result = corral.run([PYTHON, "-c", QUEUES, host.decode()], policy=POLICY)
+        assert result.stdout.splitlines() == [
+            "host ENOENT", "own b'job' 0", "left True"], result.aggregated_output
+        assert result.denials == ()
+        for name in (f"/{prefix}left", f"/{prefix}jobs"):  # nothing left behind
+            assert not _queue_exists(name.encode()), name
+        control = corral.run([PYTHON, "-c", QUEUES, host.decode()], policy="full-access")
+        assert control.stdout.startswith("host "), control.aggregated_output
+        assert not control.stdout.startswith("host ENOENT")
+    finally:
+        os.close(made)
+        for name in (host, b"/jobs", b"/left"):
+            libc.mq_unlink(name)
 
 
 # POSIX shared memory as shm_open and sem_open make it (files directly

@@ -43,6 +43,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/ipc.h>
+#include <mqueue.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -415,9 +416,11 @@ static int mount_id(int fd, unsigned long long *id)
  * reported as "C" (see look_at_limit).  A call in guarded ((number,
  * GUARD_*) pairs) that would change a process outside the run is refused
  * and reported as "O" (see refuse_another).  A System V IPC call (one of
- * sysv: corral's watchdog pipe or -1, and (number, SYSV_* kind, SYSV_*
+ * sysv: corral's watchdog pipe or -1, the prefix of the run's POSIX
+ * message queues' names, and (number, SYSV_* or POSIX_MQ kind, SYSV_*
  * role) triples) is answered so that the run has objects of its own only
- * (see look_at_sysv), each announced to the watchdog; a key the host
+ * (see look_at_sysv and look_at_queue), each System V one announced to
+ * the watchdog; a key the host
  * holds, which the run then cannot create, is reported as "Y", the kind
  * (uint8) and the key (int32).  A call on a name beneath /dev/shm (shm:
  * the directory the run's are in, and the calls) is carried out there,
@@ -489,9 +492,9 @@ struct guard {
  * made in that slot), so a kept id of an object the run removed names no
  * other object meanwhile.
  */
-enum { SYSV_SHM, SYSV_SEM, SYSV_MSG };          /* a call's kind */
+enum { SYSV_SHM, SYSV_SEM, SYSV_MSG, POSIX_MQ }; /* a call's kind */
 enum { SYSV_GET, SYSV_USE, SYSV_CONTROL };      /* shmget, shmat, shmctl ... */
-#define MAX_SYSV_CALLS 12
+#define MAX_SYSV_CALLS 16
 struct sysv_call {
     int number, kind, role;
 };
@@ -547,6 +550,9 @@ struct server {
     struct sysv_object *objects; /* the run's System V IPC objects */
     size_t object_count, object_room;
     int watchdog; /* where each is announced, or -1 (see watchdog_pipe in _containment.py) */
+    char queue_prefix[64]; /* what the names of the run's POSIX message queues start with */
+    char **queues; /* the names of those it made */
+    size_t queue_count, queue_room;
     int shm_dir; /* where the run's /dev/shm names are, or -1 (not the server's to close) */
     struct shm_call shm[MAX_SHM_CALLS];
     size_t shm_count;
@@ -1582,13 +1588,33 @@ static int sysv_get(int kind, key_t key, unsigned long long size, int flags)
 
 /* Tells corral's watchdog of the run's object (sign '=') or that it is
  * gone ('~'), so that it removes what a killed corral could not. */
-static void sysv_announce(const struct server *server, char sign, int kind, int id)
+static void announce(const struct server *server, char sign, int kind, const char *what)
 {
     if (server->watchdog < 0)
         return;
-    char line[32];
-    int length = snprintf(line, sizeof(line), "%c%c:%d\n", sign, "msq"[kind], id);
-    (void)!write(server->watchdog, line, (size_t)length);
+    char line[8 + 2 * NAME_MAX];
+    int length = snprintf(line, sizeof(line), "%c%c:%s\n", sign, "msqQ"[kind], what);
+    if (length > 0 && (size_t)length < sizeof(line))
+        (void)!write(server->watchdog, line, (size_t)length);
+}
+
+static void sysv_announce(const struct server *server, char sign, int kind, int id)
+{
+    char number[16];
+    snprintf(number, sizeof(number), "%d", id);
+    announce(server, sign, kind, number);
+}
+
+/* Announces a POSIX message queue of the run's, by its name in hex (a name
+ * may hold any byte but '/' and NUL). */
+static void queue_announce(const struct server *server, char sign, const char *name)
+{
+    char hex[2 * NAME_MAX + 1];
+    size_t i = 0;
+    for (; name[i] != 0 && i < NAME_MAX; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)name[i]);
+    hex[2 * i] = 0;
+    announce(server, sign, POSIX_MQ, hex);
 }
 
 static void sysv_remove(int kind, int id)
@@ -1690,7 +1716,81 @@ static int sysv_at(int kind, int index)
     return semctl(index, 0, SEM_STAT_ANY, argument);
 }
 
-/* Answers a System V IPC call (see struct sysv_object); 1 if it was one. */
+static int hand_over(const struct server *server, const struct seccomp_notif *notif, int fd,
+                     unsigned long long flags);
+
+/*
+ * POSIX message queues where the run has no IPC namespace of its own
+ * (Landlock): their names are the host's.  An mq_open or mq_unlink (kind
+ * POSIX_MQ; roles SYSV_GET and SYSV_CONTROL) is carried out by the server
+ * on the name with queue_prefix before it, one for each run, and an opened
+ * queue handed over as the command's descriptor; the calls on a queue's
+ * descriptor go through (only the gate gives one out: /dev/mqueue is
+ * unreadable there).  What the run made is unlinked once it ends, and
+ * announced to the watchdog meanwhile (see sysv_object).  (The C library
+ * passes the name without its leading slash.)
+ */
+static void look_at_queue(struct server *server, const struct seccomp_notif *notif, int role)
+{
+    const __u64 *args = notif->data.args;
+    pid_t pid = (pid_t)notif->pid;
+    char name[NAME_MAX + 1], full[NAME_MAX + 1];
+    struct mq_attr attributes, *given = NULL;
+    int flags = (int)(args[1] & 0xFFFFFFFFu), error = 0;
+    if (read_path(pid, (unsigned long)args[0], name, sizeof(name)) != 0)
+        error = ENAMETOOLONG;
+    else if ((size_t)snprintf(full, sizeof(full), "%s%s", server->queue_prefix, name) >=
+             sizeof(full))
+        error = ENAMETOOLONG;
+    if (error == 0 && role == SYSV_GET && (flags & O_CREAT) && args[3] != 0) {
+        struct iovec local = {.iov_base = &attributes, .iov_len = sizeof(attributes)};
+        struct iovec remote = {.iov_base = (void *)args[3], .iov_len = sizeof(attributes)};
+        if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(attributes))
+            error = EFAULT;
+        given = &attributes;
+    }
+    if (!still_waiting(server, notif))
+        return; /* what was read may be another process's */
+    if (error != 0) {
+        respond(server, notif, 0, error);
+        return;
+    }
+    if (role != SYSV_GET) {
+        int removed = (int)syscall(SYS_mq_unlink, full);
+        respond(server, notif, 0, removed == 0 ? 0 : errno);
+        return;
+    }
+    int queue = (int)syscall(SYS_mq_open, full, flags | O_CLOEXEC, (mode_t)args[2], given);
+    if (queue >= 0 && (flags & O_CREAT)) {
+        int known = 0;
+        for (size_t i = 0; i < server->queue_count && !known; i++)
+            known = strcmp(server->queues[i], full) == 0;
+        if (!known && server->queue_count == server->queue_room) {
+            size_t room = server->queue_room ? server->queue_room * 2 : 4;
+            char **grown = realloc(server->queues, room * sizeof(*grown));
+            if (grown != NULL) {
+                server->queues = grown;
+                server->queue_room = room;
+            }
+        }
+        char *kept = known || server->queue_count == server->queue_room ? NULL : strdup(full);
+        if (kept != NULL) {
+            server->queues[server->queue_count++] = kept;
+            queue_announce(server, '=', kept);
+        }
+        else if (!known) { /* it could not be kept: it would outlive the run */
+            close(queue);
+            (void)syscall(SYS_mq_unlink, full);
+            respond(server, notif, 0, ENOMEM);
+            return;
+        }
+    }
+    if (queue < 0 || hand_over(server, notif, queue, (unsigned long long)flags) != 0)
+        respond(server, notif, 0, errno);
+}
+
+/* Answers a System V IPC call (see struct sysv_object), or a POSIX message
+ * queue's (see look_at_queue); 1 if it was one. */
 static int look_at_sysv(struct server *server, const struct seccomp_notif *notif)
 {
     const struct sysv_call *call = NULL;
@@ -1700,6 +1800,10 @@ static int look_at_sysv(struct server *server, const struct seccomp_notif *notif
     }
     if (call == NULL)
         return 0;
+    if (call->kind == POSIX_MQ) {
+        look_at_queue(server, notif, call->role);
+        return 1;
+    }
     const __u64 *args = notif->data.args;
     int kind = call->kind, id = (int)(args[0] & 0xFFFFFFFFu);
     if (call->role == SYSV_GET) {
@@ -2114,6 +2218,10 @@ static void *serve_notifications(void *argument)
         sysv_remove(server->objects[i].kind, server->objects[i].id);
         sysv_announce(server, '~', server->objects[i].kind, server->objects[i].id);
     }
+    for (size_t i = 0; i < server->queue_count; i++) {
+        (void)syscall(SYS_mq_unlink, server->queues[i]);
+        queue_announce(server, '~', server->queues[i]);
+    }
     for (size_t i = 0; i < server->terminal_count && i < MAX_TERMINALS; i++)
         close(server->terminals[i].master);
     server->terminal_count = 0;
@@ -2132,6 +2240,9 @@ static void free_server(struct server *server)
     free(server->operands);
     free(server->refused);
     free(server->objects);
+    for (size_t i = 0; i < server->queue_count; i++)
+        free(server->queues[i]);
+    free(server->queues);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)
@@ -2178,18 +2289,20 @@ static PyObject *
 gate_serve(PyObject *self, PyObject *args)
 {
     int source, init_answers;
+    const char *queue_prefix;
     PyObject *writable, *operands, *refused, *guarded, *sysv, *shm;
     struct server *server = calloc(1, sizeof(*server));
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!(iO!)(iO!)p:serve", &source, &writable,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!(isO!)(iO!)p:serve", &source, &writable,
                           &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
                           &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
                           &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
                           &server->setpriority, &server->setrlimit, &server->prlimit64,
-                          &PyTuple_Type, &guarded, &server->watchdog, &PyTuple_Type, &sysv,
-                          &server->shm_dir, &PyTuple_Type, &shm, &init_answers)) {
+                          &PyTuple_Type, &guarded, &server->watchdog, &queue_prefix,
+                          &PyTuple_Type, &sysv, &server->shm_dir, &PyTuple_Type, &shm,
+                          &init_answers)) {
         free(server);
         return NULL;
     }
@@ -2212,7 +2325,7 @@ gate_serve(PyObject *self, PyObject *args)
     }
     for (size_t i = 0; i < server->sysv_count; i++) {
         const struct sysv_call *call = &server->sysv[i];
-        bad |= call->kind < SYSV_SHM || call->kind > SYSV_MSG || call->role < SYSV_GET ||
+        bad |= call->kind < SYSV_SHM || call->kind > POSIX_MQ || call->role < SYSV_GET ||
                call->role > SYSV_CONTROL;
     }
     for (size_t i = 0; i < server->shm_count; i++) {
@@ -2221,6 +2334,9 @@ gate_serve(PyObject *self, PyObject *args)
                call->path_arg < 0 || call->path_arg > 4 || call->dir2_arg > 5 ||
                call->path2_arg > 5 || call->flags_arg < OPEN_HOW_FLAGS || call->flags_arg > 4;
     }
+    bad |= strlen(queue_prefix) >= sizeof(server->queue_prefix) ||
+           strchr(queue_prefix, '/') != NULL;
+    snprintf(server->queue_prefix, sizeof(server->queue_prefix), "%s", queue_prefix);
     if (bad) {
         PyErr_SetString(PyExc_ValueError, "bad guarded, System V IPC or /dev/shm call");
         free(server);

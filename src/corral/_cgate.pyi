@@ -15,7 +15,7 @@ def serve(source: int, writable: tuple[bytes, ...] | None,
           refused: tuple[int | tuple[int, int, int], ...],
           observed: tuple[int, int, int, int, int, int, int, int, int, int, int],
           guarded: tuple[tuple[int, int], ...],
-          sysv: tuple[int, tuple[tuple[int, int, int], ...]],
+          sysv: tuple[int, str, tuple[tuple[int, int, int], ...]],
           shm: tuple[int, tuple[tuple[int, int, int, int, int, int, int], ...]],
           init_answers: bool, /) -> tuple[int, int]: ...
 def stop(handle: int, /) -> None: ...

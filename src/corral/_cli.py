@@ -683,9 +683,8 @@ def _doctor(as_json: bool) -> int:
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
                      f"it if you accept its weaker guarantees (--accept-weaker {weaker}); "
                      "there secret stores outside the writable roots and the host's terminals "
-                     "stay unreadable, the gate gives each run System V IPC objects, POSIX "
-                     "shared memory and terminals of its own, and POSIX message queues are "
-                     "refused")
+                     "stay unreadable, and the gate gives each run System V IPC objects, "
+                     "POSIX shared memory, message queues and terminals of its own")
         workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "
                      f"{weaker}, and unprotected-paths (protected paths stay writable)")
     else:

@@ -302,14 +302,16 @@ for f in "$3"/run-"$2"-*; do
   [ -e "$f" ] && exec "$4" -I -c "$5" "$6" "$3" "$2"
 done
 """
-# Removes the System V IPC objects named as kind:id (m a shared memory
-# segment, s a semaphore set, q a message queue), which the socket gate made
-# for a Landlock run (see look_at_sysv in _cgate.c): IPC_RMID is 0.
+# Removes the IPC objects named as kind:id (m a shared memory segment, s a
+# semaphore set, q a message queue, by id; Q a POSIX message queue, by its
+# name in hex), which the socket gate made for a Landlock run (see
+# look_at_sysv in _cgate.c): IPC_RMID is 0.
 _WATCHDOG_IPC = ("import ctypes, sys; libc = ctypes.CDLL(None)\n"
                  "for kind, _, id in (a.partition(':') for a in sys.argv[1:]):\n"
                  "    if kind == 's': libc.semctl(int(id), 0, 0)\n"
                  "    elif kind == 'm': libc.shmctl(int(id), 0, None)\n"
-                 "    elif kind == 'q': libc.msgctl(int(id), 0, None)")
+                 "    elif kind == 'q': libc.msgctl(int(id), 0, None)\n"
+                 "    elif kind == 'Q': libc.mq_unlink(b'/' + bytes.fromhex(id))")
 _WATCHDOG_SWEEP = ("import sys; sys.path.insert(0, sys.argv[1]); "
                    "from corral.sandbox.guards import watchdog_sweep; "
                    "watchdog_sweep(sys.argv[2], sys.argv[3])")
@@ -331,9 +333,10 @@ def _tell_watchdog(line: str) -> None:
 def watchdog_pipe() -> int:
     """The pipe to this process's watchdog (see :func:`ensure_watchdog`), or
     -1 if none runs.  A line written there whole (shorter than PIPE_BUF)
-    ``=K:ID`` names a System V IPC object (K: m a shared memory segment, s a
-    semaphore set, q a message queue) for the watchdog to remove if this
-    process dies; ``~K:ID`` withdraws it."""
+    ``=K:ID`` names an IPC object (K: m a shared memory segment, s a
+    semaphore set, q a message queue, by id; Q a POSIX message queue, by
+    its name in hex) for the watchdog to remove if this process dies;
+    ``~K:ID`` withdraws it."""
     return _watchdog_pipe
 
 

@@ -263,7 +263,8 @@ class LandlockBackend(SandboxBackend):
     (its ``$TMPDIR``, see :mod:`.session`), ``/dev/null`` and the other
     devices anyone may write and, under ``workspace-write``, beneath the
     writable roots; the gate makes its POSIX shared memory, named
-    semaphores, pseudo-terminals and System V IPC objects for it, its own,
+    semaphores, message queues, pseudo-terminals and System V IPC objects
+    for it, its own,
     and opens the /proc files of its processes it may write under bwrap.
     It may read every file but the host's devices that bubblewrap's /dev
     lacks (disks, cameras, terminals) and, outside the writable roots, the
@@ -362,8 +363,8 @@ class LandlockBackend(SandboxBackend):
                 # of the calls that change a process's limits or scheduling.
                 guard_processes=gate is not None,
                 # Nor does an IPC namespace keep the host's IPC objects
-                # apart: the gate gives the run System V objects of its own
-                # (without it, and for POSIX message queues, none).
+                # apart: the gate gives the run System V objects and POSIX
+                # message queues of its own (without it, none).
                 deny_ipc=True, guard_ipc=gate is not None,
                 # With network, no gate decides binds: each is looked at.
                 witness_binds=gate is not None and policy.network,

@@ -68,10 +68,12 @@ program:
   queues) and POSIX message queues (:data:`IPC_CALLS`): the host's objects
   would be in reach, to read, change or remove, and what the run made would
   outlive it;
-* with ``guard_ipc``, turns the System V calls (:data:`SYSV_IPC_CALLS`)
-  into user notifications instead, for corral to give the run objects of
-  its own only, and remove them once it ends (see ``look_at_sysv`` in
-  ``_cgate.c``); ``deny_ipc`` then refuses POSIX message queues only;
+* with ``guard_ipc``, turns the System V calls and the POSIX message
+  queue calls that name an object (:data:`GUARDED_IPC_CALLS`) into user
+  notifications instead, for corral to give the run objects of its own
+  only, and remove them once it ends (see ``look_at_sysv`` in
+  ``_cgate.c``); ``deny_ipc`` then refuses nothing (a queue's descriptor,
+  which only corral gives out, is the run's own);
 * with ``guard_processes``, for a backend without a PID namespace of the
   run's own (Landlock), turns each call that changes a process named by its
   pid, group or user into a user notification (``setpriority``, a
@@ -109,7 +111,8 @@ import functools
 import os
 import struct
 
-__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "IDENTITY_CALLS", "IPC_CALLS",
+__all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "GUARDED_IPC_CALLS",
+           "IDENTITY_CALLS", "IPC_CALLS",
            "LIMIT_CALLS", "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "SYSV_IPC_CALLS", "WRITE_CALLS", "build_program",
            "privileged_calls"]
@@ -144,8 +147,11 @@ _IPC_NUMBERS: dict[str, tuple[int, int]] = {
     "mq_notify": (244, 184), "mq_getsetattr": (245, 185),
 }
 IPC_CALLS = tuple(sorted(_IPC_NUMBERS))
-#: The System V ones of :data:`IPC_CALLS`, which ``guard_ipc`` notifies.
+#: The System V ones of :data:`IPC_CALLS`.
 SYSV_IPC_CALLS = tuple(name for name in IPC_CALLS if not name.startswith("mq_"))
+#: The calls of :data:`IPC_CALLS` that name an object, which ``guard_ipc``
+#: notifies (the other POSIX message queue calls take a descriptor).
+GUARDED_IPC_CALLS = (*SYSV_IPC_CALLS, "mq_open", "mq_unlink")
 _REFUSABLE = {**_NUMBERS, **_IPC_NUMBERS}  # every call the program may refuse, by name
 _CLONE = {"x86_64": 56, "aarch64": 220}
 #: The calls that set a process's user or group ids, and how many ids each
@@ -346,7 +352,7 @@ def build_program(
             f"no seccomp filter for {arch}: corral knows {', '.join(SUPPORTED_ARCHES)}"
         )
     column = _ARCH_INDEX[arch]
-    refused_ipc = set(IPC_CALLS if deny_ipc else ()) - set(SYSV_IPC_CALLS if guard_ipc else ())
+    refused_ipc = IPC_CALLS if deny_ipc and not guard_ipc else ()
     numbers = sorted({n for name in (*deny, *refused_ipc)
                       if (n := _REFUSABLE[name][column]) is not None})
     asm = _Assembler()
@@ -391,7 +397,7 @@ def build_program(
         for name, number in SIGNAL_CALLS[arch].items():
             asm.jump(_JEQ, number, "notify" if name == "pidfd_send_signal" else "signal", None)
     if guard_ipc:
-        for name in SYSV_IPC_CALLS:
+        for name in GUARDED_IPC_CALLS:
             asm.jump(_JEQ, _IPC_NUMBERS[name][column], "notify", None)
     if witness_limits or guard_processes:
         asm.jump(_JEQ, LIMIT_CALLS[arch]["setpriority"], "notify", None)

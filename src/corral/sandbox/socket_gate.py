@@ -83,8 +83,8 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import (LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS, SOCKET_CALLS, SYSV_IPC_CALLS,
-                      WRITE_CALLS, privileged_calls)
+from .seccomp import (GUARDED_IPC_CALLS, LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS,
+                      SOCKET_CALLS, WRITE_CALLS, privileged_calls)
 from .witness import Witness, unprivileged_port_start
 
 TYPE_CHECKING = False
@@ -127,13 +127,15 @@ _GUARDED_NAMES = {number: name for name, number in [
     if name != "setrlimit"}
 _GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
                  for number, name in _GUARDED_NAMES.items())
-# The System V IPC calls (what the server answers where no IPC namespace
-# keeps the host's objects out of reach), each as (number, kind, role), as
-# _cgate.c numbers them: kinds 0 shm, 1 sem, 2 msg; roles 0 a get, 1 a use
-# of an object by its id, 2 a control command.
-_SYSV = tuple((number, ("shm", "sem", "msg").index(name[:3]),
-               0 if name.endswith("get") else 2 if name.endswith("ctl") else 1)
-              for number, name in privileged_calls().items() if name in SYSV_IPC_CALLS)
+# The IPC calls that name an object (what the server answers where no IPC
+# namespace keeps the host's objects out of reach), each as (number, kind,
+# role), as _cgate.c numbers them: kinds 0 shm, 1 sem, 2 msg, 3 a POSIX
+# message queue; roles 0 a get (or mq_open), 1 a use of an object by its
+# id, 2 a control command (or mq_unlink).
+_SYSV = tuple((number, ("shm", "sem", "msg", "mq_").index(name[:3]),
+               0 if name.endswith(("get", "open")) else 2 if name.endswith(("ctl", "unlink"))
+               else 1)
+              for number, name in privileged_calls().items() if name in GUARDED_IPC_CALLS)
 # The write calls the server carries out on names beneath /dev/shm where the
 # sandbox shows the host's (see redirect in _cgate.c), and the opens of a
 # pseudo-terminal where it shows the host's /dev/pts, or of a /proc file of
@@ -196,6 +198,12 @@ def gate_supported() -> bool:
 
 
 _supported: bool | None = None
+
+
+def _queue_prefix() -> str:
+    """What the names of one run's POSIX message queues start with, where
+    the gate makes them (see ``look_at_queue`` in ``_cgate.c``)."""
+    return f"corral-{os.getpid()}-{os.urandom(4).hex()}-"
 
 
 def _private_directory(path: str) -> int:
@@ -327,7 +335,7 @@ class SocketGate:
                 # System V IPC calls (which Landlock's seccomp program
                 # notifies).
                 () if init_answers else _GUARDED,
-                (watchdog_pipe(), ()) if init_answers else (watchdog_pipe(), _SYSV),
+                (watchdog_pipe(), _queue_prefix(), () if init_answers else _SYSV),
                 (self._shm, _SHM if self._shm >= 0 else ()), init_answers)
         except BaseException:
             for fd in (self._ours, self.child_end, self._shm):

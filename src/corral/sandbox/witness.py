@@ -424,8 +424,9 @@ _NEEDS: dict[str, tuple[int, bool]] = {
     "acct": (_CAP_SYS_PACCT, True),
 }
 _IPC_REMEDY = ("System V IPC and POSIX message queues are the host's without an IPC namespace "
-               "of the run's own, which the Landlock backend cannot give: run where bubblewrap "
-               "works, or with full access")
+               "of the run's own, which the Landlock backend gives only through corral's gate "
+               "(seccomp user notification, absent here): run where bubblewrap works, or with "
+               "full access")
 # PROC_USER_INIT_INO: the inode of the initial user namespace, as /proc shows it.
 _INITIAL_USER_NAMESPACE = 0xEFFFFFFD
 
