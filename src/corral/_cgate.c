@@ -498,9 +498,10 @@ enum { SYSV_GET, SYSV_USE, SYSV_CONTROL };      /* shmget, shmat, shmctl ... */
 struct sysv_call {
     int number, kind, role;
 };
-struct sysv_object {
-    int kind, id;
+struct ipc_object {
+    int kind, id; /* a POSIX message queue's id is -1 */
     key_t key; /* IPC_PRIVATE once another object of the run's took it over */
+    char *name; /* a POSIX message queue's, as the server made it (NULL for the others) */
 };
 
 /*
@@ -547,12 +548,10 @@ struct server {
     size_t guarded_count;
     struct sysv_call sysv[MAX_SYSV_CALLS];
     size_t sysv_count;
-    struct sysv_object *objects; /* the run's System V IPC objects */
+    struct ipc_object *objects; /* the run's System V IPC objects and POSIX message queues */
     size_t object_count, object_room;
     int watchdog; /* where each is announced, or -1 (see watchdog_pipe in _containment.py) */
     char queue_prefix[64]; /* what the names of the run's POSIX message queues start with */
-    char **queues; /* the names of those it made */
-    size_t queue_count, queue_room;
     int shm_dir; /* where the run's /dev/shm names are, or -1 (not the server's to close) */
     struct shm_call shm[MAX_SHM_CALLS];
     size_t shm_count;
@@ -826,6 +825,35 @@ static int fd_refusal(const struct server *server, pid_t pid, int fd, char *foun
         result = server->writable == NULL ? EROFS : EACCES;
     close(target);
     return result;
+}
+
+/* Answers the notification: value, or error (an errno) if not 0. */
+static void respond(const struct server *server, const struct seccomp_notif *notif, int value,
+                    int error)
+{
+    struct seccomp_notif_resp response = {.id = notif->id, .val = value, .error = -error};
+    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
+}
+
+/* Lets the kernel carry out the notified call (its own checks decide). */
+static void let_through(const struct server *server, const struct seccomp_notif *notif)
+{
+    struct seccomp_notif_resp response = {
+        .id = notif->id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+    };
+    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
+}
+
+/* The row of a call table (count structs of row_size, each an int row whose
+ * first is a call's number) for number, or NULL. */
+static const void *find_call(const void *table, size_t count, size_t row_size, int number)
+{
+    const char *row = table;
+    for (size_t i = 0; i < count; i++, row += row_size) {
+        if (*(const int *)row == number)
+            return row;
+    }
+    return NULL;
 }
 
 /* Whether the notification still waits: until it is answered, its pid is its caller's. */
@@ -1517,11 +1545,8 @@ static int receive_listener(struct server *server)
  */
 static int refuse_another(struct server *server, const struct seccomp_notif *notif)
 {
-    const struct guard *guard = NULL;
-    for (size_t i = 0; i < server->guarded_count && guard == NULL; i++) {
-        if (server->guarded[i].number == notif->data.nr)
-            guard = &server->guarded[i];
-    }
+    const struct guard *guard =
+        find_call(server->guarded, server->guarded_count, sizeof(*guard), notif->data.nr);
     if (guard == NULL)
         return 0;
     int which = guard->style == GUARD_PID ? 0 : (int)notif->data.args[0];
@@ -1536,14 +1561,10 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
     if (own) {
         if (notif->data.nr == server->setpriority || notif->data.nr == server->prlimit64)
             return 0;
-        struct seccomp_notif_resp response = {
-            .id = notif->id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-        };
-        (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
+        let_through(server, notif);
         return 1;
     }
-    struct seccomp_notif_resp refusal = {.id = notif->id, .error = -EPERM};
-    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &refusal);
+    respond(server, notif, 0, EPERM);
     char message[10] = {'O'};
     memcpy(message + 1, &notif->data.nr, 4);
     memcpy(message + 5, &who, 4);
@@ -1552,27 +1573,12 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
     return 1;
 }
 
-static void respond(const struct server *server, const struct seccomp_notif *notif, int value,
-                    int error)
-{
-    struct seccomp_notif_resp response = {.id = notif->id, .val = value, .error = -error};
-    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
-}
-
-static void let_through(const struct server *server, const struct seccomp_notif *notif)
-{
-    struct seccomp_notif_resp response = {
-        .id = notif->id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-    };
-    (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
-}
-
 /* The run's object of kind with that id, or with that key (not
  * IPC_PRIVATE) if id is -1; or NULL. */
-static struct sysv_object *sysv_own(const struct server *server, int kind, int id, key_t key)
+static struct ipc_object *sysv_own(const struct server *server, int kind, int id, key_t key)
 {
     for (size_t i = server->object_count; i-- > 0;) {
-        struct sysv_object *object = &server->objects[i];
+        struct ipc_object *object = &server->objects[i];
         if (object->kind == kind && (id >= 0 ? object->id == id : object->key == key))
             return object;
     }
@@ -1598,55 +1604,58 @@ static void announce(const struct server *server, char sign, int kind, const cha
         (void)!write(server->watchdog, line, (size_t)length);
 }
 
-static void sysv_announce(const struct server *server, char sign, int kind, int id)
+/* Announces an object of the run's: a System V one by its id, a POSIX
+ * message queue by its name in hex (a name may hold any byte but '/' and
+ * NUL). */
+static void announce_object(const struct server *server, char sign,
+                            const struct ipc_object *object)
 {
-    char number[16];
-    snprintf(number, sizeof(number), "%d", id);
-    announce(server, sign, kind, number);
+    char what[2 * NAME_MAX + 1];
+    if (object->name == NULL) {
+        snprintf(what, sizeof(what), "%d", object->id);
+    } else {
+        size_t i = 0;
+        for (; object->name[i] != 0 && i < NAME_MAX; i++)
+            snprintf(what + 2 * i, 3, "%02x", (unsigned char)object->name[i]);
+        what[2 * i] = 0;
+    }
+    announce(server, sign, object->kind, what);
 }
 
-/* Announces a POSIX message queue of the run's, by its name in hex (a name
- * may hold any byte but '/' and NUL). */
-static void queue_announce(const struct server *server, char sign, const char *name)
+static void remove_object(const struct ipc_object *object)
 {
-    char hex[2 * NAME_MAX + 1];
-    size_t i = 0;
-    for (; name[i] != 0 && i < NAME_MAX; i++)
-        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)name[i]);
-    hex[2 * i] = 0;
-    announce(server, sign, POSIX_MQ, hex);
-}
-
-static void sysv_remove(int kind, int id)
-{
-    if (kind == SYSV_SHM)
-        (void)shmctl(id, IPC_RMID, NULL);
-    else if (kind == SYSV_SEM)
-        (void)semctl(id, 0, IPC_RMID);
+    if (object->kind == SYSV_SHM)
+        (void)shmctl(object->id, IPC_RMID, NULL);
+    else if (object->kind == SYSV_SEM)
+        (void)semctl(object->id, 0, IPC_RMID);
+    else if (object->kind == SYSV_MSG)
+        (void)msgctl(object->id, IPC_RMID, NULL);
     else
-        (void)msgctl(id, IPC_RMID, NULL);
+        (void)syscall(SYS_mq_unlink, object->name);
 }
 
-/* Keeps the object the server made for the run; -1 (ENOMEM, the object
- * removed) if it cannot. */
-static int sysv_keep(struct server *server, int kind, int id, key_t key)
+/* Keeps the object the server made for the run (a queue's name, given, is
+ * kept from now on); -1 (ENOMEM, the object removed) if it cannot. */
+static int keep_object(struct server *server, struct ipc_object object)
 {
     if (server->object_count == server->object_room) {
         size_t room = server->object_room ? server->object_room * 2 : 8;
-        struct sysv_object *grown = realloc(server->objects, room * sizeof(*grown));
+        struct ipc_object *grown = realloc(server->objects, room * sizeof(*grown));
         if (grown == NULL) {
-            sysv_remove(kind, id);
+            remove_object(&object);
+            free(object.name);
             errno = ENOMEM;
             return -1;
         }
         server->objects = grown;
         server->object_room = room;
     }
-    struct sysv_object *before = key == IPC_PRIVATE ? NULL : sysv_own(server, kind, -1, key);
+    struct ipc_object *before =
+        object.key == IPC_PRIVATE ? NULL : sysv_own(server, object.kind, -1, object.key);
     if (before != NULL)
         before->key = IPC_PRIVATE; /* removed: its key is the new object's */
-    server->objects[server->object_count++] = (struct sysv_object){kind, id, key};
-    sysv_announce(server, '=', kind, id);
+    server->objects[server->object_count++] = object;
+    announce_object(server, '=', &object);
     return 0;
 }
 
@@ -1669,9 +1678,10 @@ static int sysv_make(struct server *server, int kind, key_t key, unsigned long l
     int made;
     if (key == IPC_PRIVATE) {
         made = sysv_get(kind, key, size, flags);
-        return made < 0 || sysv_keep(server, kind, made, key) == 0 ? made : -1;
+        return made < 0 || keep_object(server, (struct ipc_object){kind, made, key, NULL}) == 0
+                   ? made : -1;
     }
-    const struct sysv_object *own = sysv_own(server, kind, -1, key);
+    const struct ipc_object *own = sysv_own(server, kind, -1, key);
     if (!(flags & IPC_CREAT)) {
         made = own != NULL ? sysv_get(kind, key, size, flags) : -1;
         if (own == NULL || (made >= 0 && made != own->id))
@@ -1680,7 +1690,7 @@ static int sysv_make(struct server *server, int kind, key_t key, unsigned long l
     }
     made = sysv_get(kind, key, size, flags | IPC_EXCL);
     if (made >= 0)
-        return sysv_keep(server, kind, made, key) == 0 ? made : -1;
+        return keep_object(server, (struct ipc_object){kind, made, key, NULL}) == 0 ? made : -1;
     if (errno != EEXIST)
         return -1;
     if (own != NULL) {
@@ -1727,7 +1737,7 @@ static int hand_over(const struct server *server, const struct seccomp_notif *no
  * queue handed over as the command's descriptor; the calls on a queue's
  * descriptor go through (only the gate gives one out: /dev/mqueue is
  * unreadable there).  What the run made is unlinked once it ends, and
- * announced to the watchdog meanwhile (see sysv_object).  (The C library
+ * announced to the watchdog meanwhile (see ipc_object).  (The C library
  * passes the name without its leading slash.)
  */
 static void look_at_queue(struct server *server, const struct seccomp_notif *notif, int role)
@@ -1761,43 +1771,33 @@ static void look_at_queue(struct server *server, const struct seccomp_notif *not
         return;
     }
     int queue = (int)syscall(SYS_mq_open, full, flags | O_CLOEXEC, (mode_t)args[2], given);
-    if (queue >= 0 && (flags & O_CREAT)) {
-        int known = 0;
-        for (size_t i = 0; i < server->queue_count && !known; i++)
-            known = strcmp(server->queues[i], full) == 0;
-        if (!known && server->queue_count == server->queue_room) {
-            size_t room = server->queue_room ? server->queue_room * 2 : 4;
-            char **grown = realloc(server->queues, room * sizeof(*grown));
-            if (grown != NULL) {
-                server->queues = grown;
-                server->queue_room = room;
-            }
-        }
-        char *kept = known || server->queue_count == server->queue_room ? NULL : strdup(full);
-        if (kept != NULL) {
-            server->queues[server->queue_count++] = kept;
-            queue_announce(server, '=', kept);
-        }
-        else if (!known) { /* it could not be kept: it would outlive the run */
-            close(queue);
+    int known = 0;
+    for (size_t i = 0; queue >= 0 && (flags & O_CREAT) && i < server->object_count; i++) {
+        const struct ipc_object *object = &server->objects[i];
+        known |= object->kind == POSIX_MQ && strcmp(object->name, full) == 0;
+    }
+    if (queue >= 0 && (flags & O_CREAT) && !known) {
+        /* strdup's failure is keep_object's: the queue is unlinked. */
+        struct ipc_object made = {POSIX_MQ, -1, IPC_PRIVATE, strdup(full)};
+        if (made.name == NULL) {
             (void)syscall(SYS_mq_unlink, full);
-            respond(server, notif, 0, ENOMEM);
-            return;
+            errno = ENOMEM;
+        }
+        if (made.name == NULL || keep_object(server, made) != 0) {
+            close(queue); /* it could not be kept: it would outlive the run */
+            queue = -1;
         }
     }
     if (queue < 0 || hand_over(server, notif, queue, (unsigned long long)flags) != 0)
         respond(server, notif, 0, errno);
 }
 
-/* Answers a System V IPC call (see struct sysv_object), or a POSIX message
+/* Answers a System V IPC call (see struct ipc_object), or a POSIX message
  * queue's (see look_at_queue); 1 if it was one. */
 static int look_at_sysv(struct server *server, const struct seccomp_notif *notif)
 {
-    const struct sysv_call *call = NULL;
-    for (size_t i = 0; i < server->sysv_count && call == NULL; i++) {
-        if (server->sysv[i].number == notif->data.nr)
-            call = &server->sysv[i];
-    }
+    const struct sysv_call *call =
+        find_call(server->sysv, server->sysv_count, sizeof(*call), notif->data.nr);
     if (call == NULL)
         return 0;
     if (call->kind == POSIX_MQ) {
@@ -2021,11 +2021,8 @@ static int hand_over(const struct server *server, const struct seccomp_notif *no
  * one. */
 static int redirect(struct server *server, const struct seccomp_notif *notif)
 {
-    const struct shm_call *call = NULL;
-    for (size_t i = 0; i < server->shm_count && call == NULL; i++) {
-        if (server->shm[i].number == notif->data.nr)
-            call = &server->shm[i];
-    }
+    const struct shm_call *call =
+        find_call(server->shm, server->shm_count, sizeof(*call), notif->data.nr);
     if (call == NULL || server->shm_dir < 0)
         return 0;
     const __u64 *args = notif->data.args;
@@ -2159,8 +2156,7 @@ static void *serve_notifications(void *argument)
             }
         }
         if (privileged) {
-            struct seccomp_notif_resp refusal = {.id = notif.id, .error = -EPERM};
-            (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &refusal);
+            respond(server, &notif, 0, EPERM);
             /* The first two arguments: a refused socket's family and type. */
             char message[13] = {'P'};
             unsigned int first = (unsigned int)notif.data.args[0];
@@ -2187,17 +2183,11 @@ static void *serve_notifications(void *argument)
                 look_at_limit(server, &notif);
             else if (look_at_sends(server, &notif))
                 continue; /* answered once looked at */
-            struct seccomp_notif_resp response = {
-                .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-            };
-            (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response);
+            let_through(server, &notif);
             continue;
         }
-        const struct operand *found = NULL;
-        for (size_t i = 0; i < server->count && found == NULL; i++) {
-            if (server->operands[i].number == notif.data.nr)
-                found = &server->operands[i];
-        }
+        const struct operand *found =
+            find_call(server->operands, server->count, sizeof(*found), notif.data.nr);
         if (found == NULL) {
             char message[1 + sizeof(notif)];
             message[0] = 'N';
@@ -2209,18 +2199,11 @@ static void *serve_notifications(void *argument)
         for (const struct operand *op = found;
              op < server->operands + server->count && op->number == notif.data.nr; op++)
             look_at(server, &notif, op);
-        struct seccomp_notif_resp response = {
-            .id = notif.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE,
-        };
-        (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SEND, &response); /* ENOENT: gone */
+        let_through(server, &notif);
     }
     for (size_t i = 0; i < server->object_count; i++) {
-        sysv_remove(server->objects[i].kind, server->objects[i].id);
-        sysv_announce(server, '~', server->objects[i].kind, server->objects[i].id);
-    }
-    for (size_t i = 0; i < server->queue_count; i++) {
-        (void)syscall(SYS_mq_unlink, server->queues[i]);
-        queue_announce(server, '~', server->queues[i]);
+        remove_object(&server->objects[i]);
+        announce_object(server, '~', &server->objects[i]);
     }
     for (size_t i = 0; i < server->terminal_count && i < MAX_TERMINALS; i++)
         close(server->terminals[i].master);
@@ -2239,10 +2222,9 @@ static void free_server(struct server *server)
     }
     free(server->operands);
     free(server->refused);
+    for (size_t i = 0; i < server->object_count; i++)
+        free(server->objects[i].name);
     free(server->objects);
-    for (size_t i = 0; i < server->queue_count; i++)
-        free(server->queues[i]);
-    free(server->queues);
     if (server->stop >= 0)
         close(server->stop);
     if (server->root >= 0)

@@ -252,10 +252,10 @@ OUTPUTS_PREFIX = "outputs-"
 # $3: corral's runtime directory (the placeholder records, and the MCP
 # server's outputs, in OUTPUTS_PREFIX<token>); $4, $5, $6: python, the sweep code
 # and corral's import path; $7: where session directories are; $8: the code
-# that removes System V IPC objects.  On its stdin, corral announces the
-# process group of each run contained by process group ("+PGID", "-PGID"
-# when the run is over) and each System V IPC object a Landlock run has
-# ("=K:ID", "~K:ID" once removed; see watchdog_pipe).  Runs after corral is
+# that removes IPC objects.  On its stdin, corral announces the process
+# group of each run contained by process group ("+PGID", "-PGID" when the
+# run is over) and each IPC object a Landlock run has ("=K:ID", "~K:ID" once
+# removed; see watchdog_pipe).  Runs after corral is
 # gone: kills its runs (the groups still announced, the run cgroups), removes
 # the IPC objects still announced, its session's temporary directory and its
 # outputs, then lets Python remove
@@ -347,8 +347,8 @@ def ensure_watchdog() -> None:
     only each run's first process.  The watchdog, a shell in its own session,
     waits on a pipe that only this process holds open; when the pipe closes
     (this process is gone, however it died) it kills and removes every run
-    cgroup this process created, removes the System V IPC objects its socket
-    gates made for Landlock runs, its session's temporary directory
+    cgroup this process created, removes the IPC objects its socket gates
+    made for Landlock runs, its session's temporary directory
     (:mod:`corral.sandbox.session`) and an MCP server's outputs
     (:data:`OUTPUTS_PREFIX`), then sweeps the placeholders of its
     sandboxes (:mod:`corral.sandbox.guards`).  Best effort: without /bin/sh,

@@ -45,8 +45,8 @@ def _landlock_rung(policy: SandboxPolicy, absence: str, cwd: str | None) -> Sand
         reason = why or f"Landlock ABI {abi} lacks signal scoping (ABI 6, Linux 6.12)"
         raise PolicyError(f"{no_bwrap}, and the Landlock backend is not usable here: {reason}; "
                           "run `corral doctor` to see what this machine supports")
-    missing = [n for n in LandlockBackend.weaker_guarantees(policy, cwd)
-               if n not in policy.accept_weaker]
+    backend = LandlockBackend(abi)
+    missing = [n for n in backend.weaker_guarantees(policy, cwd) if n not in policy.accept_weaker]
     if missing:
         terms = "; ".join(f"{name}: {WEAKER_GUARANTEES[name]}" for name in missing)
         raise PolicyError(
@@ -54,4 +54,4 @@ def _landlock_rung(policy: SandboxPolicy, absence: str, cwd: str | None) -> Sand
             f"({terms}); accept them by name (accept_weaker={tuple(missing)!r}, or "
             f"{' '.join('--accept-weaker ' + n for n in missing)}) or install bubblewrap"
         )
-    return LandlockBackend(abi)
+    return backend

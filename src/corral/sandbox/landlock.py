@@ -213,6 +213,10 @@ def _hidden_devices() -> list[str]:
     return [f"/dev/{name}" for name in names if name not in SANDBOX_DEVICES or name == "pts"]
 
 
+# A run's writable roots, then what _hideable says of its deny-read paths.
+_Plan = tuple[tuple[str, ...], list[str], list[str], list[str]]
+
+
 def _roots(policy: SandboxPolicy, cwd: str) -> tuple[str, ...]:
     """The writable roots of ``policy`` run in ``cwd``: only the roots,
     nothing is protected here (``unprotected-paths``)."""
@@ -289,14 +293,21 @@ class LandlockBackend(SandboxBackend):
 
     def __init__(self, abi: int) -> None:
         self.abi = abi
+        # The last run's roots and what it hides, by its policy and working
+        # directory: worked out once for the rung's check and the transform.
+        self._planned: tuple[SandboxPolicy, str, _Plan] | None = None
 
-    @staticmethod
-    def weaker_guarantees(policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
+    def _plan(self, policy: SandboxPolicy, cwd: str) -> _Plan:
+        if self._planned is None or self._planned[:2] != (policy, cwd):
+            roots = _roots(policy, cwd)
+            self._planned = (policy, cwd, (roots, *_hideable(policy, cwd, roots)))
+        return self._planned[2]
+
+    def weaker_guarantees(self, policy: SandboxPolicy, cwd: str | None = None) -> list[str]:
         """The names from WEAKER_GUARANTEES this backend needs accepted for
         ``policy``, run in ``cwd`` (default: the current directory)."""
         needed = ["shared-tmp", "visible-processes", "changeable-attributes"]
-        cwd = cwd or os.getcwd()
-        if _hideable(policy, cwd, _roots(policy, cwd))[2]:
+        if self._plan(policy, cwd or os.getcwd())[3]:
             needed.append("no-deny-read")
         if policy.kind is PolicyKind.WORKSPACE_WRITE:
             # Even with no protected path named: what decides the code
@@ -307,9 +318,8 @@ class LandlockBackend(SandboxBackend):
 
     def transform(self, launch: LaunchSpec, policy: SandboxPolicy) -> LaunchSpec:
         cwd = launch.cwd or os.getcwd()
-        roots = _roots(policy, cwd)
         # What lies in a root stays readable: the ``no-deny-read`` accepted.
-        secrets, kept, _ = _hideable(policy, cwd, roots)
+        roots, secrets, kept, _ = self._plan(policy, cwd)
         private_tmp = session_tmp()
         # The devices bubblewrap's /dev has, which anyone may write.
         writable = [private_tmp, "/dev/null", "/dev/zero", "/dev/full", "/dev/random",

@@ -132,7 +132,7 @@ _GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
 # role), as _cgate.c numbers them: kinds 0 shm, 1 sem, 2 msg, 3 a POSIX
 # message queue; roles 0 a get (or mq_open), 1 a use of an object by its
 # id, 2 a control command (or mq_unlink).
-_SYSV = tuple((number, ("shm", "sem", "msg", "mq_").index(name[:3]),
+_IPC = tuple((number, ("shm", "sem", "msg", "mq_").index(name[:3]),
                0 if name.endswith(("get", "open")) else 2 if name.endswith(("ctl", "unlink"))
                else 1)
               for number, name in privileged_calls().items() if name in GUARDED_IPC_CALLS)
@@ -335,7 +335,7 @@ class SocketGate:
                 # System V IPC calls (which Landlock's seccomp program
                 # notifies).
                 () if init_answers else _GUARDED,
-                (watchdog_pipe(), _queue_prefix(), () if init_answers else _SYSV),
+                (watchdog_pipe(), _queue_prefix(), () if init_answers else _IPC),
                 (self._shm, _SHM if self._shm >= 0 else ()), init_answers)
         except BaseException:
             for fd in (self._ours, self.child_end, self._shm):
