@@ -14,7 +14,9 @@ looked at (the rest of the sandbox, the write witness included,
 unchanged), and under workspace-write as corral runs it.  The ratio of the
 last two is the price; the figure per call is their difference over the
 calls made.  ``--landlock`` runs the sandboxed ways on the Landlock backend
-(its weaker guarantees accepted) instead of bubblewrap.
+(its weaker guarantees accepted) instead of bubblewrap; with
+``CORRAL_LANDLOCK_ABI=4`` too, it prices the gate's guard of kills, which
+stands in for Landlock's signal scoping below ABI 6.
 Run: ``python bench/bench_watched_calls.py [execs|kills|host-kills] [RUNS] [N] [--landlock]``.
 """
 
@@ -32,11 +34,13 @@ import corral.sandbox.bwrap
 import corral.sandbox.landlock
 from corral.sandbox.seccomp import build_program
 
-# What each loop makes a pass, and the build_program option that watches it.
+# What each loop makes a pass, and the build_program options that watch it
+# (below Landlock ABI 6, CORRAL_LANDLOCK_ABI=4 for one, the gate guards kills).
 CALLS = {
-    "execs": ("/bin/true", "witness_execs"),
-    "kills": ('kill -0 "$$"', "witness_signals"),
-    "host-kills": ('kill -0 $(($$ + 100000 + i)) 2>/dev/null', "witness_signals"),
+    "execs": ("/bin/true", ("witness_execs",)),
+    "kills": ('kill -0 "$$"', ("witness_signals", "guard_signals")),
+    "host-kills": ('kill -0 $(($$ + 100000 + i)) 2>/dev/null',
+                   ("witness_signals", "guard_signals")),
 }
 LANDLOCK_ACCEPTS = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
                     "changeable-attributes")
@@ -50,7 +54,7 @@ def main() -> None:
         sys.exit(f"usage: bench_watched_calls.py [{'|'.join(CALLS)}] [RUNS] [N] [--landlock]")
     runs = int(args[1]) if len(args) > 1 else 30
     count = int(args[2]) if len(args) > 2 else 1000
-    call, option = CALLS[what]
+    call, options = CALLS[what]
     loop = f'i=0; while [ "$i" -lt "$1" ]; do {call}; i=$((i + 1)); done'
     backend = corral.sandbox.landlock if landlock else corral.sandbox.bwrap
     sandboxed = corral.SandboxPolicy.workspace_write(
@@ -64,9 +68,11 @@ def main() -> None:
             assert result.exit_code == 0 and result.denials == (), result.output.text
             assert result.sandbox == ("landlock" if landlock else "bwrap") or policy == "full-access"
 
+        off = dict.fromkeys(options, False)
+
         def not_looked_at() -> None:
-            with mock.patch.object(backend, "build_program", lambda *args, **options:
-                                   build_program(*args, **{**options, option: False})):
+            with mock.patch.object(backend, "build_program", lambda *args, **given:
+                                   build_program(*args, **{**given, **off})):
                 run(sandboxed)
 
         unwatched = f"workspace-write, {what} not looked at"

@@ -159,6 +159,24 @@ def tcp_listener() -> Iterator[tuple[str, int]]:
     server.close()
 
 
+def _landlock_abis() -> list[int]:
+    from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+    kernel = landlock_abi()[0]
+    return [kernel, *([LandlockBackend.MINIMUM_ABI]
+                      if kernel > LandlockBackend.MINIMUM_ABI else [])]
+
+
+@pytest.fixture(params=_landlock_abis(), ids=lambda abi: f"abi{abi}")
+def landlock_at(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A Landlock test using this runs at the kernel's ABI and, where that
+    is higher, again at the least corral takes (CORRAL_LANDLOCK_ABI): where
+    corral's gate keeps the command from signalling the host's processes in
+    place of Landlock's scoping (ABI 6)."""
+    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", str(request.param))
+    return int(request.param)
+
+
 @pytest.fixture(params=["init", "bwrap"])
 def binds_made_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """A test using this runs twice: with the protected paths bound by

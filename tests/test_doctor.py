@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from corral.sandbox.landlock import LandlockBackend
 from corral.sandbox.probe import probe_machine
 
 CORRAL = [sys.executable, "-m", "corral"]
@@ -42,12 +43,32 @@ def test_text_report():
 
 
 def test_without_bubblewrap_the_landlock_rung_is_offered_with_what_it_lacks():
-    if probe_machine().landlock_abi < 6:
-        pytest.skip("no Landlock ABI 6 here: the policies are refused instead")
+    if probe_machine().landlock_abi < LandlockBackend.MINIMUM_ABI:
+        pytest.skip("no Landlock ABI 4 here: the policies are refused instead")
     proc = _doctor("--json", env={**os.environ, "CORRAL_BWRAP": "/nonexistent/bwrap"})
     read_only = json.loads(proc.stdout)["policies"]["read-only"]
     assert read_only.startswith("no usable bubblewrap") and "visible-processes" in read_only
     assert "System V IPC" in read_only
+    below_scoping = probe_machine().landlock_abi < LandlockBackend.SIGNAL_SCOPING_ABI
+    assert ("the gate, not the kernel, keeps it from signalling" in read_only) == below_scoping
+    # An older kernel's Landlock, as CORRAL_LANDLOCK_ABI stands for one.
+    for cap, offered in (("4", True), ("3", False)):
+        proc = _doctor("--json", env={**os.environ, "CORRAL_BWRAP": "/nonexistent/bwrap",
+                                      "CORRAL_LANDLOCK_ABI": cap})
+        report = json.loads(proc.stdout)
+        detail = report["machine"]["landlock"]["detail"]
+        assert detail == f"ABI {cap} (capped by CORRAL_LANDLOCK_ABI)"
+        read_only = report["policies"]["read-only"]
+        if offered:
+            assert "the gate, not the kernel, keeps it from signalling" in read_only
+        else:
+            assert read_only.startswith("refused here") and "ABI 4 needed" in read_only
+
+
+def test_a_bad_landlock_abi_cap_is_named_not_a_traceback():
+    proc = _doctor(env={**os.environ, "CORRAL_LANDLOCK_ABI": "latest"})
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    assert "CORRAL_LANDLOCK_ABI='latest': give a Landlock ABI version" in proc.stdout
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is not installed")

@@ -464,7 +464,7 @@ def _on_landlock(monkeypatch: pytest.MonkeyPatch, network: bool = False) -> corr
     from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
     if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
-        pytest.skip("no Landlock ABI 6 here")
+        pytest.skip(f"no Landlock ABI {LandlockBackend.MINIMUM_ABI} here")
     monkeypatch.setattr(bwrap, "bwrap_backend", lambda: None)
     return corral.SandboxPolicy.workspace_write(network=network, accept_weaker=(
         "shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
@@ -507,6 +507,14 @@ def test_no_unix_datagram_socket_sends_to_a_host_socket(host_dir, workspace, bac
     if not gated:
         monkeypatch.setattr(socket_gate, "_supported", False)
     argv = [PYTHON, "-c", UNIX_DATAGRAM, call, kind, str(host_dir / "service.dgram")]
+    from corral.sandbox.landlock import LandlockBackend, landlock_abi
+
+    if (backend == "landlock" and not gated
+            and landlock_abi()[0] < LandlockBackend.SIGNAL_SCOPING_ABI):
+        # Nothing would keep the command from signalling the host's processes.
+        with pytest.raises(corral.PolicyError, match="signalling the user's other processes"):
+            corral.run(argv, cwd=workspace, policy=policy)
+        return
     service = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     service.bind(argv[-1])
     service.settimeout(0.5)

@@ -40,7 +40,8 @@ def test_a_bwrap_without_namespaces_is_refused_with_its_reason(broken_bwrap, tmp
     assert "No permissions to create new namespace" in message
 
 
-@pytest.mark.skipif(landlock_abi()[0] < LandlockBackend.MINIMUM_ABI, reason="no Landlock ABI 6")
+@pytest.mark.skipif(landlock_abi()[0] < LandlockBackend.MINIMUM_ABI,
+                    reason=f"no Landlock ABI {LandlockBackend.MINIMUM_ABI}")
 def test_then_landlock_runs_it_once_its_weaknesses_are_accepted(broken_bwrap, host_dir):
     with pytest.raises(corral.PolicyError, match="unprotected-paths"):
         corral.run(["true"], cwd=host_dir)
@@ -53,7 +54,8 @@ def test_then_landlock_runs_it_once_its_weaknesses_are_accepted(broken_bwrap, ho
     assert (host_dir / "made").exists() and not (host_dir.parent / "outside").exists()
 
 
-@pytest.mark.skipif(landlock_abi()[0] < LandlockBackend.MINIMUM_ABI, reason="no Landlock ABI 6")
+@pytest.mark.skipif(landlock_abi()[0] < LandlockBackend.MINIMUM_ABI,
+                    reason=f"no Landlock ABI {LandlockBackend.MINIMUM_ABI}")
 def test_landlock_names_unprotected_paths_even_where_none_is_named(broken_bwrap, host_dir):
     """With no protected path named, Landlock still cannot protect what
     decides the code corral runs next (its installation, the system's bwrap,
@@ -62,6 +64,25 @@ def test_landlock_names_unprotected_paths_even_where_none_is_named(broken_bwrap,
         "shared-tmp", "visible-processes", "no-deny-read", "changeable-attributes"))
     with pytest.raises(corral.PolicyError, match="unprotected-paths"):
         corral.run(["true"], cwd=host_dir, policy=policy)
+
+
+def test_a_landlock_abi_below_the_least_is_refused_with_what_it_lacks(broken_bwrap, host_dir,
+                                                                     monkeypatch):
+    """CORRAL_LANDLOCK_ABI stands for an older kernel's Landlock: below ABI
+    4 (no TCP rules) the rung is refused, saying why; a value that is no
+    ABI is named."""
+    if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
+        pytest.skip(f"no Landlock ABI {LandlockBackend.MINIMUM_ABI} here to cap")
+    policy = corral.SandboxPolicy.read_only(accept_weaker=(
+        "shared-tmp", "visible-processes", "no-deny-read", "changeable-attributes"))
+    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "3")
+    with pytest.raises(corral.PolicyError, match=r"Landlock ABI 3 has no TCP rules \(ABI 4"):
+        corral.run(["true"], cwd=host_dir, policy=policy)
+    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "four")
+    with pytest.raises(corral.PolicyError, match="CORRAL_LANDLOCK_ABI='four': give a Landlock"):
+        corral.run(["true"], cwd=host_dir, policy=policy)
+    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "4")
+    assert corral.run(["true"], cwd=host_dir, policy=policy).sandbox == "landlock"
 
 
 def _forget_trials() -> None:

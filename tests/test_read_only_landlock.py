@@ -19,12 +19,13 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
-from conftest import host_queue, openable_device, sysv_ids
+from conftest import MECHANISMS, host_queue, kill_quietly, openable_device, sysv_ids
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
-pytestmark = pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
-                                reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})")
+pytestmark = [pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
+                                 reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})"),
+              pytest.mark.usefixtures("landlock_at")]
 PYTHON = os.path.realpath(sys.executable)
 ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "changeable-attributes")
 POLICY = corral.SandboxPolicy.read_only(accept_weaker=ACCEPTED)
@@ -230,16 +231,158 @@ def test_tcp_fast_open_and_udp_are_refused(tcp_listener):
     assert corral.run([PYTHON, "-c", udp], policy="full-access").stdout == "created\n"
 
 
-def test_host_processes_cannot_be_signalled():
-    import subprocess
-
-    victim = subprocess.Popen(["sleep", "30"])
+# A signal to the process argv[1] by the route argv[2]: each call that sends
+# one, and each that names the process SIGIO goes to (then caused at once).
+SIGNAL = textwrap.dedent("""
+    import ctypes, fcntl, os, signal, socket, struct, sys, time
+    target, route = int(sys.argv[1]), sys.argv[2]
+    libc = ctypes.CDLL(None, use_errno=True)
+    numbers = {"x86_64": (200, 234, 297), "aarch64": (130, 131, 240)}[os.uname().machine]
+    def call(number, *args):
+        if libc.syscall(number, *args) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    def queued():  # a siginfo_t as sigqueue makes one: SIGTERM, SI_QUEUE
+        return ctypes.create_string_buffer(struct.pack("iii", 15, 0, -1), 128)
+    def owner(set_owner):
+        ours, theirs = socket.socketpair()
+        set_owner(ours)
+        fcntl.fcntl(ours, fcntl.F_SETFL, fcntl.fcntl(ours, fcntl.F_GETFL) | os.O_ASYNC)
+        theirs.send(b"x")  # SIGIO to the owner
+        time.sleep(0.3)
+    routes = {
+        "kill": lambda: os.kill(target, signal.SIGTERM),
+        "group": lambda: os.killpg(target, signal.SIGTERM),
+        "everyone": lambda: os.kill(-1, signal.SIGTERM),
+        "tkill": lambda: call(numbers[0], target, 15),
+        "tgkill": lambda: call(numbers[1], target, target, 15),
+        "sigqueue": lambda: call(138 if numbers[0] == 130 else 129, target, 15, queued()),
+        "rt_tgsigqueueinfo": lambda: call(numbers[2], target, target, 15, queued()),
+        "pidfd": lambda: signal.pidfd_send_signal(os.pidfd_open(target), signal.SIGTERM),
+        "proc directory": lambda: signal.pidfd_send_signal(
+            os.open(f"/proc/{target}", os.O_RDONLY | os.O_DIRECTORY), signal.SIGTERM),
+        "F_SETOWN": lambda: owner(lambda s: fcntl.fcntl(s, fcntl.F_SETOWN, target)),
+        "F_SETOWN_EX": lambda: owner(
+            lambda s: fcntl.fcntl(s, 15, struct.pack("ii", 1, target))),  # F_OWNER_PID
+        "FIOSETOWN": lambda: owner(lambda s: fcntl.ioctl(s, 0x8901, struct.pack("i", target))),
+    }
     try:
-        assert corral.run(["kill", "-0", str(victim.pid)], policy=POLICY).exit_code != 0
-        assert corral.run(["kill", "-0", str(victim.pid)], policy="full-access").exit_code == 0
+        routes[route]()
+        print("sent")
+    except OSError as e:
+        print("refused", e.errno)
+        sys.exit(3)
+""")
+SIGNAL_ROUTES = ["kill", "group", "everyone", "tkill", "tgkill", "sigqueue",
+                 "rt_tgsigqueueinfo", "pidfd", "proc directory", "F_SETOWN", "F_SETOWN_EX",
+                 "FIOSETOWN"]
+# Those that name where SIGIO goes: Landlock's scoping (ABI 6) lets the
+# owner be set, and keeps the signal from it; corral's gate refuses it.
+OWNER_ROUTES = {"F_SETOWN", "F_SETOWN_EX", "FIOSETOWN"}
+
+
+def _wait_ended(process: subprocess.Popen[bytes], timeout: float = 5.0) -> bool:
+    try:
+        process.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.mark.parametrize("route", SIGNAL_ROUTES)
+def test_host_processes_cannot_be_signalled(route, landlock_at):
+    """By no route: Landlock's signal scoping (ABI 6) or, below it,
+    corral's gate keeps every signal from the host's processes, SIGIO
+    included (which ends a process that does not handle it).  The same
+    route ends the process outside the sandbox (but -1, which there would
+    signal every process of the user)."""
+    victim = subprocess.Popen(["sleep", "30"], process_group=0)
+    try:
+        argv = [PYTHON, "-c", SIGNAL, str(victim.pid), route]
+        result = corral.run(argv, policy=POLICY)
+        assert not _wait_ended(victim, 0.3), result.aggregated_output
+        if route == "everyone":
+            # No process of the run's but the caller: none to signal, as in a
+            # PID namespace of its own (ESRCH), where the gate decides;
+            # Landlock's scoping refuses each host process without a word.
+            assert result.stdout == ("sent\n" if landlock_at >= LandlockBackend.SIGNAL_SCOPING_ABI
+                                     else "refused 3\n")
+            assert result.denials == ()
+            return
+        if route in OWNER_ROUTES and landlock_at >= LandlockBackend.SIGNAL_SCOPING_ABI:
+            assert result.stdout == "sent\n", result.aggregated_output
+            return
+        assert result.stdout == "refused 1\n", result.aggregated_output
+        target = f"process group {victim.pid}" if route == "group" else f"pid {victim.pid}"
+        # tgkill is not watched where Landlock refuses it (Go's runtime makes
+        # it many times a second): refused unreported.
+        reported = route != "tgkill" or landlock_at < LandlockBackend.SIGNAL_SCOPING_ABI
+        assert [(d.kind.value, d.target) for d in result.denials] == (
+            [("privilege", target)] if reported else [])
+        control = corral.run(argv, policy="full-access")
+        assert control.stdout == "sent\n", control.aggregated_output
+        assert _wait_ended(victim)
     finally:
         victim.kill()
         victim.wait()
+
+
+OWN_PROCESSES = textwrap.dedent("""
+    import signal, subprocess, sys
+    signal.signal(signal.SIGTERM, lambda *_: None)  # a kill of every process reaches this one
+    for route in sys.argv[2:]:
+        child = subprocess.Popen(["sleep", "30"], process_group=0)
+        sent = subprocess.run([sys.executable, "-c", sys.argv[1], str(child.pid), route],
+                              capture_output=True, text=True)
+        print(route, sent.stdout.strip(), child.wait(5))
+""")
+
+
+def test_the_runs_own_processes_are_signalled_by_every_route():
+    """Each route reaches a process of the run's own, at any ABI."""
+    result = corral.run([PYTHON, "-c", OWN_PROCESSES, SIGNAL, *SIGNAL_ROUTES], policy=POLICY)
+    assert result.exit_code == 0 and result.denials == (), result.aggregated_output
+    expected = ["everyone sent -15" if route == "everyone" else
+                f"{route} sent {-29 if route in OWNER_ROUTES else -15}" for route in SIGNAL_ROUTES]
+    assert result.stdout.splitlines() == expected
+
+
+# A daemon (a session of its own, whose leader lives on) reached from the
+# run's first session, which it reaches too; then one whose session's
+# leader has ended (a second fork), reached or not.
+DAEMONS = """
+setsid sh -c 'kill -0 $1 && echo reached the first session; echo $$ > "$TMPDIR/daemon"
+              exec sleep 30' sh $$ &
+setsid sh -c 'sleep 30 & echo $! > "$TMPDIR/orphan"' &
+sleep 0.3; daemon=$(cat "$TMPDIR/daemon"); orphan=$(cat "$TMPDIR/orphan")
+rm "$TMPDIR/daemon" "$TMPDIR/orphan"  # the session's: the next run's too
+echo $daemon; kill $daemon && echo killed the daemon
+echo $orphan; kill $orphan && echo killed the orphan
+"""
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_the_runs_daemons_are_the_runs(mechanism, landlock_at, tmp_path):
+    """A process of the run's that started a session of its own (a daemon,
+    as pg_ctl starts PostgreSQL) is in its Landlock domain, and in its
+    cgroup where it has one: reached, and reaches the rest.  Below ABI 6,
+    without a cgroup, the gate knows the run's sessions by their leaders: a
+    daemon whose session's leader has ended (it forked again) is out of
+    the rest's reach (as corral's process-group kill cannot end it)."""
+    result = corral.run(["sh", "-c", DAEMONS], cwd=tmp_path, policy=POLICY,
+                        kill_mechanism=mechanism)
+    lines = result.stdout.splitlines()
+    try:
+        assert lines[0] == "reached the first session" and lines[2] == "killed the daemon", (
+            result.aggregated_output)
+        if (mechanism is corral.KillMechanism.PROCESS_GROUP
+                and landlock_at < LandlockBackend.SIGNAL_SCOPING_ABI):
+            assert lines[4:] == [] and result.exit_code != 0
+        else:
+            assert lines[4:] == ["killed the orphan"], result.aggregated_output
+    finally:
+        for pid in lines[1::2][:2]:
+            if pid.isdigit():
+                kill_quietly(int(pid))
 
 
 PRIVILEGED = {
@@ -538,6 +681,7 @@ SHARED_MEMORY = textwrap.dedent("""
     print("crossing", tried(lambda: os.rename(os.environ["TMPDIR"], "/dev/shm/away")))
     os.symlink(sys.argv[2], os.environ["TMPDIR"] + "/.dev-shm/planted")
     print("planted", tried(lambda: os.open("/dev/shm/planted", os.O_RDWR)))
+    os.unlink(os.environ["TMPDIR"] + "/.dev-shm/planted")  # the session's: the next run's too
     with multiprocessing.Pool(2) as pool:  # its locks are named semaphores
         print("pool", pool.map(abs, [-1, -2]))
 """)

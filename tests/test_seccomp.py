@@ -341,6 +341,40 @@ def test_the_witness_is_told_of_kills_of_a_pid_or_a_group_by_number():
     assert in_child(signals, None) == [0, 0, 0, 0]
 
 
+def guarded_signals() -> list[int]:
+    """kill of the caller's group by 0, of itself, of every process (-1);
+    tkill and tgkill of itself; fcntl F_GETFL, F_SETOWN, F_SETOWN_EX and
+    ioctl FIONREAD, FIOSETOWN, SIOCSPGRP on a socket, each to itself."""
+    import fcntl
+    import socket
+    import struct
+
+    from corral.sandbox.seccomp import SIGNAL_GUARD_CALLS
+
+    numbers = SIGNAL_GUARD_CALLS[os.uname().machine]
+    me = os.getpid()
+    ours, _ = socket.socketpair()
+    return [_errno_of(libc.kill(0, 0)), _errno_of(libc.kill(me, 0)), _errno_of(libc.kill(-1, 0)),
+            _errno_of(libc.syscall(numbers["tkill"], me, 0)),
+            _errno_of(libc.syscall(numbers["tgkill"], me, me, 0)),
+            *_errnos(lambda: fcntl.fcntl(ours, fcntl.F_GETFL),
+                     lambda: fcntl.fcntl(ours, fcntl.F_SETOWN, me),
+                     lambda: fcntl.fcntl(ours, 15, struct.pack("ii", 1, me)),  # F_SETOWN_EX
+                     lambda: fcntl.ioctl(ours, 0x541B, b"\0" * 4),  # FIONREAD
+                     lambda: fcntl.ioctl(ours, 0x8901, struct.pack("i", me)),  # FIOSETOWN
+                     lambda: fcntl.ioctl(ours, 0x8902, struct.pack("i", me)))]  # SIOCSPGRP
+
+
+def test_guarded_signals_go_to_the_gate_but_to_the_callers_own_group():
+    """Each call that sends a signal, or names where SIGIO goes, is the
+    gate's to decide (without a listener: ENOSYS), but a kill of the
+    caller's own group and fcntl's and ioctl's other commands."""
+    program = build_program(guard_signals=True, witness_signals=True)
+    assert in_child(guarded_signals, program) == [0] + [errno.ENOSYS] * 4 + [
+        0, errno.ENOSYS, errno.ENOSYS, 0, errno.ENOSYS, errno.ENOSYS]
+    assert in_child(guarded_signals, None) == [0] * 11
+
+
 def _errnos(*calls: Callable[[], object]) -> list[int]:
     """What each call raised (its errno), or 0."""
     results = []
@@ -416,11 +450,14 @@ def changes_of_processes(everyone: bool) -> list[int]:
 
 def test_changes_of_another_process_are_guarded():
     """Of the caller itself by 0, they go through; by a pid or a user, the
-    gate decides (without a listener: ENOSYS)."""
+    gate decides (without a listener: ENOSYS).  So does a setsid."""
     program = build_program(guard_processes=True)
     assert in_child(lambda: changes_of_processes(True), program) == [
         0, errno.ENOSYS, 0, 0, errno.ENOSYS]
     assert in_child(lambda: changes_of_processes(False), None) == [0, 0, 0, 0]
+    # setsid goes to the gate too, which learns the run's sessions from it.
+    assert in_child(lambda: _errnos(os.setsid), program) == [errno.ENOSYS]
+    assert in_child(lambda: _errnos(os.setsid), None) == [0]
 
 
 def ipc_calls() -> list[int]:
@@ -455,7 +492,7 @@ def test_system_v_ipc_is_refused_or_guarded():
 
 
 @pytest.mark.parametrize("guarded, sysv, shm, message", [
-    (((1, 9),), (), (), "bad guarded, System V IPC or /dev/shm call"),  # no such style
+    (((1, 99),), (), (), "bad guarded, System V IPC or /dev/shm call"),  # no such style
     (((1, 0, 0),), (), (), "bad guarded call"),  # a row too wide
     ((), ((1, 0, 0),) * 17, (), "too many System V IPC calls"),
     ((), (), ((1, 0, 9, 0, -1, -1, 1),), "bad guarded, System V IPC or /dev/shm call"),
@@ -467,7 +504,7 @@ def test_the_gate_server_refuses_a_malformed_call_table(guarded, sysv, shm, mess
     ours, theirs = _cgate.socketpair()
     try:
         with pytest.raises(ValueError, match=message):
-            _cgate.serve(ours, None, (), (), (-1,) * 11, guarded, (-1, "", sysv), (-1, shm),
+            _cgate.serve(ours, None, (), (), (-1,) * 13, guarded, (-1, "", sysv), (-1, shm),
                          False)
     finally:
         os.close(ours)

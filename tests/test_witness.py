@@ -29,23 +29,29 @@ ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-path
             "changeable-attributes")
 
 
-@pytest.fixture(params=["bwrap", "bwrap-binds", "landlock"])
+@pytest.fixture(params=["bwrap", "bwrap-binds", "landlock", "landlock-abi4"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both rungs: bwrap (with corral's init, which loads the witness's
     filter; "bwrap-binds" where bwrap makes the binds, as with a setuid
     bwrap or before Linux 5.12, and the init only loads the filter) and
-    Landlock."""
-    if request.param.startswith("bwrap") and (_FOUND is None or _FOUND.init is None):
+    Landlock (also at ABI 4, where corral's gate guards signals in place of
+    Landlock's scoping); the rung's name."""
+    variant = str(request.param)
+    if variant.startswith("bwrap") and (_FOUND is None or _FOUND.init is None):
         pytest.skip("bwrap with corral's sandbox init is not available here")
-    if request.param == "bwrap-binds":
+    if variant == "bwrap-binds":
         assert _FOUND is not None
         fallback = BwrapBackend(_FOUND.path, _FOUND.init, init_mounts=False)
         monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: fallback)
-    if request.param == "landlock":
+    if variant.startswith("landlock"):
         if ABI < LandlockBackend.MINIMUM_ABI:
             pytest.skip(f"Landlock ABI {ABI} here ({WHY or 'too old'})")
+        if variant == "landlock-abi4":
+            if ABI <= LandlockBackend.MINIMUM_ABI:
+                pytest.skip(f"Landlock ABI {ABI} here: tested as the kernel's")
+            monkeypatch.setenv("CORRAL_LANDLOCK_ABI", str(LandlockBackend.MINIMUM_ABI))
         monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
-    return str(request.param)
+    return variant.removesuffix("-abi4")
 
 
 @pytest.fixture

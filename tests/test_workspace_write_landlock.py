@@ -18,8 +18,9 @@ from conftest import greet_every_client
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
-pytestmark = pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
-                                reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})")
+pytestmark = [pytest.mark.skipif(ABI < LandlockBackend.MINIMUM_ABI,
+                                 reason=f"Landlock ABI {ABI} here ({WHY or 'too old'})"),
+              pytest.mark.usefixtures("landlock_at")]
 ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-paths",
             "changeable-attributes")
 

@@ -24,6 +24,9 @@
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
  *                                     (see "The server" below)
+ * contain(handle, in_cgroup)         tells that thread whether the run it
+ *                                     serves has a cgroup of its own (before
+ *                                     the run starts)
  * stop(handle)                        asks that thread to end (it closes its
  *                                     end of the pipe when it does)
  * join(handle)                        waits for it to end, once, after stop
@@ -34,11 +37,13 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -54,6 +59,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -395,7 +401,8 @@ static int mount_id(int fd, unsigned long long *id)
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendto, sendmsg, sendmmsg, bind, kill,
- * rt_sigqueueinfo, pidfd_open, pidfd_send_signal, setpriority, setrlimit
+ * rt_sigqueueinfo, pidfd_open, pidfd_send_signal, tkill,
+ * rt_tgsigqueueinfo, setpriority, setrlimit
  * and prlimit64 (or -1), each let through.  A bind of a Unix socket to a
  * path the sandbox refuses to create is reported as a write ("W", as
  * above); one of an inet socket to a port below 1024, as "B" and the port
@@ -469,11 +476,27 @@ struct refusal {
 /* A call that changes a process named by its first argument (GUARD_PID),
  * or by its first two, which kind of target and which one, as setpriority
  * (PRIO_PROCESS 0, PRIO_PGRP 1, PRIO_USER 2) or ioprio_set numbers them
- * (one more each). */
-enum { GUARD_PID, GUARD_PRIO, GUARD_IOPRIO };
-#define MAX_GUARDED 8
+ * (one more each).  Where Landlock cannot scope signals (see guard_signal),
+ * a call that sends one: to a pid, a process group or every process
+ * (GUARD_KILL), to the pid or thread of its first argument (GUARD_TARGET:
+ * tkill, rt_sigqueueinfo) or of its second (GUARD_THREAD: tgkill,
+ * rt_tgsigqueueinfo), by a descriptor (GUARD_PIDFD); or that names where
+ * SIGIO and SIGURG go (GUARD_FCNTL: F_SETOWN, F_SETOWN_EX; GUARD_IOCTL:
+ * FIOSETOWN, SIOCSPGRP). */
+enum { GUARD_PID, GUARD_PRIO, GUARD_IOPRIO, GUARD_KILL, GUARD_TARGET, GUARD_THREAD,
+       GUARD_PIDFD, GUARD_FCNTL, GUARD_IOCTL, GUARD_SETSID };
+#define MAX_GUARDED 16
 struct guard {
     int number, style;
+};
+
+/* A session of the run's (see of_the_run): its id, and a pidfd of the
+ * process whose pid that is, which made it (or tried to: GUARD_SETSID, a
+ * setsid, is let through before it is known whether it failed). */
+#define MAX_SESSIONS 64
+struct session {
+    pid_t id;
+    int leader;
 };
 
 /*
@@ -513,7 +536,7 @@ struct ipc_object {
  * *_FLAGS code)) is carried out by the server on a name in a directory of
  * the run's session instead (shm_dir), and answered with its result, an
  * opened file handed over as the command's new descriptor
- * (SECCOMP_ADDFD_FLAG_SEND: Linux 5.14; Landlock's backend needs 6.12).
+ * (SECCOMP_ADDFD_FLAG_SEND: Linux 5.14; Landlock's backend needs 6.7).
  * Only what the server made there is opened: no symlink is followed, and a
  * file of another owner (a hard link the command put there itself) is
  * refused.  A link or rename between /dev/shm and elsewhere is refused as
@@ -542,7 +565,8 @@ struct server {
     size_t count;
     struct refusal *refused;
     size_t refused_count;
-    int sendto, sendmsg, sendmmsg, bind, kill, sigqueue, pidfd_open, pidfd_signal, setpriority,
+    int sendto, sendmsg, sendmmsg, bind, kill, sigqueue, pidfd_open, pidfd_signal, tkill,
+        tgsigqueue, setpriority,
         setrlimit, prlimit64;
     struct guard guarded[MAX_GUARDED];
     size_t guarded_count;
@@ -565,6 +589,9 @@ struct server {
     int init_answers; /* whether the run has a PID namespace whose PID 1 answers on init */
     int own_filters; /* without (Landlock), the seccomp filters corral's thread has, or -1 */
     int last_inside; /* the pid last found to be the run's, under Landlock: a loop of kills */
+    int run_cgroup; /* whether the run has a cgroup of its own (set before it starts) */
+    struct session sessions[MAX_SESSIONS]; /* the run's, whose leaders live or lived lately */
+    size_t session_count;
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
 };
 
@@ -1217,11 +1244,10 @@ static int beyond_loopback(const unsigned char *raw, size_t length)
     return v4[0] != 127 && memcmp(v4, zero, 4) != 0;
 }
 
-/* The family and type of the socket the caller names by its first
- * argument, taken with pidfd_getfd while the call still waits (else the pid
- * may be another process's by now); 0 if it is one, -1 if not. */
-static int caller_socket(struct server *server, const struct seccomp_notif *notif, int *domain,
-                         int *type)
+/* A duplicate of the descriptor the caller names by its first argument,
+ * taken with pidfd_getfd while the call still waits (else the pid may be
+ * another process's by now); or -1. */
+static int caller_descriptor(const struct server *server, const struct seccomp_notif *notif)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, notif->pid, 0);
     if (pidfd < 0)
@@ -1231,6 +1257,15 @@ static int caller_socket(struct server *server, const struct seccomp_notif *noti
                                   (int)(notif->data.args[0] & 0xFFFFFFFFu), 0)
                    : -1;
     close(pidfd);
+    return copy;
+}
+
+/* The family and type of the socket the caller names by its first
+ * argument; 0 if it is one, -1 if not. */
+static int caller_socket(struct server *server, const struct seccomp_notif *notif, int *domain,
+                         int *type)
+{
+    int copy = caller_descriptor(server, notif);
     if (copy < 0)
         return -1;
     socklen_t size = sizeof(*domain);
@@ -1456,22 +1491,56 @@ static int outside_the_run(struct server *server, pid_t target)
     return filters >= 0 && filters <= server->own_filters;
 }
 
-/* The pid of the process the pidfd fd of pid is open on (as this process
- * sees it), or 0 if none (not a pidfd, or its process is gone). */
+/* The pid of the process the descriptor fd of pid names to
+ * pidfd_send_signal, as this process sees it: a pidfd's, or a /proc/<pid>
+ * directory's; or 0 if none (another file, or its process is gone). */
 static pid_t pidfd_target(pid_t pid, unsigned int fd)
 {
     char path[64], target[32];
     snprintf(path, sizeof(path), "/proc/%d/fdinfo/%u", (int)pid, fd);
-    int found = proc_field(path, "Pid:", target, sizeof(target)) == 0 ? atoi(target) : 0;
-    return found > 0 ? (pid_t)found : 0;
+    if (proc_field(path, "Pid:", target, sizeof(target)) == 0)
+        return atoi(target) > 0 ? (pid_t)atoi(target) : 0;
+    char shown_path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd/%u", (int)pid, fd);
+    ssize_t length = readlink(path, shown_path, sizeof(shown_path) - 1);
+    if (length <= 6 || strncmp(shown_path, "/proc/", 6) != 0)
+        return 0;
+    shown_path[length] = 0;
+    size_t digits = strspn(shown_path + 6, "0123456789");
+    return digits > 0 && shown_path[6 + digits] == 0 ? (pid_t)atoi(shown_path + 6) : 0;
+}
+
+/* Whether a "K" of target was among the last few: a loop of kills is
+ * reported once. */
+static int reported_kill(const struct server *server, pid_t target)
+{
+    const size_t kept = sizeof(server->reported) / sizeof(server->reported[0]);
+    for (size_t i = 0; i < kept && i < server->reports; i++) {
+        if (server->reported[i] == target)
+            return 1;
+    }
+    return 0;
+}
+
+/* Reports a signal the sandbox keeps from target, a pid (or a process
+ * group's, negative), as "K", the target (int32) and the call (int32). */
+static void report_kill(struct server *server, pid_t target, int call)
+{
+    const size_t kept = sizeof(server->reported) / sizeof(server->reported[0]);
+    server->reported[server->reports++ % kept] = target;
+    char message[9] = {'K'};
+    memcpy(message + 1, &target, 4);
+    memcpy(message + 5, &call, 4);
+    (void)!write(server->report, message, sizeof(message));
 }
 
 /* Reports a kill of one pid (above 0), or of one process group (below -1,
  * the negative of its leader's pid), outside the run as "K", the target
  * (int32) and the call (int32), once for a loop of kills of a few of them.
  * 0 and -1 (the caller's own group, every process it may signal) reach
- * only the run's.  An rt_sigqueueinfo or a pidfd_open names one pid (the
- * kernel refuses the rest); a pidfd_open is refused only in a PID
+ * only the run's.  An rt_sigqueueinfo, rt_tgsigqueueinfo (its process),
+ * tkill (a thread, which /proc finds as a process) or pidfd_open names one
+ * pid (the kernel refuses the rest); a pidfd_open is refused only in a PID
  * namespace of the run's own: Landlock scopes signals, not descriptors,
  * and refuses the pidfd_send_signal that follows, whose descriptor's
  * process is then the target (in a PID namespace of the run's own, the
@@ -1489,19 +1558,9 @@ static void look_at_kill(struct server *server, const struct seccomp_notif *noti
                (target <= 0 || (notif->data.nr == server->pidfd_open && !server->init_answers))) {
         return;
     }
-    const size_t kept = sizeof(server->reported) / sizeof(server->reported[0]);
-    for (size_t i = 0; i < kept && i < server->reports; i++) {
-        if (server->reported[i] == target)
-            return;
-    }
     pid_t leader = target > 0 ? target : target < -1 && target != INT_MIN ? -target : 0;
-    if (leader == 0 || !outside_the_run(server, leader))
-        return;
-    server->reported[server->reports++ % kept] = target;
-    char message[9] = {'K'};
-    memcpy(message + 1, &target, 4);
-    memcpy(message + 5, &notif->data.nr, 4);
-    (void)!write(server->report, message, sizeof(message));
+    if (leader != 0 && !reported_kill(server, target) && outside_the_run(server, leader))
+        report_kill(server, target, notif->data.nr);
 }
 
 /* Takes the descriptors sent over server->source, the listener first
@@ -1530,18 +1589,343 @@ static int receive_listener(struct server *server)
     return 0;
 }
 
+/* What /proc/<pid>/cgroup says of process pid, in text; its length, or -1. */
+static ssize_t cgroup_of(pid_t pid, char *text, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t length = read(fd, text, size);
+    close(fd);
+    return length > 0 && (size_t)length < size ? length : -1;
+}
+
+/* Whether the process a pidfd is open on has not been reaped (a zombie's
+ * pid is still its own). */
+static int has_not_ended(int pidfd)
+{
+    return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno != ESRCH;
+}
+
+/*
+ * Records the session the process pid (one of the run's) leads, or will
+ * lead if its setsid succeeds, as the run's, forgetting those whose leader
+ * has ended.  With more than MAX_SESSIONS at once, one more is not
+ * recorded: its processes are the run's to their own session only.
+ */
+static void record_session(struct server *server, const struct seccomp_notif *notif, pid_t pid)
+{
+    size_t kept = 0;
+    int known = 0;
+    for (size_t i = 0; i < server->session_count; i++) {
+        struct session session = server->sessions[i];
+        if (!has_not_ended(session.leader)) {
+            close(session.leader);
+            continue;
+        }
+        known |= session.id == pid;
+        server->sessions[kept++] = session;
+    }
+    server->session_count = kept;
+    if (known || kept == MAX_SESSIONS)
+        return;
+    int leader = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (leader < 0)
+        return;
+    if (!still_waiting(server, notif)) { /* the caller ended: its pid may be another's */
+        close(leader);
+        return;
+    }
+    server->sessions[server->session_count++] = (struct session){pid, leader};
+}
+
+/*
+ * Whether the process (or thread) target is one of the run's, as caller,
+ * one of them, names it.  Without a PID namespace of the run's own
+ * (Landlock) the host's processes are in reach.  One of a session of the
+ * run's is the run's: the one the run starts in, which no host process can
+ * join, and each one a process of the run's made (setsid), so long as the
+ * process whose pid is the session's id has not ended (until then no host
+ * process can have that pid, nor so make a session of that id; a daemon
+ * that forked again and left its session's leader to end is then not
+ * known).  So, where the run has a cgroup of its own (which its processes
+ * cannot leave: Landlock refuses them cgroup.procs), is one of the
+ * caller's cgroup.  (The kernel looks the pid up again when the call goes
+ * through: the target would have to end and its pid be given to a host
+ * process meanwhile, microseconds in which pids would have to wrap.)
+ */
+static int of_the_run(const struct server *server, pid_t caller, pid_t target)
+{
+    pid_t session = getsid(caller);
+    if (target <= 0 || session <= 0)
+        return 0;
+    pid_t target_session = getsid(target);
+    if (target_session == session)
+        return 1;
+    for (size_t i = 0; target_session > 0 && i < server->session_count; i++) {
+        if (server->sessions[i].id == target_session &&
+            has_not_ended(server->sessions[i].leader))
+            return 1;
+    }
+    if (!__atomic_load_n(&server->run_cgroup, __ATOMIC_ACQUIRE))
+        return 0;
+    char mine[PATH_MAX + 16], theirs[PATH_MAX + 16];
+    ssize_t length = cgroup_of(caller, mine, sizeof(mine));
+    return length > 0 && cgroup_of(target, theirs, sizeof(theirs)) == length &&
+           memcmp(mine, theirs, (size_t)length) == 0;
+}
+
+/* A process of the process group pgid, or 0 if it has none: its leader,
+ * if it lives and leads it still (so most often), or one found in /proc. */
+static pid_t member_of_group(pid_t pgid)
+{
+    if (getpgid(pgid) == pgid)
+        return pgid;
+    DIR *proc = opendir("/proc");
+    if (proc == NULL)
+        return 0;
+    pid_t found = 0;
+    for (struct dirent *entry; found == 0 && (entry = readdir(proc)) != NULL;) {
+        pid_t pid = (pid_t)atoi(entry->d_name);
+        if (pid > 0 && getpgid(pid) == pgid)
+            found = pid;
+    }
+    closedir(proc);
+    return found;
+}
+
+/* Whether a call of caller's may reach process target, or (as_group)
+ * process group target: one of the run's, or one there is none of (the
+ * kernel answers ESRCH, as it would in a sandbox of the run's own). */
+static int reachable(const struct server *server, pid_t caller, pid_t target, int as_group)
+{
+    if (as_group) {
+        pid_t member = member_of_group(target);
+        return member == 0 || of_the_run(server, caller, member);
+    }
+    return (getsid(target) < 0 && errno == ESRCH) || of_the_run(server, caller, target);
+}
+
+/* The process the descriptor fd (this process's) names to
+ * pidfd_send_signal: a pidfd's, or a /proc/<pid> directory's; 0 if none
+ * (the kernel refuses it: not such a descriptor, or its process ended);
+ * -1 if it may name one that cannot be told. */
+static pid_t descriptor_process(int fd)
+{
+    char path[64], value[32];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    if (proc_field(path, "Pid:", value, sizeof(value)) == 0)
+        return atoi(value) > 0 ? (pid_t)atoi(value) : 0;
+    struct statfs filesystem;
+    struct stat status, named;
+    if (fstatfs(fd, &filesystem) != 0 || filesystem.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */ ||
+        fstat(fd, &status) != 0 || !S_ISDIR(status.st_mode))
+        return 0;
+    char shown_path[PATH_MAX];
+    if (shown(fd, shown_path, sizeof(shown_path)) != 0)
+        return -1;
+    const char *last = strrchr(shown_path, '/') + 1;
+    pid_t pid = (pid_t)atoi(last);
+    if (pid <= 0 || last[strspn(last, "0123456789")] != 0)
+        return strcmp(shown_path, "/proc") == 0 ? 0 : -1;
+    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+    return stat(path, &named) == 0 && named.st_ino == status.st_ino &&
+           named.st_dev == status.st_dev ? pid : -1;
+}
+
+/* Refuses a signal (EPERM, as Landlock's scoping does) to target, a pid
+ * (or a process group's, negative), and reports it (see look_at_kill). */
+static int refuse_signal(struct server *server, const struct seccomp_notif *notif,
+                         pid_t target)
+{
+    respond(server, notif, 0, EPERM);
+    if (target != -1 && !reported_kill(server, target)) /* -1: a process not told */
+        report_kill(server, target, notif->data.nr);
+    return 1;
+}
+
+/*
+ * A kill of every process the caller may signal (-1), made here for each
+ * of the run's but the caller's own (the kernel's kill spares it, and PID
+ * 1): through a pidfd held while it is looked at, so that it is the
+ * process looked at that is signalled, with this process as the sender.
+ * Answered as the kernel answers: ESRCH if there was none.
+ */
+static int signal_the_run(struct server *server, const struct seccomp_notif *notif)
+{
+    int signal = (int)notif->data.args[1];
+    if (signal < 0 || signal > 64) {
+        respond(server, notif, 0, EINVAL);
+        return 1;
+    }
+    char path[64], value[32];
+    snprintf(path, sizeof(path), "/proc/%u/status", notif->pid);
+    DIR *proc = proc_field(path, "Tgid:", value, sizeof(value)) == 0 &&
+                still_waiting(server, notif) ? opendir("/proc") : NULL;
+    if (proc == NULL) {
+        respond(server, notif, 0, ESRCH); /* the caller is gone, or /proc */
+        return 1;
+    }
+    pid_t own = (pid_t)atoi(value);
+    int count = 0, error = 0;
+    for (struct dirent *entry; (entry = readdir(proc)) != NULL;) {
+        pid_t pid = (pid_t)atoi(entry->d_name);
+        if (pid <= 1 || pid == own)
+            continue;
+        int held = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (held < 0)
+            continue;
+        if (of_the_run(server, (pid_t)notif->pid, pid)) {
+            count++;
+            if (syscall(SYS_pidfd_send_signal, held, signal, NULL, 0) != 0 && errno != EPERM)
+                error = errno;
+        }
+        close(held);
+    }
+    closedir(proc);
+    respond(server, notif, 0, count ? error : ESRCH);
+    return 1;
+}
+
+/*
+ * A pidfd_send_signal, made here on a duplicate of the caller's descriptor
+ * (one another of its threads swaps meanwhile is not the one looked at),
+ * with a copy of its siginfo, if it gives one: this process is the sender.
+ */
+static int signal_by_pidfd(struct server *server, const struct seccomp_notif *notif)
+{
+    const __u64 *args = notif->data.args;
+    siginfo_t info, *given = NULL;
+    if (args[2] != 0) {
+        struct iovec local = {.iov_base = &info, .iov_len = sizeof(info)};
+        struct iovec remote = {.iov_base = (void *)(uintptr_t)args[2], .iov_len = sizeof(info)};
+        if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) !=
+            (ssize_t)sizeof(info)) {
+            respond(server, notif, 0, EFAULT);
+            return 1;
+        }
+        given = &info;
+    }
+    int copy = caller_descriptor(server, notif);
+    if (copy < 0) {
+        respond(server, notif, 0, EBADF);
+        return 1;
+    }
+    pid_t target = descriptor_process(copy);
+    if (target < 0 || (target > 0 && !of_the_run(server, (pid_t)notif->pid, target))) {
+        close(copy);
+        return refuse_signal(server, notif, target);
+    }
+    long sent = syscall(SYS_pidfd_send_signal, copy, (int)args[1], given, (unsigned int)args[3]);
+    int error = sent == 0 ? 0 : errno;
+    close(copy);
+    respond(server, notif, 0, error);
+    return 1;
+}
+
+/*
+ * An F_SETOWN_EX, FIOSETOWN or SIOCSPGRP (a socket's), whose target is in
+ * the caller's memory, where another of its threads could change it once
+ * read: made here, with the target read, on a duplicate of the caller's
+ * descriptor (the same open file, whose owner it sets).  What the owner
+ * gets, SIGIO and SIGURG, is then sent with this process's credentials:
+ * to a process of the run's, whose are the same.
+ */
+static int set_owner(struct server *server, const struct seccomp_notif *notif, int style)
+{
+    const __u64 *args = notif->data.args;
+    struct f_owner_ex owner = {0};
+    int pid = 0;
+    void *target_memory = style == GUARD_FCNTL ? (void *)&owner : (void *)&pid;
+    size_t size = style == GUARD_FCNTL ? sizeof(owner) : sizeof(pid);
+    struct iovec local = {.iov_base = target_memory, .iov_len = size};
+    struct iovec remote = {.iov_base = (void *)(uintptr_t)args[2], .iov_len = size};
+    if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)size) {
+        respond(server, notif, 0, EFAULT);
+        return 1;
+    }
+    /* (INT_MIN names no group: the kernel refuses it) */
+    pid_t target = style == GUARD_FCNTL ? owner.pid : pid < 0 && pid != INT_MIN ? -pid : pid;
+    int as_group = style == GUARD_FCNTL ? owner.type == F_OWNER_PGRP : pid < 0;
+    if (target > 0 && !reachable(server, (pid_t)notif->pid, target, as_group))
+        return refuse_signal(server, notif, as_group ? -target : target);
+    int copy = caller_descriptor(server, notif);
+    struct stat status;
+    int result = -1;
+    if (copy < 0)
+        errno = EBADF;
+    else if (style == GUARD_FCNTL)
+        result = fcntl(copy, F_SETOWN_EX, &owner);
+    else if (fstat(copy, &status) == 0 && S_ISSOCK(status.st_mode))
+        result = ioctl(copy, (unsigned long)(args[1] & 0xFFFFFFFFu), &pid);
+    else
+        errno = ENOTTY; /* what other files answer (no other has an owner to set this way) */
+    int error = result < 0 ? errno : 0;
+    if (copy >= 0)
+        close(copy);
+    respond(server, notif, result < 0 ? 0 : result, error);
+    return 1;
+}
+
+/*
+ * Where Landlock cannot scope signals (ABI below 6) and no PID namespace
+ * keeps the host's processes out of reach, decides each call that sends a
+ * signal, or names the process SIGIO and SIGURG go to (style: GUARD_KILL
+ * and after).  One that reaches a process or a process group of the run's
+ * (see of_the_run), or none (the kernel answers it), goes through; any
+ * other is refused with EPERM, as Landlock's scoping refuses it, and
+ * reported as "K" (see look_at_kill).  A kill of every process (-1) is
+ * made here for the run's (see signal_the_run), and so are the calls
+ * whose target the kernel would read from the caller's memory or find
+ * through its descriptor.  0 (the caller's own group) goes through; a pid
+ * at or below 0 that the kernel refuses goes through to be refused.
+ */
+static int guard_signal(struct server *server, const struct seccomp_notif *notif, int style)
+{
+    const __u64 *args = notif->data.args;
+    pid_t caller = (pid_t)notif->pid;
+    pid_t target = (pid_t)(args[style == GUARD_THREAD ? 1 : 0] & 0xFFFFFFFFu);
+    int as_group = 0;
+    switch (style) {
+    case GUARD_KILL:
+        if (target == -1)
+            return signal_the_run(server, notif);
+        as_group = target < -1 && target != INT_MIN;
+        if (as_group)
+            target = -target;
+        break;
+    case GUARD_PIDFD:
+        return signal_by_pidfd(server, notif);
+    case GUARD_FCNTL:
+        if ((int)args[1] != F_SETOWN)
+            return set_owner(server, notif, style); /* F_SETOWN_EX */
+        target = (pid_t)(args[2] & 0xFFFFFFFFu);
+        as_group = target < 0 && target != INT_MIN;
+        if (as_group)
+            target = -target;
+        break;
+    case GUARD_IOCTL:
+        return set_owner(server, notif, style);
+    }
+    if (target > 0 && (!reachable(server, caller, target, as_group) ||
+                       !still_waiting(server, notif))) /* what was read may be another's */
+        return refuse_signal(server, notif, as_group ? -target : target);
+    let_through(server, notif);
+    return 1;
+}
+
 /*
  * Refuses (EPERM) a guarded call that would change a process outside the
  * run, and reports it as "O", the call's number (int32), its target (int32)
  * and what that is (uint8: 0 a pid, 1 a process group, 2 the user's every
  * process).  Without a PID namespace of the run's own (Landlock), the
  * host's processes are in reach of these calls: only the caller's own (0),
- * and processes or groups of the caller's session, which every run starts
- * (no host process can join it), are let through; a user's every process
- * never.  (A process of the run's that made a session of its own, a
- * daemon, is out of reach too.)  1 if the call is answered (refused, or
- * let through when nothing else looks at it: setpriority and prlimit64 are
- * looked at next).
+ * and processes or groups of the run's (see of_the_run) are let through; a
+ * user's every process never.  Signals are decided by guard_signal.  1 if
+ * the call is answered (refused, or let through when nothing else looks at
+ * it: setpriority and prlimit64 are looked at next).
  */
 static int refuse_another(struct server *server, const struct seccomp_notif *notif)
 {
@@ -1549,14 +1933,23 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
         find_call(server->guarded, server->guarded_count, sizeof(*guard), notif->data.nr);
     if (guard == NULL)
         return 0;
+    if (guard->style == GUARD_SETSID) {
+        char path[64], value[32];
+        snprintf(path, sizeof(path), "/proc/%u/status", notif->pid);
+        if (proc_field(path, "Tgid:", value, sizeof(value)) == 0) /* a session's id is that */
+            record_session(server, notif, (pid_t)atoi(value));
+        let_through(server, notif);
+        return 1;
+    }
+    if (guard->style >= GUARD_KILL)
+        return guard_signal(server, notif, guard->style);
     int which = guard->style == GUARD_PID ? 0 : (int)notif->data.args[0];
     if (guard->style == GUARD_IOPRIO)
         which -= 1; /* IOPRIO_WHO_PROCESS is 1 */
     int who = (int)(notif->data.args[guard->style == GUARD_PID ? 0 : 1] & 0xFFFFFFFFu);
     unsigned char kind = (unsigned char)which;
-    pid_t session = getsid((pid_t)notif->pid);
     int own = which < 0 || which > 2 || (which < 2 && who < 0) || /* the kernel refuses it */
-              (which < 2 && (who == 0 || (session > 0 && getsid(who) == session))) ||
+              (which < 2 && (who == 0 || reachable(server, (pid_t)notif->pid, who, which))) ||
               !still_waiting(server, notif); /* what was read may be another's */
     if (own) {
         if (notif->data.nr == server->setpriority || notif->data.nr == server->prlimit64)
@@ -1938,15 +2331,15 @@ static int open_terminal(struct server *server, const char *full, unsigned long 
  * bubblewrap (a /proc of the run's PID namespace) and Landlock refuses,
  * having no rule for /proc, which holds the kernel's tunables too:
  * oom_score_adj, oom_adj, comm and coredump_filter of a process of the
- * run's session (no host process can join it), named by self, thread-self
+ * run's (see of_the_run), named by self, thread-self
  * or a pid (a thread's below task/).  The server opens it for writing, for
  * the command; what is written is judged as it is written, by the writer's
  * own credentials (a lower oom_score_adj takes CAP_SYS_RESOURCE; another
  * process's comm is refused).  The descriptor, -1 and errno, or -2 for any
  * other path.
  */
-static int open_own_proc(const struct seccomp_notif *notif, const char *full,
-                         unsigned long long flags)
+static int open_own_proc(const struct server *server, const struct seccomp_notif *notif,
+                         const char *full, unsigned long long flags)
 {
     static const char *const writable[] = {"oom_score_adj", "oom_adj", "comm", "coredump_filter"};
     char status[64], tgid[32], path[128];
@@ -1983,8 +2376,7 @@ static int open_own_proc(const struct seccomp_notif *notif, const char *full,
         return -2;
     /* Held while it is looked at and opened: its pid cannot be another's meanwhile. */
     int held = (int)syscall(SYS_pidfd_open, target, 0);
-    pid_t session = getsid(caller);
-    int fd = held >= 0 && session > 0 && getsid(target) == session
+    int fd = held >= 0 && of_the_run(server, caller, target)
                  ? open(path, (int)(flags & O_ACCMODE) | O_CLOEXEC) : -2;
     int error = errno;
     if (fd >= 0 && syscall(SYS_pidfd_send_signal, held, 0, NULL, 0) != 0) {
@@ -2066,7 +2458,7 @@ static int redirect(struct server *server, const struct seccomp_notif *notif)
         return 1; /* what was read may be another process's */
     int result;
     if (terminal || own_proc) {
-        result = terminal ? open_terminal(server, full, flags) : open_own_proc(notif, full, flags);
+        result = terminal ? open_terminal(server, full, flags) : open_own_proc(server, notif, full, flags);
         if (result == -2)
             return 0;
         if (result >= 0 && (result = hand_over(server, notif, result, flags)) == 0)
@@ -2128,6 +2520,11 @@ static void *serve_notifications(void *argument)
                 continue; /* interrupted, or the caller died meanwhile */
             break;
         }
+        if (server->session_count == 0 && server->guarded_count > 0) {
+            /* The first to call is the run's first process (its exec is
+             * notified), which leads the session the run starts in. */
+            record_session(server, &notif, getsid((pid_t)notif.pid));
+        }
         if (server->root < 0) {
             /* The run's processes share one root (chroot and pivot_root are
              * refused): the first to write shows where it is, if it is still
@@ -2167,16 +2564,17 @@ static void *serve_notifications(void *argument)
             (void)!write(server->report, message, sizeof(message));
             continue;
         }
+        int signal_call = notif.data.nr == server->kill || notif.data.nr == server->sigqueue ||
+                          notif.data.nr == server->pidfd_open ||
+                          notif.data.nr == server->pidfd_signal ||
+                          notif.data.nr == server->tkill || notif.data.nr == server->tgsigqueue;
         if (notif.data.nr == server->sendto || notif.data.nr == server->sendmsg ||
-            notif.data.nr == server->sendmmsg || notif.data.nr == server->bind ||
-            notif.data.nr == server->kill || notif.data.nr == server->sigqueue ||
-            notif.data.nr == server->pidfd_open || notif.data.nr == server->pidfd_signal ||
+            notif.data.nr == server->sendmmsg || notif.data.nr == server->bind || signal_call ||
             notif.data.nr == server->setpriority ||
             notif.data.nr == server->setrlimit || notif.data.nr == server->prlimit64) {
             if (notif.data.nr == server->bind)
                 look_at_bind(server, &notif);
-            else if (notif.data.nr == server->kill || notif.data.nr == server->sigqueue ||
-                     notif.data.nr == server->pidfd_open || notif.data.nr == server->pidfd_signal)
+            else if (signal_call)
                 look_at_kill(server, &notif);
             else if (notif.data.nr == server->setpriority || notif.data.nr == server->setrlimit ||
                      notif.data.nr == server->prlimit64)
@@ -2229,6 +2627,8 @@ static void free_server(struct server *server)
         close(server->stop);
     if (server->root >= 0)
         close(server->root);
+    for (size_t i = 0; i < server->session_count; i++)
+        close(server->sessions[i].leader);
     free(server);
 }
 
@@ -2277,11 +2677,12 @@ gate_serve(PyObject *self, PyObject *args)
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiii)O!(isO!)(iO!)p:serve", &source, &writable,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiiiii)O!(isO!)(iO!)p:serve", &source, &writable,
                           &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
                           &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
                           &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
-                          &server->setpriority, &server->setrlimit, &server->prlimit64,
+                          &server->tkill, &server->tgsigqueue, &server->setpriority,
+                          &server->setrlimit, &server->prlimit64,
                           &PyTuple_Type, &guarded, &server->watchdog, &queue_prefix,
                           &PyTuple_Type, &sysv, &server->shm_dir, &PyTuple_Type, &shm,
                           &init_answers)) {
@@ -2303,7 +2704,7 @@ gate_serve(PyObject *self, PyObject *args)
     int bad = 0;
     for (size_t i = 0; i < server->guarded_count; i++) {
         const struct guard *guard = &server->guarded[i];
-        bad |= guard->style < GUARD_PID || guard->style > GUARD_IOPRIO;
+        bad |= guard->style < GUARD_PID || guard->style > GUARD_SETSID;
     }
     for (size_t i = 0; i < server->sysv_count; i++) {
         const struct sysv_call *call = &server->sysv[i];
@@ -2430,6 +2831,20 @@ gate_stop(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Whether the run has a cgroup of its own: told before it starts, read by
+ * the thread once a process of the run's calls (see of_the_run). */
+static PyObject *
+gate_contain(PyObject *self, PyObject *args)
+{
+    unsigned long long handle;
+    int in_cgroup;
+    if (!PyArg_ParseTuple(args, "Kp:contain", &handle, &in_cgroup))
+        return NULL;
+    struct server *server = (struct server *)(uintptr_t)handle;
+    __atomic_store_n(&server->run_cgroup, in_cgroup, __ATOMIC_RELEASE);
+    Py_RETURN_NONE;
+}
+
 /* Joined only once the pipe has been read to its end: a thread blocked
  * writing to a full pipe would never see the stop. */
 static PyObject *
@@ -2459,6 +2874,7 @@ static PyMethodDef gate_methods[] = {
     {"listen", gate_listen, METH_VARARGS, "listen()."},
     {"socket_name", gate_socket_name, METH_VARARGS, "getsockname() as a raw sockaddr."},
     {"serve", gate_serve, METH_VARARGS, "A thread serving a seccomp listener."},
+    {"contain", gate_contain, METH_VARARGS, "Tells that thread whether the run has a cgroup."},
     {"stop", gate_stop, METH_VARARGS, "Asks a thread serve() started to end."},
     {"join", gate_join, METH_VARARGS, "Waits for a stopped thread, its pipe read to its end."},
     {NULL, NULL, 0, NULL},

@@ -662,6 +662,7 @@ def _yes_no(capability: object) -> str:
 
 
 def _doctor(as_json: bool) -> int:
+    from .sandbox.landlock import LandlockBackend
     from .sandbox.probe import probe_machine
 
     probe = probe_machine()
@@ -677,7 +678,7 @@ def _doctor(as_json: bool) -> int:
                      "working directory and --writable roots; .git/hooks, .git/config, rc files, "
                      ".envrc, editor and agent config stay read-only and cannot be created; "
                      "Unix sockets reach only the command's own and --allow-unix-socket ones")
-    elif probe.landlock_abi >= 6:
+    elif probe.landlock_abi >= LandlockBackend.MINIMUM_ABI:
         weaker = ("shared-tmp, visible-processes, changeable-attributes and, with a secret "
                   "store inside a writable root, no-deny-read")
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
@@ -685,12 +686,16 @@ def _doctor(as_json: bool) -> int:
                      "there secret stores outside the writable roots and the host's terminals "
                      "stay unreadable, and the gate gives each run System V IPC objects, "
                      "POSIX shared memory, message queues and terminals of its own")
+        if probe.landlock_abi < LandlockBackend.SIGNAL_SCOPING_ABI:
+            read_only += ("; below Landlock ABI 6 the gate, not the kernel, keeps it from "
+                          "signalling processes outside the run")
         workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "
                      f"{weaker}, and unprotected-paths (protected paths stay writable)")
     else:
         read_only = workspace = (
             f"refused here: bubblewrap is needed ({probe.bwrap.detail}) and Landlock "
-            f"is not enough ({probe.landlock.detail}; ABI 6 needed)")
+            f"is not enough ({probe.landlock.detail}; ABI {LandlockBackend.MINIMUM_ABI} "
+            "needed)")
     policies = {"full-access": lifecycle, "read-only": read_only, "workspace-write": workspace}
     if as_json:
         import json

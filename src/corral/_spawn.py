@@ -82,6 +82,8 @@ def spawn(launch: LaunchSpec, cgroup_fd: int) -> SpawnedProcess:
     # On a terminal the output goes there; the pipes, unused, end at once.
     stdout, stderr = (launch.stdin, launch.stdin) if launch.terminal else (out_w, err_w)
     try:
+        if launch.socket_gate is not None:
+            launch.socket_gate.contain(cgroup_fd >= 0)
         if _cspawn is not None:
             encoding, errors = _FS_ENCODING
             env = [f"{k}={v}".encode(encoding, errors) for k, v in launch.env.items()]

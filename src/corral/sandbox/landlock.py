@@ -20,7 +20,16 @@ scopes of ABI 6
 keep the command from signalling processes outside its domain and, without
 network, from connecting to abstract Unix sockets outside it (with network
 it reaches the host's, as it does under bubblewrap, whose run then shares
-the host's network namespace, where they live).
+the host's network namespace, where they live).  Below ABI 6 corral's gate
+does both: it refuses each signal to a process outside the run (see
+``guard_signal`` in ``_cgate.c``), and, without network, every connect to
+an abstract name (as it does at any ABI: see :mod:`.socket_gate`).  ABI 4
+(Linux 6.7), whose TCP rules keep the command's own binds and connects from
+the network, is the least this backend takes.
+
+``CORRAL_LANDLOCK_ABI=N`` makes corral use no more of Landlock than ABI N
+(never more than the kernel has): what a machine with an older kernel gets,
+to test it here.
 
 Landlock only adds restrictions and cannot carve a read-only hole inside a
 writable root: a policy that needs one must use another backend or accept
@@ -83,15 +92,23 @@ _libc.syscall.restype = ctypes.c_long
 
 
 def landlock_abi() -> tuple[int, str]:
-    """(the kernel's Landlock ABI version, or 0; why not, when 0)."""
+    """(the Landlock ABI version corral uses, or 0; why not, when 0): the
+    kernel's, or ``$CORRAL_LANDLOCK_ABI`` if that is lower.
+
+    Raises :class:`PolicyError` if ``$CORRAL_LANDLOCK_ABI`` is not a whole
+    number above 0."""
     import sys
 
     if not sys.platform.startswith("linux"):
         return 0, "Landlock is a Linux feature"  # and system call 444 means something else
+    cap = os.environ.get("CORRAL_LANDLOCK_ABI", "")
+    if cap and not (cap.isdigit() and int(cap) > 0):
+        raise PolicyError(f"CORRAL_LANDLOCK_ABI={cap!r}: give a Landlock ABI version, "
+                          "a whole number from 1")
     abi = _libc.syscall(ctypes.c_long(_SYS_CREATE_RULESET), None, ctypes.c_size_t(0),
                         ctypes.c_uint32(_CREATE_RULESET_VERSION))
     if abi > 0:
-        return int(abi), ""
+        return min(int(abi), int(cap or abi)), ""
     err = ctypes.get_errno()
     return 0, {
         errno.ENOSYS: "the kernel has no Landlock (before Linux 5.13, or not built in)",
@@ -278,18 +295,23 @@ class LandlockBackend(SandboxBackend):
     TCP servers listen on loopback only, and TCP clients reach only the
     servers of this run; Unix sockets reach only its own and the allowed
     ones; no other socket (UDP, raw, packet, netlink) can be opened.
-    It cannot signal or trace processes outside its Landlock domain (ABI 6),
-    nor change the limits or scheduling of processes outside its session
-    (the gate refuses those, which Landlock does not scope), and holds no
-    capability, even when corral runs as root.
+    It cannot trace processes outside its Landlock domain, nor signal them
+    (ABI 6; below it, the gate refuses a signal to a process outside the
+    run, see :class:`.SocketGate`), nor change the limits or scheduling of
+    processes outside the run (the gate refuses those, which Landlock does
+    not scope), and holds no capability, even when corral runs as root.
     What it cannot do is what the caller must accept by name (see
     :meth:`weaker_guarantees`).
     """
 
     name: str | None = "landlock"
+    #: TCP rules (ABI 4) keep the command's own binds and connects, which
+    #: the gate makes for it, off the network; below it this backend is not
+    #: offered.
+    MINIMUM_ABI = 4
     #: Signal scoping (ABI 6) keeps the command from killing the user's other
-    #: processes; below it this backend is not offered.
-    MINIMUM_ABI = 6
+    #: processes; below it the gate does (see :class:`.SocketGate`).
+    SIGNAL_SCOPING_ABI = 6
 
     def __init__(self, abi: int) -> None:
         self.abi = abi
@@ -333,8 +355,16 @@ class LandlockBackend(SandboxBackend):
         # ~/.docker/run/docker.sock); a TCP one reaches a server of the run.
         # The host's /dev/shm is read-only here: the names of the session's
         # POSIX shared memory and semaphores are kept in a directory of its own.
+        guard_signals = self.abi < self.SIGNAL_SCOPING_ABI
         gate = open_gate(policy, (private_tmp,), private_network=False, witness=witness,
-                         shm_dir=os.path.join(private_tmp, ".dev-shm"))
+                         shm_dir=os.path.join(private_tmp, ".dev-shm"),
+                         guard_signals=guard_signals)
+        if gate is None and guard_signals:
+            raise PolicyError(
+                f"Landlock ABI {self.abi} cannot keep the command from signalling the user's "
+                "other processes (ABI 6, Linux 6.12, can), and corral's gate, which would, "
+                "needs its C extensions and Linux 5.14: install bubblewrap, or use a newer "
+                "kernel")
         gated = gate is not None and not policy.network
         try:
             # The host's devices but those bubblewrap's /dev has: its disks,
@@ -368,7 +398,8 @@ class LandlockBackend(SandboxBackend):
                 # caller accepted), so it is not watched either.
                 witness_writes=gate is not None, witness_attributes=False,
                 witness_execs=gate is not None, witness_privileges=gate is not None,
-                witness_signals=gate is not None, witness_limits=gate is not None,
+                witness_signals=gate is not None, guard_signals=guard_signals,
+                witness_limits=gate is not None,
                 # No PID namespace keeps the host's processes out of reach
                 # of the calls that change a process's limits or scheduling.
                 guard_processes=gate is not None,

@@ -78,8 +78,14 @@ def _libc() -> object:
 def _landlock() -> tuple[int, Capability]:
     from .landlock import landlock_abi
 
-    abi, why = landlock_abi()
-    return abi, Capability(True, f"ABI {abi}") if abi else Capability(False, why)
+    from .._errors import PolicyError
+
+    try:
+        abi, why = landlock_abi()
+    except PolicyError as exc:  # a bad CORRAL_LANDLOCK_ABI: said, as what is not usable
+        return 0, Capability(False, str(exc))
+    capped = " (capped by CORRAL_LANDLOCK_ABI)" if os.environ.get("CORRAL_LANDLOCK_ABI") else ""
+    return abi, Capability(True, f"ABI {abi}{capped}") if abi else Capability(False, why)
 
 
 def _seccomp() -> tuple[Capability, Capability]:

@@ -52,11 +52,21 @@ program:
   file-capability programs ran without the privilege they would have had;
 * with ``witness_signals``, turns ``kill`` of a process or a process group
   (all but 0 and -1, which reach only the run's own), ``rt_sigqueueinfo``
-  (``sigqueue``) and ``pidfd_open`` of a process, and ``pidfd_send_signal``,
-  into user notifications, so that corral learns of a signal sent, or a
-  process looked for, outside the run, which the sandbox keeps the command
-  from (``tgkill`` is left alone: Go's runtime signals its own threads with
-  it many times a second);
+  (``sigqueue``), ``rt_tgsigqueueinfo``, ``tkill`` and ``pidfd_open`` of a
+  process, and ``pidfd_send_signal``, into user notifications, so that
+  corral learns of a signal sent, or a process looked for, outside the run,
+  which the sandbox keeps the command from (``tgkill`` is left alone: Go's
+  runtime signals its own threads with it many times a second);
+* with ``guard_signals``, for a backend whose Landlock ABI cannot scope
+  signals (below 6) and that has no PID namespace, turns each call that
+  sends a signal to a process named by its pid, its thread, its group or
+  a descriptor (:data:`SIGNAL_GUARD_CALLS`: ``kill``, but of the caller's
+  own group, ``tkill``, ``tgkill``, ``rt_sigqueueinfo``,
+  ``rt_tgsigqueueinfo``, ``pidfd_send_signal``), and each that names the
+  process SIGIO and SIGURG are sent to (``fcntl`` F_SETOWN and
+  F_SETOWN_EX, ``ioctl`` FIOSETOWN and SIOCSPGRP), into user
+  notifications, for corral to refuse where it would reach a process
+  outside the run (see ``guard_signal`` in ``_cgate.c``);
 * with ``witness_limits``, turns ``setpriority``, ``setrlimit`` and
   ``prlimit64`` (one that sets a limit, not one that only reads it) into
   user notifications, so that corral learns of a nice value lowered or a
@@ -81,7 +91,8 @@ program:
   ``sched_setscheduler``, ``sched_setparam``, ``sched_setattr``), for corral
   to refuse where it would reach a process outside the run: Landlock scopes
   signals and tracing, not these.  One on the caller itself (pid or who
-  0) or its own process group goes through;
+  0) or its own process group goes through.  So does ``setsid``
+  (:data:`SESSION_CALLS`), notified for corral to learn the run's sessions;
 * with ``witness_binds``, turns ``bind`` into a user notification, for
   corral to let through and report a Unix socket file the sandbox refuses
   to create (for a backend whose gate does not decide binds);
@@ -113,7 +124,8 @@ import struct
 
 __all__ = ["ATTRIBUTE_CALLS", "DENIED_SYSCALLS", "EXEC_CALLS", "GUARDED_IPC_CALLS",
            "IDENTITY_CALLS", "IPC_CALLS",
-           "LIMIT_CALLS", "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS", "SOCKET_CALLS",
+           "LIMIT_CALLS", "OWNER_CALLS", "SCHEDULING_CALLS", "SIGNAL_CALLS",
+           "SESSION_CALLS", "SIGNAL_GUARD_CALLS", "SOCKET_CALLS",
            "SUPPORTED_ARCHES", "SYSV_IPC_CALLS", "WRITE_CALLS", "build_program",
            "privileged_calls"]
 
@@ -201,9 +213,22 @@ EXEC_CALLS = {"x86_64": {"execve": 59, "execveat": 322},
 #: process group too) or take a descriptor of it, and the one that signals
 #: it by that descriptor, by architecture.
 SIGNAL_CALLS = {"x86_64": {"kill": 62, "rt_sigqueueinfo": 129, "pidfd_open": 434,
-                           "pidfd_send_signal": 424},
+                           "pidfd_send_signal": 424, "tkill": 200, "rt_tgsigqueueinfo": 297},
                 "aarch64": {"kill": 129, "rt_sigqueueinfo": 138, "pidfd_open": 434,
-                            "pidfd_send_signal": 424}}
+                            "pidfd_send_signal": 424, "tkill": 130, "rt_tgsigqueueinfo": 240}}
+#: The system calls ``guard_signals`` notifies, by architecture: those that
+#: send a signal to a process named by its pid, thread, group or descriptor,
+#: and fcntl and ioctl, whose commands F_SETOWN, F_SETOWN_EX, FIOSETOWN and
+#: SIOCSPGRP name the process SIGIO and SIGURG are sent to.
+SIGNAL_GUARD_CALLS = {
+    "x86_64": {"kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129,
+               "rt_tgsigqueueinfo": 297, "pidfd_send_signal": 424, "fcntl": 72, "ioctl": 16},
+    "aarch64": {"kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138,
+                "rt_tgsigqueueinfo": 240, "pidfd_send_signal": 424, "fcntl": 25, "ioctl": 29},
+}
+_OWNER_COMMANDS = {"fcntl": (8, 15), "ioctl": (0x8901, 0x8902)}  # F_SETOWN(_EX); FIO/SIOC
+#: The system call that starts a session, by architecture.
+SESSION_CALLS = {"x86_64": {"setsid": 112}, "aarch64": {"setsid": 157}}
 #: The system calls that set a process's nice value or its resource limits,
 #: by architecture.
 LIMIT_CALLS = {"x86_64": {"setpriority": 141, "setrlimit": 160, "prlimit64": 302},
@@ -335,6 +360,7 @@ def build_program(
     witness_binds: bool = False,
     witness_execs: bool = False,
     witness_signals: bool = False,
+    guard_signals: bool = False,
     witness_limits: bool = False,
     guard_processes: bool = False,
     deny_ipc: bool = False,
@@ -393,6 +419,11 @@ def build_program(
     if witness_execs:
         for number in EXEC_CALLS[arch].values():
             asm.jump(_JEQ, number, "notify", None)
+    if guard_signals:  # before the witness's: the first jump taken decides
+        for name, number in SIGNAL_GUARD_CALLS[arch].items():
+            label = "own_group" if name == "kill" else name
+            asm.jump(_JEQ, number, label if name in ("kill", *_OWNER_COMMANDS) else "notify",
+                     None)
     if witness_signals:
         for name, number in SIGNAL_CALLS[arch].items():
             asm.jump(_JEQ, number, "notify" if name == "pidfd_send_signal" else "signal", None)
@@ -407,6 +438,7 @@ def build_program(
     if guard_processes:
         for name, number in SCHEDULING_CALLS[arch].items():
             asm.jump(_JEQ, number, "ioprio" if name == "ioprio_set" else "own", None)
+        asm.jump(_JEQ, SESSION_CALLS[arch]["setsid"], "notify", None)
     tcp = deny_network and loopback_tcp and not deny_unix_sockets
     if tcp:
         for number, offset in _SENDS[arch]:
@@ -485,6 +517,15 @@ def build_program(
         asm.load(_ARG0)
         asm.jump(_JEQ, 0, "allow", None)
         asm.jump(_JEQ, 0xFFFFFFFF, "allow", "notify")
+    if guard_signals:
+        asm.label("own_group")  # a kill of all but the caller's own group (0)
+        asm.load(_ARG0)
+        asm.jump(_JEQ, 0, "allow", "notify")
+        for call, commands in _OWNER_COMMANDS.items():
+            asm.label(call)
+            asm.load(_ARG1)  # the command
+            asm.jump(_JEQ, commands[0], "notify", None)
+            asm.jump(_JEQ, commands[1], "notify", "allow")
     if guard_processes:
         # The caller itself (pid 0), or (ioprio_set) it or its own group (who
         # 0, unless IOPRIO_WHO_USER: every process of the user).
@@ -529,7 +570,8 @@ def build_program(
     asm.label("kill")
     asm.ret(_RET_KILL_PROCESS)
     if (notify or writes or witness_privileges or witness_binds or witness_execs
-            or witness_signals or witness_limits or guard_processes or guard_ipc):
+            or witness_signals or guard_signals or witness_limits or guard_processes
+            or guard_ipc):
         asm.label("notify")
         asm.ret(_RET_USER_NOTIF)
     return asm.assemble()

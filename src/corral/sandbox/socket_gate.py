@@ -83,7 +83,8 @@ from .._errors import PolicyError
 from .._policy import SandboxPolicy
 from .._denial import NEEDS_NETWORK
 from .._result import Denial, DenialKind
-from .seccomp import (GUARDED_IPC_CALLS, LIMIT_CALLS, SCHEDULING_CALLS, SIGNAL_CALLS,
+from .seccomp import (GUARDED_IPC_CALLS, LIMIT_CALLS, SCHEDULING_CALLS, SESSION_CALLS,
+                      SIGNAL_CALLS, SIGNAL_GUARD_CALLS,
                       SOCKET_CALLS, WRITE_CALLS, privileged_calls)
 from .witness import Witness, unprivileged_port_start
 
@@ -116,17 +117,27 @@ _MAX_KILLED = 1000  # kills of host pids kept per run; past that, they go unrepo
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
 _SIGNALS = SIGNAL_CALLS.get(os.uname().machine, {})
-_SIGNAL_NAMES = {number: name for name, number in _SIGNALS.items()}
+_SIGNAL_GUARDS = SIGNAL_GUARD_CALLS.get(os.uname().machine, {})
+_SIGNAL_NAMES = {number: name for name, number in (*_SIGNALS.items(), *_SIGNAL_GUARDS.items())}
 _LIMITS = LIMIT_CALLS.get(os.uname().machine, {})
 # The calls that change a process named by an argument (what the server
 # refuses where no PID namespace keeps the host's processes out of reach),
 # and how each names it, as _cgate.c numbers that: 0 a pid first, 1 as
-# setpriority, 2 as ioprio_set.
+# setpriority, 2 as ioprio_set; and setsid (9), by which the server learns
+# the run's sessions.
 _GUARDED_NAMES = {number: name for name, number in [
     *SCHEDULING_CALLS.get(os.uname().machine, {}).items(), *_LIMITS.items()]
     if name != "setrlimit"}
-_GUARDED = tuple((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
-                 for number, name in _GUARDED_NAMES.items())
+_GUARDED = (*((number, {"setpriority": 1, "ioprio_set": 2}.get(name, 0))
+              for number, name in _GUARDED_NAMES.items()),
+            *((number, 9) for number in SESSION_CALLS.get(os.uname().machine, {}).values()))
+# Where Landlock cannot scope signals: the calls that send one, or name
+# where SIGIO goes, as _cgate.c numbers how each names its target (3 kill,
+# 4 a pid first, 5 a thread second, 6 a descriptor, 7 fcntl, 8 ioctl).
+_GUARDED_SIGNALS = tuple(
+    (number, {"kill": 3, "tgkill": 5, "rt_tgsigqueueinfo": 5, "pidfd_send_signal": 6,
+              "fcntl": 7, "ioctl": 8}.get(name, 4))
+    for name, number in _SIGNAL_GUARDS.items())
 # The IPC calls that name an object (what the server answers where no IPC
 # namespace keeps the host's objects out of reach), each as (number, kind,
 # role), as _cgate.c numbers them: kinds 0 shm, 1 sem, 2 msg, 3 a POSIX
@@ -223,10 +234,10 @@ def _private_directory(path: str) -> int:
 
 def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool,
               witness: Witness | None = None, init_answers: bool = False,
-              shm_dir: str | None = None) -> SocketGate | None:
+              shm_dir: str | None = None, guard_signals: bool = False) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
-    ``own``, ``private_network``, ``witness``, ``init_answers`` and
-    ``shm_dir``), or None where the kernel cannot run one (then no Unix
+    ``own``, ``private_network``, ``witness``, ``init_answers``, ``shm_dir``
+    and ``guard_signals``), or None where the kernel cannot run one (then no Unix
     socket may be used without network, and refused writes are known only
     from the output) or, with network, where there is no ``witness``.
     Raises :class:`PolicyError` for an allowed socket that is not one, or
@@ -253,7 +264,8 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
         allowed += [path, real]
         bind_paths.append(real)
     return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness,
-                      init_answers, network=policy.network, shm_dir=shm_dir)
+                      init_answers, network=policy.network, shm_dir=shm_dir,
+                      guard_signals=guard_signals)
 
 
 class SocketGate:
@@ -281,13 +293,19 @@ class SocketGate:
     opens the pseudo-terminals the command makes, where the sandbox keeps
     the host's /dev/pts from it, and the /proc files of the run's processes
     a command may write (``oom_score_adj``, ``comm``, ...) where it has no
-    rule for /proc (see ``redirect`` in ``_cgate.c``).
+    rule for /proc (see ``redirect`` in ``_cgate.c``).  With
+    ``guard_signals``, where the sandbox cannot scope signals (Landlock
+    below ABI 6), it refuses each signal to a process outside the run, and
+    each F_SETOWN (or FIOSETOWN) that would send SIGIO to one (see
+    ``guard_signal`` in ``_cgate.c``); which processes are the run's
+    depends on whether it has a cgroup of its own (see :meth:`contain`).
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
                  bind_paths: tuple[str, ...] = (), private_network: bool = False,
                  witness: Witness | None = None, init_answers: bool = False,
-                 network: bool = False, shm_dir: str | None = None) -> None:
+                 network: bool = False, shm_dir: str | None = None,
+                 guard_signals: bool = False) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
@@ -328,13 +346,14 @@ class SocketGate:
                  _SENDS.get("bind", -1) if private_network or network else -1,
                  _SIGNALS.get("kill", -1), _SIGNALS.get("rt_sigqueueinfo", -1),
                  _SIGNALS.get("pidfd_open", -1), _SIGNALS.get("pidfd_send_signal", -1),
+                 _SIGNALS.get("tkill", -1), _SIGNALS.get("rt_tgsigqueueinfo", -1),
                  _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
                  _LIMITS.get("prlimit64", -1)),
                 # Without a PID namespace of the run's own: calls that would
                 # change a host process; without an IPC namespace, the
                 # System V IPC calls (which Landlock's seccomp program
                 # notifies).
-                () if init_answers else _GUARDED,
+                () if init_answers else _GUARDED + (_GUARDED_SIGNALS if guard_signals else ()),
                 (watchdog_pipe(), _queue_prefix(), () if init_answers else _IPC),
                 (self._shm, _SHM if self._shm >= 0 else ()), init_answers)
         except BaseException:
@@ -344,6 +363,12 @@ class SocketGate:
             self._ready.close()
             raise
         self._ready.register(self._reports, select.EPOLLIN)
+
+    def contain(self, in_cgroup: bool) -> None:
+        """Says, before the run starts, whether it has a cgroup of its own:
+        then a process of its cgroup is the run's, a daemon that left its
+        session included; otherwise only one of a session of the run's."""
+        _cgate.contain(self._server, in_cgroup)
 
     def started(self) -> None:
         """Closes corral's copy of :attr:`child_end`; call once, after spawn
