@@ -159,20 +159,22 @@ def tcp_listener() -> Iterator[tuple[str, int]]:
     server.close()
 
 
-def _landlock_abis() -> list[int]:
+def landlock_abis() -> list[int]:
+    """The Landlock ABIs the Landlock rung is tested at: the kernel's, and
+    those below it where corral's gate stands in for what Landlock lacks:
+    4 (no signal scoping) and the least corral takes, 2 (no TCP rules, no
+    TRUNCATE)."""
     from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
     kernel = landlock_abi()[0]
-    return [kernel, *([LandlockBackend.MINIMUM_ABI]
-                      if kernel > LandlockBackend.MINIMUM_ABI else [])]
+    return [kernel, *(abi for abi in (LandlockBackend.TCP_ABI, LandlockBackend.MINIMUM_ABI)
+                      if abi < kernel)]
 
 
-@pytest.fixture(params=_landlock_abis(), ids=lambda abi: f"abi{abi}")
+@pytest.fixture(params=landlock_abis(), ids=lambda abi: f"abi{abi}")
 def landlock_at(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """A Landlock test using this runs at the kernel's ABI and, where that
-    is higher, again at the least corral takes (CORRAL_LANDLOCK_ABI): where
-    corral's gate keeps the command from signalling the host's processes in
-    place of Landlock's scoping (ABI 6)."""
+    """A Landlock test using this runs at each of :func:`landlock_abis`
+    (CORRAL_LANDLOCK_ABI)."""
     monkeypatch.setenv("CORRAL_LANDLOCK_ABI", str(request.param))
     return int(request.param)
 

@@ -44,15 +44,15 @@ def test_text_report():
 
 def test_without_bubblewrap_the_landlock_rung_is_offered_with_what_it_lacks():
     if probe_machine().landlock_abi < LandlockBackend.MINIMUM_ABI:
-        pytest.skip("no Landlock ABI 4 here: the policies are refused instead")
+        pytest.skip("no Landlock ABI 2 here: the policies are refused instead")
     proc = _doctor("--json", env={**os.environ, "CORRAL_BWRAP": "/nonexistent/bwrap"})
     read_only = json.loads(proc.stdout)["policies"]["read-only"]
     assert read_only.startswith("no usable bubblewrap") and "visible-processes" in read_only
     assert "System V IPC" in read_only
     below_scoping = probe_machine().landlock_abi < LandlockBackend.SIGNAL_SCOPING_ABI
-    assert ("the gate, not the kernel, keeps it from signalling" in read_only) == below_scoping
+    assert ("the gate alone, not the kernel, refuses signals" in read_only) == below_scoping
     # An older kernel's Landlock, as CORRAL_LANDLOCK_ABI stands for one.
-    for cap, offered in (("4", True), ("3", False)):
+    for cap, offered in (("2", True), ("1", False)):
         proc = _doctor("--json", env={**os.environ, "CORRAL_BWRAP": "/nonexistent/bwrap",
                                       "CORRAL_LANDLOCK_ABI": cap})
         report = json.loads(proc.stdout)
@@ -60,9 +60,12 @@ def test_without_bubblewrap_the_landlock_rung_is_offered_with_what_it_lacks():
         assert detail == f"ABI {cap} (capped by CORRAL_LANDLOCK_ABI)"
         read_only = report["policies"]["read-only"]
         if offered:
-            assert "the gate, not the kernel, keeps it from signalling" in read_only
+            assert read_only.endswith(
+                "at Landlock ABI 2 the gate alone, not the kernel, refuses signals to processes "
+                "outside the run, TCP beyond loopback, truncating files outside the writable "
+                "roots")
         else:
-            assert read_only.startswith("refused here") and "ABI 4 needed" in read_only
+            assert read_only.startswith("refused here") and "ABI 2 needed" in read_only
 
 
 def test_a_bad_landlock_abi_cap_is_named_not_a_traceback():

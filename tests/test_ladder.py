@@ -69,19 +69,20 @@ def test_landlock_names_unprotected_paths_even_where_none_is_named(broken_bwrap,
 def test_a_landlock_abi_below_the_least_is_refused_with_what_it_lacks(broken_bwrap, host_dir,
                                                                      monkeypatch):
     """CORRAL_LANDLOCK_ABI stands for an older kernel's Landlock: below ABI
-    4 (no TCP rules) the rung is refused, saying why; a value that is no
-    ABI is named."""
+    2 (no REFER) the rung is refused, saying why; a value that is no ABI is
+    named."""
     if landlock_abi()[0] < LandlockBackend.MINIMUM_ABI:
         pytest.skip(f"no Landlock ABI {LandlockBackend.MINIMUM_ABI} here to cap")
     policy = corral.SandboxPolicy.read_only(accept_weaker=(
         "shared-tmp", "visible-processes", "no-deny-read", "changeable-attributes"))
-    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "3")
-    with pytest.raises(corral.PolicyError, match=r"Landlock ABI 3 has no TCP rules \(ABI 4"):
+    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "1")
+    with pytest.raises(corral.PolicyError, match=r"Landlock ABI 1 cannot let a file move from "
+                                                 r"one directory to another \(ABI 2"):
         corral.run(["true"], cwd=host_dir, policy=policy)
     monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "four")
     with pytest.raises(corral.PolicyError, match="CORRAL_LANDLOCK_ABI='four': give a Landlock"):
         corral.run(["true"], cwd=host_dir, policy=policy)
-    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "4")
+    monkeypatch.setenv("CORRAL_LANDLOCK_ABI", "2")
     assert corral.run(["true"], cwd=host_dir, policy=policy).sandbox == "landlock"
 
 

@@ -375,6 +375,22 @@ def test_guarded_signals_go_to_the_gate_but_to_the_callers_own_group():
     assert in_child(guarded_signals, None) == [0] * 11
 
 
+def opens_of_root() -> list[int]:
+    """openat2 and openat of / for reading."""
+    how = ctypes.create_string_buffer(24)  # struct open_how: O_RDONLY, no mode, no resolve
+    at_cwd = -100
+    return [_errno_of(libc.syscall(437, at_cwd, b"/", how, 24)),
+            _errno_of(libc.openat(at_cwd, b"/", os.O_RDONLY))]
+
+
+def test_openat2_answers_enosys_where_its_flags_must_be_seen():
+    """Its flags are in memory: where a filter must see an open's (Landlock
+    below ABI 3), it is answered as by a kernel without it, and openat,
+    whose flags are an argument, remains."""
+    assert in_child(opens_of_root, build_program(no_openat2=True)) == [errno.ENOSYS, 0]
+    assert in_child(opens_of_root, None) == [0, 0]
+
+
 def _errnos(*calls: Callable[[], object]) -> list[int]:
     """What each call raised (its errno), or 0."""
     results = []
@@ -504,7 +520,7 @@ def test_the_gate_server_refuses_a_malformed_call_table(guarded, sysv, shm, mess
     ours, theirs = _cgate.socketpair()
     try:
         with pytest.raises(ValueError, match=message):
-            _cgate.serve(ours, None, (), (), (-1,) * 13, guarded, (-1, "", sysv), (-1, shm),
+            _cgate.serve(ours, None, (), (), (-1,) * 13, guarded, (-1, "", sysv), (-1, shm), -1,
                          False)
     finally:
         os.close(ours)

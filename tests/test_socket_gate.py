@@ -8,8 +8,10 @@ corral's check from a second thread.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -517,6 +519,36 @@ def _unread_bytes(fd: int) -> int:
     count = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, count, True)
     return count[0]
+
+
+def test_only_a_tcp_socket_the_gate_bound_may_listen():
+    """Below Landlock ABI 4 nothing but the gate keeps the command's TCP
+    sockets off the network: a bind the gate let through for a Unix socket
+    may land on a TCP socket the command swapped in meanwhile, at any
+    address.  Such a socket may not listen; one the gate bound (on
+    loopback), or that is not bound yet (bound there first), may."""
+    from corral.sandbox.socket_gate import SocketGate
+
+    gate = SocketGate(())
+    swapped, unbound, bound = (socket.socket() for _ in range(3))
+    try:
+        swapped.bind(("0.0.0.0", 0))  # as the kernel would have, for the command
+        assert gate._listen(swapped.fileno(), socket.AF_INET, 5) == (0, errno.EACCES, 0)
+        assert gate._listen(unbound.fileno(), socket.AF_INET, 5)[1] == 0
+        assert unbound.getsockname()[0] == "127.0.0.1"
+        assert gate._bind_inet(bound.fileno(), socket.AF_INET,
+                               _sockaddr_in("0.0.0.0", 0))[1] == 0
+        assert gate._listen(bound.fileno(), socket.AF_INET, 5)[1] == 0
+        assert bound.getsockname()[0] == "127.0.0.1"
+    finally:
+        for sock in (swapped, unbound, bound):
+            sock.close()
+        gate.close()
+
+
+def _sockaddr_in(address: str, port: int) -> bytes:
+    return (struct.pack("<H", socket.AF_INET) + struct.pack(">H", port)
+            + socket.inet_aton(address) + bytes(8))
 
 
 def test_the_gate_keeps_each_refusal_once_and_at_most_twenty():

@@ -19,7 +19,7 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
-from conftest import CAP_NET_RAW, caller_holds
+from conftest import CAP_NET_RAW, caller_holds, landlock_abis
 from corral.sandbox.bwrap import BwrapBackend, bwrap_backend
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
@@ -29,13 +29,14 @@ ACCEPTED = ("shared-tmp", "visible-processes", "no-deny-read", "unprotected-path
             "changeable-attributes")
 
 
-@pytest.fixture(params=["bwrap", "bwrap-binds", "landlock", "landlock-abi4"])
+@pytest.fixture(params=["bwrap", "bwrap-binds",
+                        *(f"landlock-abi{abi}" for abi in landlock_abis())])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Both rungs: bwrap (with corral's init, which loads the witness's
     filter; "bwrap-binds" where bwrap makes the binds, as with a setuid
     bwrap or before Linux 5.12, and the init only loads the filter) and
-    Landlock (also at ABI 4, where corral's gate guards signals in place of
-    Landlock's scoping); the rung's name."""
+    Landlock, at each ABI corral is tested at (see conftest.landlock_abis);
+    the rung's name."""
     variant = str(request.param)
     if variant.startswith("bwrap") and (_FOUND is None or _FOUND.init is None):
         pytest.skip("bwrap with corral's sandbox init is not available here")
@@ -46,12 +47,10 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     if variant.startswith("landlock"):
         if ABI < LandlockBackend.MINIMUM_ABI:
             pytest.skip(f"Landlock ABI {ABI} here ({WHY or 'too old'})")
-        if variant == "landlock-abi4":
-            if ABI <= LandlockBackend.MINIMUM_ABI:
-                pytest.skip(f"Landlock ABI {ABI} here: tested as the kernel's")
-            monkeypatch.setenv("CORRAL_LANDLOCK_ABI", str(LandlockBackend.MINIMUM_ABI))
+        monkeypatch.setenv("CORRAL_LANDLOCK_ABI", variant.removeprefix("landlock-abi"))
         monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
-    return variant.removesuffix("-abi4")
+        return "landlock"
+    return variant
 
 
 @pytest.fixture

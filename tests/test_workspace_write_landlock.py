@@ -68,6 +68,44 @@ def test_writes_only_beneath_the_roots(workspace):
                       policy=extra).exit_code == 0
 
 
+TRUNCATE = """
+import os, sys
+for path in sys.argv[1:]:
+    try:
+        os.truncate(path, 2)
+        print(path, "truncated")
+    except OSError as e:
+        print(path, "refused", e.errno)
+"""
+
+
+def test_a_truncate_outside_the_roots_is_refused_and_reported(workspace, landlock_at):
+    """truncate(2) of a path: Landlock refuses one outside the roots from
+    ABI 3 (TRUNCATE); below it corral's gate makes the call, beneath the
+    roots only, with the command's own rights (root-owned files included,
+    as root without capabilities), and refuses the rest the same way."""
+    outside = workspace.parent / "outside" / "file"
+    (workspace / "own").write_text("original\n")
+    link = workspace / "link"
+    link.symlink_to(outside)  # in a root, naming a file outside: what it names decides
+    protected = workspace / "protected"
+    protected.write_text("original\n")
+    protected.chmod(0o444)
+    argv = [sys.executable, "-c", TRUNCATE, str(outside), "own", str(link), str(protected),
+            "missing"]
+    policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
+    result = corral.run(argv, cwd=workspace, policy=policy)
+    assert result.stdout.splitlines() == [
+        f"{outside} refused 13", "own truncated", f"{link} refused 13",
+        f"{protected} refused 13", "missing refused 2"], result.aggregated_output
+    assert outside.read_text() == "original\n" and (workspace / "own").read_text() == "or"
+    assert protected.read_text() == "original\n"
+    assert [(d.kind.value, d.target) for d in result.denials] == [("write", str(outside))]
+    control = corral.run(argv[:4], cwd=workspace, policy="full-access")
+    assert control.stdout.splitlines()[0] == f"{outside} truncated"
+    assert outside.read_text() == "or"
+
+
 def test_the_accepted_weakness_is_real(workspace):
     """What was accepted is what happens: a protected path can be created."""
     policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)

@@ -19,7 +19,8 @@
  *                                     connect() to a raw struct sockaddr
  * listen(fd, backlog) -> None         listen()
  * socket_name(fd) -> bytes            getsockname(), the raw struct sockaddr
- * serve(source, writable, operands, refused, observed, guarded, sysv, shm, init_answers)
+ * serve(source, writable, operands, refused, observed, guarded, sysv, shm, truncate,
+ *       init_answers)
  *     -> (handle, fd)
  *                                     a thread that answers the run's
  *                                     writes itself and passes the rest on
@@ -53,6 +54,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/resource.h>
+#include <linux/capability.h>
 #include <linux/seccomp.h>
 #include <stdio.h>
 #include <string.h>
@@ -432,7 +434,9 @@ static int mount_id(int fd, unsigned long long *id)
  * (uint8) and the key (int32).  A call on a name beneath /dev/shm (shm:
  * the directory the run's are in, and the calls) is carried out there,
  * and so is an open of a pseudo-terminal or of a /proc file of the run's
- * own (see redirect).
+ * own (see redirect), and, where truncate is its number (else -1), each
+ * truncate of a path, and each read-only open that truncates, is answered
+ * here (see truncate_for).
  * A kill that would reach a process, or a process group, outside the run
  * and none of the run's is reported as "K", the pid, or the group's as a
  * negative number (int32), and the call's number (int32: a kill, an
@@ -590,6 +594,7 @@ struct server {
     int own_filters; /* without (Landlock), the seccomp filters corral's thread has, or -1 */
     int last_inside; /* the pid last found to be the run's, under Landlock: a loop of kills */
     int run_cgroup; /* whether the run has a cgroup of its own (set before it starts) */
+    int truncate; /* the number of truncate, where the server makes each (see truncate_for) */
     struct session sessions[MAX_SESSIONS]; /* the run's, whose leaders live or lived lately */
     size_t session_count;
     unsigned char looked[65536 / 8]; /* the loopback ports a send was passed on for */
@@ -1589,6 +1594,101 @@ static int receive_listener(struct server *server)
     return 0;
 }
 
+/* Truncates the file at path to length with this thread's effective
+ * capabilities dropped for the call (a thread's own: the others keep
+ * theirs), so that the kernel judges it as it judges a sandboxed command,
+ * which has corral's ids and holds no capability; 0, or -1 and errno. */
+static int truncate_as_the_command(const char *path, off_t length)
+{
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct held[_LINUX_CAPABILITY_U32S_3], none[_LINUX_CAPABILITY_U32S_3];
+    if (syscall(SYS_capget, &header, held) != 0)
+        return -1;
+    memcpy(none, held, sizeof(none));
+    int holds = 0;
+    for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+        holds |= none[i].effective != 0;
+        none[i].effective = 0;
+    }
+    if (holds && syscall(SYS_capset, &header, none) != 0)
+        return -1;
+    int result = truncate(path, length);
+    int error = errno;
+    if (holds)
+        (void)syscall(SYS_capset, &header, held); /* permitted still: it cannot fail */
+    errno = error;
+    return result;
+}
+
+/*
+ * Where Landlock has no right for truncating (ABI below 3, no TRUNCATE), a
+ * read-only open with O_TRUNC, which truncates where Landlock sees only a
+ * read: refused with EACCES wherever it is (its flags are the call's own,
+ * its path is not: one looked at could be another when the kernel opens),
+ * and reported where it lies outside the writable roots.  1 if it was one.
+ */
+static int refuse_truncating_read(struct server *server, const struct seccomp_notif *notif)
+{
+    const struct operand *op =
+        find_call(server->operands, server->count, sizeof(*op), notif->data.nr);
+    if (op == NULL || op->action != ACT_OPEN || op->flags_arg < 0)
+        return 0;
+    unsigned long long flags = notif->data.args[op->flags_arg];
+    if ((flags & O_ACCMODE) != O_RDONLY || !(flags & O_TRUNC) || (flags & O_PATH))
+        return 0;
+    char full[2 * PATH_MAX + 2], found[PATH_MAX];
+    int dirfd = op->dir_arg < 0 ? AT_FDCWD : (int)(notif->data.args[op->dir_arg] & 0xFFFFFFFFu);
+    if (operand_path(notif, dirfd, notif->data.args[op->path_arg], full, sizeof(full)) == 0 &&
+        refusal(server, full, OPEN, (int)flags, !(flags & O_NOFOLLOW), found, sizeof(found)) &&
+        still_waiting(server, notif))
+        report_write(server, notif->data.nr, EACCES, found);
+    respond(server, notif, 0, EACCES);
+    return 1;
+}
+
+/*
+ * A truncate of a path where Landlock has no right for it (ABI below 3, no
+ * TRUNCATE), which the kernel would let through outside the writable roots:
+ * made here, on what the path names in the command's view (its root and
+ * working directory, symbolic links followed; a magic link of its /proc,
+ * whose self is another process here, is not, ELOOP) if that lies beneath
+ * one of them (as the command itself would, see truncate_as_the_command),
+ * and refused with EACCES, as Landlock refuses a write, and reported, if
+ * not.  Answering CONTINUE instead would let another thread of the command
+ * change the path once it was looked at.  1 if it was the call.
+ */
+static int truncate_for(struct server *server, const struct seccomp_notif *notif)
+{
+    if (server->truncate < 0 || server->writable == NULL)
+        return 0;
+    if (notif->data.nr != server->truncate)
+        return refuse_truncating_read(server, notif);
+    char full[2 * PATH_MAX + 2], real[PATH_MAX];
+    if (operand_path(notif, AT_FDCWD, notif->data.args[0], full, sizeof(full)) != 0) {
+        respond(server, notif, 0, notif->data.args[0] == 0 ? EFAULT : ENOENT);
+        return 1;
+    }
+    int target = open_beneath(server->root, full, 1);
+    if (target < 0) {
+        respond(server, notif, 0, errno);
+        return 1;
+    }
+    int error = 0;
+    if (shown(target, real, sizeof(real)) != 0 || !under(real, server->writable)) {
+        error = EACCES;
+        report_write(server, notif->data.nr, error, shown(target, real, sizeof(real)) == 0
+                                                        ? real : full);
+    } else {
+        char link[64];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", target);
+        if (truncate_as_the_command(link, (off_t)notif->data.args[1]) != 0)
+            error = errno;
+    }
+    close(target);
+    respond(server, notif, 0, error);
+    return 1;
+}
+
 /* What /proc/<pid>/cgroup says of process pid, in text; its length, or -1. */
 static ssize_t cgroup_of(pid_t pid, char *text, size_t size)
 {
@@ -2538,7 +2638,7 @@ static void *serve_notifications(void *argument)
             }
         }
         if (refuse_another(server, &notif) || look_at_sysv(server, &notif) ||
-            redirect(server, &notif))
+            redirect(server, &notif) || truncate_for(server, &notif))
             continue;
         int privileged = 0;
         for (size_t i = 0; i < server->refused_count && !privileged; i++) {
@@ -2677,7 +2777,7 @@ gate_serve(PyObject *self, PyObject *args)
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiiiii)O!(isO!)(iO!)p:serve", &source, &writable,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiiiii)O!(isO!)(iO!)ip:serve", &source, &writable,
                           &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
                           &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
                           &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
@@ -2685,7 +2785,7 @@ gate_serve(PyObject *self, PyObject *args)
                           &server->setrlimit, &server->prlimit64,
                           &PyTuple_Type, &guarded, &server->watchdog, &queue_prefix,
                           &PyTuple_Type, &sysv, &server->shm_dir, &PyTuple_Type, &shm,
-                          &init_answers)) {
+                          &server->truncate, &init_answers)) {
         free(server);
         return NULL;
     }

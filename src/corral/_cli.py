@@ -686,9 +686,14 @@ def _doctor(as_json: bool) -> int:
                      "there secret stores outside the writable roots and the host's terminals "
                      "stay unreadable, and the gate gives each run System V IPC objects, "
                      "POSIX shared memory, message queues and terminals of its own")
-        if probe.landlock_abi < LandlockBackend.SIGNAL_SCOPING_ABI:
-            read_only += ("; below Landlock ABI 6 the gate, not the kernel, keeps it from "
-                          "signalling processes outside the run")
+        stand_ins = [what for abi, what in (
+            (LandlockBackend.SIGNAL_SCOPING_ABI, "signals to processes outside the run"),
+            (LandlockBackend.TCP_ABI, "TCP beyond loopback"),
+            (LandlockBackend.TRUNCATE_ABI, "truncating files outside the writable roots"))
+            if probe.landlock_abi < abi]
+        if stand_ins:
+            read_only += (f"; at Landlock ABI {probe.landlock_abi} the gate alone, not the "
+                          f"kernel, refuses {', '.join(stand_ins)}")
         workspace = (f"no usable bubblewrap; Landlock + seccomp can run it if you accept "
                      f"{weaker}, and unprotected-paths (protected paths stay writable)")
     else:

@@ -42,8 +42,8 @@ def _landlock_rung(policy: SandboxPolicy, absence: str, cwd: str | None) -> Sand
     no_bwrap = f"policy {policy.name!r} needs bubblewrap, and {absence}"
     abi, why = landlock_abi()
     if abi < LandlockBackend.MINIMUM_ABI:
-        reason = why or (f"Landlock ABI {abi} has no TCP rules (ABI "
-                         f"{LandlockBackend.MINIMUM_ABI}, Linux 6.7)")
+        reason = why or (f"Landlock ABI {abi} cannot let a file move from one directory to "
+                         f"another (ABI {LandlockBackend.MINIMUM_ABI}, Linux 5.19, can)")
         raise PolicyError(f"{no_bwrap}, and the Landlock backend is not usable here: {reason}; "
                           "run `corral doctor` to see what this machine supports")
     backend = LandlockBackend(abi)

@@ -23,9 +23,17 @@ it reaches the host's, as it does under bubblewrap, whose run then shares
 the host's network namespace, where they live).  Below ABI 6 corral's gate
 does both: it refuses each signal to a process outside the run (see
 ``guard_signal`` in ``_cgate.c``), and, without network, every connect to
-an abstract name (as it does at any ABI: see :mod:`.socket_gate`).  ABI 4
-(Linux 6.7), whose TCP rules keep the command's own binds and connects from
-the network, is the least this backend takes.
+an abstract name (as it does at any ABI: see :mod:`.socket_gate`).  Below
+ABI 4 no TCP rule keeps the command's own binds and connects from the
+network: the gate makes each (as it does at any ABI), and lets a TCP
+socket listen only if it bound it.  Below ABI 3 (Linux 6.2; Debian 12's
+6.1 has ABI 2) the gate makes each ``truncate`` of a path, beneath the
+writable roots only, and refuses every read-only open that truncates
+(``O_RDONLY | O_TRUNC``, which Landlock would take for a read; ``openat2``,
+whose flags the filter cannot see, answers ENOSYS, and programs fall back
+to ``openat``).  ABI 2 (Linux 5.19), whose REFER right lets a file
+be renamed or linked from one directory to another (ABI 1 refuses every
+such move, within the roots too), is the least this backend takes.
 
 ``CORRAL_LANDLOCK_ABI=N`` makes corral use no more of Landlock than ABI N
 (never more than the kernel has): what a machine with an older kernel gets,
@@ -305,10 +313,14 @@ class LandlockBackend(SandboxBackend):
     """
 
     name: str | None = "landlock"
-    #: TCP rules (ABI 4) keep the command's own binds and connects, which
-    #: the gate makes for it, off the network; below it this backend is not
-    #: offered.
-    MINIMUM_ABI = 4
+    #: REFER (ABI 2) lets a file move from one directory to another beneath
+    #: the roots (ABI 1 refuses every such rename or link, EXDEV); below it
+    #: this backend is not offered.
+    MINIMUM_ABI = 2
+    #: TRUNCATE (ABI 3): below it the gate makes each truncate of a path.
+    TRUNCATE_ABI = 3
+    #: TCP rules (ABI 4): below them the gate alone keeps TCP on loopback.
+    TCP_ABI = 4
     #: Signal scoping (ABI 6) keeps the command from killing the user's other
     #: processes; below it the gate does (see :class:`.SocketGate`).
     SIGNAL_SCOPING_ABI = 6
@@ -358,7 +370,8 @@ class LandlockBackend(SandboxBackend):
         guard_signals = self.abi < self.SIGNAL_SCOPING_ABI
         gate = open_gate(policy, (private_tmp,), private_network=False, witness=witness,
                          shm_dir=os.path.join(private_tmp, ".dev-shm"),
-                         guard_signals=guard_signals)
+                         guard_signals=guard_signals,
+                         guard_truncate=self.abi < self.TRUNCATE_ABI)
         if gate is None and guard_signals:
             raise PolicyError(
                 f"Landlock ABI {self.abi} cannot keep the command from signalling the user's "
@@ -370,7 +383,8 @@ class LandlockBackend(SandboxBackend):
             # The host's devices but those bubblewrap's /dev has: its disks,
             # cameras and terminals (a command that read one would take what
             # the user types there).
-            ruleset = write_ruleset(writable, self.abi, deny_tcp=gated,
+            ruleset = write_ruleset(writable, self.abi,
+                                    deny_tcp=gated and self.abi >= self.TCP_ABI,
                                     abstract_sockets=policy.network,
                                     unreadable=(*_hidden_devices(), *secrets), readable=kept)
         except BaseException:
@@ -409,7 +423,10 @@ class LandlockBackend(SandboxBackend):
                 deny_ipc=True, guard_ipc=gate is not None,
                 # With network, no gate decides binds: each is looked at.
                 witness_binds=gate is not None and policy.network,
-                identity=(os.getuid(), os.getgid())),
+                identity=(os.getuid(), os.getgid()),
+                # Below TRUNCATE the gate refuses a read-only open that
+                # truncates by its flags, which openat2 keeps in memory.
+                no_openat2=self.abi < self.TRUNCATE_ABI),
             socket_gate=gate,
             drop_capabilities=True,
             owned_fds=launch.owned_fds + (ruleset,),

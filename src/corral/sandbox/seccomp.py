@@ -16,7 +16,10 @@ program:
   surface (io_uring, which performs system calls the filter never sees;
   bpf, perf_event_open, userfaultfd, keyrings);
 * answers clone3 with ENOSYS: its flags live in memory a filter cannot read,
-  and C libraries fall back to clone, whose flags it can;
+  and C libraries fall back to clone, whose flags it can; with
+  ``no_openat2``, openat2 too, for a backend that must see each open's
+  flags as the kernel will (Landlock below ABI 3, where a read-only open
+  that truncates is refused by them), and programs fall back to openat;
 * with ``deny_network``, refuses every socket family but AF_UNIX (for
   backends without a network namespace);
 * with ``deny_unix_sockets``, refuses AF_UNIX sockets, whose paths reach the
@@ -366,6 +369,7 @@ def build_program(
     deny_ipc: bool = False,
     guard_ipc: bool = False,
     identity: tuple[int, int] | None = None,
+    no_openat2: bool = False,
     deny: tuple[str, ...] = DENIED_SYSCALLS,
 ) -> bytes:
     """The filter for ``arch`` (default: this machine's) as ``struct sock_filter`` bytes.
@@ -390,6 +394,8 @@ def build_program(
     for number in numbers:
         asm.jump(_JEQ, number, "privileged", None)
     asm.jump(_JEQ, _CLONE3[arch], "nosys", None)
+    if no_openat2:
+        asm.jump(_JEQ, WRITE_CALLS[arch]["openat2"], "nosys", None)
     asm.jump(_JEQ, _CLONE[arch], "clone", None)
     # Only the run's own ids exist in it, and it holds no capability to take
     # another: a call that would is refused here, where the witness sees it.

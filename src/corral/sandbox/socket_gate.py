@@ -116,6 +116,7 @@ _MAX_KILLED = 1000  # kills of host pids kept per run; past that, they go unrepo
 # Notified system calls by number, for this machine's architecture.
 _SENDS = SOCKET_CALLS.get(os.uname().machine, {})
 _CALLS = {number: name for name, number in _SENDS.items()}
+_TRUNCATE = WRITE_CALLS.get(os.uname().machine, {}).get("truncate", -1)
 _SIGNALS = SIGNAL_CALLS.get(os.uname().machine, {})
 _SIGNAL_GUARDS = SIGNAL_GUARD_CALLS.get(os.uname().machine, {})
 _SIGNAL_NAMES = {number: name for name, number in (*_SIGNALS.items(), *_SIGNAL_GUARDS.items())}
@@ -234,10 +235,11 @@ def _private_directory(path: str) -> int:
 
 def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool,
               witness: Witness | None = None, init_answers: bool = False,
-              shm_dir: str | None = None, guard_signals: bool = False) -> SocketGate | None:
+              shm_dir: str | None = None, guard_signals: bool = False,
+              guard_truncate: bool = False) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
-    ``own``, ``private_network``, ``witness``, ``init_answers``, ``shm_dir``
-    and ``guard_signals``), or None where the kernel cannot run one (then no Unix
+    ``own``, ``private_network``, ``witness``, ``init_answers``, ``shm_dir``,
+    ``guard_signals`` and ``guard_truncate``), or None where the kernel cannot run one (then no Unix
     socket may be used without network, and refused writes are known only
     from the output) or, with network, where there is no ``witness``.
     Raises :class:`PolicyError` for an allowed socket that is not one, or
@@ -265,7 +267,7 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
         bind_paths.append(real)
     return SocketGate(tuple(allowed), own, tuple(bind_paths), private_network, witness,
                       init_answers, network=policy.network, shm_dir=shm_dir,
-                      guard_signals=guard_signals)
+                      guard_signals=guard_signals, guard_truncate=guard_truncate)
 
 
 class SocketGate:
@@ -299,13 +301,17 @@ class SocketGate:
     each F_SETOWN (or FIOSETOWN) that would send SIGIO to one (see
     ``guard_signal`` in ``_cgate.c``); which processes are the run's
     depends on whether it has a cgroup of its own (see :meth:`contain`).
+    With ``guard_truncate``, where the sandbox cannot refuse a truncate
+    (Landlock below ABI 3), it makes each ``truncate`` of a path beneath the
+    ``witness``'s writable paths for the command, and refuses the rest (see
+    ``truncate_for`` in ``_cgate.c``).
     """
 
     def __init__(self, allowed: tuple[str, ...], own: tuple[str, ...] = (),
                  bind_paths: tuple[str, ...] = (), private_network: bool = False,
                  witness: Witness | None = None, init_answers: bool = False,
                  network: bool = False, shm_dir: str | None = None,
-                 guard_signals: bool = False) -> None:
+                 guard_signals: bool = False, guard_truncate: bool = False) -> None:
         self.allowed = frozenset(allowed)
         self.bind_paths = list(bind_paths)
         self._own = frozenset(_identity(path) for path in own)
@@ -355,7 +361,8 @@ class SocketGate:
                 # notifies).
                 () if init_answers else _GUARDED + (_GUARDED_SIGNALS if guard_signals else ()),
                 (watchdog_pipe(), _queue_prefix(), () if init_answers else _IPC),
-                (self._shm, _SHM if self._shm >= 0 else ()), init_answers)
+                (self._shm, _SHM if self._shm >= 0 else ()),
+                _TRUNCATE if guard_truncate and witness is not None else -1, init_answers)
         except BaseException:
             for fd in (self._ours, self.child_end, self._shm):
                 if fd >= 0:
@@ -743,8 +750,9 @@ class SocketGate:
                 return self._listen(sock, domain, _signed(arg1))
             if domain == _AF_UNIX:
                 if call == "bind":
-                    # A path, which the filesystem rules govern; were a TCP
-                    # socket swapped in meanwhile, Landlock refuses its bind.
+                    # A path, which the filesystem rules govern.  Were a TCP
+                    # socket swapped in meanwhile, Landlock refuses its bind
+                    # (below ABI 4, with no TCP rules, _listen refuses it).
                     return 0, 0, _FLAG_CONTINUE
                 return self._connect_unix(notif_id, pid, sock, arg1, arg2)
             raw = _read_memory(pid, arg1, arg2)
@@ -916,12 +924,19 @@ class SocketGate:
         return result
 
     def _listen(self, sock: int, domain: int, backlog: int) -> tuple[int, int, int]:
+        """A listen: without a network namespace of the run's own, of an
+        inet socket the gate bound (on loopback) only, binding one not bound
+        yet there first.  (Another is one bound where Landlock has no TCP
+        rules, below ABI 4, by a command that swapped it in for a Unix
+        socket once the gate let that bind through.)"""
         if domain != _AF_UNIX and not self._private_network:
             if int.from_bytes(_cgate.socket_name(sock)[2:4], "big") == 0:
                 # Not bound: listen would bind it to every address of the host.
                 result = self._bind_inet(sock, domain, _loopback_address(sock, domain, b""))
                 if result[1]:
                     return result
+            elif os.fstat(sock).st_ino not in self._bound:
+                return 0, errno.EACCES, 0
         return _perform(_cgate.listen, sock, backlog)
 
     def _listener_owner(self, pid: int, port: int) -> bool | None:
