@@ -2558,7 +2558,8 @@ static int redirect(struct server *server, const struct seccomp_notif *notif)
         return 1; /* what was read may be another process's */
     int result;
     if (terminal || own_proc) {
-        result = terminal ? open_terminal(server, full, flags) : open_own_proc(server, notif, full, flags);
+        result = terminal ? open_terminal(server, full, flags)
+                          : open_own_proc(server, notif, full, flags);
         if (result == -2)
             return 0;
         if (result >= 0 && (result = hand_over(server, notif, result, flags)) == 0)

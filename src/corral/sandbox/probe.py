@@ -76,9 +76,8 @@ def _libc() -> object:
 
 
 def _landlock() -> tuple[int, Capability]:
-    from .landlock import landlock_abi
-
     from .._errors import PolicyError
+    from .landlock import landlock_abi
 
     try:
         abi, why = landlock_abi()

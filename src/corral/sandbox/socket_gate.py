@@ -239,9 +239,10 @@ def open_gate(policy: SandboxPolicy, own: tuple[str, ...], private_network: bool
               guard_truncate: bool = False) -> SocketGate | None:
     """The gate for a run of ``policy`` (see :class:`SocketGate` for
     ``own``, ``private_network``, ``witness``, ``init_answers``, ``shm_dir``,
-    ``guard_signals`` and ``guard_truncate``), or None where the kernel cannot run one (then no Unix
-    socket may be used without network, and refused writes are known only
-    from the output) or, with network, where there is no ``witness``.
+    ``guard_signals`` and ``guard_truncate``), or None where the kernel
+    cannot run one (then no Unix socket may be used without network, and
+    refused writes are known only from the output) or, with network, where
+    there is no ``witness``.
     Raises :class:`PolicyError` for an allowed socket that is not one, or
     that cannot be granted here."""
     if policy.network and witness is None:
