@@ -8,6 +8,7 @@ Landlock cannot do; then each attack must still fail, with a control.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -252,7 +253,9 @@ SIGNAL = textwrap.dedent("""
     routes = {
         "kill": lambda: os.kill(target, signal.SIGTERM),
         "group": lambda: os.killpg(target, signal.SIGTERM),
-        "everyone": lambda: os.kill(-1, signal.SIGTERM),
+        # SIGCONT, which resumes a stopped process and does nothing to the
+        # rest: were the sandbox to let it out, no process would end.
+        "everyone": lambda: os.kill(-1, signal.SIGCONT),
         "tkill": lambda: call(numbers[0], target, 15),
         "tgkill": lambda: call(numbers[1], target, target, 15),
         "sigqueue": lambda: call(138 if numbers[0] == 130 else 129, target, 15, queued()),
@@ -280,6 +283,12 @@ SIGNAL_ROUTES = ["kill", "group", "everyone", "tkill", "tgkill", "sigqueue",
 OWNER_ROUTES = {"F_SETOWN", "F_SETOWN_EX", "FIOSETOWN"}
 
 
+def _state(pid: int) -> str:
+    """The state of process pid, as its /proc stat has it (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
 def _wait_ended(process: subprocess.Popen[bytes], timeout: float = 5.0) -> bool:
     try:
         process.wait(timeout)
@@ -294,13 +303,19 @@ def test_host_processes_cannot_be_signalled(route, landlock_at):
     corral's gate keeps every signal from the host's processes, SIGIO
     included (which ends a process that does not handle it).  The same
     route ends the process outside the sandbox (but -1, which there would
-    signal every process of the user)."""
+    signal every process of the user: there, the SIGCONT it sends would
+    resume the stopped victim)."""
     victim = subprocess.Popen(["sleep", "30"], process_group=0)
     try:
+        if route == "everyone":
+            victim.send_signal(signal.SIGSTOP)
+            while _state(victim.pid) != "T":
+                time.sleep(0.01)
         argv = [PYTHON, "-c", SIGNAL, str(victim.pid), route]
         result = corral.run(argv, policy=POLICY)
         assert not _wait_ended(victim, 0.3), result.aggregated_output
         if route == "everyone":
+            assert _state(victim.pid) == "T", result.aggregated_output
             # No process of the run's but the caller: none to signal, as in a
             # PID namespace of its own (ESRCH), where the gate decides;
             # Landlock's scoping refuses each host process without a word.
@@ -327,12 +342,21 @@ def test_host_processes_cannot_be_signalled(route, landlock_at):
 
 
 OWN_PROCESSES = textwrap.dedent("""
-    import signal, subprocess, sys
-    signal.signal(signal.SIGTERM, lambda *_: None)  # a kill of every process reaches this one
+    import os, signal, subprocess, sys, time
+    def state(pid):
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0]
     for route in sys.argv[2:]:
         child = subprocess.Popen(["sleep", "30"], process_group=0)
+        if route == "everyone":  # SIGCONT: it resumes a process of the run's that was stopped
+            os.kill(child.pid, signal.SIGSTOP)
+            while state(child.pid) != "T":
+                time.sleep(0.01)
         sent = subprocess.run([sys.executable, "-c", sys.argv[1], str(child.pid), route],
                               capture_output=True, text=True)
+        if route == "everyone":
+            print(route, sent.stdout.strip(), "resumed" if state(child.pid) != "T" else "stopped")
+            child.kill()
         print(route, sent.stdout.strip(), child.wait(5))
 """)
 
@@ -341,8 +365,9 @@ def test_the_runs_own_processes_are_signalled_by_every_route():
     """Each route reaches a process of the run's own, at any ABI."""
     result = corral.run([PYTHON, "-c", OWN_PROCESSES, SIGNAL, *SIGNAL_ROUTES], policy=POLICY)
     assert result.exit_code == 0 and result.denials == (), result.aggregated_output
-    expected = ["everyone sent -15" if route == "everyone" else
-                f"{route} sent {-29 if route in OWNER_ROUTES else -15}" for route in SIGNAL_ROUTES]
+    expected = [line for route in SIGNAL_ROUTES for line in (
+        ["everyone sent resumed", "everyone sent -9"] if route == "everyone" else
+        [f"{route} sent {-29 if route in OWNER_ROUTES else -15}"])]
     assert result.stdout.splitlines() == expected
 
 
