@@ -328,11 +328,7 @@ def test_host_processes_cannot_be_signalled(route, landlock_at):
             return
         assert result.stdout == "refused 1\n", result.aggregated_output
         target = f"process group {victim.pid}" if route == "group" else f"pid {victim.pid}"
-        # tgkill is not watched where Landlock refuses it (Go's runtime makes
-        # it many times a second): refused unreported.
-        reported = route != "tgkill" or landlock_at < LandlockBackend.SIGNAL_SCOPING_ABI
-        assert [(d.kind.value, d.target) for d in result.denials] == (
-            [("privilege", target)] if reported else [])
+        assert [(d.kind.value, d.target) for d in result.denials] == [("privilege", target)]
         control = corral.run(argv, policy="full-access")
         assert control.stdout == "sent\n", control.aggregated_output
         assert _wait_ended(victim)

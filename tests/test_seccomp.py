@@ -520,7 +520,8 @@ def test_the_gate_server_refuses_a_malformed_call_table(guarded, sysv, shm, mess
     ours, theirs = _cgate.socketpair()
     try:
         with pytest.raises(ValueError, match=message):
-            _cgate.serve(ours, None, (), (), (-1,) * 13, guarded, (-1, "", sysv), (-1, shm), -1,
+            observed = (*(-1,) * 7, (-1,) * 4, -1, -1, -1)
+            _cgate.serve(ours, None, (), (), observed, guarded, (-1, "", sysv), (-1, shm), -1,
                          False)
     finally:
         os.close(ours)

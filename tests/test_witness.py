@@ -405,6 +405,13 @@ if sys.argv[2] == "sigqueue":
     libc = ctypes.CDLL(None, use_errno=True)
     libc.sigqueue.argtypes = [ctypes.c_int, ctypes.c_int, Value]
     reached = libc.sigqueue(pid, 0, Value(0)) == 0
+elif sys.argv[2] in ("tkill", "tgkill"):  # of the process's main thread, whose id is its pid
+    libc = ctypes.CDLL(None, use_errno=True)
+    numbers = {"x86_64": (200, 234), "aarch64": (130, 131)}[os.uname().machine]
+    if sys.argv[2] == "tkill":
+        reached = libc.syscall(numbers[0], pid, 0) == 0
+    else:
+        reached = libc.syscall(numbers[1], pid, pid, 0) == 0
 else:
     try:
         descriptor = os.pidfd_open(pid)
@@ -419,9 +426,10 @@ sys.exit(0 if reached else 3)
 """
 
 
-@pytest.mark.parametrize("call", ["sigqueue", "pidfd_open", "pidfd_send_signal"])
+@pytest.mark.parametrize("call", ["sigqueue", "tkill", "tgkill", "pidfd_open",
+                                  "pidfd_send_signal"])
 def test_a_host_process_signalled_or_looked_for_otherwise_is_reported(backend, workspace, call):
-    """sigqueue (rt_sigqueueinfo) and pidfd_open name a pid as kill does:
+    """sigqueue (rt_sigqueueinfo), tkill, tgkill and pidfd_open name a pid as kill does:
     the sandbox's PID namespace has none of the host's (ESRCH), and
     Landlock's signal scoping refuses a signal (EPERM) but not a
     descriptor, which is then no denial; a signal sent through it is."""

@@ -403,9 +403,9 @@ static int mount_id(int fd, unsigned long long *id)
  * answered EPERM and reported as "P", its number (int32) and the low 32 bits
  * of its first two arguments (uint32 each: a socket's family and type).
  * observed are the numbers of sendto, sendmsg, sendmmsg, bind, kill,
- * rt_sigqueueinfo, pidfd_open, pidfd_send_signal, tkill,
- * rt_tgsigqueueinfo, setpriority, setrlimit
- * and prlimit64 (or -1), each let through.  A bind of a Unix socket to a
+ * pidfd_open, pidfd_send_signal, (rt_sigqueueinfo, tkill, tgkill,
+ * rt_tgsigqueueinfo), setpriority, setrlimit and prlimit64 (or -1), each
+ * let through.  A bind of a Unix socket to a
  * path the sandbox refuses to create is reported as a write ("W", as
  * above); one of an inet socket to a port below 1024, as "B" and the port
  * (uint16).  The address each
@@ -569,9 +569,9 @@ struct server {
     size_t count;
     struct refusal *refused;
     size_t refused_count;
-    int sendto, sendmsg, sendmmsg, bind, kill, sigqueue, pidfd_open, pidfd_signal, tkill,
-        tgsigqueue, setpriority,
-        setrlimit, prlimit64;
+    int sendto, sendmsg, sendmmsg, bind, kill, pidfd_open, pidfd_signal, setpriority, setrlimit,
+        prlimit64;
+    int to_a_pid[4]; /* rt_sigqueueinfo, tkill, tgkill, rt_tgsigqueueinfo: a pid first */
     struct guard guarded[MAX_GUARDED];
     size_t guarded_count;
     struct sysv_call sysv[MAX_SYSV_CALLS];
@@ -1543,10 +1543,10 @@ static void report_kill(struct server *server, pid_t target, int call)
  * the negative of its leader's pid), outside the run as "K", the target
  * (int32) and the call (int32), once for a loop of kills of a few of them.
  * 0 and -1 (the caller's own group, every process it may signal) reach
- * only the run's.  An rt_sigqueueinfo, rt_tgsigqueueinfo (its process),
- * tkill (a thread, which /proc finds as a process) or pidfd_open names one
- * pid (the kernel refuses the rest); a pidfd_open is refused only in a PID
- * namespace of the run's own: Landlock scopes signals, not descriptors,
+ * only the run's.  An rt_sigqueueinfo, tgkill or rt_tgsigqueueinfo (its
+ * process), tkill (a thread, which /proc finds as a process) or pidfd_open
+ * names one pid (the kernel refuses the rest); a pidfd_open is refused
+ * only in a PID namespace of the run's own: Landlock scopes signals, not descriptors,
  * and refuses the pidfd_send_signal that follows, whose descriptor's
  * process is then the target (in a PID namespace of the run's own, the
  * command has pidfds of its own processes only). */
@@ -2665,10 +2665,10 @@ static void *serve_notifications(void *argument)
             (void)!write(server->report, message, sizeof(message));
             continue;
         }
-        int signal_call = notif.data.nr == server->kill || notif.data.nr == server->sigqueue ||
-                          notif.data.nr == server->pidfd_open ||
-                          notif.data.nr == server->pidfd_signal ||
-                          notif.data.nr == server->tkill || notif.data.nr == server->tgsigqueue;
+        int signal_call = notif.data.nr == server->kill || notif.data.nr == server->pidfd_open ||
+                          notif.data.nr == server->pidfd_signal;
+        for (size_t i = 0; i < sizeof(server->to_a_pid) / sizeof(int); i++)
+            signal_call |= notif.data.nr == server->to_a_pid[i];
         if (notif.data.nr == server->sendto || notif.data.nr == server->sendmsg ||
             notif.data.nr == server->sendmmsg || notif.data.nr == server->bind || signal_call ||
             notif.data.nr == server->setpriority ||
@@ -2778,12 +2778,13 @@ gate_serve(PyObject *self, PyObject *args)
     if (server == NULL)
         return PyErr_NoMemory();
     /* The numbers of the calls observed, each let through whatever is known. */
-    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiiiiiiiii)O!(isO!)(iO!)ip:serve", &source, &writable,
-                          &PyTuple_Type, &operands, &PyTuple_Type, &refused, &server->sendto,
-                          &server->sendmsg, &server->sendmmsg, &server->bind, &server->kill,
-                          &server->sigqueue, &server->pidfd_open, &server->pidfd_signal,
-                          &server->tkill, &server->tgsigqueue, &server->setpriority,
-                          &server->setrlimit, &server->prlimit64,
+    if (!PyArg_ParseTuple(args, "iOO!O!(iiiiiii(iiii)iii)O!(isO!)(iO!)ip:serve", &source,
+                          &writable, &PyTuple_Type, &operands, &PyTuple_Type, &refused,
+                          &server->sendto, &server->sendmsg, &server->sendmmsg, &server->bind,
+                          &server->kill, &server->pidfd_open, &server->pidfd_signal,
+                          &server->to_a_pid[0], &server->to_a_pid[1], &server->to_a_pid[2],
+                          &server->to_a_pid[3], &server->setpriority, &server->setrlimit,
+                          &server->prlimit64,
                           &PyTuple_Type, &guarded, &server->watchdog, &queue_prefix,
                           &PyTuple_Type, &sysv, &server->shm_dir, &PyTuple_Type, &shm,
                           &server->truncate, &init_answers)) {

@@ -351,9 +351,10 @@ class SocketGate:
                  # Where the gate does not decide it: in the run's own
                  # namespaces, or with network.
                  _SENDS.get("bind", -1) if private_network or network else -1,
-                 _SIGNALS.get("kill", -1), _SIGNALS.get("rt_sigqueueinfo", -1),
-                 _SIGNALS.get("pidfd_open", -1), _SIGNALS.get("pidfd_send_signal", -1),
-                 _SIGNALS.get("tkill", -1), _SIGNALS.get("rt_tgsigqueueinfo", -1),
+                 _SIGNALS.get("kill", -1), _SIGNALS.get("pidfd_open", -1),
+                 _SIGNALS.get("pidfd_send_signal", -1),
+                 (_SIGNALS.get("rt_sigqueueinfo", -1), _SIGNALS.get("tkill", -1),
+                  _SIGNALS.get("tgkill", -1), _SIGNALS.get("rt_tgsigqueueinfo", -1)),
                  _LIMITS.get("setpriority", -1), _LIMITS.get("setrlimit", -1),
                  _LIMITS.get("prlimit64", -1)),
                 # Without a PID namespace of the run's own: calls that would
