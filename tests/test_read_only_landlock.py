@@ -369,12 +369,13 @@ def test_the_runs_own_processes_are_signalled_by_every_route():
 
 # A daemon (a session of its own, whose leader lives on) reached from the
 # run's first session, which it reaches too; then one whose session's
-# leader has ended (a second fork), reached or not.
+# leader has ended (a second fork), and another process of that session
+# since (the session is anchored on each in turn).
 DAEMONS = """
 setsid sh -c 'kill -0 $1 && echo reached the first session; echo $$ > "$TMPDIR/daemon"
               exec sleep 30' sh $$ &
-setsid sh -c 'sleep 30 & echo $! > "$TMPDIR/orphan"' &
-sleep 0.3; daemon=$(cat "$TMPDIR/daemon"); orphan=$(cat "$TMPDIR/orphan")
+setsid sh -c 'sleep 0.3 & sleep 30 & echo $! > "$TMPDIR/orphan"' &
+sleep 0.6; daemon=$(cat "$TMPDIR/daemon"); orphan=$(cat "$TMPDIR/orphan")
 rm "$TMPDIR/daemon" "$TMPDIR/orphan"  # the session's: the next run's too
 echo $daemon; kill $daemon && echo killed the daemon
 echo $orphan; kill $orphan && echo killed the orphan
@@ -386,20 +387,16 @@ def test_the_runs_daemons_are_the_runs(mechanism, landlock_at, tmp_path):
     """A process of the run's that started a session of its own (a daemon,
     as pg_ctl starts PostgreSQL) is in its Landlock domain, and in its
     cgroup where it has one: reached, and reaches the rest.  Below ABI 6,
-    without a cgroup, the gate knows the run's sessions by their leaders: a
-    daemon whose session's leader has ended (it forked again) is out of
-    the rest's reach (as corral's process-group kill cannot end it)."""
+    without a cgroup, the gate knows the run's sessions by a process of
+    each it watches: the leader, then, once that exits (a daemon that
+    forked again), another of the session's."""
     result = corral.run(["sh", "-c", DAEMONS], cwd=tmp_path, policy=POLICY,
                         kill_mechanism=mechanism)
     lines = result.stdout.splitlines()
     try:
         assert lines[0] == "reached the first session" and lines[2] == "killed the daemon", (
             result.aggregated_output)
-        if (mechanism is corral.KillMechanism.PROCESS_GROUP
-                and landlock_at < LandlockBackend.SIGNAL_SCOPING_ABI):
-            assert lines[4:] == [] and result.exit_code != 0
-        else:
-            assert lines[4:] == ["killed the orphan"], result.aggregated_output
+        assert lines[4:] == ["killed the orphan"], result.aggregated_output
     finally:
         for pid in lines[1::2][:2]:
             if pid.isdigit():

@@ -494,13 +494,14 @@ struct guard {
     int number, style;
 };
 
-/* A session of the run's (see of_the_run): its id, and a pidfd of the
- * process whose pid that is, which made it (or tried to: GUARD_SETSID, a
- * setsid, is let through before it is known whether it failed). */
+/* A session of the run's (see session_held): its id, the process it is
+ * anchored on (first the one whose pid that is, which made it or tried to:
+ * GUARD_SETSID, a setsid, is let through before it is known whether it
+ * failed), a pidfd of that process, and whether the server watches it end. */
 #define MAX_SESSIONS 64
 struct session {
-    pid_t id;
-    int leader;
+    pid_t id, anchor;
+    int fd, watched;
 };
 
 /*
@@ -1709,36 +1710,83 @@ static int has_not_ended(int pidfd)
     return syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0 || errno != ESRCH;
 }
 
+/* Whether the process a pidfd is open on has exited (a zombie's has). */
+static int has_exited(int pidfd)
+{
+    struct pollfd exit = {pidfd, POLLIN, 0};
+    return poll(&exit, 1, 0) > 0;
+}
+
+/*
+ * Whether the session recorded at index i is still the run's.  It is while
+ * a process it is anchored on belongs to it: until then no process of the
+ * host can have the session's id as its pid, nor so make a session of that
+ * id.  The first anchor is the process whose pid is the id; once the
+ * anchor exits (the server watches for it, see serve_notifications), the
+ * session is anchored on another process of it, found in /proc, so that a
+ * daemon that forked again and left its session's leader to end is still
+ * the run's.  A session with no other process is held until its last
+ * anchor is reaped (a zombie keeps its pid), then forgotten.  (Between an
+ * anchor's exit and the search, every other process of the session would
+ * have to end and pids wrap for a host process to take its id.)
+ */
+static int session_held(struct server *server, size_t i)
+{
+    struct session *session = &server->sessions[i];
+    if (!session->watched || !has_exited(session->fd))
+        return has_not_ended(session->fd);
+    DIR *proc = opendir("/proc");
+    for (struct dirent *entry; proc != NULL && (entry = readdir(proc)) != NULL;) {
+        pid_t pid = (pid_t)atoi(entry->d_name);
+        if (pid <= 0 || pid == session->anchor || getsid(pid) != session->id)
+            continue;
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (fd < 0)
+            continue;
+        if (getsid(pid) == session->id && !has_exited(fd)) {
+            close(session->fd);
+            session->fd = fd;
+            session->anchor = pid;
+            closedir(proc);
+            return 1;
+        }
+        close(fd);
+    }
+    if (proc != NULL)
+        closedir(proc);
+    session->watched = 0; /* nothing left to anchor it on: held while the anchor is unreaped */
+    return has_not_ended(session->fd);
+}
+
 /*
  * Records the session the process pid (one of the run's) leads, or will
- * lead if its setsid succeeds, as the run's, forgetting those whose leader
- * has ended.  With more than MAX_SESSIONS at once, one more is not
- * recorded: its processes are the run's to their own session only.
+ * lead if its setsid succeeds, as the run's, forgetting those no longer
+ * held.  With more than MAX_SESSIONS at once, one more is not recorded:
+ * its processes are the run's to their own session only.
  */
 static void record_session(struct server *server, const struct seccomp_notif *notif, pid_t pid)
 {
     size_t kept = 0;
     int known = 0;
     for (size_t i = 0; i < server->session_count; i++) {
-        struct session session = server->sessions[i];
-        if (!has_not_ended(session.leader)) {
-            close(session.leader);
+        if (!session_held(server, i)) {
+            close(server->sessions[i].fd);
             continue;
         }
-        known |= session.id == pid;
-        server->sessions[kept++] = session;
+        known |= server->sessions[i].id == pid;
+        server->sessions[kept++] = server->sessions[i];
     }
     server->session_count = kept;
     if (known || kept == MAX_SESSIONS)
         return;
-    int leader = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (leader < 0)
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
         return;
     if (!still_waiting(server, notif)) { /* the caller ended: its pid may be another's */
-        close(leader);
+        close(fd);
         return;
     }
-    server->sessions[server->session_count++] = (struct session){pid, leader};
+    server->sessions[server->session_count++] = (struct session){pid, pid, fd, 1};
 }
 
 /*
@@ -1746,17 +1794,15 @@ static void record_session(struct server *server, const struct seccomp_notif *no
  * one of them, names it.  Without a PID namespace of the run's own
  * (Landlock) the host's processes are in reach.  One of a session of the
  * run's is the run's: the one the run starts in, which no host process can
- * join, and each one a process of the run's made (setsid), so long as the
- * process whose pid is the session's id has not ended (until then no host
- * process can have that pid, nor so make a session of that id; a daemon
- * that forked again and left its session's leader to end is then not
- * known).  So, where the run has a cgroup of its own (which its processes
- * cannot leave: Landlock refuses them cgroup.procs), is one of the
- * caller's cgroup.  (The kernel looks the pid up again when the call goes
- * through: the target would have to end and its pid be given to a host
- * process meanwhile, microseconds in which pids would have to wrap.)
+ * join, and each one a process of the run's made (setsid), while it is
+ * held (see session_held).  So, where the run has a cgroup of its own
+ * (which its processes cannot leave: Landlock refuses them cgroup.procs),
+ * is one of the caller's cgroup.  (The kernel looks the pid up again when
+ * the call goes through: the target would have to end and its pid be
+ * given to a host process meanwhile, microseconds in which pids would have
+ * to wrap.)
  */
-static int of_the_run(const struct server *server, pid_t caller, pid_t target)
+static int of_the_run(struct server *server, pid_t caller, pid_t target)
 {
     pid_t session = getsid(caller);
     if (target <= 0 || session <= 0)
@@ -1765,8 +1811,7 @@ static int of_the_run(const struct server *server, pid_t caller, pid_t target)
     if (target_session == session)
         return 1;
     for (size_t i = 0; target_session > 0 && i < server->session_count; i++) {
-        if (server->sessions[i].id == target_session &&
-            has_not_ended(server->sessions[i].leader))
+        if (server->sessions[i].id == target_session && session_held(server, i))
             return 1;
     }
     if (!__atomic_load_n(&server->run_cgroup, __ATOMIC_ACQUIRE))
@@ -1799,7 +1844,7 @@ static pid_t member_of_group(pid_t pgid)
 /* Whether a call of caller's may reach process target, or (as_group)
  * process group target: one of the run's, or one there is none of (the
  * kernel answers ESRCH, as it would in a sandbox of the run's own). */
-static int reachable(const struct server *server, pid_t caller, pid_t target, int as_group)
+static int reachable(struct server *server, pid_t caller, pid_t target, int as_group)
 {
     if (as_group) {
         pid_t member = member_of_group(target);
@@ -2438,7 +2483,7 @@ static int open_terminal(struct server *server, const char *full, unsigned long 
  * process's comm is refused).  The descriptor, -1 and errno, or -2 for any
  * other path.
  */
-static int open_own_proc(const struct server *server, const struct seccomp_notif *notif,
+static int open_own_proc(struct server *server, const struct seccomp_notif *notif,
                          const char *full, unsigned long long flags)
 {
     static const char *const writable[] = {"oom_score_adj", "oom_adj", "comm", "coredump_filter"};
@@ -2604,14 +2649,30 @@ static void *serve_notifications(void *argument)
     (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
                 (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     for (;;) {
-        struct pollfd wait[2] = {{server->listener, POLLIN, 0}, {server->stop, POLLIN, 0}};
-        if (poll(wait, 2, -1) < 0) {
+        /* The listener, the stop, and the anchors of the run's sessions,
+         * each to be replaced as soon as it exits (see session_held). */
+        struct pollfd wait[2 + MAX_SESSIONS] = {{server->listener, POLLIN, 0},
+                                                {server->stop, POLLIN, 0}};
+        size_t watched[MAX_SESSIONS], count = 0;
+        for (size_t i = 0; i < server->session_count; i++) {
+            if (server->sessions[i].watched) {
+                wait[2 + count] = (struct pollfd){server->sessions[i].fd, POLLIN, 0};
+                watched[count++] = i;
+            }
+        }
+        if (poll(wait, 2 + count, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
         if (wait[1].revents)
             break;
+        for (size_t i = 0; i < count; i++) {
+            if (wait[2 + i].revents)
+                (void)session_held(server, watched[i]);
+        }
+        if (!wait[0].revents)
+            continue; /* only an anchor exited */
         if (!(wait[0].revents & POLLIN))
             break; /* no process is left under the filter */
         struct seccomp_notif notif;
@@ -2729,7 +2790,7 @@ static void free_server(struct server *server)
     if (server->root >= 0)
         close(server->root);
     for (size_t i = 0; i < server->session_count; i++)
-        close(server->sessions[i].leader);
+        close(server->sessions[i].fd);
     free(server);
 }
 
