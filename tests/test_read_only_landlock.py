@@ -695,7 +695,8 @@ SHARED_MEMORY = textwrap.dedent("""
     os.unlink(own)
     os.unlink(own + "-renamed")
     host = "/dev/shm/" + sys.argv[1]
-    print("host", tried(lambda: os.open(host, os.O_RDWR)), tried(lambda: os.unlink(host)))
+    print("host", tried(lambda: os.open(host, os.O_RDWR)), tried(lambda: os.unlink(host)),
+          tried(lambda: os.read(os.open(host, os.O_RDONLY), 5)))
     print("crossing", tried(lambda: os.rename(os.environ["TMPDIR"], "/dev/shm/away")))
     os.symlink(sys.argv[2], os.environ["TMPDIR"] + "/.dev-shm/planted")
     print("planted", tried(lambda: os.open("/dev/shm/planted", os.O_RDWR)))
@@ -706,10 +707,11 @@ SHARED_MEMORY = textwrap.dedent("""
 
 
 def test_posix_shared_memory_and_semaphores_are_the_runs_own(host_dir):
-    """The host's /dev/shm is read-only on Landlock: the gate makes the
-    names the command opens for writing, links, renames or removes there in
-    a directory of the session's instead, so that shm_open, sem_open and
-    Python's multiprocessing work and the host's names stay out of reach."""
+    """The host's /dev/shm is read-only on Landlock, and its files
+    unreadable: the gate makes the names the command opens for writing,
+    links, renames or removes there in a directory of the session's
+    instead, so that shm_open, sem_open and Python's multiprocessing work
+    and the host's names and what they hold stay out of reach."""
     name = f"corral-host-{os.getpid()}"
     (host_file := host_dir / "file").write_text("original\n")
     with open(f"/dev/shm/{name}", "w") as host:
@@ -719,11 +721,13 @@ def test_posix_shared_memory_and_semaphores_are_the_runs_own(host_dir):
         result = corral.run([PYTHON, "-c", SHARED_MEMORY, name, str(host_file)], policy=POLICY)
         assert result.exit_code == 0 and result.denials == (), result.aggregated_output
         assert result.stdout.splitlines() == [
-            "own True", "kept ['corral-own', 'corral-own-renamed']", "host ENOENT ENOENT",
+            "own True", "kept ['corral-own', 'corral-own-renamed']",
+            "host ENOENT ENOENT EACCES",
             "crossing EXDEV", "planted ELOOP", "pool [1, 2]"]
         assert sorted(os.listdir("/dev/shm")) == before
         assert open(f"/dev/shm/{name}").read() == "host\n"
         assert host_file.read_text() == "original\n"
+        assert corral.run(["cat", f"/dev/shm/{name}"], policy="full-access").stdout == "host\n"
         control = corral.run([PYTHON, "-c", f"import os; os.unlink('/dev/shm/{name}')"],
                              policy="full-access")
         assert control.exit_code == 0 and not os.path.exists(f"/dev/shm/{name}")

@@ -546,7 +546,8 @@ struct ipc_object {
  * file of another owner (a hard link the command put there itself) is
  * refused.  A link or rename between /dev/shm and elsewhere is refused as
  * the kernel refuses one across filesystems (EXDEV).  A read-only open, a
- * listing or a stat is not notified, and sees the host's /dev/shm.
+ * listing or a stat is not notified, and sees the host's /dev/shm, whose
+ * files the sandbox keeps unreadable (Landlock's backend).
  */
 enum { SHM_OPEN, SHM_UNLINK, SHM_LINK, SHM_RENAME };
 #define MAX_SHM_CALLS 12

@@ -5,7 +5,8 @@ fd; the child enforces it on itself right before exec (``_cspawn.c``), so a
 Landlock-confined command costs no helper process.  Reads are restricted
 only where asked (``unreadable``: the host's devices but those bubblewrap's
 /dev has, among them its terminals in /dev/pts, which would give away what
-the user types; the deny-read paths), by rules that grant reading every
+the user types, and its /dev/shm, other programs' shared memory; the
+deny-read paths), by rules that grant reading every
 entry of each directory on the way there but the next step (the right to
 execute is not "handled"); every right that changes the filesystem is, and
 is granted only beneath the given writable roots.
@@ -230,12 +231,16 @@ def write_ruleset(writable: Iterable[str], abi: int | None = None, *,
 
 def _hidden_devices() -> list[str]:
     """The entries of the host's /dev that bubblewrap's own /dev lacks, and
-    /dev/pts (the gate opens the run's own terminals)."""
+    /dev/pts (the gate opens the run's own terminals) and /dev/shm (it
+    makes the run's own POSIX shared memory elsewhere: the host's holds
+    other programs' data, which bubblewrap's private /dev/shm does not
+    show either), as real paths."""
     try:
         names = os.listdir("/dev")
     except OSError:
         return []
-    return [f"/dev/{name}" for name in names if name not in SANDBOX_DEVICES or name == "pts"]
+    return [os.path.realpath(f"/dev/{name}") if name == "shm" else f"/dev/{name}"
+            for name in names if name not in SANDBOX_DEVICES or name in ("pts", "shm")]
 
 
 # A run's writable roots, then what _hideable says of its deny-read paths.
