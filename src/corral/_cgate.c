@@ -355,6 +355,14 @@ static int read_path(pid_t pid, unsigned long address, char *path, size_t size)
     return -1;
 }
 
+/* Reads size bytes at address in pid into into; 0 if all were read. */
+static int read_memory(pid_t pid, unsigned long long address, void *into, size_t size)
+{
+    struct iovec local = {.iov_base = into, .iov_len = size};
+    struct iovec remote = {.iov_base = (void *)(uintptr_t)address, .iov_len = size};
+    return syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) == (ssize_t)size ? 0 : -1;
+}
+
 static int open_beneath(int root, const char *path, int follow)
 {
     struct open_how how = {
@@ -1022,9 +1030,7 @@ static void look_at(struct server *server, const struct seccomp_notif *notif,
     if (op->flags_arg == CREAT_FLAGS) {
         flags = O_CREAT | O_WRONLY;
     } else if (op->flags_arg == OPEN_HOW_FLAGS) {
-        struct iovec local = {.iov_base = &flags, .iov_len = sizeof(flags)};
-        struct iovec remote = {.iov_base = (void *)notif->data.args[2], .iov_len = sizeof(flags)};
-        if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != sizeof(flags))
+        if (read_memory((pid_t)notif->pid, notif->data.args[2], &flags, sizeof(flags)) != 0)
             return;
     } else if (op->flags_arg >= 0) {
         flags = notif->data.args[op->flags_arg] & 0xFFFFFFFFu;
@@ -1101,6 +1107,14 @@ static int proc_field(const char *path, const char *key, char *value, size_t siz
     free(line);
     fclose(file);
     return found;
+}
+
+/* The process (thread group) the thread tid belongs to, or 0 if none. */
+static pid_t process_of(pid_t tid)
+{
+    char path[64], value[32];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+    return proc_field(path, "Tgid:", value, sizeof(value)) == 0 ? (pid_t)atoi(value) : 0;
 }
 
 /* Whether who names pid itself: 0, or its pid in its own PID namespace
@@ -1208,10 +1222,8 @@ static void look_at_limit(struct server *server, const struct seccomp_notif *not
         unsigned int resource = (unsigned int)notif->data.args[own ? 0 : 1];
         unsigned long long address = notif->data.args[own ? 1 : 2];
         struct rlimit wanted, current;
-        struct iovec local = {.iov_base = &wanted, .iov_len = sizeof(wanted)};
-        struct iovec remote = {.iov_base = (void *)address, .iov_len = sizeof(wanted)};
         if (address == 0 || resource >= RLIM_NLIMITS ||
-            syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(wanted) ||
+            read_memory(pid, address, &wanted, sizeof(wanted)) != 0 ||
             process_limits(process, &nice, &nice_limit, (int)resource, &current) != 0)
             return;
         if (wanted.rlim_cur > wanted.rlim_max || wanted.rlim_max <= current.rlim_max)
@@ -1331,9 +1343,7 @@ static int look_at_sends(struct server *server, const struct seccomp_notif *noti
             continue;
         if (length > sizeof(struct sockaddr_in6))
             length = sizeof(struct sockaddr_in6);
-        struct iovec name = {.iov_base = message + 3, .iov_len = length};
-        struct iovec there = {.iov_base = names[i], .iov_len = length};
-        if (syscall(SYS_process_vm_readv, pid, &name, 1, &there, 1, 0) != (ssize_t)length)
+        if (read_memory(pid, (uintptr_t)names[i], message + 3, length) != 0)
             continue;
         sa_family_t family;
         memcpy(&family, message + 3, sizeof(family));
@@ -1380,9 +1390,7 @@ static void look_at_bind(struct server *server, const struct seccomp_notif *noti
     size_t length = notif->data.args[2] & 0xFFFFFFFFu;
     if (length > sizeof(address) || length <= offsetof(struct sockaddr_un, sun_path))
         return; /* EINVAL: the kernel refuses it itself */
-    struct iovec local = {.iov_base = &address, .iov_len = length};
-    struct iovec remote = {.iov_base = (void *)notif->data.args[1], .iov_len = length};
-    if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)length)
+    if (read_memory((pid_t)notif->pid, notif->data.args[1], &address, length) != 0)
         return;
     if ((address.sun_family == AF_INET || address.sun_family == AF_INET6) && length >= 4) {
         /* A port below 1024 takes CAP_NET_BIND_SERVICE in the run's own
@@ -1498,23 +1506,31 @@ static int outside_the_run(struct server *server, pid_t target)
     return filters >= 0 && filters <= server->own_filters;
 }
 
-/* The pid of the process the descriptor fd of pid names to
- * pidfd_send_signal, as this process sees it: a pidfd's, or a /proc/<pid>
- * directory's; or 0 if none (another file, or its process is gone). */
-static pid_t pidfd_target(pid_t pid, unsigned int fd)
+/* The process the descriptor fd (this process's) names to
+ * pidfd_send_signal: a pidfd's, or a /proc/<pid> directory's; 0 if none
+ * (the kernel refuses it: not such a descriptor, or its process ended);
+ * -1 if it may name one that cannot be told. */
+static pid_t descriptor_process(int fd)
 {
-    char path[64], target[32];
-    snprintf(path, sizeof(path), "/proc/%d/fdinfo/%u", (int)pid, fd);
-    if (proc_field(path, "Pid:", target, sizeof(target)) == 0)
-        return atoi(target) > 0 ? (pid_t)atoi(target) : 0;
-    char shown_path[64];
-    snprintf(path, sizeof(path), "/proc/%d/fd/%u", (int)pid, fd);
-    ssize_t length = readlink(path, shown_path, sizeof(shown_path) - 1);
-    if (length <= 6 || strncmp(shown_path, "/proc/", 6) != 0)
+    char path[64], value[32];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    if (proc_field(path, "Pid:", value, sizeof(value)) == 0)
+        return atoi(value) > 0 ? (pid_t)atoi(value) : 0;
+    struct statfs filesystem;
+    struct stat status, named;
+    if (fstatfs(fd, &filesystem) != 0 || filesystem.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */ ||
+        fstat(fd, &status) != 0 || !S_ISDIR(status.st_mode))
         return 0;
-    shown_path[length] = 0;
-    size_t digits = strspn(shown_path + 6, "0123456789");
-    return digits > 0 && shown_path[6 + digits] == 0 ? (pid_t)atoi(shown_path + 6) : 0;
+    char shown_path[PATH_MAX];
+    if (shown(fd, shown_path, sizeof(shown_path)) != 0)
+        return -1;
+    const char *last = strrchr(shown_path, '/') + 1;
+    pid_t pid = (pid_t)atoi(last);
+    if (pid <= 0 || last[strspn(last, "0123456789")] != 0)
+        return strcmp(shown_path, "/proc") == 0 ? 0 : -1;
+    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+    return stat(path, &named) == 0 && named.st_ino == status.st_ino &&
+           named.st_dev == status.st_dev ? pid : -1;
 }
 
 /* Whether a "K" of target was among the last few: a loop of kills is
@@ -1558,9 +1574,12 @@ static void look_at_kill(struct server *server, const struct seccomp_notif *noti
     if (notif->data.nr == server->pidfd_signal) {
         if (server->init_answers)
             return;
-        target = pidfd_target((pid_t)notif->pid, (unsigned int)notif->data.args[0]);
-        if (target == 0 || !still_waiting(server, notif))
-            return; /* what was read may be another process's */
+        int copy = caller_descriptor(server, notif);
+        target = copy < 0 ? 0 : descriptor_process(copy);
+        if (copy >= 0)
+            close(copy);
+        if (target <= 0)
+            return;
     } else if (notif->data.nr != server->kill &&
                (target <= 0 || (notif->data.nr == server->pidfd_open && !server->init_answers))) {
         return;
@@ -1854,33 +1873,6 @@ static int reachable(struct server *server, pid_t caller, pid_t target, int as_g
     return (getsid(target) < 0 && errno == ESRCH) || of_the_run(server, caller, target);
 }
 
-/* The process the descriptor fd (this process's) names to
- * pidfd_send_signal: a pidfd's, or a /proc/<pid> directory's; 0 if none
- * (the kernel refuses it: not such a descriptor, or its process ended);
- * -1 if it may name one that cannot be told. */
-static pid_t descriptor_process(int fd)
-{
-    char path[64], value[32];
-    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-    if (proc_field(path, "Pid:", value, sizeof(value)) == 0)
-        return atoi(value) > 0 ? (pid_t)atoi(value) : 0;
-    struct statfs filesystem;
-    struct stat status, named;
-    if (fstatfs(fd, &filesystem) != 0 || filesystem.f_type != 0x9fa0 /* PROC_SUPER_MAGIC */ ||
-        fstat(fd, &status) != 0 || !S_ISDIR(status.st_mode))
-        return 0;
-    char shown_path[PATH_MAX];
-    if (shown(fd, shown_path, sizeof(shown_path)) != 0)
-        return -1;
-    const char *last = strrchr(shown_path, '/') + 1;
-    pid_t pid = (pid_t)atoi(last);
-    if (pid <= 0 || last[strspn(last, "0123456789")] != 0)
-        return strcmp(shown_path, "/proc") == 0 ? 0 : -1;
-    snprintf(path, sizeof(path), "/proc/%d", (int)pid);
-    return stat(path, &named) == 0 && named.st_ino == status.st_ino &&
-           named.st_dev == status.st_dev ? pid : -1;
-}
-
 /* Refuses a signal (EPERM, as Landlock's scoping does) to target, a pid
  * (or a process group's, negative), and reports it (see look_at_kill). */
 static int refuse_signal(struct server *server, const struct seccomp_notif *notif,
@@ -1906,15 +1898,12 @@ static int signal_the_run(struct server *server, const struct seccomp_notif *not
         respond(server, notif, 0, EINVAL);
         return 1;
     }
-    char path[64], value[32];
-    snprintf(path, sizeof(path), "/proc/%u/status", notif->pid);
-    DIR *proc = proc_field(path, "Tgid:", value, sizeof(value)) == 0 &&
-                still_waiting(server, notif) ? opendir("/proc") : NULL;
+    pid_t own = process_of((pid_t)notif->pid);
+    DIR *proc = own > 0 && still_waiting(server, notif) ? opendir("/proc") : NULL;
     if (proc == NULL) {
         respond(server, notif, 0, ESRCH); /* the caller is gone, or /proc */
         return 1;
     }
-    pid_t own = (pid_t)atoi(value);
     int count = 0, error = 0;
     for (struct dirent *entry; (entry = readdir(proc)) != NULL;) {
         pid_t pid = (pid_t)atoi(entry->d_name);
@@ -1945,10 +1934,7 @@ static int signal_by_pidfd(struct server *server, const struct seccomp_notif *no
     const __u64 *args = notif->data.args;
     siginfo_t info, *given = NULL;
     if (args[2] != 0) {
-        struct iovec local = {.iov_base = &info, .iov_len = sizeof(info)};
-        struct iovec remote = {.iov_base = (void *)(uintptr_t)args[2], .iov_len = sizeof(info)};
-        if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) !=
-            (ssize_t)sizeof(info)) {
+        if (read_memory((pid_t)notif->pid, args[2], &info, sizeof(info)) != 0) {
             respond(server, notif, 0, EFAULT);
             return 1;
         }
@@ -1984,11 +1970,8 @@ static int set_owner(struct server *server, const struct seccomp_notif *notif, i
     const __u64 *args = notif->data.args;
     struct f_owner_ex owner = {0};
     int pid = 0;
-    void *target_memory = style == GUARD_FCNTL ? (void *)&owner : (void *)&pid;
-    size_t size = style == GUARD_FCNTL ? sizeof(owner) : sizeof(pid);
-    struct iovec local = {.iov_base = target_memory, .iov_len = size};
-    struct iovec remote = {.iov_base = (void *)(uintptr_t)args[2], .iov_len = size};
-    if (syscall(SYS_process_vm_readv, notif->pid, &local, 1, &remote, 1, 0) != (ssize_t)size) {
+    if (read_memory((pid_t)notif->pid, args[2], style == GUARD_FCNTL ? (void *)&owner : &pid,
+                    style == GUARD_FCNTL ? sizeof(owner) : sizeof(pid)) != 0) {
         respond(server, notif, 0, EFAULT);
         return 1;
     }
@@ -2080,10 +2063,9 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
     if (guard == NULL)
         return 0;
     if (guard->style == GUARD_SETSID) {
-        char path[64], value[32];
-        snprintf(path, sizeof(path), "/proc/%u/status", notif->pid);
-        if (proc_field(path, "Tgid:", value, sizeof(value)) == 0) /* a session's id is that */
-            record_session(server, notif, (pid_t)atoi(value));
+        pid_t process = process_of((pid_t)notif->pid); /* a session's id is its pid */
+        if (process > 0)
+            record_session(server, notif, process);
         let_through(server, notif);
         return 1;
     }
@@ -2292,9 +2274,7 @@ static void look_at_queue(struct server *server, const struct seccomp_notif *not
              sizeof(full))
         error = ENAMETOOLONG;
     if (error == 0 && role == SYSV_GET && (flags & O_CREAT) && args[3] != 0) {
-        struct iovec local = {.iov_base = &attributes, .iov_len = sizeof(attributes)};
-        struct iovec remote = {.iov_base = (void *)args[3], .iov_len = sizeof(attributes)};
-        if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(attributes))
+        if (read_memory(pid, args[3], &attributes, sizeof(attributes)) != 0)
             error = EFAULT;
         given = &attributes;
     }
@@ -2488,14 +2468,12 @@ static int open_own_proc(struct server *server, const struct seccomp_notif *noti
                          const char *full, unsigned long long flags)
 {
     static const char *const writable[] = {"oom_score_adj", "oom_adj", "comm", "coredump_filter"};
-    char status[64], tgid[32], path[128];
+    char path[128];
     const char *rest = full + strlen("/proc/"), *file;
     pid_t caller = (pid_t)notif->pid, target;
-    snprintf(status, sizeof(status), "/proc/%d/status", (int)caller);
     if (strncmp(rest, "self/", 5) == 0 || strncmp(rest, "thread-self/", 12) == 0) {
-        if (proc_field(status, "Tgid:", tgid, sizeof(tgid)) != 0)
+        if ((target = process_of(caller)) == 0)
             return -2;
-        target = (pid_t)atoi(tgid);
         file = strchr(rest, '/') + 1;
         if (rest[0] == 't')
             snprintf(path, sizeof(path), "/proc/%d/task/%d/%s", (int)target, (int)caller, file);
@@ -2586,9 +2564,7 @@ static int redirect(struct server *server, const struct seccomp_notif *notif)
             mode = args[call->path_arg + 1];
         } else if (call->flags_arg == OPEN_HOW_FLAGS) {
             unsigned long long how[2] = {0, 0}; /* struct open_how's flags and mode */
-            struct iovec local = {.iov_base = how, .iov_len = sizeof(how)};
-            struct iovec remote = {.iov_base = (void *)args[2], .iov_len = sizeof(how)};
-            if (syscall(SYS_process_vm_readv, pid, &local, 1, &remote, 1, 0) != sizeof(how))
+            if (read_memory(pid, args[2], how, sizeof(how)) != 0)
                 return 0;
             flags = how[0];
             mode = how[1];
