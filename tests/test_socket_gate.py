@@ -22,6 +22,8 @@ import pytest
 
 import corral
 from conftest import greet_every_client
+import corral.sandbox.bwrap
+from corral.sandbox.landlock import LandlockBackend, landlock_abi
 from corral.sandbox.probe import probe_machine
 
 _BWRAP = probe_machine().bwrap
@@ -364,6 +366,111 @@ def test_a_connect_that_waits_completes_when_the_server_accepts(family, workspac
     result = corral.run([PYTHON, "-c", ACCEPTED_LATER, family], cwd=workspace, timeout=30)
     assert result.exit_code == 0, result.aggregated_output
     assert result.stdout == "accepting\nsecond connected\n"
+
+
+SIGNALLED = """
+import os, signal, socket, sys, tempfile, threading, time
+family, mode = sys.argv[1], sys.argv[2]
+if family == "unix":
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(os.path.join(tempfile.gettempdir(), f"signalled-{os.urandom(8).hex()}.sock"))
+else:
+    server = socket.socket(); server.bind(("127.0.0.1", 0))
+server.listen(0)
+first = socket.socket(server.family); first.connect(server.getsockname())  # the backlog is full
+class Alarm(Exception):
+    pass
+def on_alarm(signum, frame):
+    if mode == "interrupt":
+        raise Alarm
+signal.signal(signal.SIGALRM, on_alarm)
+signal.siginterrupt(signal.SIGALRM, mode == "interrupt")  # else SA_RESTART
+if mode != "interrupt":
+    r, w = os.pipe(); os.set_blocking(w, False); signal.set_wakeup_fd(w)
+    if os.fork() == 0:  # sees the handler run (it writes to w), then accepts
+        os.read(r, 1); print("signal delivered", flush=True)
+        time.sleep(0.7); print("accepting", flush=True)
+        server.accept(); server.accept(); os._exit(0)
+    if mode == "threaded":
+        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+second = socket.socket(server.family)
+try:
+    second.connect(server.getsockname())
+    print("connected", flush=True)
+except Alarm:
+    print("interrupted", flush=True)
+"""
+
+
+@pytest.fixture(params=["bwrap", "landlock"])
+def rung(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> corral.SandboxPolicy:
+    """workspace-write on each rung: bwrap (the module's), and Landlock where
+    the kernel has it."""
+    if request.param == "bwrap":
+        return corral.SandboxPolicy.workspace_write()
+    abi, why = landlock_abi()
+    if abi < LandlockBackend.MINIMUM_ABI:
+        pytest.skip(f"Landlock ABI {abi} here ({why or 'too old'})")
+    monkeypatch.setattr(corral.sandbox.bwrap, "bwrap_backend", lambda: None)
+    return corral.SandboxPolicy.workspace_write(accept_weaker=(
+        "shared-tmp", "visible-processes", "unprotected-paths", "changeable-attributes"))
+
+
+@pytest.mark.parametrize("family", ["unix", "tcp"])
+@pytest.mark.parametrize("mode", ["interrupt", "restart", "threaded"])
+def test_a_caught_signal_reaches_a_waiting_connect(family, mode, rung, workspace):
+    """corral completes a blocking connect that cannot complete at once
+    while the command's thread waits for its answer; a caught signal must
+    interrupt that wait as it interrupts the kernel's own connect: EINTR
+    for a handler without SA_RESTART (Python's then raises), and with
+    SA_RESTART the handler at once and the connect carried on to its end
+    (the signal sent to the process: "threaded" where it has a second
+    thread).  The gate's filter makes the wait one that only a fatal signal
+    ends, so that no call corral has begun to make is interrupted, and
+    corral looks for a signal itself."""
+    expected = ("interrupted\n" if mode == "interrupt"
+                else "signal delivered\naccepting\nconnected\n")
+    control = corral.run([PYTHON, "-c", SIGNALLED, family, mode], cwd=workspace,
+                         policy="full-access", timeout=20)
+    assert control.stdout == expected, control.aggregated_output
+    result = corral.run([PYTHON, "-c", SIGNALLED, family, mode], cwd=workspace,
+                        policy=rung, timeout=20)
+    assert result.sandbox != "none"
+    assert result.stdout == expected and result.exit_code == 0, result.aggregated_output
+
+
+UNANSWERED = """
+import errno, os, signal, socket
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(8)
+signal.signal(signal.SIGALRM, lambda signum, frame: None)  # no SA_RESTART: Python's way
+print("connecting", flush=True)
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+client = socket.socket(); client.connect(server.getsockname())
+try:
+    client.getpeername(); print("connected", flush=True)
+except OSError as e:
+    print("not connected:", errno.errorcode[e.errno], flush=True)
+"""
+
+
+def test_a_signal_does_not_interrupt_a_call_corral_is_making(rung, workspace):
+    """Once corral has taken a call to make it, a caught signal does not
+    interrupt the command's wait for the answer (its filter waits killably,
+    Linux 5.19): the call ends as corral makes it.  Here corral's loop is
+    held up (its output callback sleeps) while a connect to the command's
+    own server waits for it and a timer's signal arrives.  An interruptible
+    wait would end at the signal, before corral made the connect, and
+    Python, which takes EINTR from connect for a connection still under
+    way, would carry on with a socket that never connected."""
+    def hold_up(event: corral.OutputEvent) -> None:
+        if b"connecting" in event.data:
+            time.sleep(1.0)
+
+    result = corral.run([PYTHON, "-c", UNANSWERED], cwd=workspace, policy=rung, timeout=20,
+                        on_output=hold_up)
+    assert result.sandbox != "none"
+    assert result.stdout == "connecting\nconnected\n", result.aggregated_output
 
 
 SWAP_DIRECTORY = """

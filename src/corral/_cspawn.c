@@ -71,6 +71,9 @@
 #ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
 #define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
@@ -310,7 +313,16 @@ child_exec(const struct child_args *a)
             if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
                 goto fail;
         } else {
+            /* Killable once corral has read a notification: a caught signal
+             * would otherwise interrupt the call while corral is carrying it
+             * out, as no call without the filter would be (EINTR from an
+             * open(), or a restart that makes the call twice).  Before Linux
+             * 5.19 the flag is refused, and the wait stays interruptible. */
             int listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                        SECCOMP_FILTER_FLAG_NEW_LISTENER
+                                            | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+            if (listener < 0 && errno == EINVAL)
+                listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                                         SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
             if (listener < 0)
                 goto fail;

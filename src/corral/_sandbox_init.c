@@ -106,6 +106,9 @@
 #ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
 #define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
 #endif
+#ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+#define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
+#endif
 #define ATTR_RDONLY 0x00000001
 #define ATTR_NOSUID 0x00000002
 #define ATTR_NODEV 0x00000004
@@ -476,8 +479,14 @@ static void load_seccomp(int fd, int listener_socket)
     int error = pthread_create(&thread, NULL, hand_over, &handoff);
     if (error != 0)
         fail("cannot start a thread", "", error);
+    /* Killable once corral has read a notification, where the kernel can
+     * (5.19): see the same call in _cspawn.c. */
     handoff.listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
-                                    SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+                                    SECCOMP_FILTER_FLAG_NEW_LISTENER
+                                        | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+    if (handoff.listener < 0 && errno == EINVAL)
+        handoff.listener = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                        SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (handoff.listener < 0)
         fail("cannot load the seccomp program", "", errno);
     /* Without one (no netlink here), the gate takes none of the run's Unix

@@ -64,8 +64,9 @@ gate runs inside the collect stage's poll loop (:meth:`fileno`,
 connect that cannot complete at once (a server's backlog full, a TCP
 handshake under way) is made without blocking, and its notification
 answered once the connect completes, the command's thread waiting meanwhile
-as in a blocking ``connect``, while the loop goes on reading output and
-keeping deadlines.
+as in a blocking ``connect`` (a caught signal interrupts it there too: see
+:class:`_Parked`), while the loop goes on reading output and keeping
+deadlines.
 """
 
 from __future__ import annotations
@@ -174,20 +175,44 @@ _MISSING = "\0missing"  # what _own_socket answers for a path with nothing at it
 # doubling up to the second figure (the kernel offers nothing to wait on).
 _RETRY_FIRST, _RETRY_MOST = 0.001, 0.05
 _PARKED = (0, -1, 0)  # what a connect under way answers: nothing yet
+# How often a parked connect's thread is looked at for a signal that would
+# interrupt it (see _Parked).
+_SIGNAL_CHECK = 0.01
+# The kernel's "interrupted: restart the call if the handler asks for it"
+# (ERESTARTSYS), which never reaches the program: its signal's delivery turns
+# it into a restart (SA_RESTART) or EINTR.
+_ERESTARTSYS = 512
 
 
 class _Parked:
     """A connect under way for the notification ``notif_id``: on ``sock`` (a
     duplicate of the command's socket), tried again at ``retry_at`` (a Unix
     socket) or answered when ``sock`` becomes writable (TCP).  ``kept`` is a
-    descriptor the address names (a pinned socket), or -1."""
+    descriptor the address names (a pinned socket), or -1.
 
-    __slots__ = ("notif_id", "sock", "call", "argument", "kept", "retry_at", "delay")
+    The calling thread, ``tid``, waits in the kernel as in a blocking
+    connect, but one that no caught signal interrupts: the filter's
+    listener waits killably once a notification is read (see
+    ``WAIT_KILLABLE_RECV`` in ``_cspawn.c``).  So the gate looks at the
+    thread every :data:`_SIGNAL_CHECK` seconds (at ``check_at``; None once
+    the notification is answered) and interrupts the call itself when a
+    signal waits, as the kernel's own connect would be."""
 
-    def __init__(self, notif_id: int, sock: int, call: Callable[[int, Any], None],
-                 argument: Any, kept: int, retry_at: float | None) -> None:
-        self.notif_id, self.sock, self.call, self.argument = notif_id, sock, call, argument
-        self.kept, self.retry_at, self.delay = kept, retry_at, _RETRY_FIRST
+    __slots__ = ("notif_id", "tid", "sock", "call", "argument", "kept", "retry_at", "delay",
+                 "check_at")
+
+    def __init__(self, notif_id: int, tid: int, sock: int, call: Callable[[int, Any], None],
+                 argument: Any) -> None:
+        self.notif_id, self.tid, self.sock, self.call = notif_id, tid, sock, call
+        self.argument, self.kept, self.delay = argument, -1, _RETRY_FIRST
+        self.retry_at: float | None = None
+        self.check_at: float | None = time.monotonic() + _SIGNAL_CHECK
+
+    def adopt(self, notif_id: int, tid: int) -> None:
+        """The same connect asked for again (restarted after a signal, or
+        by another thread once the first was answered)."""
+        self.notif_id, self.tid = notif_id, tid
+        self.check_at = time.monotonic() + _SIGNAL_CHECK
 
 
 def gate_supported() -> bool:
@@ -495,7 +520,8 @@ class SocketGate:
     def wake_in(self) -> float | None:
         """Seconds until :meth:`handle` must run even if :meth:`fileno` stays
         quiet (a connect to try again), or None."""
-        due = [p.retry_at for p in self._parked.values() if p.retry_at is not None]
+        due = [at for p in self._parked.values() for at in (p.retry_at, p.check_at)
+               if at is not None]
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def close(self) -> None:
@@ -541,6 +567,8 @@ class SocketGate:
                 self._completed(fd)
         now = time.monotonic()
         for parked in list(self._parked.values()):
+            if parked.check_at is not None and parked.check_at <= now:
+                self._look_for_signals(parked)
             if parked.retry_at is not None and parked.retry_at <= now:
                 self._retry(parked)
         return alive
@@ -636,9 +664,9 @@ class SocketGate:
             if exc.errno != errno.ENOENT:  # the caller is gone: nothing to answer
                 raise
 
-    def _connect(self, notif_id: int, sock: int, call: Callable[[int, Any], None],
+    def _connect(self, notif_id: int, tid: int, sock: int, call: Callable[[int, Any], None],
                  argument: Any, kept: int = -1) -> tuple[int, int, int]:
-        """Makes the command's connect on ``sock`` without blocking the gate.
+        """Makes thread ``tid``'s connect on ``sock`` without blocking the gate.
 
         A non-blocking socket gets the kernel's answer as it is.  A blocking
         one is connected with O_NONBLOCK set for the call (the flag belongs
@@ -649,9 +677,9 @@ class SocketGate:
         identity = os.fstat(sock).st_ino
         earlier = self._parked.get(identity)
         if earlier is not None:
-            if self._still_waiting(earlier.notif_id):
+            if earlier.check_at is not None and self._still_waiting(earlier.notif_id):
                 return 0, errno.EALREADY, 0  # another thread's connect is under way
-            earlier.notif_id = notif_id  # the same call again, restarted after a signal
+            earlier.adopt(notif_id, tid)  # the same call again, restarted after a signal
             return _PARKED
         flags = fcntl.fcntl(sock, fcntl.F_GETFL)
         if flags & os.O_NONBLOCK:
@@ -663,7 +691,7 @@ class SocketGate:
             fcntl.fcntl(sock, fcntl.F_SETFL, flags)
         if answer[1] not in (errno.EINPROGRESS, errno.EAGAIN):
             return answer
-        parked = _Parked(notif_id, os.dup(sock), call, argument, -1, None)
+        parked = _Parked(notif_id, tid, os.dup(sock), call, argument)
         if answer[1] == errno.EAGAIN:  # a Unix socket's server has a full backlog
             if kept >= 0:
                 parked.kept = os.dup(kept)
@@ -703,6 +731,15 @@ class SocketGate:
         del self._parked[identity]
         self._send(parked.notif_id, *answer)
         self._drop(parked)
+
+    def _look_for_signals(self, parked: _Parked) -> None:
+        if not _signal_waits(parked.tid) or not self._still_waiting(parked.notif_id):
+            parked.check_at = time.monotonic() + _SIGNAL_CHECK
+            return
+        # Kept, for the restarted call to take up; a TCP handshake goes on
+        # meanwhile, as the kernel's does.
+        parked.check_at = None
+        self._send(parked.notif_id, 0, _ERESTARTSYS)
 
     def _still_waiting(self, notif_id: int) -> bool:
         try:
@@ -837,7 +874,7 @@ class SocketGate:
         if path.startswith("@") and self._private_network:
             # Abstract names belong to a network namespace: in one of the
             # run's own, every one is the run's.
-            return self._connect(notif_id, sock, _cgate.connect_address, raw)
+            return self._connect(notif_id, pid, sock, _cgate.connect_address, raw)
         target = path if path in self.allowed else self._own_socket(pid, path)
         if target == _MISSING:
             return 0, errno.ENOENT, 0  # nothing there in its view: nothing refused
@@ -853,7 +890,8 @@ class SocketGate:
             return 0, errno.EACCES, 0
         try:
             pinned = int(target.rsplit("/", 1)[1]) if target.startswith("/proc/self/fd/") else -1
-            return self._connect(notif_id, sock, _cgate.connect_unix, os.fsencode(target), pinned)
+            return self._connect(notif_id, pid, sock, _cgate.connect_unix, os.fsencode(target),
+                                 pinned)
         finally:
             if target.startswith("/proc/self/fd/"):
                 os.close(int(target.rsplit("/", 1)[1]))
@@ -868,7 +906,7 @@ class SocketGate:
         if self._private_network or endpoint is None:
             # Its own namespace, or no address to check (AF_UNSPEC
             # disconnects; anything else the kernel refuses).
-            answer = self._connect(notif_id, sock, _cgate.connect_address, raw)
+            answer = self._connect(notif_id, pid, sock, _cgate.connect_address, raw)
             if endpoint is not None and answer[1] == errno.ENETUNREACH:
                 self._refused(Denial(
                     DenialKind.NETWORK, _show(*endpoint),
@@ -891,7 +929,7 @@ class SocketGate:
         if not owner:
             self._refused(_host_service(shown))
             return 0, errno.EACCES, 0
-        return self._connect(notif_id, sock, _cgate.connect_address, raw)
+        return self._connect(notif_id, pid, sock, _cgate.connect_address, raw)
 
     def _bind_inet(self, sock: int, domain: int, raw: bytes) -> tuple[int, int, int]:
         """A TCP bind, made on loopback: the wildcard address becomes loopback
@@ -1082,6 +1120,32 @@ def _identity(path: str) -> tuple[int, int]:
 def _identity_fd(fd: int) -> tuple[int, int]:
     st = os.fstat(fd)
     return st.st_dev, st.st_ino
+
+
+def _signal_waits(tid: int) -> bool:
+    """Whether thread ``tid`` has a signal waiting for it that it does not
+    block and has a handler for: one that interrupts a blocking call.
+
+    The answer :data:`_ERESTARTSYS` must go only to a thread the kernel
+    has marked as having a signal to take (without one, the program would
+    be handed 512 as its call's outcome).  A signal sent to the thread is
+    its own; one sent to the whole process goes to the thread it names,
+    which is the main thread for every sender but a child's exit (SIGCHLD
+    names the thread that forked it) and a kill naming another thread's id,
+    unless that thread blocks it (looked at here).  So a signal sent to the
+    process counts only for the main thread, or a process's one thread;
+    another thread's call goes on, and the handler runs once it is over.
+    Fatal signals need no looking at: they end a killable wait."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as status:
+            fields = dict(line.split(b":", 1) for line in status.read().splitlines()
+                          if b":" in line)
+        waiting = int(fields[b"SigPnd"], 16)
+        if int(fields[b"Threads"]) == 1 or int(fields[b"Tgid"]) == tid:
+            waiting |= int(fields[b"ShdPnd"], 16)
+        return bool(waiting & ~int(fields[b"SigBlk"], 16) & int(fields[b"SigCgt"], 16))
+    except (OSError, KeyError, ValueError):
+        return False  # gone: nothing to interrupt
 
 
 def _perform(call: Callable[[int, Any], None], sock: int, argument: Any) -> tuple[int, int, int]:
