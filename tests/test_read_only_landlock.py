@@ -20,7 +20,8 @@ import pytest
 
 import corral
 import corral.sandbox.bwrap
-from conftest import MECHANISMS, host_queue, kill_quietly, openable_device, sysv_ids
+from conftest import (MECHANISMS, host_queue, kill_quietly, openable_device, pid_alive, sysv_ids,
+                      wait_dead)
 from corral.sandbox.landlock import LandlockBackend, landlock_abi
 
 ABI, WHY = landlock_abi()
@@ -403,6 +404,46 @@ def test_the_runs_daemons_are_the_runs(mechanism, landlock_at, tmp_path):
                 kill_quietly(int(pid))
 
 
+# Two daemons (a session of its own each; the second's leader ends at once,
+# leaving its child), their pids printed, and then the command waits.
+ESCAPING = """
+setsid sh -c 'echo $$; exec sleep 300' &
+setsid sh -c 'sleep 300 & echo $!' &
+sleep 0.5; echo started; exec sleep "$1"
+"""
+
+
+@pytest.mark.parametrize("ending", ["exit", "timeout"])
+def test_the_runs_daemons_end_with_it(ending):
+    """Without a PID namespace or a cgroup of the run's own, a daemon in a
+    session it made escapes the kill of the run's process group (the
+    control, without a sandbox, shows it); the gate knows the run's
+    sessions, and ends them with it, whether its command exits first or its
+    timeout ends it."""
+    argv, timeout = ["sh", "-c", ESCAPING, "sh", "0" if ending == "exit" else "60"], 3
+    mechanism = corral.KillMechanism.PROCESS_GROUP
+    control = corral.run(argv, policy="full-access", timeout=timeout, drain_timeout=0.5,
+                         kill_mechanism=mechanism)
+    escaped = [int(line) for line in control.stdout.split()[:2]]
+    try:
+        assert control.stdout.endswith("started\n") and control.drain_timed_out
+        assert all(pid_alive(pid) for pid in escaped)
+    finally:
+        for pid in escaped:
+            kill_quietly(pid)
+    result = corral.run(argv, policy=POLICY, timeout=timeout, drain_timeout=5,
+                        kill_mechanism=mechanism)
+    daemons = [int(line) for line in result.stdout.split()[:2]]
+    try:
+        assert result.sandbox == "landlock" and result.kill_mechanism is mechanism
+        assert result.stdout.endswith("started\n") and len(daemons) == 2, result.aggregated_output
+        assert result.timed_out is (ending == "timeout") and not result.drain_timed_out
+        assert all(wait_dead(pid, timeout=1.0) for pid in daemons)
+    finally:
+        for pid in daemons:
+            kill_quietly(pid)
+
+
 PRIVILEGED = {
     "unshare": "unshare --user true",
     "mount": "unshare --mount sh -c 'mount -t tmpfs none /mnt'",
@@ -617,6 +658,48 @@ def test_a_killed_corral_leaves_no_ipc_object_behind():
     finally:
         proc.kill()
         proc.wait()
+
+
+def _name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["landlock", "control"])
+def test_a_killed_corral_leaves_no_daemon_behind(sandboxed):
+    """Should corral be SIGKILLed, its watchdog kills the run's process
+    group, and on Landlock the sessions the run's processes made, which the
+    gate announces to it: a daemon dies with the rest.  Without a sandbox
+    (the control) nothing knows the daemon's session, and it survives."""
+    daemon = "setsid sh -c 'echo $$; exec sleep 60' & exec sleep 60"
+    policy = (f"corral.SandboxPolicy.read_only(accept_weaker={ACCEPTED!r})" if sandboxed
+              else "'full-access'")
+    host = textwrap.dedent(f"""
+        import corral
+        corral.run(["sh", "-c", {daemon!r}], policy={policy}, timeout=None,
+                   kill_mechanism=corral.KillMechanism.PROCESS_GROUP,
+                   on_output=lambda event: print(event.data.decode(), end="", flush=True))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", host], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, corral.sandbox.bwrap.BWRAP_VARIABLE: "/nonexistent"})
+    pid = 0
+    try:
+        assert proc.stdout is not None
+        pid = int(proc.stdout.readline())
+        deadline = time.monotonic() + 10
+        while _name(pid) != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)  # settled: its shell has made way for its program
+        proc.kill()
+        proc.wait()
+        assert wait_dead(pid, timeout=5) is sandboxed
+    finally:
+        proc.kill()
+        proc.wait()
+        if pid:
+            kill_quietly(pid)
 
 
 # POSIX message queues by ctypes: the host's queue (argv) looked for, then

@@ -505,11 +505,12 @@ struct guard {
 /* A session of the run's (see session_held): its id, the process it is
  * anchored on (first the one whose pid that is, which made it or tried to:
  * GUARD_SETSID, a setsid, is let through before it is known whether it
- * failed), a pidfd of that process, and whether the server watches it end. */
+ * failed), a pidfd of that process, whether the server watches it end,
+ * and whether it is announced to corral's watchdog (see announce_session). */
 #define MAX_SESSIONS 64
 struct session {
     pid_t id, anchor;
-    int fd, watched;
+    int fd, watched, announced;
 };
 
 /*
@@ -574,6 +575,7 @@ struct terminal {
 struct server {
     pthread_t thread;
     int listener, root, stop, report;
+    int end; /* asks for the run's sessions to be ended (see end_sessions) */
     char **writable;           /* NULL-terminated real paths, or NULL (read-only mounts) */
     struct operand *operands;
     size_t count;
@@ -1738,6 +1740,24 @@ static int has_exited(int pidfd)
 }
 
 /*
+ * Tells corral's watchdog of a session a process of the run's made (sign
+ * '+'), or that it has ended ('-'), as a process group to kill should
+ * corral be killed first: the one its leader made, where a daemon's
+ * processes are unless they moved to another (as the run's first group is
+ * announced by ProcessGroupContainment).
+ */
+static void announce_session(const struct server *server, struct session *session, char sign)
+{
+    if (server->watchdog < 0 || session->announced == (sign == '+'))
+        return;
+    session->announced = sign == '+';
+    char line[32];
+    int length = snprintf(line, sizeof(line), "%c%d\n", sign, (int)session->id);
+    if (length > 0 && (size_t)length < sizeof(line))
+        (void)!write(server->watchdog, line, (size_t)length);
+}
+
+/*
  * Whether the session recorded at index i is still the run's.  It is while
  * a process it is anchored on belongs to it: until then no process of the
  * host can have the session's id as its pid, nor so make a session of that
@@ -1775,6 +1795,7 @@ static int session_held(struct server *server, size_t i)
     if (proc != NULL)
         closedir(proc);
     session->watched = 0; /* nothing left to anchor it on: held while the anchor is unreaped */
+    announce_session(server, session, '-');
     return has_not_ended(session->fd);
 }
 
@@ -1784,12 +1805,14 @@ static int session_held(struct server *server, size_t i)
  * held.  With more than MAX_SESSIONS at once, one more is not recorded:
  * its processes are the run's to their own session only.
  */
-static void record_session(struct server *server, const struct seccomp_notif *notif, pid_t pid)
+static void record_session(struct server *server, const struct seccomp_notif *notif, pid_t pid,
+                           int made)
 {
     size_t kept = 0;
     int known = 0;
     for (size_t i = 0; i < server->session_count; i++) {
         if (!session_held(server, i)) {
+            announce_session(server, &server->sessions[i], '-');
             close(server->sessions[i].fd);
             continue;
         }
@@ -1806,7 +1829,56 @@ static void record_session(struct server *server, const struct seccomp_notif *no
         close(fd);
         return;
     }
-    server->sessions[server->session_count++] = (struct session){pid, pid, fd, 1};
+    server->sessions[server->session_count] = (struct session){pid, pid, fd, 1, 0};
+    if (made)
+        announce_session(server, &server->sessions[server->session_count], '+');
+    server->session_count++;
+}
+
+/*
+ * SIGKILLs every process of the run's sessions (see session_held), asked
+ * for as the run ends.  Where the run has neither a PID namespace nor a
+ * cgroup of its own (Landlock, the process-group kill), a daemon that made
+ * a session of its own (setsid, a double fork) escapes the kill of the
+ * run's process group, and only this server knows its session.  Each
+ * process is found in /proc and signalled through a pidfd held while its
+ * session is read; /proc is read again while a pass found one alive, which
+ * may have forked meanwhile.  Sessions past MAX_SESSIONS were not recorded.
+ */
+static void end_sessions(struct server *server)
+{
+    for (int pass = 0; pass < 16; pass++) {
+        pid_t held[MAX_SESSIONS];
+        size_t count = 0;
+        for (size_t i = 0; i < server->session_count; i++) {
+            if (session_held(server, i))
+                held[count++] = server->sessions[i].id;
+        }
+        DIR *proc = count > 0 ? opendir("/proc") : NULL;
+        if (proc == NULL)
+            return;
+        int alive = 0;
+        for (struct dirent *entry; (entry = readdir(proc)) != NULL;) {
+            pid_t pid = (pid_t)atoi(entry->d_name);
+            pid_t session = pid > 1 ? getsid(pid) : -1;
+            size_t i = 0;
+            while (i < count && held[i] != session)
+                i++;
+            if (session <= 0 || i == count)
+                continue;
+            int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (fd < 0)
+                continue;
+            if (getsid(pid) == session && !has_exited(fd)) {
+                alive = 1;
+                (void)syscall(SYS_pidfd_send_signal, fd, SIGKILL, NULL, 0);
+            }
+            close(fd);
+        }
+        closedir(proc);
+        if (!alive)
+            return;
+    }
 }
 
 /*
@@ -2065,7 +2137,7 @@ static int refuse_another(struct server *server, const struct seccomp_notif *not
     if (guard->style == GUARD_SETSID) {
         pid_t process = process_of((pid_t)notif->pid); /* a session's id is its pid */
         if (process > 0)
-            record_session(server, notif, process);
+            record_session(server, notif, process, 1);
         let_through(server, notif);
         return 1;
     }
@@ -2626,26 +2698,33 @@ static void *serve_notifications(void *argument)
     (void)ioctl(server->listener, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
                 (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
     for (;;) {
-        /* The listener, the stop, and the anchors of the run's sessions,
-         * each to be replaced as soon as it exits (see session_held). */
-        struct pollfd wait[2 + MAX_SESSIONS] = {{server->listener, POLLIN, 0},
-                                                {server->stop, POLLIN, 0}};
+        /* The listener, the stop, the end, and the anchors of the run's
+         * sessions, each to be replaced as soon as it exits (see
+         * session_held). */
+        struct pollfd wait[3 + MAX_SESSIONS] = {{server->listener, POLLIN, 0},
+                                                {server->stop, POLLIN, 0},
+                                                {server->end, POLLIN, 0}};
         size_t watched[MAX_SESSIONS], count = 0;
         for (size_t i = 0; i < server->session_count; i++) {
             if (server->sessions[i].watched) {
-                wait[2 + count] = (struct pollfd){server->sessions[i].fd, POLLIN, 0};
+                wait[3 + count] = (struct pollfd){server->sessions[i].fd, POLLIN, 0};
                 watched[count++] = i;
             }
         }
-        if (poll(wait, 2 + count, -1) < 0) {
+        if (poll(wait, 3 + count, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (wait[2].revents) {
+            unsigned long long asked;
+            (void)!read(server->end, &asked, sizeof(asked));
+            end_sessions(server);
+        }
         if (wait[1].revents)
             break;
         for (size_t i = 0; i < count; i++) {
-            if (wait[2 + i].revents)
+            if (wait[3 + i].revents)
                 (void)session_held(server, watched[i]);
         }
         if (!wait[0].revents)
@@ -2662,7 +2741,7 @@ static void *serve_notifications(void *argument)
         if (server->session_count == 0 && server->guarded_count > 0) {
             /* The first to call is the run's first process (its exec is
              * notified), which leads the session the run starts in. */
-            record_session(server, &notif, getsid((pid_t)notif.pid));
+            record_session(server, &notif, getsid((pid_t)notif.pid), 0);
         }
         if (server->root < 0) {
             /* The run's processes share one root (chroot and pivot_root are
@@ -2764,10 +2843,14 @@ static void free_server(struct server *server)
     free(server->objects);
     if (server->stop >= 0)
         close(server->stop);
+    if (server->end >= 0)
+        close(server->end);
     if (server->root >= 0)
         close(server->root);
-    for (size_t i = 0; i < server->session_count; i++)
+    for (size_t i = 0; i < server->session_count; i++) {
+        announce_session(server, &server->sessions[i], '-');
         close(server->sessions[i].fd);
+    }
     free(server);
 }
 
@@ -2871,7 +2954,7 @@ gate_serve(PyObject *self, PyObject *args)
     server->init = init_answers ? source : -1;
     /* The child that runs the command forks from this thread, and adds one. */
     server->own_filters = init_answers ? -1 : seccomp_filters("thread-self");
-    server->root = server->stop = server->report = -1;
+    server->root = server->stop = server->end = server->report = -1;
     server->count = (size_t)PyTuple_GET_SIZE(operands);
     server->operands = calloc(server->count + 1, sizeof(struct operand));
     server->refused_count = (size_t)PyTuple_GET_SIZE(refused);
@@ -2942,7 +3025,8 @@ gate_serve(PyObject *self, PyObject *args)
     }
     int pipe_fds[2];
     server->stop = eventfd(0, EFD_CLOEXEC);
-    if (server->stop < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    server->end = eventfd(0, EFD_CLOEXEC);
+    if (server->stop < 0 || server->end < 0 || pipe2(pipe_fds, O_CLOEXEC) != 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         free_server(server);
         return NULL;
@@ -2968,6 +3052,20 @@ gate_stop(PyObject *self, PyObject *args)
     struct server *server = (struct server *)(uintptr_t)handle;
     unsigned long long one = 1;
     (void)!write(server->stop, &one, sizeof(one));
+    Py_RETURN_NONE;
+}
+
+/* Asks a thread serve() started to SIGKILL every process of the run's
+ * sessions (see end_sessions), without waiting for it to. */
+static PyObject *
+gate_end_sessions(PyObject *self, PyObject *args)
+{
+    unsigned long long handle;
+    if (!PyArg_ParseTuple(args, "K:end_sessions", &handle))
+        return NULL;
+    struct server *server = (struct server *)(uintptr_t)handle;
+    unsigned long long one = 1;
+    (void)!write(server->end, &one, sizeof(one));
     Py_RETURN_NONE;
 }
 
@@ -3016,6 +3114,8 @@ static PyMethodDef gate_methods[] = {
     {"serve", gate_serve, METH_VARARGS, "A thread serving a seccomp listener."},
     {"contain", gate_contain, METH_VARARGS, "Tells that thread whether the run has a cgroup."},
     {"stop", gate_stop, METH_VARARGS, "Asks a thread serve() started to end."},
+    {"end_sessions", gate_end_sessions, METH_VARARGS,
+     "Asks that thread to kill every process of the run's sessions."},
     {"join", gate_join, METH_VARARGS, "Waits for a stopped thread, its pipe read to its end."},
     {NULL, NULL, 0, NULL},
 };

@@ -58,11 +58,11 @@ class Collected:
     drain_timed_out: bool
 
 
-def _kill(containment: Containment, proc: SpawnedProcess) -> None:
+def _kill(containment: Containment, proc: SpawnedProcess, gate: SocketGate | None) -> None:
     """Kills the whole run, and its first process directly as well: reaping
     it must not wait on a kill the containment could not make (a process
     group or cgroup that is not what it was)."""
-    containment.kill()
+    _kill_leftovers(containment, gate)
     if proc.popen is not None:
         proc.popen.kill()
         return
@@ -70,6 +70,15 @@ def _kill(containment: Containment, proc: SpawnedProcess) -> None:
         os.kill(proc.pid, SIGKILL)  # not reaped yet: the pid is still this child's
     except ProcessLookupError:
         pass
+
+
+def _kill_leftovers(containment: Containment, gate: SocketGate | None) -> None:
+    """Kills every process of the run: the containment's, and those of the
+    sessions the run's processes made, which the gate knows where it stands
+    in for a PID namespace (Landlock): a process group's kill misses them."""
+    containment.kill()
+    if gate is not None:
+        gate.end_sessions()
 
 
 def _reap(proc: SpawnedProcess, block: bool) -> int | None:
@@ -121,7 +130,7 @@ def collect(
         nonlocal returncode, ending, drain_deadline
         if why is not Ending.EXITED:
             ending = why
-            _kill(containment, proc)
+            _kill(containment, proc, gate)
         if returncode is None:
             returncode = _reap(proc, block=True)
         if proc.pidfd >= 0:
@@ -129,8 +138,9 @@ def collect(
         if why is Ending.EXITED:
             for fd in cancel_fds:
                 poller.unregister(fd)
-        if why is Ending.EXITED and containment.has_survivors():
-            containment.kill()  # the command is done; what it left behind goes too
+        if why is Ending.EXITED and (containment.has_survivors()
+                                     or gate is not None and gate.processes_left()):
+            _kill_leftovers(containment, gate)  # the command is done; what it left goes too
         drain_deadline = time.monotonic() + drain_timeout
 
     try:
@@ -192,10 +202,10 @@ def collect(
                     finish_process(Ending.CANCELLED)
     except BaseException:
         if returncode is None:
-            _kill(containment, proc)
+            _kill(containment, proc, gate)
             _reap(proc, block=True)
         else:
-            containment.kill()
+            _kill_leftovers(containment, gate)
         raise
     finally:
         for fd in streams:

@@ -16,8 +16,11 @@ Two mechanisms, the strongest available chosen per run:
     process that calls ``setsid`` or ``setpgid`` leaves the group and escapes
     this kill; results name the mechanism so the caller knows.
 
-Sandboxed runs may add a PID namespace on top (the sandbox backends); the
-engine only talks to the :class:`Containment` interface.
+Sandboxed runs add what their backend knows on top: bubblewrap's PID
+namespace, or on Landlock the sessions the run's processes made, which its
+seccomp gate learns of and kills with the run (see
+``SocketGate.end_sessions``); the engine talks to the :class:`Containment`
+interface, and to the gate.
 """
 
 from __future__ import annotations

@@ -411,6 +411,26 @@ class SocketGate:
         os.close(self.child_end)
         self.child_end = -1
 
+    def processes_left(self) -> bool:
+        """Whether a process of the run lives: one under its seccomp filter,
+        which every process the run starts inherits, whatever session or
+        group it moves to (a zombie counts until it is reaped)."""
+        if self._listener < 0:
+            self.handle()  # the listener may be in a report not read yet
+        if self._listener < 0:
+            return False
+        hung_up = select.poll()
+        hung_up.register(self._listener, 0)
+        return not hung_up.poll(0)
+
+    def end_sessions(self) -> None:
+        """Asks the gate's thread to SIGKILL every process of the run's
+        sessions, without waiting for it: the sessions its processes made
+        (a daemon's, which the kill of the run's process group misses), and
+        the one it started in (see ``end_sessions`` in ``_cgate.c``)."""
+        if self._server:
+            _cgate.end_sessions(self._server)
+
     def excused(self) -> frozenset[DenialKind]:
         """The kinds of the refusals the witness saw that were no denial
         (see :attr:`Witness.excused`)."""
