@@ -1802,8 +1802,10 @@ static int session_held(struct server *server, size_t i)
 /*
  * Records the session the process pid (one of the run's) leads, or will
  * lead if its setsid succeeds, as the run's, forgetting those no longer
- * held.  With more than MAX_SESSIONS at once, one more is not recorded:
- * its processes are the run's to their own session only.
+ * held, and announcing it to the watchdog if a process of the run's made
+ * it (not the one the run starts in, whose group corral announces).  With
+ * more than MAX_SESSIONS at once, one more is not recorded: its processes
+ * are the run's to their own session only.
  */
 static void record_session(struct server *server, const struct seccomp_notif *notif, pid_t pid,
                            int made)
@@ -1820,7 +1822,9 @@ static void record_session(struct server *server, const struct seccomp_notif *no
         server->sessions[kept++] = server->sessions[i];
     }
     server->session_count = kept;
-    if (known || kept == MAX_SESSIONS)
+    /* Never corral's own, which end_sessions would end: the run's first
+     * process leads a session of its own (see _cspawn.c). */
+    if (known || kept == MAX_SESSIONS || pid == getsid(0))
         return;
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (fd < 0)
