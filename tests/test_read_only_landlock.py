@@ -162,9 +162,13 @@ def test_a_loopback_server_inside_the_run_works(server):
 
 def test_a_server_on_another_address_of_the_host_is_refused():
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.connect(("192.0.2.1", 9))  # routes only: no packet is sent
-    address = probe.getsockname()[0]
-    probe.close()
+    try:
+        probe.connect(("192.0.2.1", 9))  # routes only: no packet is sent
+        address = probe.getsockname()[0]
+    except OSError:  # no route (a container or VM with loopback only)
+        address = "127.0.0.1"
+    finally:
+        probe.close()
     if address.startswith("127."):
         pytest.skip("this machine has no address but loopback")
     code = f"import socket; socket.create_server(({address!r}, 0)); print('listening')"

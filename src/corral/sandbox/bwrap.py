@@ -840,7 +840,10 @@ def trial_sandbox(path: str, init: str | None = None, *, init_mounts: bool = Tru
         to_bwrap, to_init = _init_user()
         cover: tuple[str, ...] = ()
         if covers:
-            owned.append(os.open("/dev/fuse", os.O_PATH))
+            try:
+                owned.append(os.open("/dev/fuse", os.O_PATH))
+            except OSError as exc:  # it went since cover_absence looked
+                return f"cannot open /dev/fuse: {exc.strerror}"
             os.set_inheritable(owned[-1], True)
             cover = ("--fuse-fd", str(owned[-1]), "--cover-directory", "/tmp")
         command = ("--cap-drop", "ALL", *_INIT_CAPABILITIES, *to_bwrap, "--as-pid-1", "--", init,
