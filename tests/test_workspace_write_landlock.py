@@ -162,3 +162,58 @@ def test_unix_sockets_reach_their_own_and_the_allowed_ones(workspace):
     finally:
         for server in servers:
             server.close()
+
+
+# The run's own server in its workspace, beside a host service's socket
+# there; then the host's socket given the own one's name (the own socket's
+# file unlinked, a hard link to the host's in its place), and renamed.
+OWN_IN_THE_WORKSPACE = """
+import os, socket, threading
+def ask(path):
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(path); return c.recv(20).decode()
+    except OSError as e:
+        return f"refused {e.errno}"
+s = socket.socket(socket.AF_UNIX); s.bind("own.sock"); s.listen()
+def serve():
+    while True:
+        s.accept()[0].sendall(b"own")
+threading.Thread(target=serve, daemon=True).start()
+print(ask("own.sock"), ask(os.path.abspath("own.sock")), ask("host.sock"))
+os.unlink("own.sock"); os.link("host.sock", "own.sock"); os.rename("host.sock", "moved.sock")
+print(ask("own.sock"), ask("moved.sock"))
+"""
+
+
+def test_a_server_the_run_starts_in_its_workspace_is_its_own(workspace):
+    """Without a network namespace of its own, a Unix socket is the run's
+    by the cookie of the socket the run bound there; a host service's
+    socket in the same workspace is not, whatever name it is given."""
+    import socket
+
+    host = socket.socket(socket.AF_UNIX)
+    host.bind(str(workspace / "host.sock"))
+    host.listen(8)
+    greet_every_client(host, b"host")
+    policy = corral.SandboxPolicy.workspace_write(accept_weaker=ACCEPTED)
+    try:
+        result = corral.run([sys.executable, "-c", OWN_IN_THE_WORKSPACE], cwd=workspace,
+                            policy=policy, timeout=30)
+        assert result.sandbox == "landlock"
+        assert result.stdout == "own own refused 13\nrefused 13 refused 13\n", (
+            result.aggregated_output)
+        assert {d.target for d in result.denials} == {  # relative, as the command gave them
+            repr(name) for name in ("host.sock", "own.sock", "moved.sock")}
+        for name in ("own.sock", "moved.sock"):
+            (workspace / name).unlink()
+        host.close()
+        host = socket.socket(socket.AF_UNIX)
+        host.bind(str(workspace / "host.sock"))
+        host.listen(8)
+        greet_every_client(host, b"host")
+        control = corral.run([sys.executable, "-c", OWN_IN_THE_WORKSPACE], cwd=workspace,
+                             policy="full-access", timeout=30)
+        assert control.stdout == "own own host\nhost host\n", control.aggregated_output
+    finally:
+        host.close()

@@ -10,6 +10,8 @@
  * pidfd_getfd(pidfd, fd) -> fd        a duplicate of another process's fd
  * socket_option(fd, level, name) -> int
  *                                     an int socket option (SO_DOMAIN, ...)
+ *                                     or a 64-bit one (SO_COOKIE)
+ * netlink_socket(protocol) -> fd     a close-on-exec netlink datagram socket
  * open_in_root(root, path, flags) -> fd
  *                                     openat2 with RESOLVE_IN_ROOT and
  *                                     RESOLVE_NO_MAGICLINKS: ``root`` is ``/``
@@ -213,13 +215,31 @@ gate_pidfd_getfd(PyObject *self, PyObject *args)
 static PyObject *
 gate_socket_option(PyObject *self, PyObject *args)
 {
-    int fd, level, name, value;
+    int fd, level, name;
+    union {
+        int small;
+        unsigned long long large; /* SO_COOKIE */
+    } value = {0};
     socklen_t size = sizeof(value);
     if (!PyArg_ParseTuple(args, "iii:socket_option", &fd, &level, &name))
         return NULL;
     if (getsockopt(fd, level, name, &value, &size) != 0)
         return PyErr_SetFromErrno(PyExc_OSError);
-    return PyLong_FromLong(value);
+    if (size == sizeof(value.large))
+        return PyLong_FromUnsignedLongLong(value.large);
+    return PyLong_FromLong(value.small);
+}
+
+static PyObject *
+gate_netlink_socket(PyObject *self, PyObject *args)
+{
+    int protocol;
+    if (!PyArg_ParseTuple(args, "i:netlink_socket", &protocol))
+        return NULL;
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, protocol);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
 }
 
 static PyObject *
@@ -3109,6 +3129,7 @@ static PyMethodDef gate_methods[] = {
     {"send_fds", gate_send_fds, METH_VARARGS, "Sends data and descriptors (SCM_RIGHTS)."},
     {"pidfd_getfd", gate_pidfd_getfd, METH_VARARGS, "Duplicate another process's fd."},
     {"socket_option", gate_socket_option, METH_VARARGS, "An int socket option."},
+    {"netlink_socket", gate_netlink_socket, METH_VARARGS, "A close-on-exec netlink socket."},
     {"open_in_root", gate_open_in_root, METH_VARARGS, "openat2 confined to a root."},
     {"connect_unix", gate_connect_unix, METH_VARARGS, "connect() to a Unix socket path."},
     {"bind_address", gate_bind_address, METH_VARARGS, "bind() to a raw sockaddr."},

@@ -19,7 +19,9 @@ the command swapping the descriptor or the address.
   listening socket of that namespace was bound at, as the kernel records it
   (sock_diag, through a socket the init opens in that namespace: a path
   renamed, relinked or replaced by a symlink since names something else);
-  without one (Landlock), one beneath the session's ``/tmp``.  The socket is
+  without one (Landlock), one beneath the session's ``/tmp``, or a file a
+  socket the run bound listens at (sock_diag of the host's namespace, and
+  the cookie of each socket the run bound, read at its ``bind``).  The socket is
   found by opening its directory (with ``openat2`` confined to the sandbox's
   root, or from the command's working directory for a relative address),
   then the socket beneath that very directory, and connected to through the
@@ -106,8 +108,9 @@ _IOCTL_SEND = 0xC0182101  # SECCOMP_IOCTL_NOTIF_SEND
 _IOCTL_ID_VALID = 0x40082102  # SECCOMP_IOCTL_NOTIF_ID_VALID
 _FLAG_CONTINUE = 1  # SECCOMP_USER_NOTIF_FLAG_CONTINUE
 _AF_UNIX, _AF_INET, _AF_INET6, _AF_NETLINK = 1, 2, 10, 16
-_SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_PROTOCOL, _SO_DOMAIN = 1, 3, 4, 38, 39
+_SOL_SOCKET, _SO_TYPE, _SO_ERROR, _SO_PROTOCOL, _SO_DOMAIN, _SO_COOKIE = 1, 3, 4, 38, 39, 57
 _NETLINK_USERSOCK = 2  # the one protocol whose peers a process may name without a privilege
+_NETLINK_SOCK_DIAG = 4
 _SOCK_STREAM = 1
 _IPPROTO_IPV6, _IPV6_V6ONLY = 41, 26
 _SOCKADDR_MAX = 128  # sizeof(struct sockaddr_storage)
@@ -349,7 +352,12 @@ class SocketGate:
         self._ready = select.epoll()
         self._ours, self.child_end = _cgate.socketpair()
         self._listener = -1
-        self._diag = -1  # a NETLINK_SOCK_DIAG socket of the run's network namespace, or -1
+        # A NETLINK_SOCK_DIAG socket of the run's network namespace (or
+        # without one, of the host's, opened when first needed), or -1.
+        self._diag = -1
+        # Without one of its own, the cookies of the Unix sockets the run
+        # bound (see _own_socket).
+        self._bound_unix: set[int] = set()
         self._unread = b""  # the start of a report not read whole yet
         self._parked: dict[int, _Parked] = {}  # by the socket's inode
         # Deny-read paths corral's init covers with FUSE filesystems, in its
@@ -812,6 +820,8 @@ class SocketGate:
                     # A path, which the filesystem rules govern.  Were a TCP
                     # socket swapped in meanwhile, Landlock refuses its bind
                     # (below ABI 4, with no TCP rules, _listen refuses it).
+                    if not self._private_network:
+                        self._bound_unix.add(_cgate.socket_option(sock, _SOL_SOCKET, _SO_COOKIE))
                     return 0, 0, _FLAG_CONTINUE
                 return self._connect_unix(notif_id, pid, sock, arg1, arg2)
             raw = _read_memory(pid, arg1, arg2)
@@ -1017,9 +1027,13 @@ class SocketGate:
         process of the run listens on it: a listening socket of that
         namespace was bound at this very socket file (not merely at a path
         that names it now).
-        Without one, if it lies beneath one of the ``own`` directories.
+        Without one, if it lies beneath one of the ``own`` directories, or
+        if a socket the run bound listens at that very file: the host's
+        namespace holds every user's sockets, so one is the run's by the
+        cookie the kernel gave it (never given again), seen at its bind.
         """
-        if path.startswith("@") or not (self._private_network or self._own):
+        if path.startswith("@") or not (self._private_network or self._own
+                                        or self._bound_unix):
             return None
         try:
             root = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -1047,7 +1061,7 @@ class SocketGate:
             if self._private_network:
                 own = _bound_identity(pinned) in _listening(self._diag)
             else:
-                own = self._beneath_own(root, parent)
+                own = self._beneath_own(root, parent) or self._bound_by_the_run(pinned)
             if not own:
                 return None
             target, pinned = f"/proc/self/fd/{pinned}", -1
@@ -1060,6 +1074,16 @@ class SocketGate:
             for fd in (pinned, parent, root):
                 if fd >= 0:
                     os.close(fd)
+
+    def _bound_by_the_run(self, pinned: int) -> bool:
+        """Whether a Unix socket the run bound listens at the socket file
+        ``pinned``, in the host's network namespace."""
+        if not self._bound_unix:
+            return False
+        if self._diag < 0:
+            self._diag = _cgate.netlink_socket(_NETLINK_SOCK_DIAG)
+        return not _listening(self._diag).get(_bound_identity(pinned), set()).isdisjoint(
+            self._bound_unix)
 
     def _beneath_own(self, root: int, parent: int) -> bool:
         """Whether the directory ``parent`` is, or lies beneath, an own one
@@ -1081,22 +1105,23 @@ class SocketGate:
             os.close(current)
 
 
-def _listening(diag: int) -> set[tuple[int, int, int]]:
+def _listening(diag: int) -> dict[tuple[int, int, int], set[int]]:
     """The socket files the listening Unix sockets of a network namespace
-    were bound at, as :func:`_bound_identity` gives them, asked of the kernel
-    through ``diag``, a NETLINK_SOCK_DIAG socket of that namespace (-1:
-    none is known).
+    were bound at, as :func:`_bound_identity` gives them, each with the
+    cookies of the sockets listening there, asked of the kernel through
+    ``diag``, a NETLINK_SOCK_DIAG socket of that namespace (-1: none is
+    known).
 
     The kernel keeps the file each socket was bound at, whatever became of
     its path since: a path renamed, relinked or replaced by a symlink to a
     host socket names that host socket, not the run's."""
     if diag < 0:
-        return set()
+        return {}
     # nlmsghdr (SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP), then
     # unix_diag_req: AF_UNIX, listening sockets only, with UNIX_DIAG_VFS.
     request = struct.pack("<IHHII", 16 + 24, 20, 0x301, 1, 0)
     request += struct.pack("<BBHIIIII", _AF_UNIX, 0, 0, 1 << 10, 0, 0x2, 0, 0)
-    found: set[tuple[int, int, int]] = set()
+    found: dict[tuple[int, int, int], set[int]] = {}
     try:
         os.write(diag, request)
         while True:
@@ -1112,8 +1137,12 @@ def _listening(diag: int) -> set[tuple[int, int, int]]:
         return found
 
 
-def _vfs_attribute(message: bytes, found: set[tuple[int, int, int]]) -> None:
-    """Adds the UNIX_DIAG_VFS attribute of one unix_diag_msg to ``found``."""
+def _vfs_attribute(message: bytes, found: dict[tuple[int, int, int], set[int]]) -> None:
+    """Adds the UNIX_DIAG_VFS attribute of one unix_diag_msg to ``found``,
+    with the socket's cookie."""
+    if len(message) < 16:
+        return
+    low, high = struct.unpack_from("<II", message, 8)  # udiag_cookie
     offset = 16  # sizeof(struct unix_diag_msg)
     while offset + 4 <= len(message):
         length, kind = struct.unpack_from("<HH", message, offset)
@@ -1121,7 +1150,8 @@ def _vfs_attribute(message: bytes, found: set[tuple[int, int, int]]) -> None:
             return
         if kind == 1 and length >= 12:  # UNIX_DIAG_VFS: inode, then the kernel's dev_t
             inode, device = struct.unpack_from("<II", message, offset + 4)
-            found.add((device >> 20, device & 0xFFFFF, inode))
+            found.setdefault((device >> 20, device & 0xFFFFF, inode), set()).add(
+                low | high << 32)
         offset += (length + 3) & ~3
 
 
