@@ -821,7 +821,7 @@ class SocketGate:
                     # socket swapped in meanwhile, Landlock refuses its bind
                     # (below ABI 4, with no TCP rules, _listen refuses it).
                     if not self._private_network:
-                        self._bound_unix.add(_cgate.socket_option(sock, _SOL_SOCKET, _SO_COOKIE))
+                        self._bound_unix.add(_cookie(sock))
                     return 0, 0, _FLAG_CONTINUE
                 return self._connect_unix(notif_id, pid, sock, arg1, arg2)
             raw = _read_memory(pid, arg1, arg2)
@@ -1160,6 +1160,15 @@ def _bound_identity(fd: int) -> tuple[int, int, int]:
     what sock_diag reports of a socket's file."""
     st = os.fstat(fd)
     return os.major(st.st_dev), os.minor(st.st_dev), st.st_ino & 0xFFFFFFFF
+
+
+def _cookie(sock: int) -> int:
+    """The socket's cookie (SO_COOKIE), or 0 (which none has) where the
+    kernel cannot say."""
+    try:
+        return _cgate.socket_option(sock, _SOL_SOCKET, _SO_COOKIE)
+    except OSError:
+        return 0
 
 
 def _identity(path: str) -> tuple[int, int]:
