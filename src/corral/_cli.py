@@ -684,8 +684,9 @@ def _doctor(as_json: bool) -> int:
         read_only = (f"no usable bubblewrap ({probe.bwrap.detail}); Landlock + seccomp can run "
                      f"it if you accept its weaker guarantees (--accept-weaker {weaker}); "
                      "there secret stores outside the writable roots and the host's terminals "
-                     "stay unreadable, and the gate gives each run System V IPC objects, "
-                     "POSIX shared memory, message queues and terminals of its own")
+                     "stay unreadable, the gate gives each run System V IPC objects, "
+                     "POSIX shared memory, message queues and terminals of its own, and the "
+                     "sessions its processes make (daemons) end with it")
         stand_ins = [what for abi, what in (
             (LandlockBackend.SIGNAL_SCOPING_ABI, "signals to processes outside the run"),
             (LandlockBackend.TCP_ABI, "TCP beyond loopback"),
